@@ -1,0 +1,171 @@
+"""The demo hub for custom-images.
+
+Runs JupyterHub (3.x, 4.x or 5.x) on 127.0.0.1 with DummyAuthenticator and
+starts the custom-images service as a hub-managed service. Start it with
+`.ci/demo` (which builds the service first), or by hand:
+
+    jupyterhub -f jupyterhub_config/jupyterhub_config.py
+
+Everything it writes (hub database, cookie secret, proxy pid, the demo crypt
+key) goes to CUSTOM_IMAGES_DEMO_DIR (default: ./data/demo).
+
+Environment:
+    CUSTOM_IMAGES_DEMO_PORT          public port of the proxy (default 8000); the
+                                     proxy API uses +1, the hub +81, the service +10
+    CUSTOM_IMAGES_DEMO_DIR           state folder (default ./data/demo)
+    CUSTOM_IMAGES_DEMO_ADMIN_PASSWORD  password for every demo user (default: any)
+    CUSTOM_IMAGES_LAUNCH_TOKEN       token of the spawner hook (launch scope);
+                                     generated into the state folder if unset
+    CUSTOM_IMAGES_SERVICE_TOKEN      the service's own API token (default: the
+                                     hub makes one and hands it to the service)
+    CUSTOM_IMAGES_DEMO_ADMIN_TOKEN   if set, a service `custom-images-admin-cli`
+                                     with this token may manage users and tokens
+                                     (scripting the demo hub, e.g. in tests)
+    CUSTOM_IMAGES_*, DOCKER_HOST     passed on to the service
+"""
+import os
+import secrets
+import shutil
+import sys
+from pathlib import Path
+
+c = get_config()  # noqa: F821 -- provided by JupyterHub when it loads this file
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+SERVICE_NAME = "custom-images"
+
+port = int(os.environ.get("CUSTOM_IMAGES_DEMO_PORT", "8000"))
+state_dir = Path(os.environ.get("CUSTOM_IMAGES_DEMO_DIR", ROOT / "data" / "demo")).resolve()
+state_dir.mkdir(parents=True, exist_ok=True)
+
+
+def _persistent_secret(name, make):
+    """A value kept in the state folder so that restarts of the demo agree."""
+    path = state_dir / name
+    if not path.exists():
+        path.write_text(make())
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+# -- the hub ---------------------------------------------------------------
+c.JupyterHub.ip = "127.0.0.1"
+c.JupyterHub.port = port
+c.JupyterHub.hub_ip = "127.0.0.1"
+c.JupyterHub.hub_port = port + 81
+c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{port + 1}"
+c.ConfigurableHTTPProxy.pid_file = str(state_dir / "proxy.pid")
+c.JupyterHub.db_url = f"sqlite:///{state_dir / 'jupyterhub.sqlite'}"
+c.JupyterHub.cookie_secret_file = str(state_dir / "jupyterhub_cookie_secret")
+c.JupyterHub.pid_file = str(state_dir / "jupyterhub.pid")
+c.JupyterHub.cleanup_servers = True
+
+# Debian's configurable-http-proxy finds its modules only with NODE_PATH; the
+# hub passes its own environment to the proxy it starts.
+if Path("/usr/share/nodejs").is_dir():
+    paths = [p for p in os.environ.get("NODE_PATH", "").split(":") if p]
+    if "/usr/share/nodejs" not in paths:
+        os.environ["NODE_PATH"] = ":".join(paths + ["/usr/share/nodejs"])
+
+# -- users -----------------------------------------------------------------
+c.JupyterHub.authenticator_class = "dummy"
+if os.environ.get("CUSTOM_IMAGES_DEMO_ADMIN_PASSWORD"):
+    c.DummyAuthenticator.password = os.environ["CUSTOM_IMAGES_DEMO_ADMIN_PASSWORD"]
+c.Authenticator.admin_users = {"admin"}
+# JupyterHub 5 allows nobody by default; 3 and 4 ignore this setting.
+c.Authenticator.allow_all = True
+
+# Notebook servers run as the hub's own user in the demo.
+c.JupyterHub.spawner_class = "jupyterhub.spawner.SimpleLocalProcessSpawner"
+c.Spawner.cmd = [str(Path(sys.executable).parent / "jupyterhub-singleuser")]
+
+# -- the custom-images service ---------------------------------------------
+node = shutil.which("node") or "node"
+service_env = {
+    key: value
+    for key, value in os.environ.items()
+    if key.startswith("CUSTOM_IMAGES_") and not key.startswith("CUSTOM_IMAGES_DEMO_")
+    or key in ("DOCKER_HOST", "NODE_EXTRA_CA_CERTS")
+}
+# Tokens are given to the hub, not to the service's environment.
+service_env.pop("CUSTOM_IMAGES_LAUNCH_TOKEN", None)
+service_env.pop("CUSTOM_IMAGES_SERVICE_TOKEN", None)
+# A demo key so that users can store registry passwords; a real hub sets its own.
+service_env.setdefault(
+    "CUSTOM_IMAGES_CRYPT_KEY",
+    _persistent_secret("crypt_key", lambda: __import__("base64").b64encode(secrets.token_bytes(32)).decode()),
+)
+service_env.setdefault(
+    "CUSTOM_IMAGES_DATABASE_URL", f"sqlite://{ROOT / 'data' / 'custom-images.sqlite'}"
+)
+if os.environ.get("PUBLIC_URL"):
+    service_env["JUPYTERHUB_PUBLIC_URL"] = os.environ["PUBLIC_URL"]
+
+launch_token = os.environ.get("CUSTOM_IMAGES_LAUNCH_TOKEN") or _persistent_secret(
+    "launch_token", lambda: secrets.token_hex(32)
+)
+
+c.JupyterHub.services = [
+    {
+        "name": SERVICE_NAME,
+        "url": f"http://127.0.0.1:{port + 10}",
+        "command": [node, str(ROOT / "dist" / "server" / "main.js")],
+        "cwd": str(ROOT),
+        "environment": service_env,
+        # Logging in to our own service needs no confirmation page.
+        "oauth_no_confirm": True,
+        # What a user's login token may carry to the service (JupyterHub >= 3).
+        "oauth_client_allowed_scopes": [
+            "custom:custom-images:admin",
+        ],
+        "display": True,
+        **({"api_token": os.environ["CUSTOM_IMAGES_SERVICE_TOKEN"]} if os.environ.get("CUSTOM_IMAGES_SERVICE_TOKEN") else {}),
+    },
+    {
+        # The token the spawner hook (pre_spawn_hook) uses to ask launch parameters.
+        "name": "custom-images-launcher",
+        "api_token": launch_token,
+    },
+]
+
+c.JupyterHub.custom_scopes = {
+    "custom:custom-images:launch": {
+        "description": "Ask custom-images for any user's launch parameters (the spawner hook).",
+    },
+    "custom:custom-images:admin": {
+        "description": "Manage custom-images systems and their policies.",
+    },
+}
+
+c.JupyterHub.load_roles = [
+    {
+        # The default user role has only `self`; users need access to the service.
+        "name": "user",
+        "scopes": ["self", f"access:services!service={SERVICE_NAME}"],
+    },
+    {
+        "name": "custom-images-launcher",
+        "description": "The spawner hook asks launch parameters for any user.",
+        "scopes": ["custom:custom-images:launch", "read:users:name"],
+        "services": ["custom-images-launcher"],
+    },
+    {
+        "name": "custom-images-admin",
+        "description": "Manage custom-images systems (hub admins have this anyway).",
+        "scopes": ["custom:custom-images:admin", f"access:services!service={SERVICE_NAME}"],
+        "users": ["admin"],
+    },
+]
+
+if os.environ.get("CUSTOM_IMAGES_DEMO_ADMIN_TOKEN"):
+    c.JupyterHub.services.append(
+        {"name": "custom-images-admin-cli", "api_token": os.environ["CUSTOM_IMAGES_DEMO_ADMIN_TOKEN"]}
+    )
+    c.JupyterHub.load_roles.append(
+        {
+            "name": "custom-images-admin-cli",
+            "scopes": ["admin:users", "tokens", "admin:groups", "list:users", "read:users"],
+            "services": ["custom-images-admin-cli"],
+        }
+    )

@@ -1,0 +1,169 @@
+/**
+ * The composition of the web application: `createApp(deps)` builds an Express
+ * app from its dependencies, reads no environment and never listens.
+ */
+import { createHmac } from 'node:crypto';
+import path from 'node:path';
+import { ConnectSessionKnexStore } from 'connect-session-knex';
+import express, { type Express } from 'express';
+import { engine } from 'express-handlebars';
+import session from 'express-session';
+import helmet from 'helmet';
+import type { Knex } from 'knex';
+import { Passport } from 'passport';
+import { pinoHttp } from 'pino-http';
+import type { Config } from './config.js';
+import type { HubClient } from './hub/client.js';
+import { HubOAuthStrategy } from './hub/oauth.js';
+import { createTokenAuthenticator } from './hub/tokenAuth.js';
+import { HubIdentitySchema } from './hub/identity.js';
+import type { Logger } from './log.js';
+import { VIEWS_DIR } from './paths.js';
+import { apiRouter } from './web/api.js';
+import { authRouter, requireLogin } from './web/auth.js';
+import { errorHandler, notFoundHandler } from './web/errors.js';
+import { healthRouter } from './web/health.js';
+import { createMetrics } from './web/metrics.js';
+import { pagesRouter } from './web/pages.js';
+import './web/types.js';
+
+/** Everything the app needs from outside; tests pass their own. */
+export interface AppDeps {
+  config: Config;
+  db: Knex;
+  hub: HubClient;
+  logger: Logger;
+}
+
+/** The app plus what its owner must close at shutdown. */
+export interface App {
+  app: Express;
+  /** Stops background timers (session cleanup); does not close `db`. */
+  close(): void;
+}
+
+/** The session cookie's name: one per service, so two services on one hub do not clash. */
+function cookieName(serviceName: string): string {
+  return `${serviceName}-session`;
+}
+
+/** Builds the Express app. */
+export function createApp(deps: AppDeps): App {
+  const { config, db, hub, logger } = deps;
+  const prefix = config.service.prefix;
+  const app = express();
+  // The hub's proxy (configurable-http-proxy) runs beside us and sets X-Forwarded-*.
+  app.set('trust proxy', 'loopback');
+  app.disable('x-powered-by');
+
+  app.engine('hbs', engine({ extname: '.hbs', defaultLayout: 'main', layoutsDir: path.join(VIEWS_DIR, 'layouts'), partialsDir: path.join(VIEWS_DIR, 'partials') }));
+  app.set('view engine', 'hbs');
+  app.set('views', VIEWS_DIR);
+  app.locals.prefix = prefix;
+  app.locals.hubHome = `${config.hub.baseUrl}hub/home`;
+
+  const metrics = createMetrics();
+  app.use(metrics.middleware);
+  app.use(
+    pinoHttp({
+      logger,
+      // Only the path: query strings carry OAuth codes and states.
+      serializers: {
+        req: (req: { id: unknown; method: string; url: string }) => ({ id: req.id, method: req.method, path: req.url.split('?')[0] }),
+        res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
+      },
+      customLogLevel: (req, res, err) =>
+        err || res.statusCode >= 500 ? 'error' : req.url?.endsWith('/healthz') ? 'debug' : 'info',
+    }),
+  );
+  app.use(
+    helmet({
+      contentSecurityPolicy: {
+        directives: {
+          'form-action': ["'self'"],
+          'img-src': ["'self'", 'data:'],
+          // On a plain-http hub, upgrading would break every link and form.
+          'upgrade-insecure-requests': config.service.secureCookies ? [] : null,
+        },
+      },
+      // The hub may be served over plain http on a private network.
+      strictTransportSecurity: config.service.secureCookies,
+    }),
+  );
+
+  const authenticate = createTokenAuthenticator({ hub, cacheSeconds: config.authCacheSeconds });
+  const router = express.Router();
+  router.use('/static', express.static(path.join(VIEWS_DIR, 'static'), { maxAge: '1h' }));
+  router.use(healthRouter({ db, registry: metrics.registry, authenticate }));
+  router.use('/api/v1', express.json({ limit: '64kb' }), apiRouter({ authenticate }));
+
+  // Pages: sessions live in the database so that replicas share them.
+  const store = new ConnectSessionKnexStore({ knex: db, tableName: 'sessions', createTable: false, cleanupInterval: 15 * 60_000 });
+  const pages = express.Router();
+  pages.use(
+    session({
+      name: cookieName(config.hub.serviceName),
+      secret: config.service.cookieSecret ?? derivedCookieSecret(config.hub.apiToken),
+      store,
+      resave: false,
+      saveUninitialized: false,
+      rolling: true,
+      cookie: {
+        httpOnly: true,
+        sameSite: 'lax',
+        secure: config.service.secureCookies,
+        path: prefix,
+        maxAge: config.service.sessionHours * 3600_000,
+      },
+    }),
+  );
+  const passport = new Passport();
+  passport.use(
+    new HubOAuthStrategy(
+      {
+        apiUrl: config.hub.apiUrl,
+        publicUrl: config.hub.publicUrl,
+        baseUrl: config.hub.baseUrl,
+        clientId: config.hub.clientId,
+        clientSecret: config.hub.apiToken,
+        redirectUri: config.hub.oauthCallbackUrl,
+        accessScopes: config.hub.accessScopes,
+        hub,
+      },
+      prefix,
+    ),
+  );
+  passport.serializeUser((user, done) => done(null, user));
+  passport.deserializeUser((stored: unknown, done) => {
+    const parsed = HubIdentitySchema.safeParse(stored);
+    done(null, parsed.success ? parsed.data : false);
+  });
+  pages.use(passport.initialize(), passport.session());
+  pages.use((req, res, next) => {
+    res.locals.user = req.user;
+    next();
+  });
+  pages.use(express.urlencoded({ extended: false, limit: '64kb' }));
+  pages.use(authRouter({ passport, prefix, hubLogoutUrl: `${config.hub.baseUrl}hub/logout`, cookieName: cookieName(config.hub.serviceName) }));
+  pages.use(requireLogin(prefix), pagesRouter());
+  router.use(pages);
+
+  app.use(prefix, router);
+  app.use(notFoundHandler());
+  app.use(errorHandler({ logger, apiPrefix: `${prefix}api/`, loginUrl: `${prefix}login` }));
+
+  return {
+    app,
+    close() {
+      clearTimeout(store.nextDbCleanup);
+    },
+  };
+}
+
+/**
+ * Without CUSTOM_IMAGES_COOKIE_SECRET the cookie key is derived from the
+ * service's API token, which every replica shares and which is never shown.
+ */
+function derivedCookieSecret(apiToken: string): string {
+  return createHmac('sha256', apiToken).update('custom-images session cookie').digest('base64url');
+}

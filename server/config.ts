@@ -1,0 +1,213 @@
+/**
+ * The service's configuration: one zod schema over the environment.
+ *
+ * This is the only module that reads `process.env` (see {@link loadConfig}).
+ * JupyterHub's own variable names are kept, so a hub-managed service needs no
+ * extra configuration; ours are prefixed `CUSTOM_IMAGES_`.
+ */
+import path from 'node:path';
+import { z } from 'zod';
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+/** A URL path that starts and ends with `/`, as JupyterHub gives its prefixes. */
+const urlPrefix = (what: string) =>
+  z
+    .string()
+    .regex(/^\/(?:[^\s?#]*\/)?$/, `must be a URL path that starts and ends with "/" (${what})`);
+
+const httpUrl = (what: string) =>
+  z
+    .string()
+    .refine((v) => URL.canParse(v) && /^https?:$/.test(new URL(v).protocol), {
+      message: `must be an http(s) URL (${what})`,
+    });
+
+/** One base64 key of 32 bytes, as `openssl rand -base64 32` prints. */
+function parseCryptKeys(raw: string, ctx: z.RefinementCtx): Uint8Array[] {
+  const keys: Uint8Array[] = [];
+  for (const [index, part] of raw.split(';').entries()) {
+    const text = part.trim();
+    if (text === '') continue;
+    const bytes = Buffer.from(text, 'base64');
+    if (!/^[A-Za-z0-9+/=_-]+$/.test(text) || bytes.length !== 32) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `key ${index + 1} must be 32 bytes in base64 (openssl rand -base64 32); several keys are separated by ";"`,
+      });
+      return z.NEVER;
+    }
+    keys.push(new Uint8Array(bytes));
+  }
+  return keys;
+}
+
+/** Where the data goes when nothing says otherwise: an SQLite file under ./data. */
+function defaultDatabaseUrl(cwd: string): string {
+  return `sqlite://${path.resolve(cwd, 'data', 'custom-images.sqlite')}`;
+}
+
+const databaseUrl = z
+  .string()
+  .regex(
+    /^(sqlite:\/\/.+|sqlite:.+|postgres(ql)?:\/\/.+)$/,
+    'must be sqlite:///absolute/path.sqlite, sqlite:relative/path.sqlite or postgres://user:password@host/db',
+  );
+
+function envSchema(cwd: string) {
+  return z.object({
+    JUPYTERHUB_API_URL: httpUrl("the hub's API, e.g. http://127.0.0.1:8081/hub/api"),
+    JUPYTERHUB_API_TOKEN: z
+      .string({ message: "is required: the service's API token, which JupyterHub sets for a managed service" })
+      .min(1, "must not be empty: the service's API token"),
+    JUPYTERHUB_CLIENT_ID: z.string().min(1).default('service-custom-images'),
+    JUPYTERHUB_SERVICE_NAME: z.string().min(1).default('custom-images'),
+    JUPYTERHUB_SERVICE_PREFIX: urlPrefix('e.g. /services/custom-images/').default('/services/custom-images/'),
+    JUPYTERHUB_SERVICE_URL: httpUrl('where this service listens, e.g. http://127.0.0.1:10101').default(
+      'http://127.0.0.1:10101',
+    ),
+    JUPYTERHUB_OAUTH_CALLBACK_URL: z.string().min(1).optional(),
+    JUPYTERHUB_BASE_URL: urlPrefix("the hub's base URL, e.g. /").default('/'),
+    JUPYTERHUB_PUBLIC_URL: httpUrl("the hub's address as the browser sees it, e.g. https://hub.example.org/").optional(),
+    JUPYTERHUB_OAUTH_ACCESS_SCOPES: z
+      .string()
+      .optional()
+      .transform((raw, ctx) => {
+        if (raw === undefined || raw === '') return undefined;
+        try {
+          return z.array(z.string()).parse(JSON.parse(raw));
+        } catch {
+          ctx.addIssue({ code: 'custom', message: 'must be a JSON list of scopes, as JupyterHub sets it' });
+          return z.NEVER;
+        }
+      }),
+    CUSTOM_IMAGES_DATABASE_URL: databaseUrl.default(defaultDatabaseUrl(cwd)),
+    CUSTOM_IMAGES_CRYPT_KEY: z
+      .string()
+      .optional()
+      .transform((raw, ctx) => (raw ? parseCryptKeys(raw, ctx) : [])),
+    CUSTOM_IMAGES_COOKIE_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
+    CUSTOM_IMAGES_SESSION_HOURS: z.coerce.number().positive('must be a positive number of hours').default(8),
+    CUSTOM_IMAGES_AUTH_CACHE_SECONDS: z.coerce.number().int().min(0, 'must be 0 or more seconds').default(300),
+    CUSTOM_IMAGES_LOG_LEVEL: z.enum(LOG_LEVELS, { message: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info'),
+    DOCKER_HOST: z.string().min(1).optional(),
+  });
+}
+
+/** The parsed configuration, in the names the code uses. */
+export interface Config {
+  hub: {
+    apiUrl: string;
+    apiToken: string;
+    clientId: string;
+    serviceName: string;
+    /** Browser-facing hub URL, when the hub sits behind another address. */
+    publicUrl: string | undefined;
+    baseUrl: string;
+    /** The callback exactly as registered at the hub (often a path only). */
+    oauthCallbackUrl: string;
+    /** A token must carry one of these scopes to use the service (JupyterHub >= 3). */
+    accessScopes: string[];
+  };
+  service: {
+    prefix: string;
+    url: string;
+    host: string;
+    port: number;
+    /** Cookies get `Secure` when the browser reaches the hub over https. */
+    secureCookies: boolean;
+    cookieSecret: string | undefined;
+    sessionHours: number;
+  };
+  databaseUrl: string;
+  cryptKeys: Uint8Array[];
+  authCacheSeconds: number;
+  logLevel: (typeof LOG_LEVELS)[number];
+  dockerHost: string | undefined;
+}
+
+/** Thrown by {@link parseConfig}: one line a problem, each naming the variable. */
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(problems.join('\n'));
+    this.name = 'ConfigError';
+  }
+}
+
+/**
+ * Parses an environment into a {@link Config}.
+ *
+ * @throws ConfigError listing every problem, one line each.
+ */
+export function parseConfig(env: Record<string, string | undefined>, cwd: string = process.cwd()): Config {
+  const result = envSchema(cwd).safeParse(env);
+  if (!result.success) {
+    throw new ConfigError(
+      result.error.issues.map((issue) => {
+        const name = issue.path.join('.');
+        const message =
+          issue.code === 'invalid_type' && env[name] === undefined && !issue.message.startsWith('is required')
+            ? 'is required'
+            : issue.message;
+        return `${name} ${message}`;
+      }),
+    );
+  }
+  const e = result.data;
+  const serviceUrl = new URL(e.JUPYTERHUB_SERVICE_URL);
+  const serviceName = e.JUPYTERHUB_SERVICE_NAME;
+  return {
+    hub: {
+      apiUrl: e.JUPYTERHUB_API_URL.replace(/\/+$/, ''),
+      apiToken: e.JUPYTERHUB_API_TOKEN,
+      clientId: e.JUPYTERHUB_CLIENT_ID,
+      serviceName,
+      publicUrl: e.JUPYTERHUB_PUBLIC_URL,
+      baseUrl: e.JUPYTERHUB_BASE_URL,
+      oauthCallbackUrl: e.JUPYTERHUB_OAUTH_CALLBACK_URL ?? `${e.JUPYTERHUB_SERVICE_PREFIX}oauth_callback`,
+      accessScopes: e.JUPYTERHUB_OAUTH_ACCESS_SCOPES ?? [`access:services!service=${serviceName}`, 'access:services'],
+    },
+    service: {
+      prefix: e.JUPYTERHUB_SERVICE_PREFIX,
+      url: e.JUPYTERHUB_SERVICE_URL,
+      host: serviceUrl.hostname.replace(/^\[|\]$/g, ''),
+      port: Number(serviceUrl.port || (serviceUrl.protocol === 'https:' ? 443 : 80)),
+      secureCookies: e.JUPYTERHUB_PUBLIC_URL?.startsWith('https:') ?? false,
+      cookieSecret: e.CUSTOM_IMAGES_COOKIE_SECRET,
+      sessionHours: e.CUSTOM_IMAGES_SESSION_HOURS,
+    },
+    databaseUrl: e.CUSTOM_IMAGES_DATABASE_URL,
+    cryptKeys: e.CUSTOM_IMAGES_CRYPT_KEY,
+    authCacheSeconds: e.CUSTOM_IMAGES_AUTH_CACHE_SECONDS,
+    logLevel: e.CUSTOM_IMAGES_LOG_LEVEL,
+    dockerHost: e.DOCKER_HOST,
+  };
+}
+
+/** The part of the configuration that commands without a hub (migrate, rotate-keys) need. */
+export type StoreConfig = Pick<Config, 'databaseUrl' | 'cryptKeys' | 'logLevel'>;
+
+/** Parses only the store's variables; used by CLI commands that never talk to the hub. */
+export function parseStoreConfig(env: Record<string, string | undefined>, cwd: string = process.cwd()): StoreConfig {
+  const result = envSchema(cwd)
+    .pick({ CUSTOM_IMAGES_DATABASE_URL: true, CUSTOM_IMAGES_CRYPT_KEY: true, CUSTOM_IMAGES_LOG_LEVEL: true })
+    .safeParse(env);
+  if (!result.success) {
+    throw new ConfigError(result.error.issues.map((issue) => `${issue.path.join('.')} ${issue.message}`));
+  }
+  return {
+    databaseUrl: result.data.CUSTOM_IMAGES_DATABASE_URL,
+    cryptKeys: result.data.CUSTOM_IMAGES_CRYPT_KEY,
+    logLevel: result.data.CUSTOM_IMAGES_LOG_LEVEL,
+  };
+}
+
+/** Reads the process environment; the one place that touches `process.env`. */
+export function loadConfig(): Config {
+  return parseConfig(process.env);
+}
+
+/** {@link parseStoreConfig} over the process environment. */
+export function loadStoreConfig(): StoreConfig {
+  return parseStoreConfig(process.env);
+}

@@ -1,0 +1,85 @@
+/**
+ * A small client of the JupyterHub REST API: who owns a token, and the hub's
+ * version. Upstream failures are mapped here, in one place, to messages that
+ * tell the operator what to fix.
+ */
+import { AppError } from '../errors.js';
+import { HubIdentitySchema, type HubIdentity } from './identity.js';
+
+export interface HubClientOptions {
+  /** `JUPYTERHUB_API_URL`, e.g. `http://127.0.0.1:8081/hub/api`. */
+  apiUrl: string;
+  /** The service's own token, for calls made on the service's behalf. */
+  apiToken: string;
+  /** Swapped in tests; the global fetch otherwise. */
+  fetch?: typeof fetch;
+  /** Per-request timeout in milliseconds. */
+  timeoutMs?: number;
+}
+
+/** The calls we make to JupyterHub. */
+export interface HubClient {
+  /** The owner of `token` and its scopes, or `null` when the hub refuses the token. */
+  identify(token: string): Promise<HubIdentity | null>;
+  /** The hub's version, from `GET /hub/api/`. */
+  version(): Promise<string>;
+}
+
+/** Creates a {@link HubClient} over JupyterHub's REST API. */
+export function createHubClient(options: HubClientOptions): HubClient {
+  const doFetch = options.fetch ?? fetch;
+  const timeoutMs = options.timeoutMs ?? 10_000;
+  const base = options.apiUrl.replace(/\/+$/, '');
+
+  async function call(path: string, token: string): Promise<Response> {
+    try {
+      return await doFetch(`${base}${path}`, {
+        headers: { Authorization: `token ${token}`, Accept: 'application/json' },
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+    } catch (cause) {
+      throw new AppError(
+        503,
+        'hub_unavailable',
+        `Failed to connect to the Hub API at ${base}. Is the Hub accessible at this URL (from this host)?`,
+        { cause, expose: true },
+      );
+    }
+  }
+
+  function unexpected(response: Response, what: string): AppError {
+    return new AppError(
+      502,
+      'hub_unavailable',
+      `The Hub answered ${response.status} ${response.statusText} to ${what}; check the Hub's log.`,
+      { expose: true },
+    );
+  }
+
+  return {
+    async identify(token) {
+      const response = await call('/user', token);
+      // JupyterHub answers 403 for an unknown or expired token (404 in some versions).
+      if (response.status === 401 || response.status === 403 || response.status === 404) {
+        await response.body?.cancel();
+        return null;
+      }
+      if (!response.ok) throw unexpected(response, 'a token lookup');
+      const parsed = HubIdentitySchema.safeParse(await response.json());
+      if (!parsed.success) {
+        throw new AppError(502, 'hub_unavailable', 'The Hub returned a user model we do not understand.', {
+          cause: parsed.error,
+          expose: true,
+        });
+      }
+      return parsed.data;
+    },
+
+    async version() {
+      const response = await call('/', options.apiToken);
+      if (!response.ok) throw unexpected(response, 'a version request');
+      const body = (await response.json()) as { version?: unknown };
+      return typeof body.version === 'string' ? body.version : 'unknown';
+    },
+  };
+}

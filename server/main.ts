@@ -1,0 +1,69 @@
+/**
+ * The composition root: config -> logger -> store -> hub client -> app -> listen.
+ * SIGTERM stops accepting, lets in-flight requests finish, closes the database
+ * and exits 0.
+ */
+import { createApp } from './app.js';
+import { ConfigError, loadConfig, type Config } from './config.js';
+import { createHubClient } from './hub/client.js';
+import { createLogger } from './log.js';
+import { openDatabase } from './store/db.js';
+import { migrateLatest } from './store/migrate.js';
+
+/** How long in-flight requests may take after SIGTERM before they are cut. */
+const SHUTDOWN_GRACE_MS = 20_000;
+
+function readConfig(): Config {
+  try {
+    return loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      for (const problem of err.problems) console.error(`custom-images: configuration: ${problem}`);
+      process.exit(1);
+    }
+    throw err;
+  }
+}
+
+async function main(): Promise<void> {
+  const config = readConfig();
+  const logger = createLogger(config.logLevel);
+  const db = openDatabase(config.databaseUrl);
+  const applied = await migrateLatest(db);
+  if (applied.length > 0) logger.info({ applied }, 'database migrated');
+
+  const hub = createHubClient({ apiUrl: config.hub.apiUrl, apiToken: config.hub.apiToken });
+  const { app, close } = createApp({ config, db, hub, logger });
+  const server = app.listen(config.service.port, config.service.host, () => {
+    logger.info({ url: config.service.url, prefix: config.service.prefix }, 'custom-images listening');
+  });
+  server.on('error', (err) => {
+    logger.fatal({ err }, `cannot listen on ${config.service.host}:${config.service.port}; is another process using the port?`);
+    process.exit(1);
+  });
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down: no new connections, finishing requests in flight');
+    // Connections that turn idle after their last response are closed too.
+    const idle = setInterval(() => server.closeIdleConnections(), 100);
+    const force = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS).unref();
+    server.close(async () => {
+      clearInterval(idle);
+      clearTimeout(force);
+      close();
+      await db.destroy();
+      logger.info('stopped');
+      process.exit(0);
+    });
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+main().catch((err: unknown) => {
+  console.error(`custom-images: cannot start: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});

@@ -1,0 +1,61 @@
+/**
+ * Opens the database: SQLite (better-sqlite3, WAL) by default, PostgreSQL when
+ * the URL says postgres://. Only store modules import knex.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import knexFactory, { type Knex } from 'knex';
+import { AppError } from '../errors.js';
+
+export type { Knex };
+
+/** Which engine a URL selects. */
+export function databaseKind(url: string): 'sqlite' | 'postgres' {
+  return url.startsWith('postgres') ? 'postgres' : 'sqlite';
+}
+
+/** `sqlite:///abs/file`, `sqlite://abs/file` or `sqlite:relative/file` to a file name. */
+export function sqliteFilename(url: string): string {
+  const rest = url.replace(/^sqlite:(\/\/)?/, '');
+  return rest === ':memory:' ? rest : path.resolve(rest);
+}
+
+/** Creates a knex instance for `url`; the SQLite file's folder is created if needed. */
+export function openDatabase(url: string): Knex {
+  if (databaseKind(url) === 'postgres') {
+    return knexFactory({
+      client: 'pg',
+      connection: url,
+      pool: { min: 0, max: 10 },
+      // A PostgreSQL restart must not leave us holding dead connections.
+      acquireConnectionTimeout: 10_000,
+    });
+  }
+  const filename = sqliteFilename(url);
+  if (filename !== ':memory:') fs.mkdirSync(path.dirname(filename), { recursive: true });
+  return knexFactory({
+    client: 'better-sqlite3',
+    connection: { filename },
+    useNullAsDefault: true,
+    pool: {
+      // One writer at a time is what SQLite allows anyway; WAL lets readers go on.
+      min: 1,
+      max: 1,
+      afterCreate(conn: { pragma(sql: string): unknown }, done: (err: Error | null, conn: unknown) => void) {
+        conn.pragma('journal_mode = WAL');
+        conn.pragma('foreign_keys = ON');
+        conn.pragma('busy_timeout = 5000');
+        done(null, conn);
+      },
+    },
+  });
+}
+
+/** Answers whether the database takes a query; used by /healthz. */
+export async function pingDatabase(db: Knex): Promise<void> {
+  try {
+    await db.raw('select 1');
+  } catch (cause) {
+    throw new AppError(503, 'database_unavailable', 'The database does not answer.', { cause, expose: true });
+  }
+}

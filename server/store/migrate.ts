@@ -1,0 +1,33 @@
+/**
+ * Runs the migrations in migrations/ through knex, from a fixed list rather
+ * than a folder scan, so that the same code runs from TypeScript (tests) and
+ * from the compiled dist/ alike.
+ */
+import type { Knex } from 'knex';
+import { migrations, type Migration } from '../../migrations/index.js';
+
+const source: Knex.MigrationSource<Migration> = {
+  getMigrations: async () => migrations,
+  getMigrationName: (migration) => migration.name,
+  getMigration: async (migration) => migration,
+};
+
+const CONFIG: Knex.MigratorConfig = { migrationSource: source, tableName: 'knex_migrations' };
+
+/** Applies every pending migration; returns the names applied. */
+export async function migrateLatest(db: Knex): Promise<string[]> {
+  const [, applied] = (await db.migrate.latest(CONFIG)) as [number, string[]];
+  return applied;
+}
+
+/** Rolls back every migration; returns the names rolled back. */
+export async function migrateRollbackAll(db: Knex): Promise<string[]> {
+  const [, rolledBack] = (await db.migrate.rollback(CONFIG, true)) as [number, string[]];
+  return rolledBack;
+}
+
+/** The names of applied and pending migrations. */
+export async function migrationStatus(db: Knex): Promise<{ applied: string[]; pending: string[] }> {
+  const [applied, pending] = (await db.migrate.list(CONFIG)) as [Array<{ name: string }>, Migration[]];
+  return { applied: applied.map((m) => m.name), pending: pending.map((m) => m.name) };
+}

@@ -1,0 +1,69 @@
+/**
+ * The one error middleware: pages get a friendly HTML page, the API gets
+ * `{status, message, field?}`. Unknown errors are logged and shown as a
+ * generic 500 with the request id, never their text.
+ */
+import type { ErrorRequestHandler, Request, RequestHandler } from 'express';
+import { ZodError } from 'zod';
+import { AppError } from '../errors.js';
+import type { Logger } from '../log.js';
+
+/** JSON for the API and for clients that prefer it; HTML for browsers. */
+export function wantsJson(req: Request, apiPrefix: string): boolean {
+  if (req.originalUrl.startsWith(apiPrefix)) return true;
+  return req.accepts(['html', 'json']) === 'json';
+}
+
+/** Turns anything thrown into an {@link AppError}. */
+export function toAppError(err: unknown): AppError {
+  if (err instanceof AppError) return err;
+  if (err instanceof ZodError) {
+    const issue = err.issues[0];
+    const field = issue?.path.join('.') || undefined;
+    return new AppError(400, 'bad_request', issue ? `${field ? `${field}: ` : ''}${issue.message}` : 'Invalid input', {
+      ...(field ? { field } : {}),
+      cause: err,
+    });
+  }
+  // body-parser and friends mark client errors with status/expose.
+  const e = err as { status?: unknown; expose?: unknown; message?: unknown };
+  if (typeof e?.status === 'number' && e.status >= 400 && e.status < 500 && e.expose === true) {
+    return new AppError(e.status, 'bad_request', String(e.message), { cause: err });
+  }
+  return new AppError(500, 'internal', 'Internal error', { cause: err, expose: false });
+}
+
+/** 404 for anything no route answered. */
+export function notFoundHandler(): RequestHandler {
+  return (req) => {
+    throw new AppError(404, 'not_found', `Nothing here: ${req.path}`);
+  };
+}
+
+/** Renders errors as HTML or JSON (see {@link wantsJson}). */
+export function errorHandler(options: { logger: Logger; apiPrefix: string; loginUrl: string }): ErrorRequestHandler {
+  return (err, req, res, _next) => {
+    const error = toAppError(err);
+    const requestId = String(req.id ?? '');
+    if (error.status >= 500) {
+      options.logger.error({ err: err instanceof Error ? err : new Error(String(err)), requestId, code: error.code }, 'request failed');
+    }
+    const message = error.expose ? error.message : `Something went wrong on our side. The error was logged with id ${requestId}.`;
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    res.status(error.status);
+    if (wantsJson(req, options.apiPrefix)) {
+      res.json({ status: error.status, message, ...(error.field ? { field: error.field } : {}) });
+      return;
+    }
+    res.render('pages/error', {
+      title: error.status >= 500 ? 'Something went wrong' : 'That did not work',
+      status: error.status,
+      message,
+      loginAgain: error.code.startsWith('oauth_') || error.status === 401,
+      loginUrl: options.loginUrl,
+    });
+  };
+}

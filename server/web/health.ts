@@ -1,0 +1,26 @@
+/** /healthz for load balancers and /metrics for Prometheus. */
+import { Router } from 'express';
+import type { Knex } from 'knex';
+import type { Registry } from 'prom-client';
+import { AppError } from '../errors.js';
+import { isServiceAdmin } from '../hub/identity.js';
+import type { TokenAuthenticator } from '../hub/tokenAuth.js';
+import { pingDatabase } from '../store/db.js';
+import { identityOf, requireToken } from './apiAuth.js';
+
+export function healthRouter(deps: { db: Knex; registry: Registry; authenticate: TokenAuthenticator }): Router {
+  const router = Router();
+  router.get('/healthz', async (_req, res) => {
+    await pingDatabase(deps.db);
+    res.set('Cache-Control', 'no-store').json({ status: 'ok', database: 'ok' });
+  });
+  // Like JupyterHub's own /hub/metrics (authenticate_prometheus), metrics need
+  // a token: a hub admin's or one with the service's admin scope.
+  router.get('/metrics', requireToken(deps.authenticate), async (req, res) => {
+    if (!isServiceAdmin(identityOf(req))) {
+      throw new AppError(403, 'forbidden', 'Metrics need a hub admin token or the custom:custom-images:admin scope.');
+    }
+    res.set('Content-Type', deps.registry.contentType).send(await deps.registry.metrics());
+  });
+  return router;
+}

@@ -1,0 +1,17 @@
+/** Request augmentations shared by the routers. */
+import type { HubIdentity } from '../hub/identity.js';
+
+declare global {
+  // eslint-disable-next-line @typescript-eslint/no-namespace
+  namespace Express {
+    // passport's req.user is the hub identity that logged in.
+    // eslint-disable-next-line @typescript-eslint/no-empty-object-type
+    interface User extends HubIdentity {}
+    interface Request {
+      /** The owner of the hub token on an API request. */
+      identity?: HubIdentity;
+    }
+  }
+}
+
+export {};

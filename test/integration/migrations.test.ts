@@ -1,0 +1,59 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { migrations } from '../../migrations/index.js';
+import { openDatabase, type Knex } from '../../server/store/db.js';
+import { migrateLatest, migrateRollbackAll, migrationStatus } from '../../server/store/migrate.js';
+import { createTestDatabase } from '../support/postgres.js';
+
+const names = migrations.map((m) => m.name);
+
+async function tables(db: Knex): Promise<string[]> {
+  const client = db.client.config.client as string;
+  const rows =
+    client === 'pg'
+      ? ((await db.raw(`select tablename as name from pg_tables where schemaname = 'public'`)) as { rows: Array<{ name: string }> }).rows
+      : ((await db.raw(`select name from sqlite_master where type = 'table' and name not like 'sqlite_%'`)) as Array<{ name: string }>);
+  return rows.map((r) => r.name).filter((n) => !n.startsWith('knex_')).sort();
+}
+
+async function upAndDown(db: Knex): Promise<void> {
+  expect(await migrateLatest(db)).toEqual(names);
+  expect(await tables(db)).toContain('sessions');
+  expect((await migrationStatus(db)).pending).toEqual([]);
+  // Running again changes nothing.
+  expect(await migrateLatest(db)).toEqual([]);
+  expect(await migrateRollbackAll(db)).toEqual([...names].reverse());
+  expect(await tables(db)).toEqual([]);
+  expect(await migrateLatest(db)).toEqual(names);
+}
+
+describe('migrations', () => {
+  const cleanups: Array<() => Promise<void>> = [];
+  afterAll(async () => {
+    for (const cleanup of cleanups) await cleanup();
+  });
+
+  it('go up and down on SQLite, in WAL mode', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ci-mig-'));
+    const db = openDatabase(`sqlite://${dir}/db.sqlite`);
+    cleanups.push(async () => {
+      await db.destroy();
+      fs.rmSync(dir, { recursive: true, force: true });
+    });
+    await upAndDown(db);
+    const [mode] = (await db.raw('pragma journal_mode')) as Array<{ journal_mode: string }>;
+    expect(mode?.journal_mode).toBe('wal');
+  });
+
+  it('go up and down on PostgreSQL', async () => {
+    const pg = await createTestDatabase();
+    const db = openDatabase(pg.url);
+    cleanups.push(async () => {
+      await db.destroy();
+      await pg.drop();
+    });
+    await upAndDown(db);
+  });
+});

@@ -1,0 +1,123 @@
+/**
+ * A real JupyterHub (Debian's, 3.x) started with jupyterhub_config/ for a
+ * test file: its own port range, state folder and service database.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+export interface TestHub {
+  /** The proxy's public URL, e.g. http://127.0.0.1:18100 */
+  url: string;
+  /** The service's URL through the proxy, ending in / */
+  serviceUrl: string;
+  /** The hub's REST API through the proxy. */
+  apiUrl: string;
+  /** The service's own database (SQLite) */
+  databaseUrl: string;
+  dir: string;
+  /** A token with admin:users and tokens, for setting up users. */
+  adminToken: string;
+  /** The spawner hook's token (launch scope). */
+  launchToken: string;
+  /** The custom-images service's own API token. */
+  serviceToken: string;
+  /** Everything the hub and the service printed. */
+  log(): string;
+  /** Creates a hub user (idempotent) and returns a token for them. */
+  userToken(name: string, options?: { scopes?: string[]; admin?: boolean }): Promise<string>;
+  stop(): Promise<void>;
+}
+
+const JUPYTERHUB = process.env.JUPYTERHUB_BIN ?? '/usr/bin/jupyterhub';
+const ROOT = path.resolve(import.meta.dirname, '../..');
+
+async function waitFor(url: string, timeoutMs: number, proc: ChildProcess, log: () => string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (proc.exitCode !== null) throw new Error(`jupyterhub exited with ${proc.exitCode}:\n${log()}`);
+    try {
+      const res = await fetch(url);
+      if (res.ok) return;
+    } catch {
+      // not up yet
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`timed out waiting for ${url}:\n${log()}`);
+}
+
+/** Starts the demo hub on `port` (the proxy; the hub, proxy API and service use port+81, +1, +10). */
+export async function startHub(port: number, extraEnv: Record<string, string> = {}): Promise<TestHub> {
+  if (!fs.existsSync(path.join(ROOT, 'dist/server/main.js'))) {
+    throw new Error('dist/ is missing: run npm run build first (npm test does)');
+  }
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ci-hub-'));
+  const adminToken = randomBytes(16).toString('hex');
+  const launchToken = randomBytes(16).toString('hex');
+  const serviceToken = randomBytes(16).toString('hex');
+  const databaseUrl = `sqlite://${path.join(dir, 'custom-images.sqlite')}`;
+  let output = '';
+  const proc = spawn(JUPYTERHUB, ['-f', path.join(ROOT, 'jupyterhub_config/jupyterhub_config.py')], {
+    cwd: dir,
+    env: {
+      ...process.env,
+      CUSTOM_IMAGES_DEMO_PORT: String(port),
+      CUSTOM_IMAGES_DEMO_DIR: dir,
+      CUSTOM_IMAGES_DEMO_ADMIN_TOKEN: adminToken,
+      CUSTOM_IMAGES_LAUNCH_TOKEN: launchToken,
+      CUSTOM_IMAGES_SERVICE_TOKEN: serviceToken,
+      CUSTOM_IMAGES_DATABASE_URL: databaseUrl,
+      CUSTOM_IMAGES_LOG_LEVEL: 'debug',
+      ...extraEnv,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  proc.stdout?.on('data', (d: Buffer) => (output += d.toString()));
+  proc.stderr?.on('data', (d: Buffer) => (output += d.toString()));
+  const url = `http://127.0.0.1:${port}`;
+  const hub: TestHub = {
+    url,
+    serviceUrl: `${url}/services/custom-images/`,
+    apiUrl: `${url}/hub/api`,
+    databaseUrl,
+    dir,
+    adminToken,
+    launchToken,
+    serviceToken,
+    log: () => output,
+    async userToken(name, options = {}) {
+      const headers = { Authorization: `token ${adminToken}`, 'Content-Type': 'application/json' };
+      const created = await fetch(`${url}/hub/api/users/${name}`, {
+        method: 'POST',
+        headers,
+        body: JSON.stringify({ admin: options.admin ?? false }),
+      });
+      if (created.status !== 201 && created.status !== 409) throw new Error(`create user ${name}: ${created.status}`);
+      const body: Record<string, unknown> = { note: 'test' };
+      if (options.scopes) body.scopes = options.scopes;
+      const res = await fetch(`${url}/hub/api/users/${name}/tokens`, { method: 'POST', headers, body: JSON.stringify(body) });
+      if (res.status !== 201) throw new Error(`token for ${name}: ${res.status} ${await res.text()}`);
+      return ((await res.json()) as { token: string }).token;
+    },
+    async stop() {
+      if (proc.exitCode === null) {
+        const exited = new Promise((r) => proc.once('exit', r));
+        proc.kill('SIGTERM');
+        await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
+        if (proc.exitCode === null) proc.kill('SIGKILL');
+      }
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  try {
+    await waitFor(`${hub.serviceUrl}healthz`, 60_000, proc, hub.log);
+    await waitFor(`${url}/hub/api/`, 10_000, proc, hub.log);
+  } catch (err) {
+    await hub.stop();
+    throw err;
+  }
+  return hub;
+}

@@ -1,0 +1,73 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, parseConfig } from '../../server/config.js';
+
+const HUB_ENV = {
+  JUPYTERHUB_API_URL: 'http://127.0.0.1:8081/hub/api',
+  JUPYTERHUB_API_TOKEN: 'service-token',
+  JUPYTERHUB_CLIENT_ID: 'service-custom-images',
+  JUPYTERHUB_SERVICE_PREFIX: '/services/custom-images/',
+  JUPYTERHUB_SERVICE_URL: 'http://127.0.0.1:10101',
+  JUPYTERHUB_BASE_URL: '/',
+};
+
+function problems(env: Record<string, string | undefined>): string[] {
+  try {
+    parseConfig(env, '/srv');
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems;
+    throw err;
+  }
+  return [];
+}
+
+describe('parseConfig', () => {
+  it('takes the environment a hub gives a managed service', () => {
+    const config = parseConfig(
+      { ...HUB_ENV, JUPYTERHUB_OAUTH_ACCESS_SCOPES: '["access:services!service=custom-images"]' },
+      '/srv',
+    );
+    expect(config.service).toMatchObject({ host: '127.0.0.1', port: 10101, prefix: '/services/custom-images/' });
+    expect(config.hub.oauthCallbackUrl).toBe('/services/custom-images/oauth_callback');
+    expect(config.hub.accessScopes).toEqual(['access:services!service=custom-images']);
+    expect(config.databaseUrl).toBe('sqlite:///srv/data/custom-images.sqlite');
+    expect(config.service.secureCookies).toBe(false);
+    expect(config.cryptKeys).toEqual([]);
+  });
+
+  it('marks cookies Secure when the public URL is https', () => {
+    const config = parseConfig({ ...HUB_ENV, JUPYTERHUB_PUBLIC_URL: 'https://hub.example.org/' });
+    expect(config.service.secureCookies).toBe(true);
+  });
+
+  it('reads several crypt keys separated by ";", the first one first', () => {
+    const k1 = Buffer.alloc(32, 1).toString('base64');
+    const k2 = Buffer.alloc(32, 2).toString('base64');
+    const config = parseConfig({ ...HUB_ENV, CUSTOM_IMAGES_CRYPT_KEY: `${k1};${k2}` });
+    expect(config.cryptKeys.map((k) => k[0])).toEqual([1, 2]);
+  });
+
+  it.each([
+    [{ JUPYTERHUB_API_TOKEN: undefined }, /^JUPYTERHUB_API_TOKEN is required/],
+    [{ JUPYTERHUB_API_TOKEN: '' }, /^JUPYTERHUB_API_TOKEN must not be empty/],
+    [{ JUPYTERHUB_API_URL: undefined }, /^JUPYTERHUB_API_URL is required/],
+    [{ JUPYTERHUB_API_URL: 'not a url' }, /^JUPYTERHUB_API_URL must be an http\(s\) URL/],
+    [{ JUPYTERHUB_SERVICE_PREFIX: 'services/x' }, /^JUPYTERHUB_SERVICE_PREFIX must be a URL path/],
+    [{ JUPYTERHUB_SERVICE_URL: 'ftp://x' }, /^JUPYTERHUB_SERVICE_URL must be an http\(s\) URL/],
+    [{ CUSTOM_IMAGES_DATABASE_URL: 'mysql://x' }, /^CUSTOM_IMAGES_DATABASE_URL must be sqlite/],
+    [{ CUSTOM_IMAGES_CRYPT_KEY: 'c2hvcnQ=' }, /^CUSTOM_IMAGES_CRYPT_KEY key 1 must be 32 bytes/],
+    [{ CUSTOM_IMAGES_LOG_LEVEL: 'loud' }, /^CUSTOM_IMAGES_LOG_LEVEL must be one of/],
+    [{ CUSTOM_IMAGES_SESSION_HOURS: '-1' }, /^CUSTOM_IMAGES_SESSION_HOURS must be a positive/],
+    [{ JUPYTERHUB_OAUTH_ACCESS_SCOPES: 'access:services' }, /^JUPYTERHUB_OAUTH_ACCESS_SCOPES must be a JSON list/],
+  ])('refuses %o with one line naming the variable', (patch, expected) => {
+    const found = problems({ ...HUB_ENV, ...patch });
+    expect(found).toHaveLength(1);
+    expect(found[0]).toMatch(expected);
+  });
+
+  it('lists every problem at once', () => {
+    expect(problems({})).toEqual([
+      expect.stringMatching(/^JUPYTERHUB_API_URL /),
+      expect.stringMatching(/^JUPYTERHUB_API_TOKEN /),
+    ]);
+  });
+});
