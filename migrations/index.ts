@@ -4,6 +4,7 @@
  */
 import type { Knex } from 'knex';
 import * as m001 from './20261123_001_sessions.js';
+import * as m002 from './20261123_002_images.js';
 
 export interface Migration {
   name: string;
@@ -11,4 +12,7 @@ export interface Migration {
   down(knex: Knex): Promise<void>;
 }
 
-export const migrations: Migration[] = [{ name: '20261123_001_sessions', ...m001 }];
+export const migrations: Migration[] = [
+  { name: '20261123_001_sessions', ...m001 },
+  { name: '20261123_002_images', ...m002 },
+];

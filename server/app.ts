@@ -24,7 +24,13 @@ import { authRouter, requireLogin } from './web/auth.js';
 import { errorHandler, notFoundHandler } from './web/errors.js';
 import { healthRouter } from './web/health.js';
 import { createMetrics } from './web/metrics.js';
-import { pagesRouter } from './web/pages.js';
+import { csrfSync } from 'csrf-sync';
+import { ImageService } from './images/service.js';
+import { ImageStore } from './images/store.js';
+import type { Keyring } from './secrets/keyring.js';
+import { staticCatalog, type SystemCatalog } from './systems/schema.js';
+import { imageApiRouter } from './web/imageApi.js';
+import { imagePagesRouter } from './web/imagePages.js';
 import './web/types.js';
 
 /** Everything the app needs from outside; tests pass their own. */
@@ -33,6 +39,9 @@ export interface AppDeps {
   db: Knex;
   hub: HubClient;
   logger: Logger;
+  keyring: Keyring;
+  /** Defaults to the one system from configuration. */
+  systems?: SystemCatalog;
 }
 
 /** The app plus what its owner must close at shutdown. */
@@ -56,8 +65,19 @@ export function createApp(deps: AppDeps): App {
   app.set('trust proxy', 'loopback');
   app.disable('x-powered-by');
 
-  app.engine('hbs', engine({ extname: '.hbs', defaultLayout: 'main', layoutsDir: path.join(VIEWS_DIR, 'layouts'), partialsDir: path.join(VIEWS_DIR, 'partials') }));
+  app.engine(
+    'hbs',
+    engine({
+      extname: '.hbs',
+      defaultLayout: 'main',
+      layoutsDir: path.join(VIEWS_DIR, 'layouts'),
+      partialsDir: path.join(VIEWS_DIR, 'partials'),
+      helpers: { concat: (...parts: unknown[]) => parts.slice(0, -1).join('') },
+    }),
+  );
   app.set('view engine', 'hbs');
+  // Templates do not change while the service runs: compile each once.
+  app.set('view cache', true);
   app.set('views', VIEWS_DIR);
   app.locals.prefix = prefix;
   app.locals.hubHome = `${config.hub.baseUrl}hub/home`;
@@ -92,10 +112,20 @@ export function createApp(deps: AppDeps): App {
   );
 
   const authenticate = createTokenAuthenticator({ hub, cacheSeconds: config.authCacheSeconds });
+  const images = new ImageService({
+    store: new ImageStore(db),
+    systems: deps.systems ?? staticCatalog([config.defaultSystem]),
+    keyring: deps.keyring,
+  });
   const router = express.Router();
   router.use('/static', express.static(path.join(VIEWS_DIR, 'static'), { maxAge: '1h' }));
   router.use(healthRouter({ db, registry: metrics.registry, authenticate }));
-  router.use('/api/v1', express.json({ limit: '64kb' }), apiRouter({ authenticate }));
+  router.use(
+    '/api/v1',
+    express.json({ limit: '64kb' }),
+    apiRouter({ authenticate }),
+    imageApiRouter({ images, accessScopes: config.hub.accessScopes }),
+  );
 
   // Pages: sessions live in the database so that replicas share them.
   const store = new ConnectSessionKnexStore({ knex: db, tableName: 'sessions', createTable: false, cleanupInterval: 15 * 60_000 });
@@ -144,8 +174,13 @@ export function createApp(deps: AppDeps): App {
     next();
   });
   pages.use(express.urlencoded({ extended: false, limit: '64kb' }));
+  const csrf = csrfSync({
+    getTokenFromRequest: (req) => (req.body as { _csrf?: string } | undefined)?._csrf,
+    errorConfig: { statusCode: 403, message: 'This form has expired or did not come from this site. Reload the page and try again.' },
+  });
+  pages.use(csrf.csrfSynchronisedProtection);
   pages.use(authRouter({ passport, prefix, hubLogoutUrl: `${config.hub.baseUrl}hub/logout`, cookieName: cookieName(config.hub.serviceName) }));
-  pages.use(requireLogin(prefix), pagesRouter());
+  pages.use(requireLogin(prefix), imagePagesRouter({ images, prefix }));
   router.use(pages);
 
   app.use(prefix, router);

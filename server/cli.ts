@@ -5,6 +5,9 @@
  */
 import { parseArgs } from 'node:util';
 import { ConfigError, loadStoreConfig } from './config.js';
+import { rotateCredentialKeys } from './images/rotateKeys.js';
+import { ImageStore } from './images/store.js';
+import { createKeyring } from './secrets/keyring.js';
 import { openDatabase } from './store/db.js';
 import { migrateLatest, migrateRollbackAll, migrationStatus } from './store/migrate.js';
 
@@ -14,6 +17,8 @@ commands:
   migrate              apply pending database migrations
   migrate --status     list applied and pending migrations
   migrate --rollback   roll every migration back (drops the service's tables)
+  rotate-keys          re-seal every stored secret with the first key of
+                       CUSTOM_IMAGES_CRYPT_KEY (give the new key first, the old after ";")
   help                 this text
 
 The database is CUSTOM_IMAGES_DATABASE_URL (default: an SQLite file under ./data).`;
@@ -39,6 +44,19 @@ async function migrate(args: string[]): Promise<number> {
   }
 }
 
+async function rotateKeys(): Promise<number> {
+  const config = loadStoreConfig();
+  const db = openDatabase(config.databaseUrl);
+  try {
+    await migrateLatest(db);
+    const result = await rotateCredentialKeys(new ImageStore(db), await createKeyring(config.cryptKeys));
+    process.stdout.write(`re-sealed ${result.resealed} secret(s) with the first key; ${result.alreadyCurrent} already used it\n`);
+    return 0;
+  } finally {
+    await db.destroy();
+  }
+}
+
 /** Runs one command; returns the exit code (0 ok, 1 failure, 2 usage). */
 export async function run(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -46,6 +64,8 @@ export async function run(argv: string[]): Promise<number> {
     switch (command) {
       case 'migrate':
         return await migrate(rest);
+      case 'rotate-keys':
+        return await rotateKeys();
       case 'help':
       case '--help':
       case '-h':

@@ -7,6 +7,7 @@
  */
 import path from 'node:path';
 import { z } from 'zod';
+import type { System } from './systems/schema.js';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
@@ -54,6 +55,13 @@ const databaseUrl = z
     'must be sqlite:///absolute/path.sqlite, sqlite:relative/path.sqlite or postgres://user:password@host/db',
   );
 
+/** A comma-separated list in one variable. */
+const commaList = (what: string) =>
+  z
+    .string()
+    .transform((raw) => raw.split(',').map((part) => part.trim()).filter(Boolean))
+    .refine((list) => list.length > 0, { message: `must list ${what}` });
+
 function envSchema(cwd: string) {
   return z.object({
     JUPYTERHUB_API_URL: httpUrl("the hub's API, e.g. http://127.0.0.1:8081/hub/api"),
@@ -91,6 +99,13 @@ function envSchema(cwd: string) {
     CUSTOM_IMAGES_AUTH_CACHE_SECONDS: z.coerce.number().int().min(0, 'must be 0 or more seconds').default(300),
     CUSTOM_IMAGES_LOG_LEVEL: z.enum(LOG_LEVELS, { message: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info'),
     DOCKER_HOST: z.string().min(1).optional(),
+    CUSTOM_IMAGES_SYSTEM_NAME: z.string().min(1).max(100).default('Default'),
+    CUSTOM_IMAGES_ALLOWED_REGISTRIES: commaList('registry patterns such as docker.io/*,registry.example.com/team/* or *').default(['*']),
+    CUSTOM_IMAGES_MOUNT_PREFIXES: commaList('absolute paths such as /home,/data')
+      .refine((list) => list.every((p) => p.startsWith('/')), { message: 'must be absolute paths such as /home,/data' })
+      .default(['/home', '/data', '/mnt', '/work', '/scratch']),
+    CUSTOM_IMAGES_DEFAULT_MOUNT_PATH: z.string().startsWith('/', 'must be an absolute path such as /home/jovyan/work').default('/home/jovyan/work'),
+    CUSTOM_IMAGES_PLATFORM: z.string().regex(/^[a-z0-9]+\/[a-z0-9_]+(\/[a-z0-9]+)?$/, 'must be os/arch[/variant], e.g. linux/amd64').default('linux/amd64'),
   });
 }
 
@@ -121,6 +136,8 @@ export interface Config {
   };
   databaseUrl: string;
   cryptKeys: Uint8Array[];
+  /** The system offered until admins define systems. */
+  defaultSystem: System;
   authCacheSeconds: number;
   logLevel: (typeof LOG_LEVELS)[number];
   dockerHost: string | undefined;
@@ -178,6 +195,17 @@ export function parseConfig(env: Record<string, string | undefined>, cwd: string
     },
     databaseUrl: e.CUSTOM_IMAGES_DATABASE_URL,
     cryptKeys: e.CUSTOM_IMAGES_CRYPT_KEY,
+    defaultSystem: {
+      slug: 'default',
+      displayName: e.CUSTOM_IMAGES_SYSTEM_NAME,
+      description: '',
+      enabled: true,
+      allowedRegistries: e.CUSTOM_IMAGES_ALLOWED_REGISTRIES,
+      mountPrefixes: e.CUSTOM_IMAGES_MOUNT_PREFIXES,
+      defaultMountPath: e.CUSTOM_IMAGES_DEFAULT_MOUNT_PATH,
+      platform: e.CUSTOM_IMAGES_PLATFORM,
+      spawner: 'docker',
+    },
     authCacheSeconds: e.CUSTOM_IMAGES_AUTH_CACHE_SECONDS,
     logLevel: e.CUSTOM_IMAGES_LOG_LEVEL,
     dockerHost: e.DOCKER_HOST,

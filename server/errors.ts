@@ -24,6 +24,8 @@ export type ErrorCode =
 export interface AppErrorOptions {
   /** The input field the error is about, for forms and `{field}` in JSON. */
   field?: string;
+  /** A message per field, when several inputs are wrong at once. */
+  fields?: Record<string, string>;
   /** Whether `message` may be shown to the caller (default: status < 500). */
   expose?: boolean;
   cause?: unknown;
@@ -32,6 +34,7 @@ export interface AppErrorOptions {
 /** An error with an HTTP status, a stable code and a message meant for people. */
 export class AppError extends Error {
   readonly field: string | undefined;
+  readonly fields: Record<string, string>;
   readonly expose: boolean;
 
   constructor(
@@ -42,7 +45,8 @@ export class AppError extends Error {
   ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'AppError';
-    this.field = options.field;
+    this.field = options.field ?? Object.keys(options.fields ?? {})[0];
+    this.fields = options.fields ?? (options.field ? { [options.field]: message } : {});
     this.expose = options.expose ?? status < 500;
   }
 }

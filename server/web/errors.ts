@@ -55,7 +55,12 @@ export function errorHandler(options: { logger: Logger; apiPrefix: string; login
     }
     res.status(error.status);
     if (wantsJson(req, options.apiPrefix)) {
-      res.json({ status: error.status, message, ...(error.field ? { field: error.field } : {}) });
+      res.json({
+        status: error.status,
+        message,
+        ...(error.field ? { field: error.field } : {}),
+        ...(Object.keys(error.fields).length > 1 ? { errors: error.fields } : {}),
+      });
       return;
     }
     res.render('pages/error', {

@@ -1,0 +1,171 @@
+/**
+ * The one schema for a user's image configuration, shared by the form and the
+ * JSON API: raw strings in, a normalised {@link ImageInput} out, or issues
+ * that each name their field.
+ */
+import { z } from 'zod';
+import { DOCKER_HUB, ReferenceError, parseReference, parseRegistryHost, type ImageReference } from '../registry/reference.js';
+import { registryAllowed, type System } from '../systems/schema.js';
+import { checkMountPath } from './mountPath.js';
+
+/** The form's fields, in order. */
+export const IMAGE_FIELDS = ['name', 'system', 'image', 'registry', 'username', 'password', 'mountPath', 'removeCredentials'] as const;
+export type ImageField = (typeof IMAGE_FIELDS)[number];
+
+const checkbox = z
+  .union([z.boolean(), z.enum(['on', 'true', '1', 'false', '0', ''])])
+  .optional()
+  .transform((v) => v === true || v === 'on' || v === 'true' || v === '1');
+
+/** What the form posts and the API takes, before the rules that need a system. */
+export const ImageInputSchema = z.object({
+  name: z.string().trim().max(100, 'The name has at most 100 characters').default(''),
+  system: z.string({ message: 'Choose a system' }).trim().min(1, 'Choose a system'),
+  image: z.string({ message: 'Enter an image' }).max(600, 'The image reference is too long (at most 255 characters for the name)'),
+  registry: z.string().trim().max(300, 'The registry has at most 300 characters').default(''),
+  username: z.string().trim().max(255, 'The username has at most 255 characters').default(''),
+  password: z.string().max(4096, 'The password or token has at most 4096 characters').default(''),
+  mountPath: z.string().max(1100, 'The mount path is longer than 1024 characters').default(''),
+  removeCredentials: checkbox,
+});
+export type ImageInputRaw = z.input<typeof ImageInputSchema>;
+
+/** What to do with the stored credential. */
+export type CredentialChange =
+  | { action: 'none' }
+  | { action: 'remove' }
+  | { action: 'keep'; username: string }
+  | { action: 'set'; username: string; password: string };
+
+/** A validated, normalised image configuration. */
+export interface ImageInput {
+  name: string;
+  system: System;
+  referenceInput: string;
+  reference: ImageReference;
+  /** The registry credentials are for (the image's registry). */
+  registry: string;
+  credential: CredentialChange;
+  /** Null: the system's default. */
+  mountPath: string | null;
+  /** Accepted, but worth telling the user (an unpinned tag). */
+  warnings: string[];
+}
+
+/** On edit: what is stored now, so that a blank password can keep it. */
+export interface ExistingCredential {
+  registry: string;
+  username: string;
+}
+
+export interface ImageSchemaContext {
+  /** The systems the user may choose. */
+  systems: readonly System[];
+  existingCredential?: ExistingCredential | undefined;
+}
+
+/** The warning for `latest` or no tag. */
+export function unpinnedWarning(reference: ImageReference): string {
+  return `${reference.normalized} uses the tag "latest", which can point to a different image tomorrow. Pin a tag (e.g. :2024-05-01) or a digest (@sha256:…) so that your server starts the image that was checked.`;
+}
+
+/**
+ * The full schema for one request: {@link ImageInputSchema} plus the rules
+ * that need the chosen system and the stored credential.
+ */
+export function imageInputSchema(context: ImageSchemaContext) {
+  return ImageInputSchema.transform((raw, ctx): ImageInput => {
+    const issue = (field: ImageField, message: string) => ctx.addIssue({ code: 'custom', path: [field], message });
+
+    const system = context.systems.find((s) => s.slug === raw.system);
+    if (!system) issue('system', `Choose one of the offered systems: ${context.systems.map((s) => s.displayName).join(', ') || 'none is enabled'}`);
+
+    let reference: ImageReference | undefined;
+    try {
+      reference = parseReference(raw.image);
+    } catch (err) {
+      if (!(err instanceof ReferenceError)) throw err;
+      issue('image', err.message);
+    }
+
+    let registry: string | undefined;
+    if (raw.registry !== '') {
+      try {
+        registry = parseRegistryHost(raw.registry);
+      } catch (err) {
+        if (!(err instanceof ReferenceError)) throw err;
+        issue('registry', err.message);
+      }
+    }
+    if (reference && registry && reference.registry !== registry) {
+      issue(
+        'image',
+        `The image is on ${reference.registry} but the private registry is ${registry}: with a private registry, write the image's full path on it, e.g. ${registry}/${reference.repository.replace(/^library\//, '')}:${reference.tag ?? 'tag'}`,
+      );
+    }
+    if (reference && system && !registryAllowed(system.allowedRegistries, reference.registry, reference.repository)) {
+      issue('image', `${system.displayName} does not offer images from ${reference.registry}/${reference.repository}; allowed: ${system.allowedRegistries.join(', ')}`);
+    }
+
+    const credential = credentialChange(raw, reference, registry, context.existingCredential, issue);
+
+    let mountPath: string | null = null;
+    if (raw.mountPath.trim() !== '' && system) {
+      const checked = checkMountPath(raw.mountPath, system.mountPrefixes);
+      if (checked.ok) mountPath = checked.path;
+      else issue('mountPath', checked.message);
+    }
+
+    if (!system || !reference) return z.NEVER;
+    const lastPart = reference.repository.split('/').pop() ?? reference.repository;
+    return {
+      name: raw.name || `${lastPart}${reference.tag ? `:${reference.tag}` : ''}`,
+      system,
+      referenceInput: raw.image,
+      reference,
+      registry: reference.registry,
+      credential,
+      mountPath,
+      warnings: reference.unpinned ? [unpinnedWarning(reference)] : [],
+    };
+  });
+}
+
+function credentialChange(
+  raw: z.output<typeof ImageInputSchema>,
+  reference: ImageReference | undefined,
+  registry: string | undefined,
+  existing: ExistingCredential | undefined,
+  issue: (field: ImageField, message: string) => void,
+): CredentialChange {
+  if (raw.removeCredentials) return { action: 'remove' };
+  const wantsCredential = raw.username !== '' || raw.password !== '' || existing !== undefined;
+  if (!wantsCredential) return { action: 'none' };
+
+  // Credentials are for the image's registry; only Docker Hub needs no registry field.
+  if (reference && reference.registry !== DOCKER_HUB && registry === undefined && raw.registry === '' && (raw.username !== '' || raw.password !== '')) {
+    issue('registry', `Credentials need the private registry they are for: enter ${reference.registry} as the private registry`);
+  }
+  if (raw.password !== '') {
+    if (raw.username === '') issue('username', 'Enter the username that goes with this password or token');
+    return { action: 'set', username: raw.username, password: raw.password };
+  }
+  if (existing) {
+    if (reference && existing.registry !== reference.registry) {
+      issue('password', `The stored password is for ${existing.registry}; enter the password for ${reference.registry}, or tick "remove credentials"`);
+    }
+    return { action: 'keep', username: raw.username || existing.username };
+  }
+  issue('password', `Enter the password or access token for ${raw.username}`);
+  return { action: 'none' };
+}
+
+/** The first message for each field, for showing next to the inputs. */
+export function fieldErrors(error: z.ZodError): Partial<Record<ImageField, string>> {
+  const errors: Partial<Record<ImageField, string>> = {};
+  for (const issue of error.issues) {
+    const field = (issue.path[0] ?? 'image') as ImageField;
+    errors[field] ??= issue.message;
+  }
+  return errors;
+}

@@ -1,0 +1,220 @@
+/**
+ * A user's image configurations: validation, ownership, sealed credentials
+ * and the audit trail. Web handlers call this; it calls the store.
+ */
+import { randomUUID } from 'node:crypto';
+import { AppError, notFound } from '../errors.js';
+import type { HubIdentity } from '../hub/identity.js';
+import { parseReference } from '../registry/reference.js';
+import type { Keyring } from '../secrets/keyring.js';
+import type { System, SystemCatalog } from '../systems/schema.js';
+import { fieldErrors, imageInputSchema, unpinnedWarning, type ImageInput } from './schema.js';
+import type { CredentialRow, ImageRow, ImageStore } from './store.js';
+
+/** Where an image stands, for the tile. */
+export interface ImageStatus {
+  code: 'never' | 'passed' | 'failed' | 'changed';
+  label: string;
+  at: Date | undefined;
+}
+
+/** An image configuration as pages and the API show it; never a secret. */
+export interface ImageView {
+  id: number;
+  owner: string;
+  name: string;
+  system: { slug: string; displayName: string; enabled: boolean };
+  referenceInput: string;
+  reference: string;
+  registry: string;
+  /** The path the data is mounted at, the system's default when none was chosen. */
+  mountPath: string;
+  mountPathIsDefault: boolean;
+  credential: { registry: string; username: string } | undefined;
+  status: ImageStatus;
+  warnings: string[];
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+/** Registry credentials opened for a pull; only the check and launch code see these. */
+export interface OpenedCredential {
+  registry: string;
+  username: string;
+  password: string;
+}
+
+export interface ImageServiceDeps {
+  store: ImageStore;
+  systems: SystemCatalog;
+  keyring: Keyring;
+  now?: () => Date;
+}
+
+/** The associated data that binds a sealed secret to its row and owner. */
+export function credentialAssociatedData(credentialId: string, owner: string): string {
+  return `custom-images/credential/v1/${credentialId}/${owner}`;
+}
+
+const NEVER_CHECKED: ImageStatus = { code: 'never', label: 'Never checked', at: undefined };
+
+export class ImageService {
+  private readonly now: () => Date;
+
+  constructor(private readonly deps: ImageServiceDeps) {
+    this.now = deps.now ?? (() => new Date());
+  }
+
+  /** Systems a user can choose now. */
+  listSystems(): Promise<System[]> {
+    return this.deps.systems.listEnabled();
+  }
+
+  async list(owner: string): Promise<ImageView[]> {
+    const rows = await this.deps.store.list(owner);
+    const credentials = await this.deps.store.credentialsFor(owner, rows.map((r) => r.id));
+    return Promise.all(rows.map((row) => this.view(row, credentials.get(row.id))));
+  }
+
+  /** @throws AppError 404 when the image does not exist or is not `owner`'s. */
+  async get(owner: string, id: number): Promise<ImageView> {
+    const row = await this.deps.store.get(owner, id);
+    if (!row) throw notFound('Image');
+    return this.view(row, await this.deps.store.credentialFor(owner, id));
+  }
+
+  /** Validates and saves a new configuration; nothing is stored when anything is wrong. */
+  async create(actor: HubIdentity, owner: string, raw: unknown): Promise<ImageView> {
+    const input = await this.validate(raw, undefined, undefined);
+    const sealedFor = this.sealer(input, owner);
+    const now = this.now();
+    const id = await this.deps.store.transaction(async (store) => {
+      const imageId = await store.insert(this.fields(owner, input), now);
+      if (sealedFor) await store.putCredential({ ...sealedFor(), imageId }, now);
+      await store.audit(auditEntry(actor, 'image.create', imageId, input), now);
+      return imageId;
+    });
+    return this.get(owner, id);
+  }
+
+  /** Validates and saves changes; a blank password keeps the stored one. */
+  async update(actor: HubIdentity, owner: string, id: number, raw: unknown): Promise<ImageView> {
+    const row = await this.deps.store.get(owner, id);
+    if (!row) throw notFound('Image');
+    const existing = await this.deps.store.credentialFor(owner, id);
+    const input = await this.validate(raw, existing, row.system);
+    const sealedFor = this.sealer(input, owner);
+    const now = this.now();
+    await this.deps.store.transaction(async (store) => {
+      await store.update(owner, id, this.fields(owner, input), now);
+      const change = input.credential;
+      if (change.action === 'remove' || (change.action === 'none' && existing)) await store.deleteCredential(owner, id);
+      if (change.action === 'keep' && existing && change.username !== existing.username) {
+        await store.updateCredentialUsername(owner, id, change.username, now);
+      }
+      if (sealedFor) await store.putCredential({ ...sealedFor(), imageId: id }, now);
+      await store.audit(auditEntry(actor, 'image.update', id, input), now);
+    });
+    return this.get(owner, id);
+  }
+
+  /** Deletes the configuration and its secret for good. */
+  async remove(actor: HubIdentity, owner: string, id: number): Promise<void> {
+    const now = this.now();
+    await this.deps.store.transaction(async (store) => {
+      const row = await store.get(owner, id);
+      if (!row) throw notFound('Image');
+      await store.delete(owner, id);
+      await store.audit(
+        { actor: actor.name, actorKind: actor.kind, action: 'image.delete', targetType: 'image', targetId: String(id), details: { owner, name: row.name, reference: row.reference } },
+        now,
+      );
+    });
+  }
+
+  /** The opened registry credential of an image, for a pull; undefined when it has none. */
+  async openCredential(owner: string, id: number): Promise<OpenedCredential | undefined> {
+    const credential = await this.deps.store.credentialFor(owner, id);
+    if (!credential) return undefined;
+    const password = this.deps.keyring.open(credential, credentialAssociatedData(credential.id, owner));
+    return { registry: credential.registry, username: credential.username, password };
+  }
+
+  private async validate(raw: unknown, existing: CredentialRow | undefined, currentSystem: string | undefined): Promise<ImageInput> {
+    const systems = await this.deps.systems.listEnabled();
+    // An image may stay on its system after an admin disabled it.
+    if (currentSystem && !systems.some((s) => s.slug === currentSystem)) {
+      const system = await this.deps.systems.get(currentSystem);
+      if (system) systems.push(system);
+    }
+    const result = imageInputSchema({ systems, existingCredential: existing }).safeParse(raw);
+    if (!result.success) {
+      const fields = fieldErrors(result.error);
+      const [field, message] = Object.entries(fields)[0] ?? ['image', 'Invalid input'];
+      throw new AppError(400, 'bad_request', `${field}: ${message}`, { fields: fields as Record<string, string> });
+    }
+    return result.data;
+  }
+
+  /** Seals the new password before any row is written, so a missing key stores nothing. */
+  private sealer(input: ImageInput, owner: string): (() => Omit<CredentialRow, 'imageId' | 'updatedAt'>) | undefined {
+    const change = input.credential;
+    if (change.action !== 'set') return undefined;
+    const id = randomUUID();
+    const sealed = this.deps.keyring.seal(change.password, credentialAssociatedData(id, owner));
+    return () => ({ id, owner, registry: input.registry, username: change.username, ...sealed });
+  }
+
+  private fields(owner: string, input: ImageInput) {
+    return {
+      owner,
+      name: input.name,
+      system: input.system.slug,
+      referenceInput: input.referenceInput,
+      reference: input.reference.normalized,
+      registry: input.registry,
+      mountPath: input.mountPath,
+    };
+  }
+
+  private async view(row: ImageRow, credential: CredentialRow | undefined): Promise<ImageView> {
+    const system = await this.deps.systems.get(row.system);
+    const reference = parseReference(row.reference);
+    return {
+      id: row.id,
+      owner: row.owner,
+      name: row.name,
+      system: { slug: row.system, displayName: system?.displayName ?? row.system, enabled: system?.enabled ?? false },
+      referenceInput: row.referenceInput,
+      reference: row.reference,
+      registry: row.registry,
+      mountPath: row.mountPath ?? system?.defaultMountPath ?? '',
+      mountPathIsDefault: row.mountPath === null,
+      credential: credential ? { registry: credential.registry, username: credential.username } : undefined,
+      status: NEVER_CHECKED,
+      warnings: reference.unpinned ? [unpinnedWarning(reference)] : [],
+      createdAt: row.createdAt,
+      updatedAt: row.updatedAt,
+    };
+  }
+}
+
+function auditEntry(actor: HubIdentity, action: string, id: number, input: ImageInput) {
+  const change = input.credential;
+  return {
+    actor: actor.name,
+    actorKind: actor.kind,
+    action,
+    targetType: 'image',
+    targetId: String(id),
+    details: {
+      name: input.name,
+      system: input.system.slug,
+      reference: input.reference.normalized,
+      mountPath: input.mountPath,
+      // What happened to the credential, never the credential itself.
+      credential: change.action,
+      ...(change.action === 'set' || change.action === 'keep' ? { username: change.username, registry: input.registry } : {}),
+    },
+  };
+}

@@ -1,0 +1,191 @@
+/**
+ * Rows of `images` and `credentials`, and the audit trail, through knex.
+ * Every query is scoped by owner: another user's id finds nothing.
+ */
+import type { Knex } from 'knex';
+import type { Sealed } from '../secrets/keyring.js';
+
+export interface ImageRow {
+  id: number;
+  owner: string;
+  name: string;
+  system: string;
+  referenceInput: string;
+  reference: string;
+  registry: string;
+  mountPath: string | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export interface CredentialRow extends Sealed {
+  id: string;
+  imageId: number;
+  owner: string;
+  registry: string;
+  username: string;
+  updatedAt: Date;
+}
+
+export interface AuditEntry {
+  actor: string;
+  actorKind: 'user' | 'service';
+  action: string;
+  targetType: string;
+  targetId: string;
+  /** Plain facts only; never a secret. */
+  details: Record<string, unknown>;
+}
+
+export type ImageFields = Omit<ImageRow, 'id' | 'createdAt' | 'updatedAt'>;
+
+type Row = Record<string, unknown>;
+
+function toDate(value: unknown): Date {
+  return value instanceof Date ? value : new Date(typeof value === 'number' ? value : String(value));
+}
+
+function imageFromRow(r: Row): ImageRow {
+  return {
+    id: Number(r.id),
+    owner: String(r.owner),
+    name: String(r.name),
+    system: String(r.system),
+    referenceInput: String(r.reference_input),
+    reference: String(r.reference),
+    registry: String(r.registry),
+    mountPath: r.mount_path === null ? null : String(r.mount_path),
+    createdAt: toDate(r.created_at),
+    updatedAt: toDate(r.updated_at),
+  };
+}
+
+function credentialFromRow(r: Row): CredentialRow {
+  return {
+    id: String(r.id),
+    imageId: Number(r.image_id),
+    owner: String(r.owner),
+    registry: String(r.registry),
+    username: String(r.username),
+    ciphertext: new Uint8Array(r.ciphertext as Buffer),
+    nonce: new Uint8Array(r.nonce as Buffer),
+    keyId: String(r.key_id),
+    updatedAt: toDate(r.updated_at),
+  };
+}
+
+/** The queries on images, credentials and audit, bound to a connection or a transaction. */
+export class ImageStore {
+  constructor(private readonly db: Knex | Knex.Transaction) {}
+
+  /** Runs `fn` in one transaction with a store bound to it. */
+  async transaction<T>(fn: (store: ImageStore) => Promise<T>): Promise<T> {
+    return this.db.transaction((trx) => fn(new ImageStore(trx)));
+  }
+
+  async list(owner: string): Promise<ImageRow[]> {
+    const rows = (await this.db('images').where({ owner }).orderBy('id')) as Row[];
+    return rows.map(imageFromRow);
+  }
+
+  async get(owner: string, id: number): Promise<ImageRow | undefined> {
+    const row = (await this.db('images').where({ owner, id }).first()) as Row | undefined;
+    return row ? imageFromRow(row) : undefined;
+  }
+
+  async insert(fields: ImageFields, now: Date): Promise<number> {
+    const [row] = (await this.db('images')
+      .insert({
+        owner: fields.owner,
+        name: fields.name,
+        system: fields.system,
+        reference_input: fields.referenceInput,
+        reference: fields.reference,
+        registry: fields.registry,
+        mount_path: fields.mountPath,
+        created_at: now,
+        updated_at: now,
+      })
+      .returning('id')) as Array<{ id: number } | number>;
+    return typeof row === 'object' ? Number(row.id) : Number(row);
+  }
+
+  async update(owner: string, id: number, fields: Omit<ImageFields, 'owner'>, now: Date): Promise<void> {
+    await this.db('images')
+      .where({ owner, id })
+      .update({
+        name: fields.name,
+        system: fields.system,
+        reference_input: fields.referenceInput,
+        reference: fields.reference,
+        registry: fields.registry,
+        mount_path: fields.mountPath,
+        updated_at: now,
+      });
+  }
+
+  /** Deletes the image and its credential rows; returns whether the image existed. */
+  async delete(owner: string, id: number): Promise<boolean> {
+    await this.db('credentials').where({ owner, image_id: id }).delete();
+    const deleted = await this.db('images').where({ owner, id }).delete();
+    return deleted > 0;
+  }
+
+  async credentialFor(owner: string, imageId: number): Promise<CredentialRow | undefined> {
+    const row = (await this.db('credentials').where({ owner, image_id: imageId }).first()) as Row | undefined;
+    return row ? credentialFromRow(row) : undefined;
+  }
+
+  /** Credentials of many images at once, by image id. */
+  async credentialsFor(owner: string, imageIds: number[]): Promise<Map<number, CredentialRow>> {
+    if (imageIds.length === 0) return new Map();
+    const rows = (await this.db('credentials').where({ owner }).whereIn('image_id', imageIds)) as Row[];
+    return new Map(rows.map((r) => [Number(r.image_id), credentialFromRow(r)]));
+  }
+
+  async putCredential(credential: Omit<CredentialRow, 'updatedAt'>, now: Date): Promise<void> {
+    await this.db('credentials').where({ image_id: credential.imageId }).delete();
+    await this.db('credentials').insert({
+      id: credential.id,
+      image_id: credential.imageId,
+      owner: credential.owner,
+      registry: credential.registry,
+      username: credential.username,
+      ciphertext: Buffer.from(credential.ciphertext),
+      nonce: Buffer.from(credential.nonce),
+      key_id: credential.keyId,
+      updated_at: now,
+    });
+  }
+
+  async updateCredentialUsername(owner: string, imageId: number, username: string, now: Date): Promise<void> {
+    await this.db('credentials').where({ owner, image_id: imageId }).update({ username, updated_at: now });
+  }
+
+  async deleteCredential(owner: string, imageId: number): Promise<void> {
+    await this.db('credentials').where({ owner, image_id: imageId }).delete();
+  }
+
+  /** Every credential, for key rotation. */
+  async allCredentials(): Promise<CredentialRow[]> {
+    return ((await this.db('credentials').orderBy('id')) as Row[]).map(credentialFromRow);
+  }
+
+  async resealCredential(id: string, sealed: Sealed, now: Date): Promise<void> {
+    await this.db('credentials')
+      .where({ id })
+      .update({ ciphertext: Buffer.from(sealed.ciphertext), nonce: Buffer.from(sealed.nonce), key_id: sealed.keyId, updated_at: now });
+  }
+
+  async audit(entry: AuditEntry, now: Date): Promise<void> {
+    await this.db('audit').insert({
+      at: now,
+      actor: entry.actor,
+      actor_kind: entry.actorKind,
+      action: entry.action,
+      target_type: entry.targetType,
+      target_id: entry.targetId,
+      details: JSON.stringify(entry.details),
+    });
+  }
+}

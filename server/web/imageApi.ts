@@ -1,0 +1,108 @@
+/**
+ * Image configurations in the JSON API: the same schema and service as the
+ * form. Only the owner writes; holders of the launch scope may read any.
+ */
+import { Router, type Request } from 'express';
+import { z } from 'zod';
+import { AppError, notFound } from '../errors.js';
+import { SCOPES, hasAccessScope, hasScope, type HubIdentity } from '../hub/identity.js';
+import type { ImageService, ImageView } from '../images/service.js';
+import { identityOf } from './apiAuth.js';
+import { parseId } from './imagePages.js';
+
+export const ImageResponseSchema = z.object({
+  id: z.number().int().positive(),
+  owner: z.string(),
+  name: z.string(),
+  system: z.object({ slug: z.string(), displayName: z.string(), enabled: z.boolean() }),
+  imageInput: z.string(),
+  image: z.string(),
+  registry: z.string(),
+  mountPath: z.string(),
+  mountPathIsDefault: z.boolean(),
+  credential: z.object({ registry: z.string(), username: z.string() }).nullable(),
+  status: z.object({ code: z.enum(['never', 'passed', 'failed', 'changed']), label: z.string(), at: z.string().nullable() }),
+  warnings: z.array(z.string()),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+});
+export type ImageResponse = z.infer<typeof ImageResponseSchema>;
+
+/** The API's form of an image: no secret, dates as ISO strings. */
+export function presentImage(image: ImageView): ImageResponse {
+  return ImageResponseSchema.parse({
+    id: image.id,
+    owner: image.owner,
+    name: image.name,
+    system: image.system,
+    imageInput: image.referenceInput,
+    image: image.reference,
+    registry: image.registry,
+    mountPath: image.mountPath,
+    mountPathIsDefault: image.mountPathIsDefault,
+    credential: image.credential ?? null,
+    status: { ...image.status, at: image.status.at?.toISOString() ?? null },
+    warnings: image.warnings,
+    createdAt: image.createdAt.toISOString(),
+    updatedAt: image.updatedAt.toISOString(),
+  });
+}
+
+const USER_NAME = /^[^/\s]{1,255}$/;
+
+/** May `identity` act on `name`'s images? 403 for a token that may use nothing here, 404 for someone else's. */
+export function authorizeUser(identity: HubIdentity, name: string, access: readonly string[], mode: 'read' | 'write'): void {
+  if (!USER_NAME.test(name)) throw new AppError(400, 'bad_request', 'The user name in the URL is not valid', { field: 'name' });
+  const launcher = hasScope(identity, SCOPES.launch);
+  const self = identity.kind === 'user' && identity.name === name;
+  if (self && hasAccessScope(identity, access)) return;
+  if (mode === 'read' && launcher) return;
+  if (!hasAccessScope(identity, access) && !launcher) {
+    throw new AppError(403, 'forbidden', `This token has no access to custom-images; it needs the scope ${access[0]}`);
+  }
+  // Someone else's images look exactly like no images.
+  throw notFound('User');
+}
+
+export function imageApiRouter(deps: { images: ImageService; accessScopes: readonly string[] }): Router {
+  const { images, accessScopes } = deps;
+  const router = Router();
+  const allow = (req: Request, mode: 'read' | 'write') => {
+    const identity = identityOf(req);
+    const name = String(req.params.name);
+    authorizeUser(identity, name, accessScopes, mode);
+    return { identity, name };
+  };
+
+  router.get('/users/:name/images', async (req, res) => {
+    const { name } = allow(req, 'read');
+    res.json((await images.list(name)).map(presentImage));
+  });
+  router.post('/users/:name/images', async (req, res) => {
+    const { identity, name } = allow(req, 'write');
+    res.status(201).json(presentImage(await images.create(identity, name, req.body)));
+  });
+  router.get('/users/:name/images/:id', async (req, res) => {
+    const { name } = allow(req, 'read');
+    res.json(presentImage(await images.get(name, parseApiId(req.params.id))));
+  });
+  router.put('/users/:name/images/:id', async (req, res) => {
+    const { identity, name } = allow(req, 'write');
+    res.json(presentImage(await images.update(identity, name, parseApiId(req.params.id), req.body)));
+  });
+  router.delete('/users/:name/images/:id', async (req, res) => {
+    const { identity, name } = allow(req, 'write');
+    await images.remove(identity, name, parseApiId(req.params.id));
+    res.status(204).end();
+  });
+  return router;
+}
+
+/** In the API a malformed id is the caller's mistake (400), not a missing image. */
+function parseApiId(raw: unknown): number {
+  try {
+    return parseId(raw);
+  } catch {
+    throw new AppError(400, 'bad_request', 'The image id must be a positive whole number', { field: 'id' });
+  }
+}

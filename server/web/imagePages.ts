@@ -1,0 +1,129 @@
+/**
+ * The researcher's pages: "My images" tiles, the new/edit form and delete.
+ * Server-rendered; every POST carries a CSRF token tied to the session.
+ */
+import { Router, type Request, type Response } from 'express';
+import { AppError, notFound } from '../errors.js';
+import type { ImageService, ImageView } from '../images/service.js';
+import type { System } from '../systems/schema.js';
+
+/** Route ids are positive integers; anything else is a page that does not exist. */
+export function parseId(raw: unknown): number {
+  if (typeof raw !== 'string' || !/^[1-9][0-9]{0,9}$/.test(raw)) throw notFound('Image');
+  return Number(raw);
+}
+
+/** Values to show back in the form: everything the user typed except the password. */
+function formValues(body: Record<string, unknown>) {
+  const text = (key: string) => (typeof body[key] === 'string' ? (body[key] as string) : '');
+  return {
+    name: text('name'),
+    system: text('system'),
+    image: text('image'),
+    registry: text('registry'),
+    username: text('username'),
+    mountPath: text('mountPath'),
+    removeCredentials: body.removeCredentials === 'on',
+  };
+}
+
+function valuesOf(image: ImageView) {
+  return {
+    name: image.name,
+    system: image.system.slug,
+    image: image.referenceInput,
+    registry: image.credential?.registry ?? (image.registry === 'docker.io' ? '' : image.registry),
+    username: image.credential?.username ?? '',
+    mountPath: image.mountPathIsDefault ? '' : image.mountPath,
+    removeCredentials: false,
+  };
+}
+
+function systemOptions(systems: System[], selected: string) {
+  return systems.map((s) => ({ ...s, selected: s.slug === selected }));
+}
+
+export function imagePagesRouter(deps: { images: ImageService; prefix: string }): Router {
+  const { images, prefix } = deps;
+  const router = Router();
+  const owner = (req: Request) => {
+    if (!req.user) throw new AppError(401, 'unauthenticated', 'Please log in.');
+    return req.user;
+  };
+
+  async function renderForm(
+    req: Request,
+    res: Response,
+    options: { image?: ImageView; values: ReturnType<typeof formValues>; errors?: Record<string, string>; status?: number },
+  ) {
+    const systems = await images.listSystems();
+    if (options.image && !systems.some((s) => s.slug === options.image?.system.slug)) {
+      systems.push({ ...options.image.system, description: '', allowedRegistries: [], mountPrefixes: [], defaultMountPath: options.image.mountPath, platform: '', spawner: 'docker' });
+    }
+    const selected = options.values.system || systems[0]?.slug || '';
+    const system = systems.find((s) => s.slug === selected);
+    res.status(options.status ?? 200).render('pages/image-form', {
+      title: options.image ? `Edit ${options.image.name}` : 'New custom image',
+      image: options.image,
+      action: options.image ? `${prefix}images/${options.image.id}` : `${prefix}images`,
+      values: options.values,
+      errors: options.errors ?? {},
+      hasErrors: Object.keys(options.errors ?? {}).length > 0,
+      systems: systemOptions(systems, selected),
+      singleSystem: systems.length === 1 ? systems[0] : undefined,
+      defaultMountPath: system?.defaultMountPath ?? '',
+      mountPrefixes: system?.mountPrefixes.join(', ') ?? '',
+      csrfToken: req.csrfToken?.(),
+    });
+  }
+
+  /** Saves, or shows the form again with the messages next to their fields. */
+  async function save(req: Request, res: Response, id: number | undefined) {
+    const user = owner(req);
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    try {
+      const saved = id === undefined ? await images.create(user, user.name, body) : await images.update(user, user.name, id, body);
+      res.redirect(303, `${prefix}?saved=${saved.id}`);
+    } catch (err) {
+      const isInputProblem = err instanceof AppError && Object.keys(err.fields).length > 0;
+      if (!isInputProblem) throw err;
+      const image = id === undefined ? undefined : await images.get(user.name, id);
+      await renderForm(req, res, { image, values: formValues(body), errors: err.fields, status: err.status });
+    }
+  }
+
+  router.get('/', async (req, res) => {
+    const user = owner(req);
+    const list = await images.list(user.name);
+    const saved = list.find((i) => String(i.id) === req.query.saved);
+    res.render('pages/images', {
+      title: 'My custom images',
+      images: list,
+      saved,
+      deleted: req.query.deleted === '1',
+      csrfToken: req.csrfToken?.(),
+    });
+  });
+
+  router.get('/images/new', async (req, res) => {
+    await renderForm(req, res, { values: formValues({}) });
+  });
+  router.post('/images', (req, res) => save(req, res, undefined));
+
+  router.get('/images/:id/edit', async (req, res) => {
+    const image = await images.get(owner(req).name, parseId(req.params.id));
+    await renderForm(req, res, { image, values: valuesOf(image) });
+  });
+  router.post('/images/:id', (req, res) => save(req, res, parseId(req.params.id)));
+
+  router.get('/images/:id/delete', async (req, res) => {
+    const image = await images.get(owner(req).name, parseId(req.params.id));
+    res.render('pages/image-delete', { title: `Delete ${image.name}`, image, csrfToken: req.csrfToken?.() });
+  });
+  router.post('/images/:id/delete', async (req, res) => {
+    const user = owner(req);
+    await images.remove(user, user.name, parseId(req.params.id));
+    res.redirect(303, `${prefix}?deleted=1`);
+  });
+  return router;
+}
