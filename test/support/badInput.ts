@@ -1,6 +1,5 @@
 /** Input tables shared by the unit tests and the API tests. */
 
-const SHA = 'a'.repeat(64);
 /** At least 40 references that must be refused, each with a message that says why. */
 export const BAD_REFERENCES: Array<[string, RegExp]> = [
   ['', /Enter an image/],
