@@ -9,6 +9,13 @@ import { rotateCredentialKeys } from './images/rotateKeys.js';
 import { ImageStore } from './images/store.js';
 import { createKeyring } from './secrets/keyring.js';
 import { openDatabase } from './store/db.js';
+import { checkReport } from './checks/report.js';
+import { memoryLayerCache } from './checks/layerCache.js';
+import { runStaticCheck } from './checks/staticCheck.js';
+import { unpinnedWarning } from './images/schema.js';
+import { RegistryClient } from './registry/client.js';
+import { parseReference, ReferenceError } from './registry/reference.js';
+import { ImagePolicySchema } from './systems/schema.js';
 import { migrateLatest, migrateRollbackAll, migrationStatus } from './store/migrate.js';
 
 const USAGE = `usage: custom-images <command> [options]
@@ -17,6 +24,13 @@ commands:
   migrate              apply pending database migrations
   migrate --status     list applied and pending migrations
   migrate --rollback   roll every migration back (drops the service's tables)
+  reference REF [--json]
+                       how an image reference is understood (exit 2 if invalid)
+  check IMAGE [--platform P] [--username U --password-stdin]
+        [--allow-registry HOST]... [--require-uid1000] [--require-pip]
+        [--python-min X.Y] [--python-max X.Y] [--hub-version V] [--json]
+                       read IMAGE from its registry and say whether it can run
+                       jupyterhub-singleuser (exit 0 pass, 1 fail, 2 error)
   rotate-keys          re-seal every stored secret with the first key of
                        CUSTOM_IMAGES_CRYPT_KEY (give the new key first, the old after ";")
   help                 this text
@@ -57,6 +71,95 @@ async function rotateKeys(): Promise<number> {
   }
 }
 
+async function reference(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { json: { type: 'boolean' } } });
+  const [input] = positionals;
+  if (input === undefined || positionals.length > 1) {
+    console.error('usage: custom-images reference REF [--json]');
+    return 2;
+  }
+  try {
+    const ref = parseReference(input);
+    const described = { input, registry: ref.registry, repository: ref.repository, tag: ref.tag ?? null, digest: ref.digest ?? null, normalized: ref.normalized, unpinned: ref.unpinned };
+    if (values.json) process.stdout.write(`${JSON.stringify(described, null, 2)}\n`);
+    else {
+      for (const [key, value] of Object.entries(described)) process.stdout.write(`${key.padEnd(11)} ${value ?? '-'}\n`);
+      if (ref.unpinned) process.stdout.write(`warning     ${unpinnedWarning(ref)}\n`);
+    }
+    return 0;
+  } catch (err) {
+    if (!(err instanceof ReferenceError)) throw err;
+    if (values.json) process.stdout.write(`${JSON.stringify({ input, error: err.message })}\n`);
+    console.error(`custom-images: invalid reference: ${err.message}`);
+    return 2;
+  }
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+}
+
+async function check(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      platform: { type: 'string', default: 'linux/amd64' },
+      username: { type: 'string' },
+      'password-stdin': { type: 'boolean' },
+      'allow-registry': { type: 'string', multiple: true, default: [] },
+      'require-uid1000': { type: 'boolean' },
+      'require-pip': { type: 'boolean' },
+      'python-min': { type: 'string' },
+      'python-max': { type: 'string' },
+      'hub-version': { type: 'string' },
+      'max-layer-bytes': { type: 'string' },
+      json: { type: 'boolean' },
+    },
+  });
+  const [input] = positionals;
+  if (input === undefined || positionals.length > 1) {
+    console.error('usage: custom-images check IMAGE [--platform P] [--username U --password-stdin] [--allow-registry HOST] [--json]');
+    return 2;
+  }
+  let ref;
+  try {
+    ref = parseReference(input);
+  } catch (err) {
+    if (!(err instanceof ReferenceError)) throw err;
+    console.error(`custom-images: invalid reference: ${err.message}`);
+    return 2;
+  }
+  if (values['password-stdin'] && !values.username) {
+    console.error('custom-images: --password-stdin needs --username');
+    return 2;
+  }
+  const credentials = values.username ? { username: values.username, password: values['password-stdin'] ? await readStdin() : '' } : undefined;
+  const policy = ImagePolicySchema.parse({
+    requireUid1000: values['require-uid1000'] ?? false,
+    requirePip: values['require-pip'] ?? false,
+    python: { min: values['python-min'], max: values['python-max'] },
+  });
+  const registry = new RegistryClient({
+    trustedHosts: values['allow-registry'],
+    ...(values['max-layer-bytes'] ? { maxLayerBytes: Number(values['max-layer-bytes']) } : {}),
+  });
+  const result = await runStaticCheck(
+    { registry, layers: memoryLayerCache() },
+    { reference: ref, platform: values.platform, policy, credentials, hubVersion: values['hub-version'] },
+  );
+  if (values.json) {
+    process.stdout.write(`${JSON.stringify(checkReport(result), null, 2)}\n`);
+  } else {
+    process.stdout.write(`${result.reference}  ${result.verdict.toUpperCase()}\n`);
+    if (result.digest) process.stdout.write(`digest    ${result.digest}\nplatform  ${result.platform}\n`);
+    for (const f of result.findings) process.stdout.write(`  [${f.level}] ${f.code}: ${f.message}\n`);
+  }
+  return result.verdict === 'pass' ? 0 : result.verdict === 'fail' ? 1 : 2;
+}
+
 /** Runs one command; returns the exit code (0 ok, 1 failure, 2 usage). */
 export async function run(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -64,6 +167,10 @@ export async function run(argv: string[]): Promise<number> {
     switch (command) {
       case 'migrate':
         return await migrate(rest);
+      case 'reference':
+        return await reference(rest);
+      case 'check':
+        return await check(rest);
       case 'rotate-keys':
         return await rotateKeys();
       case 'help':
@@ -85,4 +192,5 @@ export async function run(argv: string[]): Promise<number> {
   }
 }
 
-process.exitCode = await run(process.argv.slice(2));
+// Exit explicitly: the registry client's keep-alive connections must not hold the process.
+process.exit(await run(process.argv.slice(2)));

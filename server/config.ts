@@ -7,7 +7,7 @@
  */
 import path from 'node:path';
 import { z } from 'zod';
-import type { System } from './systems/schema.js';
+import { OPEN_POLICY, type System } from './systems/schema.js';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
@@ -205,6 +205,7 @@ export function parseConfig(env: Record<string, string | undefined>, cwd: string
       defaultMountPath: e.CUSTOM_IMAGES_DEFAULT_MOUNT_PATH,
       platform: e.CUSTOM_IMAGES_PLATFORM,
       spawner: 'docker',
+      policy: OPEN_POLICY,
     },
     authCacheSeconds: e.CUSTOM_IMAGES_AUTH_CACHE_SECONDS,
     logLevel: e.CUSTOM_IMAGES_LOG_LEVEL,

@@ -4,6 +4,26 @@
  */
 import { z } from 'zod';
 
+/** What an image must satisfy on a system; the check fails images that do not. */
+export const ImagePolicySchema = z.object({
+  /** The image must also pass a run in Docker before it may launch. */
+  runCheck: z.boolean().default(false),
+  /** The image must have a user with uid 1000 (systems that run notebooks as 1000). */
+  requireUid1000: z.boolean().default(false),
+  /** Python version range, inclusive, as major.minor. */
+  python: z
+    .object({
+      min: z.string().regex(/^\d+\.\d+$/, 'a version such as 3.9').optional(),
+      max: z.string().regex(/^\d+\.\d+$/, 'a version such as 3.12').optional(),
+    })
+    .default({}),
+  requirePip: z.boolean().default(false),
+});
+export type ImagePolicy = z.infer<typeof ImagePolicySchema>;
+
+/** The policy with nothing required. */
+export const OPEN_POLICY: ImagePolicy = { runCheck: false, requireUid1000: false, python: {}, requirePip: false };
+
 export const SystemSchema = z.object({
   slug: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/),
   displayName: z.string().min(1).max(100),
@@ -16,6 +36,7 @@ export const SystemSchema = z.object({
   defaultMountPath: z.string().startsWith('/'),
   platform: z.string().default('linux/amd64'),
   spawner: z.enum(['docker', 'kubernetes']).default('docker'),
+  policy: ImagePolicySchema.default(OPEN_POLICY),
 });
 export type System = z.infer<typeof SystemSchema>;
 

@@ -5,7 +5,7 @@
 import { Router, type Request, type Response } from 'express';
 import { AppError, notFound } from '../errors.js';
 import type { ImageService, ImageView } from '../images/service.js';
-import type { System } from '../systems/schema.js';
+import { OPEN_POLICY, type System } from '../systems/schema.js';
 
 /** Route ids are positive integers; anything else is a page that does not exist. */
 export function parseId(raw: unknown): number {
@@ -58,7 +58,7 @@ export function imagePagesRouter(deps: { images: ImageService; prefix: string })
   ) {
     const systems = await images.listSystems();
     if (options.image && !systems.some((s) => s.slug === options.image?.system.slug)) {
-      systems.push({ ...options.image.system, description: '', allowedRegistries: [], mountPrefixes: [], defaultMountPath: options.image.mountPath, platform: '', spawner: 'docker' });
+      systems.push({ ...options.image.system, description: '', allowedRegistries: [], mountPrefixes: [], defaultMountPath: options.image.mountPath, platform: '', spawner: 'docker', policy: OPEN_POLICY });
     }
     const selected = options.values.system || systems[0]?.slug || '';
     const system = systems.find((s) => s.slug === selected);

@@ -14,7 +14,7 @@ import { ImageStore } from '../../server/images/store.js';
 import { createKeyring } from '../../server/secrets/keyring.js';
 import { openDatabase } from '../../server/store/db.js';
 import { migrateLatest } from '../../server/store/migrate.js';
-import { staticCatalog, type System } from '../../server/systems/schema.js';
+import { OPEN_POLICY, staticCatalog, type System } from '../../server/systems/schema.js';
 
 const system: System = {
   slug: 'default',
@@ -26,6 +26,7 @@ const system: System = {
   defaultMountPath: '/home/jovyan/work',
   platform: 'linux/amd64',
   spawner: 'docker',
+  policy: OPEN_POLICY,
 };
 const key = (fill: number) => Buffer.alloc(32, fill).toString('base64');
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ci-rotate-'));

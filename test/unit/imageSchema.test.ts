@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { fieldErrors, imageInputSchema } from '../../server/images/schema.js';
-import type { System } from '../../server/systems/schema.js';
+import { OPEN_POLICY, type System } from '../../server/systems/schema.js';
 
 const system: System = {
   slug: 'default',
@@ -12,6 +12,7 @@ const system: System = {
   defaultMountPath: '/home/jovyan/work',
   platform: 'linux/amd64',
   spawner: 'docker',
+  policy: OPEN_POLICY,
 };
 const strict: System = { ...system, slug: 'jsc', displayName: 'JSC-Cloud', allowedRegistries: ['registry.example.com/team/*'] };
 

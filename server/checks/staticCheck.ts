@@ -1,0 +1,186 @@
+/**
+ * The static check: read the image from its registry, layer by layer, into a
+ * path index (reusing the index of any layer already read), and decide
+ * whether it can run jupyterhub-singleuser. No Docker engine involved.
+ */
+import { analyzeImage, verdictOf, type Finding, type ImageFacts } from '../inspect/analyze.js';
+import { MergedFilesystem } from '../inspect/filesystem.js';
+import { indexLayer, type LayerIndex } from '../inspect/layerIndex.js';
+import { formatBytes, type Descriptor, type RegistryClient, type RegistryCredentials, type ResolvedImage } from '../registry/client.js';
+import { RegistryError } from '../registry/errors.js';
+import { parsePlatform } from '../registry/platform.js';
+import type { ImageReference } from '../registry/reference.js';
+import type { ImagePolicy } from '../systems/schema.js';
+import type { LayerIndexCache } from './layerCache.js';
+
+export type Verdict = 'pass' | 'fail' | 'error';
+
+/** Where a check is, for a progress bar. */
+export interface CheckProgress {
+  phase: 'resolve' | 'layers' | 'analyze' | 'done';
+  message: string;
+  layersDone: number;
+  layersTotal: number;
+  bytesRead: number;
+  bytesTotal: number;
+}
+
+export interface StaticCheckRequest {
+  reference: ImageReference;
+  platform: string;
+  policy: ImagePolicy;
+  credentials?: RegistryCredentials | undefined;
+  hubVersion?: string | undefined;
+  onProgress?: (progress: CheckProgress) => void;
+  /** Lines for the check's log, like a build log. */
+  log?: (line: string) => void;
+}
+
+export interface StaticCheckResult {
+  reference: string;
+  /** What the reference points at (an index's digest for multi-platform images). */
+  digest: string | undefined;
+  /** The platform manifest's digest. */
+  manifestDigest: string | undefined;
+  platform: string;
+  verdict: Verdict;
+  findings: Finding[];
+  facts: ImageFacts | undefined;
+  layers: { total: number; fromCache: number; bytesRead: number };
+  durationMs: number;
+}
+
+export interface StaticCheckDeps {
+  registry: RegistryClient;
+  layers: LayerIndexCache;
+  /** How many layers are read at once. */
+  concurrency?: number;
+}
+
+/** Turns a registry failure into the finding a user reads; platform.missing fails the image, the rest are errors of the check. */
+export function registryFinding(err: RegistryError): { verdict: Verdict; finding: Finding } {
+  return { verdict: err.code === 'platform.missing' ? 'fail' : 'error', finding: { code: err.code, level: 'error', message: err.message } };
+}
+
+/** Runs the static check; never throws for registry problems (they become the verdict `error`). */
+export async function runStaticCheck(deps: StaticCheckDeps, request: StaticCheckRequest): Promise<StaticCheckResult> {
+  const started = Date.now();
+  const log = request.log ?? (() => undefined);
+  const findings: Finding[] = [];
+  const { reference } = request;
+  const progress: CheckProgress = { phase: 'resolve', message: `Asking ${reference.registry} for ${reference.normalized}`, layersDone: 0, layersTotal: 0, bytesRead: 0, bytesTotal: 0 };
+  const report = () => request.onProgress?.({ ...progress });
+  report();
+  log(`Checking ${reference.normalized} for ${request.platform}`);
+  if (reference.unpinned) {
+    findings.push({
+      code: 'reference.unpinned',
+      level: 'warning',
+      message: `The tag "latest" (or none) can point to another image tomorrow; pin a tag or a digest so that your server starts the image that was checked.`,
+    });
+  }
+  const result = (verdict: Verdict, resolved?: ResolvedImage, facts?: ImageFacts, layerStats = { total: 0, fromCache: 0, bytesRead: 0 }): StaticCheckResult => {
+    progress.phase = 'done';
+    progress.message = verdict === 'pass' ? 'The image can run jupyterhub-singleuser' : verdict === 'fail' ? 'The image cannot serve' : 'The check could not be made';
+    report();
+    log(`Verdict: ${verdict}`);
+    return {
+      reference: reference.normalized,
+      digest: resolved?.digest,
+      manifestDigest: resolved?.manifestDigest,
+      platform: resolved?.platform ?? request.platform,
+      verdict,
+      findings,
+      facts,
+      layers: layerStats,
+      durationMs: Date.now() - started,
+    };
+  };
+
+  let resolved: ResolvedImage;
+  const session = deps.registry.session(reference, request.credentials);
+  try {
+    resolved = await session.resolve(parsePlatform(request.platform));
+  } catch (err) {
+    if (!(err instanceof RegistryError)) throw err;
+    const { verdict, finding } = registryFinding(err);
+    findings.push(finding);
+    log(`Registry: ${err.message}`);
+    return result(verdict);
+  }
+  log(`Digest ${resolved.digest}${resolved.manifestDigest !== resolved.digest ? ` (platform manifest ${resolved.manifestDigest})` : ''}, ${resolved.layers.length} layers, ${formatBytes(resolved.size)} compressed`);
+
+  // Read layers (some at once), apply them in order.
+  progress.phase = 'layers';
+  progress.layersTotal = resolved.layers.length;
+  const indexes: Array<Promise<LayerIndex>> = [];
+  const stats = { total: resolved.layers.length, fromCache: 0, bytesRead: 0 };
+  const cached = await Promise.all(resolved.layers.map((layer) => deps.layers.get(layer.digest)));
+  progress.bytesTotal = resolved.layers.reduce((sum, layer, i) => sum + (cached[i] ? 0 : layer.size), 0);
+  progress.message = `Reading ${resolved.layers.length} layers`;
+  report();
+  const limit = deps.concurrency ?? 3;
+  let running = 0;
+  const waiting: Array<() => void> = [];
+  const slot = async () => {
+    if (running >= limit) await new Promise<void>((r) => waiting.push(r));
+    running++;
+  };
+  const release = () => {
+    running--;
+    waiting.shift()?.();
+  };
+  const readLayer = async (layer: Descriptor, i: number): Promise<LayerIndex> => {
+    const hit = cached[i];
+    if (hit) {
+      stats.fromCache++;
+      log(`Layer ${i + 1}/${resolved.layers.length} ${layer.digest.slice(0, 19)}: already known`);
+      return hit;
+    }
+    await slot();
+    try {
+      let seen = 0;
+      const index = await indexLayer(await session.openBlob(layer), (bytes) => {
+        progress.bytesRead += bytes - seen;
+        stats.bytesRead += bytes - seen;
+        seen = bytes;
+        report();
+      });
+      await deps.layers.put(layer.digest, index);
+      log(`Layer ${i + 1}/${resolved.layers.length} ${layer.digest.slice(0, 19)}: ${formatBytes(layer.size)}, ${Object.keys(index.entries).length} paths`);
+      return index;
+    } finally {
+      release();
+    }
+  };
+  for (const [i, layer] of resolved.layers.entries()) indexes.push(readLayer(layer, i));
+  // Every promise gets a handler at once, so that a failure in one does not go unobserved.
+  const settled = Promise.allSettled(indexes);
+  const fs = new MergedFilesystem();
+  try {
+    for (const pending of indexes) {
+      fs.apply(await pending);
+      progress.layersDone++;
+      report();
+    }
+  } catch (err) {
+    await settled;
+    if (err instanceof RegistryError) {
+      findings.push(registryFinding(err).finding);
+      log(`Registry: ${err.message}`);
+      return result('error', resolved, undefined, stats);
+    }
+    const message = err instanceof Error ? err.message : String(err);
+    findings.push({ code: 'layer.unreadable', level: 'error', message: `A layer of the image could not be read as a tar archive (${message}).` });
+    log(`Layer: ${message}`);
+    return result('error', resolved, undefined, stats);
+  }
+
+  progress.phase = 'analyze';
+  progress.message = 'Looking for jupyterhub-singleuser';
+  report();
+  const analysis = analyzeImage(fs, resolved.config, { policy: request.policy, hubVersion: request.hubVersion });
+  findings.push(...analysis.findings);
+  for (const f of analysis.findings) log(`${f.level}: ${f.code}: ${f.message}`);
+  return result(verdictOf(findings), resolved, analysis.facts, stats);
+}

@@ -1,0 +1,259 @@
+/**
+ * Decides, from the image's merged filesystem and config, whether it can run
+ * `jupyterhub-singleuser`, and says why not in words a researcher
+ * understands. Pure: no network, no Docker.
+ */
+import type { ImageConfig } from '../registry/client.js';
+import type { ImagePolicy } from '../systems/schema.js';
+import type { MergedFilesystem } from './filesystem.js';
+
+export type FindingLevel = 'error' | 'warning' | 'info';
+
+/** One observation, with a stable code. */
+export interface Finding {
+  code: string;
+  level: FindingLevel;
+  message: string;
+}
+
+/** What the check learned about the image. */
+export interface ImageFacts {
+  path: string[];
+  singleuser: { path: string; resolvedPath: string; version: string | undefined } | undefined;
+  interpreter: { path: string; resolvedPath: string } | undefined;
+  python: { version: string | undefined } | undefined;
+  pip: { path: string } | undefined;
+  jupyterhubVersion: string | undefined;
+  users: Array<{ name: string; uid: number }>;
+  configUser: string;
+}
+
+/** The PATH Docker uses when the image sets none. */
+export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+/** PATH from the config's Env, or Docker's default. */
+export function imagePath(config: ImageConfig): string[] {
+  const entry = (config.config?.Env ?? []).find((e) => e.startsWith('PATH='));
+  const value = entry ? entry.slice(5) : DEFAULT_PATH;
+  return value.split(':').filter((dir) => dir.startsWith('/'));
+}
+
+/** `#!/usr/bin/env -S python3 -u` -> { program: 'python3', viaEnv: true }. */
+export function parseShebang(head: string): { interpreter: string; viaEnv: boolean } | undefined {
+  if (!head.startsWith('#!')) return undefined;
+  const firstLine = head.slice(2).split('\n')[0]?.trim() ?? '';
+  const words = firstLine.split(/\s+/).filter(Boolean);
+  const [interpreter, ...args] = words;
+  if (!interpreter) return undefined;
+  // pip writes `#!/bin/sh` + `'''exec' "/long/path/python" "$0" "$@"` when the path is too long for a shebang.
+  if (/\/(ba)?sh$/.test(interpreter)) {
+    const exec = /^'''exec' "?([^"\s]+)"?/m.exec(head.split('\n').slice(1).join('\n'));
+    if (exec?.[1]) return { interpreter: exec[1], viaEnv: false };
+  }
+  if (interpreter.endsWith('/env')) {
+    const program = args.find((a) => !a.startsWith('-') && !a.includes('='));
+    if (program) return { interpreter: program, viaEnv: true };
+  }
+  return { interpreter, viaEnv: false };
+}
+
+function parsePasswd(content: string): Array<{ name: string; uid: number }> {
+  return content
+    .split('\n')
+    .map((line) => line.split(':'))
+    .filter((f) => f.length >= 4 && f[0] && /^\d+$/.test(f[2] ?? ''))
+    .map((f) => ({ name: f[0] as string, uid: Number(f[2]) }));
+}
+
+function compareVersions(a: string, b: string): number {
+  const pa = a.split('.').map(Number);
+  const pb = b.split('.').map(Number);
+  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
+    const d = (pa[i] ?? 0) - (pb[i] ?? 0);
+    if (d !== 0) return d;
+  }
+  return 0;
+}
+
+export interface AnalyzeOptions {
+  policy: ImagePolicy;
+  /** The hub's version, from /hub/api/; compared by major version. */
+  hubVersion?: string | undefined;
+}
+
+/** Findings and facts for one image. */
+export function analyzeImage(fs: MergedFilesystem, config: ImageConfig, options: AnalyzeOptions): { findings: Finding[]; facts: ImageFacts } {
+  const findings: Finding[] = [];
+  const add = (code: string, level: FindingLevel, message: string) => findings.push({ code, level, message });
+  const path = imagePath(config);
+  const facts: ImageFacts = {
+    path,
+    singleuser: undefined,
+    interpreter: undefined,
+    python: undefined,
+    pip: undefined,
+    jupyterhubVersion: undefined,
+    users: [],
+    configUser: config.config?.User ?? '',
+  };
+
+  /** The first PATH entry where `name` is a regular file (symlinks followed). */
+  const which = (name: string) => {
+    for (const dir of path) {
+      const candidate = `${dir}/${name}`;
+      const found = fs.resolve(candidate);
+      if (found.found && found.entry.type === 'file') return { path: candidate, resolved: found };
+    }
+    return undefined;
+  };
+
+  // jupyterhub-singleuser on PATH, as the spawner starts it.
+  const singleuser = which('jupyterhub-singleuser');
+  let prefix: string | undefined;
+  if (!singleuser) {
+    const broken = path.map((dir) => fs.resolve(`${dir}/jupyterhub-singleuser`)).find((r) => !r.found && r.via.length > 0);
+    add(
+      'singleuser.missing',
+      'error',
+      broken
+        ? `jupyterhub-singleuser is a broken link (${broken.via.join(', ')}): its target ${broken.path} is missing.`
+        : `jupyterhub-singleuser is not on the image's PATH (${path.join(':')}). Install JupyterHub in the image, e.g. "pip install jupyterhub${options.hubVersion ? `==${options.hubVersion.split('.')[0]}.*` : ''}", so that the hub can start your server.`,
+    );
+  } else {
+    const { entry, path: resolvedPath } = singleuser.resolved as { entry: { mode: number; head?: string }; path: string };
+    facts.singleuser = { path: singleuser.path, resolvedPath, version: undefined };
+    if ((entry.mode & 0o111) === 0) {
+      add(
+        'singleuser.not_executable',
+        'error',
+        `${singleuser.path} exists but is not executable (mode ${(entry.mode & 0o777).toString(8).padStart(3, '0')}). Add "RUN chmod +x ${resolvedPath}" to your Dockerfile.`,
+      );
+    }
+    const head = entry.head ?? '';
+    const shebang = parseShebang(head);
+    if (shebang) {
+      const interpreter = shebang.interpreter.includes('/') ? { path: shebang.interpreter, resolved: fs.resolve(shebang.interpreter) } : which(shebang.interpreter);
+      if (!interpreter || !interpreter.resolved.found) {
+        add(
+          'interpreter.missing',
+          'error',
+          shebang.viaEnv
+            ? `jupyterhub-singleuser runs "${shebang.interpreter}" (through /usr/bin/env), but there is no ${shebang.interpreter} on the image's PATH.`
+            : `jupyterhub-singleuser starts with #!${shebang.interpreter}, but ${shebang.interpreter} does not exist in the image. Was Python removed or moved after JupyterHub was installed?`,
+        );
+      } else if (interpreter.resolved.found) {
+        const resolved = interpreter.resolved.path;
+        facts.interpreter = { path: interpreter.path, resolvedPath: resolved };
+        if ((interpreter.resolved.entry.mode & 0o111) === 0) {
+          add('interpreter.not_executable', 'error', `The interpreter ${resolved} of jupyterhub-singleuser is not executable.`);
+        }
+        prefix = resolved.split('/').slice(0, -2).join('/') || '/';
+        const fromName = /python(\d+\.\d+)/.exec(resolved.slice(resolved.lastIndexOf('/')))?.[1];
+        facts.python = { version: fromName ?? pythonVersionUnder(fs, prefix) };
+      }
+    } else if (head.startsWith('\u007fELF')) {
+      add('singleuser.binary', 'info', `${singleuser.path} is a compiled program, not a Python script.`);
+    } else if (entry.mode & 0o111) {
+      add('singleuser.no_interpreter', 'warning', `${singleuser.path} has no "#!" line naming its interpreter; it may not start.`);
+    }
+  }
+
+  // Python version against the system's policy.
+  const pythonVersion = facts.python?.version;
+  if (pythonVersion) {
+    const { min, max } = options.policy.python ?? {};
+    const tooOld = min !== undefined && compareVersions(pythonVersion, min) < 0;
+    const tooNew = max !== undefined && compareVersions(pythonVersion, max) > 0;
+    if (tooOld || tooNew) {
+      add('python.version', 'error', `The image has Python ${pythonVersion}; this system needs Python ${[min && `${min} or newer`, max && `${max} or older`].filter(Boolean).join(' and ')}.`);
+    } else {
+      add('python.version', 'info', `Python ${pythonVersion}.`);
+    }
+  } else if (facts.interpreter && options.policy.python && (options.policy.python.min || options.policy.python.max)) {
+    add('python.version', 'warning', 'The Python version could not be read from the image, so the system\'s Python range was not checked.');
+  }
+
+  // JupyterHub's own version, from its package metadata.
+  facts.jupyterhubVersion = jupyterhubVersion(fs, prefix);
+  if (facts.singleuser) facts.singleuser.version = facts.jupyterhubVersion;
+  if (facts.singleuser && facts.jupyterhubVersion && options.hubVersion) {
+    const imageMajor = facts.jupyterhubVersion.split('.')[0];
+    const hubMajor = options.hubVersion.split('.')[0];
+    if (imageMajor !== hubMajor) {
+      add(
+        'jupyterhub.version',
+        'warning',
+        `The image has JupyterHub ${facts.jupyterhubVersion}, the hub runs ${options.hubVersion}. A different major version may fail to start; install jupyterhub==${hubMajor}.* in the image.`,
+      );
+    }
+  } else if (facts.singleuser && !facts.jupyterhubVersion) {
+    add('jupyterhub.unknown', 'warning', "JupyterHub's package metadata was not found, so its version could not be compared with the hub's.");
+  }
+
+  // pip, for users who install packages in their server.
+  const pip = which('pip3') ?? which('pip');
+  if (pip) facts.pip = { path: pip.path };
+  else if (prefix && hasPipModule(fs, prefix)) facts.pip = { path: `${prefix}/lib/python*/site-packages/pip` };
+  if (!facts.pip) {
+    add('pip.missing', options.policy.requirePip ? 'error' : 'warning', 'The image has no pip, so packages cannot be installed from a notebook with %pip install.');
+  }
+
+  // Users: the config's USER must exist; the policy may want uid 1000.
+  const passwd = fs.resolve('/etc/passwd');
+  if (passwd.found && passwd.entry.head !== undefined) facts.users = parsePasswd(passwd.entry.head);
+  const user = facts.configUser.split(':')[0] ?? '';
+  if (user !== '' && !/^\d+$/.test(user) && !facts.users.some((u) => u.name === user)) {
+    add('user.unknown', 'error', `The image's USER is "${user}", but /etc/passwd has no such user; Docker cannot start the container.`);
+  }
+  if (user === '' || user === 'root' || user === '0') {
+    add('user.root', 'info', 'The image runs as root unless the system chooses a user.');
+  }
+  if (options.policy.requireUid1000 && !facts.users.some((u) => u.uid === 1000)) {
+    add(
+      'user.uid_missing',
+      'error',
+      `This system runs notebook servers as uid 1000, but the image has no user with uid 1000${facts.users.length ? ` (its users: ${facts.users.map((u) => `${u.name}=${u.uid}`).slice(0, 8).join(', ')})` : ''}. Add one, e.g. "RUN useradd -m -u 1000 jovyan".`,
+    );
+  }
+  return { findings, facts };
+}
+
+/** The highest lib/pythonX.Y under `prefix`. */
+function pythonVersionUnder(fs: MergedFilesystem, prefix: string): string | undefined {
+  const base = `${prefix === '/' ? '' : prefix}/lib/python`;
+  const versions = new Set<string>();
+  for (const p of fs.paths()) {
+    if (p.startsWith(base)) {
+      const m = /^(\d+\.\d+)(\/|$)/.exec(p.slice(base.length));
+      if (m?.[1]) versions.add(m[1]);
+    }
+  }
+  return [...versions].sort(compareVersions).pop();
+}
+
+/** jupyterhub's version from `jupyterhub-X.Y.Z.dist-info` (or egg-info), preferring `prefix`. */
+function jupyterhubVersion(fs: MergedFilesystem, prefix: string | undefined): string | undefined {
+  const pattern = /\/(?:site|dist)-packages\/jupyterhub-(\d[^/]*?)\.(?:dist-info|egg-info)(?:\/|$)/;
+  let fallback: string | undefined;
+  for (const p of fs.paths()) {
+    const m = pattern.exec(p);
+    if (!m?.[1]) continue;
+    const version = m[1].replace(/\.dev\d+$/, '');
+    if (prefix && p.startsWith(`${prefix === '/' ? '' : prefix}/lib/`)) return version;
+    fallback ??= version;
+  }
+  return fallback;
+}
+
+function hasPipModule(fs: MergedFilesystem, prefix: string): boolean {
+  const base = `${prefix === '/' ? '' : prefix}/lib/python`;
+  for (const p of fs.paths()) {
+    if (p.startsWith(base) && /\/(site|dist)-packages\/pip(\/|$)/.test(p)) return true;
+  }
+  return false;
+}
+
+/** pass when nothing is an error; fail otherwise. (error is for checks that could not be made.) */
+export function verdictOf(findings: readonly Finding[]): 'pass' | 'fail' {
+  return findings.some((f) => f.level === 'error') ? 'fail' : 'pass';
+}

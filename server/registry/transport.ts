@@ -1,0 +1,140 @@
+/**
+ * HTTP to registries: the SSRF guard on every hop, redirects followed by hand
+ * (credentials never cross to another host), retries with backoff on 429 and
+ * 5xx honouring Retry-After, and failures mapped to {@link RegistryError}.
+ */
+import { fetch, type Dispatcher, type Response } from 'undici';
+import { RegistryError } from './errors.js';
+import { checkLiteralHost, type AddressPolicy } from './guard.js';
+
+export interface TransportOptions {
+  dispatcher: Dispatcher;
+  policy: AddressPolicy;
+  /** Attempts for 429/5xx and dropped connections, the first included. */
+  attempts: number;
+  /** Longest wait between attempts; a longer Retry-After gives up at once. */
+  maxRetryWaitMs: number;
+  /** Swapped in tests to avoid real waiting. */
+  sleep?: (ms: number) => Promise<void>;
+}
+
+export interface RegistryRequest {
+  method?: 'GET' | 'HEAD';
+  headers?: Record<string, string>;
+  /** Sent only to this host (host[:port]); dropped on a redirect elsewhere. */
+  authorization?: { host: string; value: string } | undefined;
+}
+
+const MAX_REDIRECTS = 5;
+const RETRY_STATUS = new Set([429, 500, 502, 503, 504]);
+
+/** Seconds or an HTTP date, as Retry-After allows; undefined if absent or unreadable. */
+export function retryAfterMs(header: string | null, now: number = Date.now()): number | undefined {
+  if (!header) return undefined;
+  if (/^\d+$/.test(header.trim())) return Number(header.trim()) * 1000;
+  const at = Date.parse(header);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}
+
+function tlsProblem(code: string): boolean {
+  return /^(ERR_TLS|ERR_SSL|CERT_|UNABLE_TO_|SELF_SIGNED|DEPTH_ZERO|ERR_OSSL|HOSTNAME_MISMATCH)/.test(code) || code.includes('CERT');
+}
+
+/** Maps a failed fetch to what the user should hear. */
+function networkError(url: URL, err: unknown): RegistryError {
+  let cause: unknown = err;
+  // undici wraps the socket error (and our guard's refusal) in `cause`.
+  while (cause && typeof cause === 'object' && 'cause' in cause && !(cause instanceof RegistryError) && !('code' in cause && (cause as { code?: unknown }).code)) {
+    cause = (cause as { cause: unknown }).cause;
+  }
+  if (cause instanceof RegistryError) return cause;
+  const code = String((cause as { code?: unknown } | undefined)?.code ?? '');
+  if (tlsProblem(code)) {
+    return new RegistryError('registry.tls', `A secure (TLS) connection to ${url.host} failed (${code}). The registry's certificate may be invalid or self-signed.`, { cause: err });
+  }
+  const what =
+    code === 'ENOTFOUND' || code === 'EAI_AGAIN'
+      ? `the name ${url.hostname} does not resolve`
+      : code === 'ECONNREFUSED'
+        ? 'the connection was refused'
+        : code.includes('TIMEOUT')
+          ? 'it did not answer in time'
+          : `the connection failed${code ? ` (${code})` : ''}`;
+  return new RegistryError('registry.unreachable', `The registry ${url.host} cannot be reached: ${what}.`, { cause: err });
+}
+
+/** Performs guarded requests to registries and their token realms. */
+export class RegistryTransport {
+  private readonly sleep: (ms: number) => Promise<void>;
+
+  constructor(private readonly options: TransportOptions) {
+    this.sleep = options.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
+  }
+
+  /**
+   * Sends the request, following redirects and retrying; returns the final
+   * response (any status but 429/5xx after the last attempt, which throw).
+   */
+  async request(input: string | URL, request: RegistryRequest = {}): Promise<Response> {
+    for (let attempt = 1; ; attempt++) {
+      let response: Response;
+      try {
+        response = await this.follow(new URL(input), request);
+      } catch (err) {
+        // A dropped connection is worth one more try; a refusal or TLS failure is not.
+        const mapped = err instanceof RegistryError ? err : networkError(new URL(input), err);
+        const transient = mapped.code === 'registry.unreachable' && /ECONNRESET|EPIPE|UND_ERR_SOCKET/.test(String(mapped.message));
+        if (!transient || attempt >= this.options.attempts) throw mapped;
+        await this.sleep(this.backoff(attempt));
+        continue;
+      }
+      if (!RETRY_STATUS.has(response.status)) return response;
+      const wait = retryAfterMs(response.headers.get('retry-after')) ?? this.backoff(attempt);
+      await response.body?.cancel();
+      const host = new URL(input).host;
+      if (attempt >= this.options.attempts || wait > this.options.maxRetryWaitMs) {
+        throw response.status === 429
+          ? new RegistryError(
+              'registry.rate_limited',
+              `The registry ${host} is limiting requests (429)${wait > 0 ? `; it asks to wait ${Math.ceil(wait / 1000)} s` : ''}. Try the check again later.`,
+            )
+          : new RegistryError('registry.server_error', `The registry ${host} has a problem (HTTP ${response.status}). Try again later.`);
+      }
+      await this.sleep(wait);
+    }
+  }
+
+  private backoff(attempt: number): number {
+    // 0.5 s, 1 s, 2 s, … with jitter, so that replicas do not retry in step.
+    return Math.min(this.options.maxRetryWaitMs, 500 * 2 ** (attempt - 1)) * (0.75 + Math.random() * 0.5);
+  }
+
+  private async follow(start: URL, request: RegistryRequest): Promise<Response> {
+    let url = start;
+    for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
+      checkLiteralHost(url, this.options.policy);
+      const headers: Record<string, string> = { 'User-Agent': 'custom-images (JupyterHub service)', ...request.headers };
+      if (request.authorization && request.authorization.host === url.host) headers.Authorization = request.authorization.value;
+      let response: Response;
+      try {
+        response = await fetch(url, { method: request.method ?? 'GET', headers, redirect: 'manual', dispatcher: this.options.dispatcher });
+      } catch (err) {
+        throw networkError(url, err);
+      }
+      if (![301, 302, 303, 307, 308].includes(response.status)) return response;
+      const location = response.headers.get('location');
+      await response.body?.cancel();
+      if (!location) throw new RegistryError('registry.protocol', `The registry ${url.host} redirected without saying where to.`);
+      const next = new URL(location, url);
+      if (next.protocol !== 'https:' && next.protocol !== 'http:') {
+        throw new RegistryError('registry.protocol', `The registry ${url.host} redirected to an unsupported address.`);
+      }
+      // Downgrading to plain http is allowed only to hosts an admin trusts.
+      if (next.protocol === 'http:' && url.protocol === 'https:' && !this.options.policy.trustedHosts.has(next.hostname)) {
+        throw new RegistryError('registry.protocol', `The registry ${url.host} redirected to an insecure (http) address.`);
+      }
+      url = next;
+    }
+    throw new RegistryError('registry.protocol', `The registry ${start.host} redirected more than ${MAX_REDIRECTS} times.`);
+  }
+}

@@ -1,0 +1,153 @@
+/**
+ * Real registries for tests: Debian's docker-registry (distribution 2.8) on
+ * 127.0.0.1, without auth, with htpasswd Basic auth, and with token auth
+ * backed by a token service the test runs and the registry trusts. All three
+ * share one storage folder, so an image pushed once is on all of them.
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { createSign, randomBytes, X509Certificate } from 'node:crypto';
+import fs from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+
+const REGISTRY_BIN = process.env.DOCKER_REGISTRY_BIN ?? '/usr/bin/docker-registry';
+
+export const USER = 'researcher';
+export const PASSWORD = 'registry-pass-7d1e';
+
+export async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((r) => server.close(r));
+  return port;
+}
+
+async function waitForPort(port: number, proc: ChildProcess, log: () => string): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  while (Date.now() < deadline) {
+    if (proc.exitCode !== null) throw new Error(`docker-registry exited: ${log()}`);
+    const open = await new Promise<boolean>((resolve) => {
+      const socket = net.connect(port, '127.0.0.1', () => {
+        socket.end();
+        resolve(true);
+      });
+      socket.on('error', () => resolve(false));
+    });
+    if (open) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`docker-registry did not listen on ${port}: ${log()}`);
+}
+
+export interface TestRegistries {
+  /** host:port of each registry */
+  open: string;
+  basic: string;
+  token: string;
+  /** Requests the token service refused or granted, for assertions. */
+  tokenRequests: Array<{ user: string | undefined; scope: string }>;
+  /** Hosts that must be trusted to reach these registries (127.0.0.1). */
+  trusted: string[];
+  stop(): Promise<void>;
+}
+
+function base64url(data: Buffer | string): string {
+  return Buffer.from(data).toString('base64url');
+}
+
+/** Starts the three registries and the token service. */
+export async function startRegistries(): Promise<TestRegistries> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ci-registry-'));
+  const storage = path.join(dir, 'storage');
+  fs.mkdirSync(storage);
+  execFileSync('htpasswd', ['-Bbc', path.join(dir, 'htpasswd'), USER, PASSWORD], { stdio: 'ignore' });
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem'), '-days', '2', '-subj', '/CN=ci-token-issuer'], { stdio: 'ignore' });
+  const key = fs.readFileSync(path.join(dir, 'key.pem'), 'utf8');
+  const certDer = new X509Certificate(fs.readFileSync(path.join(dir, 'cert.pem'))).raw;
+
+  const [openPort, basicPort, tokenPort, issuerPort] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
+  const tokenRequests: TestRegistries['tokenRequests'] = [];
+  const service = 'ci-registry';
+
+  // The token service: researcher/PASSWORD may pull anything; anonymous only public/*.
+  const issuer = http.createServer((req, res) => {
+    const url = new URL(req.url ?? '/', `http://127.0.0.1:${issuerPort}`);
+    const scope = url.searchParams.get('scope') ?? '';
+    const auth = req.headers.authorization;
+    let user: string | undefined;
+    if (auth?.startsWith('Basic ')) {
+      const [u, p] = Buffer.from(auth.slice(6), 'base64').toString().split(':');
+      if (u !== USER || p !== PASSWORD) {
+        tokenRequests.push({ user: u, scope });
+        res.writeHead(401, { 'Content-Type': 'application/json' }).end('{"details":"wrong credentials"}');
+        return;
+      }
+      user = u;
+    }
+    tokenRequests.push({ user, scope });
+    const [, name = '', actions = ''] = scope.split(':');
+    const granted = user !== undefined || name.startsWith('public/') ? actions.split(',').filter(Boolean) : [];
+    const now = Math.floor(Date.now() / 1000);
+    const header = { alg: 'RS256', typ: 'JWT', x5c: [certDer.toString('base64')] };
+    const claims = {
+      iss: 'ci-issuer',
+      sub: user ?? '',
+      aud: service,
+      exp: now + 300,
+      nbf: now - 10,
+      iat: now,
+      jti: randomBytes(8).toString('hex'),
+      access: name ? [{ type: 'repository', name, actions: granted }] : [],
+    };
+    const unsigned = `${base64url(JSON.stringify(header))}.${base64url(JSON.stringify(claims))}`;
+    const signature = createSign('RSA-SHA256').update(unsigned).sign(key);
+    res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify({ token: `${unsigned}.${base64url(signature)}`, expires_in: 300 }));
+  });
+  await new Promise<void>((r) => issuer.listen(issuerPort, '127.0.0.1', r));
+
+  const config = (port: number, auth: string) => `version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: ${storage}
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:${port}
+  secret: ${randomBytes(16).toString('hex')}
+${auth}`;
+  const configs = [
+    [openPort, ''],
+    [basicPort, `auth:\n  htpasswd:\n    realm: ci\n    path: ${path.join(dir, 'htpasswd')}\n`],
+    [tokenPort, `auth:\n  token:\n    realm: http://127.0.0.1:${issuerPort}/token\n    service: ${service}\n    issuer: ci-issuer\n    rootcertbundle: ${path.join(dir, 'cert.pem')}\n`],
+  ] as const;
+  const procs: ChildProcess[] = [];
+  for (const [i, [port, auth]] of configs.entries()) {
+    const file = path.join(dir, `config-${i}.yml`);
+    fs.writeFileSync(file, config(port, auth));
+    let output = '';
+    const proc = spawn(REGISTRY_BIN, ['serve', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+    proc.stdout?.on('data', (d: Buffer) => (output += d.toString()));
+    proc.stderr?.on('data', (d: Buffer) => (output += d.toString()));
+    procs.push(proc);
+    await waitForPort(port, proc, () => output);
+  }
+  return {
+    open: `127.0.0.1:${openPort}`,
+    basic: `127.0.0.1:${basicPort}`,
+    token: `127.0.0.1:${tokenPort}`,
+    tokenRequests,
+    trusted: ['127.0.0.1'],
+    async stop() {
+      for (const proc of procs) proc.kill('SIGTERM');
+      await new Promise<void>((r) => issuer.close(() => r()));
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
