@@ -25,7 +25,11 @@ import { errorHandler, notFoundHandler } from './web/errors.js';
 import { healthRouter } from './web/health.js';
 import { createMetrics } from './web/metrics.js';
 import { csrfSync } from 'csrf-sync';
+import { memoryLayerCache, tieredLayerCache } from './checks/layerCache.js';
+import { CheckService } from './checks/service.js';
+import { CheckStore, databaseLayerCache } from './checks/store.js';
 import { ImageService } from './images/service.js';
+import type { RegistryClient } from './registry/client.js';
 import { ImageStore } from './images/store.js';
 import type { Keyring } from './secrets/keyring.js';
 import { staticCatalog, type SystemCatalog } from './systems/schema.js';
@@ -40,6 +44,7 @@ export interface AppDeps {
   hub: HubClient;
   logger: Logger;
   keyring: Keyring;
+  registry: RegistryClient;
   /** Defaults to the one system from configuration. */
   systems?: SystemCatalog;
 }
@@ -72,7 +77,15 @@ export function createApp(deps: AppDeps): App {
       defaultLayout: 'main',
       layoutsDir: path.join(VIEWS_DIR, 'layouts'),
       partialsDir: path.join(VIEWS_DIR, 'partials'),
-      helpers: { concat: (...parts: unknown[]) => parts.slice(0, -1).join('') },
+      helpers: {
+        concat: (...parts: unknown[]) => parts.slice(0, -1).join(''),
+        iso: (value: unknown) => (value instanceof Date ? value.toISOString() : String(value ?? '')),
+        // UTC, to the minute: the same for every reader, no client-side script needed.
+        when: (value: unknown) => {
+          const date = value instanceof Date ? value : new Date(String(value));
+          return Number.isNaN(date.getTime()) ? '' : `${date.toISOString().slice(0, 16).replace('T', ' ')} UTC`;
+        },
+      },
     }),
   );
   app.set('view engine', 'hbs');
@@ -112,10 +125,16 @@ export function createApp(deps: AppDeps): App {
   );
 
   const authenticate = createTokenAuthenticator({ hub, cacheSeconds: config.authCacheSeconds });
-  const images = new ImageService({
-    store: new ImageStore(db),
-    systems: deps.systems ?? staticCatalog([config.defaultSystem]),
-    keyring: deps.keyring,
+  const systems = deps.systems ?? staticCatalog([config.defaultSystem]);
+  const checkStore = new CheckStore(db);
+  const images = new ImageService({ store: new ImageStore(db), systems, keyring: deps.keyring, checks: checkStore });
+  const checks = new CheckService({
+    store: checkStore,
+    images,
+    systems,
+    registry: deps.registry,
+    layers: tieredLayerCache(memoryLayerCache(), databaseLayerCache(db)),
+    hub,
   });
   const router = express.Router();
   router.use('/static', express.static(path.join(VIEWS_DIR, 'static'), { maxAge: '1h' }));
@@ -124,7 +143,7 @@ export function createApp(deps: AppDeps): App {
     '/api/v1',
     express.json({ limit: '64kb' }),
     apiRouter({ authenticate }),
-    imageApiRouter({ images, accessScopes: config.hub.accessScopes }),
+    imageApiRouter({ images, checks, accessScopes: config.hub.accessScopes }),
   );
 
   // Pages: sessions live in the database so that replicas share them.
@@ -180,7 +199,7 @@ export function createApp(deps: AppDeps): App {
   });
   pages.use(csrf.csrfSynchronisedProtection);
   pages.use(authRouter({ passport, prefix, hubLogoutUrl: `${config.hub.baseUrl}hub/logout`, cookieName: cookieName(config.hub.serviceName) }));
-  pages.use(requireLogin(prefix), imagePagesRouter({ images, prefix }));
+  pages.use(requireLogin(prefix), imagePagesRouter({ images, checks, prefix }));
   router.use(pages);
 
   app.use(prefix, router);

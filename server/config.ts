@@ -99,6 +99,11 @@ function envSchema(cwd: string) {
     CUSTOM_IMAGES_AUTH_CACHE_SECONDS: z.coerce.number().int().min(0, 'must be 0 or more seconds').default(300),
     CUSTOM_IMAGES_LOG_LEVEL: z.enum(LOG_LEVELS, { message: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info'),
     DOCKER_HOST: z.string().min(1).optional(),
+    CUSTOM_IMAGES_TRUSTED_REGISTRIES: z
+      .string()
+      .default('')
+      .transform((raw) => raw.split(',').map((h) => h.trim().toLowerCase()).filter(Boolean)),
+    CUSTOM_IMAGES_MAX_IMAGE_GB: z.coerce.number().positive('must be a positive number of gigabytes').default(32),
     CUSTOM_IMAGES_SYSTEM_NAME: z.string().min(1).max(100).default('Default'),
     CUSTOM_IMAGES_ALLOWED_REGISTRIES: commaList('registry patterns such as docker.io/*,registry.example.com/team/* or *').default(['*']),
     CUSTOM_IMAGES_MOUNT_PREFIXES: commaList('absolute paths such as /home,/data')
@@ -138,6 +143,12 @@ export interface Config {
   cryptKeys: Uint8Array[];
   /** The system offered until admins define systems. */
   defaultSystem: System;
+  registries: {
+    /** Registry hosts an admin allows on private addresses (and plain http), e.g. a site registry. */
+    trusted: string[];
+    /** Largest image (compressed) the check reads. */
+    maxImageBytes: number;
+  };
   authCacheSeconds: number;
   logLevel: (typeof LOG_LEVELS)[number];
   dockerHost: string | undefined;
@@ -206,6 +217,10 @@ export function parseConfig(env: Record<string, string | undefined>, cwd: string
       platform: e.CUSTOM_IMAGES_PLATFORM,
       spawner: 'docker',
       policy: OPEN_POLICY,
+    },
+    registries: {
+      trusted: e.CUSTOM_IMAGES_TRUSTED_REGISTRIES,
+      maxImageBytes: Math.round(e.CUSTOM_IMAGES_MAX_IMAGE_GB * 1e9),
     },
     authCacheSeconds: e.CUSTOM_IMAGES_AUTH_CACHE_SECONDS,
     logLevel: e.CUSTOM_IMAGES_LOG_LEVEL,

@@ -7,6 +7,7 @@ import { createApp } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { createHubClient } from './hub/client.js';
 import { createLogger } from './log.js';
+import { RegistryClient } from './registry/client.js';
 import { createKeyring } from './secrets/keyring.js';
 import { openDatabase } from './store/db.js';
 import { migrateLatest } from './store/migrate.js';
@@ -36,7 +37,8 @@ async function main(): Promise<void> {
   const hub = createHubClient({ apiUrl: config.hub.apiUrl, apiToken: config.hub.apiToken });
   const keyring = await createKeyring(config.cryptKeys);
   if (!keyring.canSeal) logger.warn('CUSTOM_IMAGES_CRYPT_KEY is not set: registry passwords cannot be stored until it is');
-  const { app, close } = createApp({ config, db, hub, logger, keyring });
+  const registry = new RegistryClient({ trustedHosts: config.registries.trusted, maxImageBytes: config.registries.maxImageBytes });
+  const { app, close } = createApp({ config, db, hub, logger, keyring, registry });
   const server = app.listen(config.service.port, config.service.host, () => {
     logger.info({ url: config.service.url, prefix: config.service.prefix }, 'custom-images listening');
   });

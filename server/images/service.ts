@@ -9,14 +9,10 @@ import { parseReference } from '../registry/reference.js';
 import type { Keyring } from '../secrets/keyring.js';
 import type { System, SystemCatalog } from '../systems/schema.js';
 import { fieldErrors, imageInputSchema, unpinnedWarning, type ImageInput } from './schema.js';
+import { imageStatus, type CheckSummary, type ImageStatus } from './status.js';
 import type { CredentialRow, ImageRow, ImageStore } from './store.js';
 
-/** Where an image stands, for the tile. */
-export interface ImageStatus {
-  code: 'never' | 'passed' | 'failed' | 'changed';
-  label: string;
-  at: Date | undefined;
-}
+export type { ImageStatus };
 
 /** An image configuration as pages and the API show it; never a secret. */
 export interface ImageView {
@@ -48,6 +44,8 @@ export interface ImageServiceDeps {
   store: ImageStore;
   systems: SystemCatalog;
   keyring: Keyring;
+  /** The newest check of each image, for its status. */
+  checks?: { latestFor(owner: string, imageIds: number[]): Promise<Map<number, CheckSummary>> };
   now?: () => Date;
 }
 
@@ -55,8 +53,6 @@ export interface ImageServiceDeps {
 export function credentialAssociatedData(credentialId: string, owner: string): string {
   return `custom-images/credential/v1/${credentialId}/${owner}`;
 }
-
-const NEVER_CHECKED: ImageStatus = { code: 'never', label: 'Never checked', at: undefined };
 
 export class ImageService {
   private readonly now: () => Date;
@@ -72,15 +68,18 @@ export class ImageService {
 
   async list(owner: string): Promise<ImageView[]> {
     const rows = await this.deps.store.list(owner);
-    const credentials = await this.deps.store.credentialsFor(owner, rows.map((r) => r.id));
-    return Promise.all(rows.map((row) => this.view(row, credentials.get(row.id))));
+    const ids = rows.map((r) => r.id);
+    const credentials = await this.deps.store.credentialsFor(owner, ids);
+    const checks = (await this.deps.checks?.latestFor(owner, ids)) ?? new Map<number, CheckSummary>();
+    return Promise.all(rows.map((row) => this.view(row, credentials.get(row.id), checks.get(row.id))));
   }
 
   /** @throws AppError 404 when the image does not exist or is not `owner`'s. */
   async get(owner: string, id: number): Promise<ImageView> {
     const row = await this.deps.store.get(owner, id);
     if (!row) throw notFound('Image');
-    return this.view(row, await this.deps.store.credentialFor(owner, id));
+    const check = (await this.deps.checks?.latestFor(owner, [id]))?.get(id);
+    return this.view(row, await this.deps.store.credentialFor(owner, id), check);
   }
 
   /** Validates and saves a new configuration; nothing is stored when anything is wrong. */
@@ -177,7 +176,7 @@ export class ImageService {
     };
   }
 
-  private async view(row: ImageRow, credential: CredentialRow | undefined): Promise<ImageView> {
+  private async view(row: ImageRow, credential: CredentialRow | undefined, check: CheckSummary | undefined): Promise<ImageView> {
     const system = await this.deps.systems.get(row.system);
     const reference = parseReference(row.reference);
     return {
@@ -191,7 +190,7 @@ export class ImageService {
       mountPath: row.mountPath ?? system?.defaultMountPath ?? '',
       mountPathIsDefault: row.mountPath === null,
       credential: credential ? { registry: credential.registry, username: credential.username } : undefined,
-      status: NEVER_CHECKED,
+      status: imageStatus(row, check),
       warnings: reference.unpinned ? [unpinnedWarning(reference)] : [],
       createdAt: row.createdAt,
       updatedAt: row.updatedAt,

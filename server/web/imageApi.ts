@@ -6,6 +6,9 @@ import { Router, type Request } from 'express';
 import { z } from 'zod';
 import { AppError, notFound } from '../errors.js';
 import { SCOPES, hasAccessScope, hasScope, type HubIdentity } from '../hub/identity.js';
+import { FindingSchema } from '../checks/report.js';
+import type { CheckService } from '../checks/service.js';
+import type { CheckRow } from '../checks/store.js';
 import type { ImageService, ImageView } from '../images/service.js';
 import { identityOf } from './apiAuth.js';
 import { parseId } from './imagePages.js';
@@ -21,7 +24,12 @@ export const ImageResponseSchema = z.object({
   mountPath: z.string(),
   mountPathIsDefault: z.boolean(),
   credential: z.object({ registry: z.string(), username: z.string() }).nullable(),
-  status: z.object({ code: z.enum(['never', 'passed', 'failed', 'changed']), label: z.string(), at: z.string().nullable() }),
+  status: z.object({
+    code: z.enum(['never', 'checking', 'passed', 'failed', 'changed']),
+    label: z.string(),
+    at: z.string().nullable(),
+    checkId: z.number().int().nullable(),
+  }),
   warnings: z.array(z.string()),
   createdAt: z.string(),
   updatedAt: z.string(),
@@ -41,7 +49,7 @@ export function presentImage(image: ImageView): ImageResponse {
     mountPath: image.mountPath,
     mountPathIsDefault: image.mountPathIsDefault,
     credential: image.credential ?? null,
-    status: { ...image.status, at: image.status.at?.toISOString() ?? null },
+    status: { ...image.status, at: image.status.at?.toISOString() ?? null, checkId: image.status.checkId ?? null },
     warnings: image.warnings,
     createdAt: image.createdAt.toISOString(),
     updatedAt: image.updatedAt.toISOString(),
@@ -64,8 +72,49 @@ export function authorizeUser(identity: HubIdentity, name: string, access: reado
   throw notFound('User');
 }
 
-export function imageApiRouter(deps: { images: ImageService; accessScopes: readonly string[] }): Router {
-  const { images, accessScopes } = deps;
+export const CheckResponseSchema = z.object({
+  id: z.number().int().positive(),
+  imageId: z.number().int().nullable(),
+  owner: z.string(),
+  system: z.string(),
+  image: z.string(),
+  digest: z.string().nullable(),
+  platform: z.string(),
+  kind: z.enum(['static', 'full']),
+  status: z.enum(['queued', 'running', 'passed', 'failed', 'error']),
+  findings: z.array(FindingSchema),
+  reusedFrom: z.number().int().nullable(),
+  createdAt: z.string(),
+  startedAt: z.string().nullable(),
+  finishedAt: z.string().nullable(),
+  durationMs: z.number().int().nullable(),
+  log: z.string(),
+});
+
+/** The API's form of a check. */
+export function presentCheck(check: CheckRow): z.infer<typeof CheckResponseSchema> {
+  return CheckResponseSchema.parse({
+    id: check.id,
+    imageId: check.imageId,
+    owner: check.owner,
+    system: check.system,
+    image: check.reference,
+    digest: check.digest,
+    platform: check.platform,
+    kind: check.kind,
+    status: check.status,
+    findings: check.findings,
+    reusedFrom: check.reusedFrom,
+    createdAt: check.createdAt.toISOString(),
+    startedAt: check.startedAt?.toISOString() ?? null,
+    finishedAt: check.finishedAt?.toISOString() ?? null,
+    durationMs: check.durationMs,
+    log: check.log,
+  });
+}
+
+export function imageApiRouter(deps: { images: ImageService; checks: CheckService; accessScopes: readonly string[] }): Router {
+  const { images, checks, accessScopes } = deps;
   const router = Router();
   const allow = (req: Request, mode: 'read' | 'write') => {
     const identity = identityOf(req);
@@ -89,6 +138,19 @@ export function imageApiRouter(deps: { images: ImageService; accessScopes: reado
   router.put('/users/:name/images/:id', async (req, res) => {
     const { identity, name } = allow(req, 'write');
     res.json(presentImage(await images.update(identity, name, parseApiId(req.params.id), req.body)));
+  });
+  router.post('/users/:name/images/:id/check', async (req, res) => {
+    // The user, or the spawner hook (launch scope) before a launch.
+    const { identity, name } = allow(req, 'read');
+    res.status(201).json(presentCheck(await checks.checkImage(identity, name, parseApiId(req.params.id))));
+  });
+  router.get('/checks/:id', async (req, res) => {
+    const identity = identityOf(req);
+    const id = parseApiId(req.params.id);
+    const check = await checks.getAny(id);
+    authorizeUser(identity, check?.owner ?? identity.name, accessScopes, 'read');
+    if (!check) throw notFound('Check');
+    res.json(presentCheck(check));
   });
   router.delete('/users/:name/images/:id', async (req, res) => {
     const { identity, name } = allow(req, 'write');

@@ -4,6 +4,8 @@
  */
 import { Router, type Request, type Response } from 'express';
 import { AppError, notFound } from '../errors.js';
+import type { CheckService } from '../checks/service.js';
+import type { CheckRow } from '../checks/store.js';
 import type { ImageService, ImageView } from '../images/service.js';
 import { OPEN_POLICY, type System } from '../systems/schema.js';
 
@@ -39,12 +41,32 @@ function valuesOf(image: ImageView) {
   };
 }
 
+const VERDICT_TEXT: Record<CheckRow['status'], string> = {
+  queued: 'Waiting to start',
+  running: 'Checking…',
+  passed: 'This image can run jupyterhub-singleuser',
+  failed: 'This image cannot serve as a notebook server',
+  error: 'The check could not be made',
+};
+
+/** A check as the page shows it. */
+function presentCheckPage(check: CheckRow) {
+  const order = { error: 0, warning: 1, info: 2 } as const;
+  return {
+    ...check,
+    verdictText: VERDICT_TEXT[check.status],
+    findings: [...check.findings].sort((a, b) => order[a.level] - order[b.level]),
+    duration: check.durationMs === null ? '' : check.durationMs < 1000 ? `${check.durationMs} ms` : `${(check.durationMs / 1000).toFixed(1)} s`,
+    startedAt: (check.startedAt ?? check.createdAt).toISOString(),
+  };
+}
+
 function systemOptions(systems: System[], selected: string) {
   return systems.map((s) => ({ ...s, selected: s.slug === selected }));
 }
 
-export function imagePagesRouter(deps: { images: ImageService; prefix: string }): Router {
-  const { images, prefix } = deps;
+export function imagePagesRouter(deps: { images: ImageService; checks: CheckService; prefix: string }): Router {
+  const { images, checks, prefix } = deps;
   const router = Router();
   const owner = (req: Request) => {
     if (!req.user) throw new AppError(401, 'unauthenticated', 'Please log in.');
@@ -115,6 +137,27 @@ export function imagePagesRouter(deps: { images: ImageService; prefix: string })
     await renderForm(req, res, { image, values: valuesOf(image) });
   });
   router.post('/images/:id', (req, res) => save(req, res, parseId(req.params.id)));
+
+  router.post('/images/:id/check', async (req, res) => {
+    const user = owner(req);
+    const id = parseId(req.params.id);
+    const check = await checks.checkImage(user, user.name, id);
+    res.redirect(303, `${prefix}images/${id}/checks/${check.id}`);
+  });
+  router.get('/images/:id/checks/:checkId', async (req, res) => {
+    const user = owner(req);
+    const image = await images.get(user.name, parseId(req.params.id));
+    const check = await checks.get(user.name, parseId(req.params.checkId));
+    if (check.imageId !== image.id) throw notFound('Check');
+    const history = await checks.history(user.name, image.id);
+    res.render('pages/check', {
+      title: `Check of ${image.name}`,
+      image,
+      check: presentCheckPage(check),
+      history: history.map(presentCheckPage),
+      csrfToken: req.csrfToken?.(),
+    });
+  });
 
   router.get('/images/:id/delete', async (req, res) => {
     const image = await images.get(owner(req).name, parseId(req.params.id));

@@ -1,0 +1,155 @@
+/** Check rows and stored layer indexes, through knex. */
+import { gunzipSync, gzipSync } from 'node:zlib';
+import type { Knex } from 'knex';
+import type { Finding, ImageFacts } from '../inspect/analyze.js';
+import { LAYER_INDEX_VERSION, type LayerIndex } from '../inspect/layerIndex.js';
+import type { LayerIndexCache } from './layerCache.js';
+import type { CheckProgress } from './staticCheck.js';
+
+export type CheckStatus = 'queued' | 'running' | 'passed' | 'failed' | 'error';
+
+export interface CheckRow {
+  id: number;
+  imageId: number | null;
+  owner: string;
+  system: string;
+  reference: string;
+  digest: string | null;
+  manifestDigest: string | null;
+  platform: string;
+  policyHash: string;
+  kind: 'static' | 'full';
+  status: CheckStatus;
+  findings: Finding[];
+  facts: ImageFacts | null;
+  log: string;
+  progress: CheckProgress | null;
+  reusedFrom: number | null;
+  createdAt: Date;
+  startedAt: Date | null;
+  finishedAt: Date | null;
+  durationMs: number | null;
+}
+
+export type NewCheck = Omit<CheckRow, 'id'>;
+
+type Row = Record<string, unknown>;
+
+function json<T>(value: unknown): T {
+  return (typeof value === 'string' ? JSON.parse(value) : value) as T;
+}
+function date(value: unknown): Date | null {
+  if (value === null || value === undefined) return null;
+  return value instanceof Date ? value : new Date(typeof value === 'number' ? value : String(value));
+}
+
+function fromRow(r: Row): CheckRow {
+  return {
+    id: Number(r.id),
+    imageId: r.image_id === null ? null : Number(r.image_id),
+    owner: String(r.owner),
+    system: String(r.system),
+    reference: String(r.reference),
+    digest: (r.digest as string | null) ?? null,
+    manifestDigest: (r.manifest_digest as string | null) ?? null,
+    platform: String(r.platform),
+    policyHash: String(r.policy_hash),
+    kind: r.kind as CheckRow['kind'],
+    status: r.status as CheckStatus,
+    findings: json<Finding[]>(r.findings),
+    facts: r.facts === null ? null : json<ImageFacts>(r.facts),
+    log: String(r.log ?? ''),
+    progress: r.progress === null || r.progress === undefined ? null : json<CheckProgress>(r.progress),
+    reusedFrom: r.reused_from === null ? null : Number(r.reused_from),
+    createdAt: date(r.created_at) as Date,
+    startedAt: date(r.started_at),
+    finishedAt: date(r.finished_at),
+    durationMs: r.duration_ms === null ? null : Number(r.duration_ms),
+  };
+}
+
+function toRow(c: Partial<NewCheck>): Row {
+  const row: Row = {};
+  const set = (key: string, value: unknown) => {
+    if (value !== undefined) row[key] = value;
+  };
+  set('image_id', c.imageId);
+  set('owner', c.owner);
+  set('system', c.system);
+  set('reference', c.reference);
+  set('digest', c.digest);
+  set('manifest_digest', c.manifestDigest);
+  set('platform', c.platform);
+  set('policy_hash', c.policyHash);
+  set('kind', c.kind);
+  set('status', c.status);
+  set('findings', c.findings === undefined ? undefined : JSON.stringify(c.findings));
+  set('facts', c.facts === undefined ? undefined : c.facts === null ? null : JSON.stringify(c.facts));
+  set('log', c.log);
+  set('progress', c.progress === undefined ? undefined : c.progress === null ? null : JSON.stringify(c.progress));
+  set('reused_from', c.reusedFrom);
+  set('created_at', c.createdAt);
+  set('started_at', c.startedAt);
+  set('finished_at', c.finishedAt);
+  set('duration_ms', c.durationMs);
+  return row;
+}
+
+export class CheckStore {
+  constructor(private readonly db: Knex) {}
+
+  async insert(check: NewCheck): Promise<number> {
+    const [row] = (await this.db('checks').insert(toRow(check)).returning('id')) as Array<{ id: number } | number>;
+    return typeof row === 'object' ? Number(row.id) : Number(row);
+  }
+
+  async update(id: number, patch: Partial<NewCheck>): Promise<void> {
+    await this.db('checks').where({ id }).update(toRow(patch));
+  }
+
+  async get(id: number): Promise<CheckRow | undefined> {
+    const row = (await this.db('checks').where({ id }).first()) as Row | undefined;
+    return row ? fromRow(row) : undefined;
+  }
+
+  async forImage(owner: string, imageId: number, limit = 20): Promise<CheckRow[]> {
+    const rows = (await this.db('checks').where({ owner, image_id: imageId }).orderBy('id', 'desc').limit(limit)) as Row[];
+    return rows.map(fromRow);
+  }
+
+  /** The newest check of each image. */
+  async latestFor(owner: string, imageIds: number[]): Promise<Map<number, CheckRow>> {
+    if (imageIds.length === 0) return new Map();
+    const newest = this.db('checks').max('id as id').where({ owner }).whereIn('image_id', imageIds).groupBy('image_id');
+    const rows = (await this.db('checks').whereIn('id', newest)) as Row[];
+    return new Map(rows.map((r) => [Number(r.image_id), fromRow(r)]));
+  }
+
+  /** A finished result for the same digest, platform, policy and kind, to reuse. */
+  async reusable(digest: string, platform: string, policyHash: string, kind: CheckRow['kind']): Promise<CheckRow | undefined> {
+    const row = (await this.db('checks')
+      .where({ digest, platform, policy_hash: policyHash, kind })
+      .whereIn('status', ['passed', 'failed'])
+      .orderBy('id', 'desc')
+      .first()) as Row | undefined;
+    return row ? fromRow(row) : undefined;
+  }
+}
+
+/** Layer indexes in the database, gzip-compressed JSON, shared by replicas and kept across restarts. */
+export function databaseLayerCache(db: Knex): LayerIndexCache {
+  return {
+    async get(digest) {
+      const row = (await db('layer_indexes').where({ digest, version: LAYER_INDEX_VERSION }).first()) as Row | undefined;
+      if (!row) return undefined;
+      return JSON.parse(gunzipSync(row.data as Buffer).toString('utf8')) as LayerIndex;
+    },
+    async put(digest, index) {
+      const data = gzipSync(JSON.stringify(index));
+      await db('layer_indexes')
+        .insert({ digest, version: LAYER_INDEX_VERSION, data, created_at: new Date() })
+        .onConflict('digest')
+        .merge(['version', 'data', 'created_at']);
+    },
+  };
+}
