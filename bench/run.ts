@@ -1,0 +1,22 @@
+/**
+ * npm run bench: every number as a ratio against a baseline measured in the
+ * same run on the same machine; the table is printed and written to
+ * bench/results.json. Needs what .ci/setup installs and a build (dist/).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { benchStaticCheck } from './staticCheck.js';
+import { formatTable, type BenchRow } from './table.js';
+
+const sections: Array<[string, () => Promise<BenchRow[]>]> = [['static check', () => benchStaticCheck()]];
+
+const rows: BenchRow[] = [];
+for (const [name, run] of sections) {
+  console.error(`bench: ${name}`);
+  rows.push(...(await run()));
+}
+console.log(formatTable(rows));
+const file = path.resolve('bench/results.json');
+fs.writeFileSync(file, `${JSON.stringify({ date: new Date().toISOString(), node: process.version, rows }, null, 2)}\n`);
+console.error(`bench: written to ${file}`);
+process.exitCode = rows.every((r) => r.ok) ? 0 : 1;

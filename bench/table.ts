@@ -1,0 +1,18 @@
+/** A benchmark's result row, and the table npm run bench prints. */
+
+export interface BenchRow {
+  name: string;
+  value: number;
+  unit: string;
+  /** Measured in the same run on the same machine (or a fixed budget, said in `target`). */
+  baseline: number;
+  ratio: number;
+  target: string;
+  ok: boolean;
+  note?: string;
+}
+
+export function formatTable(rows: BenchRow[]): string {
+  const lines = rows.map((r) => [r.ok ? 'ok  ' : 'MISS', r.ratio.toFixed(3).padStart(8), r.target.padEnd(10), `${r.value.toFixed(1)} ${r.unit} vs ${r.baseline.toFixed(1)}`.padEnd(28), r.name + (r.note ? ` (${r.note})` : '')].join('  '));
+  return ['     ratio     target      value vs baseline             benchmark', ...lines].join('\n');
+}
