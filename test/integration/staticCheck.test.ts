@@ -257,6 +257,43 @@ describe('checks that cannot be made, each with its message', () => {
   });
 });
 
+describe('a hostile registry', () => {
+  it('never sends the password to a token realm on another host over plain http, nor to a redirect target', async () => {
+    const seen: Array<{ path: string; authorization: string | undefined }> = [];
+    const realm = http.createServer((req, res) => {
+      seen.push({ path: req.url ?? '', authorization: req.headers.authorization });
+      res.writeHead(200, { 'Content-Type': 'application/json' }).end('{"token":"t","expires_in":60}');
+    });
+    const realmPort = await freePort();
+    await new Promise<void>((r) => realm.listen(realmPort, '127.0.0.1', r));
+    const registry = http.createServer((req, res) => {
+      if (req.headers.authorization === 'Bearer t' && req.url?.includes('/manifests/')) {
+        // Send the client elsewhere, where the Authorization header must not follow.
+        res.writeHead(307, { Location: `http://localhost:${realmPort}/elsewhere` }).end();
+        return;
+      }
+      res.writeHead(401, { 'WWW-Authenticate': `Bearer realm="http://localhost:${realmPort}/token",service="evil"` }).end();
+    });
+    const registryPort = await freePort();
+    await new Promise<void>((r) => registry.listen(registryPort, '127.0.0.1', r));
+    try {
+      const result = await check(`127.0.0.1:${registryPort}/lab/env:1`, {
+        registry: client({ trustedHosts: ['127.0.0.1', 'localhost'] }),
+        credentials: { username: USER, password: PASSWORD },
+      });
+      expect(result.verdict).toBe('error');
+      const tokenRequest = seen.find((r) => r.path.startsWith('/token'));
+      expect(tokenRequest).toBeDefined();
+      expect(tokenRequest?.authorization).toBeUndefined();
+      const redirected = seen.find((r) => r.path === '/elsewhere');
+      expect(redirected?.authorization).toBeUndefined();
+    } finally {
+      realm.close();
+      registry.close();
+    }
+  });
+});
+
 describe('layer reuse', () => {
   it('reads only the new layers of an image that shares its base with one already checked', async () => {
     const layers = memoryLayerCache();
