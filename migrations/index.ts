@@ -6,6 +6,7 @@ import type { Knex } from 'knex';
 import * as m001 from './20261123_001_sessions.js';
 import * as m002 from './20261123_002_images.js';
 import * as m003 from './20261123_003_checks.js';
+import * as m004 from './20261123_004_systems.js';
 
 export interface Migration {
   name: string;
@@ -17,4 +18,5 @@ export const migrations: Migration[] = [
   { name: '20261123_001_sessions', ...m001 },
   { name: '20261123_002_images', ...m002 },
   { name: '20261123_003_checks', ...m003 },
+  { name: '20261123_004_systems', ...m004 },
 ];

@@ -32,7 +32,13 @@ import { ImageService } from './images/service.js';
 import type { RegistryClient } from './registry/client.js';
 import { ImageStore } from './images/store.js';
 import type { Keyring } from './secrets/keyring.js';
-import { staticCatalog, type SystemCatalog } from './systems/schema.js';
+import { isServiceAdmin } from './hub/identity.js';
+import { LaunchService } from './launch/service.js';
+import type { DockerEngine } from './runner/engine.js';
+import { SystemService } from './systems/service.js';
+import { SystemStore } from './systems/store.js';
+import { adminPagesRouter } from './web/adminPages.js';
+import { launchApiRouter } from './web/launchApi.js';
 import { imageApiRouter } from './web/imageApi.js';
 import { imagePagesRouter } from './web/imagePages.js';
 import './web/types.js';
@@ -45,8 +51,8 @@ export interface AppDeps {
   logger: Logger;
   keyring: Keyring;
   registry: RegistryClient;
-  /** Defaults to the one system from configuration. */
-  systems?: SystemCatalog;
+  /** The Docker engine for pulls and run checks; undefined when none is configured. */
+  engine?: DockerEngine | undefined;
 }
 
 /** The app plus what its owner must close at shutdown. */
@@ -125,9 +131,16 @@ export function createApp(deps: AppDeps): App {
   );
 
   const authenticate = createTokenAuthenticator({ hub, cacheSeconds: config.authCacheSeconds });
-  const systems = deps.systems ?? staticCatalog([config.defaultSystem]);
+  const systems = new SystemService({ db, store: new SystemStore(db), keyring: deps.keyring, defaultSystem: config.defaultSystem });
   const checkStore = new CheckStore(db);
-  const images = new ImageService({ store: new ImageStore(db), systems, keyring: deps.keyring, checks: checkStore });
+  const images = new ImageService({
+    store: new ImageStore(db),
+    systems,
+    keyring: deps.keyring,
+    checks: checkStore,
+    siteCredentials: (reference) => systems.credentialFor(reference),
+  });
+  const launches = new LaunchService({ db, images, checks: checkStore, systems, registry: deps.registry, engine: deps.engine });
   const checks = new CheckService({
     store: checkStore,
     images,
@@ -144,6 +157,7 @@ export function createApp(deps: AppDeps): App {
     express.json({ limit: '64kb' }),
     apiRouter({ authenticate }),
     imageApiRouter({ images, checks, accessScopes: config.hub.accessScopes }),
+    launchApiRouter({ systems, launches, accessScopes: config.hub.accessScopes }),
   );
 
   // Pages: sessions live in the database so that replicas share them.
@@ -190,6 +204,7 @@ export function createApp(deps: AppDeps): App {
   pages.use(passport.initialize(), passport.session());
   pages.use((req, res, next) => {
     res.locals.user = req.user;
+    res.locals.isAdmin = req.user ? isServiceAdmin(req.user) : false;
     next();
   });
   pages.use(express.urlencoded({ extended: false, limit: '64kb' }));
@@ -199,7 +214,7 @@ export function createApp(deps: AppDeps): App {
   });
   pages.use(csrf.csrfSynchronisedProtection);
   pages.use(authRouter({ passport, prefix, hubLogoutUrl: `${config.hub.baseUrl}hub/logout`, cookieName: cookieName(config.hub.serviceName) }));
-  pages.use(requireLogin(prefix), imagePagesRouter({ images, checks, prefix }));
+  pages.use(requireLogin(prefix), imagePagesRouter({ images, checks, prefix }), adminPagesRouter({ systems, prefix }));
   router.use(pages);
 
   app.use(prefix, router);

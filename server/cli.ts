@@ -8,6 +8,8 @@ import { ConfigError, loadStoreConfig } from './config.js';
 import { rotateCredentialKeys } from './images/rotateKeys.js';
 import { ImageStore } from './images/store.js';
 import { createKeyring } from './secrets/keyring.js';
+import { SystemService } from './systems/service.js';
+import { SystemStore } from './systems/store.js';
 import { openDatabase } from './store/db.js';
 import { checkReport } from './checks/report.js';
 import { memoryLayerCache } from './checks/layerCache.js';
@@ -63,8 +65,12 @@ async function rotateKeys(): Promise<number> {
   const db = openDatabase(config.databaseUrl);
   try {
     await migrateLatest(db);
-    const result = await rotateCredentialKeys(new ImageStore(db), await createKeyring(config.cryptKeys));
-    process.stdout.write(`re-sealed ${result.resealed} secret(s) with the first key; ${result.alreadyCurrent} already used it\n`);
+    const keyring = await createKeyring(config.cryptKeys);
+    const users = await rotateCredentialKeys(new ImageStore(db), keyring);
+    const site = await new SystemService({ db, store: new SystemStore(db), keyring }).rotateKeys();
+    const resealed = users.resealed + site.resealed;
+    const current = users.alreadyCurrent + site.alreadyCurrent;
+    process.stdout.write(`re-sealed ${resealed} secret(s) with the first key; ${current} already used it\n`);
     return 0;
   } finally {
     await db.destroy();

@@ -104,6 +104,7 @@ function envSchema(cwd: string) {
       .default('')
       .transform((raw) => raw.split(',').map((h) => h.trim().toLowerCase()).filter(Boolean)),
     CUSTOM_IMAGES_MAX_IMAGE_GB: z.coerce.number().positive('must be a positive number of gigabytes').default(32),
+    CUSTOM_IMAGES_SYSTEMS_FILE: z.string().min(1).optional(),
     CUSTOM_IMAGES_SYSTEM_NAME: z.string().min(1).max(100).default('Default'),
     CUSTOM_IMAGES_ALLOWED_REGISTRIES: commaList('registry patterns such as docker.io/*,registry.example.com/team/* or *').default(['*']),
     CUSTOM_IMAGES_MOUNT_PREFIXES: commaList('absolute paths such as /home,/data')
@@ -143,6 +144,8 @@ export interface Config {
   cryptKeys: Uint8Array[];
   /** The system offered until admins define systems. */
   defaultSystem: System;
+  /** A JSON list of systems created at start-up when they do not exist yet. */
+  systemsFile: string | undefined;
   registries: {
     /** Registry hosts an admin allows on private addresses (and plain http), e.g. a site registry. */
     trusted: string[];
@@ -218,6 +221,7 @@ export function parseConfig(env: Record<string, string | undefined>, cwd: string
       spawner: 'docker',
       policy: OPEN_POLICY,
     },
+    systemsFile: e.CUSTOM_IMAGES_SYSTEMS_FILE,
     registries: {
       trusted: e.CUSTOM_IMAGES_TRUSTED_REGISTRIES,
       maxImageBytes: Math.round(e.CUSTOM_IMAGES_MAX_IMAGE_GB * 1e9),

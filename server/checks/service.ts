@@ -54,8 +54,7 @@ export class CheckService {
     const system = await this.deps.systems.get(image.system.slug);
     if (!system) throw new AppError(409, 'conflict', `The system "${image.system.slug}" of this image no longer exists; choose another system.`);
     const reference = parseReference(image.reference);
-    const credential = await this.deps.images.openCredential(owner, imageId);
-    const credentials = credential ? { username: credential.username, password: credential.password } : undefined;
+    const credentials = await this.deps.images.pullCredentials(owner, imageId, reference);
     const hash = policyHash(system.policy, system.platform);
     const started = this.now();
     const base = {

@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { AppError, notFound } from '../errors.js';
 import type { HubIdentity } from '../hub/identity.js';
-import { parseReference } from '../registry/reference.js';
+import { parseReference, type ImageReference } from '../registry/reference.js';
 import type { Keyring } from '../secrets/keyring.js';
 import type { System, SystemCatalog } from '../systems/schema.js';
 import { fieldErrors, imageInputSchema, unpinnedWarning, type ImageInput } from './schema.js';
@@ -44,6 +44,8 @@ export interface ImageServiceDeps {
   store: ImageStore;
   systems: SystemCatalog;
   keyring: Keyring;
+  /** Credentials an admin stored for the image's registry pattern, used when the image has none. */
+  siteCredentials?: (reference: ImageReference) => Promise<{ username: string; password: string } | undefined>;
   /** The newest check of each image, for its status. */
   checks?: { latestFor(owner: string, imageIds: number[]): Promise<Map<number, CheckSummary>> };
   now?: () => Date;
@@ -137,6 +139,13 @@ export class ImageService {
     if (!credential) return undefined;
     const password = this.deps.keyring.open(credential, credentialAssociatedData(credential.id, owner));
     return { registry: credential.registry, username: credential.username, password };
+  }
+
+  /** What a pull of the image authenticates with: its own login, else the site's for its registry, else nothing. */
+  async pullCredentials(owner: string, id: number, reference: ImageReference): Promise<{ username: string; password: string } | undefined> {
+    const own = await this.openCredential(owner, id);
+    if (own) return { username: own.username, password: own.password };
+    return this.deps.siteCredentials?.(reference);
   }
 
   private async validate(raw: unknown, existing: CredentialRow | undefined, currentSystem: string | undefined): Promise<ImageInput> {

@@ -3,6 +3,7 @@
  * Every query is scoped by owner: another user's id finds nothing.
  */
 import type { Knex } from 'knex';
+import { writeAudit, type AuditEntry } from '../audit/store.js';
 import type { Sealed } from '../secrets/keyring.js';
 
 export interface ImageRow {
@@ -25,16 +26,6 @@ export interface CredentialRow extends Sealed {
   registry: string;
   username: string;
   updatedAt: Date;
-}
-
-export interface AuditEntry {
-  actor: string;
-  actorKind: 'user' | 'service';
-  action: string;
-  targetType: string;
-  targetId: string;
-  /** Plain facts only; never a secret. */
-  details: Record<string, unknown>;
 }
 
 export type ImageFields = Omit<ImageRow, 'id' | 'createdAt' | 'updatedAt'>;
@@ -178,14 +169,6 @@ export class ImageStore {
   }
 
   async audit(entry: AuditEntry, now: Date): Promise<void> {
-    await this.db('audit').insert({
-      at: now,
-      actor: entry.actor,
-      actor_kind: entry.actorKind,
-      action: entry.action,
-      target_type: entry.targetType,
-      target_id: entry.targetId,
-      details: JSON.stringify(entry.details),
-    });
+    await writeAudit(this.db, entry, now);
   }
 }

@@ -58,6 +58,14 @@ export function presentImage(image: ImageView): ImageResponse {
 
 const USER_NAME = /^[^/\s]{1,255}$/;
 
+/** `?system=SLUG&status=passed`: unknown keys and malformed values are refused. */
+const ListQuerySchema = z
+  .object({
+    system: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'a system slug: letters, digits, ".", "_", "-"').optional(),
+    status: z.enum(['never', 'checking', 'passed', 'failed', 'changed'], { message: 'one of never, checking, passed, failed, changed' }).optional(),
+  })
+  .strict();
+
 /** May `identity` act on `name`'s images? 403 for a token that may use nothing here, 404 for someone else's. */
 export function authorizeUser(identity: HubIdentity, name: string, access: readonly string[], mode: 'read' | 'write'): void {
   if (!USER_NAME.test(name)) throw new AppError(400, 'bad_request', 'The user name in the URL is not valid', { field: 'name' });
@@ -125,7 +133,13 @@ export function imageApiRouter(deps: { images: ImageService; checks: CheckServic
 
   router.get('/users/:name/images', async (req, res) => {
     const { name } = allow(req, 'read');
-    res.json((await images.list(name)).map(presentImage));
+    const query = ListQuerySchema.safeParse(req.query);
+    if (!query.success) {
+      throw new AppError(400, 'bad_request', `${query.error.issues[0]?.path.join('.') ?? 'query'}: ${query.error.issues[0]?.message ?? 'invalid'}`, { field: String(query.error.issues[0]?.path[0] ?? 'query') });
+    }
+    const list = await images.list(name);
+    const { system, status } = query.data;
+    res.json(list.filter((i) => (!system || i.system.slug === system) && (!status || i.status.code === status)).map(presentImage));
   });
   router.post('/users/:name/images', async (req, res) => {
     const { identity, name } = allow(req, 'write');
@@ -161,7 +175,7 @@ export function imageApiRouter(deps: { images: ImageService; checks: CheckServic
 }
 
 /** In the API a malformed id is the caller's mistake (400), not a missing image. */
-function parseApiId(raw: unknown): number {
+export function parseApiId(raw: unknown): number {
   try {
     return parseId(raw);
   } catch {

@@ -20,7 +20,7 @@ async function tables(db: Knex): Promise<string[]> {
 
 async function upAndDown(db: Knex): Promise<void> {
   expect(await migrateLatest(db)).toEqual(names);
-  expect(await tables(db)).toEqual(['audit', 'checks', 'credentials', 'images', 'layer_indexes', 'sessions']);
+  expect(await tables(db)).toEqual(['audit', 'checks', 'credentials', 'images', 'layer_indexes', 'registry_credentials', 'sessions', 'systems']);
   expect((await migrationStatus(db)).pending).toEqual([]);
   // Running again changes nothing.
   expect(await migrateLatest(db)).toEqual([]);

@@ -1,0 +1,150 @@
+/**
+ * Launch parameters for the spawner hook: the checked image pinned by digest,
+ * the mount, the uid, and the pull credentials in the form the spawner needs
+ * — or, on Docker hosts, the image already pulled so that the secret never
+ * leaves the service. Refusals are 409s with a message for the researcher.
+ */
+import { createHash } from 'node:crypto';
+import { z } from 'zod';
+import { writeAudit } from '../audit/store.js';
+import { policyHash } from '../checks/service.js';
+import type { CheckStore } from '../checks/store.js';
+import { AppError } from '../errors.js';
+import { SCOPES, hasScope, type HubIdentity } from '../hub/identity.js';
+import type { ImageService } from '../images/service.js';
+import type { RegistryClient } from '../registry/client.js';
+import { RegistryError } from '../registry/errors.js';
+import { parseReference, registryAuthKey } from '../registry/reference.js';
+import type { DockerEngine } from '../runner/engine.js';
+import type { SystemCatalog } from '../systems/schema.js';
+import type { Knex } from 'knex';
+
+export const LaunchResponseSchema = z.object({
+  image: z.string(),
+  digest: z.string(),
+  system: z.string(),
+  spawner: z.enum(['docker', 'kubernetes']),
+  mount: z.object({ volume: z.string(), target: z.string() }),
+  uid: z.number().int().nullable(),
+  env: z.record(z.string(), z.string()),
+  pull: z.discriminatedUnion('kind', [
+    z.object({ kind: z.literal('kubernetes'), dockerconfigjson: z.string().nullable() }),
+    z.object({ kind: z.literal('docker'), pulled: z.boolean() }),
+  ]),
+  check: z.object({ id: z.number().int(), kind: z.enum(['static', 'full']), finishedAt: z.string().nullable() }),
+});
+export type LaunchParams = z.infer<typeof LaunchResponseSchema>;
+
+/** A Docker volume name for the user's data: safe characters, distinct for distinct names. */
+export function volumeName(owner: string, system: string): string {
+  const safe = (s: string) => s.toLowerCase().replace(/[^a-z0-9_.-]+/g, '-').replace(/^[-.]+/, '').slice(0, 40) || 'x';
+  const tag = createHash('sha256').update(`${owner}\u0000${system}`).digest('hex').slice(0, 8);
+  return `jupyterhub-user-${safe(owner)}-${safe(system)}-${tag}`;
+}
+
+function refuse(message: string): AppError {
+  return new AppError(409, 'conflict', message);
+}
+
+export interface LaunchServiceDeps {
+  db: Knex;
+  images: ImageService;
+  checks: CheckStore;
+  systems: SystemCatalog;
+  registry: RegistryClient;
+  /** Where images are pulled for Docker systems; undefined when no engine is configured. */
+  engine: DockerEngine | undefined;
+  now?: () => Date;
+}
+
+export class LaunchService {
+  constructor(private readonly deps: LaunchServiceDeps) {}
+
+  async launch(actor: HubIdentity, owner: string, imageId: number): Promise<LaunchParams> {
+    const image = await this.deps.images.get(owner, imageId);
+    const system = await this.deps.systems.get(image.system.slug);
+    if (!system) throw refuse(`The system of "${image.name}" no longer exists. Choose another system for it in custom images.`);
+    if (!system.enabled) throw refuse(`${system.displayName} does not offer custom images at the moment (disabled by the hub admins).`);
+    const check = (await this.deps.checks.latestFor(owner, [imageId])).get(imageId);
+    if (!check) throw refuse(`"${image.name}" has not been checked yet. Open custom images and press "Check now", then start your server.`);
+    if (check.status === 'queued' || check.status === 'running') throw refuse(`"${image.name}" is still being checked. Start your server when the check is done.`);
+    if (check.reference !== image.reference || check.system !== system.slug) {
+      throw refuse(`"${image.name}" was changed after its last check. Check it again in custom images before starting it.`);
+    }
+    if (check.status !== 'passed') {
+      const reason = check.findings.find((f) => f.level === 'error')?.message ?? 'see the check in custom images';
+      throw refuse(`The last check of "${image.name}" failed: ${reason}`);
+    }
+    if (check.policyHash !== policyHash(system.policy, system.platform)) {
+      throw refuse(`The rules of ${system.displayName} changed after "${image.name}" was checked. Check it again in custom images.`);
+    }
+    if (system.policy.runCheck && check.kind !== 'full') {
+      throw refuse(`${system.displayName} requires a test start of the image in Docker, which has not run for "${image.name}". Press "Check now" in custom images.`);
+    }
+    const digest = check.manifestDigest ?? check.digest;
+    if (!digest) throw refuse(`The check of "${image.name}" recorded no digest. Check it again.`);
+
+    // The tag must still point where it pointed when it was checked.
+    const reference = parseReference(image.reference);
+    const credentials = await this.deps.images.pullCredentials(owner, imageId, reference);
+    if (!reference.digest) {
+      let current: string | undefined;
+      try {
+        current = await this.deps.registry.session(reference, credentials).headDigest();
+      } catch (err) {
+        if (err instanceof RegistryError) throw new AppError(503, 'conflict', `The registry could not confirm "${image.name}": ${err.message}`, { cause: err, expose: true });
+        throw err;
+      }
+      if (current && current !== check.digest) {
+        throw refuse(`${image.reference} now points to a different image than the one checked. Check it again in custom images, then start your server.`);
+      }
+    }
+    const pinned = `${reference.registry}/${reference.repository}@${digest}`;
+
+    let pull: LaunchParams['pull'];
+    if (system.spawner === 'kubernetes') {
+      // The secret leaves the service only for the hook's token (launch scope).
+      const mayReceiveSecret = hasScope(actor, SCOPES.launch);
+      const key = registryAuthKey(reference.registry);
+      pull = {
+        kind: 'kubernetes',
+        dockerconfigjson:
+          credentials && mayReceiveSecret
+            ? JSON.stringify({ auths: { [key]: { username: credentials.username, password: credentials.password, auth: Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64') } } })
+            : null,
+      };
+    } else if (this.deps.engine) {
+      await this.deps.engine.pull(pinned, credentials ? { ...credentials, serveraddress: registryAuthKey(reference.registry) } : undefined);
+      pull = { kind: 'docker', pulled: true };
+    } else {
+      if (credentials) throw new AppError(503, 'conflict', 'This service has no Docker engine to pull a private image with; ask the hub admin to configure DOCKER_HOST.', { expose: true });
+      pull = { kind: 'docker', pulled: false };
+    }
+
+    const facts = check.facts;
+    const configUser = (facts?.configUser ?? '').split(':')[0] ?? '';
+    const uid = system.policy.requireUid1000
+      ? 1000
+      : /^\d+$/.test(configUser)
+        ? Number(configUser)
+        : (facts?.users.find((u) => u.name === configUser)?.uid ?? null);
+
+    const params = LaunchResponseSchema.parse({
+      image: pinned,
+      digest,
+      system: system.slug,
+      spawner: system.spawner,
+      mount: { volume: volumeName(owner, system.slug), target: image.mountPath },
+      uid,
+      env: { CUSTOM_IMAGES_IMAGE: pinned, CUSTOM_IMAGES_CHECK_ID: String(check.id) },
+      pull,
+      check: { id: check.id, kind: check.kind, finishedAt: check.finishedAt?.toISOString() ?? null },
+    });
+    await writeAudit(
+      this.deps.db,
+      { actor: actor.name, actorKind: actor.kind, action: 'image.launch', targetType: 'image', targetId: String(imageId), details: { owner, image: pinned, digest, system: system.slug, pull: pull.kind } },
+      (this.deps.now ?? (() => new Date()))(),
+    );
+    return params;
+  }
+}

@@ -1,0 +1,242 @@
+/**
+ * Systems for hub admins: where custom images are offered and under which
+ * rules, and registry credentials for a registry pattern. Until an admin
+ * defines a system, the one default system from configuration is offered.
+ */
+import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import { writeAudit } from '../audit/store.js';
+import { AppError, notFound } from '../errors.js';
+import type { HubIdentity } from '../hub/identity.js';
+import { checkMountPath } from '../images/mountPath.js';
+import { hostProblem, type ImageReference } from '../registry/reference.js';
+import type { Keyring } from '../secrets/keyring.js';
+import { registryAllowed, SystemSchema, type System, type SystemCatalog } from './schema.js';
+import type { SystemStore } from './store.js';
+import type { Knex } from 'knex';
+
+const checkbox = z
+  .union([z.boolean(), z.enum(['on', 'true', '1', 'false', '0', ''])])
+  .optional()
+  .transform((v) => v === true || v === 'on' || v === 'true' || v === '1');
+
+/** Lines or commas: what a textarea or an API list gives. */
+const list = z
+  .union([z.array(z.string()), z.string()])
+  .default([])
+  .transform((v) => (Array.isArray(v) ? v : v.split(/[\n,]/)).map((s) => s.trim()).filter(Boolean));
+
+/** A registry pattern: `*`, `host/*`, `host/path/*`, or an exact `host/repository`. */
+function patternProblem(pattern: string): string | undefined {
+  if (pattern === '*') return undefined;
+  const host = pattern.split('/')[0] ?? '';
+  const problem = hostProblem(host);
+  if (problem || !/^[a-z0-9.:[\]-]+(\/[a-z0-9._-]+)*(\/\*)?$/.test(pattern)) {
+    return `"${pattern}" is not a registry pattern: write * or host/* or host/path/*, e.g. registry.example.com/team/*`;
+  }
+  return undefined;
+}
+
+/** One schema for the admin form and the API. */
+export const SystemInputSchema = z
+  .object({
+    slug: z.string().trim().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'The slug has letters, digits, ".", "_" and "-", up to 63 characters, e.g. JSC-Cloud'),
+    displayName: z.string().trim().min(1, 'Enter a display name').max(100, 'The display name has at most 100 characters'),
+    description: z.string().trim().max(1000, 'The description has at most 1000 characters').default(''),
+    enabled: checkbox,
+    allowedRegistries: list.refine((l) => l.length > 0, 'List at least one registry pattern, e.g. docker.io/*'),
+    mountPrefixes: list,
+    defaultMountPath: z.string().trim().min(1, 'Enter the default mount path, e.g. /home/jovyan/work'),
+    platform: z.string().trim().regex(/^[a-z0-9]+\/[a-z0-9_]+(\/[a-z0-9]+)?$/, 'The platform is os/arch[/variant], e.g. linux/amd64').default('linux/amd64'),
+    spawner: z.enum(['docker', 'kubernetes'], { message: 'The spawner is docker or kubernetes' }).default('docker'),
+    runCheck: checkbox,
+    requireUid1000: checkbox,
+    requirePip: checkbox,
+    pythonMin: z.string().trim().regex(/^(\d+\.\d+)?$/, 'A Python version is major.minor, e.g. 3.9').default(''),
+    pythonMax: z.string().trim().regex(/^(\d+\.\d+)?$/, 'A Python version is major.minor, e.g. 3.12').default(''),
+  })
+  .superRefine((input, ctx) => {
+    for (const pattern of input.allowedRegistries) {
+      const problem = patternProblem(pattern);
+      if (problem) ctx.addIssue({ code: 'custom', path: ['allowedRegistries'], message: problem });
+    }
+    for (const prefix of input.mountPrefixes) {
+      const checked = checkMountPath(prefix, []);
+      if (!checked.ok) ctx.addIssue({ code: 'custom', path: ['mountPrefixes'], message: `${prefix}: ${checked.message}` });
+    }
+    const mount = checkMountPath(input.defaultMountPath, input.mountPrefixes);
+    if (!mount.ok) ctx.addIssue({ code: 'custom', path: ['defaultMountPath'], message: mount.message });
+  })
+  .transform(
+    (input): System =>
+      SystemSchema.parse({
+        slug: input.slug,
+        displayName: input.displayName,
+        description: input.description,
+        enabled: input.enabled,
+        allowedRegistries: input.allowedRegistries,
+        mountPrefixes: input.mountPrefixes.map((p) => (checkMountPath(p, []) as { path: string }).path),
+        defaultMountPath: (checkMountPath(input.defaultMountPath, []) as { path: string }).path,
+        platform: input.platform,
+        spawner: input.spawner,
+        policy: {
+          runCheck: input.runCheck,
+          requireUid1000: input.requireUid1000,
+          requirePip: input.requirePip,
+          python: { ...(input.pythonMin ? { min: input.pythonMin } : {}), ...(input.pythonMax ? { max: input.pythonMax } : {}) },
+        },
+      }),
+  );
+
+export const RegistryCredentialInputSchema = z.object({
+  pattern: z
+    .string()
+    .trim()
+    .superRefine((p, ctx) => {
+      const problem = p === '*' ? 'A credential needs a registry, not *: e.g. registry.example.com/*' : patternProblem(p);
+      if (problem) ctx.addIssue({ code: 'custom', message: problem });
+    }),
+  username: z.string().trim().min(1, 'Enter the username').max(255),
+  password: z.string().min(1, 'Enter the password or token').max(4096),
+});
+
+/** The associated data of an admin credential. */
+function adminCredentialAd(id: string, pattern: string): string {
+  return `custom-images/registry-credential/v1/${id}/${pattern}`;
+}
+
+function toInputError(error: z.ZodError): AppError {
+  const fields: Record<string, string> = {};
+  for (const issue of error.issues) {
+    const key = String(issue.path[0] ?? 'slug');
+    fields[key] ??= issue.message;
+  }
+  const [field, message] = Object.entries(fields)[0] ?? ['slug', 'Invalid input'];
+  return new AppError(400, 'bad_request', `${field}: ${message}`, { fields });
+}
+
+export interface SystemServiceDeps {
+  db: Knex;
+  store: SystemStore;
+  keyring: Keyring;
+  /** Offered while no admin defined a system (commands such as rotate-keys need none). */
+  defaultSystem?: System | undefined;
+  now?: () => Date;
+}
+
+export class SystemService implements SystemCatalog {
+  private readonly now: () => Date;
+
+  constructor(private readonly deps: SystemServiceDeps) {
+    this.now = deps.now ?? (() => new Date());
+  }
+
+  async listEnabled(): Promise<System[]> {
+    const all = await this.deps.store.list();
+    if (all.length === 0) return this.deps.defaultSystem ? [this.deps.defaultSystem] : [];
+    return all.filter((s) => s.enabled);
+  }
+
+  async get(slug: string): Promise<System | undefined> {
+    const stored = await this.deps.store.get(slug);
+    if (stored) return stored;
+    const fallback = this.deps.defaultSystem;
+    if (fallback && slug === fallback.slug && (await this.deps.store.count()) === 0) return fallback;
+    return undefined;
+  }
+
+  /** Every system, disabled ones too, for admins. */
+  listAll(): Promise<System[]> {
+    return this.deps.store.list();
+  }
+
+  async create(actor: HubIdentity, raw: unknown): Promise<System> {
+    const parsed = SystemInputSchema.safeParse(raw);
+    if (!parsed.success) throw toInputError(parsed.error);
+    const system = parsed.data;
+    if (await this.deps.store.get(system.slug)) {
+      throw new AppError(409, 'conflict', `A system with the slug ${system.slug} exists already`, { field: 'slug' });
+    }
+    await this.deps.db.transaction(async (trx) => {
+      await this.deps.store.withDb(trx).insert(system, this.now());
+      await writeAudit(trx, { actor: actor.name, actorKind: actor.kind, action: 'system.create', targetType: 'system', targetId: system.slug, details: { ...system } }, this.now());
+    });
+    return system;
+  }
+
+  async update(actor: HubIdentity, slug: string, raw: unknown): Promise<System> {
+    const existing = await this.deps.store.get(slug);
+    if (!existing) throw notFound('System');
+    const parsed = SystemInputSchema.safeParse({ ...(raw as object), slug });
+    if (!parsed.success) throw toInputError(parsed.error);
+    const system = parsed.data;
+    await this.deps.db.transaction(async (trx) => {
+      await this.deps.store.withDb(trx).update(system, this.now());
+      await writeAudit(trx, { actor: actor.name, actorKind: actor.kind, action: 'system.update', targetType: 'system', targetId: slug, details: { before: existing, after: system } }, this.now());
+    });
+    return system;
+  }
+
+  /** Creates the systems of a seed file that do not exist yet; admin edits are never overwritten. */
+  async seed(systems: unknown[]): Promise<string[]> {
+    const created: string[] = [];
+    for (const raw of systems) {
+      const parsed = SystemInputSchema.safeParse(raw);
+      if (!parsed.success) throw new Error(`a seeded system is invalid: ${toInputError(parsed.error).message}`);
+      if (await this.deps.store.get(parsed.data.slug)) continue;
+      await this.deps.store.insert(parsed.data, this.now());
+      created.push(parsed.data.slug);
+    }
+    return created;
+  }
+
+  async listCredentials(): Promise<Array<{ id: string; pattern: string; username: string; updatedBy: string; updatedAt: Date }>> {
+    return (await this.deps.store.credentials()).map(({ id, pattern, username, updatedBy, updatedAt }) => ({ id, pattern, username, updatedBy, updatedAt }));
+  }
+
+  async putCredential(actor: HubIdentity, raw: unknown): Promise<void> {
+    const parsed = RegistryCredentialInputSchema.safeParse(raw);
+    if (!parsed.success) throw toInputError(parsed.error);
+    const { pattern, username, password } = parsed.data;
+    const id = randomUUID();
+    const sealed = this.deps.keyring.seal(password, adminCredentialAd(id, pattern));
+    await this.deps.db.transaction(async (trx) => {
+      await this.deps.store.withDb(trx).putCredential({ id, pattern, username, updatedBy: actor.name, ...sealed }, this.now());
+      await writeAudit(trx, { actor: actor.name, actorKind: actor.kind, action: 'registry_credential.put', targetType: 'registry_credential', targetId: pattern, details: { pattern, username } }, this.now());
+    });
+  }
+
+  async deleteCredential(actor: HubIdentity, id: string): Promise<void> {
+    const existing = (await this.deps.store.credentials()).find((c) => c.id === id);
+    if (!existing) throw notFound('Credential');
+    await this.deps.db.transaction(async (trx) => {
+      await this.deps.store.withDb(trx).deleteCredential(id);
+      await writeAudit(trx, { actor: actor.name, actorKind: actor.kind, action: 'registry_credential.delete', targetType: 'registry_credential', targetId: existing.pattern, details: { pattern: existing.pattern, username: existing.username } }, this.now());
+    });
+  }
+
+  /** The admin credential whose pattern matches the image most specifically, opened; undefined if none. */
+  async credentialFor(reference: ImageReference): Promise<{ username: string; password: string } | undefined> {
+    const matching = (await this.deps.store.credentials())
+      .filter((c) => registryAllowed([c.pattern], reference.registry, reference.repository))
+      .sort((a, b) => b.pattern.length - a.pattern.length);
+    const best = matching[0];
+    if (!best) return undefined;
+    return { username: best.username, password: this.deps.keyring.open(best, adminCredentialAd(best.id, best.pattern)) };
+  }
+
+  /** Re-seals admin credentials with the current key; returns how many changed. */
+  async rotateKeys(): Promise<{ resealed: number; alreadyCurrent: number }> {
+    const result = { resealed: 0, alreadyCurrent: 0 };
+    for (const c of await this.deps.store.credentials()) {
+      if (c.keyId === this.deps.keyring.currentKeyId) {
+        result.alreadyCurrent++;
+        continue;
+      }
+      const ad = adminCredentialAd(c.id, c.pattern);
+      await this.deps.store.resealCredential(c.id, this.deps.keyring.seal(this.deps.keyring.open(c, ad), ad), this.now());
+      result.resealed++;
+    }
+    return result;
+  }
+}

@@ -1,0 +1,118 @@
+/** Systems and admin registry credentials, through knex. */
+import type { Knex } from 'knex';
+import type { Sealed } from '../secrets/keyring.js';
+import { ImagePolicySchema, type System } from './schema.js';
+
+type Row = Record<string, unknown>;
+
+function json<T>(value: unknown): T {
+  return (typeof value === 'string' ? JSON.parse(value) : value) as T;
+}
+
+function fromRow(r: Row): System {
+  return {
+    slug: String(r.slug),
+    displayName: String(r.display_name),
+    description: String(r.description ?? ''),
+    enabled: Boolean(r.enabled),
+    allowedRegistries: json<string[]>(r.allowed_registries),
+    mountPrefixes: json<string[]>(r.mount_prefixes),
+    defaultMountPath: String(r.default_mount_path),
+    platform: String(r.platform),
+    spawner: r.spawner as System['spawner'],
+    policy: ImagePolicySchema.parse(json(r.policy)),
+  };
+}
+
+function toRow(s: System): Row {
+  return {
+    slug: s.slug,
+    display_name: s.displayName,
+    description: s.description,
+    enabled: s.enabled,
+    allowed_registries: JSON.stringify(s.allowedRegistries),
+    mount_prefixes: JSON.stringify(s.mountPrefixes),
+    default_mount_path: s.defaultMountPath,
+    platform: s.platform,
+    spawner: s.spawner,
+    policy: JSON.stringify(s.policy),
+  };
+}
+
+export interface RegistryCredentialRow extends Sealed {
+  id: string;
+  pattern: string;
+  username: string;
+  updatedBy: string;
+  updatedAt: Date;
+}
+
+export class SystemStore {
+  constructor(private readonly db: Knex | Knex.Transaction) {}
+
+  /** The same queries on another connection or transaction. */
+  withDb(db: Knex | Knex.Transaction): SystemStore {
+    return new SystemStore(db);
+  }
+
+  async list(): Promise<System[]> {
+    return ((await this.db('systems').orderBy('display_name')) as Row[]).map(fromRow);
+  }
+
+  async get(slug: string): Promise<System | undefined> {
+    const row = (await this.db('systems').where({ slug }).first()) as Row | undefined;
+    return row ? fromRow(row) : undefined;
+  }
+
+  async count(): Promise<number> {
+    const [row] = (await this.db('systems').count({ n: '*' })) as Array<{ n: number | string }>;
+    return Number(row?.n ?? 0);
+  }
+
+  async insert(system: System, now: Date): Promise<void> {
+    await this.db('systems').insert({ ...toRow(system), created_at: now, updated_at: now });
+  }
+
+  async update(system: System, now: Date): Promise<void> {
+    const { slug, ...rest } = toRow(system);
+    await this.db('systems').where({ slug }).update({ ...rest, updated_at: now });
+  }
+
+  async credentials(): Promise<RegistryCredentialRow[]> {
+    const rows = (await this.db('registry_credentials').orderBy('pattern')) as Row[];
+    return rows.map((r) => ({
+      id: String(r.id),
+      pattern: String(r.pattern),
+      username: String(r.username),
+      ciphertext: new Uint8Array(r.ciphertext as Buffer),
+      nonce: new Uint8Array(r.nonce as Buffer),
+      keyId: String(r.key_id),
+      updatedBy: String(r.updated_by),
+      updatedAt: r.updated_at instanceof Date ? r.updated_at : new Date(String(r.updated_at)),
+    }));
+  }
+
+  async putCredential(row: Omit<RegistryCredentialRow, 'updatedAt'>, now: Date): Promise<void> {
+    await this.db('registry_credentials').where({ pattern: row.pattern }).delete();
+    await this.db('registry_credentials').insert({
+      id: row.id,
+      pattern: row.pattern,
+      username: row.username,
+      ciphertext: Buffer.from(row.ciphertext),
+      nonce: Buffer.from(row.nonce),
+      key_id: row.keyId,
+      updated_by: row.updatedBy,
+      updated_at: now,
+    });
+  }
+
+  async deleteCredential(id: string): Promise<boolean> {
+    return (await this.db('registry_credentials').where({ id }).delete()) > 0;
+  }
+
+  async resealCredential(id: string, sealed: Sealed, now: Date): Promise<void> {
+    await this.db('registry_credentials')
+      .where({ id })
+      .update({ ciphertext: Buffer.from(sealed.ciphertext), nonce: Buffer.from(sealed.nonce), key_id: sealed.keyId, updated_at: now });
+  }
+}

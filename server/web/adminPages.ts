@@ -1,0 +1,116 @@
+/**
+ * Admin pages: systems and registry credentials. For hub admins and holders
+ * of custom:custom-images:admin; anyone else gets 403.
+ */
+import { Router, type Request, type RequestHandler, type Response } from 'express';
+import { AppError } from '../errors.js';
+import { isServiceAdmin } from '../hub/identity.js';
+import type { System } from '../systems/schema.js';
+import type { SystemService } from '../systems/service.js';
+
+const SLUG = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+
+function requireAdmin(): RequestHandler {
+  return (req, _res, next) => {
+    if (!req.user || !isServiceAdmin(req.user)) {
+      throw new AppError(403, 'forbidden', 'Only hub admins (or holders of custom:custom-images:admin) manage systems.');
+    }
+    next();
+  };
+}
+
+/** The form's values for a system (lists one per line). */
+function formValues(system: Partial<System> | Record<string, unknown>) {
+  const s = system as Partial<System> & Record<string, unknown>;
+  const lines = (v: unknown) => (Array.isArray(v) ? v.join('\n') : typeof v === 'string' ? v : '');
+  const flag = (v: unknown) => v === true || v === 'on';
+  return {
+    slug: s.slug ?? '',
+    displayName: s.displayName ?? '',
+    description: s.description ?? '',
+    enabled: s.policy ? s.enabled !== false : flag(s.enabled),
+    allowedRegistries: lines(s.allowedRegistries),
+    mountPrefixes: lines(s.mountPrefixes),
+    defaultMountPath: s.defaultMountPath ?? '',
+    platform: s.platform ?? 'linux/amd64',
+    spawnerDocker: (s.spawner ?? 'docker') === 'docker',
+    runCheck: s.policy ? s.policy.runCheck : flag(s.runCheck),
+    requireUid1000: s.policy ? s.policy.requireUid1000 : flag(s.requireUid1000),
+    requirePip: s.policy ? s.policy.requirePip : flag(s.requirePip),
+    pythonMin: s.policy ? (s.policy.python?.min ?? '') : (s.pythonMin ?? ''),
+    pythonMax: s.policy ? (s.policy.python?.max ?? '') : (s.pythonMax ?? ''),
+  };
+}
+
+export function adminPagesRouter(deps: { systems: SystemService; prefix: string }): Router {
+  const { systems, prefix } = deps;
+  const router = Router();
+  router.use('/admin', requireAdmin());
+
+  const renderList = async (req: Request, res: Response, extra: Record<string, unknown> = {}, status = 200) => {
+    res.status(status).render('pages/admin-systems', {
+      title: 'Systems',
+      systems: await systems.listAll(),
+      credentials: await systems.listCredentials(),
+      csrfToken: req.csrfToken?.(),
+      credentialErrors: {},
+      credentialValues: { pattern: '', username: '' },
+      ...extra,
+    });
+  };
+  const renderForm = (req: Request, res: Response, options: { editing?: string; values: ReturnType<typeof formValues>; errors?: Record<string, string>; status?: number }) => {
+    res.status(options.status ?? 200).render('pages/admin-system-form', {
+      title: options.editing ? `Edit ${options.values.displayName}` : 'New system',
+      action: options.editing ? `${prefix}admin/systems/${options.editing}` : `${prefix}admin/systems`,
+      editing: options.editing,
+      values: options.values,
+      errors: options.errors ?? {},
+      hasErrors: Object.keys(options.errors ?? {}).length > 0,
+      csrfToken: req.csrfToken?.(),
+    });
+  };
+  const save = async (req: Request, res: Response, slug: string | undefined) => {
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    try {
+      if (slug) await systems.update(req.user!, slug, body);
+      else await systems.create(req.user!, body);
+      res.redirect(303, `${prefix}admin/systems`);
+    } catch (err) {
+      if (!(err instanceof AppError) || Object.keys(err.fields).length === 0) throw err;
+      renderForm(req, res, { editing: slug, values: formValues(body), errors: err.fields, status: err.status });
+    }
+  };
+  const slugParam = (req: Request) => {
+    const slug = String(req.params.slug);
+    if (!SLUG.test(slug)) throw new AppError(404, 'not_found', 'System not found');
+    return slug;
+  };
+
+  router.get('/admin/systems', (req, res) => renderList(req, res));
+  router.get('/admin/systems/new', (req, res) => {
+    renderForm(req, res, { values: { ...formValues({}), enabled: true, defaultMountPath: '/home/jovyan/work', allowedRegistries: 'docker.io/*', mountPrefixes: '/home/jovyan' } });
+  });
+  router.post('/admin/systems', (req, res) => save(req, res, undefined));
+  router.get('/admin/systems/:slug/edit', async (req, res) => {
+    const system = await systems.get(slugParam(req));
+    if (!system || !(await systems.listAll()).some((s) => s.slug === system.slug)) throw new AppError(404, 'not_found', 'System not found');
+    renderForm(req, res, { editing: system.slug, values: formValues(system) });
+  });
+  router.post('/admin/systems/:slug', (req, res) => save(req, res, slugParam(req)));
+
+  router.post('/admin/credentials', async (req, res) => {
+    const body = (req.body ?? {}) as Record<string, string>;
+    try {
+      await systems.putCredential(req.user!, body);
+      res.redirect(303, `${prefix}admin/systems#credentials`);
+    } catch (err) {
+      if (!(err instanceof AppError) || Object.keys(err.fields).length === 0) throw err;
+      await renderList(req, res, { credentialErrors: err.fields, credentialValues: { pattern: body.pattern ?? '', username: body.username ?? '' } }, err.status);
+    }
+  });
+  router.post('/admin/credentials/:id/delete', async (req, res) => {
+    await systems.deleteCredential(req.user!, String(req.params.id));
+    res.redirect(303, `${prefix}admin/systems#credentials`);
+  });
+  return router;
+}
