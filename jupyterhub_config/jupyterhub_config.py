@@ -76,9 +76,12 @@ c.Authenticator.admin_users = {"admin"}
 # JupyterHub 5 allows nobody by default; 3 and 4 ignore this setting.
 c.Authenticator.allow_all = True
 
-# Notebook servers run as the hub's own user in the demo.
+# Notebook servers run as the hub's own user in the demo (a real hub uses
+# DockerSpawner or KubeSpawner; the hook sets their image, volumes and user).
 c.JupyterHub.spawner_class = "jupyterhub.spawner.SimpleLocalProcessSpawner"
 c.Spawner.cmd = [str(Path(sys.executable).parent / "jupyterhub-singleuser")]
+c.Spawner.args = ["--allow-root"] if os.getuid() == 0 else []
+c.SimpleLocalProcessSpawner.home_dir_template = str(state_dir / "home" / "{username}")
 
 # -- the custom-images service ---------------------------------------------
 node = shutil.which("node") or "node"
@@ -99,6 +102,8 @@ service_env.setdefault(
 service_env.setdefault(
     "CUSTOM_IMAGES_DATABASE_URL", f"sqlite://{ROOT / 'data' / 'custom-images.sqlite'}"
 )
+# The demo hub starts with two systems (created once; admins edit them in the service).
+service_env.setdefault("CUSTOM_IMAGES_SYSTEMS_FILE", str(HERE / "demo-systems.json"))
 if os.environ.get("PUBLIC_URL"):
     service_env["JUPYTERHUB_PUBLIC_URL"] = os.environ["PUBLIC_URL"]
 
@@ -165,7 +170,19 @@ if os.environ.get("CUSTOM_IMAGES_DEMO_ADMIN_TOKEN"):
     c.JupyterHub.load_roles.append(
         {
             "name": "custom-images-admin-cli",
-            "scopes": ["admin:users", "tokens", "admin:groups", "list:users", "read:users"],
+            "scopes": ["admin:users", "tokens", "admin:groups", "list:users", "read:users", "servers", "read:servers"],
             "services": ["custom-images-admin-cli"],
         }
     )
+
+# -- the spawn form and the launch hook ------------------------------------
+sys.path.insert(0, str(HERE))
+from custom_images_hook import CustomImages  # noqa: E402
+
+custom_images = CustomImages(
+    # The hub reaches the service directly, not through the proxy.
+    api_url=f"http://127.0.0.1:{port + 10}/services/{SERVICE_NAME}/api/v1/",
+    token=launch_token,
+    manage_url=f"/services/{SERVICE_NAME}/",
+)
+custom_images.configure(c)

@@ -104,7 +104,10 @@ function envSchema(cwd: string) {
       .default('')
       .transform((raw) => raw.split(',').map((h) => h.trim().toLowerCase()).filter(Boolean)),
     CUSTOM_IMAGES_MAX_IMAGE_GB: z.coerce.number().positive('must be a positive number of gigabytes').default(32),
-    CUSTOM_IMAGES_SYSTEMS_FILE: z.string().min(1).optional(),
+    CUSTOM_IMAGES_SYSTEMS_FILE: z
+      .string()
+      .optional()
+      .transform((v) => v || undefined),
     CUSTOM_IMAGES_SYSTEM_NAME: z.string().min(1).max(100).default('Default'),
     CUSTOM_IMAGES_ALLOWED_REGISTRIES: commaList('registry patterns such as docker.io/*,registry.example.com/team/* or *').default(['*']),
     CUSTOM_IMAGES_MOUNT_PREFIXES: commaList('absolute paths such as /home,/data')

@@ -71,6 +71,8 @@ export async function startHub(port: number, extraEnv: Record<string, string> = 
       CUSTOM_IMAGES_SERVICE_TOKEN: serviceToken,
       CUSTOM_IMAGES_DATABASE_URL: databaseUrl,
       CUSTOM_IMAGES_LOG_LEVEL: 'debug',
+      // The configured default system unless a test seeds its own.
+      CUSTOM_IMAGES_SYSTEMS_FILE: '',
       ...extraEnv,
     },
     stdio: ['ignore', 'pipe', 'pipe'],

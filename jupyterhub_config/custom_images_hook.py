@@ -1,0 +1,317 @@
+"""Spawner integration for the custom-images service.
+
+Use it from jupyterhub_config.py::
+
+    from custom_images_hook import CustomImages
+
+    custom_images = CustomImages(
+        api_url="http://127.0.0.1:10101/services/custom-images/api/v1/",
+        token=os.environ["CUSTOM_IMAGES_LAUNCH_TOKEN"],   # a token with custom:custom-images:launch
+        manage_url="/services/custom-images/",
+    )
+    custom_images.configure(c)
+
+It renders the spawn form (a choice of system and of the user's checked images
+on it, and a link to manage images), turns the form into user_options, and in
+pre_spawn_hook asks the service for the launch parameters and applies them:
+
+- DockerSpawner: image, volumes, extra_create_kwargs["user"], environment;
+- KubeSpawner: image, image_pull_secrets (the Secret is created or updated),
+  volumes, volume_mounts, uid, environment. KubeSpawner applies profile
+  overrides after pre_spawn_hook (load_user_options inside start), so the
+  values are applied again in modify_pod_hook, which runs last.
+
+A refusal (the check failed, the image changed, the system is disabled, ...)
+raises an error whose message the hub shows the user.
+
+Runs on JupyterHub 3.x, 4.x and 5.x (Bootstrap 3 markup before 5.0, Bootstrap 5
+from 5.0). Needs only what JupyterHub itself needs (tornado).
+"""
+import base64
+import json
+from html import escape
+from urllib.parse import quote, urlencode
+
+from tornado import web
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+
+try:
+    import jupyterhub
+
+    JUPYTERHUB_MAJOR = int(jupyterhub.__version__.split(".")[0])
+except Exception:  # pragma: no cover - only outside a hub
+    JUPYTERHUB_MAJOR = 3
+
+#: user_options keys this module sets
+OPTION_SYSTEM = "custom_images_system"
+OPTION_IMAGE = "custom_images_image_id"
+
+
+class LaunchRefused(web.HTTPError):
+    """The service refused the launch; the message is meant for the researcher."""
+
+    def __init__(self, status, message):
+        super().__init__(status, log_message=message.replace("%", "%%"))
+        # JupyterHub replaces a failed spawn's message by a generic one (reason
+        # "error") but shows jupyterhub_html_message on its error page as well.
+        self.jupyterhub_message = message
+        self.jupyterhub_html_message = f'<p class="custom-images-refusal">{escape(message)}</p>'
+        self.message = message
+
+    def __str__(self):
+        return self.message
+
+
+def _is_kubespawner(spawner):
+    return any(cls.__name__ == "KubeSpawner" for cls in type(spawner).__mro__)
+
+
+def _is_dockerspawner(spawner):
+    return any(cls.__name__ == "DockerSpawner" for cls in type(spawner).__mro__)
+
+
+class CustomImages:
+    """The service's API, as the spawner hooks use it."""
+
+    def __init__(self, api_url, token, manage_url, timeout=120, bootstrap5=None):
+        self.api_url = api_url if api_url.endswith("/") else api_url + "/"
+        self.token = token
+        self.manage_url = manage_url
+        self.timeout = timeout
+        self.bootstrap5 = JUPYTERHUB_MAJOR >= 5 if bootstrap5 is None else bootstrap5
+
+    # -- HTTP -------------------------------------------------------------
+    async def _get(self, path):
+        request = HTTPRequest(
+            self.api_url + path,
+            headers={"Authorization": f"token {self.token}", "Accept": "application/json"},
+            request_timeout=self.timeout,
+        )
+        try:
+            response = await AsyncHTTPClient().fetch(request)
+        except HTTPClientError as e:
+            message = None
+            if e.response is not None and e.response.body:
+                try:
+                    message = json.loads(e.response.body).get("message")
+                except ValueError:
+                    message = None
+            if e.code in (404, 409, 503) and message:
+                raise LaunchRefused(e.code, message) from None
+            raise LaunchRefused(
+                502, f"The custom images service answered {e.code}: {message or e.message}"
+            ) from None
+        except OSError as e:
+            raise LaunchRefused(502, f"The custom images service cannot be reached ({e}).") from None
+        return json.loads(response.body)
+
+    # -- the form ----------------------------------------------------------
+    async def options_form(self, spawner):
+        """HTML for the spawn form: systems and the user's checked images on them."""
+        name = spawner.user.name
+        systems = await self._get("systems")
+        images = await self._get(f"users/{quote(name, safe='')}/images?" + urlencode({"status": "passed"}))
+        return self.render_form(systems, images)
+
+    def render_form(self, systems, images):
+        b5 = self.bootstrap5
+        select_class = "form-select" if b5 else "form-control"
+        manage = escape(self.manage_url)
+        enabled = [s for s in systems if s.get("enabled", True)]
+        parts = ['<div class="custom-images-form">']
+        if not enabled:
+            parts.append("<p>No system offers custom images at the moment.</p></div>")
+            return "".join(parts)
+        label_class = ' class="form-label"' if b5 else ""
+        parts.append(f'<div class="{"mb-3" if b5 else "form-group"}">')
+        parts.append(f'<label for="ci-system"{label_class}>System</label>')
+        parts.append(f'<select id="ci-system" name="system" class="{select_class}">')
+        for s in enabled:
+            parts.append(f'<option value="{escape(s["slug"])}">{escape(s["displayName"])}</option>')
+        parts.append("</select></div>")
+        usable = [i for i in images if any(i["system"]["slug"] == s["slug"] for s in enabled)]
+        parts.append(f'<fieldset class="{"mb-3" if b5 else "form-group"}"><legend>Your checked images</legend>')
+        if not usable:
+            parts.append(
+                f'<p>You have no checked image yet. <a href="{manage}" target="_blank">Add and check one in custom images</a>, then reload this page.</p>'
+            )
+        for n, image in enumerate(usable):
+            checked = " checked" if n == 0 else ""
+            text = f'{escape(image["name"])} <code>{escape(image["image"])}</code> <small>({escape(image["system"]["displayName"])})</small>'
+            value = escape(str(image["id"]))
+            if b5:
+                parts.append(
+                    f'<div class="form-check"><input class="form-check-input" type="radio" name="image_id" id="ci-image-{value}" value="{value}"{checked}>'
+                    f'<label class="form-check-label" for="ci-image-{value}">{text}</label></div>'
+                )
+            else:
+                parts.append(
+                    f'<div class="radio"><label><input type="radio" name="image_id" value="{value}"{checked}> {text}</label></div>'
+                )
+        parts.append("</fieldset>")
+        parts.append(f'<p><a href="{manage}" target="_blank">Manage your custom images</a></p></div>')
+        return "".join(parts)
+
+    @staticmethod
+    def options_from_form(formdata):
+        """The chosen system and image id, as user_options."""
+        system = (formdata.get("system") or [""])[0]
+        image_id = (formdata.get("image_id") or [""])[0]
+        if not image_id:
+            raise LaunchRefused(400, "Choose one of your checked custom images.")
+        if not image_id.isdigit():
+            raise LaunchRefused(400, "The chosen image is not valid; reload the page.")
+        return {OPTION_SYSTEM: system, OPTION_IMAGE: int(image_id)}
+
+    # -- the launch --------------------------------------------------------
+    async def launch_parameters(self, spawner):
+        options = spawner.user_options or {}
+        image_id = options.get(OPTION_IMAGE)
+        if image_id is None:
+            return None
+        name = quote(spawner.user.name, safe="")
+        params = await self._get(f"users/{name}/images/{int(image_id)}/launch")
+        chosen = options.get(OPTION_SYSTEM)
+        if chosen and params["system"] != chosen:
+            raise LaunchRefused(
+                409,
+                f"The chosen image is saved for the system {params['system']}, not {chosen}. Choose it on that system.",
+            )
+        return params
+
+    async def pre_spawn_hook(self, spawner):
+        params = await self.launch_parameters(spawner)
+        if params is None:
+            return
+        spawner.custom_images_launch = params
+        spawner.log.info(
+            "custom-images: launching %s for %s on %s (mount %s at %s, uid %s, pull %s)",
+            params["image"],
+            spawner.user.name,
+            params["system"],
+            params["mount"]["volume"],
+            params["mount"]["target"],
+            params["uid"],
+            params["pull"]["kind"],
+        )
+        spawner.environment = {**(spawner.environment or {}), **params["env"]}
+        if _is_kubespawner(spawner):
+            await self.apply_kubernetes(spawner, params)
+        else:
+            apply_docker(spawner, params)
+
+    async def apply_kubernetes(self, spawner, params):
+        spawner.image = params["image"]
+        if params["uid"] is not None:
+            spawner.uid = params["uid"]
+        secret = params["pull"].get("dockerconfigjson")
+        if secret:
+            secret_name = await ensure_pull_secret(spawner, secret)
+            spawner.image_pull_secrets = _add_named(spawner.image_pull_secrets, secret_name)
+        volume, mount = kubernetes_volume(spawner, params)
+        spawner.volumes = _replace_named(spawner.volumes, volume)
+        spawner.volume_mounts = _replace_named(spawner.volume_mounts, mount)
+
+    def configure(self, c):
+        """Sets the spawner's options form and hooks in a JupyterHub config object."""
+        c.Spawner.options_form = self.options_form
+        c.Spawner.options_from_form = CustomImages.options_from_form
+        c.Spawner.pre_spawn_hook = self.pre_spawn_hook
+        c.KubeSpawner.modify_pod_hook = modify_pod_hook
+
+
+# -- DockerSpawner ----------------------------------------------------------
+def apply_docker(spawner, params):
+    """Sets image, the data volume and the user on a DockerSpawner (plain attributes elsewhere)."""
+    spawner.image = params["image"]
+    volumes = dict(getattr(spawner, "volumes", None) or {})
+    volumes[params["mount"]["volume"]] = {"bind": params["mount"]["target"], "mode": "rw"}
+    spawner.volumes = volumes
+    if params["uid"] is not None:
+        kwargs = dict(getattr(spawner, "extra_create_kwargs", None) or {})
+        kwargs["user"] = str(params["uid"])
+        spawner.extra_create_kwargs = kwargs
+    if params["pull"]["kind"] == "docker" and params["pull"].get("pulled") and _is_dockerspawner(spawner):
+        # The service pulled the image with the user's credentials; DockerSpawner must not try again.
+        spawner.pull_policy = "never"
+
+
+# -- KubeSpawner ------------------------------------------------------------
+VOLUME_NAME = "custom-images-data"
+
+
+def kubernetes_volume(spawner, params):
+    claim = getattr(spawner, "pvc_name", None) or params["mount"]["volume"]
+    volume = {"name": VOLUME_NAME, "persistentVolumeClaim": {"claimName": claim}}
+    mount = {"name": VOLUME_NAME, "mountPath": params["mount"]["target"]}
+    return volume, mount
+
+
+def _name_of(item):
+    return item.get("name") if isinstance(item, dict) else getattr(item, "name", None)
+
+
+def _replace_named(items, new):
+    return [i for i in (items or []) if _name_of(i) != new["name"]] + [new]
+
+
+def _add_named(items, name):
+    names = [i if isinstance(i, str) else _name_of(i) for i in (items or [])]
+    return list(items or []) + ([] if name in names else [{"name": name}])
+
+
+def pull_secret_name(spawner):
+    return f"custom-images-pull-{spawner.user.escaped_name if hasattr(spawner.user, 'escaped_name') else spawner.user.name}".lower()[:253]
+
+
+async def ensure_pull_secret(spawner, dockerconfigjson):
+    """Creates or updates the user's image pull Secret; returns its name."""
+    name = pull_secret_name(spawner)
+    body = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "custom-images"}},
+        "type": "kubernetes.io/dockerconfigjson",
+        "data": {".dockerconfigjson": base64.b64encode(dockerconfigjson.encode()).decode()},
+    }
+    api = spawner.api
+    try:
+        await api.create_namespaced_secret(namespace=spawner.namespace, body=body)
+    except Exception as e:
+        if getattr(e, "status", None) != 409:
+            raise
+        await api.replace_namespaced_secret(name=name, namespace=spawner.namespace, body=body)
+    return name
+
+
+def _set(obj, key, value):
+    if isinstance(obj, dict):
+        obj[key] = value
+    else:
+        setattr(obj, key, value)
+
+
+def _get(obj, key):
+    return obj.get(key) if isinstance(obj, dict) else getattr(obj, key, None)
+
+
+def modify_pod_hook(spawner, pod):
+    """Applies the launch parameters to the pod last, after any profile overrides."""
+    params = getattr(spawner, "custom_images_launch", None)
+    if not params:
+        return pod
+    spec = _get(pod, "spec")
+    containers = _get(spec, "containers") or []
+    notebook = next((x for x in containers if _get(x, "name") == "notebook"), containers[0] if containers else None)
+    if notebook is not None:
+        _set(notebook, "image", params["image"])
+        volume, mount = kubernetes_volume(spawner, params)
+        _set(notebook, "volume_mounts", _replace_named(_get(notebook, "volume_mounts"), mount))
+        _set(spec, "volumes", _replace_named(_get(spec, "volumes"), volume))
+        if params["uid"] is not None:
+            security = _get(notebook, "security_context") or {}
+            _set(security, "run_as_user", params["uid"])
+            _set(notebook, "security_context", security)
+    if params["pull"].get("dockerconfigjson"):
+        _set(spec, "image_pull_secrets", _add_named(_get(spec, "image_pull_secrets"), pull_secret_name(spawner)))
+    return pod

@@ -1,0 +1,201 @@
+"""Tests of the spawner hook module, on Debian's python3 with JupyterHub 3.0.
+
+The unit tests use plain objects for spawners and pods; the integration tests
+talk to a running custom-images service behind a real hub (test/e2e/spawn.test.ts
+starts them and sets CUSTOM_IMAGES_TEST_* in the environment).
+"""
+import asyncio
+import json
+import logging
+import os
+import sys
+import urllib.request
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import custom_images_hook as hook  # noqa: E402
+
+SYSTEMS = [{"slug": "dock", "displayName": "Docker hosts", "enabled": True}]
+IMAGES = [
+    {"id": 7, "name": "<b>lab</b>", "image": "r.example/lab:1", "system": {"slug": "dock", "displayName": "Docker hosts"}},
+]
+PARAMS = {
+    "image": "r.example/lab@sha256:" + "a" * 64,
+    "digest": "sha256:" + "a" * 64,
+    "system": "dock",
+    "spawner": "docker",
+    "mount": {"volume": "jupyterhub-user-ada-dock-12345678", "target": "/home/jovyan/work"},
+    "uid": 1000,
+    "env": {"CUSTOM_IMAGES_IMAGE": "r.example/lab@sha256:" + "a" * 64},
+    "pull": {"kind": "kubernetes", "dockerconfigjson": '{"auths": {}}'},
+    "check": {"id": 1, "kind": "static", "finishedAt": None},
+}
+
+
+def fake_spawner(**extra):
+    """A spawner as far as the hook uses one: plain attributes."""
+    attributes = {
+        "user": SimpleNamespace(name="ada", escaped_name="ada"),
+        "user_options": {},
+        "log": logging.getLogger("test"),
+        "environment": {},
+        "image": None,
+        "volumes": {},
+        "extra_create_kwargs": {},
+    }
+    attributes.update(extra)
+    return SimpleNamespace(**attributes)
+
+
+# -- the form -----------------------------------------------------------------
+@pytest.mark.parametrize("bootstrap5,expected,absent", [(False, "form-control", "form-select"), (True, "form-select", "form-control")])
+def test_form_markup_follows_the_hubs_bootstrap(bootstrap5, expected, absent):
+    html = hook.CustomImages("http://x/", "t", "/services/custom-images/", bootstrap5=bootstrap5).render_form(SYSTEMS, IMAGES)
+    assert expected in html and absent not in html
+    assert 'name="image_id"' in html and 'value="7"' in html
+    assert "&lt;b&gt;lab&lt;/b&gt;" in html and "<b>lab</b>" not in html
+    assert 'href="/services/custom-images/"' in html
+
+
+def test_form_without_checked_images_links_to_the_service():
+    html = hook.CustomImages("http://x/", "t", "/services/custom-images/").render_form(SYSTEMS, [])
+    assert "no checked image yet" in html and "/services/custom-images/" in html
+
+
+def test_options_from_form():
+    assert hook.CustomImages.options_from_form({"system": ["dock"], "image_id": ["7"]}) == {
+        hook.OPTION_SYSTEM: "dock",
+        hook.OPTION_IMAGE: 7,
+    }
+    for bad in ({"system": ["dock"]}, {"image_id": ["7; rm -rf /"]}):
+        with pytest.raises(hook.LaunchRefused):
+            hook.CustomImages.options_from_form(bad)
+
+
+# -- applying the parameters --------------------------------------------------------
+def test_docker_spawner_gets_image_volume_and_user():
+    spawner = fake_spawner(volumes={"shared": {"bind": "/shared", "mode": "ro"}})
+    hook.apply_docker(spawner, PARAMS)
+    assert spawner.image == PARAMS["image"]
+    assert spawner.volumes == {
+        "shared": {"bind": "/shared", "mode": "ro"},
+        "jupyterhub-user-ada-dock-12345678": {"bind": "/home/jovyan/work", "mode": "rw"},
+    }
+    assert spawner.extra_create_kwargs == {"user": "1000"}
+
+
+class FakeApi:
+    def __init__(self, exists):
+        self.exists = exists
+        self.calls = []
+
+    async def create_namespaced_secret(self, namespace, body):
+        self.calls.append(("create", namespace, body["metadata"]["name"]))
+        if self.exists:
+            raise ApiConflict(409)
+
+    async def replace_namespaced_secret(self, name, namespace, body):
+        self.calls.append(("replace", namespace, name))
+
+
+class ApiConflict(Exception):
+    def __init__(self, status):
+        super().__init__(status)
+        self.status = status
+
+
+@pytest.mark.parametrize("exists,expected", [(False, ["create"]), (True, ["create", "replace"])])
+def test_kubespawner_secret_created_or_updated(exists, expected):
+    api = FakeApi(exists)
+    spawner = fake_spawner(api=api, namespace="jhub", image_pull_secrets=[], volume_mounts=[], uid=None, pvc_name="claim-ada")
+    asyncio.run(hook.CustomImages("http://x/", "t", "/").apply_kubernetes(spawner, PARAMS))
+    assert [c[0] for c in api.calls] == expected
+    assert spawner.image_pull_secrets == [{"name": "custom-images-pull-ada"}]
+    assert spawner.volumes[-1] == {"name": "custom-images-data", "persistentVolumeClaim": {"claimName": "claim-ada"}}
+    assert spawner.volume_mounts[-1] == {"name": "custom-images-data", "mountPath": "/home/jovyan/work"}
+    assert spawner.uid == 1000
+
+
+def test_modify_pod_hook_wins_over_profile_overrides():
+    spawner = fake_spawner(custom_images_launch=PARAMS, pvc_name="claim-ada")
+    # A profile's kubespawner_override changed the image after pre_spawn_hook ...
+    spawner.image = "profile/default:latest"
+    pod = {"spec": {"containers": [{"name": "notebook", "image": spawner.image, "volume_mounts": []}], "volumes": []}}
+    hook.modify_pod_hook(spawner, pod)
+    # ... but the pod starts the checked image with its mount, uid and pull secret.
+    container = pod["spec"]["containers"][0]
+    assert container["image"] == PARAMS["image"]
+    assert container["volume_mounts"] == [{"name": "custom-images-data", "mountPath": "/home/jovyan/work"}]
+    assert container["security_context"]["run_as_user"] == 1000
+    assert pod["spec"]["image_pull_secrets"] == [{"name": "custom-images-pull-ada"}]
+
+
+# -- against the running service ---------------------------------------------------
+LIVE = os.environ.get("CUSTOM_IMAGES_TEST_API_URL")
+live = pytest.mark.skipif(not LIVE, reason="needs the running service (test/e2e/spawn.test.ts)")
+
+
+def hub_call(method, path, body=None, token=None):
+    url = os.environ["CUSTOM_IMAGES_TEST_HUB_API"] + path
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method, headers={"Authorization": f"token {token or os.environ['CUSTOM_IMAGES_TEST_ADMIN_TOKEN']}"})
+    try:
+        with urllib.request.urlopen(request) as response:
+            return json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as e:
+        if e.code == 409:
+            return None
+        raise
+
+
+def service_call(method, path, token, body=None):
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(LIVE + path, data=data, method=method, headers={"Authorization": f"token {token}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(request) as response:
+        return json.loads(response.read())
+
+
+@pytest.fixture(scope="module")
+def user():
+    hub_call("POST", "/users/pytester")
+    token = hub_call("POST", "/users/pytester/tokens", {"note": "pytest"})["token"]
+    images = service_call("GET", "users/pytester/images", token)
+    return {"name": "pytester", "token": token, "images": images}
+
+
+@live
+def test_options_form_lists_only_checked_images(user):
+    systems = service_call("GET", "systems", user["token"])
+    image = service_call("POST", "users/pytester/images", user["token"], {"system": systems[0]["slug"], "image": os.environ["CUSTOM_IMAGES_TEST_IMAGE"], "name": "pytest-checked"})
+    service_call("POST", f"users/pytester/images/{image['id']}/check", user["token"])
+    unchecked = service_call("POST", "users/pytester/images", user["token"], {"system": systems[0]["slug"], "image": os.environ["CUSTOM_IMAGES_TEST_IMAGE"], "name": "pytest-unchecked"})
+    api = hook.CustomImages(LIVE, os.environ["CUSTOM_IMAGES_TEST_LAUNCH_TOKEN"], "/services/custom-images/")
+    spawner = fake_spawner()
+    spawner.user.name = "pytester"
+    html = asyncio.run(api.options_form(spawner))
+    assert "pytest-checked" in html and "pytest-unchecked" not in html
+
+    # The hook applies the launch parameters of the checked image ...
+    spawner.user_options = {hook.OPTION_SYSTEM: systems[0]["slug"], hook.OPTION_IMAGE: image["id"]}
+    asyncio.run(api.pre_spawn_hook(spawner))
+    assert spawner.image.startswith(os.environ["CUSTOM_IMAGES_TEST_IMAGE"].rsplit(":", 1)[0] + "@sha256:")
+    assert spawner.environment["CUSTOM_IMAGES_IMAGE"] == spawner.image
+
+    # ... and refuses the unchecked one with the service's message.
+    spawner.user_options = {hook.OPTION_IMAGE: unchecked["id"]}
+    with pytest.raises(hook.LaunchRefused) as refused:
+        asyncio.run(api.pre_spawn_hook(spawner))
+    assert "has not been checked yet" in str(refused.value)
+    assert refused.value.status_code == 409
+
+
+@live
+def test_a_wrong_token_is_an_error_not_a_launch():
+    api = hook.CustomImages(LIVE, "not-a-token", "/")
+    spawner = fake_spawner(user_options={hook.OPTION_IMAGE: 1})
+    with pytest.raises(hook.LaunchRefused) as refused:
+        asyncio.run(api.pre_spawn_hook(spawner))
+    assert refused.value.status_code == 502

@@ -1,0 +1,213 @@
+/**
+ * The JSON API v1 for every endpoint and role, through a real hub with real
+ * tokens: the user, another user (404), the hook's token (launch scope), a
+ * hub admin, a token without scopes (403); bad ids and query values (400);
+ * and the launch refusals with their messages.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openDatabase, type Knex } from '../../server/store/db.js';
+import { SystemStore } from '../../server/systems/store.js';
+import { startHub, type TestHub } from '../support/hub.js';
+import { pushImage, pythonWithJupyterhub, singleuserScript, type ImageSpec } from '../support/images.js';
+import { PASSWORD, startRegistries, USER, type TestRegistries } from '../support/registry.js';
+
+let hub: TestHub;
+let registries: TestRegistries;
+let db: Knex;
+const tokens: Record<string, string> = {};
+const good: ImageSpec = { layers: [{ files: pythonWithJupyterhub() }, { files: { '/usr/local/bin/jupyterhub-singleuser': singleuserScript('/usr/bin/python3') } }] };
+
+beforeAll(async () => {
+  registries = await startRegistries();
+  await pushImage(registries.open, 'lab/good', '1', good);
+  await pushImage(registries.open, 'lab/moving', '1', good);
+  await pushImage(registries.open, 'lab/broken', '1', { layers: [{ files: pythonWithJupyterhub() }] });
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ci-systems-'));
+  const systemsFile = path.join(dir, 'systems.json');
+  const allowed = [`${registries.open}/*`, `${registries.basic}/*`];
+  fs.writeFileSync(
+    systemsFile,
+    JSON.stringify([
+      { slug: 'dock', displayName: 'Docker hosts', allowedRegistries: allowed, mountPrefixes: ['/home/jovyan'], defaultMountPath: '/home/jovyan/work', spawner: 'docker', enabled: true },
+      { slug: 'kube', displayName: 'Kubernetes', allowedRegistries: allowed, mountPrefixes: ['/home/jovyan'], defaultMountPath: '/home/jovyan/work', spawner: 'kubernetes', enabled: true, requireUid1000: true },
+      { slug: 'off', displayName: 'Switched off', allowedRegistries: allowed, mountPrefixes: [], defaultMountPath: '/home/jovyan/work', enabled: true },
+    ]),
+  );
+  hub = await startHub(18400, { CUSTOM_IMAGES_TRUSTED_REGISTRIES: '127.0.0.1', CUSTOM_IMAGES_SYSTEMS_FILE: systemsFile });
+  db = openDatabase(hub.databaseUrl);
+  tokens.uma = await hub.userToken('uma');
+  tokens.vic = await hub.userToken('vic');
+  tokens.admin = await hub.userToken('admin');
+  tokens.noscope = await hub.userToken('uma', { scopes: ['read:users:name!user=uma'] });
+  tokens.launcher = hub.launchToken;
+}, 120_000);
+
+afterAll(async () => {
+  await db?.destroy();
+  await hub?.stop();
+  await registries?.stop();
+});
+
+async function api(who: string | undefined, method: string, p: string, body?: unknown) {
+  const headers: Record<string, string> = { 'Content-Type': 'application/json' };
+  if (who) headers.Authorization = `token ${tokens[who]}`;
+  const res = await fetch(`${hub.serviceUrl}api/v1/${p}`, { method, headers, ...(body ? { body: JSON.stringify(body) } : {}) });
+  const text = await res.text();
+  return { status: res.status, body: (text ? JSON.parse(text) : null) as Record<string, unknown> & Array<Record<string, unknown>> };
+}
+
+const ids: Record<string, number> = {};
+
+describe('images and checks', () => {
+  it('the user creates images; only they and the hook see them', async () => {
+    const create = async (key: string, body: Record<string, unknown>) => {
+      const res = await api('uma', 'POST', 'users/uma/images', body);
+      expect(res.status).toBe(201);
+      ids[key] = res.body.id as number;
+    };
+    await create('good', { system: 'dock', image: `${registries.open}/lab/good:1` });
+    await create('kube', { system: 'kube', image: `${registries.basic}/lab/good:1`, registry: registries.basic, username: USER, password: PASSWORD });
+    await create('broken', { system: 'dock', image: `${registries.open}/lab/broken:1` });
+    await create('never', { system: 'dock', image: `${registries.open}/lab/good:1`, name: 'never checked' });
+    await create('moving', { system: 'kube', image: `${registries.open}/lab/moving:1` });
+    await create('off', { system: 'off', image: `${registries.open}/lab/good:1` });
+
+    expect((await api('uma', 'GET', 'users/uma/images')).body).toHaveLength(6);
+    expect((await api('launcher', 'GET', 'users/uma/images')).body).toHaveLength(6);
+    expect((await api('vic', 'GET', 'users/uma/images')).status).toBe(404);
+    expect((await api('admin', 'GET', 'users/uma/images')).status).toBe(404);
+    expect((await api('noscope', 'GET', 'users/uma/images')).status).toBe(403);
+    expect((await api(undefined, 'GET', 'users/uma/images')).status).toBe(401);
+    // Writes are the user's own.
+    expect((await api('launcher', 'POST', 'users/uma/images', { system: 'dock', image: 'a/b:1' })).status).toBe(404);
+    expect((await api('vic', 'DELETE', `users/uma/images/${ids.good}`)).status).toBe(404);
+  });
+
+  it('filters by system and status, and refuses bad query values and ids with 400', async () => {
+    const kube = await api('uma', 'GET', 'users/uma/images?system=kube');
+    expect(kube.body.map((i) => i.id).sort()).toEqual([ids.kube, ids.moving].sort());
+    for (const query of ['system=no%20such!', 'status=great', 'color=red']) {
+      const res = await api('uma', 'GET', `users/uma/images?${query}`);
+      expect(res.status).toBe(400);
+      expect(res.body.message).toBeTruthy();
+    }
+    for (const id of ['abc', '0', '-1', '1.5', '99999999999']) {
+      expect((await api('uma', 'GET', `users/uma/images/${id}`)).status).toBe(400);
+    }
+    expect((await api('uma', 'GET', 'users/uma/images/999999')).status).toBe(404);
+  });
+
+  it('checks: the user and the hook may start one, others may not', async () => {
+    const started = await api('uma', 'POST', `users/uma/images/${ids.good}/check`);
+    expect(started.status).toBe(201);
+    expect(started.body).toMatchObject({ status: 'passed', image: `${registries.open}/lab/good:1` });
+    const checkId = started.body.id as number;
+    expect((await api('launcher', 'POST', `users/uma/images/${ids.kube}/check`)).body.status).toBe('passed');
+    expect((await api('uma', 'POST', `users/uma/images/${ids.broken}/check`)).body.status).toBe('failed');
+    expect((await api('uma', 'POST', `users/uma/images/${ids.moving}/check`)).body.status).toBe('passed');
+    expect((await api('uma', 'POST', `users/uma/images/${ids.off}/check`)).body.status).toBe('passed');
+    expect((await api('vic', 'POST', `users/uma/images/${ids.good}/check`)).status).toBe(404);
+    expect((await api('noscope', 'POST', `users/uma/images/${ids.good}/check`)).status).toBe(403);
+
+    expect((await api('uma', 'GET', `checks/${checkId}`)).status).toBe(200);
+    expect((await api('launcher', 'GET', `checks/${checkId}`)).status).toBe(200);
+    expect((await api('vic', 'GET', `checks/${checkId}`)).status).toBe(404);
+    expect((await api('noscope', 'GET', `checks/${checkId}`)).status).toBe(403);
+    expect((await api('uma', 'GET', 'checks/nope')).status).toBe(400);
+  });
+});
+
+describe('GET systems', () => {
+  it('lists enabled systems to users and the hook, all to admins, nothing without scopes', async () => {
+    const slugs = (res: { body: Array<Record<string, unknown>> }) => res.body.map((s) => s.slug).sort();
+    expect(slugs(await api('uma', 'GET', 'systems'))).toEqual(['dock', 'kube', 'off']);
+    expect(slugs(await api('launcher', 'GET', 'systems'))).toEqual(['dock', 'kube', 'off']);
+    expect((await api('noscope', 'GET', 'systems')).status).toBe(403);
+    expect((await api(undefined, 'GET', 'systems')).status).toBe(401);
+  });
+});
+
+describe('launch', () => {
+  it('gives the hook the image pinned by digest, the mount, the uid and a pull secret on Kubernetes', async () => {
+    const res = await api('launcher', 'GET', `users/uma/images/${ids.kube}/launch`);
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({
+      image: expect.stringMatching(new RegExp(`^${registries.basic}/lab/good@sha256:[0-9a-f]{64}$`)),
+      system: 'kube',
+      spawner: 'kubernetes',
+      mount: { volume: expect.stringMatching(/^jupyterhub-user-uma-kube-/), target: '/home/jovyan/work' },
+      uid: 1000,
+    });
+    const pull = res.body.pull as { kind: string; dockerconfigjson: string };
+    expect(pull.kind).toBe('kubernetes');
+    expect(JSON.parse(pull.dockerconfigjson)).toEqual({
+      auths: { [registries.basic]: { username: USER, password: PASSWORD, auth: Buffer.from(`${USER}:${PASSWORD}`).toString('base64') } },
+    });
+  });
+
+  it('never gives the secret to the user themself', async () => {
+    const res = await api('uma', 'GET', `users/uma/images/${ids.kube}/launch`);
+    expect(res.status).toBe(200);
+    expect(res.body.pull).toEqual({ kind: 'kubernetes', dockerconfigjson: null });
+    expect(JSON.stringify(res.body)).not.toContain(PASSWORD);
+  });
+
+  it('pulls the image onto the Docker host for a Docker system', async () => {
+    const res = await api('launcher', 'GET', `users/uma/images/${ids.good}/launch`);
+    expect(res.status).toBe(200);
+    expect(res.body.pull).toEqual({ kind: 'docker', pulled: true });
+    expect(res.body.uid).toBeNull();
+  });
+
+  it('is refused to other users and tokens without scopes', async () => {
+    expect((await api('vic', 'GET', `users/uma/images/${ids.good}/launch`)).status).toBe(404);
+    expect((await api('admin', 'GET', `users/uma/images/${ids.good}/launch`)).status).toBe(404);
+    expect((await api('noscope', 'GET', `users/uma/images/${ids.good}/launch`)).status).toBe(403);
+    expect((await api('launcher', 'GET', 'users/uma/images/x/launch')).status).toBe(400);
+  });
+
+  it.each([
+    ['never', /has not been checked yet/],
+    ['broken', /The last check of .* failed: jupyterhub-singleuser is not on the image's PATH/],
+  ])('refuses %s with 409 and a message for the researcher', async (key, message) => {
+    const res = await api('launcher', 'GET', `users/uma/images/${ids[key]}/launch`);
+    expect(res.status).toBe(409);
+    expect(res.body.message).toMatch(message);
+  });
+
+  it('refuses when the tag now points to another image', async () => {
+    await pushImage(registries.open, 'lab/moving', '1', { ...good, layers: [...good.layers, { files: { '/new': 'x' } }] });
+    const res = await api('launcher', 'GET', `users/uma/images/${ids.moving}/launch`);
+    expect(res.status).toBe(409);
+    expect(res.body.message).toMatch(/now points to a different image than the one checked/);
+  });
+
+  it('refuses on a disabled system, and when its rules changed since the check', async () => {
+    const store = new SystemStore(db);
+    const off = (await store.get('off'))!;
+    await store.update({ ...off, enabled: false }, new Date());
+    const disabled = await api('launcher', 'GET', `users/uma/images/${ids.off}/launch`);
+    expect(disabled.status).toBe(409);
+    expect(disabled.body.message).toMatch(/Switched off does not offer custom images/);
+
+    const dock = (await store.get('dock'))!;
+    await store.update({ ...dock, policy: { ...dock.policy, requirePip: true } }, new Date());
+    const changed = await api('launcher', 'GET', `users/uma/images/${ids.good}/launch`);
+    expect(changed.status).toBe(409);
+    expect(changed.body.message).toMatch(/rules of Docker hosts changed/);
+    await store.update({ ...dock, policy: { ...dock.policy, runCheck: true } }, new Date());
+    const needsRun = await api('launcher', 'GET', `users/uma/images/${ids.good}/launch`);
+    expect(needsRun.status).toBe(409);
+    await store.update(dock, new Date());
+  });
+
+  it('audits launches without the secret', async () => {
+    const rows = (await db('audit').where({ action: 'image.launch' })) as Array<{ actor: string; details: string }>;
+    expect(rows.length).toBeGreaterThanOrEqual(3);
+    expect(rows.map((r) => r.actor)).toContain('custom-images-launcher');
+    for (const row of rows) expect(JSON.stringify(row)).not.toContain(PASSWORD);
+  });
+});

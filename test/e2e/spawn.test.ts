@@ -1,0 +1,122 @@
+/**
+ * A real JupyterHub spawn end to end: the demo hub with our options form and
+ * pre_spawn_hook (LocalProcessSpawner on the hub side): the hook sets the
+ * launch parameters and the spawn goes on; a refused launch shows its message
+ * on the hub's page. Then the hook module's own pytest suite, on Debian's
+ * python3, against the same running service.
+ */
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { launchBrowser, screenshot } from '../support/browser.js';
+import { startHub, type TestHub } from '../support/hub.js';
+import { pushImage, pythonWithJupyterhub, singleuserScript, type ImageSpec } from '../support/images.js';
+import { startRegistries, type TestRegistries } from '../support/registry.js';
+
+let hub: TestHub;
+let registries: TestRegistries;
+let browser: Browser;
+let page: Page;
+const good: ImageSpec = { layers: [{ files: pythonWithJupyterhub() }, { files: { '/usr/local/bin/jupyterhub-singleuser': singleuserScript('/usr/bin/python3') } }] };
+
+beforeAll(async () => {
+  registries = await startRegistries();
+  await pushImage(registries.open, 'lab/good', '1', good);
+  await pushImage(registries.open, 'lab/moving', '1', good);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ci-systems-'));
+  const systemsFile = path.join(dir, 'systems.json');
+  fs.writeFileSync(
+    systemsFile,
+    JSON.stringify([{ slug: 'dock', displayName: 'Docker hosts', allowedRegistries: [`${registries.open}/*`], mountPrefixes: ['/home/jovyan'], defaultMountPath: '/home/jovyan/work', spawner: 'docker', enabled: true }]),
+  );
+  hub = await startHub(18500, { CUSTOM_IMAGES_TRUSTED_REGISTRIES: '127.0.0.1', CUSTOM_IMAGES_SYSTEMS_FILE: systemsFile });
+  browser = await launchBrowser();
+  page = await (await browser.newContext({ viewport: { width: 1100, height: 900 } })).newPage();
+  await page.goto(hub.serviceUrl);
+  await page.fill('input[name=username]', 'wen');
+  await page.fill('input[name=password]', 'x');
+  await Promise.all([page.waitForURL(`${hub.serviceUrl}**`), page.click('[type=submit]')]);
+}, 120_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await hub?.stop();
+  await registries?.stop();
+});
+
+async function addCheckedImage(image: string, name: string): Promise<number> {
+  await page.goto(`${hub.serviceUrl}images/new`);
+  await page.fill('#f-name', name);
+  await page.fill('#f-image', image);
+  await page.getByTestId('save').click();
+  const id = Math.max(...(await page.getByTestId('tile').evaluateAll((els) => els.map((e) => Number(e.id.replace('image-', ''))))));
+  await page.locator(`#image-${id} [data-testid=check]`).click();
+  expect(await page.getByTestId('verdict').getAttribute('data-status')).toBe('passed');
+  return id;
+}
+
+async function stopServer(user: string) {
+  await fetch(`${hub.url}/hub/api/users/${user}/server`, { method: 'DELETE', headers: { Authorization: `token ${hub.adminToken}` } });
+  for (let i = 0; i < 50; i++) {
+    const res = await fetch(`${hub.url}/hub/api/users/${user}`, { headers: { Authorization: `token ${hub.adminToken}` } });
+    const model = (await res.json()) as { servers?: Record<string, unknown> };
+    if (!model.servers || Object.keys(model.servers).length === 0) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+describe('spawning from the hub', () => {
+  it('offers the checked image in the spawn form, the hook sets the parameters, and the server starts', async () => {
+    const id = await addCheckedImage(`${registries.open}/lab/good:1`, 'good env');
+    await page.goto(`${hub.url}/hub/spawn`);
+    await expect(page.locator('select[name=system] option').allTextContents()).resolves.toEqual(['Docker hosts']);
+    await expect(page.locator(`input[name=image_id][value="${id}"]`).isChecked()).resolves.toBe(true);
+    await expect(page.locator('.custom-images-form').textContent()).resolves.toContain('good env');
+    await screenshot(page, 'spawn-form');
+    await page.locator('form [type=submit]').click();
+    await page.waitForURL(/\/user\/wen\//, { timeout: 60_000 });
+
+    expect(hub.log()).toMatch(new RegExp(`custom-images: launching ${registries.open}/lab/good@sha256:[0-9a-f]{64} for wen on dock \\(mount jupyterhub-user-wen-dock-[0-9a-f]{8} at /home/jovyan/work, uid None, pull docker\\)`));
+    const res = await fetch(`${hub.url}/hub/api/users/wen`, { headers: { Authorization: `token ${hub.adminToken}` } });
+    const model = (await res.json()) as { servers: Record<string, { ready: boolean; user_options: Record<string, unknown> }> };
+    expect(model.servers['']).toMatchObject({ ready: true, user_options: { custom_images_system: 'dock', custom_images_image_id: id } });
+    await stopServer('wen');
+  });
+
+  it("shows the service's refusal on the hub's page when the image changed since its check", async () => {
+    await addCheckedImage(`${registries.open}/lab/moving:1`, 'moving env');
+    await pushImage(registries.open, 'lab/moving', '1', { ...good, layers: [...good.layers, { files: { '/changed': 'yes' } }] });
+    await page.goto(`${hub.url}/hub/spawn`);
+    await page.locator('label', { hasText: 'moving env' }).locator('input').check();
+    await page.locator('form [type=submit]').click();
+    await page.waitForLoadState('networkidle');
+    await screenshot(page, 'spawn-refused');
+    await expect(page.locator('body').textContent()).resolves.toContain('now points to a different image than the one checked');
+    await stopServer('wen');
+  });
+});
+
+describe('the hook module (pytest on Debian python3)', () => {
+  it('passes its own tests against the running service', () => {
+    const run = spawnSync('/usr/bin/python3', ['-m', 'pytest', '-q', '-p', 'no:cacheprovider', 'jupyterhub_config/tests'], {
+      encoding: 'utf8',
+      env: {
+        ...process.env,
+        CUSTOM_IMAGES_TEST_API_URL: `${hub.serviceUrl}api/v1/`,
+        CUSTOM_IMAGES_TEST_LAUNCH_TOKEN: hub.launchToken,
+        CUSTOM_IMAGES_TEST_ADMIN_TOKEN: hub.adminToken,
+        CUSTOM_IMAGES_TEST_HUB_API: hub.apiUrl,
+        CUSTOM_IMAGES_TEST_IMAGE: `${registries.open}/lab/good:1`,
+      },
+      timeout: 120_000,
+    });
+    if (run.status !== 0) console.log(run.stdout, run.stderr);
+    expect(run.status).toBe(0);
+    expect(run.stdout).toMatch(/\d+ passed/);
+    // The live tests ran too: nothing was skipped for want of the service.
+    expect(run.stdout).not.toMatch(/skipped/);
+  });
+});
