@@ -7,6 +7,7 @@ import * as m001 from './20261123_001_sessions.js';
 import * as m002 from './20261123_002_images.js';
 import * as m003 from './20261123_003_checks.js';
 import * as m004 from './20261123_004_systems.js';
+import * as m005 from './20261123_005_check_jobs.js';
 
 export interface Migration {
   name: string;
@@ -19,4 +20,5 @@ export const migrations: Migration[] = [
   { name: '20261123_002_images', ...m002 },
   { name: '20261123_003_checks', ...m003 },
   { name: '20261123_004_systems', ...m004 },
+  { name: '20261123_005_check_jobs', ...m005 },
 ];

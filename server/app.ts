@@ -27,9 +27,10 @@ import { createMetrics } from './web/metrics.js';
 import { csrfSync } from 'csrf-sync';
 import { memoryLayerCache, tieredLayerCache } from './checks/layerCache.js';
 import { CheckService } from './checks/service.js';
+import { CheckWorker } from './checks/worker.js';
 import { CheckStore, databaseLayerCache } from './checks/store.js';
 import { ImageService } from './images/service.js';
-import type { RegistryClient } from './registry/client.js';
+import { formatBytes, type RegistryClient } from './registry/client.js';
 import { ImageStore } from './images/store.js';
 import type { Keyring } from './secrets/keyring.js';
 import { isServiceAdmin } from './hub/identity.js';
@@ -55,9 +56,11 @@ export interface AppDeps {
   engine?: DockerEngine | undefined;
 }
 
-/** The app plus what its owner must close at shutdown. */
+/** The app plus what its owner must start and close. */
 export interface App {
   app: Express;
+  /** Runs queued check jobs; main starts it after listen, stops it at shutdown. */
+  worker: CheckWorker;
   /** Stops background timers (session cleanup); does not close `db`. */
   close(): void;
 }
@@ -85,6 +88,7 @@ export function createApp(deps: AppDeps): App {
       partialsDir: path.join(VIEWS_DIR, 'partials'),
       helpers: {
         concat: (...parts: unknown[]) => parts.slice(0, -1).join(''),
+        bytes: (value: unknown) => formatBytes(Number(value) || 0),
         iso: (value: unknown) => (value instanceof Date ? value.toISOString() : String(value ?? '')),
         // UTC, to the minute: the same for every reader, no client-side script needed.
         when: (value: unknown) => {
@@ -148,7 +152,12 @@ export function createApp(deps: AppDeps): App {
     registry: deps.registry,
     layers: tieredLayerCache(memoryLayerCache(), databaseLayerCache(db)),
     hub,
+    engine: config.checks.runImages ? deps.engine : undefined,
+    runLimits: config.checks.run,
+    keepPulledImages: config.checks.keepPulledImages,
   });
+  const worker = new CheckWorker({ store: checkStore, checks, logger, concurrency: config.checks.concurrency });
+  const queued = () => worker.nudge();
   const router = express.Router();
   router.use('/static', express.static(path.join(VIEWS_DIR, 'static'), { maxAge: '1h' }));
   router.use(healthRouter({ db, registry: metrics.registry, authenticate }));
@@ -156,7 +165,7 @@ export function createApp(deps: AppDeps): App {
     '/api/v1',
     express.json({ limit: '64kb' }),
     apiRouter({ authenticate }),
-    imageApiRouter({ images, checks, accessScopes: config.hub.accessScopes }),
+    imageApiRouter({ images, checks, queued, accessScopes: config.hub.accessScopes }),
     launchApiRouter({ systems, launches, accessScopes: config.hub.accessScopes }),
   );
 
@@ -214,7 +223,7 @@ export function createApp(deps: AppDeps): App {
   });
   pages.use(csrf.csrfSynchronisedProtection);
   pages.use(authRouter({ passport, prefix, hubLogoutUrl: `${config.hub.baseUrl}hub/logout`, cookieName: cookieName(config.hub.serviceName) }));
-  pages.use(requireLogin(prefix), imagePagesRouter({ images, checks, prefix }), adminPagesRouter({ systems, prefix }));
+  pages.use(requireLogin(prefix), imagePagesRouter({ images, checks, queued, prefix }), adminPagesRouter({ systems, prefix }));
   router.use(pages);
 
   app.use(prefix, router);
@@ -223,6 +232,7 @@ export function createApp(deps: AppDeps): App {
 
   return {
     app,
+    worker,
     close() {
       clearTimeout(store.nextDbCleanup);
     },

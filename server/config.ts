@@ -104,6 +104,18 @@ function envSchema(cwd: string) {
       .default('')
       .transform((raw) => raw.split(',').map((h) => h.trim().toLowerCase()).filter(Boolean)),
     CUSTOM_IMAGES_MAX_IMAGE_GB: z.coerce.number().positive('must be a positive number of gigabytes').default(32),
+    CUSTOM_IMAGES_CHECK_CONCURRENCY: z.coerce.number().int().min(1, 'must be 1 or more').max(64).default(2),
+    CUSTOM_IMAGES_RUN_TIMEOUT_SECONDS: z.coerce.number().int().min(5, 'must be at least 5 seconds').default(60),
+    CUSTOM_IMAGES_RUN_MEMORY_MB: z.coerce.number().int().min(64, 'must be at least 64 MB').default(1024),
+    CUSTOM_IMAGES_RUN_PIDS: z.coerce.number().int().min(16, 'must be at least 16').default(256),
+    CUSTOM_IMAGES_RUN_CHECKS: z
+      .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'must be true or false' })
+      .default('true')
+      .transform((v) => v === 'true' || v === '1' || v === 'yes'),
+    CUSTOM_IMAGES_KEEP_PULLED_IMAGES: z
+      .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'must be true or false' })
+      .default('false')
+      .transform((v) => v === 'true' || v === '1' || v === 'yes'),
     CUSTOM_IMAGES_SYSTEMS_FILE: z
       .string()
       .optional()
@@ -149,6 +161,15 @@ export interface Config {
   defaultSystem: System;
   /** A JSON list of systems created at start-up when they do not exist yet. */
   systemsFile: string | undefined;
+  checks: {
+    /** Check jobs run at once by this replica. */
+    concurrency: number;
+    run: { timeoutMs: number; memoryBytes: number; pids: number; outputBytes: number };
+    /** Keep images pulled for run checks on the Docker host (faster spawns). */
+    keepPulledImages: boolean;
+    /** Start images in Docker when an engine is configured (false: registry checks only). */
+    runImages: boolean;
+  };
   registries: {
     /** Registry hosts an admin allows on private addresses (and plain http), e.g. a site registry. */
     trusted: string[];
@@ -225,6 +246,17 @@ export function parseConfig(env: Record<string, string | undefined>, cwd: string
       policy: OPEN_POLICY,
     },
     systemsFile: e.CUSTOM_IMAGES_SYSTEMS_FILE,
+    checks: {
+      concurrency: e.CUSTOM_IMAGES_CHECK_CONCURRENCY,
+      run: {
+        timeoutMs: e.CUSTOM_IMAGES_RUN_TIMEOUT_SECONDS * 1000,
+        memoryBytes: e.CUSTOM_IMAGES_RUN_MEMORY_MB * 1024 * 1024,
+        pids: e.CUSTOM_IMAGES_RUN_PIDS,
+        outputBytes: 32 * 1024,
+      },
+      keepPulledImages: e.CUSTOM_IMAGES_KEEP_PULLED_IMAGES,
+      runImages: e.CUSTOM_IMAGES_RUN_CHECKS,
+    },
     registries: {
       trusted: e.CUSTOM_IMAGES_TRUSTED_REGISTRIES,
       maxImageBytes: Math.round(e.CUSTOM_IMAGES_MAX_IMAGE_GB * 1e9),

@@ -50,9 +50,10 @@ async function main(): Promise<void> {
   // DOCKER_HOST, or the local socket when there is one; without either, no pulls or run checks.
   const engine = config.dockerHost || fs.existsSync('/var/run/docker.sock') ? new DockerEngine(dockerFromHost(config.dockerHost)) : undefined;
   const registry = new RegistryClient({ trustedHosts: config.registries.trusted, maxImageBytes: config.registries.maxImageBytes });
-  const { app, close } = createApp({ config, db, hub, logger, keyring, registry, engine });
+  const { app, close, worker } = createApp({ config, db, hub, logger, keyring, registry, engine });
   const server = app.listen(config.service.port, config.service.host, () => {
-    logger.info({ url: config.service.url, prefix: config.service.prefix }, 'custom-images listening');
+    logger.info({ url: config.service.url, prefix: config.service.prefix, docker: engine !== undefined }, 'custom-images listening');
+    worker.start();
   });
   server.on('error', (err) => {
     logger.fatal({ err }, `cannot listen on ${config.service.host}:${config.service.port}; is another process using the port?`);
@@ -67,9 +68,12 @@ async function main(): Promise<void> {
     // Connections that turn idle after their last response are closed too.
     const idle = setInterval(() => server.closeIdleConnections(), 100);
     const force = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS).unref();
+    // Checks in hand may finish within the grace period; a job cut off is picked up again after a restart.
+    const jobs = Promise.race([worker.stop(), new Promise((r) => setTimeout(r, SHUTDOWN_GRACE_MS).unref())]);
     server.close(async () => {
       clearInterval(idle);
       clearTimeout(force);
+      await jobs;
       close();
       await db.destroy();
       logger.info('stopped');

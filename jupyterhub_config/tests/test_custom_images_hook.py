@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import sys
+import time
 import urllib.request
 from pathlib import Path
 from types import SimpleNamespace
@@ -170,7 +171,11 @@ def user():
 def test_options_form_lists_only_checked_images(user):
     systems = service_call("GET", "systems", user["token"])
     image = service_call("POST", "users/pytester/images", user["token"], {"system": systems[0]["slug"], "image": os.environ["CUSTOM_IMAGES_TEST_IMAGE"], "name": "pytest-checked"})
-    service_call("POST", f"users/pytester/images/{image['id']}/check", user["token"])
+    job = service_call("POST", f"users/pytester/images/{image['id']}/check", user["token"])
+    for _ in range(300):
+        if service_call("GET", f"checks/{job['id']}", user["token"])["status"] not in ("queued", "running"):
+            break
+        time.sleep(0.2)
     unchecked = service_call("POST", "users/pytester/images", user["token"], {"system": systems[0]["slug"], "image": os.environ["CUSTOM_IMAGES_TEST_IMAGE"], "name": "pytest-unchecked"})
     api = hook.CustomImages(LIVE, os.environ["CUSTOM_IMAGES_TEST_LAUNCH_TOKEN"], "/services/custom-images/")
     spawner = fake_spawner()

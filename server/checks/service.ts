@@ -1,20 +1,26 @@
 /**
- * Checks of a user's saved images: the same digest and policy are checked
- * once (the registry is asked for the digest with a HEAD first), results are
- * stored with their findings and log.
+ * Check jobs of users' saved images. A request queues a job; a worker
+ * (checks/worker.ts) runs it: the registry is asked for the digest with a
+ * HEAD first, a stored result for the same digest and policy is reused,
+ * otherwise the image is read (the static check) and, when a Docker engine is
+ * configured, started (the run check). Progress and log are stored as the job
+ * goes, so that any replica can show them.
  */
 import { createHash } from 'node:crypto';
 import { AppError, notFound } from '../errors.js';
 import type { HubClient } from '../hub/client.js';
 import type { HubIdentity } from '../hub/identity.js';
+import type { Finding } from '../inspect/analyze.js';
 import type { ImageService } from '../images/service.js';
 import type { RegistryClient } from '../registry/client.js';
 import { RegistryError } from '../registry/errors.js';
-import { parseReference } from '../registry/reference.js';
+import { parseReference, registryAuthKey } from '../registry/reference.js';
+import type { DockerEngine } from '../runner/engine.js';
+import { runCheck, type RunLimits } from '../runner/runCheck.js';
 import { registryAllowed, type ImagePolicy, type SystemCatalog } from '../systems/schema.js';
 import type { LayerIndexCache } from './layerCache.js';
 import { registryFinding, runStaticCheck, type CheckProgress } from './staticCheck.js';
-import type { CheckRow, CheckStore } from './store.js';
+import type { CheckRow, CheckStatus, CheckStore } from './store.js';
 
 /** A stable key for "the same policy on the same platform". */
 export function policyHash(policy: ImagePolicy, platform: string): string {
@@ -34,9 +40,16 @@ export interface CheckServiceDeps {
   registry: RegistryClient;
   layers: LayerIndexCache;
   hub: HubClient;
+  /** Undefined when no Docker engine is configured: the run check is skipped. */
+  engine?: DockerEngine | undefined;
+  runLimits: RunLimits;
+  /** Keep images pulled for a run check on the host (faster spawns). */
+  keepPulledImages: boolean;
   now?: () => Date;
 }
 
+/** How often a job's progress and log are written while it runs. */
+const PROGRESS_EVERY_MS = 500;
 const HUB_VERSION_TTL_MS = 3600_000;
 
 export class CheckService {
@@ -47,109 +60,162 @@ export class CheckService {
     this.now = deps.now ?? (() => new Date());
   }
 
-  /** Checks a saved image now and stores the result; a known digest is answered from the stored result. */
-  async checkImage(actor: HubIdentity, owner: string, imageId: number, onProgress?: (p: CheckProgress) => void): Promise<CheckRow> {
+  /** Whether checks also start the image in Docker. */
+  get runsImages(): boolean {
+    return this.deps.engine !== undefined;
+  }
+
+  /** Queues a check of a saved image; the returned job is followed with {@link get}. */
+  async request(actor: HubIdentity, owner: string, imageId: number): Promise<CheckRow> {
     void actor;
     const image = await this.deps.images.get(owner, imageId);
     const system = await this.deps.systems.get(image.system.slug);
     if (!system) throw new AppError(409, 'conflict', `The system "${image.system.slug}" of this image no longer exists; choose another system.`);
-    const reference = parseReference(image.reference);
-    const credentials = await this.deps.images.pullCredentials(owner, imageId, reference);
-    const hash = policyHash(system.policy, system.platform);
-    const started = this.now();
-    const base = {
+    const check: Omit<CheckRow, 'id'> = {
       imageId,
       owner,
       system: system.slug,
       reference: image.reference,
+      digest: null,
+      manifestDigest: null,
       platform: system.platform,
-      policyHash: hash,
-      kind: 'static' as const,
-      progress: null,
-      createdAt: started,
-      startedAt: started,
+      policyHash: policyHash(system.policy, system.platform),
+      kind: this.runsImages ? 'full' : 'static',
+      status: 'queued',
+      findings: [],
+      facts: null,
+      log: '',
+      progress: { phase: 'resolve', message: 'Waiting for a free worker', layersDone: 0, layersTotal: 0, bytesRead: 0, bytesTotal: 0 },
+      reusedFrom: null,
+      createdAt: this.now(),
+      startedAt: null,
+      finishedAt: null,
+      durationMs: null,
+      runner: null,
+      heartbeatAt: null,
+      attempts: 0,
     };
+    const id = await this.deps.store.insert(check);
+    return { ...check, id };
+  }
 
-    // The system's registry patterns may have changed since the image was saved.
-    if (!registryAllowed(system.allowedRegistries, reference.registry, reference.repository)) {
-      return this.save({
-        ...base,
-        digest: null,
-        manifestDigest: null,
-        status: 'failed',
-        findings: [{ code: 'registry.not_allowed', level: 'error', message: `${system.displayName} does not offer images from ${reference.registry}/${reference.repository}; allowed: ${system.allowedRegistries.join(', ')}.` }],
-        facts: null,
-        log: 'The registry is not allowed on this system; it was not contacted.\n',
-        reusedFrom: null,
-        finishedAt: this.now(),
-        durationMs: 0,
-      });
-    }
-
-    // HEAD first: a digest checked before is not downloaded again.
-    let digest: string | undefined;
-    try {
-      digest = await this.deps.registry.session(reference, credentials).headDigest();
-    } catch (err) {
-      if (!(err instanceof RegistryError)) throw err;
-      const { verdict, finding } = registryFinding(err);
-      return this.save({
-        ...base,
-        digest: null,
-        manifestDigest: null,
-        status: verdict === 'fail' ? 'failed' : 'error',
-        findings: [finding],
-        facts: null,
-        log: `Asking ${reference.registry} for ${reference.normalized}\nRegistry: ${err.message}\n`,
-        reusedFrom: null,
+  /** Runs a claimed job to its end and stores the result; engine or registry failures end in `error`. */
+  async execute(job: CheckRow): Promise<CheckStatus> {
+    const started = this.now();
+    const lines: string[] = [];
+    let progress: CheckProgress = job.progress ?? { phase: 'resolve', message: '', layersDone: 0, layersTotal: 0, bytesRead: 0, bytesTotal: 0 };
+    let lastWrite = 0;
+    let writing: Promise<void> = Promise.resolve();
+    const flush = (force = false) => {
+      const at = Date.now();
+      if (!force && at - lastWrite < PROGRESS_EVERY_MS) return;
+      lastWrite = at;
+      const snapshot = { progress: { ...progress }, log: `${lines.join('\n')}\n` };
+      writing = writing.then(() => this.deps.store.update(job.id, snapshot)).catch(() => undefined);
+    };
+    const log = (line: string) => {
+      lines.push(line);
+      flush();
+    };
+    const report = (p: CheckProgress) => {
+      progress = { ...progress, ...p };
+      flush();
+    };
+    const finish = async (status: CheckStatus, findings: Finding[], extra: Partial<CheckRow> = {}) => {
+      flush(true);
+      await writing;
+      await this.deps.store.update(job.id, {
+        status,
+        findings,
+        log: `${lines.join('\n')}\n`,
+        progress: { ...progress, phase: 'done', message: status },
         finishedAt: this.now(),
         durationMs: this.now().getTime() - started.getTime(),
+        ...extra,
       });
-    }
-    if (digest) {
-      const previous = await this.deps.store.reusable(digest, system.platform, hash, 'static');
-      if (previous) {
-        return this.save({
-          ...base,
-          digest: previous.digest,
-          manifestDigest: previous.manifestDigest,
-          status: previous.status,
-          findings: previous.findings,
-          facts: previous.facts,
-          log: `${reference.normalized} is ${digest}, checked before (check #${previous.id}) with the same policy: result reused.\n${previous.log}`,
-          reusedFrom: previous.reusedFrom ?? previous.id,
-          finishedAt: this.now(),
-          durationMs: this.now().getTime() - started.getTime(),
-        });
-      }
-    }
+      return status;
+    };
 
-    const lines: string[] = [];
-    const result = await runStaticCheck(
-      { registry: this.deps.registry, layers: this.deps.layers },
-      {
-        reference,
-        platform: system.platform,
-        policy: system.policy,
-        credentials,
-        hubVersion: await this.hubVersionCached(),
-        ...(onProgress ? { onProgress } : {}),
-        log: (line) => lines.push(line),
-      },
-    );
-    return this.save({
-      ...base,
-      digest: result.digest ?? null,
-      manifestDigest: result.manifestDigest ?? null,
-      platform: result.platform,
-      status: result.verdict === 'pass' ? 'passed' : result.verdict === 'fail' ? 'failed' : 'error',
-      findings: result.findings,
-      facts: result.facts ?? null,
-      log: `${lines.join('\n')}\n`,
-      reusedFrom: null,
-      finishedAt: this.now(),
-      durationMs: result.durationMs,
-    });
+    try {
+      const system = await this.deps.systems.get(job.system);
+      if (!system) return await finish('error', [{ code: 'system.missing', level: 'error', message: `The system ${job.system} no longer exists.` }]);
+      const reference = parseReference(job.reference);
+      // The system's registry patterns may have changed since the image was saved.
+      if (!registryAllowed(system.allowedRegistries, reference.registry, reference.repository)) {
+        log('The registry is not allowed on this system; it was not contacted.');
+        return await finish('failed', [
+          { code: 'registry.not_allowed', level: 'error', message: `${system.displayName} does not offer images from ${reference.registry}/${reference.repository}; allowed: ${system.allowedRegistries.join(', ')}.` },
+        ]);
+      }
+      const credentials = job.imageId === null ? undefined : await this.deps.images.pullCredentials(job.owner, job.imageId, reference);
+
+      // HEAD first: a digest checked before is not downloaded again.
+      log(`Asking ${reference.registry} for ${reference.normalized}`);
+      report({ ...progress, phase: 'resolve', message: `Asking ${reference.registry} for ${reference.normalized}` });
+      let digest: string | undefined;
+      try {
+        digest = await this.deps.registry.session(reference, credentials).headDigest();
+      } catch (err) {
+        if (!(err instanceof RegistryError)) throw err;
+        const { verdict, finding } = registryFinding(err);
+        log(`Registry: ${err.message}`);
+        return await finish(verdict === 'fail' ? 'failed' : 'error', [finding]);
+      }
+      if (digest) {
+        const previous = await this.deps.store.reusable(digest, system.platform, job.policyHash, job.kind);
+        if (previous) {
+          log(`${reference.normalized} is ${digest}, checked before (check #${previous.id}) with the same policy: the result is reused.`);
+          lines.push(previous.log.trimEnd());
+          return await finish(previous.status, previous.findings, {
+            digest: previous.digest,
+            manifestDigest: previous.manifestDigest,
+            facts: previous.facts,
+            reusedFrom: previous.reusedFrom ?? previous.id,
+          });
+        }
+      }
+
+      const result = await runStaticCheck(
+        { registry: this.deps.registry, layers: this.deps.layers },
+        { reference, platform: system.platform, policy: system.policy, credentials, hubVersion: await this.hubVersionCached(), onProgress: report, log },
+      );
+      const findings = [...result.findings];
+      const stored = { digest: result.digest ?? null, manifestDigest: result.manifestDigest ?? null, platform: result.platform, facts: result.facts ?? null };
+      if (result.verdict !== 'pass') return await finish(result.verdict === 'fail' ? 'failed' : 'error', findings, stored);
+
+      if (job.kind === 'static' || !this.deps.engine) {
+        findings.push({ code: 'run.skipped', level: 'info', message: 'No Docker engine is configured here, so the image was not started; the check read it from its registry only.' });
+        return await finish('passed', findings, stored);
+      }
+
+      // The run check: start the image as the spawner would.
+      const pinned = `${reference.registry}/${reference.repository}@${result.manifestDigest ?? result.digest}`;
+      report({ ...progress, phase: 'layers', message: `Pulling ${pinned}` });
+      let run;
+      try {
+        run = await runCheck(this.deps.engine, {
+          image: pinned,
+          auth: credentials ? { ...credentials, serveraddress: registryAuthKey(reference.registry) } : undefined,
+          user: system.policy.requireUid1000 ? '1000' : undefined,
+          limits: this.deps.runLimits,
+          keepImage: this.deps.keepPulledImages,
+          onPull: (p) => report({ ...progress, message: `Pulling: ${p.status}`, pulledBytes: p.current, pullTotal: p.total }),
+          log,
+        });
+      } catch (err) {
+        const message = err instanceof Error ? err.message : String(err);
+        log(`Docker: ${message}`);
+        findings.push({ code: 'run.engine', level: 'error', message: `The image could not be started for the run check: ${message}` });
+        return await finish('error', findings, stored);
+      }
+      findings.push(...run.findings);
+      const failed = run.findings.some((f) => f.level === 'error');
+      return await finish(failed ? 'failed' : 'passed', findings, stored);
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      log(`Unexpected: ${message}`);
+      return finish('error', [{ code: 'check.failed', level: 'error', message: `The check could not be made: ${message}` }]);
+    }
   }
 
   /** A check of one of `owner`'s images. */
@@ -167,11 +233,6 @@ export class CheckService {
   async history(owner: string, imageId: number): Promise<CheckRow[]> {
     await this.deps.images.get(owner, imageId);
     return this.deps.store.forImage(owner, imageId);
-  }
-
-  private async save(check: Omit<CheckRow, 'id'>): Promise<CheckRow> {
-    const id = await this.deps.store.insert(check);
-    return { ...check, id };
   }
 
   /** The hub's version, asked once an hour; unknown if the hub does not say. */

@@ -23,6 +23,9 @@ export interface CheckProgress {
   layersTotal: number;
   bytesRead: number;
   bytesTotal: number;
+  /** During the run check's pull. */
+  pulledBytes?: number;
+  pullTotal?: number;
 }
 
 export interface StaticCheckRequest {

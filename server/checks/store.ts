@@ -29,9 +29,14 @@ export interface CheckRow {
   startedAt: Date | null;
   finishedAt: Date | null;
   durationMs: number | null;
+  /** The replica running the job. */
+  runner: string | null;
+  heartbeatAt: Date | null;
+  /** How often the job was claimed. */
+  attempts: number;
 }
 
-export type NewCheck = Omit<CheckRow, 'id'>;
+export type NewCheck = Omit<CheckRow, 'id' | 'runner' | 'heartbeatAt' | 'attempts'> & Partial<Pick<CheckRow, 'runner' | 'heartbeatAt' | 'attempts'>>;
 
 type Row = Record<string, unknown>;
 
@@ -65,6 +70,9 @@ function fromRow(r: Row): CheckRow {
     startedAt: date(r.started_at),
     finishedAt: date(r.finished_at),
     durationMs: r.duration_ms === null ? null : Number(r.duration_ms),
+    runner: (r.runner as string | null) ?? null,
+    heartbeatAt: date(r.heartbeat_at),
+    attempts: Number(r.attempts ?? 0),
   };
 }
 
@@ -92,6 +100,9 @@ function toRow(c: Partial<NewCheck>): Row {
   set('started_at', c.startedAt);
   set('finished_at', c.finishedAt);
   set('duration_ms', c.durationMs);
+  set('runner', c.runner);
+  set('heartbeat_at', c.heartbeatAt);
+  set('attempts', c.attempts);
   return row;
 }
 
@@ -105,6 +116,43 @@ export class CheckStore {
 
   async update(id: number, patch: Partial<NewCheck>): Promise<void> {
     await this.db('checks').where({ id }).update(toRow(patch));
+  }
+
+  /** Oldest queued jobs first. */
+  async queued(limit: number): Promise<number[]> {
+    const rows = (await this.db('checks').select('id').where({ status: 'queued' }).orderBy('id').limit(limit)) as Array<{ id: number }>;
+    return rows.map((r) => Number(r.id));
+  }
+
+  /**
+   * Claims a queued job for `runner`: a compare-and-set on the status, so that
+   * of several replicas exactly one wins, on SQLite and PostgreSQL alike.
+   */
+  async claim(id: number, runner: string, now: Date): Promise<boolean> {
+    const changed = await this.db('checks')
+      .where({ id, status: 'queued' })
+      .update({ status: 'running', runner, started_at: now, heartbeat_at: now, attempts: this.db.raw('attempts + 1') });
+    return changed === 1;
+  }
+
+  async heartbeat(ids: number[], runner: string, now: Date): Promise<void> {
+    if (ids.length === 0) return;
+    await this.db('checks').whereIn('id', ids).andWhere({ runner, status: 'running' }).update({ heartbeat_at: now });
+  }
+
+  /** Running jobs whose runner stopped beating: put back in the queue, or given up after `maxAttempts`. */
+  async recoverStale(before: Date, maxAttempts: number, now: Date): Promise<{ requeued: number; failed: number }> {
+    const stale = this.db('checks').where({ status: 'running' }).andWhere((q) => q.where('heartbeat_at', '<', before).orWhereNull('heartbeat_at'));
+    const failed = await stale
+      .clone()
+      .andWhere('attempts', '>=', maxAttempts)
+      .update({
+        status: 'error',
+        finished_at: now,
+        findings: JSON.stringify([{ code: 'check.interrupted', level: 'error', message: 'The check was interrupted (the service restarted while it ran). Press "Check now" to run it again.' }]),
+      });
+    const requeued = await stale.clone().andWhere('attempts', '<', maxAttempts).update({ status: 'queued', runner: null, heartbeat_at: null });
+    return { requeued, failed };
   }
 
   async get(id: number): Promise<CheckRow | undefined> {
@@ -125,10 +173,11 @@ export class CheckStore {
     return new Map(rows.map((r) => [Number(r.image_id), fromRow(r)]));
   }
 
-  /** A finished result for the same digest, platform, policy and kind, to reuse. */
+  /** A finished result for the same digest, platform and policy, as thorough as `kind` (a full check serves a static one). */
   async reusable(digest: string, platform: string, policyHash: string, kind: CheckRow['kind']): Promise<CheckRow | undefined> {
     const row = (await this.db('checks')
-      .where({ digest, platform, policy_hash: policyHash, kind })
+      .where({ digest, platform, policy_hash: policyHash })
+      .whereIn('kind', kind === 'static' ? ['static', 'full'] : ['full'])
       .whereIn('status', ['passed', 'failed'])
       .orderBy('id', 'desc')
       .first()) as Row | undefined;

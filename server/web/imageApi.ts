@@ -121,7 +121,7 @@ export function presentCheck(check: CheckRow): z.infer<typeof CheckResponseSchem
   });
 }
 
-export function imageApiRouter(deps: { images: ImageService; checks: CheckService; accessScopes: readonly string[] }): Router {
+export function imageApiRouter(deps: { images: ImageService; checks: CheckService; queued: () => void; accessScopes: readonly string[] }): Router {
   const { images, checks, accessScopes } = deps;
   const router = Router();
   const allow = (req: Request, mode: 'read' | 'write') => {
@@ -156,7 +156,9 @@ export function imageApiRouter(deps: { images: ImageService; checks: CheckServic
   router.post('/users/:name/images/:id/check', async (req, res) => {
     // The user, or the spawner hook (launch scope) before a launch.
     const { identity, name } = allow(req, 'read');
-    res.status(201).json(presentCheck(await checks.checkImage(identity, name, parseApiId(req.params.id))));
+    const job = await checks.request(identity, name, parseApiId(req.params.id));
+    deps.queued();
+    res.status(202).json(presentCheck(job));
   });
   router.get('/checks/:id', async (req, res) => {
     const identity = identityOf(req);

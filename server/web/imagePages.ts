@@ -42,7 +42,7 @@ function valuesOf(image: ImageView) {
 }
 
 const VERDICT_TEXT: Record<CheckRow['status'], string> = {
-  queued: 'Waiting to start',
+  queued: 'Waiting for a free worker…',
   running: 'Checking…',
   passed: 'This image can run jupyterhub-singleuser',
   failed: 'This image cannot serve as a notebook server',
@@ -54,6 +54,7 @@ function presentCheckPage(check: CheckRow) {
   const order = { error: 0, warning: 1, info: 2 } as const;
   return {
     ...check,
+    active: check.status === 'queued' || check.status === 'running',
     verdictText: VERDICT_TEXT[check.status],
     findings: [...check.findings].sort((a, b) => order[a.level] - order[b.level]),
     duration: check.durationMs === null ? '' : check.durationMs < 1000 ? `${check.durationMs} ms` : `${(check.durationMs / 1000).toFixed(1)} s`,
@@ -65,7 +66,7 @@ function systemOptions(systems: System[], selected: string) {
   return systems.map((s) => ({ ...s, selected: s.slug === selected }));
 }
 
-export function imagePagesRouter(deps: { images: ImageService; checks: CheckService; prefix: string }): Router {
+export function imagePagesRouter(deps: { images: ImageService; checks: CheckService; queued: () => void; prefix: string }): Router {
   const { images, checks, prefix } = deps;
   const router = Router();
   const owner = (req: Request) => {
@@ -141,7 +142,8 @@ export function imagePagesRouter(deps: { images: ImageService; checks: CheckServ
   router.post('/images/:id/check', async (req, res) => {
     const user = owner(req);
     const id = parseId(req.params.id);
-    const check = await checks.checkImage(user, user.name, id);
+    const check = await checks.request(user, user.name, id);
+    deps.queued();
     res.redirect(303, `${prefix}images/${id}/checks/${check.id}`);
   });
   router.get('/images/:id/checks/:checkId', async (req, res) => {
@@ -152,11 +154,37 @@ export function imagePagesRouter(deps: { images: ImageService; checks: CheckServ
     const history = await checks.history(user.name, image.id);
     res.render('pages/check', {
       title: `Check of ${image.name}`,
+      refreshSeconds: check.status === 'queued' || check.status === 'running' ? 2 : undefined,
       image,
       check: presentCheckPage(check),
       history: history.map(presentCheckPage),
       csrfToken: req.csrfToken?.(),
     });
+  });
+
+  // Server-Sent Events: the job's progress until it ends (read from the database, so any replica can serve it).
+  router.get('/images/:id/checks/:checkId/events', async (req, res) => {
+    const user = owner(req);
+    const imageId = parseId(req.params.id);
+    const checkId = parseId(req.params.checkId);
+    const first = await checks.get(user.name, checkId);
+    if (first.imageId !== imageId) throw notFound('Check');
+    res.set({ 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-store', 'X-Accel-Buffering': 'no' });
+    res.flushHeaders();
+    let closed = false;
+    req.on('close', () => (closed = true));
+    const deadline = Date.now() + 15 * 60_000;
+    while (!closed && Date.now() < deadline) {
+      const check = await checks.get(user.name, checkId);
+      const active = check.status === 'queued' || check.status === 'running';
+      res.write(`event: progress\ndata: ${JSON.stringify({ status: check.status, progress: check.progress, log: check.log })}\n\n`);
+      if (!active) {
+        res.write(`event: done\ndata: ${JSON.stringify({ status: check.status })}\n\n`);
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    res.end();
   });
 
   router.get('/images/:id/delete', async (req, res) => {

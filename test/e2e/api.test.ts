@@ -10,7 +10,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase, type Knex } from '../../server/store/db.js';
 import { SystemStore } from '../../server/systems/store.js';
-import { startHub, type TestHub } from '../support/hub.js';
+import { startHub, waitForCheck, type TestHub } from '../support/hub.js';
 import { pushImage, pythonWithJupyterhub, singleuserScript, type ImageSpec } from '../support/images.js';
 import { PASSWORD, startRegistries, USER, type TestRegistries } from '../support/registry.js';
 
@@ -102,13 +102,15 @@ describe('images and checks', () => {
 
   it('checks: the user and the hook may start one, others may not', async () => {
     const started = await api('uma', 'POST', `users/uma/images/${ids.good}/check`);
-    expect(started.status).toBe(201);
-    expect(started.body).toMatchObject({ status: 'passed', image: `${registries.open}/lab/good:1` });
+    expect(started.status).toBe(202);
+    expect(started.body).toMatchObject({ status: 'queued', image: `${registries.open}/lab/good:1` });
     const checkId = started.body.id as number;
-    expect((await api('launcher', 'POST', `users/uma/images/${ids.kube}/check`)).body.status).toBe('passed');
-    expect((await api('uma', 'POST', `users/uma/images/${ids.broken}/check`)).body.status).toBe('failed');
-    expect((await api('uma', 'POST', `users/uma/images/${ids.moving}/check`)).body.status).toBe('passed');
-    expect((await api('uma', 'POST', `users/uma/images/${ids.off}/check`)).body.status).toBe('passed');
+    expect((await waitForCheck(hub, tokens.uma!, checkId)).status).toBe('passed');
+    const run = async (who: string, key: string) => (await waitForCheck(hub, tokens[who]!, (await api(who, 'POST', `users/uma/images/${ids[key]}/check`)).body.id as number)).status;
+    expect(await run('launcher', 'kube')).toBe('passed');
+    expect(await run('uma', 'broken')).toBe('failed');
+    expect(await run('uma', 'moving')).toBe('passed');
+    expect(await run('uma', 'off')).toBe('passed');
     expect((await api('vic', 'POST', `users/uma/images/${ids.good}/check`)).status).toBe(404);
     expect((await api('noscope', 'POST', `users/uma/images/${ids.good}/check`)).status).toBe(403);
 

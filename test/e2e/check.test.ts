@@ -5,8 +5,8 @@
  */
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { launchBrowser, screenshot } from '../support/browser.js';
-import { startHub, type TestHub } from '../support/hub.js';
+import { launchBrowser, screenshot, waitForVerdict } from '../support/browser.js';
+import { startHub, waitForCheck, type TestHub } from '../support/hub.js';
 import { pushImage, pythonWithJupyterhub, singleuserScript } from '../support/images.js';
 import { PASSWORD, startRegistries, USER, type TestRegistries } from '../support/registry.js';
 
@@ -50,8 +50,7 @@ async function createImage(fields: Record<string, string>): Promise<number> {
 async function checkNow(id: number): Promise<string> {
   await page.goto(hub.serviceUrl);
   await page.locator(`#image-${id} [data-testid=check]`).click();
-  await page.getByTestId('verdict').waitFor();
-  return (await page.getByTestId('verdict').getAttribute('data-status')) ?? '';
+  return waitForVerdict(page);
 }
 
 describe('Check now', () => {
@@ -105,8 +104,10 @@ describe('the check API', () => {
     });
     const image = (await created.json()) as { id: number };
     const first = await fetch(`${hub.serviceUrl}api/v1/users/hana/images/${image.id}/check`, { method: 'POST', headers });
-    expect(first.status).toBe(201);
-    const check = (await first.json()) as { id: number; status: string; reusedFrom: number | null; digest: string };
+    expect(first.status).toBe(202);
+    const job = (await first.json()) as { id: number; status: string };
+    expect(job.status).toBe('queued');
+    const check = (await waitForCheck(hub, token, job.id)) as { id: number; status: string; reusedFrom: number | null; digest: string };
     // Another image of hana's had this digest checked already (above).
     expect(check).toMatchObject({ status: 'passed', reusedFrom: expect.any(Number) });
     const followed = await fetch(`${hub.serviceUrl}api/v1/checks/${check.id}`, { headers });

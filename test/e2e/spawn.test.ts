@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { launchBrowser, screenshot } from '../support/browser.js';
+import { launchBrowser, screenshot, waitForVerdict } from '../support/browser.js';
 import { startHub, type TestHub } from '../support/hub.js';
 import { pushImage, pythonWithJupyterhub, singleuserScript, type ImageSpec } from '../support/images.js';
 import { startRegistries, type TestRegistries } from '../support/registry.js';
@@ -54,7 +54,7 @@ async function addCheckedImage(image: string, name: string): Promise<number> {
   await page.getByTestId('save').click();
   const id = Math.max(...(await page.getByTestId('tile').evaluateAll((els) => els.map((e) => Number(e.id.replace('image-', ''))))));
   await page.locator(`#image-${id} [data-testid=check]`).click();
-  expect(await page.getByTestId('verdict').getAttribute('data-status')).toBe('passed');
+  expect(await waitForVerdict(page)).toBe('passed');
   return id;
 }
 

@@ -34,3 +34,10 @@ export async function screenshot(page: Page, name: string): Promise<string> {
   await page.screenshot({ path: file, fullPage: true });
   return file;
 }
+
+/** Waits on a check page until the job has ended (the page reloads itself); returns the status. */
+export async function waitForVerdict(page: Page, timeoutMs = 60_000): Promise<string> {
+  const done = page.locator('[data-testid=verdict]:not([data-status=queued]):not([data-status=running])');
+  await done.waitFor({ timeout: timeoutMs });
+  return (await done.getAttribute('data-status')) ?? '';
+}

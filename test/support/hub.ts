@@ -73,6 +73,8 @@ export async function startHub(port: number, extraEnv: Record<string, string> = 
       CUSTOM_IMAGES_LOG_LEVEL: 'debug',
       // The configured default system unless a test seeds its own.
       CUSTOM_IMAGES_SYSTEMS_FILE: '',
+      // Registry checks only, unless a test is about starting images in Docker.
+      CUSTOM_IMAGES_RUN_CHECKS: 'false',
       ...extraEnv,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -122,4 +124,16 @@ export async function startHub(port: number, extraEnv: Record<string, string> = 
     throw err;
   }
   return hub;
+}
+
+/** Follows a check job through the API until it has ended. */
+export async function waitForCheck(hub: TestHub, token: string, id: number, timeoutMs = 60_000): Promise<Record<string, unknown>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const res = await fetch(`${hub.serviceUrl}api/v1/checks/${id}`, { headers: { Authorization: `token ${token}` } });
+    const body = (await res.json()) as Record<string, unknown>;
+    if (body.status !== 'queued' && body.status !== 'running') return body;
+    if (Date.now() > deadline) throw new Error(`check ${id} still ${String(body.status)} after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
 }

@@ -1,0 +1,161 @@
+/**
+ * The run check: start the image as the spawner would — its own entrypoint,
+ * the command `jupyterhub-singleuser --version` — with no network, no
+ * capabilities, no new privileges, a read-only root with a tmpfs /tmp, and
+ * memory, pids and time limits. The container is always removed.
+ */
+import { PassThrough } from 'node:stream';
+import type { Finding } from '../inspect/analyze.js';
+import type { DockerEngine, PullAuth, PullProgress } from './engine.js';
+
+export interface RunLimits {
+  memoryBytes: number;
+  pids: number;
+  timeoutMs: number;
+  /** Output kept for the log, from the start and from the end. */
+  outputBytes: number;
+}
+
+export const DEFAULT_RUN_LIMITS: RunLimits = { memoryBytes: 1024 * 1024 * 1024, pids: 256, timeoutMs: 60_000, outputBytes: 32 * 1024 };
+
+export interface RunCheckRequest {
+  /** The image pinned by digest. */
+  image: string;
+  auth: PullAuth | undefined;
+  /** Run as this user (e.g. "1000"), else the image's own USER. */
+  user: string | undefined;
+  limits: RunLimits;
+  /** Remove the image after the check unless the admin keeps pulled images. */
+  keepImage: boolean;
+  onPull?: (progress: PullProgress) => void;
+  log: (line: string) => void;
+}
+
+export interface RunCheckResult {
+  findings: Finding[];
+  /** The version jupyterhub-singleuser printed, if it parsed. */
+  version: string | undefined;
+  exitCode: number | undefined;
+  timedOut: boolean;
+}
+
+/** Keeps the first and the last `limit / 2` bytes of a stream of output. */
+export class BoundedOutput {
+  private head = '';
+  private tail = '';
+  private dropped = 0;
+
+  constructor(private readonly limit: number) {}
+
+  add(text: string): void {
+    const half = Math.floor(this.limit / 2);
+    if (this.head.length < half) {
+      const take = text.slice(0, half - this.head.length);
+      this.head += take;
+      text = text.slice(take.length);
+    }
+    if (text.length === 0) return;
+    this.tail += text;
+    if (this.tail.length > half) {
+      this.dropped += this.tail.length - half;
+      this.tail = this.tail.slice(this.tail.length - half);
+    }
+  }
+
+  toString(): string {
+    return this.dropped > 0 ? `${this.head}\n… ${this.dropped} bytes not kept …\n${this.tail}` : this.head + this.tail;
+  }
+}
+
+/** The version line jupyterhub-singleuser --version prints (e.g. "3.0.0", "4.1.5", "5.0.0b1"). */
+export function parseVersionOutput(output: string): string | undefined {
+  const lines = output.split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
+  for (const line of lines.reverse()) {
+    const m = /^(?:jupyterhub-singleuser\s+)?v?(\d+\.\d+(?:\.\d+)?(?:[a-z]+\d*)?(?:\.dev\d+)?)$/i.exec(line);
+    if (m?.[1]) return m[1];
+  }
+  return undefined;
+}
+
+/** Pulls, runs and removes; never throws for the image's own behaviour, only for engine failures. */
+export async function runCheck(engine: DockerEngine, request: RunCheckRequest): Promise<RunCheckResult> {
+  const { limits, log } = request;
+  const findings: Finding[] = [];
+  log(`Pulling ${request.image}`);
+  const hadImage = await engine.hasImage(request.image);
+  await engine.pull(request.image, request.auth, request.onPull);
+  log('Pulled; starting jupyterhub-singleuser --version with no network, no capabilities, a read-only root');
+
+  const container = await engine.docker.createContainer({
+    Image: request.image,
+    Cmd: ['jupyterhub-singleuser', '--version'],
+    ...(request.user ? { User: request.user } : {}),
+    Env: ['JUPYTERHUB_SERVICE_PREFIX=/user/check/', 'JUPYTERHUB_API_URL=http://127.0.0.1:8081/hub/api'],
+    Labels: { 'custom-images.check': 'true' },
+    NetworkDisabled: true,
+    HostConfig: {
+      NetworkMode: 'none',
+      CapDrop: ['ALL'],
+      SecurityOpt: ['no-new-privileges'],
+      ReadonlyRootfs: true,
+      Tmpfs: { '/tmp': 'rw,nosuid,nodev,size=64m' },
+      Memory: limits.memoryBytes,
+      MemorySwap: limits.memoryBytes,
+      PidsLimit: limits.pids,
+      NanoCpus: 1_000_000_000,
+      AutoRemove: false,
+    },
+  });
+  const output = new BoundedOutput(limits.outputBytes);
+  let timedOut = false;
+  let exitCode: number | undefined;
+  let oomKilled = false;
+  try {
+    const stream = await container.attach({ stream: true, stdout: true, stderr: true });
+    const sink = new PassThrough();
+    sink.on('data', (chunk: Buffer) => output.add(chunk.toString('utf8')));
+    engine.docker.modem.demuxStream(stream, sink, sink);
+    await container.start();
+    const timer = setTimeout(() => {
+      timedOut = true;
+      container.kill({ signal: 'SIGKILL' }).catch(() => undefined);
+    }, limits.timeoutMs);
+    try {
+      const waited = (await container.wait()) as { StatusCode: number };
+      exitCode = waited.StatusCode;
+    } finally {
+      clearTimeout(timer);
+    }
+    // Let the attached stream deliver what is left.
+    await new Promise((r) => setTimeout(r, 100));
+    const state = (await container.inspect()).State as { OOMKilled?: boolean };
+    oomKilled = state.OOMKilled === true;
+  } finally {
+    await container.remove({ force: true }).catch(() => undefined);
+    if (!request.keepImage && !hadImage) {
+      await engine.docker.getImage(request.image).remove({ force: false }).catch(() => undefined);
+    }
+  }
+
+  const text = output.toString();
+  for (const line of text.split(/\r?\n/).filter(Boolean)) log(`| ${line}`);
+  log(`Exit code ${exitCode ?? 'none'}${timedOut ? ' (killed at the time limit)' : ''}${oomKilled ? ' (out of memory)' : ''}`);
+  const version = timedOut ? undefined : parseVersionOutput(text);
+  const shown = text.trim().split('\n').slice(-6).join('\n') || '(no output)';
+  if (timedOut) {
+    findings.push({
+      code: 'run.timeout',
+      level: 'error',
+      message: `jupyterhub-singleuser --version did not finish within ${Math.round(limits.timeoutMs / 1000)} s (at most ${limits.pids} processes, ${Math.round(limits.memoryBytes / 1048576)} MB); it was stopped. Does the image's entrypoint wait for something, or start other programs?`,
+    });
+  } else if (oomKilled) {
+    findings.push({ code: 'run.out_of_memory', level: 'error', message: `The image ran out of memory (${Math.round(limits.memoryBytes / 1048576)} MB) while starting jupyterhub-singleuser.` });
+  } else if (exitCode !== 0) {
+    findings.push({ code: 'run.exit_code', level: 'error', message: `jupyterhub-singleuser --version exited with code ${exitCode}. Its output:\n${shown}` });
+  } else if (!version) {
+    findings.push({ code: 'run.version_unparsable', level: 'error', message: `jupyterhub-singleuser --version ran, but printed no version. Its output:\n${shown}` });
+  } else {
+    findings.push({ code: 'run.version', level: 'info', message: `The image started jupyterhub-singleuser ${version}.` });
+  }
+  return { findings, version, exitCode, timedOut };
+}
