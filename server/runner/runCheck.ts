@@ -109,7 +109,7 @@ export async function runCheck(engine: DockerEngine, request: RunCheckRequest): 
   const output = new BoundedOutput(limits.outputBytes);
   let timedOut = false;
   let exitCode: number | undefined;
-  let oomKilled = false;
+  let oomKilled: boolean;
   try {
     const stream = await container.attach({ stream: true, stdout: true, stderr: true });
     const sink = new PassThrough();
