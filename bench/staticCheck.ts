@@ -5,11 +5,10 @@
  * derived from it (only its new layer is read).
  */
 import { spawn } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import tar from 'tar-stream';
@@ -18,7 +17,7 @@ import { runStaticCheck } from '../server/checks/staticCheck.js';
 import { RegistryClient } from '../server/registry/client.js';
 import { parseReference } from '../server/registry/reference.js';
 import { OPEN_POLICY } from '../server/systems/schema.js';
-import { layerTar, pushBlob, pushManifest, pythonWithJupyterhub, singleuserScript, compress } from '../test/support/images.js';
+import { compress, layerTar, pushBlob, pushBlobFile, pushManifest, pythonWithJupyterhub, singleuserScript } from '../test/support/images.js';
 import { startRegistries } from '../test/support/registry.js';
 import type { BenchRow } from './table.js';
 
@@ -47,25 +46,6 @@ async function writeLayer(file: string, index: number, randomMB: number): Promis
   await finished;
   pack.finalize();
   await out;
-}
-
-async function sha256File(file: string): Promise<string> {
-  const hash = createHash('sha256');
-  await pipeline(fs.createReadStream(file), hash);
-  return `sha256:${hash.digest('hex')}`;
-}
-
-/** Streams a file as a blob upload. */
-async function pushBlobFile(registry: string, repo: string, file: string): Promise<{ digest: string; size: number }> {
-  const digest = await sha256File(file);
-  const size = fs.statSync(file).size;
-  const start = await fetch(`http://${registry}/v2/${repo}/blobs/uploads/`, { method: 'POST' });
-  const location = new URL(start.headers.get('location') ?? '', `http://${registry}`);
-  location.searchParams.set('digest', digest);
-  const body = Readable.toWeb(fs.createReadStream(file)) as ReadableStream;
-  const put = await fetch(location, { method: 'PUT', headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': String(size) }, body, duplex: 'half' } as RequestInit);
-  if (put.status !== 201) throw new Error(`upload ${put.status}`);
-  return { digest, size };
 }
 
 /** Peak RSS of a child process, read from /proc while it runs (VmHWM is the high-water mark). */

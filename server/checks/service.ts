@@ -16,7 +16,7 @@ import type { RegistryClient } from '../registry/client.js';
 import { RegistryError } from '../registry/errors.js';
 import { parseReference, registryAuthKey } from '../registry/reference.js';
 import type { DockerEngine } from '../runner/engine.js';
-import { runCheck, type RunLimits } from '../runner/runCheck.js';
+import { CHECK_ID_LABEL, CHECK_LABEL, runCheck, type RunLimits } from '../runner/runCheck.js';
 import { registryAllowed, type ImagePolicy, type SystemCatalog } from '../systems/schema.js';
 import type { LayerIndexCache } from './layerCache.js';
 import { registryFinding, runStaticCheck, type CheckProgress } from './staticCheck.js';
@@ -199,6 +199,7 @@ export class CheckService {
           user: system.policy.requireUid1000 ? '1000' : undefined,
           limits: this.deps.runLimits,
           keepImage: this.deps.keepPulledImages,
+          labels: { [CHECK_ID_LABEL]: String(job.id) },
           onPull: (p) => report({ ...progress, message: `Pulling: ${p.status}`, pulledBytes: p.current, pullTotal: p.total }),
           log,
         });
@@ -216,6 +217,25 @@ export class CheckService {
       log(`Unexpected: ${message}`);
       return finish('error', [{ code: 'check.failed', level: 'error', message: `The check could not be made: ${message}` }]);
     }
+  }
+
+  /**
+   * Removes check containers whose job is no longer running (left behind when
+   * a replica was killed mid-check). Returns how many were removed.
+   */
+  async removeOrphanContainers(): Promise<number> {
+    const engine = this.deps.engine;
+    if (!engine) return 0;
+    let removed = 0;
+    const containers = await engine.docker.listContainers({ all: true, filters: { label: [`${CHECK_LABEL}=true`] } });
+    for (const info of containers) {
+      const id = Number(info.Labels?.[CHECK_ID_LABEL]);
+      const job = Number.isInteger(id) ? await this.deps.store.get(id) : undefined;
+      if (job?.status === 'running') continue;
+      await engine.docker.getContainer(info.Id).remove({ force: true }).catch(() => undefined);
+      removed++;
+    }
+    return removed;
   }
 
   /** A check of one of `owner`'s images. */

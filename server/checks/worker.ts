@@ -24,12 +24,16 @@ export interface WorkerOptions {
   maxAttempts?: number;
 }
 
+/** How often containers left by killed replicas are looked for. */
+const ORPHAN_SWEEP_MS = 30_000;
+
 export class CheckWorker {
   readonly id = `${os.hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
   private readonly running = new Map<number, Promise<void>>();
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   private ticking = false;
+  private lastSweep = 0;
 
   constructor(private readonly options: WorkerOptions) {}
 
@@ -67,6 +71,11 @@ export class CheckWorker {
       await store.heartbeat([...this.running.keys()], this.id, now);
       const stale = await store.recoverStale(new Date(now.getTime() - (this.options.staleMs ?? 15_000)), this.options.maxAttempts ?? 2, now);
       if (stale.requeued || stale.failed) logger.warn({ ...stale }, 'check jobs of a stopped replica recovered');
+      if (Date.now() - this.lastSweep > ORPHAN_SWEEP_MS) {
+        this.lastSweep = Date.now();
+        const removed = await this.options.checks.removeOrphanContainers().catch(() => 0);
+        if (removed > 0) logger.warn({ removed }, 'removed check containers left by a stopped replica');
+      }
       const free = this.options.concurrency - this.running.size;
       if (free <= 0 || this.stopped) return;
       for (const id of await store.queued(free * 2)) {

@@ -16,6 +16,10 @@ export interface RunLimits {
   outputBytes: number;
 }
 
+/** Every check container carries this label; `custom-images.check-id` names its job. */
+export const CHECK_LABEL = 'custom-images.check';
+export const CHECK_ID_LABEL = 'custom-images.check-id';
+
 export const DEFAULT_RUN_LIMITS: RunLimits = { memoryBytes: 1024 * 1024 * 1024, pids: 256, timeoutMs: 60_000, outputBytes: 32 * 1024 };
 
 export interface RunCheckRequest {
@@ -27,6 +31,8 @@ export interface RunCheckRequest {
   limits: RunLimits;
   /** Remove the image after the check unless the admin keeps pulled images. */
   keepImage: boolean;
+  /** Labels the container with its job, so that one left by a crash can be found and removed. */
+  labels?: Record<string, string>;
   onPull?: (progress: PullProgress) => void;
   log: (line: string) => void;
 }
@@ -91,7 +97,7 @@ export async function runCheck(engine: DockerEngine, request: RunCheckRequest): 
     Cmd: ['jupyterhub-singleuser', '--version'],
     ...(request.user ? { User: request.user } : {}),
     Env: ['JUPYTERHUB_SERVICE_PREFIX=/user/check/', 'JUPYTERHUB_API_URL=http://127.0.0.1:8081/hub/api'],
-    Labels: { 'custom-images.check': 'true' },
+    Labels: { ...request.labels, [CHECK_LABEL]: 'true' },
     NetworkDisabled: true,
     HostConfig: {
       NetworkMode: 'none',

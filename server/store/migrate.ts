@@ -14,10 +14,22 @@ const source: Knex.MigrationSource<Migration> = {
 
 const CONFIG: Knex.MigratorConfig = { migrationSource: source, tableName: 'knex_migrations' };
 
-/** Applies every pending migration; returns the names applied. */
-export async function migrateLatest(db: Knex): Promise<string[]> {
-  const [, applied] = (await db.migrate.latest(CONFIG)) as [number, string[]];
-  return applied;
+/**
+ * Applies every pending migration; returns the names applied. Replicas that
+ * start together take turns: knex's lock makes the others wait and retry.
+ */
+export async function migrateLatest(db: Knex, waitMs = 60_000): Promise<string[]> {
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    try {
+      const [, applied] = (await db.migrate.latest(CONFIG)) as [number, string[]];
+      return applied;
+    } catch (err) {
+      const locked = err instanceof Error && /already locked/i.test(err.message);
+      if (!locked || Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
 }
 
 /** Rolls back every migration; returns the names rolled back. */

@@ -151,3 +151,24 @@ ${auth}`;
     },
   };
 }
+
+/**
+ * A slow network in front of a registry: each request waits `delayMs` before
+ * it is forwarded. Returns host:port and a stop function.
+ */
+export async function slowProxy(target: string, delayMs: number): Promise<{ host: string; stop(): Promise<void> }> {
+  const [targetHost, targetPort] = target.split(':');
+  const server = http.createServer((req, res) => {
+    setTimeout(() => {
+      const upstream = http.request({ host: targetHost, port: Number(targetPort), path: req.url, method: req.method, headers: req.headers }, (up) => {
+        res.writeHead(up.statusCode ?? 502, up.headers);
+        up.pipe(res);
+      });
+      upstream.on('error', () => res.destroy());
+      req.pipe(upstream);
+    }, delayMs);
+  });
+  const port = await freePort();
+  await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
+  return { host: `127.0.0.1:${port}`, stop: () => new Promise<void>((r) => server.close(() => r())) };
+}
