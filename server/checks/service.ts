@@ -105,11 +105,21 @@ export class CheckService {
     const lines: string[] = [];
     let progress: CheckProgress = job.progress ?? { phase: 'resolve', message: '', layersDone: 0, layersTotal: 0, bytesRead: 0, bytesTotal: 0 };
     let lastWrite = 0;
+    let trailing: NodeJS.Timeout | undefined;
     let writing: Promise<void> = Promise.resolve();
+    // Throttled, with a trailing write, so that the last line before a quiet stretch is stored too.
     const flush = (force = false) => {
-      const at = Date.now();
-      if (!force && at - lastWrite < PROGRESS_EVERY_MS) return;
-      lastWrite = at;
+      const wait = PROGRESS_EVERY_MS - (Date.now() - lastWrite);
+      if (!force && wait > 0) {
+        trailing ??= setTimeout(() => {
+          trailing = undefined;
+          flush(true);
+        }, wait);
+        return;
+      }
+      clearTimeout(trailing);
+      trailing = undefined;
+      lastWrite = Date.now();
       const snapshot = { progress: { ...progress }, log: `${lines.join('\n')}\n` };
       writing = writing.then(() => this.deps.store.update(job.id, snapshot)).catch(() => undefined);
     };
@@ -123,6 +133,7 @@ export class CheckService {
     };
     const finish = async (status: CheckStatus, findings: Finding[], extra: Partial<CheckRow> = {}) => {
       flush(true);
+      clearTimeout(trailing);
       await writing;
       await this.deps.store.update(job.id, {
         status,

@@ -71,7 +71,8 @@ export class CheckWorker {
       await store.heartbeat([...this.running.keys()], this.id, now);
       const stale = await store.recoverStale(new Date(now.getTime() - (this.options.staleMs ?? 15_000)), this.options.maxAttempts ?? 2, now);
       if (stale.requeued || stale.failed) logger.warn({ ...stale }, 'check jobs of a stopped replica recovered');
-      if (Date.now() - this.lastSweep > ORPHAN_SWEEP_MS) {
+      // After a recovery, the recovered jobs' containers are orphans now: sweep at once.
+      if (stale.requeued || stale.failed || Date.now() - this.lastSweep > ORPHAN_SWEEP_MS) {
         this.lastSweep = Date.now();
         const removed = await this.options.checks.removeOrphanContainers().catch(() => 0);
         if (removed > 0) logger.warn({ removed }, 'removed check containers left by a stopped replica');

@@ -59,12 +59,21 @@ export class DockerEngine {
       throw engineError(err, `pull ${reference}`);
     }
     const layers = new Map<string, { current: number; total: number }>();
+    // The engine reports a failed pull inside the stream ({"error": …}), not as an HTTP error.
+    let failure: string | undefined;
     await new Promise<void>((resolve, reject) => {
       this.docker.modem.followProgress(
         stream,
-        (err: Error | null) => (err ? reject(engineError(err, `pull ${reference}`)) : resolve()),
-        (event: { id?: string; status?: string; error?: string; progressDetail?: { current?: number; total?: number } }) => {
-          if (event.error) return;
+        (err: Error | null) => {
+          if (err) reject(engineError(err, `pull ${reference}`));
+          else if (failure) reject(new AppError(502, 'conflict', `The Docker engine could not pull ${reference}: ${failure}`, { expose: true }));
+          else resolve();
+        },
+        (event: { id?: string; status?: string; error?: string; errorDetail?: { message?: string }; progressDetail?: { current?: number; total?: number } }) => {
+          if (event.error || event.errorDetail) {
+            failure = event.errorDetail?.message ?? event.error;
+            return;
+          }
           if (event.id && event.progressDetail?.total) layers.set(event.id, { current: event.progressDetail.current ?? 0, total: event.progressDetail.total });
           let current = 0;
           let total = 0;

@@ -126,10 +126,29 @@ export async function runCheck(engine: DockerEngine, request: RunCheckRequest): 
       timedOut = true;
       container.kill({ signal: 'SIGKILL' }).catch(() => undefined);
     }, limits.timeoutMs);
+    // If the engine goes away, wait() may never answer: watch it.
+    let watching = true;
+    const engineGone = new Promise<never>((_, reject) => {
+      const watch = async () => {
+        let failures = 0;
+        while (watching) {
+          await new Promise((r) => setTimeout(r, 1000));
+          if (!watching) return;
+          try {
+            await engine.docker.ping();
+            failures = 0;
+          } catch (err) {
+            if (++failures >= 2) return reject(new Error(`the Docker engine stopped answering during the run (${err instanceof Error ? err.message : String(err)})`));
+          }
+        }
+      };
+      void watch();
+    });
     try {
-      const waited = (await container.wait()) as { StatusCode: number };
+      const waited = (await Promise.race([container.wait(), engineGone])) as { StatusCode: number };
       exitCode = waited.StatusCode;
     } finally {
+      watching = false;
       clearTimeout(timer);
     }
     // Let the attached stream deliver what is left.

@@ -107,7 +107,7 @@ export async function startHub(port: number, extraEnv: Record<string, string> = 
       return ((await res.json()) as { token: string }).token;
     },
     async stop() {
-      if (proc.exitCode === null) {
+      if (proc.exitCode === null && proc.signalCode === null) {
         const exited = new Promise((r) => proc.once('exit', r));
         proc.kill('SIGTERM');
         await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);

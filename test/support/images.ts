@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { gzipSync } from 'node:zlib';
+import { createGunzip, gzipSync } from 'node:zlib';
 import tar from 'tar-stream';
 
 export interface FileSpec {
@@ -104,6 +104,17 @@ async function sha256File(file: string): Promise<string> {
   return `sha256:${hash.digest('hex')}`;
 }
 
+/** The digest of a gzip'd layer's uncompressed tar, kept beside it as FILE.diffid. */
+async function diffIdOf(file: string): Promise<string> {
+  const cached = `${file}.diffid`;
+  if (fs.existsSync(cached) && fs.statSync(cached).mtimeMs >= fs.statSync(file).mtimeMs) return fs.readFileSync(cached, 'utf8').trim();
+  const hash = createHash('sha256');
+  await pipeline(fs.createReadStream(file), createGunzip(), hash);
+  const digest = `sha256:${hash.digest('hex')}`;
+  fs.writeFileSync(cached, digest);
+  return digest;
+}
+
 /** Streams a file as a blob upload unless the registry has it. */
 export async function pushBlobFile(registry: string, repo: string, file: string): Promise<{ digest: string; size: number }> {
   const digest = await sha256File(file);
@@ -134,7 +145,8 @@ export async function pushImage(registry: string, repo: string, tag: string | un
   for (const layer of spec.layers) {
     if ('path' in layer) {
       const pushed = await pushBlobFile(registry, repo, layer.path);
-      diffIds.push(pushed.digest); // not the real diff id; registries and our check do not read it
+      // Docker checks rootfs.diff_ids (the uncompressed tar's digest) when it pulls.
+      diffIds.push(await diffIdOf(layer.path));
       layers.push({ mediaType: types.layer.gzip, ...pushed });
       continue;
     }

@@ -52,7 +52,8 @@ export async function startService(env: Record<string, string>): Promise<Service
     log: () => output,
     kill: (signal = 'SIGTERM') =>
       new Promise((resolve) => {
-        if (proc.exitCode !== null) return resolve(proc.exitCode);
+        // A process ended by a signal has signalCode set and exitCode null.
+        if (proc.exitCode !== null || proc.signalCode !== null) return resolve(proc.exitCode);
         proc.once('exit', (code) => resolve(code));
         proc.kill(signal);
       }),
