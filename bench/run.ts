@@ -5,13 +5,19 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { benchLaunch } from './launch.js';
 import { benchStaticCheck } from './staticCheck.js';
 import { formatTable, type BenchRow } from './table.js';
 
-const sections: Array<[string, () => Promise<BenchRow[]>]> = [['static check', () => benchStaticCheck()]];
+const sections: Array<[string, () => Promise<BenchRow[]>]> = [
+  ['launch API', () => benchLaunch()],
+  ['static check', () => benchStaticCheck()],
+];
+const only = process.argv[2];
 
 const rows: BenchRow[] = [];
 for (const [name, run] of sections) {
+  if (only && !name.includes(only)) continue;
   console.error(`bench: ${name}`);
   rows.push(...(await run()));
 }

@@ -165,7 +165,7 @@ export class CheckService {
       report({ ...progress, phase: 'resolve', message: `Asking ${reference.registry} for ${reference.normalized}` });
       let digest: string | undefined;
       try {
-        digest = await this.deps.registry.session(reference, credentials).headDigest();
+        digest = await this.deps.registry.session(reference, credentials).headDigest({ fresh: true });
       } catch (err) {
         if (!(err instanceof RegistryError)) throw err;
         const { verdict, finding } = registryFinding(err);

@@ -114,7 +114,10 @@ export class LaunchService {
             : null,
       };
     } else if (this.deps.engine) {
-      await this.deps.engine.pull(pinned, credentials ? { ...credentials, serveraddress: registryAuthKey(reference.registry) } : undefined);
+      // Pinned by digest: an image already on the host is exactly this one, no pull needed.
+      if (!(await this.deps.engine.hasImage(pinned))) {
+        await this.deps.engine.pull(pinned, credentials ? { ...credentials, serveraddress: registryAuthKey(reference.registry) } : undefined);
+      }
       pull = { kind: 'docker', pulled: true };
     } else {
       if (credentials) throw new AppError(503, 'conflict', 'This service has no Docker engine to pull a private image with; ask the hub admin to configure DOCKER_HOST.', { expose: true });

@@ -87,6 +87,8 @@ export interface RegistryClientOptions {
   maxRetryWaitMs?: number;
   sleep?: (ms: number) => Promise<void>;
   now?: () => number;
+  /** How long a HEAD's answer is reused (0: always ask). */
+  digestTtlMs?: number;
 }
 
 const MiB = 1024 * 1024;
@@ -102,6 +104,9 @@ export class RegistryClient {
   readonly policy: AddressPolicy;
   private readonly transport: RegistryTransport;
   private readonly tokens = new Map<string, CachedToken>();
+  private readonly digests = new Map<string, { digest: string | undefined; expires: number }>();
+  /** How long a tag's digest from a HEAD is taken as current (launches ask often). */
+  readonly digestTtlMs: number;
   private readonly now: () => number;
 
   constructor(options: RegistryClientOptions = {}) {
@@ -113,6 +118,7 @@ export class RegistryClient {
       image: options.maxImageBytes ?? 32 * 1024 * MiB,
     };
     this.now = options.now ?? Date.now;
+    this.digestTtlMs = options.digestTtlMs ?? 10_000;
     const dispatcher = createGuardedDispatcher(this.policy, {
       connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
       headersTimeoutMs: options.headersTimeoutMs ?? 30_000,
@@ -146,6 +152,21 @@ export class RegistryClient {
     this.tokens.set(key, { value, expires: this.now() + Math.max(0, expiresInSeconds - 10) * 1000 });
   }
 
+  /** @internal short-lived cache of tag -> digest answers */
+  cachedDigest(key: string): { digest: string | undefined } | undefined {
+    const hit = this.digests.get(key);
+    if (hit && hit.expires > this.now()) return hit;
+    if (hit) this.digests.delete(key);
+    return undefined;
+  }
+
+  /** @internal */
+  storeDigest(key: string, digest: string | undefined): void {
+    if (this.digestTtlMs <= 0) return;
+    if (this.digests.size > 10_000) this.digests.clear();
+    this.digests.set(key, { digest, expires: this.now() + this.digestTtlMs });
+  }
+
   /** @internal */
   isTrusted(host: string): boolean {
     return this.policy.trustedHosts.has(host.replace(/:\d+$/, '').replace(/^\[|\]$/g, '').toLowerCase());
@@ -168,12 +189,22 @@ export class RegistrySession {
     this.apiHost = registryApiHost(reference.registry);
   }
 
-  /** The manifest digest the reference points at, by HEAD, without downloading it. */
-  async headDigest(): Promise<string | undefined> {
+  /**
+   * The manifest digest the reference points at, by HEAD, without downloading
+   * it. Answers are reused for a few seconds, per credentials: a spawner hook
+   * asking for many launches costs the registry one request.
+   */
+  async headDigest(options: { fresh?: boolean } = {}): Promise<string | undefined> {
     const ref = this.reference.digest ?? this.reference.tag ?? 'latest';
+    const who = this.credentials ? `${this.credentials.username}:${createHash('sha256').update(this.credentials.password).digest('hex')}` : '';
+    const key = `${this.reference.registry}/${this.reference.repository}:${ref}|${who}`;
+    const cached = options.fresh ? undefined : this.client.cachedDigest(key);
+    if (cached) return cached.digest;
     const response = await this.get(`manifests/${ref}`, { method: 'HEAD', accept: ACCEPT });
     await this.expectOk(response, 'manifest');
-    return response.headers.get('docker-content-digest') ?? undefined;
+    const digest = response.headers.get('docker-content-digest') ?? undefined;
+    this.client.storeDigest(key, digest);
+    return digest;
   }
 
   /** Resolves the reference to one platform's manifest, config and layers. */

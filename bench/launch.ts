@@ -1,0 +1,97 @@
+/**
+ * The launch API under load (64 connections, 20 s, autocannon) against the
+ * real service behind a real hub with a warm token cache, beside a bare
+ * Express app answering a constant JSON on the same machine in the same run.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import autocannon from 'autocannon';
+import express from 'express';
+import { startHub, waitForCheck } from '../test/support/hub.js';
+import { pushImage, pythonWithJupyterhub, singleuserScript } from '../test/support/images.js';
+import { freePort, startRegistries } from '../test/support/registry.js';
+import type { BenchRow } from './table.js';
+
+const CONNECTIONS = 64;
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
+
+function load(url: string, headers: Record<string, string> = {}): Promise<autocannon.Result> {
+  return new Promise((resolve, reject) => {
+    autocannon({ url, connections: CONNECTIONS, duration: SECONDS, headers }, (err, result) => (err ? reject(err) : resolve(result)));
+  });
+}
+
+export async function benchLaunch(): Promise<BenchRow[]> {
+  const registries = await startRegistries();
+  await pushImage(registries.open, 'bench/env', '1', {
+    layers: [{ files: pythonWithJupyterhub() }, { files: { '/usr/local/bin/jupyterhub-singleuser': singleuserScript('/usr/bin/python3') } }],
+  });
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ci-bench-systems-'));
+  const systemsFile = path.join(dir, 'systems.json');
+  fs.writeFileSync(
+    systemsFile,
+    JSON.stringify([{ slug: 'kube', displayName: 'Kubernetes', allowedRegistries: [`${registries.open}/*`], mountPrefixes: ['/home/jovyan'], defaultMountPath: '/home/jovyan/work', spawner: 'kubernetes', enabled: true }]),
+  );
+  const hubPort = 18700;
+  const hub = await startHub(hubPort, { CUSTOM_IMAGES_TRUSTED_REGISTRIES: '127.0.0.1', CUSTOM_IMAGES_SYSTEMS_FILE: systemsFile, CUSTOM_IMAGES_LOG_LEVEL: 'warn' });
+  const bare = express();
+  bare.get('/', (_req, res) => {
+    res.json({ image: 'registry.example.com/lab/env@sha256:0000', system: 'kube', uid: 1000 });
+  });
+  const barePort = await freePort();
+  const bareServer = bare.listen(barePort, '127.0.0.1');
+  try {
+    const token = await hub.userToken('bench');
+    const headers = { Authorization: `token ${token}`, 'Content-Type': 'application/json' };
+    const created = await fetch(`${hub.serviceUrl}api/v1/users/bench/images`, { method: 'POST', headers, body: JSON.stringify({ system: 'kube', image: `${registries.open}/bench/env:1` }) });
+    const image = (await created.json()) as { id: number };
+    const job = (await (await fetch(`${hub.serviceUrl}api/v1/users/bench/images/${image.id}/check`, { method: 'POST', headers })).json()) as { id: number };
+    await waitForCheck(hub, token, job.id);
+    // The hook calls the service directly, not through the proxy.
+    const launchUrl = `http://127.0.0.1:${hubPort + 10}/services/custom-images/api/v1/users/bench/images/${image.id}/launch`;
+    const warm = await fetch(launchUrl, { headers: { Authorization: `token ${hub.launchToken}` } });
+    if (warm.status !== 200) throw new Error(`launch: ${warm.status} ${await warm.text()}`);
+
+    console.error(`bench: launch API, ${CONNECTIONS} connections for ${SECONDS} s…`);
+    const launch = await load(launchUrl, { Authorization: `token ${hub.launchToken}` });
+    console.error('bench: bare Express baseline…');
+    const baseline = await load(`http://127.0.0.1:${barePort}/`);
+    const errors = launch.errors + launch.timeouts + launch.non2xx;
+    return [
+      {
+        name: 'launch API: requests/s / bare Express constant JSON',
+        value: launch.requests.average,
+        unit: 'req/s',
+        baseline: baseline.requests.average,
+        ratio: launch.requests.average / baseline.requests.average,
+        target: '>= 0.5',
+        ok: launch.requests.average / baseline.requests.average >= 0.5,
+        note: `p50 ${launch.latency.p50} ms, ${CONNECTIONS} connections, ${SECONDS} s`,
+      },
+      {
+        name: 'launch API: p99 latency (budget 10 ms; baseline is the bare app’s p99)',
+        value: launch.latency.p99,
+        unit: 'ms',
+        baseline: baseline.latency.p99,
+        ratio: launch.latency.p99 / 10,
+        target: '<= 10 ms',
+        ok: launch.latency.p99 <= 10,
+      },
+      {
+        name: 'launch API: errors, timeouts and non-2xx answers under load',
+        value: errors,
+        unit: '',
+        baseline: 0,
+        ratio: errors,
+        target: '0',
+        ok: errors === 0,
+      },
+    ];
+  } finally {
+    bareServer.close();
+    await hub.stop();
+    await registries.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
