@@ -203,7 +203,8 @@ export class RegistrySession {
     const response = await this.get(`manifests/${ref}`, { method: 'HEAD', accept: ACCEPT });
     await this.expectOk(response, 'manifest');
     const digest = response.headers.get('docker-content-digest') ?? undefined;
-    this.client.storeDigest(key, digest);
+    // A fresh answer (a check) is not shared: only launches reuse each other's answers.
+    if (!options.fresh) this.client.storeDigest(key, digest);
     return digest;
   }
 

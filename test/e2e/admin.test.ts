@@ -7,7 +7,7 @@ import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase, type Knex } from '../../server/store/db.js';
-import { launchBrowser, screenshot, waitForVerdict } from '../support/browser.js';
+import { hubLogin, launchBrowser, screenshot, waitForVerdict } from '../support/browser.js';
 import { startHub, type TestHub } from '../support/hub.js';
 import { pushImage, pythonWithJupyterhub, singleuserScript } from '../support/images.js';
 import { PASSWORD, startRegistries, USER, type TestRegistries } from '../support/registry.js';
@@ -36,15 +36,7 @@ afterAll(async () => {
 });
 
 async function login(name: string): Promise<Page> {
-  const page = await (await browser.newContext({ viewport: { width: 1200, height: 900 } })).newPage();
-  page.on('response', async (r) => {
-    if ((r.headers()['content-type'] ?? '').includes('text/html')) html.push(await r.text().catch(() => ''));
-  });
-  await page.goto(hub.serviceUrl);
-  await page.fill('input[name=username]', name);
-  await page.fill('input[name=password]', 'x');
-  await Promise.all([page.waitForURL(`${hub.serviceUrl}**`), page.click('[type=submit]')]);
-  return page;
+  return (await hubLogin(browser, hub, name, (page) => html.push(page))).page;
 }
 
 describe('systems for hub admins', () => {

@@ -3,9 +3,9 @@
  * against real registries: the verdict in words, the tile's status, results
  * reused for the same digest and policy.
  */
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { launchBrowser, screenshot, waitForVerdict } from '../support/browser.js';
+import { hubLogin, launchBrowser, screenshot, waitForVerdict } from '../support/browser.js';
 import { startHub, waitForCheck, type TestHub } from '../support/hub.js';
 import { pushImage, pythonWithJupyterhub, singleuserScript } from '../support/images.js';
 import { PASSWORD, startRegistries, USER, type TestRegistries } from '../support/registry.js';
@@ -13,7 +13,6 @@ import { PASSWORD, startRegistries, USER, type TestRegistries } from '../support
 let hub: TestHub;
 let registries: TestRegistries;
 let browser: Browser;
-let context: BrowserContext;
 let page: Page;
 
 beforeAll(async () => {
@@ -24,12 +23,7 @@ beforeAll(async () => {
   await pushImage(registries.open, 'lab/broken', '1.0', { layers: [{ files: pythonWithJupyterhub() }] });
   hub = await startHub(18300, { CUSTOM_IMAGES_TRUSTED_REGISTRIES: '127.0.0.1' });
   browser = await launchBrowser();
-  context = await browser.newContext({ viewport: { width: 1100, height: 900 } });
-  page = await context.newPage();
-  await page.goto(hub.serviceUrl);
-  await page.fill('input[name=username]', 'hana');
-  await page.fill('input[name=password]', 'x');
-  await Promise.all([page.waitForURL(`${hub.serviceUrl}**`), page.click('[type=submit]')]);
+  ({ page } = await hubLogin(browser, hub, 'hana'));
 }, 120_000);
 
 afterAll(async () => {

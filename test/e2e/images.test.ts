@@ -11,7 +11,7 @@ import { ImageStore } from '../../server/images/store.js';
 import { createKeyring } from '../../server/secrets/keyring.js';
 import { openDatabase, sqliteFilename, type Knex } from '../../server/store/db.js';
 import { staticCatalog } from '../../server/systems/schema.js';
-import { launchBrowser, screenshot } from '../support/browser.js';
+import { hubLogin, launchBrowser, screenshot } from '../support/browser.js';
 import { startHub, type TestHub } from '../support/hub.js';
 import { BAD_MOUNT_PATHS, BAD_REFERENCES } from '../support/badInput.js';
 
@@ -35,19 +35,8 @@ afterAll(async () => {
   await hub?.stop();
 });
 
-async function login(name: string): Promise<{ context: BrowserContext; page: Page }> {
-  const context = await browser.newContext({ viewport: { width: 1100, height: 900 } });
-  const page = await context.newPage();
-  page.on('response', async (response) => {
-    if (response.url().startsWith(hub.serviceUrl) && (response.headers()['content-type'] ?? '').includes('text/html')) {
-      pagesServed.push(await response.text().catch(() => ''));
-    }
-  });
-  await page.goto(hub.serviceUrl);
-  await page.fill('input[name=username]', name);
-  await page.fill('input[name=password]', 'x');
-  await Promise.all([page.waitForURL(`${hub.serviceUrl}**`), page.click('[type=submit]')]);
-  return { context, page };
+function login(name: string): Promise<{ context: BrowserContext; page: Page }> {
+  return hubLogin(browser, hub, name, (html) => pagesServed.push(html));
 }
 
 /** The service's own view of the stored credential, opened with the demo hub's key. */

@@ -21,7 +21,8 @@ import { DockerEngine, dockerFromHost } from '../../server/runner/engine.js';
 import { createKeyring } from '../../server/secrets/keyring.js';
 import { openDatabase, type Knex } from '../../server/store/db.js';
 import { migrateLatest } from '../../server/store/migrate.js';
-import { OPEN_POLICY, staticCatalog, type System } from '../../server/systems/schema.js';
+import { staticCatalog, type System } from '../../server/systems/schema.js';
+import { testSystem } from '../support/systems.js';
 import { checkContainers, ciDocker, startPrivateDockerd } from '../support/docker.js';
 import { pushImage, type ImageSpec } from '../support/images.js';
 import { PASSWORD, startRegistries, USER, type TestRegistries } from '../support/registry.js';
@@ -38,18 +39,7 @@ let checks: CheckService;
 let store: CheckStore;
 const ada: HubIdentity = { kind: 'user', name: 'ada', admin: false, groups: [], scopes: [] };
 
-const system: System = {
-  slug: 'default',
-  displayName: 'Default',
-  description: '',
-  enabled: true,
-  allowedRegistries: ['*'],
-  mountPrefixes: [],
-  defaultMountPath: '/home/jovyan/work',
-  platform: 'linux/amd64',
-  spawner: 'docker',
-  policy: OPEN_POLICY,
-};
+const system: System = testSystem();
 
 const script = (body: string) => ({ '/usr/bin/jupyterhub-singleuser': { content: `#!/bin/sh\n${body}\n`, mode: 0o755 } });
 

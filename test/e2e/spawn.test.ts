@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { launchBrowser, screenshot, waitForVerdict } from '../support/browser.js';
+import { hubLogin, launchBrowser, screenshot, waitForVerdict } from '../support/browser.js';
 import { startHub, type TestHub } from '../support/hub.js';
 import { pushImage, pythonWithJupyterhub, singleuserScript, type ImageSpec } from '../support/images.js';
 import { startRegistries, type TestRegistries } from '../support/registry.js';
@@ -34,11 +34,7 @@ beforeAll(async () => {
   );
   hub = await startHub(18500, { CUSTOM_IMAGES_TRUSTED_REGISTRIES: '127.0.0.1', CUSTOM_IMAGES_SYSTEMS_FILE: systemsFile });
   browser = await launchBrowser();
-  page = await (await browser.newContext({ viewport: { width: 1100, height: 900 } })).newPage();
-  await page.goto(hub.serviceUrl);
-  await page.fill('input[name=username]', 'wen');
-  await page.fill('input[name=password]', 'x');
-  await Promise.all([page.waitForURL(`${hub.serviceUrl}**`), page.click('[type=submit]')]);
+  ({ page } = await hubLogin(browser, hub, 'wen'));
 }, 120_000);
 
 afterAll(async () => {

@@ -14,20 +14,10 @@ import { ImageStore } from '../../server/images/store.js';
 import { createKeyring } from '../../server/secrets/keyring.js';
 import { openDatabase } from '../../server/store/db.js';
 import { migrateLatest } from '../../server/store/migrate.js';
-import { OPEN_POLICY, staticCatalog, type System } from '../../server/systems/schema.js';
+import { staticCatalog, type System } from '../../server/systems/schema.js';
+import { testSystem } from '../support/systems.js';
 
-const system: System = {
-  slug: 'default',
-  displayName: 'Default',
-  description: '',
-  enabled: true,
-  allowedRegistries: ['*'],
-  mountPrefixes: [],
-  defaultMountPath: '/home/jovyan/work',
-  platform: 'linux/amd64',
-  spawner: 'docker',
-  policy: OPEN_POLICY,
-};
+const system: System = testSystem();
 const key = (fill: number) => Buffer.alloc(32, fill).toString('base64');
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ci-rotate-'));
 const url = `sqlite://${dir}/db.sqlite`;

@@ -1,7 +1,8 @@
 /** Headless Debian Chromium driven by playwright-core (no browser download). */
 import fs from 'node:fs';
 import path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { TestHub } from './hub.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
@@ -40,4 +41,23 @@ export async function waitForVerdict(page: Page, timeoutMs = 60_000): Promise<st
   const done = page.locator('[data-testid=verdict]:not([data-status=queued]):not([data-status=running])');
   await done.waitFor({ timeout: timeoutMs });
   return (await done.getAttribute('data-status')) ?? '';
+}
+
+/**
+ * Logs `name` in at the hub's own login form, starting from the service, and
+ * returns the page back on the service. `onHtml` sees every HTML page served.
+ */
+export async function hubLogin(browser: Browser, hub: TestHub, name: string, onHtml?: (html: string) => void): Promise<{ context: BrowserContext; page: Page }> {
+  const context = await browser.newContext({ viewport: { width: 1100, height: 900 } });
+  const page = await context.newPage();
+  if (onHtml) {
+    page.on('response', async (response) => {
+      if ((response.headers()['content-type'] ?? '').includes('text/html')) onHtml(await response.text().catch(() => ''));
+    });
+  }
+  await page.goto(hub.serviceUrl);
+  await page.fill('input[name=username]', name);
+  await page.fill('input[name=password]', 'any-password');
+  await Promise.all([page.waitForURL(`${hub.serviceUrl}**`), page.click('[type=submit]')]);
+  return { context, page };
 }

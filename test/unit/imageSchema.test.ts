@@ -1,19 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { fieldErrors, imageInputSchema } from '../../server/images/schema.js';
-import { OPEN_POLICY, type System } from '../../server/systems/schema.js';
+import type { System } from '../../server/systems/schema.js';
+import { testSystem } from '../support/systems.js';
 
-const system: System = {
-  slug: 'default',
-  displayName: 'Default',
-  description: '',
-  enabled: true,
-  allowedRegistries: ['*'],
-  mountPrefixes: ['/home', '/data'],
-  defaultMountPath: '/home/jovyan/work',
-  platform: 'linux/amd64',
-  spawner: 'docker',
-  policy: OPEN_POLICY,
-};
+const system: System = testSystem({ mountPrefixes: ['/home', '/data'] });
 const strict: System = { ...system, slug: 'jsc', displayName: 'JSC-Cloud', allowedRegistries: ['registry.example.com/team/*'] };
 
 function errorsOf(raw: Record<string, unknown>, existing?: { registry: string; username: string }) {
