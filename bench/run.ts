@@ -6,11 +6,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { benchLaunch } from './launch.js';
+import { benchPages } from './pages.js';
 import { benchStaticCheck } from './staticCheck.js';
 import { formatTable, type BenchRow } from './table.js';
 
 const sections: Array<[string, () => Promise<BenchRow[]>]> = [
   ['launch API', () => benchLaunch()],
+  ['pages and repeated checks', () => benchPages()],
   ['static check', () => benchStaticCheck()],
 ];
 const only = process.argv[2];
