@@ -3,6 +3,7 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 import type { Knex } from 'knex';
 import type { Finding, ImageFacts } from '../inspect/analyze.js';
 import { LAYER_INDEX_VERSION, type LayerIndex } from '../inspect/layerIndex.js';
+import { fromJson, toDate, toDateOrNull } from '../store/rows.js';
 import type { LayerIndexCache } from './layerCache.js';
 import type { CheckProgress } from './staticCheck.js';
 
@@ -40,13 +41,6 @@ export type NewCheck = Omit<CheckRow, 'id' | 'runner' | 'heartbeatAt' | 'attempt
 
 type Row = Record<string, unknown>;
 
-function json<T>(value: unknown): T {
-  return (typeof value === 'string' ? JSON.parse(value) : value) as T;
-}
-function date(value: unknown): Date | null {
-  if (value === null || value === undefined) return null;
-  return value instanceof Date ? value : new Date(typeof value === 'number' ? value : String(value));
-}
 
 function fromRow(r: Row): CheckRow {
   return {
@@ -61,17 +55,17 @@ function fromRow(r: Row): CheckRow {
     policyHash: String(r.policy_hash),
     kind: r.kind as CheckRow['kind'],
     status: r.status as CheckStatus,
-    findings: json<Finding[]>(r.findings),
-    facts: r.facts === null ? null : json<ImageFacts>(r.facts),
+    findings: fromJson<Finding[]>(r.findings),
+    facts: r.facts === null ? null : fromJson<ImageFacts>(r.facts),
     log: String(r.log ?? ''),
-    progress: r.progress === null || r.progress === undefined ? null : json<CheckProgress>(r.progress),
+    progress: r.progress === null || r.progress === undefined ? null : fromJson<CheckProgress>(r.progress),
     reusedFrom: r.reused_from === null ? null : Number(r.reused_from),
-    createdAt: date(r.created_at) as Date,
-    startedAt: date(r.started_at),
-    finishedAt: date(r.finished_at),
+    createdAt: toDate(r.created_at),
+    startedAt: toDateOrNull(r.started_at),
+    finishedAt: toDateOrNull(r.finished_at),
     durationMs: r.duration_ms === null ? null : Number(r.duration_ms),
     runner: (r.runner as string | null) ?? null,
-    heartbeatAt: date(r.heartbeat_at),
+    heartbeatAt: toDateOrNull(r.heartbeat_at),
     attempts: Number(r.attempts ?? 0),
   };
 }

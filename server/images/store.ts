@@ -5,6 +5,7 @@
 import type { Knex } from 'knex';
 import { writeAudit, type AuditEntry } from '../audit/store.js';
 import type { Sealed } from '../secrets/keyring.js';
+import { toDate } from '../store/rows.js';
 
 export interface ImageRow {
   id: number;
@@ -31,10 +32,6 @@ export interface CredentialRow extends Sealed {
 export type ImageFields = Omit<ImageRow, 'id' | 'createdAt' | 'updatedAt'>;
 
 type Row = Record<string, unknown>;
-
-function toDate(value: unknown): Date {
-  return value instanceof Date ? value : new Date(typeof value === 'number' ? value : String(value));
-}
 
 function imageFromRow(r: Row): ImageRow {
   return {

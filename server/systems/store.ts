@@ -1,13 +1,11 @@
 /** Systems and admin registry credentials, through knex. */
 import type { Knex } from 'knex';
 import type { Sealed } from '../secrets/keyring.js';
+import { fromJson, toDate } from '../store/rows.js';
 import { ImagePolicySchema, type System } from './schema.js';
 
 type Row = Record<string, unknown>;
 
-function json<T>(value: unknown): T {
-  return (typeof value === 'string' ? JSON.parse(value) : value) as T;
-}
 
 function fromRow(r: Row): System {
   return {
@@ -15,12 +13,12 @@ function fromRow(r: Row): System {
     displayName: String(r.display_name),
     description: String(r.description ?? ''),
     enabled: Boolean(r.enabled),
-    allowedRegistries: json<string[]>(r.allowed_registries),
-    mountPrefixes: json<string[]>(r.mount_prefixes),
+    allowedRegistries: fromJson<string[]>(r.allowed_registries),
+    mountPrefixes: fromJson<string[]>(r.mount_prefixes),
     defaultMountPath: String(r.default_mount_path),
     platform: String(r.platform),
     spawner: r.spawner as System['spawner'],
-    policy: ImagePolicySchema.parse(json(r.policy)),
+    policy: ImagePolicySchema.parse(fromJson(r.policy)),
   };
 }
 
@@ -88,7 +86,7 @@ export class SystemStore {
       nonce: new Uint8Array(r.nonce as Buffer),
       keyId: String(r.key_id),
       updatedBy: String(r.updated_by),
-      updatedAt: r.updated_at instanceof Date ? r.updated_at : new Date(String(r.updated_at)),
+      updatedAt: toDate(r.updated_at),
     }));
   }
 
