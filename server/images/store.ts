@@ -5,7 +5,7 @@
 import type { Knex } from 'knex';
 import { writeAudit, type AuditEntry } from '../audit/store.js';
 import type { Sealed } from '../secrets/keyring.js';
-import { toDate } from '../store/rows.js';
+import { sealedFromRow, sealedToColumns, toDate } from '../store/rows.js';
 
 export interface ImageRow {
   id: number;
@@ -55,9 +55,7 @@ function credentialFromRow(r: Row): CredentialRow {
     owner: String(r.owner),
     registry: String(r.registry),
     username: String(r.username),
-    ciphertext: new Uint8Array(r.ciphertext as Buffer),
-    nonce: new Uint8Array(r.nonce as Buffer),
-    keyId: String(r.key_id),
+    ...sealedFromRow(r),
     updatedAt: toDate(r.updated_at),
   };
 }
@@ -139,9 +137,7 @@ export class ImageStore {
       owner: credential.owner,
       registry: credential.registry,
       username: credential.username,
-      ciphertext: Buffer.from(credential.ciphertext),
-      nonce: Buffer.from(credential.nonce),
-      key_id: credential.keyId,
+      ...sealedToColumns(credential),
       updated_at: now,
     });
   }
@@ -162,7 +158,7 @@ export class ImageStore {
   async resealCredential(id: string, sealed: Sealed, now: Date): Promise<void> {
     await this.db('credentials')
       .where({ id })
-      .update({ ciphertext: Buffer.from(sealed.ciphertext), nonce: Buffer.from(sealed.nonce), key_id: sealed.keyId, updated_at: now });
+      .update({ ...sealedToColumns(sealed), updated_at: now });
   }
 
   async audit(entry: AuditEntry, now: Date): Promise<void> {

@@ -72,3 +72,33 @@ export async function createKeyring(keys: readonly Uint8Array[]): Promise<Keyrin
     },
   };
 }
+
+/** How many stored secrets a rotation re-sealed, and how many already used the current key. */
+export interface RotationResult {
+  resealed: number;
+  alreadyCurrent: number;
+}
+
+/**
+ * Re-seals every row not sealed with the current key: opened with any
+ * configured key, sealed again with the first. Each table gives its rows, its
+ * associated data and how to save a row.
+ */
+export async function resealWithCurrentKey<R extends Sealed & { id: string }>(
+  keyring: Keyring,
+  rows: readonly R[],
+  associatedData: (row: R) => string,
+  save: (id: string, sealed: Sealed) => Promise<void>,
+): Promise<RotationResult> {
+  const result: RotationResult = { resealed: 0, alreadyCurrent: 0 };
+  for (const row of rows) {
+    if (row.keyId === keyring.currentKeyId) {
+      result.alreadyCurrent += 1;
+      continue;
+    }
+    const ad = associatedData(row);
+    await save(row.id, keyring.seal(keyring.open(row, ad), ad));
+    result.resealed += 1;
+  }
+  return result;
+}

@@ -14,3 +14,20 @@ export function toDateOrNull(value: unknown): Date | null {
 export function fromJson<T>(value: unknown): T {
   return (typeof value === 'string' ? JSON.parse(value) : value) as T;
 }
+
+/** A sealed secret as stored: ciphertext, nonce and the sealing key's id. */
+export interface SealedColumns {
+  ciphertext: Buffer;
+  nonce: Buffer;
+  key_id: string;
+}
+
+/** Sealed values to their columns. */
+export function sealedToColumns(sealed: { ciphertext: Uint8Array; nonce: Uint8Array; keyId: string }): SealedColumns {
+  return { ciphertext: Buffer.from(sealed.ciphertext), nonce: Buffer.from(sealed.nonce), key_id: sealed.keyId };
+}
+
+/** Sealed columns of a row back to the values the keyring opens. */
+export function sealedFromRow(r: Record<string, unknown>): { ciphertext: Uint8Array; nonce: Uint8Array; keyId: string } {
+  return { ciphertext: new Uint8Array(r.ciphertext as Buffer), nonce: new Uint8Array(r.nonce as Buffer), keyId: String(r.key_id) };
+}

@@ -10,7 +10,7 @@ import { AppError, notFound } from '../errors.js';
 import type { HubIdentity } from '../hub/identity.js';
 import { checkMountPath } from '../images/mountPath.js';
 import { hostProblem, type ImageReference } from '../registry/reference.js';
-import type { Keyring } from '../secrets/keyring.js';
+import { resealWithCurrentKey, type Keyring, type RotationResult } from '../secrets/keyring.js';
 import { registryAllowed, SystemSchema, type System, type SystemCatalog } from './schema.js';
 import type { SystemStore } from './store.js';
 import type { Knex } from 'knex';
@@ -226,17 +226,12 @@ export class SystemService implements SystemCatalog {
   }
 
   /** Re-seals admin credentials with the current key; returns how many changed. */
-  async rotateKeys(): Promise<{ resealed: number; alreadyCurrent: number }> {
-    const result = { resealed: 0, alreadyCurrent: 0 };
-    for (const c of await this.deps.store.credentials()) {
-      if (c.keyId === this.deps.keyring.currentKeyId) {
-        result.alreadyCurrent++;
-        continue;
-      }
-      const ad = adminCredentialAd(c.id, c.pattern);
-      await this.deps.store.resealCredential(c.id, this.deps.keyring.seal(this.deps.keyring.open(c, ad), ad), this.now());
-      result.resealed++;
-    }
-    return result;
+  async rotateKeys(): Promise<RotationResult> {
+    return resealWithCurrentKey(
+      this.deps.keyring,
+      await this.deps.store.credentials(),
+      (c) => adminCredentialAd(c.id, c.pattern),
+      (id, sealed) => this.deps.store.resealCredential(id, sealed, this.now()),
+    );
   }
 }

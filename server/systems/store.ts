@@ -1,7 +1,7 @@
 /** Systems and admin registry credentials, through knex. */
 import type { Knex } from 'knex';
 import type { Sealed } from '../secrets/keyring.js';
-import { fromJson, toDate } from '../store/rows.js';
+import { fromJson, sealedFromRow, sealedToColumns, toDate } from '../store/rows.js';
 import { ImagePolicySchema, type System } from './schema.js';
 
 type Row = Record<string, unknown>;
@@ -82,9 +82,7 @@ export class SystemStore {
       id: String(r.id),
       pattern: String(r.pattern),
       username: String(r.username),
-      ciphertext: new Uint8Array(r.ciphertext as Buffer),
-      nonce: new Uint8Array(r.nonce as Buffer),
-      keyId: String(r.key_id),
+      ...sealedFromRow(r),
       updatedBy: String(r.updated_by),
       updatedAt: toDate(r.updated_at),
     }));
@@ -96,9 +94,7 @@ export class SystemStore {
       id: row.id,
       pattern: row.pattern,
       username: row.username,
-      ciphertext: Buffer.from(row.ciphertext),
-      nonce: Buffer.from(row.nonce),
-      key_id: row.keyId,
+      ...sealedToColumns(row),
       updated_by: row.updatedBy,
       updated_at: now,
     });
@@ -111,6 +107,6 @@ export class SystemStore {
   async resealCredential(id: string, sealed: Sealed, now: Date): Promise<void> {
     await this.db('registry_credentials')
       .where({ id })
-      .update({ ciphertext: Buffer.from(sealed.ciphertext), nonce: Buffer.from(sealed.nonce), key_id: sealed.keyId, updated_at: now });
+      .update({ ...sealedToColumns(sealed), updated_at: now });
   }
 }
