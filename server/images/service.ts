@@ -63,9 +63,17 @@ export class ImageService {
     this.now = deps.now ?? (() => new Date());
   }
 
-  /** Systems a user can choose now. */
-  listSystems(): Promise<System[]> {
-    return this.deps.systems.listEnabled();
+  /**
+   * Systems a user can choose: the enabled ones, and the image's own system
+   * even after an admin disabled it (an image may stay where it is).
+   */
+  async listSystems(currentSystem?: string): Promise<System[]> {
+    const systems = await this.deps.systems.listEnabled();
+    if (currentSystem && !systems.some((s) => s.slug === currentSystem)) {
+      const system = await this.deps.systems.get(currentSystem);
+      if (system) systems.push(system);
+    }
+    return systems;
   }
 
   async list(owner: string): Promise<ImageView[]> {
@@ -149,12 +157,7 @@ export class ImageService {
   }
 
   private async validate(raw: unknown, existing: CredentialRow | undefined, currentSystem: string | undefined): Promise<ImageInput> {
-    const systems = await this.deps.systems.listEnabled();
-    // An image may stay on its system after an admin disabled it.
-    if (currentSystem && !systems.some((s) => s.slug === currentSystem)) {
-      const system = await this.deps.systems.get(currentSystem);
-      if (system) systems.push(system);
-    }
+    const systems = await this.listSystems(currentSystem);
     const result = imageInputSchema({ systems, existingCredential: existing }).safeParse(raw);
     if (!result.success) {
       const fields = fieldErrors(result.error);

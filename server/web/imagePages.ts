@@ -7,7 +7,7 @@ import { AppError, notFound } from '../errors.js';
 import type { CheckService } from '../checks/service.js';
 import type { CheckRow } from '../checks/store.js';
 import type { ImageService, ImageView } from '../images/service.js';
-import { OPEN_POLICY, type System } from '../systems/schema.js';
+import type { System } from '../systems/schema.js';
 
 /** Route ids are positive integers; anything else is a page that does not exist. */
 export function parseId(raw: unknown): number {
@@ -79,10 +79,7 @@ export function imagePagesRouter(deps: { images: ImageService; checks: CheckServ
     res: Response,
     options: { image?: ImageView; values: ReturnType<typeof formValues>; errors?: Record<string, string>; status?: number },
   ) {
-    const systems = await images.listSystems();
-    if (options.image && !systems.some((s) => s.slug === options.image?.system.slug)) {
-      systems.push({ ...options.image.system, description: '', allowedRegistries: [], mountPrefixes: [], defaultMountPath: options.image.mountPath, platform: '', spawner: 'docker', policy: OPEN_POLICY });
-    }
+    const systems = await images.listSystems(options.image?.system.slug);
     const selected = options.values.system || systems[0]?.slug || '';
     const system = systems.find((s) => s.slug === selected);
     res.status(options.status ?? 200).render('pages/image-form', {
