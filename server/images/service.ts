@@ -81,7 +81,13 @@ export class ImageService {
     const ids = rows.map((r) => r.id);
     const credentials = await this.deps.store.credentialsFor(owner, ids);
     const checks = (await this.deps.checks?.latestFor(owner, ids)) ?? new Map<number, CheckSummary>();
-    return Promise.all(rows.map((row) => this.view(row, credentials.get(row.id), checks.get(row.id))));
+    // One lookup per system, not per image.
+    const systems = new Map<string, Promise<System | undefined>>();
+    const systemOf = (slug: string) => {
+      if (!systems.has(slug)) systems.set(slug, this.deps.systems.get(slug));
+      return systems.get(slug) as Promise<System | undefined>;
+    };
+    return Promise.all(rows.map(async (row) => this.view(row, await systemOf(row.system), credentials.get(row.id), checks.get(row.id))));
   }
 
   /** @throws AppError 404 when the image does not exist or is not `owner`'s. */
@@ -89,7 +95,7 @@ export class ImageService {
     const row = await this.deps.store.get(owner, id);
     if (!row) throw notFound('Image');
     const check = (await this.deps.checks?.latestFor(owner, [id]))?.get(id);
-    return this.view(row, await this.deps.store.credentialFor(owner, id), check);
+    return this.view(row, await this.deps.systems.get(row.system), await this.deps.store.credentialFor(owner, id), check);
   }
 
   /** Validates and saves a new configuration; nothing is stored when anything is wrong. */
@@ -188,8 +194,7 @@ export class ImageService {
     };
   }
 
-  private async view(row: ImageRow, credential: CredentialRow | undefined, check: CheckSummary | undefined): Promise<ImageView> {
-    const system = await this.deps.systems.get(row.system);
+  private view(row: ImageRow, system: System | undefined, credential: CredentialRow | undefined, check: CheckSummary | undefined): ImageView {
     const reference = parseReference(row.reference);
     return {
       id: row.id,
