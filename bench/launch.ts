@@ -1,13 +1,14 @@
 /**
  * The launch API under load (64 connections, 20 s, autocannon) against the
  * real service behind a real hub with a warm token cache, beside a bare
- * Express app answering a constant JSON on the same machine in the same run.
+ * Express app answering a constant JSON on the same machine in the same run
+ * (each server in its own process; autocannon in this one).
  */
+import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import autocannon from 'autocannon';
-import express from 'express';
 import { startHub, waitForCheck } from '../test/support/hub.js';
 import { pushImage, pythonWithJupyterhub, singleuserScript } from '../test/support/images.js';
 import { freePort, startRegistries } from '../test/support/registry.js';
@@ -20,6 +21,24 @@ function load(url: string, headers: Record<string, string> = {}): Promise<autoca
   return new Promise((resolve, reject) => {
     autocannon({ url, connections: CONNECTIONS, duration: SECONDS, headers }, (err, result) => (err ? reject(err) : resolve(result)));
   });
+}
+
+/**
+ * The baseline: Express answering a constant JSON, in a process of its own
+ * like the service, so that neither shares its thread with the load generator.
+ */
+async function startBareExpress(port: number): Promise<ChildProcess> {
+  const source = `
+    const express = require('express');
+    const app = express();
+    app.get('/', (_req, res) => res.json({ image: 'registry.example.com/lab/env@sha256:0000', system: 'kube', uid: 1000 }));
+    app.listen(${port}, '127.0.0.1', () => console.log('listening'));`;
+  const proc = spawn(process.execPath, ['-e', source], { cwd: path.resolve(import.meta.dirname, '..'), stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve, reject) => {
+    proc.stdout?.once('data', () => resolve());
+    proc.once('exit', (code) => reject(new Error(`bare Express exited with ${code}`)));
+  });
+  return proc;
 }
 
 export async function benchLaunch(): Promise<BenchRow[]> {
@@ -35,12 +54,8 @@ export async function benchLaunch(): Promise<BenchRow[]> {
   );
   const hubPort = 18700;
   const hub = await startHub(hubPort, { CUSTOM_IMAGES_TRUSTED_REGISTRIES: '127.0.0.1', CUSTOM_IMAGES_SYSTEMS_FILE: systemsFile, CUSTOM_IMAGES_LOG_LEVEL: 'warn' });
-  const bare = express();
-  bare.get('/', (_req, res) => {
-    res.json({ image: 'registry.example.com/lab/env@sha256:0000', system: 'kube', uid: 1000 });
-  });
   const barePort = await freePort();
-  const bareServer = bare.listen(barePort, '127.0.0.1');
+  const bareServer = await startBareExpress(barePort);
   try {
     const token = await hub.userToken('bench');
     const headers = { Authorization: `token ${token}`, 'Content-Type': 'application/json' };
@@ -89,7 +104,7 @@ export async function benchLaunch(): Promise<BenchRow[]> {
       },
     ];
   } finally {
-    bareServer.close();
+    bareServer.kill();
     await hub.stop();
     await registries.stop();
     fs.rmSync(dir, { recursive: true, force: true });

@@ -35,6 +35,7 @@ import { ImageStore } from './images/store.js';
 import type { Keyring } from './secrets/keyring.js';
 import { isServiceAdmin } from './hub/identity.js';
 import { LaunchService } from './launch/service.js';
+import { AuditLog } from './audit/store.js';
 import type { DockerEngine } from './runner/engine.js';
 import { SystemService } from './systems/service.js';
 import { SystemStore } from './systems/store.js';
@@ -61,8 +62,8 @@ export interface App {
   app: Express;
   /** Runs queued check jobs; main starts it after listen, stops it at shutdown. */
   worker: CheckWorker;
-  /** Stops background timers (session cleanup); does not close `db`. */
-  close(): void;
+  /** Stops background timers (session cleanup) and waits for audit writes; does not close `db`. */
+  close(): Promise<void>;
 }
 
 /** The session cookie's name: one per service, so two services on one hub do not clash. */
@@ -144,7 +145,8 @@ export function createApp(deps: AppDeps): App {
     checks: checkStore,
     siteCredentials: (reference) => systems.credentialFor(reference),
   });
-  const launches = new LaunchService({ db, images, checks: checkStore, systems, registry: deps.registry, engine: deps.engine });
+  const audit = new AuditLog(db);
+  const launches = new LaunchService({ audit, images, checks: checkStore, systems, registry: deps.registry, engine: deps.engine });
   const checks = new CheckService({
     store: checkStore,
     images,
@@ -233,8 +235,9 @@ export function createApp(deps: AppDeps): App {
   return {
     app,
     worker,
-    close() {
+    async close() {
       clearTimeout(store.nextDbCleanup);
+      await audit.drain();
     },
   };
 }

@@ -74,7 +74,7 @@ async function main(): Promise<void> {
       clearInterval(idle);
       clearTimeout(force);
       await jobs;
-      close();
+      await close();
       await db.destroy();
       logger.info('stopped');
       process.exit(0);

@@ -167,6 +167,12 @@ export class CheckStore {
     return new Map(rows.map((r) => [Number(r.image_id), fromRow(r)]));
   }
 
+  /** The newest check of one image, or undefined. */
+  async latestOf(owner: string, imageId: number): Promise<CheckRow | undefined> {
+    const row = (await this.db('checks').where({ owner, image_id: imageId }).orderBy('id', 'desc').first()) as Row | undefined;
+    return row ? fromRow(row) : undefined;
+  }
+
   /** A finished result for the same digest, platform and policy, as thorough as `kind` (a full check serves a static one). */
   async reusable(digest: string, platform: string, policyHash: string, kind: CheckRow['kind']): Promise<CheckRow | undefined> {
     const row = (await this.db('checks')

@@ -33,6 +33,12 @@ export interface ImageView {
   updatedAt: Date;
 }
 
+/** A username and password for a registry; only the check and launch code see these. */
+export interface PullCredentials {
+  username: string;
+  password: string;
+}
+
 /** Registry credentials opened for a pull; only the check and launch code see these. */
 export interface OpenedCredential {
   registry: string;
@@ -45,7 +51,7 @@ export interface ImageServiceDeps {
   systems: SystemCatalog;
   keyring: Keyring;
   /** Credentials an admin stored for the image's registry pattern, used when the image has none. */
-  siteCredentials?: (reference: ImageReference) => Promise<{ username: string; password: string } | undefined>;
+  siteCredentials?: (reference: ImageReference) => Promise<PullCredentials | undefined>;
   /** The newest check of each image, for its status. */
   checks?: { latestFor(owner: string, imageIds: number[]): Promise<Map<number, CheckSummary>> };
   now?: () => Date;
@@ -150,14 +156,34 @@ export class ImageService {
   /** The opened registry credential of an image, for a pull; undefined when it has none. */
   async openCredential(owner: string, id: number): Promise<OpenedCredential | undefined> {
     const credential = await this.deps.store.credentialFor(owner, id);
-    if (!credential) return undefined;
+    return credential ? this.open(credential, owner) : undefined;
+  }
+
+  /** What a pull of the image authenticates with: its own login, else the site's for its registry, else nothing. */
+  async pullCredentials(owner: string, id: number, reference: ImageReference): Promise<PullCredentials | undefined> {
+    return this.pullWith(await this.openCredential(owner, id), reference);
+  }
+
+  /**
+   * What a launch needs of the image, in one query: the stored row and the
+   * credentials a pull of it uses (see {@link pullCredentials}).
+   * @throws AppError 404 when the image does not exist or is not `owner`'s.
+   */
+  async forLaunch(owner: string, id: number): Promise<{ image: ImageRow; reference: ImageReference; pull: PullCredentials | undefined }> {
+    const found = await this.deps.store.getWithCredential(owner, id);
+    if (!found) throw notFound('Image');
+    const reference = parseReference(found.image.reference);
+    const own = found.credential ? this.open(found.credential, owner) : undefined;
+    return { image: found.image, reference, pull: await this.pullWith(own, reference) };
+  }
+
+  /** Opens with the owner the caller asked for: a row moved to another owner does not open. */
+  private open(credential: CredentialRow, owner: string): OpenedCredential {
     const password = this.deps.keyring.open(credential, credentialAssociatedData(credential.id, owner));
     return { registry: credential.registry, username: credential.username, password };
   }
 
-  /** What a pull of the image authenticates with: its own login, else the site's for its registry, else nothing. */
-  async pullCredentials(owner: string, id: number, reference: ImageReference): Promise<{ username: string; password: string } | undefined> {
-    const own = await this.openCredential(owner, id);
+  private async pullWith(own: OpenedCredential | undefined, reference: ImageReference): Promise<PullCredentials | undefined> {
     if (own) return { username: own.username, password: own.password };
     return this.deps.siteCredentials?.(reference);
   }

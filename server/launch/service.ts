@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { writeAudit } from '../audit/store.js';
+import type { AuditLog } from '../audit/store.js';
 import { policyHash } from '../checks/service.js';
 import type { CheckStore } from '../checks/store.js';
 import { AppError } from '../errors.js';
@@ -14,10 +14,9 @@ import { SCOPES, hasScope, type HubIdentity } from '../hub/identity.js';
 import type { ImageService } from '../images/service.js';
 import type { RegistryClient } from '../registry/client.js';
 import { RegistryError } from '../registry/errors.js';
-import { parseReference, registryAuthKey } from '../registry/reference.js';
+import { registryAuthKey } from '../registry/reference.js';
 import type { DockerEngine } from '../runner/engine.js';
 import type { SystemCatalog } from '../systems/schema.js';
-import type { Knex } from 'knex';
 
 export const LaunchResponseSchema = z.object({
   image: z.string(),
@@ -47,7 +46,7 @@ function refuse(message: string): AppError {
 }
 
 export interface LaunchServiceDeps {
-  db: Knex;
+  audit: AuditLog;
   images: ImageService;
   checks: CheckStore;
   systems: SystemCatalog;
@@ -61,11 +60,11 @@ export class LaunchService {
   constructor(private readonly deps: LaunchServiceDeps) {}
 
   async launch(actor: HubIdentity, owner: string, imageId: number): Promise<LaunchParams> {
-    const image = await this.deps.images.get(owner, imageId);
-    const system = await this.deps.systems.get(image.system.slug);
+    // The image with its credentials, its newest check and its system; independent lookups.
+    const [{ image, reference, pull: credentials }, check] = await Promise.all([this.deps.images.forLaunch(owner, imageId), this.deps.checks.latestOf(owner, imageId)]);
+    const system = await this.deps.systems.get(image.system);
     if (!system) throw refuse(`The system of "${image.name}" no longer exists. Choose another system for it in custom images.`);
     if (!system.enabled) throw refuse(`${system.displayName} does not offer custom images at the moment (disabled by the hub admins).`);
-    const check = (await this.deps.checks.latestFor(owner, [imageId])).get(imageId);
     if (!check) throw refuse(`"${image.name}" has not been checked yet. Open custom images and press "Check now", then start your server.`);
     if (check.status === 'queued' || check.status === 'running') throw refuse(`"${image.name}" is still being checked. Start your server when the check is done.`);
     if (check.reference !== image.reference || check.system !== system.slug) {
@@ -85,8 +84,6 @@ export class LaunchService {
     if (!digest) throw refuse(`The check of "${image.name}" recorded no digest. Check it again.`);
 
     // The tag must still point where it pointed when it was checked.
-    const reference = parseReference(image.reference);
-    const credentials = await this.deps.images.pullCredentials(owner, imageId, reference);
     if (!reference.digest) {
       let current: string | undefined;
       try {
@@ -137,14 +134,13 @@ export class LaunchService {
       digest,
       system: system.slug,
       spawner: system.spawner,
-      mount: { volume: volumeName(owner, system.slug), target: image.mountPath },
+      mount: { volume: volumeName(owner, system.slug), target: image.mountPath ?? system.defaultMountPath },
       uid,
       env: { CUSTOM_IMAGES_IMAGE: pinned, CUSTOM_IMAGES_CHECK_ID: String(check.id) },
       pull,
       check: { id: check.id, kind: check.kind, finishedAt: check.finishedAt?.toISOString() ?? null },
     });
-    await writeAudit(
-      this.deps.db,
+    await this.deps.audit.append(
       { actor: actor.name, actorKind: actor.kind, action: 'image.launch', targetType: 'image', targetId: String(imageId), details: { owner, image: pinned, digest, system: system.slug, pull: pull.kind } },
       (this.deps.now ?? (() => new Date()))(),
     );
