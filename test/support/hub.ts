@@ -28,6 +28,8 @@ export interface TestHub {
   log(): string;
   /** Creates a hub user (idempotent) and returns a token for them. */
   userToken(name: string, options?: { scopes?: string[]; admin?: boolean }): Promise<string>;
+  /** Creates many users at once and returns a token for each, by name. */
+  userTokens(names: string[]): Promise<Map<string, string>>;
   stop(): Promise<void>;
 }
 
@@ -105,6 +107,24 @@ export async function startHub(port: number, extraEnv: Record<string, string> = 
       const res = await fetch(`${url}/hub/api/users/${name}/tokens`, { method: 'POST', headers, body: JSON.stringify(body) });
       if (res.status !== 201) throw new Error(`token for ${name}: ${res.status} ${await res.text()}`);
       return ((await res.json()) as { token: string }).token;
+    },
+    async userTokens(names) {
+      const headers = { Authorization: `token ${adminToken}`, 'Content-Type': 'application/json' };
+      const created = await fetch(`${url}/hub/api/users`, { method: 'POST', headers, body: JSON.stringify({ usernames: names }) });
+      if (created.status !== 201 && created.status !== 409) throw new Error(`create users: ${created.status} ${await created.text()}`);
+      const tokens = new Map<string, string>();
+      const queue = [...names];
+      // A few at a time: the hub writes each token to its own database.
+      await Promise.all(
+        Array.from({ length: 8 }, async () => {
+          for (let name = queue.shift(); name !== undefined; name = queue.shift()) {
+            const res = await fetch(`${url}/hub/api/users/${name}/tokens`, { method: 'POST', headers, body: JSON.stringify({ note: 'test' }) });
+            if (res.status !== 201) throw new Error(`token for ${name}: ${res.status} ${await res.text()}`);
+            tokens.set(name, ((await res.json()) as { token: string }).token);
+          }
+        }),
+      );
+      return tokens;
     },
     async stop() {
       if (proc.exitCode === null && proc.signalCode === null) {

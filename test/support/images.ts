@@ -173,6 +173,20 @@ export async function pushImage(registry: string, repo: string, tag: string | un
   return { digest, manifest, size: manifest.length };
 }
 
+/**
+ * Tags an image pushed to `from` in another repository as well, without
+ * uploading again: its blobs are mounted across repositories (the
+ * distribution spec's `?mount=&from=`), then the manifest is put.
+ */
+export async function copyImage(registry: string, from: string, to: string, tag: string, manifest: Buffer): Promise<void> {
+  const body = JSON.parse(manifest.toString('utf8')) as { mediaType: string; config: { digest: string }; layers: Array<{ digest: string }> };
+  for (const { digest } of [body.config, ...body.layers]) {
+    const res = await fetch(`http://${registry}/v2/${to}/blobs/uploads/?mount=${digest}&from=${from}`, { method: 'POST' });
+    if (res.status !== 201) throw new Error(`mount ${digest} into ${to}: ${res.status} ${await res.text()}`);
+  }
+  await pushManifest(registry, to, tag, body.mediaType, manifest);
+}
+
 /** Pushes one image per platform and an index over them under `tag`. */
 export async function pushIndex(registry: string, repo: string, tag: string, images: ImageSpec[]): Promise<string> {
   const manifests = [];

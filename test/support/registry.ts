@@ -47,8 +47,8 @@ export interface TestRegistries {
   open: string;
   basic: string;
   token: string;
-  /** Requests the token service refused or granted, for assertions. */
-  tokenRequests: Array<{ user: string | undefined; scope: string }>;
+  /** Requests the token service refused (wrong password) or answered, for assertions. */
+  tokenRequests: Array<{ user: string | undefined; scope: string; refused?: true }>;
   /** Hosts that must be trusted to reach these registries (127.0.0.1). */
   trusted: string[];
   stop(): Promise<void>;
@@ -58,8 +58,16 @@ function base64url(data: Buffer | string): string {
   return Buffer.from(data).toString('base64url');
 }
 
+export interface RegistryOptions {
+  /**
+   * More accounts for the token service: user name to password and the
+   * repository prefix that user alone may pull (e.g. `load/alice/`).
+   */
+  accounts?: Map<string, { password: string; repositories: string }>;
+}
+
 /** Starts the three registries and the token service. */
-export async function startRegistries(): Promise<TestRegistries> {
+export async function startRegistries(options: RegistryOptions = {}): Promise<TestRegistries> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ci-registry-'));
   const storage = path.join(dir, 'storage');
   fs.mkdirSync(storage);
@@ -78,10 +86,14 @@ export async function startRegistries(): Promise<TestRegistries> {
     const scope = url.searchParams.get('scope') ?? '';
     const auth = req.headers.authorization;
     let user: string | undefined;
+    let prefix = '';
     if (auth?.startsWith('Basic ')) {
-      const [u, p] = Buffer.from(auth.slice(6), 'base64').toString().split(':');
-      if (u !== USER || p !== PASSWORD) {
-        tokenRequests.push({ user: u, scope });
+      const [u = '', p] = Buffer.from(auth.slice(6), 'base64').toString().split(':');
+      const account = options.accounts?.get(u);
+      if (account && account.password === p) {
+        prefix = account.repositories;
+      } else if (u !== USER || p !== PASSWORD) {
+        tokenRequests.push({ user: u, scope, refused: true });
         res.writeHead(401, { 'Content-Type': 'application/json' }).end('{"details":"wrong credentials"}');
         return;
       }
@@ -89,7 +101,7 @@ export async function startRegistries(): Promise<TestRegistries> {
     }
     tokenRequests.push({ user, scope });
     const [, name = '', actions = ''] = scope.split(':');
-    const granted = user !== undefined || name.startsWith('public/') ? actions.split(',').filter(Boolean) : [];
+    const granted = (user !== undefined && name.startsWith(prefix)) || name.startsWith('public/') ? actions.split(',').filter(Boolean) : [];
     const now = Math.floor(Date.now() / 1000);
     const header = { alg: 'RS256', typ: 'JWT', x5c: [certDer.toString('base64')] };
     const claims = {
