@@ -104,6 +104,7 @@ function envSchema(cwd: string) {
       .default('')
       .transform((raw) => raw.split(',').map((h) => h.trim().toLowerCase()).filter(Boolean)),
     CUSTOM_IMAGES_MAX_IMAGE_GB: z.coerce.number().positive('must be a positive number of gigabytes').default(32),
+    CUSTOM_IMAGES_REGISTRY_TIMEOUT_SECONDS: z.coerce.number().int('must be a whole number of seconds').min(1, 'must be 1 or more').max(600).default(30),
     CUSTOM_IMAGES_CHECK_CONCURRENCY: z.coerce.number().int().min(1, 'must be 1 or more').max(64).default(2),
     CUSTOM_IMAGES_RUN_TIMEOUT_SECONDS: z.coerce.number().int().min(5, 'must be at least 5 seconds').default(60),
     CUSTOM_IMAGES_RUN_MEMORY_MB: z.coerce.number().int().min(64, 'must be at least 64 MB').default(1024),
@@ -175,6 +176,8 @@ export interface Config {
     trusted: string[];
     /** Largest image (compressed) the check reads. */
     maxImageBytes: number;
+    /** How long a registry may stay silent (no headers, no body bytes) before a request gives up. */
+    timeoutMs: number;
   };
   authCacheSeconds: number;
   logLevel: (typeof LOG_LEVELS)[number];
@@ -260,6 +263,7 @@ export function parseConfig(env: Record<string, string | undefined>, cwd: string
     registries: {
       trusted: e.CUSTOM_IMAGES_TRUSTED_REGISTRIES,
       maxImageBytes: Math.round(e.CUSTOM_IMAGES_MAX_IMAGE_GB * 1e9),
+      timeoutMs: e.CUSTOM_IMAGES_REGISTRY_TIMEOUT_SECONDS * 1000,
     },
     authCacheSeconds: e.CUSTOM_IMAGES_AUTH_CACHE_SECONDS,
     logLevel: e.CUSTOM_IMAGES_LOG_LEVEL,

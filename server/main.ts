@@ -49,7 +49,13 @@ async function main(): Promise<void> {
   }
   // DOCKER_HOST, or the local socket when there is one; without either, no pulls or run checks.
   const engine = config.dockerHost || fs.existsSync('/var/run/docker.sock') ? new DockerEngine(dockerFromHost(config.dockerHost)) : undefined;
-  const registry = new RegistryClient({ trustedHosts: config.registries.trusted, maxImageBytes: config.registries.maxImageBytes });
+  const registry = new RegistryClient({
+    trustedHosts: config.registries.trusted,
+    maxImageBytes: config.registries.maxImageBytes,
+    connectTimeoutMs: Math.min(config.registries.timeoutMs, 10_000),
+    headersTimeoutMs: config.registries.timeoutMs,
+    bodyTimeoutMs: config.registries.timeoutMs,
+  });
   const { app, close, worker } = createApp({ config, db, hub, logger, keyring, registry, engine });
   const server = app.listen(config.service.port, config.service.host, () => {
     logger.info({ url: config.service.url, prefix: config.service.prefix, docker: engine !== undefined }, 'custom-images listening');

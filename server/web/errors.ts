@@ -7,6 +7,7 @@ import type { ErrorRequestHandler, Request, RequestHandler } from 'express';
 import { ZodError } from 'zod';
 import { AppError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { DATABASE_UNAVAILABLE_MESSAGE, isDatabaseUnavailable } from '../store/db.js';
 
 /** JSON for the API and for clients that prefer it; HTML for browsers. */
 export function wantsJson(req: Request, apiPrefix: string): boolean {
@@ -30,6 +31,9 @@ export function toAppError(err: unknown): AppError {
   if (typeof e?.status === 'number' && e.status >= 400 && e.status < 500 && e.expose === true) {
     return new AppError(e.status, 'bad_request', String(e.message), { cause: err });
   }
+  if (isDatabaseUnavailable(err)) {
+    return new AppError(503, 'database_unavailable', DATABASE_UNAVAILABLE_MESSAGE, { cause: err, expose: true });
+  }
   return new AppError(500, 'internal', 'Internal error', { cause: err, expose: false });
 }
 
@@ -45,7 +49,10 @@ export function errorHandler(options: { logger: Logger; apiPrefix: string; login
   return (err, req, res, _next) => {
     const error = toAppError(err);
     const requestId = String(req.id ?? '');
-    if (error.status >= 500) {
+    if (error.code === 'database_unavailable') {
+      // One line, not a stack per request, while the database is away.
+      options.logger.warn({ requestId, code: error.code, reason: err instanceof Error ? err.message : String(err) }, 'database unavailable');
+    } else if (error.status >= 500) {
       options.logger.error({ err: err instanceof Error ? err : new Error(String(err)), requestId, code: error.code }, 'request failed');
     }
     const message = error.expose ? error.message : `Something went wrong on our side. The error was logged with id ${requestId}.`;
@@ -54,6 +61,8 @@ export function errorHandler(options: { logger: Logger; apiPrefix: string; login
       return;
     }
     res.status(error.status);
+    // A database or registry that is away: clients may ask again shortly.
+    if (error.status === 503) res.set('Retry-After', '10');
     if (wantsJson(req, options.apiPrefix)) {
       res.json({
         status: error.status,

@@ -184,3 +184,53 @@ export async function slowProxy(target: string, delayMs: number): Promise<{ host
   await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
   return { host: `127.0.0.1:${port}`, stop: () => new Promise<void>((r) => server.close(() => r())) };
 }
+
+/** What a {@link faultyProxy} does with the next requests. */
+export type Fault = { kind: 'pass' } | { kind: 'status'; status: number; retryAfter?: string } | { kind: 'stall' };
+
+/**
+ * A registry that misbehaves on demand: in front of a real one, it forwards
+ * requests ("pass"), answers them all with a status (500, 429 with
+ * Retry-After), or accepts them and never answers ("stall"). Counts what it
+ * saw, so a test can tell that retries happened.
+ */
+export async function faultyProxy(target: string): Promise<{ host: string; set(fault: Fault): void; seen: Record<string, number>; stop(): Promise<void> }> {
+  const [targetHost, targetPort] = target.split(':');
+  let fault: Fault = { kind: 'pass' };
+  const seen: Record<string, number> = {};
+  const stalled = new Set<http.ServerResponse>();
+  const server = http.createServer((req, res) => {
+    seen[fault.kind === 'status' ? String(fault.status) : fault.kind] = (seen[fault.kind === 'status' ? String(fault.status) : fault.kind] ?? 0) + 1;
+    if (fault.kind === 'stall') {
+      stalled.add(res);
+      res.on('close', () => stalled.delete(res));
+      return;
+    }
+    if (fault.kind === 'status') {
+      res.writeHead(fault.status, { 'Content-Type': 'application/json', ...(fault.retryAfter ? { 'Retry-After': fault.retryAfter } : {}) });
+      res.end(JSON.stringify({ errors: [{ code: 'UNAVAILABLE', message: `injected ${fault.status}` }] }));
+      return;
+    }
+    const upstream = http.request({ host: targetHost, port: Number(targetPort), path: req.url, method: req.method, headers: req.headers }, (up) => {
+      res.writeHead(up.statusCode ?? 502, up.headers);
+      up.pipe(res);
+    });
+    upstream.on('error', () => res.destroy());
+    req.pipe(upstream);
+  });
+  const port = await freePort();
+  await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
+  return {
+    host: `127.0.0.1:${port}`,
+    set: (next) => {
+      fault = next;
+    },
+    seen,
+    stop: () =>
+      new Promise<void>((r) => {
+        for (const res of stalled) res.destroy();
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
+}
