@@ -5,12 +5,6 @@
  */
 import { parseArgs } from 'node:util';
 import { ConfigError, loadStoreConfig } from './config.js';
-import { rotateCredentialKeys } from './images/rotateKeys.js';
-import { ImageStore } from './images/store.js';
-import { createKeyring } from './secrets/keyring.js';
-import { SystemService } from './systems/service.js';
-import { SystemStore } from './systems/store.js';
-import { openDatabase } from './store/db.js';
 import { checkReport } from './checks/report.js';
 import { memoryLayerCache } from './checks/layerCache.js';
 import { runStaticCheck } from './checks/staticCheck.js';
@@ -18,7 +12,6 @@ import { unpinnedWarning } from './images/schema.js';
 import { RegistryClient } from './registry/client.js';
 import { parseReference, ReferenceError } from './registry/reference.js';
 import { ImagePolicySchema } from './systems/schema.js';
-import { migrateLatest, migrateRollbackAll, migrationStatus } from './store/migrate.js';
 
 const USAGE = `usage: custom-images <command> [options]
 
@@ -39,7 +32,17 @@ commands:
 
 The database is CUSTOM_IMAGES_DATABASE_URL (default: an SQLite file under ./data).`;
 
+/**
+ * The database commands load knex, libsodium and the stores on demand: a
+ * `check` run needs none of them and starts faster without.
+ */
+async function databaseModules() {
+  const [{ openDatabase }, { migrateLatest, migrateRollbackAll, migrationStatus }] = await Promise.all([import('./store/db.js'), import('./store/migrate.js')]);
+  return { openDatabase, migrateLatest, migrateRollbackAll, migrationStatus };
+}
+
 async function migrate(args: string[]): Promise<number> {
+  const { openDatabase, migrateLatest, migrateRollbackAll, migrationStatus } = await databaseModules();
   const { values } = parseArgs({ args, options: { status: { type: 'boolean' }, rollback: { type: 'boolean' } } });
   const db = openDatabase(loadStoreConfig().databaseUrl);
   try {
@@ -61,6 +64,14 @@ async function migrate(args: string[]): Promise<number> {
 }
 
 async function rotateKeys(): Promise<number> {
+  const { openDatabase, migrateLatest } = await databaseModules();
+  const [{ createKeyring }, { rotateCredentialKeys }, { ImageStore }, { SystemService }, { SystemStore }] = await Promise.all([
+    import('./secrets/keyring.js'),
+    import('./images/rotateKeys.js'),
+    import('./images/store.js'),
+    import('./systems/service.js'),
+    import('./systems/store.js'),
+  ]);
   const config = loadStoreConfig();
   const db = openDatabase(config.databaseUrl);
   try {
