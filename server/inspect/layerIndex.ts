@@ -128,9 +128,17 @@ async function peek(source: Readable, bytes: number): Promise<Buffer> {
   return head;
 }
 
+/**
+ * Output chunk of the gunzip stream. Each chunk is one round trip between
+ * zlib's worker thread and the main thread; with the default 16 kB the round
+ * trips, not inflating, set the pace (the bench's static check: 2.7 s -> 2.0 s
+ * for 521 MB, beside 1.9 s of gzip -dc).
+ */
+const GUNZIP_CHUNK_BYTES = 64 * 1024;
+
 /** gzip and zstd by their magic bytes (media types are not always right), else plain tar. */
 function decompressorFor(head: Buffer): Transform | undefined {
-  if (head[0] === 0x1f && head[1] === 0x8b) return createGunzip();
+  if (head[0] === 0x1f && head[1] === 0x8b) return createGunzip({ chunkSize: GUNZIP_CHUNK_BYTES });
   if (head.length >= 4 && head.readUInt32LE(0) === 0xfd2fb528) return new ZstdStream();
   return undefined;
 }
