@@ -35,6 +35,7 @@ import { ImageStore } from './images/store.js';
 import type { Keyring } from './secrets/keyring.js';
 import { isServiceAdmin } from './hub/identity.js';
 import { LaunchService } from './launch/service.js';
+import { LaunchStore } from './launch/store.js';
 import { AuditLog } from './audit/store.js';
 import type { DockerEngine } from './runner/engine.js';
 import { SystemService } from './systems/service.js';
@@ -146,7 +147,7 @@ export function createApp(deps: AppDeps): App {
     siteCredentials: (reference) => systems.credentialFor(reference),
   });
   const audit = new AuditLog(db);
-  const launches = new LaunchService({ audit, images, checks: checkStore, systems, registry: deps.registry, engine: deps.engine });
+  const launches = new LaunchService({ audit, store: new LaunchStore(db), images, systems, registry: deps.registry, engine: deps.engine });
   const checks = new CheckService({
     store: checkStore,
     images,

@@ -41,8 +41,8 @@ export type NewCheck = Omit<CheckRow, 'id' | 'runner' | 'heartbeatAt' | 'attempt
 
 type Row = Record<string, unknown>;
 
-
-function fromRow(r: Row): CheckRow {
+/** A `checks` row to its record (also used by queries that join it); a missing log reads as empty. */
+export function checkFromRow(r: Row): CheckRow {
   return {
     id: Number(r.id),
     imageId: r.image_id === null ? null : Number(r.image_id),
@@ -151,12 +151,12 @@ export class CheckStore {
 
   async get(id: number): Promise<CheckRow | undefined> {
     const row = (await this.db('checks').where({ id }).first()) as Row | undefined;
-    return row ? fromRow(row) : undefined;
+    return row ? checkFromRow(row) : undefined;
   }
 
   async forImage(owner: string, imageId: number, limit = 20): Promise<CheckRow[]> {
     const rows = (await this.db('checks').where({ owner, image_id: imageId }).orderBy('id', 'desc').limit(limit)) as Row[];
-    return rows.map(fromRow);
+    return rows.map(checkFromRow);
   }
 
   /** The newest check of each image. */
@@ -164,13 +164,7 @@ export class CheckStore {
     if (imageIds.length === 0) return new Map();
     const newest = this.db('checks').max('id as id').where({ owner }).whereIn('image_id', imageIds).groupBy('image_id');
     const rows = (await this.db('checks').whereIn('id', newest)) as Row[];
-    return new Map(rows.map((r) => [Number(r.image_id), fromRow(r)]));
-  }
-
-  /** The newest check of one image, or undefined. */
-  async latestOf(owner: string, imageId: number): Promise<CheckRow | undefined> {
-    const row = (await this.db('checks').where({ owner, image_id: imageId }).orderBy('id', 'desc').first()) as Row | undefined;
-    return row ? fromRow(row) : undefined;
+    return new Map(rows.map((r) => [Number(r.image_id), checkFromRow(r)]));
   }
 
   /** A finished result for the same digest, platform and policy, as thorough as `kind` (a full check serves a static one). */
@@ -181,7 +175,7 @@ export class CheckStore {
       .whereIn('status', ['passed', 'failed'])
       .orderBy('id', 'desc')
       .first()) as Row | undefined;
-    return row ? fromRow(row) : undefined;
+    return row ? checkFromRow(row) : undefined;
   }
 }
 

@@ -165,16 +165,13 @@ export class ImageService {
   }
 
   /**
-   * What a launch needs of the image, in one query: the stored row and the
-   * credentials a pull of it uses (see {@link pullCredentials}).
-   * @throws AppError 404 when the image does not exist or is not `owner`'s.
+   * The credentials a pull of a launched image uses (see {@link pullCredentials}),
+   * from rows the launch has read already.
    */
-  async forLaunch(owner: string, id: number): Promise<{ image: ImageRow; reference: ImageReference; pull: PullCredentials | undefined }> {
-    const found = await this.deps.store.getWithCredential(owner, id);
-    if (!found) throw notFound('Image');
-    const reference = parseReference(found.image.reference);
-    const own = found.credential ? this.open(found.credential, owner) : undefined;
-    return { image: found.image, reference, pull: await this.pullWith(own, reference) };
+  async pullCredentialsOf(image: ImageRow, credential: CredentialRow | undefined): Promise<{ reference: ImageReference; pull: PullCredentials | undefined }> {
+    const reference = parseReference(image.reference);
+    const own = credential ? this.open(credential, image.owner) : undefined;
+    return { reference, pull: await this.pullWith(own, reference) };
   }
 
   /** Opens with the owner the caller asked for: a row moved to another owner does not open. */

@@ -33,7 +33,8 @@ export type ImageFields = Omit<ImageRow, 'id' | 'createdAt' | 'updatedAt'>;
 
 type Row = Record<string, unknown>;
 
-function imageFromRow(r: Row): ImageRow {
+/** An `images` row to its record (also used by queries that join it). */
+export function imageFromRow(r: Row): ImageRow {
   return {
     id: Number(r.id),
     owner: String(r.owner),
@@ -48,7 +49,8 @@ function imageFromRow(r: Row): ImageRow {
   };
 }
 
-function credentialFromRow(r: Row): CredentialRow {
+/** A `credentials` row to its record (also used by queries that join it). */
+export function credentialFromRow(r: Row): CredentialRow {
   return {
     id: String(r.id),
     imageId: Number(r.image_id),
@@ -77,29 +79,6 @@ export class ImageStore {
   async get(owner: string, id: number): Promise<ImageRow | undefined> {
     const row = (await this.db('images').where({ owner, id }).first()) as Row | undefined;
     return row ? imageFromRow(row) : undefined;
-  }
-
-  /** The image and its credential in one query (launches ask this at every start). */
-  async getWithCredential(owner: string, id: number): Promise<{ image: ImageRow; credential: CredentialRow | undefined } | undefined> {
-    const row = (await this.db('images')
-      .leftJoin('credentials', (on) => on.on('credentials.image_id', 'images.id').andOn('credentials.owner', 'images.owner'))
-      .where({ 'images.owner': owner, 'images.id': id })
-      .first(
-        'images.*',
-        'credentials.id as credential_id',
-        'credentials.registry as credential_registry',
-        'credentials.username as credential_username',
-        'credentials.ciphertext',
-        'credentials.nonce',
-        'credentials.key_id',
-        'credentials.updated_at as credential_updated_at',
-      )) as Row | undefined;
-    if (!row) return undefined;
-    const credential =
-      row.credential_id === null || row.credential_id === undefined
-        ? undefined
-        : credentialFromRow({ ...row, id: row.credential_id, image_id: row.id, registry: row.credential_registry, username: row.credential_username, updated_at: row.credential_updated_at });
-    return { image: imageFromRow(row), credential };
   }
 
   async insert(fields: ImageFields, now: Date): Promise<number> {

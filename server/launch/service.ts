@@ -8,8 +8,7 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import type { AuditLog } from '../audit/store.js';
 import { policyHash } from '../checks/service.js';
-import type { CheckStore } from '../checks/store.js';
-import { AppError } from '../errors.js';
+import { AppError, notFound } from '../errors.js';
 import { SCOPES, hasScope, type HubIdentity } from '../hub/identity.js';
 import type { ImageService } from '../images/service.js';
 import type { RegistryClient } from '../registry/client.js';
@@ -17,6 +16,7 @@ import { RegistryError } from '../registry/errors.js';
 import { registryAuthKey } from '../registry/reference.js';
 import type { DockerEngine } from '../runner/engine.js';
 import type { SystemCatalog } from '../systems/schema.js';
+import type { LaunchStore } from './store.js';
 
 export const LaunchResponseSchema = z.object({
   image: z.string(),
@@ -47,8 +47,8 @@ function refuse(message: string): AppError {
 
 export interface LaunchServiceDeps {
   audit: AuditLog;
+  store: LaunchStore;
   images: ImageService;
-  checks: CheckStore;
   systems: SystemCatalog;
   registry: RegistryClient;
   /** Where images are pulled for Docker systems; undefined when no engine is configured. */
@@ -60,9 +60,10 @@ export class LaunchService {
   constructor(private readonly deps: LaunchServiceDeps) {}
 
   async launch(actor: HubIdentity, owner: string, imageId: number): Promise<LaunchParams> {
-    // The image with its credentials, its newest check and its system; independent lookups.
-    const [{ image, reference, pull: credentials }, check] = await Promise.all([this.deps.images.forLaunch(owner, imageId), this.deps.checks.latestOf(owner, imageId)]);
-    const system = await this.deps.systems.get(image.system);
+    const rows = await this.deps.store.load(owner, imageId);
+    if (!rows) throw notFound('Image');
+    const { image, check } = rows;
+    const [{ reference, pull: credentials }, system] = await Promise.all([this.deps.images.pullCredentialsOf(image, rows.credential), this.deps.systems.get(image.system)]);
     if (!system) throw refuse(`The system of "${image.name}" no longer exists. Choose another system for it in custom images.`);
     if (!system.enabled) throw refuse(`${system.displayName} does not offer custom images at the moment (disabled by the hub admins).`);
     if (!check) throw refuse(`"${image.name}" has not been checked yet. Open custom images and press "Check now", then start your server.`);

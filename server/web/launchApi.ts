@@ -4,7 +4,6 @@ import { z } from 'zod';
 import { AppError } from '../errors.js';
 import { SCOPES, hasAccessScope, hasScope, isServiceAdmin } from '../hub/identity.js';
 import type { LaunchService } from '../launch/service.js';
-import { LaunchResponseSchema } from '../launch/service.js';
 import type { SystemService } from '../systems/service.js';
 import { identityOf } from './apiAuth.js';
 import { authorizeUser, parseApiId } from './imageApi.js';
@@ -46,7 +45,8 @@ export function launchApiRouter(deps: { systems: SystemService; launches: Launch
     const name = String(req.params.name);
     authorizeUser(identity, name, deps.accessScopes, 'read');
     const params = await deps.launches.launch(identity, name, parseApiId(req.params.id));
-    res.set('Cache-Control', 'no-store').json(LaunchResponseSchema.parse(params));
+    // LaunchService already shaped the answer with LaunchResponseSchema.
+    res.set('Cache-Control', 'no-store').json(params);
   });
   return router;
 }
