@@ -61,10 +61,10 @@ async function uncompressedDigest(file: string): Promise<string> {
 }
 
 /** Peak RSS of a child process, read from /proc while it runs (VmHWM is the high-water mark). */
-function runMeasured(command: string, args: string[]): Promise<{ ms: number; peakBytes: number; code: number | null; stdout: string }> {
+function runMeasured(command: string, args: string[], stderr: 'inherit' | 'ignore' = 'inherit'): Promise<{ ms: number; peakBytes: number; code: number | null; stdout: string }> {
   return new Promise((resolve) => {
     const started = performance.now();
-    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', stderr] });
     let stdout = '';
     let peak = 0;
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -176,7 +176,8 @@ export async function benchStaticCheck(options: { layerCount?: number; randomMBP
     // clean-up afterwards would slow down whatever runs next).
     const pullRef = `${registry}/bench/large:1`;
     const docker = (args: string[]) => runMeasured('docker', args);
-    await docker(['rmi', '-f', pullRef]);
+    // Not there yet, normally; a leftover from an interrupted run would make the pull free.
+    await runMeasured('docker', ['rmi', '-f', pullRef], 'ignore');
     const pull = await docker(['pull', '-q', pullRef]);
     if (pull.code !== 0) throw new Error(`docker pull ${pullRef} failed (is dockerd running? DOCKER_HOST=${process.env.DOCKER_HOST ?? ''})`);
     await docker(['rmi', '-f', pullRef]);
