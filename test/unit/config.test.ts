@@ -34,6 +34,11 @@ describe('parseConfig', () => {
     expect(config.cryptKeys).toEqual([]);
   });
 
+  it('waits 30 s for a silent registry unless told otherwise', () => {
+    expect(parseConfig(HUB_ENV).registries.timeoutMs).toBe(30_000);
+    expect(parseConfig({ ...HUB_ENV, CUSTOM_IMAGES_REGISTRY_TIMEOUT_SECONDS: '5' }).registries.timeoutMs).toBe(5_000);
+  });
+
   it('marks cookies Secure when the public URL is https', () => {
     const config = parseConfig({ ...HUB_ENV, JUPYTERHUB_PUBLIC_URL: 'https://hub.example.org/' });
     expect(config.service.secureCookies).toBe(true);
@@ -58,6 +63,8 @@ describe('parseConfig', () => {
     [{ CUSTOM_IMAGES_LOG_LEVEL: 'loud' }, /^CUSTOM_IMAGES_LOG_LEVEL must be one of/],
     [{ CUSTOM_IMAGES_SESSION_HOURS: '-1' }, /^CUSTOM_IMAGES_SESSION_HOURS must be a positive/],
     [{ JUPYTERHUB_OAUTH_ACCESS_SCOPES: 'access:services' }, /^JUPYTERHUB_OAUTH_ACCESS_SCOPES must be a JSON list/],
+    [{ CUSTOM_IMAGES_REGISTRY_TIMEOUT_SECONDS: '0' }, /^CUSTOM_IMAGES_REGISTRY_TIMEOUT_SECONDS must be 1 or more/],
+    [{ CUSTOM_IMAGES_REGISTRY_TIMEOUT_SECONDS: '2.5' }, /^CUSTOM_IMAGES_REGISTRY_TIMEOUT_SECONDS must be a whole number of seconds/],
   ])('refuses %o with one line naming the variable', (patch, expected) => {
     const found = problems({ ...HUB_ENV, ...patch });
     expect(found).toHaveLength(1);
