@@ -105,6 +105,7 @@ export class RegistryClient {
   private readonly transport: RegistryTransport;
   private readonly tokens = new Map<string, CachedToken>();
   private readonly digests = new Map<string, { digest: string | undefined; expires: number }>();
+  private readonly pendingDigests = new Map<string, Promise<string | undefined>>();
   /** How long a tag's digest from a HEAD is taken as current (launches ask often). */
   readonly digestTtlMs: number;
   private readonly now: () => number;
@@ -160,6 +161,16 @@ export class RegistryClient {
     return undefined;
   }
 
+  /** @internal Runs `lookup` once for concurrent callers with the same key. */
+  sharedLookup(key: string, lookup: () => Promise<string | undefined>): Promise<string | undefined> {
+    let pending = this.pendingDigests.get(key);
+    if (!pending) {
+      pending = lookup().finally(() => this.pendingDigests.delete(key));
+      this.pendingDigests.set(key, pending);
+    }
+    return pending;
+  }
+
   /** @internal */
   storeDigest(key: string, digest: string | undefined): void {
     if (this.digestTtlMs <= 0) return;
@@ -198,14 +209,21 @@ export class RegistrySession {
     const ref = this.reference.digest ?? this.reference.tag ?? 'latest';
     const who = this.credentials ? `${this.credentials.username}:${createHash('sha256').update(this.credentials.password).digest('hex')}` : '';
     const key = `${this.reference.registry}/${this.reference.repository}:${ref}|${who}`;
-    const cached = options.fresh ? undefined : this.client.cachedDigest(key);
-    if (cached) return cached.digest;
-    const response = await this.get(`manifests/${ref}`, { method: 'HEAD', accept: ACCEPT });
-    await this.expectOk(response, 'manifest');
-    const digest = response.headers.get('docker-content-digest') ?? undefined;
+    const ask = async () => {
+      const response = await this.get(`manifests/${ref}`, { method: 'HEAD', accept: ACCEPT });
+      await this.expectOk(response, 'manifest');
+      return response.headers.get('docker-content-digest') ?? undefined;
+    };
     // A fresh answer (a check) is not shared: only launches reuse each other's answers.
-    if (!options.fresh) this.client.storeDigest(key, digest);
-    return digest;
+    if (options.fresh) return ask();
+    const cached = this.client.cachedDigest(key);
+    if (cached) return cached.digest;
+    // Launches that arrive while the answer is on its way share the one request.
+    return this.client.sharedLookup(key, async () => {
+      const digest = await ask();
+      this.client.storeDigest(key, digest);
+      return digest;
+    });
   }
 
   /** Resolves the reference to one platform's manifest, config and layers. */

@@ -12,7 +12,7 @@ import { RegistryClient, type RegistryCredentials } from '../../server/registry/
 import { parseReference } from '../../server/registry/reference.js';
 import { OPEN_POLICY, type ImagePolicy } from '../../server/systems/schema.js';
 import { pushImage, pushIndex, pythonWithJupyterhub, singleuserScript, type ImageSpec } from '../support/images.js';
-import { freePort, PASSWORD, startRegistries, USER, type TestRegistries } from '../support/registry.js';
+import { faultyProxy, freePort, PASSWORD, startRegistries, USER, type TestRegistries } from '../support/registry.js';
 
 let registries: TestRegistries;
 
@@ -306,6 +306,30 @@ describe('layer reuse', () => {
     expect(second.digest).toBe(derived.digest);
     expect(second.layers).toMatchObject({ total: 3, fromCache: 2 });
     expect(second.verdict).toBe('pass');
+  });
+});
+
+describe('the digest of a tag, for launches', () => {
+  it('asks the registry once for launches that arrive together, and again for a check or after its time', async () => {
+    const proxy = await faultyProxy(registries.open);
+    try {
+      let now = 0;
+      const client = new RegistryClient({ trustedHosts: ['127.0.0.1'], now: () => now });
+      const reference = parseReference(`${proxy.host}/pass/usr-local:1`);
+      const heads = () => proxy.requests.filter((r) => r.startsWith('HEAD ')).length;
+      const digests = await Promise.all(Array.from({ length: 20 }, () => client.session(reference, undefined).headDigest()));
+      expect(new Set(digests).size).toBe(1);
+      expect(heads()).toBe(1);
+      await client.session(reference, undefined).headDigest();
+      expect(heads()).toBe(1);
+      await client.session(reference, undefined).headDigest({ fresh: true });
+      expect(heads()).toBe(2);
+      now += client.digestTtlMs + 1;
+      await client.session(reference, undefined).headDigest();
+      expect(heads()).toBe(3);
+    } finally {
+      await proxy.stop();
+    }
   });
 });
 

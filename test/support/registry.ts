@@ -191,15 +191,17 @@ export type Fault = { kind: 'pass' } | { kind: 'status'; status: number; retryAf
 /**
  * A registry that misbehaves on demand: in front of a real one, it forwards
  * requests ("pass"), answers them all with a status (500, 429 with
- * Retry-After), or accepts them and never answers ("stall"). Counts what it
- * saw, so a test can tell that retries happened.
+ * Retry-After), or accepts them and never answers ("stall"). Counts and
+ * lists what it saw, so a test can tell that retries happened.
  */
-export async function faultyProxy(target: string): Promise<{ host: string; set(fault: Fault): void; seen: Record<string, number>; stop(): Promise<void> }> {
+export async function faultyProxy(target: string): Promise<{ host: string; set(fault: Fault): void; seen: Record<string, number>; requests: string[]; stop(): Promise<void> }> {
   const [targetHost, targetPort] = target.split(':');
   let fault: Fault = { kind: 'pass' };
   const seen: Record<string, number> = {};
+  const requests: string[] = [];
   const stalled = new Set<http.ServerResponse>();
   const server = http.createServer((req, res) => {
+    requests.push(`${req.method ?? ''} ${req.url ?? ''}`);
     seen[fault.kind === 'status' ? String(fault.status) : fault.kind] = (seen[fault.kind === 'status' ? String(fault.status) : fault.kind] ?? 0) + 1;
     if (fault.kind === 'stall') {
       stalled.add(res);
@@ -226,6 +228,7 @@ export async function faultyProxy(target: string): Promise<{ host: string; set(f
       fault = next;
     },
     seen,
+    requests,
     stop: () =>
       new Promise<void>((r) => {
         for (const res of stalled) res.destroy();
