@@ -63,7 +63,9 @@ export class LaunchService {
     const rows = await this.deps.store.load(owner, imageId);
     if (!rows) throw notFound('Image');
     const { image, check } = rows;
-    const [{ reference, pull: credentials }, system] = await Promise.all([this.deps.images.pullCredentialsOf(image, rows.credential), this.deps.systems.get(image.system)]);
+    // A system without a row is the configured default one (or none at all): the catalog knows which.
+    const system = rows.system ?? (await this.deps.systems.get(image.system));
+    const { reference, pull: credentials } = await this.deps.images.pullCredentialsOf(image, rows.credential);
     if (!system) throw refuse(`The system of "${image.name}" no longer exists. Choose another system for it in custom images.`);
     if (!system.enabled) throw refuse(`${system.displayName} does not offer custom images at the moment (disabled by the hub admins).`);
     if (!check) throw refuse(`"${image.name}" has not been checked yet. Open custom images and press "Check now", then start your server.`);

@@ -7,7 +7,8 @@ import { ImagePolicySchema, type System } from './schema.js';
 type Row = Record<string, unknown>;
 
 
-function fromRow(r: Row): System {
+/** A `systems` row to its record (also used by queries that join it). */
+export function systemFromRow(r: Row): System {
   return {
     slug: String(r.slug),
     displayName: String(r.display_name),
@@ -54,12 +55,12 @@ export class SystemStore {
   }
 
   async list(): Promise<System[]> {
-    return ((await this.db('systems').orderBy('display_name')) as Row[]).map(fromRow);
+    return ((await this.db('systems').orderBy('display_name')) as Row[]).map(systemFromRow);
   }
 
   async get(slug: string): Promise<System | undefined> {
     const row = (await this.db('systems').where({ slug }).first()) as Row | undefined;
-    return row ? fromRow(row) : undefined;
+    return row ? systemFromRow(row) : undefined;
   }
 
   async count(): Promise<number> {
