@@ -168,8 +168,9 @@ export function createApp(deps: AppDeps): App {
     '/api/v1',
     express.json({ limit: '64kb' }),
     apiRouter({ authenticate }),
-    imageApiRouter({ images, checks, queued, accessScopes: config.hub.accessScopes }),
+    // Launches first: the hook's call at every server start then passes the fewest routes.
     launchApiRouter({ systems, launches, accessScopes: config.hub.accessScopes }),
+    imageApiRouter({ images, checks, queued, accessScopes: config.hub.accessScopes }),
   );
 
   // Pages: sessions live in the database so that replicas share them.

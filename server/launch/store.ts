@@ -18,21 +18,39 @@ const CREDENTIAL_COLUMNS = ['id', 'registry', 'username', 'ciphertext', 'nonce',
 const CHECK_COLUMNS = ['id', 'system', 'reference', 'digest', 'manifest_digest', 'platform', 'policy_hash', 'kind', 'status', 'findings', 'facts', 'reused_from', 'created_at', 'started_at', 'finished_at', 'duration_ms', 'runner', 'heartbeat_at', 'attempts'];
 const SYSTEM_COLUMNS = ['slug', 'display_name', 'description', 'enabled', 'allowed_registries', 'mount_prefixes', 'default_mount_path', 'platform', 'spawner', 'policy'];
 
-/** Columns of `table` under a prefix, so that the joined tables do not overwrite each other's. */
-function select(table: string, columns: string[], prefix: string): string {
-  return columns.map((c) => `${table}.${c} as ${prefix}${c}`).join(', ');
+/** One table's columns in the joined row: selected under a prefix, so that the tables do not overwrite each other's. */
+class Part {
+  private readonly aliases: Array<[alias: string, column: string]>;
+
+  constructor(
+    readonly table: string,
+    columns: string[],
+    prefix: string,
+  ) {
+    this.aliases = columns.map((c) => [`${prefix}${c}`, c]);
+  }
+
+  get select(): string {
+    return this.aliases.map(([alias, column]) => `${this.table}.${column} as ${alias}`).join(', ');
+  }
+
+  /** This table's columns out of a joined row; undefined when the left join found no row. */
+  of(row: Row): Row | undefined {
+    const [first] = this.aliases;
+    if (!first || row[first[0]] === null || row[first[0]] === undefined) return undefined;
+    const out: Row = {};
+    for (const [alias, column] of this.aliases) out[column] = row[alias];
+    return out;
+  }
 }
 
-/** Takes the columns with `prefix` back out of a joined row. */
-function unprefixed(row: Row, prefix: string): Row {
-  const out: Row = {};
-  for (const [key, value] of Object.entries(row)) if (key.startsWith(prefix)) out[key.slice(prefix.length)] = value;
-  return out;
-}
+const images = new Part('images', IMAGE_COLUMNS, 'image_');
+const credentials = new Part('credentials', CREDENTIAL_COLUMNS, 'credential_');
+const checks = new Part('checks', CHECK_COLUMNS, 'check_');
+const systems = new Part('systems', SYSTEM_COLUMNS, 'system_');
 
 // Plain SQL that SQLite and PostgreSQL both read (knex turns ? into $n for pg).
-const LAUNCH_SQL = `select ${select('images', IMAGE_COLUMNS, 'image_')}, ${select('credentials', CREDENTIAL_COLUMNS, 'credential_')},
-  ${select('checks', CHECK_COLUMNS, 'check_')}, ${select('systems', SYSTEM_COLUMNS, 'system_')}
+const LAUNCH_SQL = `select ${images.select}, ${credentials.select}, ${checks.select}, ${systems.select}
 from images
 left join credentials on credentials.image_id = images.id and credentials.owner = images.owner
 left join checks on checks.id = (select max(newest.id) from checks newest where newest.image_id = images.id and newest.owner = images.owner)
@@ -54,14 +72,17 @@ export class LaunchStore {
   async load(owner: string, id: number): Promise<LaunchRows | undefined> {
     const result = (await this.db.raw(LAUNCH_SQL, [owner, id])) as Row[] | { rows: Row[] };
     const row = (Array.isArray(result) ? result : result.rows)[0];
-    if (!row) return undefined;
-    const image = imageFromRow(unprefixed(row, 'image_'));
-    const present = (prefix: string, key: string) => row[`${prefix}${key}`] !== null && row[`${prefix}${key}`] !== undefined;
+    const imageRow = row && images.of(row);
+    if (!row || !imageRow) return undefined;
+    const image = imageFromRow(imageRow);
+    const credential = credentials.of(row);
+    const check = checks.of(row);
+    const system = systems.of(row);
     return {
       image,
-      credential: present('credential_', 'id') ? credentialFromRow({ ...unprefixed(row, 'credential_'), image_id: image.id, owner: image.owner }) : undefined,
-      check: present('check_', 'id') ? checkFromRow({ ...unprefixed(row, 'check_'), image_id: image.id, owner: image.owner }) : undefined,
-      system: present('system_', 'slug') ? systemFromRow(unprefixed(row, 'system_')) : undefined,
+      credential: credential && credentialFromRow({ ...credential, image_id: image.id, owner: image.owner }),
+      check: check && checkFromRow({ ...check, image_id: image.id, owner: image.owner }),
+      system: system && systemFromRow(system),
     };
   }
 }
