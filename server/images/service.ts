@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { AppError, notFound } from '../errors.js';
 import type { HubIdentity } from '../hub/identity.js';
+import type { RegistryCredentials } from '../registry/client.js';
 import { parseReference, type ImageReference } from '../registry/reference.js';
 import type { Keyring } from '../secrets/keyring.js';
 import type { System, SystemCatalog } from '../systems/schema.js';
@@ -33,12 +34,6 @@ export interface ImageView {
   updatedAt: Date;
 }
 
-/** A username and password for a registry; only the check and launch code see these. */
-export interface PullCredentials {
-  username: string;
-  password: string;
-}
-
 /** Registry credentials opened for a pull; only the check and launch code see these. */
 export interface OpenedCredential {
   registry: string;
@@ -51,7 +46,7 @@ export interface ImageServiceDeps {
   systems: SystemCatalog;
   keyring: Keyring;
   /** Credentials an admin stored for the image's registry pattern, used when the image has none. */
-  siteCredentials?: (reference: ImageReference) => Promise<PullCredentials | undefined>;
+  siteCredentials?: (reference: ImageReference) => Promise<RegistryCredentials | undefined>;
   /** The newest check of each image, for its status. */
   checks?: { latestFor(owner: string, imageIds: number[]): Promise<Map<number, CheckSummary>> };
   now?: () => Date;
@@ -160,7 +155,7 @@ export class ImageService {
   }
 
   /** What a pull of the image authenticates with: its own login, else the site's for its registry, else nothing. */
-  async pullCredentials(owner: string, id: number, reference: ImageReference): Promise<PullCredentials | undefined> {
+  async pullCredentials(owner: string, id: number, reference: ImageReference): Promise<RegistryCredentials | undefined> {
     return this.pullWith(await this.openCredential(owner, id), reference);
   }
 
@@ -168,7 +163,7 @@ export class ImageService {
    * The credentials a pull of a launched image uses (see {@link pullCredentials}),
    * from rows the launch has read already.
    */
-  async pullCredentialsOf(image: ImageRow, credential: CredentialRow | undefined): Promise<{ reference: ImageReference; pull: PullCredentials | undefined }> {
+  async pullCredentialsOf(image: ImageRow, credential: CredentialRow | undefined): Promise<{ reference: ImageReference; pull: RegistryCredentials | undefined }> {
     const reference = parseReference(image.reference);
     const own = credential ? this.open(credential, image.owner) : undefined;
     return { reference, pull: await this.pullWith(own, reference) };
@@ -180,7 +175,7 @@ export class ImageService {
     return { registry: credential.registry, username: credential.username, password };
   }
 
-  private async pullWith(own: OpenedCredential | undefined, reference: ImageReference): Promise<PullCredentials | undefined> {
+  private async pullWith(own: OpenedCredential | undefined, reference: ImageReference): Promise<RegistryCredentials | undefined> {
     if (own) return { username: own.username, password: own.password };
     return this.deps.siteCredentials?.(reference);
   }

@@ -1,4 +1,5 @@
 /** Column conversions shared by the stores: SQLite and PostgreSQL hand back dates and JSON differently. */
+import type { Sealed } from '../secrets/keyring.js';
 
 /** A timestamp column: a Date from pg, a number or an ISO string from SQLite. */
 export function toDate(value: unknown): Date {
@@ -23,11 +24,11 @@ export interface SealedColumns {
 }
 
 /** Sealed values to their columns. */
-export function sealedToColumns(sealed: { ciphertext: Uint8Array; nonce: Uint8Array; keyId: string }): SealedColumns {
+export function sealedToColumns(sealed: Sealed): SealedColumns {
   return { ciphertext: Buffer.from(sealed.ciphertext), nonce: Buffer.from(sealed.nonce), key_id: sealed.keyId };
 }
 
 /** Sealed columns of a row back to the values the keyring opens. */
-export function sealedFromRow(r: Record<string, unknown>): { ciphertext: Uint8Array; nonce: Uint8Array; keyId: string } {
+export function sealedFromRow(r: Record<string, unknown>): Sealed {
   return { ciphertext: new Uint8Array(r.ciphertext as Buffer), nonce: new Uint8Array(r.nonce as Buffer), keyId: String(r.key_id) };
 }

@@ -6,7 +6,6 @@ import { ImagePolicySchema, type System } from './schema.js';
 
 type Row = Record<string, unknown>;
 
-
 /** A `systems` row to its record (also used by queries that join it). */
 export function systemFromRow(r: Row): System {
   return {
