@@ -65,7 +65,6 @@ export class LaunchService {
     const { image, check } = rows;
     // A system without a row is the configured default one (or none at all): the catalog knows which.
     const system = rows.system ?? (await this.deps.systems.get(image.system));
-    const { reference, pull: credentials } = await this.deps.images.pullCredentialsOf(image, rows.credential);
     if (!system) throw refuse(`The system of "${image.name}" no longer exists. Choose another system for it in custom images.`);
     if (!system.enabled) throw refuse(`${system.displayName} does not offer custom images at the moment (disabled by the hub admins).`);
     if (!check) throw refuse(`"${image.name}" has not been checked yet. Open custom images and press "Check now", then start your server.`);
@@ -86,6 +85,8 @@ export class LaunchService {
     const digest = check.manifestDigest ?? check.digest;
     if (!digest) throw refuse(`The check of "${image.name}" recorded no digest. Check it again.`);
 
+    // Secrets are opened only for a launch that goes ahead.
+    const { reference, pull: credentials } = await this.deps.images.pullCredentialsOf(image, rows.credential);
     // The tag must still point where it pointed when it was checked.
     if (!reference.digest) {
       let current: string | undefined;
