@@ -153,29 +153,27 @@ export class RegistryClient {
     this.tokens.set(key, { value, expires: this.now() + Math.max(0, expiresInSeconds - 10) * 1000 });
   }
 
-  /** @internal short-lived cache of tag -> digest answers */
-  cachedDigest(key: string): { digest: string | undefined } | undefined {
+  /**
+   * @internal A tag's digest as answered within the last {@link digestTtlMs};
+   * otherwise `ask` runs once for every caller with the same key meanwhile.
+   */
+  reusedDigest(key: string, ask: () => Promise<string | undefined>): Promise<string | undefined> {
     const hit = this.digests.get(key);
-    if (hit && hit.expires > this.now()) return hit;
-    if (hit) this.digests.delete(key);
-    return undefined;
-  }
-
-  /** @internal Runs `lookup` once for concurrent callers with the same key. */
-  sharedLookup(key: string, lookup: () => Promise<string | undefined>): Promise<string | undefined> {
+    if (hit && hit.expires > this.now()) return Promise.resolve(hit.digest);
     let pending = this.pendingDigests.get(key);
     if (!pending) {
-      pending = lookup().finally(() => this.pendingDigests.delete(key));
+      pending = ask()
+        .then((digest) => {
+          if (this.digestTtlMs > 0) {
+            if (this.digests.size > 10_000) this.digests.clear();
+            this.digests.set(key, { digest, expires: this.now() + this.digestTtlMs });
+          }
+          return digest;
+        })
+        .finally(() => this.pendingDigests.delete(key));
       this.pendingDigests.set(key, pending);
     }
     return pending;
-  }
-
-  /** @internal */
-  storeDigest(key: string, digest: string | undefined): void {
-    if (this.digestTtlMs <= 0) return;
-    if (this.digests.size > 10_000) this.digests.clear();
-    this.digests.set(key, { digest, expires: this.now() + this.digestTtlMs });
   }
 
   /** @internal */
@@ -207,23 +205,15 @@ export class RegistrySession {
    */
   async headDigest(options: { fresh?: boolean } = {}): Promise<string | undefined> {
     const ref = this.reference.digest ?? this.reference.tag ?? 'latest';
-    const who = this.credentials ? `${this.credentials.username}:${createHash('sha256').update(this.credentials.password).digest('hex')}` : '';
-    const key = `${this.reference.registry}/${this.reference.repository}:${ref}|${who}`;
     const ask = async () => {
       const response = await this.get(`manifests/${ref}`, { method: 'HEAD', accept: ACCEPT });
       await this.expectOk(response, 'manifest');
       return response.headers.get('docker-content-digest') ?? undefined;
     };
-    // A fresh answer (a check) is not shared: only launches reuse each other's answers.
+    // A fresh answer (a check) is not shared: only launches reuse each other's answers, per credentials.
     if (options.fresh) return ask();
-    const cached = this.client.cachedDigest(key);
-    if (cached) return cached.digest;
-    // Launches that arrive while the answer is on its way share the one request.
-    return this.client.sharedLookup(key, async () => {
-      const digest = await ask();
-      this.client.storeDigest(key, digest);
-      return digest;
-    });
+    const who = this.credentials ? `${this.credentials.username}:${createHash('sha256').update(this.credentials.password).digest('hex')}` : '';
+    return this.client.reusedDigest(`${this.reference.registry}/${this.reference.repository}:${ref}|${who}`, ask);
   }
 
   /** Resolves the reference to one platform's manifest, config and layers. */
