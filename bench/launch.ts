@@ -12,7 +12,7 @@ import autocannon from 'autocannon';
 import { startHub, waitForCheck } from '../test/support/hub.js';
 import { pushImage, pythonWithJupyterhub, singleuserScript } from '../test/support/images.js';
 import { freePort, startRegistries } from '../test/support/registry.js';
-import type { BenchRow } from './table.js';
+import { percentile, type BenchRow } from './table.js';
 
 const CONNECTIONS = 64;
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
@@ -54,9 +54,7 @@ async function atFixedRate(url: string, headers: Record<string, string>, rate: n
     );
   }
   await Promise.all(pending);
-  latencies.sort((a, b) => a - b);
-  const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0;
-  return { p50: at(0.5), p99: at(0.99), errors };
+  return { p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), errors };
 }
 
 /**

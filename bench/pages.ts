@@ -25,9 +25,7 @@ import { staticCatalog } from '../server/systems/schema.js';
 import { pushImage, pythonWithJupyterhub, singleuserScript } from '../test/support/images.js';
 import { startRegistries } from '../test/support/registry.js';
 import { testSystem } from '../test/support/systems.js';
-import type { BenchRow } from './table.js';
-
-const percentile = (values: number[], p: number) => [...values].sort((a, b) => a - b)[Math.floor((values.length - 1) * p)] ?? 0;
+import { percentile, type BenchRow } from './table.js';
 
 export async function benchPages(): Promise<BenchRow[]> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ci-bench-pages-'));

@@ -41,7 +41,8 @@ export interface ImageSpec {
   docker?: boolean;
 }
 
-const sha256 = (data: Buffer) => `sha256:${createHash('sha256').update(data).digest('hex')}`;
+/** The OCI digest of some bytes. */
+export const sha256 = (data: Buffer) => `sha256:${createHash('sha256').update(data).digest('hex')}`;
 
 /** A tar of `files`, parents first, as docker build writes them. */
 export async function layerTar(files: LayerFiles): Promise<Buffer> {
@@ -104,8 +105,8 @@ async function sha256File(file: string): Promise<string> {
   return `sha256:${hash.digest('hex')}`;
 }
 
-/** The digest of a gzip'd layer's uncompressed tar, kept beside it as FILE.diffid. */
-async function diffIdOf(file: string): Promise<string> {
+/** The digest of a gzip'd layer's uncompressed tar (its diff id), kept beside it as FILE.diffid. */
+export async function diffIdOf(file: string): Promise<string> {
   const cached = `${file}.diffid`;
   if (fs.existsSync(cached) && fs.statSync(cached).mtimeMs >= fs.statSync(file).mtimeMs) return fs.readFileSync(cached, 'utf8').trim();
   const hash = createHash('sha256');
@@ -180,11 +181,14 @@ export async function pushImage(registry: string, repo: string, tag: string | un
  */
 export async function copyImage(registry: string, from: string, to: string, tag: string, manifest: Buffer): Promise<void> {
   const body = JSON.parse(manifest.toString('utf8')) as { mediaType: string; config: { digest: string }; layers: Array<{ digest: string }> };
-  for (const { digest } of [body.config, ...body.layers]) {
-    const res = await fetch(`http://${registry}/v2/${to}/blobs/uploads/?mount=${digest}&from=${from}`, { method: 'POST' });
-    if (res.status !== 201) throw new Error(`mount ${digest} into ${to}: ${res.status} ${await res.text()}`);
-  }
+  for (const { digest } of [body.config, ...body.layers]) await mountBlob(registry, from, to, digest);
   await pushManifest(registry, to, tag, body.mediaType, manifest);
+}
+
+/** Makes a blob of repository `from` part of `to` as well, without uploading it again. */
+export async function mountBlob(registry: string, from: string, to: string, digest: string): Promise<void> {
+  const res = await fetch(`http://${registry}/v2/${to}/blobs/uploads/?mount=${digest}&from=${from}`, { method: 'POST' });
+  if (res.status !== 201) throw new Error(`mount ${digest} into ${to}: ${res.status} ${await res.text()}`);
 }
 
 /** Pushes one image per platform and an index over them under `tag`. */
