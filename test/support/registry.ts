@@ -164,21 +164,24 @@ ${auth}`;
   };
 }
 
+/** Passes a request on to the registry at `target` (host:port) and its answer back. */
+function forward(target: string, req: http.IncomingMessage, res: http.ServerResponse): void {
+  const [host, port] = target.split(':');
+  const upstream = http.request({ host, port: Number(port), path: req.url, method: req.method, headers: req.headers }, (up) => {
+    res.writeHead(up.statusCode ?? 502, up.headers);
+    up.pipe(res);
+  });
+  upstream.on('error', () => res.destroy());
+  req.pipe(upstream);
+}
+
 /**
  * A slow network in front of a registry: each request waits `delayMs` before
  * it is forwarded. Returns host:port and a stop function.
  */
 export async function slowProxy(target: string, delayMs: number): Promise<{ host: string; stop(): Promise<void> }> {
-  const [targetHost, targetPort] = target.split(':');
   const server = http.createServer((req, res) => {
-    setTimeout(() => {
-      const upstream = http.request({ host: targetHost, port: Number(targetPort), path: req.url, method: req.method, headers: req.headers }, (up) => {
-        res.writeHead(up.statusCode ?? 502, up.headers);
-        up.pipe(res);
-      });
-      upstream.on('error', () => res.destroy());
-      req.pipe(upstream);
-    }, delayMs);
+    setTimeout(() => forward(target, req, res), delayMs);
   });
   const port = await freePort();
   await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
@@ -195,7 +198,6 @@ export type Fault = { kind: 'pass' } | { kind: 'status'; status: number; retryAf
  * lists what it saw, so a test can tell that retries happened.
  */
 export async function faultyProxy(target: string): Promise<{ host: string; set(fault: Fault): void; seen: Record<string, number>; requests: string[]; stop(): Promise<void> }> {
-  const [targetHost, targetPort] = target.split(':');
   let fault: Fault = { kind: 'pass' };
   const seen: Record<string, number> = {};
   const requests: string[] = [];
@@ -213,12 +215,7 @@ export async function faultyProxy(target: string): Promise<{ host: string; set(f
       res.end(JSON.stringify({ errors: [{ code: 'UNAVAILABLE', message: `injected ${fault.status}` }] }));
       return;
     }
-    const upstream = http.request({ host: targetHost, port: Number(targetPort), path: req.url, method: req.method, headers: req.headers }, (up) => {
-      res.writeHead(up.statusCode ?? 502, up.headers);
-      up.pipe(res);
-    });
-    upstream.on('error', () => res.destroy());
-    req.pipe(upstream);
+    forward(target, req, res);
   });
   const port = await freePort();
   await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
