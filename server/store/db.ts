@@ -26,6 +26,8 @@ export function openDatabase(url: string): Knex {
     return knexFactory({
       client: 'pg',
       connection: url,
+      // Error messages carry the SQL with placeholders, never the bound values (see the SQLite case).
+      compileSqlOnError: false,
       pool: { min: 0, max: 10 },
       // A PostgreSQL restart must not leave us holding dead connections.
       acquireConnectionTimeout: 10_000,
@@ -36,6 +38,9 @@ export function openDatabase(url: string): Knex {
   return knexFactory({
     client: 'better-sqlite3',
     connection: { filename },
+    // By default knex writes the bound values into a failed query's message, which ends up in
+    // logs: a session's CSRF token, say. The SQL with its placeholders is enough to debug.
+    compileSqlOnError: false,
     useNullAsDefault: true,
     pool: {
       // One writer at a time is what SQLite allows anyway; WAL lets readers go on.
