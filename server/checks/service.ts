@@ -22,6 +22,9 @@ import type { LayerIndexCache } from './layerCache.js';
 import { registryFinding, runStaticCheck, type CheckProgress } from './staticCheck.js';
 import type { CheckRow, CheckStatus, CheckStore } from './store.js';
 
+// A site has a handful of policies, and every launch compares one: hash each once.
+const policyHashes = new Map<string, string>();
+
 /** A stable key for "the same policy on the same platform". */
 export function policyHash(policy: ImagePolicy, platform: string): string {
   const canonical = JSON.stringify({
@@ -30,7 +33,13 @@ export function policyHash(policy: ImagePolicy, platform: string): string {
     requirePip: policy.requirePip,
     python: { min: policy.python?.min ?? null, max: policy.python?.max ?? null },
   });
-  return createHash('sha256').update(canonical).digest('hex');
+  let hash = policyHashes.get(canonical);
+  if (hash === undefined) {
+    hash = createHash('sha256').update(canonical).digest('hex');
+    if (policyHashes.size >= 1000) policyHashes.clear();
+    policyHashes.set(canonical, hash);
+  }
+  return hash;
 }
 
 export interface CheckServiceDeps {

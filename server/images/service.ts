@@ -9,6 +9,7 @@ import type { RegistryCredentials } from '../registry/client.js';
 import { parseReference, type ImageReference } from '../registry/reference.js';
 import type { Keyring } from '../secrets/keyring.js';
 import type { System, SystemCatalog } from '../systems/schema.js';
+import type { RegistryCredentialRow } from '../systems/store.js';
 import { fieldErrors, imageInputSchema, unpinnedWarning, type ImageInput } from './schema.js';
 import { imageStatus, type CheckSummary, type ImageStatus } from './status.js';
 import type { CredentialRow, ImageRow, ImageStore } from './store.js';
@@ -45,8 +46,11 @@ export interface ImageServiceDeps {
   store: ImageStore;
   systems: SystemCatalog;
   keyring: Keyring;
-  /** Credentials an admin stored for the image's registry pattern, used when the image has none. */
-  siteCredentials?: (reference: ImageReference) => Promise<RegistryCredentials | undefined>;
+  /**
+   * Credentials an admin stored for the image's registry pattern, used when
+   * the image has none; chosen among `candidates` when the caller read them.
+   */
+  siteCredentials?: (reference: ImageReference, candidates?: readonly RegistryCredentialRow[]) => Promise<RegistryCredentials | undefined>;
   /** The newest check of each image, for its status. */
   checks?: { latestFor(owner: string, imageIds: number[]): Promise<Map<number, CheckSummary>> };
   now?: () => Date;
@@ -161,12 +165,17 @@ export class ImageService {
 
   /**
    * The credentials a pull of a launched image uses (see {@link pullCredentials}),
-   * from rows the launch has read already.
+   * from rows the launch has read already: the image's own credential and the
+   * admin credentials whose pattern may match its registry.
    */
-  async pullCredentialsOf(image: ImageRow, credential: CredentialRow | undefined): Promise<{ reference: ImageReference; pull: RegistryCredentials | undefined }> {
+  async pullCredentialsOf(
+    image: ImageRow,
+    credential: CredentialRow | undefined,
+    siteCandidates: readonly RegistryCredentialRow[],
+  ): Promise<{ reference: ImageReference; pull: RegistryCredentials | undefined }> {
     const reference = parseReference(image.reference);
     const own = credential ? this.open(credential, image.owner) : undefined;
-    return { reference, pull: await this.pullWith(own, reference) };
+    return { reference, pull: await this.pullWith(own, reference, siteCandidates) };
   }
 
   /** Opens with the owner the caller asked for: a row moved to another owner does not open. */
@@ -175,9 +184,9 @@ export class ImageService {
     return { registry: credential.registry, username: credential.username, password };
   }
 
-  private async pullWith(own: OpenedCredential | undefined, reference: ImageReference): Promise<RegistryCredentials | undefined> {
+  private async pullWith(own: OpenedCredential | undefined, reference: ImageReference, siteCandidates?: readonly RegistryCredentialRow[]): Promise<RegistryCredentials | undefined> {
     if (own) return { username: own.username, password: own.password };
-    return this.deps.siteCredentials?.(reference);
+    return this.deps.siteCredentials?.(reference, siteCandidates);
   }
 
   private async validate(raw: unknown, existing: CredentialRow | undefined, currentSystem: string | undefined): Promise<ImageInput> {

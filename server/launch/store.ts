@@ -1,6 +1,6 @@
 /**
  * What a launch reads, in one statement: the image, its credential, its
- * newest check and its system. The hook asks at every server start, so this
+ * newest check, its system and the admin credentials for its registry. The hook asks at every server start, so this
  * is the service's hottest read: one round trip instead of four, and SQL
  * written once rather than compiled by the query builder at every call.
  */
@@ -8,7 +8,7 @@ import type { Knex } from 'knex';
 import { checkFromRow, type CheckRow } from '../checks/store.js';
 import { credentialFromRow, imageFromRow, type CredentialRow, type ImageRow } from '../images/store.js';
 import type { System } from '../systems/schema.js';
-import { systemFromRow } from '../systems/store.js';
+import { registryCredentialFromRow, systemFromRow, type RegistryCredentialRow } from '../systems/store.js';
 
 type Row = Record<string, unknown>;
 
@@ -17,6 +17,7 @@ const CREDENTIAL_COLUMNS = ['id', 'registry', 'username', 'ciphertext', 'nonce',
 // Everything a launch decides on; not the check's log or progress.
 const CHECK_COLUMNS = ['id', 'system', 'reference', 'digest', 'manifest_digest', 'platform', 'policy_hash', 'kind', 'status', 'findings', 'facts', 'reused_from', 'created_at', 'started_at', 'finished_at', 'duration_ms', 'runner', 'heartbeat_at', 'attempts'];
 const SYSTEM_COLUMNS = ['slug', 'display_name', 'description', 'enabled', 'allowed_registries', 'mount_prefixes', 'default_mount_path', 'platform', 'spawner', 'policy'];
+const SITE_CREDENTIAL_COLUMNS = ['id', 'pattern', 'username', 'ciphertext', 'nonce', 'key_id', 'updated_by', 'updated_at'];
 
 /** One table's columns in the joined row: selected under a prefix, so that the tables do not overwrite each other's. */
 class Part {
@@ -48,13 +49,18 @@ const images = new Part('images', IMAGE_COLUMNS, 'image_');
 const credentials = new Part('credentials', CREDENTIAL_COLUMNS, 'credential_');
 const checks = new Part('checks', CHECK_COLUMNS, 'check_');
 const systems = new Part('systems', SYSTEM_COLUMNS, 'system_');
+const siteCredentials = new Part('registry_credentials', SITE_CREDENTIAL_COLUMNS, 'site_');
 
 // Plain SQL that SQLite and PostgreSQL both read (knex turns ? into $n for pg).
-const LAUNCH_SQL = `select ${images.select}, ${credentials.select}, ${checks.select}, ${systems.select}
+// An admin credential's pattern starts with its registry host ("host", "host/team/*"): those of the
+// image's host are its candidates (one row each); which one matches best is decided in code.
+const LAUNCH_SQL = `select ${images.select}, ${credentials.select}, ${checks.select}, ${systems.select}, ${siteCredentials.select}
 from images
 left join credentials on credentials.image_id = images.id and credentials.owner = images.owner
 left join checks on checks.id = (select max(newest.id) from checks newest where newest.image_id = images.id and newest.owner = images.owner)
 left join systems on systems.slug = images.system
+left join registry_credentials on registry_credentials.pattern = images.registry
+  or substr(registry_credentials.pattern, 1, length(images.registry) + 1) = images.registry || '/'
 where images.owner = ? and images.id = ?`;
 
 export interface LaunchRows {
@@ -63,6 +69,8 @@ export interface LaunchRows {
   check: CheckRow | undefined;
   /** The image's system as stored; undefined when no such row exists (the configured default system has none). */
   system: System | undefined;
+  /** The admin credentials for the image's registry host, for when the image has none of its own. */
+  siteCredentials: RegistryCredentialRow[];
 }
 
 export class LaunchStore {
@@ -71,7 +79,8 @@ export class LaunchStore {
   /** The rows of `owner`'s image `id`; undefined when there is no such image of theirs. */
   async load(owner: string, id: number): Promise<LaunchRows | undefined> {
     const result = (await this.db.raw(LAUNCH_SQL, [owner, id])) as Row[] | { rows: Row[] };
-    const row = (Array.isArray(result) ? result : result.rows)[0];
+    const rows = Array.isArray(result) ? result : result.rows;
+    const row = rows[0];
     const imageRow = row && images.of(row);
     if (!row || !imageRow) return undefined;
     const image = imageFromRow(imageRow);
@@ -83,6 +92,11 @@ export class LaunchStore {
       credential: credential && credentialFromRow({ ...credential, image_id: image.id, owner: image.owner }),
       check: check && checkFromRow({ ...check, image_id: image.id, owner: image.owner }),
       system: system && systemFromRow(system),
+      // Every row is the same image; they differ only in the admin credential joined.
+      siteCredentials: rows.flatMap((r) => {
+        const site = siteCredentials.of(r);
+        return site ? [registryCredentialFromRow(site)] : [];
+      }),
     };
   }
 }

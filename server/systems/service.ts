@@ -12,7 +12,7 @@ import { checkMountPath } from '../images/mountPath.js';
 import { hostProblem, type ImageReference } from '../registry/reference.js';
 import { resealWithCurrentKey, type Keyring, type RotationResult } from '../secrets/keyring.js';
 import { registryAllowed, SystemSchema, type System, type SystemCatalog } from './schema.js';
-import type { SystemStore } from './store.js';
+import type { RegistryCredentialRow, SystemStore } from './store.js';
 import type { Knex } from 'knex';
 
 const checkbox = z
@@ -215,9 +215,13 @@ export class SystemService implements SystemCatalog {
     });
   }
 
-  /** The admin credential whose pattern matches the image most specifically, opened; undefined if none. */
-  async credentialFor(reference: ImageReference): Promise<{ username: string; password: string } | undefined> {
-    const matching = (await this.deps.store.credentials())
+  /**
+   * The admin credential whose pattern matches the image most specifically,
+   * opened; undefined if none. `candidates`: the rows to choose from when the
+   * caller has read them already (a launch reads them with the image).
+   */
+  async credentialFor(reference: ImageReference, candidates?: readonly RegistryCredentialRow[]): Promise<{ username: string; password: string } | undefined> {
+    const matching = (candidates ?? (await this.deps.store.credentials()))
       .filter((c) => registryAllowed([c.pattern], reference.registry, reference.repository))
       .sort((a, b) => b.pattern.length - a.pattern.length);
     const best = matching[0];

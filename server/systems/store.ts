@@ -45,6 +45,18 @@ export interface RegistryCredentialRow extends Sealed {
   updatedAt: Date;
 }
 
+/** A `registry_credentials` row to its record (also used by the launch's joined query). */
+export function registryCredentialFromRow(r: Row): RegistryCredentialRow {
+  return {
+    id: String(r.id),
+    pattern: String(r.pattern),
+    username: String(r.username),
+    ...sealedFromRow(r),
+    updatedBy: String(r.updated_by),
+    updatedAt: toDate(r.updated_at),
+  };
+}
+
 export class SystemStore {
   constructor(private readonly db: Knex | Knex.Transaction) {}
 
@@ -77,15 +89,7 @@ export class SystemStore {
   }
 
   async credentials(): Promise<RegistryCredentialRow[]> {
-    const rows = (await this.db('registry_credentials').orderBy('pattern')) as Row[];
-    return rows.map((r) => ({
-      id: String(r.id),
-      pattern: String(r.pattern),
-      username: String(r.username),
-      ...sealedFromRow(r),
-      updatedBy: String(r.updated_by),
-      updatedAt: toDate(r.updated_at),
-    }));
+    return ((await this.db('registry_credentials').orderBy('pattern')) as Row[]).map(registryCredentialFromRow);
   }
 
   async putCredential(row: Omit<RegistryCredentialRow, 'updatedAt'>, now: Date): Promise<void> {

@@ -45,7 +45,7 @@ export function launchApiRouter(deps: { systems: SystemService; launches: Launch
     const name = String(req.params.name);
     authorizeUser(identity, name, deps.accessScopes, 'read');
     const params = await deps.launches.launch(identity, name, parseApiId(req.params.id));
-    // LaunchService already shaped the answer with LaunchResponseSchema.
+    // LaunchService shapes the answer (LaunchParams).
     res.set('Cache-Control', 'no-store').json(params);
   });
   return router;
