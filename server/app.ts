@@ -11,7 +11,6 @@ import session from 'express-session';
 import helmet from 'helmet';
 import type { Knex } from 'knex';
 import { Passport } from 'passport';
-import { pinoHttp } from 'pino-http';
 import type { Config } from './config.js';
 import type { HubClient } from './hub/client.js';
 import { HubOAuthStrategy } from './hub/oauth.js';
@@ -24,6 +23,7 @@ import { authRouter, requireLogin } from './web/auth.js';
 import { errorHandler, notFoundHandler } from './web/errors.js';
 import { healthRouter } from './web/health.js';
 import { createMetrics } from './web/metrics.js';
+import { requestLog } from './web/requestLog.js';
 import { csrfSync } from 'csrf-sync';
 import { memoryLayerCache, tieredLayerCache } from './checks/layerCache.js';
 import { CheckService } from './checks/service.js';
@@ -80,6 +80,8 @@ export function createApp(deps: AppDeps): App {
   // The hub's proxy (configurable-http-proxy) runs beside us and sets X-Forwarded-*.
   app.set('trust proxy', 'loopback');
   app.disable('x-powered-by');
+  // API answers are no-store and pages carry a fresh CSRF token: an ETag (a hash of every body) would never match.
+  app.set('etag', false);
 
   app.engine(
     'hbs',
@@ -108,33 +110,36 @@ export function createApp(deps: AppDeps): App {
   app.locals.hubHome = `${config.hub.baseUrl}hub/home`;
 
   const metrics = createMetrics();
-  app.use(metrics.middleware);
-  app.use(
-    pinoHttp({
-      logger,
-      // Only the path: query strings carry OAuth codes and states.
-      serializers: {
-        req: (req: { id: unknown; method: string; url: string }) => ({ id: req.id, method: req.method, path: req.url.split('?')[0] }),
-        res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
+  app.use(requestLog({ logger, duration: metrics.duration }));
+  const pageHeaders = helmet({
+    contentSecurityPolicy: {
+      directives: {
+        'form-action': ["'self'"],
+        'img-src': ["'self'", 'data:'],
+        // On a plain-http hub, upgrading would break every link and form.
+        'upgrade-insecure-requests': config.service.secureCookies ? [] : null,
       },
-      customLogLevel: (req, res, err) =>
-        err || res.statusCode >= 500 ? 'error' : req.url?.endsWith('/healthz') ? 'debug' : 'info',
-    }),
-  );
-  app.use(
-    helmet({
-      contentSecurityPolicy: {
-        directives: {
-          'form-action': ["'self'"],
-          'img-src': ["'self'", 'data:'],
-          // On a plain-http hub, upgrading would break every link and form.
-          'upgrade-insecure-requests': config.service.secureCookies ? [] : null,
-        },
-      },
-      // The hub may be served over plain http on a private network.
-      strictTransportSecurity: config.service.secureCookies,
-    }),
-  );
+    },
+    // The hub may be served over plain http on a private network.
+    strictTransportSecurity: config.service.secureCookies,
+  });
+  // A JSON answer is never rendered as a page: the API gets the headers OWASP's REST
+  // cheat sheet lists (no sniffing, no framing, no referrer), not the dozen a page needs.
+  const apiHeaders = helmet({
+    contentSecurityPolicy: { useDefaults: false, directives: { 'default-src': ["'none'"], 'frame-ancestors': ["'none'"] } },
+    strictTransportSecurity: config.service.secureCookies,
+    xFrameOptions: { action: 'deny' },
+    crossOriginEmbedderPolicy: false,
+    crossOriginOpenerPolicy: false,
+    crossOriginResourcePolicy: false,
+    originAgentCluster: false,
+    xDnsPrefetchControl: false,
+    xDownloadOptions: false,
+    xPermittedCrossDomainPolicies: false,
+    xXssProtection: false,
+  });
+  const apiPrefix = `${prefix}api/`;
+  app.use((req, res, next) => (req.url.startsWith(apiPrefix) ? apiHeaders : pageHeaders)(req, res, next));
 
   const authenticate = createTokenAuthenticator({ hub, cacheSeconds: config.authCacheSeconds });
   const systems = new SystemService({ db, store: new SystemStore(db), keyring: deps.keyring, defaultSystem: config.defaultSystem });
@@ -144,7 +149,7 @@ export function createApp(deps: AppDeps): App {
     systems,
     keyring: deps.keyring,
     checks: checkStore,
-    siteCredentials: (reference) => systems.credentialFor(reference),
+    siteCredentials: (reference, candidates) => systems.credentialFor(reference, candidates),
   });
   const audit = new AuditLog(db);
   const launches = new LaunchService({ audit, store: new LaunchStore(db), images, systems, registry: deps.registry, engine: deps.engine });
@@ -162,16 +167,16 @@ export function createApp(deps: AppDeps): App {
   const worker = new CheckWorker({ store: checkStore, checks, logger, concurrency: config.checks.concurrency });
   const queued = () => worker.nudge();
   const router = express.Router();
-  router.use('/static', express.static(path.join(VIEWS_DIR, 'static'), { maxAge: '1h' }));
-  router.use(healthRouter({ db, registry: metrics.registry, authenticate }));
+  // The API first, and launches first in it: the hook's call at every server start passes the fewest routes.
   router.use(
     '/api/v1',
     express.json({ limit: '64kb' }),
     apiRouter({ authenticate }),
-    // Launches first: the hook's call at every server start then passes the fewest routes.
     launchApiRouter({ systems, launches, accessScopes: config.hub.accessScopes }),
     imageApiRouter({ images, checks, queued, accessScopes: config.hub.accessScopes }),
   );
+  router.use('/static', express.static(path.join(VIEWS_DIR, 'static'), { maxAge: '1h' }));
+  router.use(healthRouter({ db, registry: metrics.registry, authenticate }));
 
   // Pages: sessions live in the database so that replicas share them.
   const store = new ConnectSessionKnexStore({ knex: db, tableName: 'sessions', createTable: false, cleanupInterval: 15 * 60_000 });
@@ -232,7 +237,7 @@ export function createApp(deps: AppDeps): App {
 
   app.use(prefix, router);
   app.use(notFoundHandler());
-  app.use(errorHandler({ logger, apiPrefix: `${prefix}api/`, loginUrl: `${prefix}login` }));
+  app.use(errorHandler({ logger, apiPrefix, loginUrl: `${prefix}login` }));
 
   return {
     app,

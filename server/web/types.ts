@@ -8,6 +8,8 @@ declare global {
     // eslint-disable-next-line @typescript-eslint/no-empty-object-type
     interface User extends HubIdentity {}
     interface Request {
+      /** Numbers the request in the access log and in error messages (set by requestLog). */
+      id?: number;
       /** The owner of the hub token on an API request. */
       identity?: HubIdentity;
     }

@@ -9,6 +9,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase, type Knex } from '../../server/store/db.js';
+import type { HubIdentity } from '../../server/hub/identity.js';
+import { LaunchResponseSchema } from '../../server/launch/service.js';
+import { createKeyring } from '../../server/secrets/keyring.js';
+import { SystemService } from '../../server/systems/service.js';
 import { SystemStore } from '../../server/systems/store.js';
 import { startHub, waitForCheck, type TestHub } from '../support/hub.js';
 import { pushImage, pythonWithJupyterhub, singleuserScript, type ImageSpec } from '../support/images.js';
@@ -136,6 +140,8 @@ describe('launch', () => {
   it('gives the hook the image pinned by digest, the mount, the uid and a pull secret on Kubernetes', async () => {
     const res = await api('launcher', 'GET', `users/uma/images/${ids.kube}/launch`);
     expect(res.status).toBe(200);
+    // The documented answer, and nothing else.
+    expect(LaunchResponseSchema.strict().parse(res.body)).toEqual(res.body);
     expect(res.body).toMatchObject({
       image: expect.stringMatching(new RegExp(`^${registries.basic}/lab/good@sha256:[0-9a-f]{64}$`)),
       system: 'kube',
@@ -204,6 +210,57 @@ describe('launch', () => {
     const needsRun = await api('launcher', 'GET', `users/uma/images/${ids.good}/launch`);
     expect(needsRun.status).toBe(409);
     await store.update(dock, new Date());
+  });
+
+  it("uses the hub admin's credential with the most specific pattern for an image without its own, and only for its registry", async () => {
+    // As the admin pages store them, sealed with the service's key.
+    const keyring = await createKeyring([new Uint8Array(Buffer.from(fs.readFileSync(path.join(hub.dir, 'crypt_key'), 'utf8').trim(), 'base64'))]);
+    const systems = new SystemService({ db, store: new SystemStore(db), keyring, defaultSystem: undefined });
+    const admin: HubIdentity = { kind: 'user', name: 'admin', admin: true, groups: [], scopes: [] };
+    await systems.putCredential(admin, { pattern: `${registries.basic}/*`, username: 'whole-registry', password: 'not-this-one' });
+    await systems.putCredential(admin, { pattern: `${registries.basic}/lab/*`, username: USER, password: PASSWORD });
+    await systems.putCredential(admin, { pattern: `${registries.open}/*`, username: 'other-registry', password: 'nor-this-one' });
+
+    const created = await api('uma', 'POST', 'users/uma/images', { system: 'kube', image: `${registries.basic}/lab/good:1`, name: 'site credential' });
+    expect(created.status).toBe(201);
+    const check = await api('uma', 'POST', `users/uma/images/${created.body.id}/check`);
+    expect((await waitForCheck(hub, tokens.uma!, check.body.id as number)).status).toBe('passed');
+
+    const res = await api('launcher', 'GET', `users/uma/images/${created.body.id}/launch`);
+    expect(res.status).toBe(200);
+    expect(JSON.parse((res.body.pull as { dockerconfigjson: string }).dockerconfigjson)).toEqual({
+      auths: { [registries.basic]: { username: USER, password: PASSWORD, auth: Buffer.from(`${USER}:${PASSWORD}`).toString('base64') } },
+    });
+    // An image on the open registry is launched with that registry's credential, not the other's.
+    const onOpen = await api('uma', 'POST', 'users/uma/images', { system: 'kube', image: `${registries.open}/lab/good:1`, name: 'open registry' });
+    await waitForCheck(hub, tokens.uma!, (await api('uma', 'POST', `users/uma/images/${onOpen.body.id}/check`)).body.id as number);
+    const openLaunch = await api('launcher', 'GET', `users/uma/images/${onOpen.body.id}/launch`);
+    expect(openLaunch.status).toBe(200);
+    expect(Object.values(JSON.parse((openLaunch.body.pull as { dockerconfigjson: string }).dockerconfigjson).auths as Record<string, { username: string }>)).toEqual([
+      expect.objectContaining({ username: 'other-registry' }),
+    ]);
+  });
+
+  it('logs each request by its path, without query or token, and counts it by route for /metrics', async () => {
+    const marker = `marker-${Date.now()}`;
+    const res = await fetch(`${hub.serviceUrl}api/v1/users/uma/images/${ids.never}/launch?secret=${marker}`, { headers: { Authorization: `token ${tokens.launcher}` } });
+    expect(res.status).toBe(409);
+    const lines = hub
+      .log()
+      .split('\n')
+      .filter((line) => line.includes(`/images/${ids.never}/launch`) && line.includes('"request completed"'));
+    expect(lines.length).toBeGreaterThan(0);
+    const last = JSON.parse(lines[lines.length - 1]!.slice(lines[lines.length - 1]!.indexOf('{'))) as { req: { method: string; path: string }; res: { statusCode: number }; responseTime: number };
+    expect(last).toMatchObject({ req: { method: 'GET', path: `/services/custom-images/api/v1/users/uma/images/${ids.never}/launch` }, res: { statusCode: 409 } });
+    expect(hub.log()).not.toContain(marker);
+    expect(hub.log()).not.toContain(tokens.launcher);
+
+    expect((await fetch(`${hub.serviceUrl}metrics`, { headers: { Authorization: `token ${tokens.uma}` } })).status).toBe(403);
+    const metrics = await (await fetch(`${hub.serviceUrl}metrics`, { headers: { Authorization: `token ${tokens.admin}` } })).text();
+    const count = (status: string) =>
+      Number(new RegExp(`custom_images_http_request_duration_seconds_count\\{method="GET",route="[^"]*/users/:name/images/:id/launch",status="${status}"\\} (\\d+)`).exec(metrics)?.[1] ?? 0);
+    expect(count('200')).toBeGreaterThanOrEqual(3);
+    expect(count('409')).toBeGreaterThanOrEqual(1);
   });
 
   it('audits launches without the secret', async () => {
