@@ -1,40 +1,13 @@
 /** The launch audit's group commit, on real SQLite and PostgreSQL. */
-import os from 'node:os';
-import path from 'node:path';
-import fs from 'node:fs';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { AuditLog } from '../../server/audit/store.js';
-import { openDatabase, type Knex } from '../../server/store/db.js';
-import { migrateLatest } from '../../server/store/migrate.js';
-import { createTestDatabase } from '../support/postgres.js';
-
-const cleanups: Array<() => Promise<void>> = [];
-afterAll(async () => {
-  for (const cleanup of cleanups) await cleanup();
-});
-
-async function database(engine: string): Promise<Knex> {
-  if (engine === 'PostgreSQL') {
-    const created = await createTestDatabase();
-    const db = openDatabase(created.url);
-    cleanups.push(async () => {
-      await db.destroy();
-      await created.drop();
-    });
-    return db;
-  }
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ci-audit-'));
-  const db = openDatabase(`sqlite://${path.join(dir, 'db.sqlite')}`);
-  cleanups.push(() => db.destroy());
-  return db;
-}
+import { migratedDatabase, type Engine } from '../support/database.js';
 
 const entry = (i: number) => ({ actor: `u${i}`, actorKind: 'user' as const, action: 'image.launch', targetType: 'image', targetId: String(i), details: { n: i } });
 
-describe.each(['SQLite', 'PostgreSQL'])('AuditLog on %s', (engine) => {
+describe.each<Engine>(['SQLite', 'PostgreSQL'])('AuditLog on %s', (engine) => {
   it('stores every entry of a burst once, in a few statements, before answering each caller', async () => {
-    const db = await database(engine);
-    await migrateLatest(db);
+    const db = await migratedDatabase(engine);
     let inserts = 0;
     db.on('query', (q: { sql: string }) => {
       if (/^insert into .audit./i.test(q.sql)) inserts++;
@@ -55,8 +28,7 @@ describe.each(['SQLite', 'PostgreSQL'])('AuditLog on %s', (engine) => {
   });
 
   it('fails every caller of a group whose INSERT fails, and goes on with the next group', async () => {
-    const db = await database(engine);
-    await migrateLatest(db);
+    const db = await migratedDatabase(engine);
     const log = new AuditLog(db);
     const now = new Date();
     // An entry the table refuses (NOT NULL) spoils its whole group: one statement, all or nothing.
