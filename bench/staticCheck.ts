@@ -25,7 +25,7 @@ import { percentile, type BenchRow } from './table.js';
 const MB = 1_000_000;
 
 /** Writes one gzip layer: many small files and a few large random ones. */
-export async function writeLayer(file: string, index: number, randomMB: number): Promise<void> {
+async function writeLayer(file: string, index: number, randomMB: number): Promise<void> {
   const pack = tar.pack();
   const out = pipeline(pack, createGzip({ level: 1 }), fs.createWriteStream(file));
   const mtime = new Date(0);

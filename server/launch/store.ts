@@ -1,8 +1,9 @@
 /**
  * What a launch reads, in one statement: the image, its credential, its
- * newest check, its system and the admin credentials for its registry. The hook asks at every server start, so this
- * is the service's hottest read: one round trip instead of four, and SQL
- * written once rather than compiled by the query builder at every call.
+ * newest check, its system and the admin credentials for its registry. The
+ * hook asks at every server start, so this is the service's hottest read:
+ * one round trip instead of five, and SQL written once rather than compiled
+ * by the query builder at every call.
  */
 import type { Knex } from 'knex';
 import { checkFromRow, type CheckRow } from '../checks/store.js';

@@ -204,7 +204,8 @@ export async function faultyProxy(target: string): Promise<{ host: string; set(f
   const stalled = new Set<http.ServerResponse>();
   const server = http.createServer((req, res) => {
     requests.push(`${req.method ?? ''} ${req.url ?? ''}`);
-    seen[fault.kind === 'status' ? String(fault.status) : fault.kind] = (seen[fault.kind === 'status' ? String(fault.status) : fault.kind] ?? 0) + 1;
+    const key = fault.kind === 'status' ? String(fault.status) : fault.kind;
+    seen[key] = (seen[key] ?? 0) + 1;
     if (fault.kind === 'stall') {
       stalled.add(res);
       res.on('close', () => stalled.delete(res));
