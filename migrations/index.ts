@@ -8,6 +8,7 @@ import * as m002 from './20261123_002_images.js';
 import * as m003 from './20261123_003_checks.js';
 import * as m004 from './20261123_004_systems.js';
 import * as m005 from './20261123_005_check_jobs.js';
+import * as m006 from './20261123_006_deployment.js';
 
 export interface Migration {
   name: string;
@@ -21,4 +22,5 @@ export const migrations: Migration[] = [
   { name: '20261123_003_checks', ...m003 },
   { name: '20261123_004_systems', ...m004 },
   { name: '20261123_005_check_jobs', ...m005 },
+  { name: '20261123_006_deployment', ...m006 },
 ];

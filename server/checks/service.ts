@@ -16,7 +16,7 @@ import type { RegistryClient } from '../registry/client.js';
 import { RegistryError } from '../registry/errors.js';
 import { parseReference, registryAuthKey } from '../registry/reference.js';
 import type { DockerEngine } from '../runner/engine.js';
-import { CHECK_ID_LABEL, CHECK_LABEL, runCheck, type RunLimits } from '../runner/runCheck.js';
+import { CHECK_ID_LABEL, CHECK_LABEL, DEPLOYMENT_LABEL, runCheck, type RunLimits } from '../runner/runCheck.js';
 import { registryAllowed, type ImagePolicy, type SystemCatalog } from '../systems/schema.js';
 import type { LayerIndexCache } from './layerCache.js';
 import { registryFinding, runStaticCheck, type CheckProgress } from './staticCheck.js';
@@ -219,7 +219,7 @@ export class CheckService {
           user: system.policy.requireUid1000 ? '1000' : undefined,
           limits: this.deps.runLimits,
           keepImage: this.deps.keepPulledImages,
-          labels: { [CHECK_ID_LABEL]: String(job.id) },
+          labels: { [CHECK_ID_LABEL]: String(job.id), [DEPLOYMENT_LABEL]: await this.deps.store.deploymentId() },
           onPull: (p) => report({ ...progress, message: `Pulling: ${p.status}`, pulledBytes: p.current, pullTotal: p.total }),
           log,
         });
@@ -240,14 +240,16 @@ export class CheckService {
   }
 
   /**
-   * Removes check containers whose job is no longer running (left behind when
-   * a replica was killed mid-check). Returns how many were removed.
+   * Removes this deployment's check containers whose job is no longer running
+   * (left behind when a replica was killed mid-check). Returns how many were removed.
    */
   async removeOrphanContainers(): Promise<number> {
     const engine = this.deps.engine;
     if (!engine) return 0;
     let removed = 0;
-    const containers = await engine.docker.listContainers({ all: true, filters: { label: [`${CHECK_LABEL}=true`] } });
+    // Only this deployment's: another one on the same engine has jobs with the same ids in its own database.
+    const deployment = await this.deps.store.deploymentId();
+    const containers = await engine.docker.listContainers({ all: true, filters: { label: [`${CHECK_LABEL}=true`, `${DEPLOYMENT_LABEL}=${deployment}`] } });
     for (const info of containers) {
       const id = Number(info.Labels?.[CHECK_ID_LABEL]);
       const job = Number.isInteger(id) ? await this.deps.store.get(id) : undefined;

@@ -101,7 +101,25 @@ function toRow(c: Partial<NewCheck>): Row {
 }
 
 export class CheckStore {
+  private deployment: Promise<string> | undefined;
+
   constructor(private readonly db: Knex) {}
+
+  /** This deployment's id (one row, written by its migration; it never changes). */
+  deploymentId(): Promise<string> {
+    this.deployment ??= this.db('deployment')
+      .first('id')
+      .then((row: { id: string } | undefined) => {
+        if (!row) throw new Error('the deployment table is empty: run the migrations');
+        return String(row.id);
+      })
+      .catch((err: unknown) => {
+        // Asked again next time: the database may only have been away.
+        this.deployment = undefined;
+        throw err;
+      });
+    return this.deployment;
+  }
 
   async insert(check: NewCheck): Promise<number> {
     const [row] = (await this.db('checks').insert(toRow(check)).returning('id')) as Array<{ id: number } | number>;

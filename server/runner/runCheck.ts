@@ -19,6 +19,8 @@ export interface RunLimits {
 /** Every check container carries this label; `custom-images.check-id` names its job. */
 export const CHECK_LABEL = 'custom-images.check';
 export const CHECK_ID_LABEL = 'custom-images.check-id';
+/** Which deployment (database) started the container: job ids mean something only there. */
+export const DEPLOYMENT_LABEL = 'custom-images.deployment';
 
 export const DEFAULT_RUN_LIMITS: RunLimits = { memoryBytes: 1024 * 1024 * 1024, pids: 256, timeoutMs: 60_000, outputBytes: 32 * 1024 };
 

@@ -18,6 +18,7 @@ import { ImageService } from '../../server/images/service.js';
 import { ImageStore } from '../../server/images/store.js';
 import { RegistryClient } from '../../server/registry/client.js';
 import { DockerEngine, dockerFromHost } from '../../server/runner/engine.js';
+import { CHECK_ID_LABEL, CHECK_LABEL, DEPLOYMENT_LABEL } from '../../server/runner/runCheck.js';
 import { createKeyring } from '../../server/secrets/keyring.js';
 import { openDatabase, type Knex } from '../../server/store/db.js';
 import { migrateLatest } from '../../server/store/migrate.js';
@@ -119,6 +120,7 @@ describe('the run check', { timeout: 180_000 }, () => {
 
   it('fails an image whose singleuser exits non-zero, showing its output', async () => {
     const result = await check(`${registries.open}/run/exits:1`);
+    if (result.status !== 'failed') console.log(result.log, result.findings);
     expect(result.status).toBe('failed');
     const finding = result.findings.find((f) => f.code === 'run.exit_code');
     expect(finding?.message).toMatch(/exited with code 3/);
@@ -127,6 +129,7 @@ describe('the run check', { timeout: 180_000 }, () => {
 
   it('kills an image that sleeps forever at the time limit and leaves no container', async () => {
     const result = await check(`${registries.open}/run/sleeps:1`, undefined, quickChecks);
+    if (result.status !== 'failed') console.log(result.log, result.findings);
     expect(result.status).toBe('failed');
     expect(result.findings.find((f) => f.code === 'run.timeout')?.message).toMatch(new RegExp(`within ${TIMEOUT_S} s`));
     expect(result.elapsedMs).toBeLessThan((TIMEOUT_S + 30) * 1000);
@@ -140,6 +143,25 @@ describe('the run check', { timeout: 180_000 }, () => {
     expect(await checkContainers(docker)).toEqual([]);
     // The host is fine: the engine still answers.
     await docker.ping();
+  });
+
+  it("sweeps its own deployment's orphaned containers and leaves another deployment's on the same engine alone", async () => {
+    const image = `${registries.open}/run/sleeps:1`;
+    await new DockerEngine(docker).pull(image, undefined);
+    // Job 999999 is in neither database: to each deployment, a container of a job that no longer runs.
+    const create = (deployment: string) => docker.createContainer({ Image: image, Cmd: ['true'], Labels: { [CHECK_LABEL]: 'true', [CHECK_ID_LABEL]: '999999', [DEPLOYMENT_LABEL]: deployment } });
+    const ours = await create(await store.deploymentId());
+    const theirs = await create('another-deployment');
+    try {
+      expect(await checks.removeOrphanContainers()).toBe(1);
+      const left = await checkContainers(docker);
+      expect(left).toContain(theirs.id);
+      expect(left).not.toContain(ours.id);
+    } finally {
+      await theirs.remove({ force: true }).catch(() => undefined);
+      await ours.remove({ force: true }).catch(() => undefined);
+      await docker.getImage(image).remove({ force: true }).catch(() => undefined);
+    }
   });
 
   it('pulls a private image with the user credentials, and fails clearly with wrong ones', async () => {

@@ -20,10 +20,15 @@ async function tables(db: Knex): Promise<string[]> {
 
 async function upAndDown(db: Knex): Promise<void> {
   expect(await migrateLatest(db)).toEqual(names);
-  expect(await tables(db)).toEqual(['audit', 'checks', 'credentials', 'images', 'layer_indexes', 'registry_credentials', 'sessions', 'systems']);
+  expect(await tables(db)).toEqual(['audit', 'checks', 'credentials', 'deployment', 'images', 'layer_indexes', 'registry_credentials', 'sessions', 'systems']);
   expect((await migrationStatus(db)).pending).toEqual([]);
+  // One deployment id, created with the database.
+  const [deployment, ...more] = (await db('deployment').select('id')) as Array<{ id: string }>;
+  expect(deployment?.id).toMatch(/^[0-9a-f-]{36}$/);
+  expect(more).toEqual([]);
   // Running again changes nothing.
   expect(await migrateLatest(db)).toEqual([]);
+  expect(await db('deployment').select('id')).toEqual([deployment]);
   expect(await migrateRollbackAll(db)).toEqual([...names].reverse());
   expect(await tables(db)).toEqual([]);
   expect(await migrateLatest(db)).toEqual(names);
