@@ -63,7 +63,7 @@ export interface App {
   app: Express;
   /** Runs queued check jobs; main starts it after listen, stops it at shutdown. */
   worker: CheckWorker;
-  /** Stops background timers (session cleanup) and waits for audit writes; does not close `db`. */
+  /** Stops background timers (session cleanup), waits for audit writes and closes the launch's read connection; does not close `db`. */
   close(): Promise<void>;
 }
 
@@ -152,7 +152,8 @@ export function createApp(deps: AppDeps): App {
     siteCredentials: (reference, candidates) => systems.credentialFor(reference, candidates),
   });
   const audit = new AuditLog(db);
-  const launches = new LaunchService({ audit, store: new LaunchStore(db), images, systems, registry: deps.registry, engine: deps.engine });
+  const launchStore = new LaunchStore(db);
+  const launches = new LaunchService({ audit, store: launchStore, images, systems, registry: deps.registry, engine: deps.engine });
   const checks = new CheckService({
     store: checkStore,
     images,
@@ -245,6 +246,7 @@ export function createApp(deps: AppDeps): App {
     async close() {
       clearTimeout(store.nextDbCleanup);
       await audit.drain();
+      launchStore.close();
     },
   };
 }

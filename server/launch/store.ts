@@ -3,11 +3,12 @@
  * newest check, its system and the admin credentials for its registry. The
  * hook asks at every server start, so this is the service's hottest read:
  * one round trip instead of five, and SQL written once rather than compiled
- * by the query builder at every call.
+ * by the query builder at every call, prepared once ({@link preparedRead}).
  */
 import type { Knex } from 'knex';
 import { checkFromRow, type CheckRow } from '../checks/store.js';
 import { credentialFromRow, imageFromRow, type CredentialRow, type ImageRow } from '../images/store.js';
+import { preparedRead, type PreparedRead, type ValuesRow } from '../store/db.js';
 import type { System } from '../systems/schema.js';
 import { registryCredentialFromRow, systemFromRow, type RegistryCredentialRow } from '../systems/store.js';
 
@@ -20,42 +21,50 @@ const CHECK_COLUMNS = ['id', 'system', 'reference', 'digest', 'manifest_digest',
 const SYSTEM_COLUMNS = ['slug', 'display_name', 'description', 'enabled', 'allowed_registries', 'mount_prefixes', 'default_mount_path', 'platform', 'spawner', 'policy'];
 const SITE_CREDENTIAL_COLUMNS = ['id', 'pattern', 'username', 'ciphertext', 'nonce', 'key_id', 'updated_by', 'updated_at'];
 
-/** One table's columns in the joined row: selected under a prefix, so that the tables do not overwrite each other's. */
+/**
+ * One table's columns in the joined row, which comes as an array: each part
+ * starts where the one before it ends. Aliased under a prefix all the same,
+ * so that a row read as an object keeps every column.
+ */
 class Part {
-  private readonly aliases: Array<[alias: string, column: string]>;
+  readonly start: number;
+  readonly end: number;
 
   constructor(
     readonly table: string,
-    columns: string[],
-    prefix: string,
+    private readonly columns: string[],
+    private readonly prefix: string,
+    after?: Part,
   ) {
-    this.aliases = columns.map((c) => [`${prefix}${c}`, c]);
+    this.start = after?.end ?? 0;
+    this.end = this.start + columns.length;
   }
 
   get select(): string {
-    return this.aliases.map(([alias, column]) => `${this.table}.${column} as ${alias}`).join(', ');
+    return this.columns.map((c) => `${this.table}.${c} as ${this.prefix}${c}`).join(', ');
   }
 
   /** This table's columns out of a joined row; undefined when the left join found no row. */
-  of(row: Row): Row | undefined {
-    const [first] = this.aliases;
-    if (!first || row[first[0]] === null || row[first[0]] === undefined) return undefined;
+  of(row: ValuesRow): Row | undefined {
+    const first = row[this.start];
+    if (first === null || first === undefined) return undefined;
     const out: Row = {};
-    for (const [alias, column] of this.aliases) out[column] = row[alias];
+    for (const [i, column] of this.columns.entries()) out[column] = row[this.start + i];
     return out;
   }
 }
 
 const images = new Part('images', IMAGE_COLUMNS, 'image_');
-const credentials = new Part('credentials', CREDENTIAL_COLUMNS, 'credential_');
-const checks = new Part('checks', CHECK_COLUMNS, 'check_');
-const systems = new Part('systems', SYSTEM_COLUMNS, 'system_');
-const siteCredentials = new Part('registry_credentials', SITE_CREDENTIAL_COLUMNS, 'site_');
+const credentials = new Part('credentials', CREDENTIAL_COLUMNS, 'credential_', images);
+const checks = new Part('checks', CHECK_COLUMNS, 'check_', credentials);
+const systems = new Part('systems', SYSTEM_COLUMNS, 'system_', checks);
+const siteCredentials = new Part('registry_credentials', SITE_CREDENTIAL_COLUMNS, 'site_', systems);
 
 // Plain SQL that SQLite and PostgreSQL both read (knex turns ? into $n for pg).
 // An admin credential's pattern starts with its registry host ("host", "host/team/*"): those of the
 // image's host are its candidates (one row each); which one matches best is decided in code.
-const LAUNCH_SQL = `select ${images.select}, ${credentials.select}, ${checks.select}, ${systems.select}, ${siteCredentials.select}
+// Selected in the order the parts were chained.
+const LAUNCH_SQL = `select ${[images, credentials, checks, systems, siteCredentials].map((part) => part.select).join(', ')}
 from images
 left join credentials on credentials.image_id = images.id and credentials.owner = images.owner
 left join checks on checks.id = (select max(newest.id) from checks newest where newest.image_id = images.id and newest.owner = images.owner)
@@ -75,12 +84,15 @@ export interface LaunchRows {
 }
 
 export class LaunchStore {
-  constructor(private readonly db: Knex) {}
+  private readonly read: PreparedRead;
+
+  constructor(db: Knex) {
+    this.read = preparedRead(db, LAUNCH_SQL);
+  }
 
   /** The rows of `owner`'s image `id`; undefined when there is no such image of theirs. */
   async load(owner: string, id: number): Promise<LaunchRows | undefined> {
-    const result = (await this.db.raw(LAUNCH_SQL, [owner, id])) as Row[] | { rows: Row[] };
-    const rows = Array.isArray(result) ? result : result.rows;
+    const rows = await this.read.all([owner, id]);
     const row = rows[0];
     const imageRow = row && images.of(row);
     if (!row || !imageRow) return undefined;
@@ -99,5 +111,9 @@ export class LaunchStore {
         return site ? [registryCredentialFromRow(site)] : [];
       }),
     };
+  }
+
+  close(): void {
+    this.read.close();
   }
 }
