@@ -41,8 +41,6 @@ import type { DockerEngine } from './runner/engine.js';
 import { SystemService } from './systems/service.js';
 import { SystemStore } from './systems/store.js';
 import { adminPagesRouter } from './web/adminPages.js';
-import { launchApiRouter } from './web/launchApi.js';
-import { imageApiRouter } from './web/imageApi.js';
 import { imagePagesRouter } from './web/imagePages.js';
 import './web/types.js';
 
@@ -167,15 +165,9 @@ export function createApp(deps: AppDeps): App {
   });
   const worker = new CheckWorker({ store: checkStore, checks, logger, concurrency: config.checks.concurrency });
   const queued = () => worker.nudge();
+  // The API on the app itself, before everything the pages need.
+  app.use(`${apiPrefix}v1`, apiRouter({ authenticate, systems, launches, images, checks, queued, accessScopes: config.hub.accessScopes }));
   const router = express.Router();
-  // The API first, and launches first in it: the hook's call at every server start passes the fewest routes.
-  router.use(
-    '/api/v1',
-    express.json({ limit: '64kb' }),
-    apiRouter({ authenticate }),
-    launchApiRouter({ systems, launches, accessScopes: config.hub.accessScopes }),
-    imageApiRouter({ images, checks, queued, accessScopes: config.hub.accessScopes }),
-  );
   router.use('/static', express.static(path.join(VIEWS_DIR, 'static'), { maxAge: '1h' }));
   router.use(healthRouter({ db, registry: metrics.registry, authenticate }));
 

@@ -1,19 +1,48 @@
-/** The JSON API, v1, under {prefix}api/v1/. Every response passes a zod schema. */
-import { Router } from 'express';
+/**
+ * The JSON API, v1, under {prefix}api/v1/: one router, mounted on the app
+ * itself. Every route passes its token check first, and an unknown path is a
+ * JSON 404, never the login page. Every response passes a zod schema.
+ */
+import express, { Router } from 'express';
 import type { z } from 'zod';
+import type { CheckService } from '../checks/service.js';
 import type { TokenAuthenticator } from '../hub/tokenAuth.js';
 import { HubIdentitySchema } from '../hub/identity.js';
+import type { ImageService } from '../images/service.js';
+import type { LaunchService } from '../launch/service.js';
+import type { SystemService } from '../systems/service.js';
 import { identityOf, requireToken } from './apiAuth.js';
+import { notFoundHandler } from './errors.js';
+import { imageApiRoutes } from './imageApi.js';
+import { launchApiRoutes } from './launchApi.js';
 
 /** `GET api/v1/me`: who the token belongs to, as the service sees it. */
 export const MeResponseSchema = HubIdentitySchema.pick({ kind: true, name: true, admin: true, groups: true, scopes: true });
 export type MeResponse = z.infer<typeof MeResponseSchema>;
 
-export function apiRouter(deps: { authenticate: TokenAuthenticator }): Router {
+export interface ApiDeps {
+  authenticate: TokenAuthenticator;
+  systems: SystemService;
+  launches: LaunchService;
+  images: ImageService;
+  checks: CheckService;
+  /** Wakes the check worker after a check was queued. */
+  queued: () => void;
+  accessScopes: readonly string[];
+}
+
+export function apiRouter(deps: ApiDeps): Router {
   const router = Router();
-  router.use(requireToken(deps.authenticate));
+  // No body is read before the token is known.
+  router.use(requireToken(deps.authenticate), express.json({ limit: '64kb' }));
+  // Launches first: the hook's call at every server start passes the fewest routes. Each
+  // router a request passes costs as much as the launch's database read (bench/launch.ts),
+  // which is why the API is one router on the app rather than routers nested in the prefix's.
+  launchApiRoutes(router, deps);
   router.get('/me', (req, res) => {
     res.json(MeResponseSchema.parse(identityOf(req)));
   });
+  imageApiRoutes(router, deps);
+  router.use(notFoundHandler());
   return router;
 }

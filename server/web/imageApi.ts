@@ -2,7 +2,7 @@
  * Image configurations in the JSON API: the same schema and service as the
  * form. Only the owner writes; holders of the launch scope may read any.
  */
-import { Router, type Request } from 'express';
+import type { Request, Router } from 'express';
 import { z } from 'zod';
 import { AppError, notFound } from '../errors.js';
 import { SCOPES, hasAccessScope, hasScope, type HubIdentity } from '../hub/identity.js';
@@ -121,9 +121,9 @@ export function presentCheck(check: CheckRow): z.infer<typeof CheckResponseSchem
   });
 }
 
-export function imageApiRouter(deps: { images: ImageService; checks: CheckService; queued: () => void; accessScopes: readonly string[] }): Router {
+/** Adds the image and check routes to the API router (behind its token check). */
+export function imageApiRoutes(router: Router, deps: { images: ImageService; checks: CheckService; queued: () => void; accessScopes: readonly string[] }): void {
   const { images, checks, accessScopes } = deps;
-  const router = Router();
   const allow = (req: Request, mode: 'read' | 'write') => {
     const identity = identityOf(req);
     const name = String(req.params.name);
@@ -173,7 +173,6 @@ export function imageApiRouter(deps: { images: ImageService; checks: CheckServic
     await images.remove(identity, name, parseApiId(req.params.id));
     res.status(204).end();
   });
-  return router;
 }
 
 /** In the API a malformed id is the caller's mistake (400), not a missing image. */

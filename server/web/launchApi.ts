@@ -1,5 +1,5 @@
 /** Systems and launch parameters in the JSON API v1. */
-import { Router } from 'express';
+import type { Router } from 'express';
 import { z } from 'zod';
 import { AppError } from '../errors.js';
 import { SCOPES, hasAccessScope, hasScope, isServiceAdmin } from '../hub/identity.js';
@@ -26,9 +26,8 @@ export const SystemResponseSchema = z.object({
   }),
 });
 
-export function launchApiRouter(deps: { systems: SystemService; launches: LaunchService; accessScopes: readonly string[] }): Router {
-  const router = Router();
-
+/** Adds the system and launch routes to the API router (behind its token check). */
+export function launchApiRoutes(router: Router, deps: { systems: SystemService; launches: LaunchService; accessScopes: readonly string[] }): void {
   router.get('/systems', async (req, res) => {
     const identity = identityOf(req);
     if (!hasAccessScope(identity, deps.accessScopes) && !hasScope(identity, SCOPES.launch) && !isServiceAdmin(identity)) {
@@ -48,5 +47,4 @@ export function launchApiRouter(deps: { systems: SystemService; launches: Launch
     // LaunchService shapes the answer (LaunchParams).
     res.set('Cache-Control', 'no-store').json(params);
   });
-  return router;
 }

@@ -126,6 +126,25 @@ describe('images and checks', () => {
   });
 });
 
+describe('unknown paths and bodies', () => {
+  it('answers an unknown API path with a JSON 404, not the login page', async () => {
+    const res = await fetch(`${hub.serviceUrl}api/v1/users/uma/imagez`, { headers: { Authorization: `token ${tokens.uma}` }, redirect: 'manual' });
+    expect(res.status).toBe(404);
+    expect(res.headers.get('content-type')).toMatch(/^application\/json/);
+    expect(((await res.json()) as { message: string }).message).toContain('/users/uma/imagez');
+  });
+
+  it('reads no body before the token is known, and names a malformed one', async () => {
+    const send = (who: string | undefined) =>
+      fetch(`${hub.serviceUrl}api/v1/users/uma/images`, { method: 'POST', headers: { 'Content-Type': 'application/json', ...(who ? { Authorization: `token ${tokens[who]}` } : {}) }, body: '{"system": ' });
+    expect((await send(undefined)).status).toBe(401);
+    const malformed = await send('uma');
+    expect(malformed.status).toBe(400);
+    expect(((await malformed.json()) as { message: string }).message).toMatch(/JSON/);
+    expect((await api('uma', 'GET', 'users/uma/images')).body).toHaveLength(6);
+  });
+});
+
 describe('GET systems', () => {
   it('lists enabled systems to users and the hook, all to admins, nothing without scopes', async () => {
     const slugs = (res: { body: Array<Record<string, unknown>> }) => res.body.map((s) => s.slug).sort();
