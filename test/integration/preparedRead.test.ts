@@ -3,33 +3,14 @@
  * select's order, and each read sees what was committed before it, also on
  * SQLite, where it reads through a connection of its own.
  */
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { openDatabase, preparedRead, type Knex } from '../../server/store/db.js';
-import { createTestDatabase } from '../support/postgres.js';
+import { preparedRead, type Knex } from '../../server/store/db.js';
+import { testDatabase } from '../support/database.js';
 
-type Kind = 'SQLite file' | 'SQLite in memory' | 'PostgreSQL';
+type Kind = Parameters<typeof testDatabase>[0];
 
 async function database(kind: Kind): Promise<Knex> {
-  let db: Knex;
-  let remove = (): Promise<void> | void => {};
-  if (kind === 'PostgreSQL') {
-    const created = await createTestDatabase();
-    db = openDatabase(created.url);
-    remove = () => created.drop();
-  } else if (kind === 'SQLite file') {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ci-db-'));
-    db = openDatabase(`sqlite://${path.join(dir, 'db.sqlite')}`);
-    remove = () => fs.rmSync(dir, { recursive: true, force: true });
-  } else {
-    db = openDatabase('sqlite::memory:');
-  }
-  onTestFinished(async () => {
-    await db.destroy();
-    await remove();
-  });
+  const db = await testDatabase(kind);
   await db.schema.createTable('things', (t) => {
     t.integer('id').primary();
     t.string('name');
@@ -38,7 +19,7 @@ async function database(kind: Kind): Promise<Knex> {
   return db;
 }
 
-describe.each<Kind>(['SQLite file', 'SQLite in memory', 'PostgreSQL'])('preparedRead on %s', (kind) => {
+describe.each<Kind>(['SQLite', 'SQLite in memory', 'PostgreSQL'])('preparedRead on %s', (kind) => {
   it('answers rows as arrays in the order selected, and sees every write committed before each read', async () => {
     const db = await database(kind);
     await db('things').insert({ id: 1, name: 'one', colour: 'red' });

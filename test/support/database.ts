@@ -1,4 +1,4 @@
-/** An empty database with the service's tables, on either engine, for tests that run on both. */
+/** A database for one test, on either engine (or SQLite in memory), removed when the test ends. */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -10,25 +10,33 @@ import { createTestDatabase } from './postgres.js';
 export type Engine = 'SQLite' | 'PostgreSQL';
 
 /**
- * Opens and migrates a fresh database for the running test; when the test
- * ends, the pool is closed and the database removed (dropped on PostgreSQL).
+ * Opens a fresh, empty database for the running test; when the test ends,
+ * the pool is closed and the database removed (dropped on PostgreSQL).
  */
-export async function migratedDatabase(engine: Engine): Promise<Knex> {
+export async function testDatabase(kind: Engine | 'SQLite in memory'): Promise<Knex> {
   let db: Knex;
-  let remove: () => Promise<void> | void;
-  if (engine === 'PostgreSQL') {
+  let remove = (): Promise<void> | void => {};
+  if (kind === 'PostgreSQL') {
     const created = await createTestDatabase();
     db = openDatabase(created.url);
     remove = () => created.drop();
-  } else {
+  } else if (kind === 'SQLite') {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ci-db-'));
     db = openDatabase(`sqlite://${path.join(dir, 'db.sqlite')}`);
     remove = () => fs.rmSync(dir, { recursive: true, force: true });
+  } else {
+    db = openDatabase('sqlite::memory:');
   }
   onTestFinished(async () => {
     await db.destroy();
     await remove();
   });
+  return db;
+}
+
+/** {@link testDatabase} with the service's tables. */
+export async function migratedDatabase(engine: Engine): Promise<Knex> {
+  const db = await testDatabase(engine);
   await migrateLatest(db);
   return db;
 }
