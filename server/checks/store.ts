@@ -4,6 +4,7 @@ import type { Knex } from 'knex';
 import type { Finding, ImageFacts } from '../inspect/analyze.js';
 import { LAYER_INDEX_VERSION, type LayerIndex } from '../inspect/layerIndex.js';
 import { fromJson, toDate, toDateOrNull } from '../store/rows.js';
+import { beatJobs, claimJob, recoverStaleJobs, type JobTable } from '../jobs/claims.js';
 import type { LayerIndexCache } from './layerCache.js';
 import type { CheckProgress } from './staticCheck.js';
 
@@ -40,6 +41,8 @@ export interface CheckRow {
 export type NewCheck = Omit<CheckRow, 'id' | 'runner' | 'heartbeatAt' | 'attempts'> & Partial<Pick<CheckRow, 'runner' | 'heartbeatAt' | 'attempts'>>;
 
 type Row = Record<string, unknown>;
+
+const CHECK_JOBS: JobTable = { table: 'checks', queued: 'queued', running: 'running', startedColumn: 'started_at' };
 
 /** A `checks` row to its record (also used by queries that join it); a missing log reads as empty. */
 export function checkFromRow(r: Row): CheckRow {
@@ -136,35 +139,26 @@ export class CheckStore {
     return rows.map((r) => Number(r.id));
   }
 
-  /**
-   * Claims a queued job for `runner`: a compare-and-set on the status, so that
-   * of several replicas exactly one wins, on SQLite and PostgreSQL alike.
-   */
-  async claim(id: number, runner: string, now: Date): Promise<boolean> {
-    const changed = await this.db('checks')
-      .where({ id, status: 'queued' })
-      .update({ status: 'running', runner, started_at: now, heartbeat_at: now, attempts: this.db.raw('attempts + 1') });
-    return changed === 1;
+  /** Claims a queued job for `runner` (see {@link claimJob}). */
+  claim(id: number, runner: string, now: Date): Promise<boolean> {
+    return claimJob(this.db, CHECK_JOBS, id, runner, now);
   }
 
-  async heartbeat(ids: number[], runner: string, now: Date): Promise<void> {
-    if (ids.length === 0) return;
-    await this.db('checks').whereIn('id', ids).andWhere({ runner, status: 'running' }).update({ heartbeat_at: now });
+  heartbeat(ids: number[], runner: string, now: Date): Promise<void> {
+    return beatJobs(this.db, CHECK_JOBS, ids, runner, now);
   }
 
   /** Running jobs whose runner stopped beating: put back in the queue, or given up after `maxAttempts`. */
-  async recoverStale(before: Date, maxAttempts: number, now: Date): Promise<{ requeued: number; failed: number }> {
-    const stale = this.db('checks').where({ status: 'running' }).andWhere((q) => q.where('heartbeat_at', '<', before).orWhereNull('heartbeat_at'));
-    const failed = await stale
-      .clone()
-      .andWhere('attempts', '>=', maxAttempts)
-      .update({
+  recoverStale(before: Date, maxAttempts: number, now: Date): Promise<{ requeued: number; failed: number }> {
+    return recoverStaleJobs(this.db, CHECK_JOBS, {
+      before,
+      maxAttempts,
+      ended: {
         status: 'error',
         finished_at: now,
         findings: JSON.stringify([{ code: 'check.interrupted', level: 'error', message: 'The check was interrupted (the service restarted while it ran). Press "Check now" to run it again.' }]),
-      });
-    const requeued = await stale.clone().andWhere('attempts', '<', maxAttempts).update({ status: 'queued', runner: null, heartbeat_at: null });
-    return { requeued, failed };
+      },
+    });
   }
 
   async get(id: number): Promise<CheckRow | undefined> {

@@ -5,8 +5,8 @@
  * stopped beating (a restart, a crash) is queued again or, after repeated
  * interruptions, ended in error — never left running.
  */
-import { randomBytes } from 'node:crypto';
-import os from 'node:os';
+import { TickLoop } from '../jobs/loop.js';
+import { runnerId } from '../jobs/runner.js';
 import type { Logger } from '../log.js';
 import type { CheckService } from './service.js';
 import type { CheckStore } from './store.js';
@@ -28,43 +28,34 @@ export interface WorkerOptions {
 const ORPHAN_SWEEP_MS = 30_000;
 
 export class CheckWorker {
-  readonly id = `${os.hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+  readonly id = runnerId();
   private readonly running = new Map<number, Promise<void>>();
-  private timer: NodeJS.Timeout | undefined;
+  private readonly loop: TickLoop;
   private stopped = false;
-  private ticking = false;
   private lastSweep = 0;
 
-  constructor(private readonly options: WorkerOptions) {}
+  constructor(private readonly options: WorkerOptions) {
+    this.loop = new TickLoop(() => this.tick(), options.pollMs ?? 1000);
+  }
 
   start(): void {
     this.stopped = false;
-    const poll = this.options.pollMs ?? 1000;
-    const loop = () => {
-      this.timer = setTimeout(async () => {
-        await this.tick();
-        if (!this.stopped) loop();
-      }, poll);
-      this.timer.unref();
-    };
-    void this.tick().then(() => !this.stopped && loop());
+    this.loop.start();
   }
 
   /** Asks the worker to look for jobs now (after a request), instead of at its next poll. */
   nudge(): void {
-    if (!this.stopped) void this.tick();
+    this.loop.nudge();
   }
 
   /** Stops claiming; waits for the jobs in hand (the caller bounds the wait). */
   async stop(): Promise<void> {
     this.stopped = true;
-    clearTimeout(this.timer);
+    await this.loop.stop();
     await Promise.allSettled(this.running.values());
   }
 
   private async tick(): Promise<void> {
-    if (this.ticking) return;
-    this.ticking = true;
     const { store, logger } = this.options;
     try {
       const now = new Date();
@@ -97,8 +88,6 @@ export class CheckWorker {
     } catch (err) {
       // The database may be restarting: try again at the next poll.
       logger.warn({ err }, 'check worker could not reach the database');
-    } finally {
-      this.ticking = false;
     }
   }
 }

@@ -1,0 +1,47 @@
+/**
+ * Writes the latest state of a long job (progress, log) at most every
+ * `everyMs`, with a trailing write so that the last change before a quiet
+ * stretch is stored too; writes happen one after another, never at once.
+ */
+export class ThrottledWriter<T> {
+  private latest: T | undefined;
+  private lastWrite = 0;
+  private trailing: NodeJS.Timeout | undefined;
+  private writing: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly write: (value: T) => Promise<void>,
+    private readonly everyMs: number,
+  ) {}
+
+  /** Takes `value` as the newest state; it is written now or within `everyMs`. */
+  set(value: T): void {
+    this.latest = value;
+    const wait = this.everyMs - (Date.now() - this.lastWrite);
+    if (wait > 0) {
+      this.trailing ??= setTimeout(() => {
+        this.trailing = undefined;
+        this.writeNow();
+      }, wait);
+      return;
+    }
+    this.writeNow();
+  }
+
+  /** Writes what is pending and waits for every write; a failed write is dropped (the next one carries the state). */
+  async flush(): Promise<void> {
+    if (this.trailing) {
+      clearTimeout(this.trailing);
+      this.trailing = undefined;
+      this.writeNow();
+    }
+    await this.writing;
+  }
+
+  private writeNow(): void {
+    const value = this.latest;
+    if (value === undefined) return;
+    this.lastWrite = Date.now();
+    this.writing = this.writing.then(() => this.write(value)).catch(() => undefined);
+  }
+}
