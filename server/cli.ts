@@ -22,10 +22,11 @@ commands:
   reference REF [--json]
                        how an image reference is understood (exit 2 if invalid)
   check IMAGE [--platform P] [--username U --password-stdin]
-        [--allow-registry HOST]... [--require-uid1000] [--require-pip]
+        [--allow-registry HOST]... [--uid N] [--require-user] [--require-pip]
         [--python-min X.Y] [--python-max X.Y] [--hub-version V] [--json]
                        read IMAGE from its registry and say whether it can run
-                       jupyterhub-singleuser (exit 0 pass, 1 fail, 2 error)
+                       jupyterhub-singleuser as uid N (default 1000)
+                       (exit 0 pass, 1 fail, 2 error)
   rotate-keys          re-seal every stored secret with the first key of
                        CUSTOM_IMAGES_CRYPT_KEY (give the new key first, the old after ";")
   help                 this text
@@ -127,7 +128,8 @@ async function check(args: string[]): Promise<number> {
       username: { type: 'string' },
       'password-stdin': { type: 'boolean' },
       'allow-registry': { type: 'string', multiple: true, default: [] },
-      'require-uid1000': { type: 'boolean' },
+      uid: { type: 'string' },
+      'require-user': { type: 'boolean' },
       'require-pip': { type: 'boolean' },
       'python-min': { type: 'string' },
       'python-max': { type: 'string' },
@@ -155,7 +157,8 @@ async function check(args: string[]): Promise<number> {
   }
   const credentials = values.username ? { username: values.username, password: values['password-stdin'] ? await readStdin() : '' } : undefined;
   const policy = ImagePolicySchema.parse({
-    requireUid1000: values['require-uid1000'] ?? false,
+    ...(values.uid ? { uid: Number(values.uid) } : {}),
+    requireUser: values['require-user'] ?? false,
     requirePip: values['require-pip'] ?? false,
     python: { min: values['python-min'], max: values['python-max'] },
   });

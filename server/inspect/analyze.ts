@@ -4,6 +4,7 @@
  * understands. Pure: no network, no Docker.
  */
 import type { ImageConfig } from '../registry/client.js';
+import { imageUid, runAsFor } from '../systems/runAs.js';
 import type { ImagePolicy } from '../systems/schema.js';
 import type { MergedFilesystem } from './filesystem.js';
 
@@ -24,8 +25,10 @@ export interface ImageFacts {
   python: { version: string | undefined } | undefined;
   pip: { path: string } | undefined;
   jupyterhubVersion: string | undefined;
-  users: Array<{ name: string; uid: number }>;
+  users: Array<{ name: string; uid: number; home?: string }>;
   configUser: string;
+  /** Who servers run as on the checked system; absent in checks made before this was recorded. */
+  runAs?: { uid: number; gid: number; user?: string; home: string; homeWritable: boolean };
 }
 
 /** The PATH Docker uses when the image sets none. */
@@ -57,12 +60,12 @@ export function parseShebang(head: string): { interpreter: string; viaEnv: boole
   return { interpreter, viaEnv: false };
 }
 
-function parsePasswd(content: string): Array<{ name: string; uid: number }> {
+function parsePasswd(content: string): ImageFacts['users'] {
   return content
     .split('\n')
     .map((line) => line.split(':'))
     .filter((f) => f.length >= 4 && f[0] && /^\d+$/.test(f[2] ?? ''))
-    .map((f) => ({ name: f[0] as string, uid: Number(f[2]) }));
+    .map((f) => ({ name: f[0] as string, uid: Number(f[2]), ...(f[5] ? { home: f[5] } : {}) }));
 }
 
 function compareVersions(a: string, b: string): number {
@@ -198,24 +201,63 @@ export function analyzeImage(fs: MergedFilesystem, config: ImageConfig, options:
     add('pip.missing', options.policy.requirePip ? 'error' : 'warning', 'The image has no pip, so packages cannot be installed from a notebook with %pip install.');
   }
 
-  // Users: the config's USER must exist; the policy may want uid 1000.
+  // Users: the config's USER must exist; servers run as the system's uid, whose home must be writable.
   const passwd = fs.resolve('/etc/passwd');
   if (passwd.found && passwd.entry.head !== undefined) facts.users = parsePasswd(passwd.entry.head);
   const user = facts.configUser.split(':')[0] ?? '';
   if (user !== '' && !/^\d+$/.test(user) && !facts.users.some((u) => u.name === user)) {
-    add('user.unknown', 'error', `The image's USER is "${user}", but /etc/passwd has no such user; Docker cannot start the container.`);
+    // Harmless here (servers run as the system's uid, not as USER), but the image is broken for anyone else.
+    add('user.unknown', 'warning', `The image's USER is "${user}", but /etc/passwd has no such user; the image would not start outside this hub.`);
   }
-  if (user === '' || user === 'root' || user === '0') {
-    add('user.root', 'info', 'The image runs as root unless the system chooses a user.');
-  }
-  if (options.policy.requireUid1000 && !facts.users.some((u) => u.uid === 1000)) {
-    add(
-      'user.uid_missing',
-      'error',
-      `This system runs notebook servers as uid 1000, but the image has no user with uid 1000${facts.users.length ? ` (its users: ${facts.users.map((u) => `${u.name}=${u.uid}`).slice(0, 8).join(', ')})` : ''}. Add one, e.g. "RUN useradd -m -u 1000 jovyan".`,
-    );
-  }
+  facts.runAs = runAsFacts(fs, config, facts, options.policy);
+  for (const finding of runAsFindings(facts, options.policy)) findings.push(finding);
   return { findings, facts };
+}
+
+/** The user a server of this image runs as on the system, and whether its home directory is writable for it. */
+function runAsFacts(fs: MergedFilesystem, config: ImageConfig, facts: ImageFacts, policy: ImagePolicy): NonNullable<ImageFacts['runAs']> {
+  const { uid, gid } = runAsFor(policy, facts);
+  const entry = facts.users.find((u) => u.uid === uid);
+  // Docker keeps an image's ENV HOME; otherwise HOME comes from /etc/passwd, or is "/" for a uid it does not list.
+  const envHome = (config.config?.Env ?? []).find((e) => e.startsWith('HOME='))?.slice(5);
+  const home = envHome || entry?.home || '/';
+  const resolved = fs.resolve(home);
+  const homeWritable = resolved.found && resolved.entry.type === 'dir' && writableBy(resolved.entry, uid, gid);
+  return { uid, gid, ...(entry ? { user: entry.name } : {}), home, homeWritable };
+}
+
+/** Owner, group or others: the permission bits that apply to `uid`/`gid` allow creating files in the directory. */
+function writableBy(entry: { mode: number; uid?: number; gid?: number }, uid: number, gid: number): boolean {
+  const bits = (entry.uid ?? 0) === uid ? entry.mode >> 6 : (entry.gid ?? 0) === gid ? entry.mode >> 3 : entry.mode;
+  return (bits & 0o3) === 0o3;
+}
+
+/** What will happen, in words: who the image would run as, who it runs as here, and whether that user can work. */
+function runAsFindings(facts: ImageFacts, policy: ImagePolicy): Finding[] {
+  const runAs = facts.runAs;
+  if (!runAs) return [];
+  const findings: Finding[] = [];
+  const own = imageUid(facts);
+  const who = `uid ${runAs.uid}${runAs.user ? ` (${runAs.user})` : ''}, gid ${runAs.gid}`;
+  const ownName = facts.users.find((u) => u.uid === own)?.name;
+  const imageSays =
+    own === 0 ? 'This image runs as root' : own === undefined ? `This image names the user "${facts.configUser}"` : `This image runs as uid ${own}${ownName ? ` (${ownName})` : ''}`;
+  const problems: string[] = [];
+  if (!runAs.user) problems.push(`the image has no user with uid ${runAs.uid} in /etc/passwd${facts.users.length ? ` (its users: ${facts.users.map((u) => `${u.name}=${u.uid}`).slice(0, 8).join(', ')})` : ''}`);
+  if (!runAs.homeWritable) problems.push(`the home directory ${runAs.home} is not writable for it, so Jupyter cannot keep its settings or start kernels there`);
+  const level = policy.requireUser ? 'error' : 'warning';
+  if (own === runAs.uid && problems.length === 0) {
+    findings.push({ code: 'user.run_as', level: 'info', message: `Servers run as the image's own user: ${who}, home ${runAs.home}.` });
+  } else if (problems.length === 0) {
+    findings.push({ code: 'user.run_as', level: 'info', message: `${imageSays}; on this system it runs as ${who}, home ${runAs.home}.` });
+  } else {
+    findings.push({
+      code: runAs.user ? 'user.home_not_writable' : 'user.uid_missing',
+      level,
+      message: `${imageSays}; on this system it runs as ${who}, and ${problems.join(', and ')}. Add a user with that uid and its own home, e.g. "RUN useradd -m -u ${runAs.uid} -g ${runAs.gid} jovyan"${policy.requireUser ? '; this system requires it' : ''}.`,
+    });
+  }
+  return findings;
 }
 
 /** The highest lib/pythonX.Y under `prefix`. */

@@ -20,10 +20,13 @@ export interface Entry {
   size: number;
   /** The first bytes (shebang) or the whole of a small file we read. */
   head?: string;
+  /** Owner and group, kept only when not 0 (root), which most entries are. */
+  uid?: number;
+  gid?: number;
 }
 
 /** Bump when the shape changes, so that stored indexes are rebuilt. */
-export const LAYER_INDEX_VERSION = 1;
+export const LAYER_INDEX_VERSION = 2;
 
 export interface LayerIndex {
   version: number;
@@ -188,6 +191,8 @@ export async function indexLayer(source: Readable, onBytes?: (compressedBytes: n
               ? 'hardlink'
               : 'other';
     const entry: Entry = { type, mode: header.mode ?? 0, size: header.size ?? 0 };
+    if (header.uid) entry.uid = header.uid;
+    if (header.gid) entry.gid = header.gid;
     if (header.linkname) entry.link = type === 'hardlink' ? normalizeTarPath(header.linkname) : header.linkname;
     index.entries[path] = entry;
 

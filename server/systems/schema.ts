@@ -1,28 +1,50 @@
 /**
  * A system: where custom images are offered and under which rules. Until
- * admins manage systems (issue #6), one default system comes from config.
+ * admins define systems, one default system comes from config.
  */
 import { z } from 'zod';
 
-/** What an image must satisfy on a system; the check fails images that do not. */
-export const ImagePolicySchema = z.object({
-  /** The image must also pass a run in Docker before it may launch. */
-  runCheck: z.boolean().default(false),
-  /** The image must have a user with uid 1000 (systems that run notebooks as 1000). */
-  requireUid1000: z.boolean().default(false),
-  /** Python version range, inclusive, as major.minor. */
-  python: z
+/** The uid and gid notebook servers run as when a system says nothing else. */
+export const DEFAULT_UID = 1000;
+export const DEFAULT_GID = 100;
+
+/** What an image must satisfy on a system, and who its servers run as; the check fails images that do not fit. */
+export const ImagePolicySchema = z.preprocess(
+  // Stored policies from before the uid became a setting call "the image must have that user" requireUid1000.
+  (raw) => {
+    if (!raw || typeof raw !== 'object' || !('requireUid1000' in raw)) return raw;
+    const { requireUid1000, ...rest } = raw as Record<string, unknown>;
+    return 'requireUser' in rest ? rest : { ...rest, requireUser: requireUid1000 };
+  },
+  z
     .object({
-      min: z.string().regex(/^\d+\.\d+$/, 'a version such as 3.9').optional(),
-      max: z.string().regex(/^\d+\.\d+$/, 'a version such as 3.12').optional(),
+      /** The image must also pass a run in Docker before it may launch. */
+      runCheck: z.boolean().default(false),
+      /**
+       * The uid servers run as: the system's choice, never the image's, never 0. With
+       * `uidMax`, a range: an image whose own user is inside it keeps that uid, others get `uid`.
+       */
+      uid: z.number().int().min(1).max(2_147_483_646).default(DEFAULT_UID),
+      uidMax: z.number().int().min(1).max(2_147_483_646).optional(),
+      /** The primary group servers run with (never 0, the root group). */
+      gid: z.number().int().min(1).max(2_147_483_646).default(DEFAULT_GID),
+      /** The image must have a user with that uid whose home directory it can write. */
+      requireUser: z.boolean().default(false),
+      /** Python version range, inclusive, as major.minor. */
+      python: z
+        .object({
+          min: z.string().regex(/^\d+\.\d+$/, 'a version such as 3.9').optional(),
+          max: z.string().regex(/^\d+\.\d+$/, 'a version such as 3.12').optional(),
+        })
+        .default({}),
+      requirePip: z.boolean().default(false),
     })
-    .default({}),
-  requirePip: z.boolean().default(false),
-});
+    .refine((p) => p.uidMax === undefined || p.uidMax >= p.uid, { message: 'the highest uid must not be below the lowest', path: ['uidMax'] }),
+);
 export type ImagePolicy = z.infer<typeof ImagePolicySchema>;
 
-/** The policy with nothing required. */
-export const OPEN_POLICY: ImagePolicy = { runCheck: false, requireUid1000: false, python: {}, requirePip: false };
+/** The policy with nothing required; servers run as the default uid and gid. */
+export const OPEN_POLICY: ImagePolicy = { runCheck: false, uid: DEFAULT_UID, gid: DEFAULT_GID, requireUser: false, python: {}, requirePip: false };
 
 export const SystemSchema = z.object({
   slug: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/),

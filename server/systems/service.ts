@@ -11,7 +11,7 @@ import type { HubIdentity } from '../hub/identity.js';
 import { checkMountPath } from '../images/mountPath.js';
 import { hostProblem, type ImageReference } from '../registry/reference.js';
 import { resealWithCurrentKey, type Keyring, type RotationResult } from '../secrets/keyring.js';
-import { registryAllowed, SystemSchema, type System, type SystemCatalog } from './schema.js';
+import { DEFAULT_GID, DEFAULT_UID, registryAllowed, SystemSchema, type System, type SystemCatalog } from './schema.js';
 import type { RegistryCredentialRow, SystemStore } from './store.js';
 import type { Knex } from 'knex';
 
@@ -37,6 +37,21 @@ function patternProblem(pattern: string): string | undefined {
   return undefined;
 }
 
+/** A whole number from a form field or JSON; blank is `undefined`. */
+const optionalId = (message: string) =>
+  z
+    .union([z.number(), z.string().trim()])
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v === '') return undefined;
+      const n = typeof v === 'number' ? v : /^\d+$/.test(v) ? Number(v) : NaN;
+      if (!Number.isInteger(n) || n < 1 || n > 2_147_483_646) {
+        ctx.addIssue({ code: 'custom', message });
+        return z.NEVER;
+      }
+      return n;
+    });
+
 /** One schema for the admin form and the API. */
 export const SystemInputSchema = z
   .object({
@@ -50,6 +65,11 @@ export const SystemInputSchema = z
     platform: z.string().trim().regex(/^[a-z0-9]+\/[a-z0-9_]+(\/[a-z0-9]+)?$/, 'The platform is os/arch[/variant], e.g. linux/amd64').default('linux/amd64'),
     spawner: z.enum(['docker', 'kubernetes'], { message: 'The spawner is docker or kubernetes' }).default('docker'),
     runCheck: checkbox,
+    uid: optionalId('The uid is a whole number from 1 (0 is root, never allowed), e.g. 1000'),
+    uidMax: optionalId('The highest uid is a whole number from 1, or blank for exactly one uid'),
+    gid: optionalId('The gid is a whole number from 1 (0 is the root group, never allowed), e.g. 100'),
+    requireUser: checkbox,
+    /** The name requireUser had before the uid was a setting; seed files and API clients may still send it. */
     requireUid1000: checkbox,
     requirePip: checkbox,
     pythonMin: z.string().trim().regex(/^(\d+\.\d+)?$/, 'A Python version is major.minor, e.g. 3.9').default(''),
@@ -66,6 +86,9 @@ export const SystemInputSchema = z
     }
     const mount = checkMountPath(input.defaultMountPath, input.mountPrefixes);
     if (!mount.ok) ctx.addIssue({ code: 'custom', path: ['defaultMountPath'], message: mount.message });
+    if (input.uidMax !== undefined && input.uidMax < (input.uid ?? DEFAULT_UID)) {
+      ctx.addIssue({ code: 'custom', path: ['uidMax'], message: `The highest uid must be at least the uid (${input.uid ?? DEFAULT_UID}), or blank for exactly one uid` });
+    }
   })
   .transform(
     (input): System =>
@@ -81,7 +104,10 @@ export const SystemInputSchema = z
         spawner: input.spawner,
         policy: {
           runCheck: input.runCheck,
-          requireUid1000: input.requireUid1000,
+          uid: input.uid ?? DEFAULT_UID,
+          ...(input.uidMax !== undefined && input.uidMax !== (input.uid ?? DEFAULT_UID) ? { uidMax: input.uidMax } : {}),
+          gid: input.gid ?? DEFAULT_GID,
+          requireUser: input.requireUser || input.requireUid1000,
           requirePip: input.requirePip,
           python: { ...(input.pythonMin ? { min: input.pythonMin } : {}), ...(input.pythonMax ? { max: input.pythonMax } : {}) },
         },

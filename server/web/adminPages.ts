@@ -5,7 +5,7 @@
 import { Router, type Request, type RequestHandler, type Response } from 'express';
 import { AppError } from '../errors.js';
 import { isServiceAdmin } from '../hub/identity.js';
-import type { System } from '../systems/schema.js';
+import { DEFAULT_GID, DEFAULT_UID, type System } from '../systems/schema.js';
 import type { SystemService } from '../systems/service.js';
 
 const SLUG = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
@@ -35,7 +35,10 @@ function formValues(system: Partial<System> | Record<string, unknown>) {
     platform: s.platform ?? 'linux/amd64',
     spawnerDocker: (s.spawner ?? 'docker') === 'docker',
     runCheck: s.policy ? s.policy.runCheck : flag(s.runCheck),
-    requireUid1000: s.policy ? s.policy.requireUid1000 : flag(s.requireUid1000),
+    uid: s.policy ? String(s.policy.uid) : String(s.uid ?? ''),
+    uidMax: s.policy ? String(s.policy.uidMax ?? '') : String(s.uidMax ?? ''),
+    gid: s.policy ? String(s.policy.gid) : String(s.gid ?? ''),
+    requireUser: s.policy ? s.policy.requireUser : flag(s.requireUser),
     requirePip: s.policy ? s.policy.requirePip : flag(s.requirePip),
     pythonMin: s.policy ? (s.policy.python?.min ?? '') : (s.pythonMin ?? ''),
     pythonMax: s.policy ? (s.policy.python?.max ?? '') : (s.pythonMax ?? ''),
@@ -88,7 +91,7 @@ export function adminPagesRouter(deps: { systems: SystemService; prefix: string 
 
   router.get('/admin/systems', (req, res) => renderList(req, res));
   router.get('/admin/systems/new', (req, res) => {
-    renderForm(req, res, { values: { ...formValues({}), enabled: true, defaultMountPath: '/home/jovyan/work', allowedRegistries: 'docker.io/*', mountPrefixes: '/home/jovyan' } });
+    renderForm(req, res, { values: { ...formValues({}), enabled: true, defaultMountPath: '/home/jovyan/work', allowedRegistries: 'docker.io/*', mountPrefixes: '/home/jovyan', uid: String(DEFAULT_UID), gid: String(DEFAULT_GID) } });
   });
   router.post('/admin/systems', (req, res) => save(req, res, undefined));
   router.get('/admin/systems/:slug/edit', async (req, res) => {

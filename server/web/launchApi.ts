@@ -20,7 +20,10 @@ export const SystemResponseSchema = z.object({
   spawner: z.enum(['docker', 'kubernetes']),
   policy: z.object({
     runCheck: z.boolean(),
-    requireUid1000: z.boolean(),
+    uid: z.number().int(),
+    uidMax: z.number().int().optional(),
+    gid: z.number().int(),
+    requireUser: z.boolean(),
     requirePip: z.boolean(),
     python: z.object({ min: z.string().optional(), max: z.string().optional() }),
   }),

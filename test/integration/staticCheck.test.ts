@@ -111,7 +111,7 @@ describe('images that pass', () => {
     expect(result.facts?.interpreter?.resolvedPath).toBe('/usr/bin/python3.11');
     expect(result.facts?.python?.version).toBe('3.11');
     expect(result.facts?.pip?.path).toBe('/usr/bin/pip3');
-    expect(result.facts?.users).toContainEqual({ name: 'jovyan', uid: 1000 });
+    expect(result.facts?.users).toContainEqual({ name: 'jovyan', uid: 1000, home: '/home/jovyan' });
   });
 
   it("finds singleuser in /opt/conda/bin through the config's PATH (zstd and plain tar layers)", async () => {
@@ -155,7 +155,7 @@ describe('images that fail, each with its finding', () => {
   });
 
   it('fails an image without a uid 1000 user when the policy requires one, and passes it otherwise', async () => {
-    const strict = await check(`${registries.open}/fail/no-uid-1000:1`, { policy: { requireUid1000: true } });
+    const strict = await check(`${registries.open}/fail/no-uid-1000:1`, { policy: { requireUser: true } });
     expect(strict.verdict).toBe('fail');
     expect(codes(strict)).toEqual(['user.uid_missing']);
     expect(strict.findings.find((f) => f.code === 'user.uid_missing')?.message).toMatch(/ada=1001/);

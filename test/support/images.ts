@@ -17,6 +17,9 @@ export interface FileSpec {
   mode?: number;
   /** Link target. */
   target?: string;
+  /** Owner and group (root when not given). */
+  uid?: number;
+  gid?: number;
 }
 /** path -> file; a string is a regular file with that content, mode 0644. */
 export type LayerFiles = Record<string, FileSpec | string>;
@@ -56,10 +59,11 @@ export async function layerTar(files: LayerFiles): Promise<Buffer> {
     const spec: FileSpec = typeof spec0 === 'string' ? { content: spec0 } : spec0;
     const name = path.replace(/^\//, '');
     const type = spec.type ?? 'file';
-    if (type === 'dir') pack.entry({ name, type: 'directory', mode: spec.mode ?? 0o755, mtime });
-    else if (type === 'symlink') pack.entry({ name, type: 'symlink', linkname: spec.target ?? '', mode: 0o777, mtime });
-    else if (type === 'hardlink') pack.entry({ name, type: 'link', linkname: (spec.target ?? '').replace(/^\//, ''), mode: spec.mode ?? 0o755, mtime });
-    else pack.entry({ name, mode: spec.mode ?? 0o644, mtime }, Buffer.from(spec.content ?? ''));
+    const owner = { uid: spec.uid ?? 0, gid: spec.gid ?? 0 };
+    if (type === 'dir') pack.entry({ name, type: 'directory', mode: spec.mode ?? 0o755, mtime, ...owner });
+    else if (type === 'symlink') pack.entry({ name, type: 'symlink', linkname: spec.target ?? '', mode: 0o777, mtime, ...owner });
+    else if (type === 'hardlink') pack.entry({ name, type: 'link', linkname: (spec.target ?? '').replace(/^\//, ''), mode: spec.mode ?? 0o755, mtime, ...owner });
+    else pack.entry({ name, mode: spec.mode ?? 0o644, mtime, ...owner }, Buffer.from(spec.content ?? ''));
   }
   pack.finalize();
   await done;
@@ -210,6 +214,7 @@ export function pythonWithJupyterhub(options: { prefix?: string; python?: string
   const site = prefix === '/usr' ? '/usr/lib/python3/dist-packages' : `${prefix}/lib/python${python}/site-packages`;
   return {
     '/etc/passwd': options.users ?? 'root:x:0:0:root:/root:/bin/bash\njovyan:x:1000:100::/home/jovyan:/bin/bash\n',
+    ...(options.users ? {} : { '/home/jovyan': { type: 'dir', mode: 0o755, uid: 1000, gid: 100 } }),
     [`${prefix}/bin/python${python}`]: { content: '\u007fELF\u0002\u0001\u0001 fake python', mode: 0o755 },
     [`${prefix}/bin/python3`]: { type: 'symlink', target: `python${python}` },
     [`${prefix}/bin/pip3`]: { content: `#!${prefix}/bin/python${python}\nimport pip\n`, mode: 0o755 },

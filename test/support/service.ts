@@ -9,6 +9,7 @@ import type { Knex } from 'knex';
 import { CheckStore } from '../../server/checks/store.js';
 import { policyHash } from '../../server/checks/service.js';
 import { ImageStore } from '../../server/images/store.js';
+import { OPEN_POLICY } from '../../server/systems/schema.js';
 import { freePort } from './registry.js';
 
 export interface ServiceProcess {
@@ -72,7 +73,7 @@ export async function queueCheck(db: Knex, owner: string, reference: string, kin
     digest: null,
     manifestDigest: null,
     platform: 'linux/amd64',
-    policyHash: policyHash({ runCheck: false, requireUid1000: false, requirePip: false, python: {} }, 'linux/amd64'),
+    policyHash: policyHash(OPEN_POLICY, 'linux/amd64'),
     kind,
     status: 'queued',
     findings: [],
