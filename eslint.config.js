@@ -18,9 +18,9 @@ export default tseslint.config(
     rules: { 'no-console': 'off' },
   },
   {
-    // The one browser script, plain ES5 for any browser.
+    // The browser scripts, plain ES5 for any browser.
     files: ['views/static/**/*.js'],
-    languageOptions: { globals: { window: 'readonly', document: 'readonly', EventSource: 'readonly' } },
+    languageOptions: { globals: { window: 'readonly', document: 'readonly', EventSource: 'readonly', fetch: 'readonly', DOMParser: 'readonly', setTimeout: 'readonly' } },
     rules: { 'no-var': 'off' },
   },
 );

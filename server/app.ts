@@ -28,9 +28,13 @@ import { csrfSync } from 'csrf-sync';
 import { memoryLayerCache, tieredLayerCache } from './checks/layerCache.js';
 import { CheckService } from './checks/service.js';
 import { CheckWorker } from './checks/worker.js';
+import { PullService } from './pulls/service.js';
+import { EngineImageStore } from './pulls/store.js';
+import { PullWorker } from './pulls/worker.js';
 import { CheckStore, databaseLayerCache } from './checks/store.js';
 import { ImageService } from './images/service.js';
-import { formatBytes, type RegistryClient } from './registry/client.js';
+import { formatBytes, type RegistryClient, type RegistryCredentials } from './registry/client.js';
+import type { ImageReference } from './registry/reference.js';
 import { ImageStore } from './images/store.js';
 import type { Keyring } from './secrets/keyring.js';
 import { isServiceAdmin } from './hub/identity.js';
@@ -56,11 +60,17 @@ export interface AppDeps {
   engine?: DockerEngine | undefined;
 }
 
+/** Background work: started after listen, stopped (waiting for work in hand) at shutdown. */
+export interface Workers {
+  start(): void;
+  stop(): Promise<void>;
+}
+
 /** The app plus what its owner must start and close. */
 export interface App {
   app: Express;
-  /** Runs queued check jobs; main starts it after listen, stops it at shutdown. */
-  worker: CheckWorker;
+  /** Runs queued check jobs and, with a Docker engine, pulls; main starts it after listen, stops it at shutdown. */
+  worker: Workers;
   /** Stops background timers (session cleanup), waits for audit writes and closes the launch's read connection; does not close `db`. */
   close(): Promise<void>;
 }
@@ -142,16 +152,30 @@ export function createApp(deps: AppDeps): App {
   const authenticate = createTokenAuthenticator({ hub, cacheSeconds: config.authCacheSeconds });
   const systems = new SystemService({ db, store: new SystemStore(db), keyring: deps.keyring, defaultSystem: config.defaultSystem });
   const checkStore = new CheckStore(db);
+  // Images kept in the engine for launches: pulled after a check passes, removed when unused.
+  const engineImages = new EngineImageStore(db);
+  const pullWorker: PullWorker | undefined = deps.engine
+    ? new PullWorker({
+        store: engineImages,
+        engine: deps.engine,
+        credentials: (owner: string, imageId: number, reference: ImageReference): Promise<RegistryCredentials | undefined> => images.pullCredentials(owner, imageId, reference),
+        logger,
+        timeoutMs: config.pulls.timeoutMs,
+        keepDays: config.pulls.keepDays,
+      })
+    : undefined;
+  const pulls: PullService | undefined = deps.engine && pullWorker ? new PullService({ store: engineImages, engine: deps.engine, wake: () => pullWorker.nudge() }) : undefined;
   const images = new ImageService({
     store: new ImageStore(db),
     systems,
     keyring: deps.keyring,
     checks: checkStore,
+    readiness: pulls,
     siteCredentials: (reference, candidates) => systems.credentialFor(reference, candidates),
   });
   const audit = new AuditLog(db);
   const launchStore = new LaunchStore(db);
-  const launches = new LaunchService({ audit, store: launchStore, images, systems, registry: deps.registry, engine: deps.engine });
+  const launches = new LaunchService({ audit, store: launchStore, images, systems, registry: deps.registry, engine: deps.engine, pulls, pullTimeoutMs: config.pulls.timeoutMs });
   const checks = new CheckService({
     store: checkStore,
     images,
@@ -161,10 +185,21 @@ export function createApp(deps: AppDeps): App {
     hub,
     engine: config.checks.runImages ? deps.engine : undefined,
     runLimits: config.checks.run,
+    pullTimeoutMs: config.pulls.timeoutMs,
     keepPulledImages: config.checks.keepPulledImages,
+    pulls,
   });
-  const worker = new CheckWorker({ store: checkStore, checks, logger, concurrency: config.checks.concurrency });
-  const queued = () => worker.nudge();
+  const checkWorker = new CheckWorker({ store: checkStore, checks, logger, concurrency: config.checks.concurrency });
+  const worker: Workers = {
+    start() {
+      checkWorker.start();
+      pullWorker?.start();
+    },
+    async stop() {
+      await Promise.all([checkWorker.stop(), pullWorker?.stop()]);
+    },
+  };
+  const queued = () => checkWorker.nudge();
   // The API on the app itself, before everything the pages need.
   app.use(`${apiPrefix}v1`, apiRouter({ authenticate, systems, launches, images, checks, queued, accessScopes: config.hub.accessScopes }));
   const router = express.Router();

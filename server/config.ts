@@ -117,6 +117,8 @@ function envSchema(cwd: string) {
       .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'must be true or false' })
       .default('false')
       .transform((v) => v === 'true' || v === '1' || v === 'yes'),
+    CUSTOM_IMAGES_PULL_TIMEOUT_SECONDS: z.coerce.number().int('must be a whole number of seconds').min(10, 'must be at least 10 seconds').default(1800),
+    CUSTOM_IMAGES_PULLED_IMAGE_DAYS: z.coerce.number().int('must be a whole number of days').min(0, 'must be 0 (keep them) or more days').default(14),
     CUSTOM_IMAGES_SYSTEMS_FILE: z
       .string()
       .optional()
@@ -170,6 +172,13 @@ export interface Config {
     keepPulledImages: boolean;
     /** Start images in Docker when an engine is configured (false: registry checks only). */
     runImages: boolean;
+  };
+  /** Images in the Docker engine. */
+  pulls: {
+    /** How long one pull (a pre-pull, a run check's, a launch's) may take. */
+    timeoutMs: number;
+    /** Images the service pulled and no launch used this long are removed; 0 keeps them. */
+    keepDays: number;
   };
   registries: {
     /** Registry hosts an admin allows on private addresses (and plain http), e.g. a site registry. */
@@ -259,6 +268,10 @@ export function parseConfig(env: Record<string, string | undefined>, cwd: string
       },
       keepPulledImages: e.CUSTOM_IMAGES_KEEP_PULLED_IMAGES,
       runImages: e.CUSTOM_IMAGES_RUN_CHECKS,
+    },
+    pulls: {
+      timeoutMs: e.CUSTOM_IMAGES_PULL_TIMEOUT_SECONDS * 1000,
+      keepDays: e.CUSTOM_IMAGES_PULLED_IMAGE_DAYS,
     },
     registries: {
       trusted: e.CUSTOM_IMAGES_TRUSTED_REGISTRIES,

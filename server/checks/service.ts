@@ -15,11 +15,14 @@ import type { ImageService } from '../images/service.js';
 import type { RegistryClient } from '../registry/client.js';
 import { RegistryError } from '../registry/errors.js';
 import { parseReference, registryAuthKey } from '../registry/reference.js';
+import type { PullService } from '../pulls/service.js';
 import type { DockerEngine } from '../runner/engine.js';
 import { CHECK_ID_LABEL, CHECK_LABEL, DEPLOYMENT_LABEL, runCheck, type RunLimits } from '../runner/runCheck.js';
-import { registryAllowed, type ImagePolicy, type SystemCatalog } from '../systems/schema.js';
+import { runAsFor } from '../systems/runAs.js';
+import { DEFAULT_GID, DEFAULT_UID, registryAllowed, type ImagePolicy, type SystemCatalog } from '../systems/schema.js';
 import type { LayerIndexCache } from './layerCache.js';
-import { registryFinding, runStaticCheck, type CheckProgress } from './staticCheck.js';
+import { CheckRecorder } from './recorder.js';
+import { registryFinding, runStaticCheck } from './staticCheck.js';
 import type { CheckRow, CheckStatus, CheckStore } from './store.js';
 
 // A site has a handful of policies, and every launch compares one: hash each once.
@@ -27,11 +30,14 @@ const policyHashes = new Map<string, string>();
 
 /** A stable key for "the same policy on the same platform". */
 export function policyHash(policy: ImagePolicy, platform: string): string {
+  const runsAsDefault = policy.uid === DEFAULT_UID && policy.uidMax === undefined && policy.gid === DEFAULT_GID;
   const canonical = JSON.stringify({
     platform,
-    requireUid1000: policy.requireUid1000,
+    // Named and shaped as before the uid became a setting, so that checks stored then stay valid.
+    requireUid1000: policy.requireUser,
     requirePip: policy.requirePip,
     python: { min: policy.python?.min ?? null, max: policy.python?.max ?? null },
+    ...(runsAsDefault ? {} : { runAs: [policy.uid, policy.uidMax ?? null, policy.gid] }),
   });
   let hash = policyHashes.get(canonical);
   if (hash === undefined) {
@@ -52,13 +58,15 @@ export interface CheckServiceDeps {
   /** Undefined when no Docker engine is configured: the run check is skipped. */
   engine?: DockerEngine | undefined;
   runLimits: RunLimits;
-  /** Keep images pulled for a run check on the host (faster spawns). */
+  /** How long the run check's pull may take. */
+  pullTimeoutMs?: number | undefined;
+  /** Keep images pulled for a run check on the host even when no launch will use them. */
   keepPulledImages: boolean;
+  /** Keeps passed images in the engine for launches on Docker systems; undefined without an engine. */
+  pulls?: PullService | undefined;
   now?: () => Date;
 }
 
-/** How often a job's progress and log are written while it runs. */
-const PROGRESS_EVERY_MS = 500;
 const HUB_VERSION_TTL_MS = 3600_000;
 
 export class CheckService {
@@ -110,68 +118,36 @@ export class CheckService {
 
   /** Runs a claimed job to its end and stores the result; engine or registry failures end in `error`. */
   async execute(job: CheckRow): Promise<CheckStatus> {
-    const started = this.now();
-    const lines: string[] = [];
-    let progress: CheckProgress = job.progress ?? { phase: 'resolve', message: '', layersDone: 0, layersTotal: 0, bytesRead: 0, bytesTotal: 0 };
-    let lastWrite = 0;
-    let trailing: NodeJS.Timeout | undefined;
-    let writing: Promise<void> = Promise.resolve();
-    // Throttled, with a trailing write, so that the last line before a quiet stretch is stored too.
-    const flush = (force = false) => {
-      const wait = PROGRESS_EVERY_MS - (Date.now() - lastWrite);
-      if (!force && wait > 0) {
-        trailing ??= setTimeout(() => {
-          trailing = undefined;
-          flush(true);
-        }, wait);
-        return;
-      }
-      clearTimeout(trailing);
-      trailing = undefined;
-      lastWrite = Date.now();
-      const snapshot = { progress: { ...progress }, log: `${lines.join('\n')}\n` };
-      writing = writing.then(() => this.deps.store.update(job.id, snapshot)).catch(() => undefined);
-    };
-    const log = (line: string) => {
-      lines.push(line);
-      flush();
-    };
-    const report = (p: CheckProgress) => {
-      progress = { ...progress, ...p };
-      flush();
-    };
-    const finish = async (status: CheckStatus, findings: Finding[], extra: Partial<CheckRow> = {}) => {
-      flush(true);
-      clearTimeout(trailing);
-      await writing;
-      await this.deps.store.update(job.id, {
-        status,
-        findings,
-        log: `${lines.join('\n')}\n`,
-        progress: { ...progress, phase: 'done', message: status },
-        finishedAt: this.now(),
-        durationMs: this.now().getTime() - started.getTime(),
-        ...extra,
-      });
-      return status;
-    };
-
+    const record = new CheckRecorder(this.deps.store, job, this.now);
+    const { log } = record;
     try {
       const system = await this.deps.systems.get(job.system);
-      if (!system) return await finish('error', [{ code: 'system.missing', level: 'error', message: `The system ${job.system} no longer exists.` }]);
+      if (!system) return await record.finish('error', [{ code: 'system.missing', level: 'error', message: `The system ${job.system} no longer exists.` }]);
       const reference = parseReference(job.reference);
       // The system's registry patterns may have changed since the image was saved.
       if (!registryAllowed(system.allowedRegistries, reference.registry, reference.repository)) {
         log('The registry is not allowed on this system; it was not contacted.');
-        return await finish('failed', [
+        return await record.finish('failed', [
           { code: 'registry.not_allowed', level: 'error', message: `${system.displayName} does not offer images from ${reference.registry}/${reference.repository}; allowed: ${system.allowedRegistries.join(', ')}.` },
         ]);
       }
       const credentials = job.imageId === null ? undefined : await this.deps.images.pullCredentials(job.owner, job.imageId, reference);
+      // Once passed, an image on a Docker system is pulled into the engine for a fast start.
+      const passed = async (findings: Finding[], stored: Partial<CheckRow>, pulledByRun?: boolean) => {
+        const digest = stored.manifestDigest ?? stored.digest;
+        if (job.imageId !== null && digest && system.spawner === 'docker' && this.deps.pulls) {
+          const target = { owner: job.owner, imageId: job.imageId, reference, digest };
+          const pulls = this.deps.pulls;
+          await (pulledByRun === undefined ? pulls.request(target) : pulls.present(target, pulledByRun)).catch((err: unknown) => {
+            log(`Could not prepare the image for a fast start (${err instanceof Error ? err.message : String(err)}); Start will pull it.`);
+          });
+        }
+        return record.finish('passed', findings, stored);
+      };
 
       // HEAD first: a digest checked before is not downloaded again.
       log(`Asking ${reference.registry} for ${reference.normalized}`);
-      report({ ...progress, phase: 'resolve', message: `Asking ${reference.registry} for ${reference.normalized}` });
+      record.report({ phase: 'resolve', message: `Asking ${reference.registry} for ${reference.normalized}` });
       let digest: string | undefined;
       try {
         digest = await this.deps.registry.session(reference, credentials).headDigest({ fresh: true });
@@ -179,63 +155,66 @@ export class CheckService {
         if (!(err instanceof RegistryError)) throw err;
         const { verdict, finding } = registryFinding(err);
         log(`Registry: ${err.message}`);
-        return await finish(verdict === 'fail' ? 'failed' : 'error', [finding]);
+        return await record.finish(verdict === 'fail' ? 'failed' : 'error', [finding]);
       }
       if (digest) {
         const previous = await this.deps.store.reusable(digest, system.platform, job.policyHash, job.kind);
         if (previous) {
           log(`${reference.normalized} is ${digest}, checked before (check #${previous.id}) with the same policy: the result is reused.`);
-          lines.push(previous.log.trimEnd());
-          return await finish(previous.status, previous.findings, {
-            digest: previous.digest,
-            manifestDigest: previous.manifestDigest,
-            facts: previous.facts,
-            reusedFrom: previous.reusedFrom ?? previous.id,
-          });
+          log(previous.log.trimEnd());
+          const stored = { digest: previous.digest, manifestDigest: previous.manifestDigest, facts: previous.facts, reusedFrom: previous.reusedFrom ?? previous.id };
+          if (previous.status === 'passed') return await passed(previous.findings, stored);
+          return await record.finish(previous.status, previous.findings, stored);
         }
       }
 
       const result = await runStaticCheck(
         { registry: this.deps.registry, layers: this.deps.layers },
-        { reference, platform: system.platform, policy: system.policy, credentials, hubVersion: await this.hubVersionCached(), onProgress: report, log },
+        { reference, platform: system.platform, policy: system.policy, credentials, hubVersion: await this.hubVersionCached(), onProgress: record.report, log },
       );
       const findings = [...result.findings];
       const stored = { digest: result.digest ?? null, manifestDigest: result.manifestDigest ?? null, platform: result.platform, facts: result.facts ?? null };
-      if (result.verdict !== 'pass') return await finish(result.verdict === 'fail' ? 'failed' : 'error', findings, stored);
+      if (result.verdict !== 'pass') return await record.finish(result.verdict === 'fail' ? 'failed' : 'error', findings, stored);
 
-      if (job.kind === 'static' || !this.deps.engine) {
+      const engine = this.deps.engine;
+      if (job.kind === 'static' || !engine) {
         findings.push({ code: 'run.skipped', level: 'info', message: 'No Docker engine is configured here, so the image was not started; the check read it from its registry only.' });
-        return await finish('passed', findings, stored);
+        return await passed(findings, stored);
       }
 
-      // The run check: start the image as the spawner would.
+      // The run check: start the image as the spawner would, as the user the server will run as.
       const pinned = `${reference.registry}/${reference.repository}@${result.manifestDigest ?? result.digest}`;
-      report({ ...progress, phase: 'layers', message: `Pulling ${pinned}` });
+      const runAs = runAsFor(system.policy, result.facts);
+      record.report({ phase: 'layers', message: `Pulling ${pinned}` });
       let run;
       try {
-        run = await runCheck(this.deps.engine, {
+        run = await runCheck(engine, {
           image: pinned,
           auth: credentials ? { ...credentials, serveraddress: registryAuthKey(reference.registry) } : undefined,
-          user: system.policy.requireUid1000 ? '1000' : undefined,
+          user: `${runAs.uid}:${runAs.gid}`,
           limits: this.deps.runLimits,
-          keepImage: this.deps.keepPulledImages,
+          pullTimeoutMs: this.deps.pullTimeoutMs,
           labels: { [CHECK_ID_LABEL]: String(job.id), [DEPLOYMENT_LABEL]: await this.deps.store.deploymentId() },
-          onPull: (p) => report({ ...progress, message: `Pulling: ${p.status}`, pulledBytes: p.current, pullTotal: p.total }),
+          onPull: (p) => record.report({ message: `Pulling: ${p.status}`, pulledBytes: p.current, pullTotal: p.total }),
           log,
         });
       } catch (err) {
         const message = err instanceof Error ? err.message : String(err);
         log(`Docker: ${message}`);
         findings.push({ code: 'run.engine', level: 'error', message: `The image could not be started for the run check: ${message}` });
-        return await finish('error', findings, stored);
+        return await record.finish('error', findings, stored);
       }
       findings.push(...run.findings);
       const failed = run.findings.some((f) => f.level === 'error');
-      return await finish(failed ? 'failed' : 'passed', findings, stored);
+      // A passing image the spawner will start stays in the engine for it; others go unless the admin keeps them.
+      const keep = !failed && system.spawner === 'docker' && this.deps.pulls !== undefined;
+      if (run.pulled && !keep && !this.deps.keepPulledImages) await engine.removeImage(pinned).catch(() => undefined);
+      if (failed) return await record.finish('failed', findings, stored);
+      return await passed(findings, stored, run.pulled);
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       log(`Unexpected: ${message}`);
-      return finish('error', [{ code: 'check.failed', level: 'error', message: `The check could not be made: ${message}` }]);
+      return record.finish('error', [{ code: 'check.failed', level: 'error', message: `The check could not be made: ${message}` }]);
     }
   }
 

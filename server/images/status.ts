@@ -17,6 +17,9 @@ export interface CheckSummary {
   system: string;
   createdAt: Date;
   finishedAt: Date | null;
+  digest: string | null;
+  /** The platform manifest's digest, what a spawner starts. */
+  manifestDigest: string | null;
 }
 
 /**

@@ -3,7 +3,9 @@
  * the user's credentials as a per-pull auth config, never written to the
  * engine's own configuration.
  */
+import path from 'node:path/posix';
 import Docker from 'dockerode';
+import tar from 'tar-stream';
 import { AppError } from '../errors.js';
 
 export interface PullAuth {
@@ -15,9 +17,57 @@ export interface PullAuth {
 
 /** Progress of a pull, summed over its layers. */
 export interface PullProgress {
+  /** Bytes downloaded of the layers' `total` (compressed). */
   current: number;
   total: number;
+  /** How far the pull is, 0 to 1: downloading and unpacking each count half. */
+  fraction: number;
   status: string;
+}
+
+/** One layer of a pull as the engine reports it. */
+interface LayerProgress {
+  total: number;
+  downloaded: number;
+  extracted: number;
+  done: boolean;
+}
+
+type PullEvent = { id?: string; status?: string; error?: string; errorDetail?: { message?: string }; progressDetail?: { current?: number; total?: number } };
+
+/** Folds one progress event of the engine into the layers' states. */
+export function trackPull(layers: Map<string, LayerProgress>, event: PullEvent): void {
+  if (!event.id || !event.status) return;
+  const layer = layers.get(event.id) ?? { total: 0, downloaded: 0, extracted: 0, done: false };
+  const { current = 0, total = 0 } = event.progressDetail ?? {};
+  if (event.status === 'Downloading') {
+    layer.total = total || layer.total;
+    layer.downloaded = current;
+  } else if (event.status === 'Download complete' || event.status === 'Verifying Checksum') {
+    layer.downloaded = layer.total;
+  } else if (event.status === 'Extracting') {
+    layer.total ||= total;
+    layer.downloaded = layer.total;
+    layer.extracted = current;
+  } else if (event.status === 'Pull complete' || event.status === 'Already exists') {
+    layer.done = true;
+  } else if (!layers.has(event.id)) {
+    return;
+  }
+  layers.set(event.id, layer);
+}
+
+/** The layers' states summed up. */
+export function pullProgress(layers: Map<string, LayerProgress>, status: string): PullProgress {
+  let current = 0;
+  let total = 0;
+  let work = 0;
+  for (const layer of layers.values()) {
+    total += layer.total;
+    current += layer.done ? layer.total : Math.min(layer.downloaded, layer.total);
+    work += layer.done ? 2 * layer.total : Math.min(layer.downloaded, layer.total) + Math.min(layer.extracted, layer.total);
+  }
+  return { current, total, fraction: total > 0 ? work / (2 * total) : 0, status };
 }
 
 /** dockerode reads DOCKER_HOST itself; we pass it explicitly so that config.ts stays the only reader. */
@@ -39,8 +89,40 @@ function engineError(err: unknown, what: string): AppError {
   );
 }
 
+/** A volume's top directory was handed to this uid:gid (labels cannot change, so a new owner means a new chown). */
+export const VOLUME_OWNER_LABEL = 'custom-images.volume-owner';
+
+/** What {@link DockerEngine.prepareVolume} needs. */
+export interface VolumeRequest {
+  name: string;
+  /** The image the server runs, pinned by digest (already on the engine). */
+  image: string;
+  /** Where the server mounts the volume. */
+  target: string;
+  uid: number;
+  gid: number;
+  labels: Record<string, string>;
+}
+
 export class DockerEngine {
+  private engineId: Promise<string> | undefined;
+
   constructor(readonly docker: Docker) {}
+
+  /** The engine's own id: replicas that talk to one engine share the images it holds. */
+  id(): Promise<string> {
+    this.engineId ??= this.docker.info().then(
+      (info: { ID?: string }) => {
+        if (!info.ID) throw new Error('the Docker engine reports no ID');
+        return info.ID;
+      },
+      (err: unknown) => {
+        this.engineId = undefined;
+        throw engineError(err, 'say who it is');
+      },
+    );
+    return this.engineId;
+  }
 
   async ping(): Promise<void> {
     try {
@@ -50,15 +132,32 @@ export class DockerEngine {
     }
   }
 
-  /** Pulls `reference` (pinned by digest), reporting progress; the auth config goes with this pull only. */
-  async pull(reference: string, auth: PullAuth | undefined, onProgress?: (p: PullProgress) => void): Promise<void> {
+  /**
+   * Pulls `reference` (pinned by digest), reporting progress; the auth config goes with this pull only.
+   * A pull that takes longer than `timeoutMs` is cancelled (the engine stops it when the request ends).
+   */
+  async pull(reference: string, auth: PullAuth | undefined, onProgress?: (p: PullProgress) => void, timeoutMs?: number): Promise<void> {
+    const abort = new AbortController();
+    const timer = timeoutMs === undefined ? undefined : setTimeout(() => abort.abort(), timeoutMs);
+    try {
+      await this.pullUntil(reference, auth, abort.signal, onProgress);
+    } catch (err) {
+      if (!abort.signal.aborted) throw err;
+      throw new AppError(504, 'conflict', `The Docker engine did not finish pulling ${reference} within ${Math.round((timeoutMs ?? 0) / 1000)} s; it was stopped. Try again later, or ask the hub admin about the registry's speed.`, { cause: err, expose: true });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async pullUntil(reference: string, auth: PullAuth | undefined, signal: AbortSignal, onProgress?: (p: PullProgress) => void): Promise<void> {
     let stream: NodeJS.ReadableStream;
     try {
-      stream = (await this.docker.pull(reference, auth ? { authconfig: auth } : {})) as NodeJS.ReadableStream;
+      stream = (await this.docker.pull(reference, { ...(auth ? { authconfig: auth } : {}), abortSignal: signal })) as NodeJS.ReadableStream;
     } catch (err) {
       throw engineError(err, `pull ${reference}`);
     }
-    const layers = new Map<string, { current: number; total: number }>();
+    signal.addEventListener('abort', () => (stream as NodeJS.ReadableStream & { destroy?: (err?: Error) => void }).destroy?.(new Error('pull cancelled')), { once: true });
+    const layers = new Map<string, LayerProgress>();
     // The engine reports a failed pull inside the stream ({"error": …}), not as an HTTP error.
     let failure: string | undefined;
     await new Promise<void>((resolve, reject) => {
@@ -69,19 +168,13 @@ export class DockerEngine {
           else if (failure) reject(new AppError(502, 'conflict', `The Docker engine could not pull ${reference}: ${failure}`, { expose: true }));
           else resolve();
         },
-        (event: { id?: string; status?: string; error?: string; errorDetail?: { message?: string }; progressDetail?: { current?: number; total?: number } }) => {
+        (event: PullEvent) => {
           if (event.error || event.errorDetail) {
             failure = event.errorDetail?.message ?? event.error;
             return;
           }
-          if (event.id && event.progressDetail?.total) layers.set(event.id, { current: event.progressDetail.current ?? 0, total: event.progressDetail.total });
-          let current = 0;
-          let total = 0;
-          for (const l of layers.values()) {
-            current += l.current;
-            total += l.total;
-          }
-          onProgress?.({ current, total, status: event.status ?? '' });
+          trackPull(layers, event);
+          onProgress?.(pullProgress(layers, event.status ?? ''));
         },
       );
     });
@@ -95,4 +188,75 @@ export class DockerEngine {
       return false;
     }
   }
+
+  /**
+   * Removes this reference of an image (another tag of the same image stays);
+   * the engine refuses while any container, running or stopped, uses it.
+   */
+  async removeImage(reference: string): Promise<'removed' | 'in_use' | 'missing'> {
+    try {
+      await this.docker.getImage(reference).remove({ force: false, noprune: false });
+      return 'removed';
+    } catch (err) {
+      const status = (err as { statusCode?: number }).statusCode;
+      if (status === 404) return 'missing';
+      if (status === 409) return 'in_use';
+      throw engineError(err, `remove ${reference}`);
+    }
+  }
+
+  /**
+   * The named volume for a server's data, its top directory owned by the
+   * server's uid:gid. A new volume is root's (or the image directory's owner's)
+   * wherever the image lacks that path, and the notebook user could not write
+   * its own data. No process runs: a container of the image is created (which
+   * mounts the volume, copying the image's content there as Docker does),
+   * the directory entry is written through the archive API, and the container
+   * is removed.
+   */
+  async prepareVolume(request: VolumeRequest): Promise<void> {
+    const owner = `${request.uid}:${request.gid}`;
+    const volume = (await this.docker
+      .getVolume(request.name)
+      .inspect()
+      .catch((err: { statusCode?: number }) => {
+        if (err.statusCode === 404) return undefined;
+        throw engineError(err, `inspect the volume ${request.name}`);
+      })) as { Labels?: Record<string, string> | null } | undefined;
+    if (volume?.Labels?.[VOLUME_OWNER_LABEL] === owner) return;
+    try {
+      if (!volume) await this.docker.createVolume({ Name: request.name, Labels: { ...request.labels, [VOLUME_OWNER_LABEL]: owner } });
+      const container = await this.docker.createContainer({
+        Image: request.image,
+        Entrypoint: ['custom-images-prepares-a-volume'],
+        Cmd: [],
+        Labels: request.labels,
+        NetworkDisabled: true,
+        HostConfig: { NetworkMode: 'none', Mounts: [{ Type: 'volume', Source: request.name, Target: request.target }] },
+      });
+      try {
+        await container.putArchive(await directoryEntry(path.basename(request.target), request.uid, request.gid), { path: path.dirname(request.target) });
+      } finally {
+        await container.remove({ force: true, v: false }).catch(() => undefined);
+      }
+    } catch (err) {
+      if (err instanceof AppError) throw err;
+      throw engineError(err, `prepare the data volume ${request.name}`);
+    }
+  }
+}
+
+/** A tar with one directory entry, owned by uid:gid, mode 0755. */
+async function directoryEntry(name: string, uid: number, gid: number): Promise<Buffer> {
+  const pack = tar.pack();
+  const chunks: Buffer[] = [];
+  pack.on('data', (chunk: unknown) => chunks.push(chunk as Buffer));
+  const ended = new Promise<void>((resolve, reject) => {
+    pack.on('end', resolve);
+    pack.on('error', reject);
+  });
+  pack.entry({ name, type: 'directory', mode: 0o755, uid, gid, mtime: new Date() });
+  pack.finalize();
+  await ended;
+  return Buffer.concat(chunks);
 }

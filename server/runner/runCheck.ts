@@ -28,11 +28,11 @@ export interface RunCheckRequest {
   /** The image pinned by digest. */
   image: string;
   auth: PullAuth | undefined;
-  /** Run as this user (e.g. "1000"), else the image's own USER. */
-  user: string | undefined;
+  /** Run as this uid:gid, as the server will (never the image's own USER). */
+  user: string;
   limits: RunLimits;
-  /** Remove the image after the check unless the admin keeps pulled images. */
-  keepImage: boolean;
+  /** How long the pull may take. */
+  pullTimeoutMs?: number | undefined;
   /** Labels the container with its job, so that one left by a crash can be found and removed. */
   labels?: Record<string, string>;
   onPull?: (progress: PullProgress) => void;
@@ -45,6 +45,8 @@ export interface RunCheckResult {
   version: string | undefined;
   exitCode: number | undefined;
   timedOut: boolean;
+  /** Whether this check pulled the image (it was not in the engine before): the caller keeps or removes it. */
+  pulled: boolean;
 }
 
 /** Keeps the first and the last `limit / 2` bytes of a stream of output. */
@@ -85,19 +87,19 @@ export function parseVersionOutput(output: string): string | undefined {
   return undefined;
 }
 
-/** Pulls, runs and removes; never throws for the image's own behaviour, only for engine failures. */
+/** Pulls, runs and removes the container; never throws for the image's own behaviour, only for engine failures. */
 export async function runCheck(engine: DockerEngine, request: RunCheckRequest): Promise<RunCheckResult> {
   const { limits, log } = request;
   const findings: Finding[] = [];
   log(`Pulling ${request.image}`);
   const hadImage = await engine.hasImage(request.image);
-  await engine.pull(request.image, request.auth, request.onPull);
+  await engine.pull(request.image, request.auth, request.onPull, request.pullTimeoutMs);
   log('Pulled; starting jupyterhub-singleuser --version with no network, no capabilities, a read-only root');
 
   const container = await engine.docker.createContainer({
     Image: request.image,
     Cmd: ['jupyterhub-singleuser', '--version'],
-    ...(request.user ? { User: request.user } : {}),
+    User: request.user,
     Env: ['JUPYTERHUB_SERVICE_PREFIX=/user/check/', 'JUPYTERHUB_API_URL=http://127.0.0.1:8081/hub/api'],
     Labels: { ...request.labels, [CHECK_LABEL]: 'true' },
     NetworkDisabled: true,
@@ -159,9 +161,6 @@ export async function runCheck(engine: DockerEngine, request: RunCheckRequest): 
     oomKilled = state.OOMKilled === true;
   } finally {
     await container.remove({ force: true }).catch(() => undefined);
-    if (!request.keepImage && !hadImage) {
-      await engine.docker.getImage(request.image).remove({ force: false }).catch(() => undefined);
-    }
   }
 
   const text = output.toString();
@@ -184,5 +183,5 @@ export async function runCheck(engine: DockerEngine, request: RunCheckRequest): 
   } else {
     findings.push({ code: 'run.version', level: 'info', message: `The image started jupyterhub-singleuser ${version}.` });
   }
-  return { findings, version, exitCode, timedOut };
+  return { findings, version, exitCode, timedOut, pulled: !hadImage };
 }

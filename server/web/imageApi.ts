@@ -11,7 +11,7 @@ import type { CheckService } from '../checks/service.js';
 import type { CheckRow } from '../checks/store.js';
 import type { ImageService, ImageView } from '../images/service.js';
 import { identityOf } from './apiAuth.js';
-import { parseId } from './imagePages.js';
+import { parseId, readinessText } from './imagePages.js';
 
 export const ImageResponseSchema = z.object({
   id: z.number().int().positive(),
@@ -30,6 +30,10 @@ export const ImageResponseSchema = z.object({
     at: z.string().nullable(),
     checkId: z.number().int().nullable(),
   }),
+  /** Checked images on a Docker system: pulled into the engine in advance, so that Start is fast. */
+  start: z
+    .object({ state: z.enum(['preparing', 'ready', 'failed']), percent: z.number().int().nullable(), message: z.string().nullable(), text: z.string() })
+    .nullable(),
   warnings: z.array(z.string()),
   createdAt: z.string(),
   updatedAt: z.string(),
@@ -50,6 +54,14 @@ export function presentImage(image: ImageView): ImageResponse {
     mountPathIsDefault: image.mountPathIsDefault,
     credential: image.credential ?? null,
     status: { ...image.status, at: image.status.at?.toISOString() ?? null, checkId: image.status.checkId ?? null },
+    start: image.start
+      ? {
+          state: image.start.state,
+          percent: image.start.state === 'preparing' ? image.start.percent : null,
+          message: image.start.state === 'failed' ? image.start.message : null,
+          text: readinessText(image.start),
+        }
+      : null,
     warnings: image.warnings,
     createdAt: image.createdAt.toISOString(),
     updatedAt: image.updatedAt.toISOString(),

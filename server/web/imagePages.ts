@@ -7,6 +7,7 @@ import { AppError, notFound } from '../errors.js';
 import type { CheckService } from '../checks/service.js';
 import type { CheckRow } from '../checks/store.js';
 import type { ImageService, ImageView } from '../images/service.js';
+import type { StartReadiness } from '../pulls/service.js';
 import type { System } from '../systems/schema.js';
 
 /** Route ids are positive integers; anything else is a page that does not exist. */
@@ -62,6 +63,18 @@ function presentCheckPage(check: CheckRow) {
   };
 }
 
+/** "Preparing to start… 45 %", "Ready to start", or why it could not be prepared. */
+export function readinessText(start: StartReadiness): string {
+  if (start.state === 'ready') return 'Ready to start';
+  if (start.state === 'failed') return `Not prepared in advance (${start.message}); Start pulls the image`;
+  return start.percent === null ? 'Preparing to start…' : `Preparing to start… ${start.percent} %`;
+}
+
+/** An image as its tile shows it. */
+function presentTile(image: ImageView) {
+  return { ...image, startText: image.start ? readinessText(image.start) : undefined, busy: image.status.code === 'checking' || image.start?.state === 'preparing' };
+}
+
 function systemOptions(systems: System[], selected: string) {
   return systems.map((s) => ({ ...s, selected: s.slug === selected }));
 }
@@ -114,11 +127,13 @@ export function imagePagesRouter(deps: { images: ImageService; checks: CheckServ
 
   router.get('/', async (req, res) => {
     const user = owner(req);
-    const list = await images.list(user.name);
+    const list = (await images.list(user.name)).map(presentTile);
     const saved = list.find((i) => String(i.id) === req.query.saved);
     res.render('pages/images', {
       title: 'My custom images',
       images: list,
+      // Without JavaScript the page reloads itself while a tile is checking or preparing.
+      refreshSeconds: list.some((i) => i.busy) ? 3 : undefined,
       saved,
       deleted: req.query.deleted === '1',
       csrfToken: req.csrfToken?.(),

@@ -20,7 +20,7 @@ async function tables(db: Knex): Promise<string[]> {
 
 async function upAndDown(db: Knex): Promise<void> {
   expect(await migrateLatest(db)).toEqual(names);
-  expect(await tables(db)).toEqual(['audit', 'checks', 'credentials', 'deployment', 'images', 'layer_indexes', 'registry_credentials', 'sessions', 'systems']);
+  expect(await tables(db)).toEqual(['audit', 'checks', 'credentials', 'deployment', 'engine_images', 'images', 'layer_indexes', 'registry_credentials', 'sessions', 'systems']);
   expect((await migrationStatus(db)).pending).toEqual([]);
   // One deployment id, created with the database.
   const [deployment, ...more] = (await db('deployment').select('id')) as Array<{ id: string }>;

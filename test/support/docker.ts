@@ -66,3 +66,27 @@ export async function startPrivateDockerd(): Promise<PrivateDockerd> {
     },
   };
 }
+
+/** Removes the data volumes a launch made for servers on `system` (a test's leftovers on the shared engine). */
+export async function removeDataVolumes(docker: Docker, system: string): Promise<void> {
+  for (const volume of (await docker.listVolumes({ filters: { label: [`custom-images.system=${system}`] } })).Volumes ?? []) {
+    await docker.getVolume(volume.Name).remove().catch(() => undefined);
+  }
+}
+
+/**
+ * Removes the images in the CI engine that came from these registries
+ * (host:port): what run checks, pre-pulls and launches of a test left. No-op
+ * without an engine.
+ */
+export async function removeImagesFrom(hosts: string[]): Promise<void> {
+  const socket = (process.env.DOCKER_HOST ?? 'unix:///var/run/docker.sock').replace('unix://', '');
+  if (!fs.existsSync(socket)) return;
+  const docker = new Docker({ socketPath: socket });
+  const from = (ref: string) => hosts.some((host) => ref.startsWith(`${host}/`));
+  for (const image of await docker.listImages().catch(() => [])) {
+    for (const ref of [...(image.RepoTags ?? []), ...(image.RepoDigests ?? [])].filter(from)) {
+      await docker.getImage(ref).remove({ force: true }).catch(() => undefined);
+    }
+  }
+}

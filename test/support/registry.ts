@@ -11,6 +11,7 @@ import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { removeImagesFrom } from './docker.js';
 
 const REGISTRY_BIN = process.env.DOCKER_REGISTRY_BIN ?? '/usr/bin/docker-registry';
 
@@ -160,6 +161,8 @@ ${auth}`;
       for (const proc of procs) proc.kill('SIGTERM');
       await new Promise<void>((r) => issuer.close(() => r()));
       fs.rmSync(dir, { recursive: true, force: true });
+      // What the service pulled from them into the engine (run checks, pre-pulls, launches).
+      await removeImagesFrom([`127.0.0.1:${openPort}`, `127.0.0.1:${basicPort}`, `127.0.0.1:${tokenPort}`]);
     },
   };
 }
@@ -230,6 +233,45 @@ export async function faultyProxy(target: string): Promise<{ host: string; set(f
     stop: () =>
       new Promise<void>((r) => {
         for (const res of stalled) res.destroy();
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
+}
+
+/**
+ * A slow link in front of a registry: blob downloads are sent at
+ * `bytesPerSecond`, everything else passes at once. Lists what it saw.
+ */
+export async function throttledProxy(target: string, bytesPerSecond: number): Promise<{ host: string; requests: string[]; stop(): Promise<void> }> {
+  const requests: string[] = [];
+  const [host, port] = target.split(':');
+  const server = http.createServer((req, res) => {
+    requests.push(`${req.method ?? ''} ${req.url ?? ''}`);
+    const upstream = http.request({ host, port: Number(port), path: req.url, method: req.method, headers: req.headers }, (up) => {
+      res.writeHead(up.statusCode ?? 502, up.headers);
+      if (!/\/blobs\/sha256:/.test(req.url ?? '') || req.method !== 'GET') {
+        up.pipe(res);
+        return;
+      }
+      // Each chunk is followed by the pause its size takes at the rate.
+      up.on('data', (chunk: Buffer) => {
+        up.pause();
+        res.write(chunk);
+        setTimeout(() => up.resume(), (chunk.length / bytesPerSecond) * 1000);
+      });
+      up.on('end', () => res.end());
+    });
+    upstream.on('error', () => res.destroy());
+    req.pipe(upstream);
+  });
+  const listenPort = await freePort();
+  await new Promise<void>((r) => server.listen(listenPort, '127.0.0.1', r));
+  return {
+    host: `127.0.0.1:${listenPort}`,
+    requests,
+    stop: () =>
+      new Promise<void>((r) => {
         server.closeAllConnections();
         server.close(() => r());
       }),
