@@ -46,6 +46,8 @@ export function checkMountPath(input: string, allowedPrefixes: readonly string[]
   if (!input.startsWith('/')) return { ok: false, message: 'The mount path must be absolute, starting with "/", e.g. /home/jovyan/work' };
   if (input.split('/').includes('..')) return { ok: false, message: 'The mount path must not contain ".." parts' };
   if (/[:,\\]/.test(input)) return { ok: false, message: 'The mount path must not contain ":", "," or "\\" (they separate volume options)' };
+  // DockerSpawner and KubeSpawner fill {username} and the like into volume paths with str.format.
+  if (/[{}]/.test(input)) return { ok: false, message: 'The mount path must not contain "{" or "}" (the spawner fills in names written between them)' };
   const normalized = path.normalize(input).replace(/\/+$/, '') || '/';
   if (normalized === '/') return { ok: false, message: 'The mount path cannot be "/": that would hide the whole image' };
   const system = SYSTEM_PATHS.find((p) => isUnder(normalized, p));

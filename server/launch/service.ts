@@ -13,9 +13,12 @@ import { SCOPES, hasScope, type HubIdentity } from '../hub/identity.js';
 import type { ImageService } from '../images/service.js';
 import type { RegistryClient } from '../registry/client.js';
 import { RegistryError } from '../registry/errors.js';
-import { registryAuthKey } from '../registry/reference.js';
+import { checkMountPath } from '../images/mountPath.js';
+import { pinnedImage, type PullService } from '../pulls/service.js';
+import { parseReference, registryAuthKey } from '../registry/reference.js';
+import { runAsFor } from '../systems/runAs.js';
 import type { DockerEngine } from '../runner/engine.js';
-import type { SystemCatalog } from '../systems/schema.js';
+import { registryAllowed, type SystemCatalog } from '../systems/schema.js';
 import type { LaunchStore } from './store.js';
 
 export const LaunchResponseSchema = z.object({
@@ -24,7 +27,9 @@ export const LaunchResponseSchema = z.object({
   system: z.string(),
   spawner: z.enum(['docker', 'kubernetes']),
   mount: z.object({ volume: z.string(), target: z.string() }),
-  uid: z.number().int().nullable(),
+  /** The system's uid and gid: never the image's choice, never 0. */
+  uid: z.number().int().positive(),
+  gid: z.number().int().positive(),
   env: z.record(z.string(), z.string()),
   pull: z.discriminatedUnion('kind', [
     z.object({ kind: z.literal('kubernetes'), dockerconfigjson: z.string().nullable() }),
@@ -53,6 +58,10 @@ export interface LaunchServiceDeps {
   registry: RegistryClient;
   /** Where images are pulled for Docker systems; undefined when no engine is configured. */
   engine: DockerEngine | undefined;
+  /** How long a pull at launch may take. */
+  pullTimeoutMs?: number | undefined;
+  /** What the engine holds; with `engine`. */
+  pulls?: PullService | undefined;
   now?: () => Date;
 }
 
@@ -84,9 +93,19 @@ export class LaunchService {
     }
     const digest = check.manifestDigest ?? check.digest;
     if (!digest) throw refuse(`The check of "${image.name}" recorded no digest. Check it again.`);
+    // Today's rules, not those of the day of the check: an admin may have narrowed them since.
+    const reference = parseReference(image.reference);
+    if (!registryAllowed(system.allowedRegistries, reference.registry, reference.repository)) {
+      throw refuse(`${system.displayName} no longer offers images from ${reference.registry}/${reference.repository} (allowed now: ${system.allowedRegistries.join(', ')}). Choose another image for "${image.name}" in custom images.`);
+    }
+    const target = image.mountPath ?? system.defaultMountPath;
+    const mount = checkMountPath(target, system.mountPrefixes);
+    if (!mount.ok) {
+      throw refuse(`The data path ${target} of "${image.name}" is no longer allowed on ${system.displayName}: ${mount.message}. Edit the image in custom images and choose another path.`);
+    }
 
     // Secrets are opened only for a launch that goes ahead.
-    const { reference, pull: credentials } = await this.deps.images.pullCredentialsOf(image, rows.credential, rows.siteCredentials);
+    const { pull: credentials } = await this.deps.images.pullCredentialsOf(image, rows.credential, rows.siteCredentials);
     // The tag must still point where it pointed when it was checked.
     if (!reference.digest) {
       let current: string | undefined;
@@ -100,7 +119,10 @@ export class LaunchService {
         throw refuse(`${image.reference} now points to a different image than the one checked. Check it again in custom images, then start your server.`);
       }
     }
-    const pinned = `${reference.registry}/${reference.repository}@${digest}`;
+    const pinned = pinnedImage(reference, digest);
+    const runAs = runAsFor(system.policy, check.facts ?? undefined);
+    const volume = volumeName(owner, system.slug);
+    const { engine, pulls } = this.deps;
 
     let pull: LaunchParams['pull'];
     if (system.spawner === 'kubernetes') {
@@ -114,24 +136,19 @@ export class LaunchService {
             ? JSON.stringify({ auths: { [key]: { username: credentials.username, password: credentials.password, auth: Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64') } } })
             : null,
       };
-    } else if (this.deps.engine) {
-      // Pinned by digest: an image already on the host is exactly this one, no pull needed.
-      if (!(await this.deps.engine.hasImage(pinned))) {
-        await this.deps.engine.pull(pinned, credentials ? { ...credentials, serveraddress: registryAuthKey(reference.registry) } : undefined);
-      }
+    } else if (engine) {
+      // Pinned by digest: an image already on the host (pre-pulled after its check) is exactly this one.
+      const target = { owner, imageId, reference, digest };
+      const auth = credentials ? { ...credentials, serveraddress: registryAuthKey(reference.registry) } : undefined;
+      if (pulls) await pulls.forLaunch(target, () => engine.pull(pinned, auth, undefined, this.deps.pullTimeoutMs));
+      else if (!(await engine.hasImage(pinned))) await engine.pull(pinned, auth, undefined, this.deps.pullTimeoutMs);
+      // The server's user must be able to write its own data, also where the image has no such directory.
+      await engine.prepareVolume({ name: volume, image: pinned, target: mount.path, uid: runAs.uid, gid: runAs.gid, labels: { 'custom-images.owner': owner, 'custom-images.system': system.slug } });
       pull = { kind: 'docker', pulled: true };
     } else {
       if (credentials) throw new AppError(503, 'conflict', 'This service has no Docker engine to pull a private image with; ask the hub admin to configure DOCKER_HOST.', { expose: true });
       pull = { kind: 'docker', pulled: false };
     }
-
-    const facts = check.facts;
-    const configUser = (facts?.configUser ?? '').split(':')[0] ?? '';
-    const uid = system.policy.requireUid1000
-      ? 1000
-      : /^\d+$/.test(configUser)
-        ? Number(configUser)
-        : (facts?.users.find((u) => u.name === configUser)?.uid ?? null);
 
     // Built field by field under its type, which rejects any other key: the hottest answer skips a runtime parse
     // (the API tests hold it to LaunchResponseSchema).
@@ -140,8 +157,9 @@ export class LaunchService {
       digest,
       system: system.slug,
       spawner: system.spawner,
-      mount: { volume: volumeName(owner, system.slug), target: image.mountPath ?? system.defaultMountPath },
-      uid,
+      mount: { volume, target: mount.path },
+      uid: runAs.uid,
+      gid: runAs.gid,
       env: { CUSTOM_IMAGES_IMAGE: pinned, CUSTOM_IMAGES_CHECK_ID: String(check.id) },
       pull,
       check: { id: check.id, kind: check.kind, finishedAt: check.finishedAt?.toISOString() ?? null },

@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ciDocker, removeDataVolumes } from '../support/docker.js';
 import { openDatabase, type Knex } from '../../server/store/db.js';
 import type { HubIdentity } from '../../server/hub/identity.js';
 import { LaunchResponseSchema } from '../../server/launch/service.js';
@@ -53,6 +54,8 @@ afterAll(async () => {
   await db?.destroy();
   await hub?.stop();
   await registries?.stop();
+  // The launches on the Docker system made data volumes in the engine.
+  if (process.env.DOCKER_HOST) await removeDataVolumes(ciDocker(), 'dock');
 });
 
 async function api(who: string | undefined, method: string, p: string, body?: unknown) {
@@ -167,6 +170,7 @@ describe('launch', () => {
       spawner: 'kubernetes',
       mount: { volume: expect.stringMatching(/^jupyterhub-user-uma-kube-/), target: '/home/jovyan/work' },
       uid: 1000,
+      gid: 100,
     });
     const pull = res.body.pull as { kind: string; dockerconfigjson: string };
     expect(pull.kind).toBe('kubernetes');
@@ -186,7 +190,8 @@ describe('launch', () => {
     const res = await api('launcher', 'GET', `users/uma/images/${ids.good}/launch`);
     expect(res.status).toBe(200);
     expect(res.body.pull).toEqual({ kind: 'docker', pulled: true });
-    expect(res.body.uid).toBeNull();
+    // The system's uid and gid, though the image says nothing.
+    expect(res.body).toMatchObject({ uid: 1000, gid: 100 });
   });
 
   it('is refused to other users and tokens without scopes', async () => {

@@ -78,6 +78,10 @@ export const BAD_MOUNT_PATHS: Array<[string, RegExp]> = [
   ['/opt/conda/envs', /in \/opt\/conda/],
   ['/home/jovyan:/etc', /":"/],
   ['/home/jovyan,ro', /","/],
+  // DockerSpawner and KubeSpawner run str.format over volume paths: "{" and "}" could build another path.
+  ['/home/{username}', /"\{" or "\}"/],
+  ['/home/jovyan/{0}', /"\{" or "\}"/],
+  ['/data/}{', /"\{" or "\}"/],
   ['/srv/data', /must be under \/home, \/data/],
   ['/homework', /must be under \/home, \/data/],
   [`/home/${'a'.repeat(1100)}`, /longer than 1024/],
