@@ -11,15 +11,19 @@ Use it from jupyterhub_config.py::
     )
     custom_images.configure(c)
 
-It renders the spawn form (a choice of system and of the user's checked images
-on it, and a link to manage images), turns the form into user_options, and in
-pre_spawn_hook asks the service for the launch parameters and applies them:
+It renders the spawn form (the hub's standard environment first, then the
+user's checked images, and a link to manage images), turns the form into
+user_options, and in pre_spawn_hook asks the service for the launch
+parameters and applies them. The standard environment is left exactly as the
+hub configures it. For a custom image:
 
-- DockerSpawner: image, volumes, extra_create_kwargs["user"], environment;
+- DockerSpawner: image, the data volume, extra_create_kwargs "user" (uid:gid)
+  and "working_dir" (the data's path, so that the server opens there),
+  pull_policy "never" (the service pulled the image), environment;
 - KubeSpawner: image, image_pull_secrets (the Secret is created or updated),
-  volumes, volume_mounts, uid, environment. KubeSpawner applies profile
-  overrides after pre_spawn_hook (load_user_options inside start), so the
-  values are applied again in modify_pod_hook, which runs last.
+  volumes, volume_mounts, uid, gid, working_dir, environment. KubeSpawner
+  applies profile overrides after pre_spawn_hook (load_user_options inside
+  start), so the values are applied again in modify_pod_hook, which runs last.
 
 A refusal (the check failed, the image changed, the system is disabled, ...)
 raises an error whose message the hub shows the user.
@@ -45,6 +49,8 @@ except Exception:  # pragma: no cover - only outside a hub
 #: user_options keys this module sets
 OPTION_SYSTEM = "custom_images_system"
 OPTION_IMAGE = "custom_images_image_id"
+#: the form's value for the hub's own image
+STANDARD = "standard"
 
 
 class LaunchRefused(web.HTTPError):
@@ -73,12 +79,14 @@ def _is_dockerspawner(spawner):
 class CustomImages:
     """The service's API, as the spawner hooks use it."""
 
-    def __init__(self, api_url, token, manage_url, timeout=120, bootstrap5=None):
+    def __init__(self, api_url, token, manage_url, timeout=120, bootstrap5=None, standard_label=None):
         self.api_url = api_url if api_url.endswith("/") else api_url + "/"
         self.token = token
         self.manage_url = manage_url
         self.timeout = timeout
         self.bootstrap5 = JUPYTERHUB_MAJOR >= 5 if bootstrap5 is None else bootstrap5
+        #: how the form names the hub's own environment (default: "Standard environment" and the spawner's image)
+        self.standard_label = standard_label
 
     # -- HTTP -------------------------------------------------------------
     async def _get(self, path):
@@ -107,61 +115,58 @@ class CustomImages:
 
     # -- the form ----------------------------------------------------------
     async def options_form(self, spawner):
-        """HTML for the spawn form: systems and the user's checked images on them."""
+        """HTML for the spawn form: the standard environment, then the user's checked images."""
         name = spawner.user.name
         systems = await self._get("systems")
         images = await self._get(f"users/{quote(name, safe='')}/images?" + urlencode({"status": "passed"}))
-        return self.render_form(systems, images)
+        return self.render_form(systems, images, standard=self.standard_label or _standard_label(spawner))
 
-    def render_form(self, systems, images):
-        b5 = self.bootstrap5
-        select_class = "form-select" if b5 else "form-control"
+    def render_form(self, systems, images, standard="Standard environment"):
+        """The hub's standard environment first (chosen by default, as profile lists do),
+        then each checked image with its system: an image implies where it runs."""
         manage = escape(self.manage_url)
-        enabled = [s for s in systems if s.get("enabled", True)]
+        enabled = {s["slug"]: s for s in systems if s.get("enabled", True)}
+        usable = [i for i in images if i["system"]["slug"] in enabled]
         parts = ['<div class="custom-images-form">']
-        if not enabled:
-            parts.append("<p>No system offers custom images at the moment.</p></div>")
-            return "".join(parts)
-        label_class = ' class="form-label"' if b5 else ""
-        parts.append(f'<div class="{"mb-3" if b5 else "form-group"}">')
-        parts.append(f'<label for="ci-system"{label_class}>System</label>')
-        parts.append(f'<select id="ci-system" name="system" class="{select_class}">')
-        for s in enabled:
-            parts.append(f'<option value="{escape(s["slug"])}">{escape(s["displayName"])}</option>')
-        parts.append("</select></div>")
-        usable = [i for i in images if any(i["system"]["slug"] == s["slug"] for s in enabled)]
-        parts.append(f'<fieldset class="{"mb-3" if b5 else "form-group"}"><legend>Your checked images</legend>')
-        if not usable:
-            parts.append(
-                f'<p>You have no checked image yet. <a href="{manage}" target="_blank">Add and check one in custom images</a>, then reload this page.</p>'
-            )
-        for n, image in enumerate(usable):
-            checked = " checked" if n == 0 else ""
-            text = f'{escape(image["name"])} <code>{escape(image["image"])}</code> <small>({escape(image["system"]["displayName"])})</small>'
-            value = escape(str(image["id"]))
-            if b5:
-                parts.append(
-                    f'<div class="form-check"><input class="form-check-input" type="radio" name="image_id" id="ci-image-{value}" value="{value}"{checked}>'
-                    f'<label class="form-check-label" for="ci-image-{value}">{text}</label></div>'
-                )
-            else:
-                parts.append(
-                    f'<div class="radio"><label><input type="radio" name="image_id" value="{value}"{checked}> {text}</label></div>'
-                )
+        parts.append(f'<fieldset class="{"mb-3" if self.bootstrap5 else "form-group"}"><legend>Environment</legend>')
+        parts.append(self._choice(STANDARD, escape(standard), checked=True))
+        for image in usable:
+            start = image.get("start") or {}
+            ready = f' <small class="custom-images-start">· {escape(start["text"])}</small>' if start.get("text") else ""
+            text = f'{escape(image["name"])} <code>{escape(image["image"])}</code> <small>({escape(image["system"]["displayName"])})</small>{ready}'
+            parts.append(self._choice(f'{image["system"]["slug"]}:{image["id"]}', text, checked=False))
         parts.append("</fieldset>")
-        parts.append(f'<p><a href="{manage}" target="_blank">Manage your custom images</a></p></div>')
+        if not enabled:
+            parts.append("<p>No system offers custom images at the moment.</p>")
+        elif not usable:
+            parts.append(
+                f'<p>You have no checked custom image yet. <a href="{manage}" target="_blank">Add and check one in custom images</a>, then reload this page.</p>'
+            )
+        else:
+            parts.append(f'<p><a href="{manage}" target="_blank">Manage your custom images</a></p>')
+        parts.append("</div>")
         return "".join(parts)
+
+    def _choice(self, value, html_label, checked):
+        value = escape(value)
+        mark = " checked" if checked else ""
+        if self.bootstrap5:
+            return (
+                f'<div class="form-check"><input class="form-check-input" type="radio" name="image_id" id="ci-image-{value}" value="{value}"{mark}>'
+                f'<label class="form-check-label" for="ci-image-{value}">{html_label}</label></div>'
+            )
+        return f'<div class="radio"><label><input type="radio" name="image_id" value="{value}"{mark}> {html_label}</label></div>'
 
     @staticmethod
     def options_from_form(formdata):
-        """The chosen system and image id, as user_options."""
-        system = (formdata.get("system") or [""])[0]
-        image_id = (formdata.get("image_id") or [""])[0]
-        if not image_id:
-            raise LaunchRefused(400, "Choose one of your checked custom images.")
-        if not image_id.isdigit():
+        """The chosen image ("system:id") as user_options; nothing for the standard environment."""
+        choice = (formdata.get("image_id") or [STANDARD])[0]
+        if choice == STANDARD:
+            return {}
+        system, _, image_id = choice.rpartition(":")
+        if not image_id.isdigit() or (system and not all(ch.isalnum() or ch in "._-" for ch in system)):
             raise LaunchRefused(400, "The chosen image is not valid; reload the page.")
-        return {OPTION_SYSTEM: system, OPTION_IMAGE: int(image_id)}
+        return {OPTION_SYSTEM: system or (formdata.get("system") or [""])[0], OPTION_IMAGE: int(image_id)}
 
     # -- the launch --------------------------------------------------------
     async def launch_parameters(self, spawner):
@@ -175,7 +180,7 @@ class CustomImages:
         if chosen and params["system"] != chosen:
             raise LaunchRefused(
                 409,
-                f"The chosen image is saved for the system {params['system']}, not {chosen}. Choose it on that system.",
+                f"The chosen image was moved to the system {params['system']} after this page was loaded. Reload the page and choose it again.",
             )
         return params
 
@@ -185,13 +190,14 @@ class CustomImages:
             return
         spawner.custom_images_launch = params
         spawner.log.info(
-            "custom-images: launching %s for %s on %s (mount %s at %s, uid %s, pull %s)",
+            "custom-images: launching %s for %s on %s (mount %s at %s, uid %s, gid %s, pull %s)",
             params["image"],
             spawner.user.name,
             params["system"],
             params["mount"]["volume"],
             params["mount"]["target"],
             params["uid"],
+            params["gid"],
             params["pull"]["kind"],
         )
         spawner.environment = {**(spawner.environment or {}), **params["env"]}
@@ -202,8 +208,9 @@ class CustomImages:
 
     async def apply_kubernetes(self, spawner, params):
         spawner.image = params["image"]
-        if params["uid"] is not None:
-            spawner.uid = params["uid"]
+        spawner.uid = params["uid"]
+        spawner.gid = params["gid"]
+        spawner.working_dir = params["mount"]["target"]
         secret = params["pull"].get("dockerconfigjson")
         if secret:
             secret_name = await ensure_pull_secret(spawner, secret)
@@ -218,22 +225,52 @@ class CustomImages:
         c.Spawner.options_from_form = CustomImages.options_from_form
         c.Spawner.pre_spawn_hook = self.pre_spawn_hook
         c.KubeSpawner.modify_pod_hook = modify_pod_hook
+        _read_our_form_in_dockerspawner()
+
+
+def _read_our_form_in_dockerspawner():
+    """DockerSpawner defines options_from_form as a method, which shadows the
+    config value set in configure(); it reads only an "image" field. Our form
+    is read by ours, any other form by DockerSpawner's own."""
+    try:
+        from dockerspawner import DockerSpawner
+    except ImportError:
+        return
+    own = DockerSpawner.__dict__.get("options_from_form")
+    if own is None or getattr(own, "custom_images", False):
+        return
+
+    def options_from_form(self, formdata):
+        if "image_id" in formdata:
+            return CustomImages.options_from_form(formdata)
+        return own(self, formdata)
+
+    options_from_form.custom_images = True
+    DockerSpawner.options_from_form = options_from_form
 
 
 # -- DockerSpawner ----------------------------------------------------------
 def apply_docker(spawner, params):
-    """Sets image, the data volume and the user on a DockerSpawner (plain attributes elsewhere)."""
+    """Sets image, the data volume, the user and the working directory on a DockerSpawner."""
     spawner.image = params["image"]
     volumes = dict(getattr(spawner, "volumes", None) or {})
-    volumes[params["mount"]["volume"]] = {"bind": params["mount"]["target"], "mode": "rw"}
+    # The service made the volume, with the image's content there and the server's user as its owner;
+    # "nocopy" keeps Docker from copying the image's directory (and its owner, often root) over it again.
+    volumes[params["mount"]["volume"]] = {"bind": params["mount"]["target"], "mode": "rw,nocopy"}
     spawner.volumes = volumes
-    if params["uid"] is not None:
-        kwargs = dict(getattr(spawner, "extra_create_kwargs", None) or {})
-        kwargs["user"] = str(params["uid"])
-        spawner.extra_create_kwargs = kwargs
+    kwargs = dict(getattr(spawner, "extra_create_kwargs", None) or {})
+    # The system's uid:gid, whatever the image's USER says; the server opens in the user's data.
+    kwargs["user"] = f'{params["uid"]}:{params["gid"]}'
+    kwargs["working_dir"] = params["mount"]["target"]
+    spawner.extra_create_kwargs = kwargs
     if params["pull"]["kind"] == "docker" and params["pull"].get("pulled") and _is_dockerspawner(spawner):
         # The service pulled the image with the user's credentials; DockerSpawner must not try again.
         spawner.pull_policy = "never"
+
+
+def _standard_label(spawner):
+    image = getattr(spawner, "image", None)
+    return f"Standard environment ({image})" if isinstance(image, str) and image else "Standard environment"
 
 
 # -- KubeSpawner ------------------------------------------------------------
@@ -308,10 +345,11 @@ def modify_pod_hook(spawner, pod):
         volume, mount = kubernetes_volume(spawner, params)
         _set(notebook, "volume_mounts", _replace_named(_get(notebook, "volume_mounts"), mount))
         _set(spec, "volumes", _replace_named(_get(spec, "volumes"), volume))
-        if params["uid"] is not None:
-            security = _get(notebook, "security_context") or {}
-            _set(security, "run_as_user", params["uid"])
-            _set(notebook, "security_context", security)
+        _set(notebook, "working_dir", params["mount"]["target"])
+        security = _get(notebook, "security_context") or {}
+        _set(security, "run_as_user", params["uid"])
+        _set(security, "run_as_group", params["gid"])
+        _set(notebook, "security_context", security)
     if params["pull"].get("dockerconfigjson"):
         _set(spec, "image_pull_secrets", _add_named(_get(spec, "image_pull_secrets"), pull_secret_name(spawner)))
     return pod

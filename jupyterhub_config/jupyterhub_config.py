@@ -21,8 +21,13 @@ Environment:
     CUSTOM_IMAGES_DEMO_ADMIN_TOKEN   if set, a service `custom-images-admin-cli`
                                      with this token may manage users and tokens
                                      (scripting the demo hub, e.g. in tests)
+    CUSTOM_IMAGES_DEMO_SPAWNER       docker, local, or auto (default: docker when a
+                                     Docker engine answers, else local processes)
+    CUSTOM_IMAGES_DEMO_IMAGE         the standard environment's image (DockerSpawner)
+    CUSTOM_IMAGES_DEMO_CONTAINER_PREFIX  container names (default "jupyter")
     CUSTOM_IMAGES_*, DOCKER_HOST     passed on to the service
 """
+import json
 import os
 import secrets
 import shutil
@@ -76,12 +81,47 @@ c.Authenticator.admin_users = {"admin"}
 # JupyterHub 5 allows nobody by default; 3 and 4 ignore this setting.
 c.Authenticator.allow_all = True
 
-# Notebook servers run as the hub's own user in the demo (a real hub uses
-# DockerSpawner or KubeSpawner; the hook sets their image, volumes and user).
-c.JupyterHub.spawner_class = "jupyterhub.spawner.SimpleLocalProcessSpawner"
-c.Spawner.cmd = [str(Path(sys.executable).parent / "jupyterhub-singleuser")]
-c.Spawner.args = ["--allow-root"] if os.getuid() == 0 else []
-c.SimpleLocalProcessSpawner.home_dir_template = str(state_dir / "home" / "{username}")
+# -- the spawner -------------------------------------------------------------
+# DockerSpawner when a Docker engine answers: the researcher's checked image
+# becomes their server. Without an engine, local processes (the hook still
+# asks the service, but no image is run).
+def _docker_unavailable():
+    """Why DockerSpawner cannot be used here, or None."""
+    try:
+        import docker
+        import dockerspawner  # noqa: F401
+
+        docker.from_env(timeout=5).ping()
+    except Exception as e:  # no engine, no permission, no dockerspawner
+        return f"{type(e).__name__}: {e}"
+    return None
+
+
+spawner_choice = os.environ.get("CUSTOM_IMAGES_DEMO_SPAWNER", "auto")
+unavailable = _docker_unavailable() if spawner_choice in ("auto", "docker") else "CUSTOM_IMAGES_DEMO_SPAWNER=local"
+if unavailable and spawner_choice == "docker":
+    raise SystemExit(f"custom-images demo: CUSTOM_IMAGES_DEMO_SPAWNER=docker, but no Docker engine answers ({unavailable})")
+if not unavailable:
+    sys.path.insert(0, str(HERE))
+    # Host networking: the default bridge cannot be created on these machines. A
+    # real Docker host uses a user-defined network shared with the hub (README).
+    c.JupyterHub.spawner_class = "host_network_spawner.HostNetworkDockerSpawner"
+    # The hub's standard environment: what a user who picks no custom image gets.
+    c.DockerSpawner.image = os.environ.get("CUSTOM_IMAGES_DEMO_IMAGE", "custom-images-demo/jupyterhub:3.0")
+    # What the check verified: the image's entrypoint with jupyterhub-singleuser.
+    c.DockerSpawner.cmd = ["jupyterhub-singleuser"]
+    c.DockerSpawner.remove = True
+    c.DockerSpawner.prefix = os.environ.get("CUSTOM_IMAGES_DEMO_CONTAINER_PREFIX", "jupyter")
+    c.Spawner.start_timeout = 180
+    c.Spawner.http_timeout = 120
+else:
+    if spawner_choice == "auto":
+        print(f"custom-images demo: no Docker engine ({unavailable}); servers run as local processes, not in the chosen image", file=sys.stderr)
+    # Notebook servers run as the hub's own user (the hook still asks the service at Start).
+    c.JupyterHub.spawner_class = "jupyterhub.spawner.SimpleLocalProcessSpawner"
+    c.Spawner.cmd = [str(Path(sys.executable).parent / "jupyterhub-singleuser")]
+    c.Spawner.args = ["--allow-root"] if os.getuid() == 0 else []
+    c.SimpleLocalProcessSpawner.home_dir_template = str(state_dir / "home" / "{username}")
 
 # -- the custom-images service ---------------------------------------------
 node = shutil.which("node") or "node"
@@ -102,8 +142,28 @@ service_env.setdefault(
 service_env.setdefault(
     "CUSTOM_IMAGES_DATABASE_URL", f"sqlite://{ROOT / 'data' / 'custom-images.sqlite'}"
 )
-# The demo hub starts with two systems (created once; admins edit them in the service).
-service_env.setdefault("CUSTOM_IMAGES_SYSTEMS_FILE", str(HERE / "demo-systems.json"))
+# The demo hub starts with two systems (created once; admins edit them in the service), and a third
+# for this machine's Docker engine when .ci/demo started a registry on loopback.
+def _demo_systems():
+    systems = json.loads((HERE / "demo-systems.json").read_text())
+    registry = os.environ.get("CUSTOM_IMAGES_DEMO_REGISTRY")
+    if registry:
+        systems.insert(0, {
+            "slug": "this-machine",
+            "displayName": "This machine (Docker)",
+            "description": "Notebook servers in this machine's Docker engine",
+            "enabled": True,
+            "allowedRegistries": [f"{registry}/*", "docker.io/*", "quay.io/*", "ghcr.io/*"],
+            "mountPrefixes": ["/home/jovyan", "/data"],
+            "defaultMountPath": "/home/jovyan/work",
+            "spawner": "docker",
+        })
+    path = state_dir / "demo-systems.json"
+    path.write_text(json.dumps(systems))
+    return str(path)
+
+
+service_env.setdefault("CUSTOM_IMAGES_SYSTEMS_FILE", _demo_systems())
 if os.environ.get("PUBLIC_URL"):
     service_env["JUPYTERHUB_PUBLIC_URL"] = os.environ["PUBLIC_URL"]
 

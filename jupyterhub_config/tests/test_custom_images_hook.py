@@ -30,6 +30,7 @@ PARAMS = {
     "spawner": "docker",
     "mount": {"volume": "jupyterhub-user-ada-dock-12345678", "target": "/home/jovyan/work"},
     "uid": 1000,
+    "gid": 100,
     "env": {"CUSTOM_IMAGES_IMAGE": "r.example/lab@sha256:" + "a" * 64},
     "pull": {"kind": "kubernetes", "dockerconfigjson": '{"auths": {}}'},
     "check": {"id": 1, "kind": "static", "finishedAt": None},
@@ -52,28 +53,53 @@ def fake_spawner(**extra):
 
 
 # -- the form -----------------------------------------------------------------
-@pytest.mark.parametrize("bootstrap5,expected,absent", [(False, "form-control", "form-select"), (True, "form-select", "form-control")])
+@pytest.mark.parametrize("bootstrap5,expected,absent", [(False, 'class="radio"', "form-check"), (True, "form-check", 'class="radio"')])
 def test_form_markup_follows_the_hubs_bootstrap(bootstrap5, expected, absent):
     html = hook.CustomImages("http://x/", "t", "/services/custom-images/", bootstrap5=bootstrap5).render_form(SYSTEMS, IMAGES)
     assert expected in html and absent not in html
-    assert 'name="image_id"' in html and 'value="7"' in html
+    assert 'name="image_id"' in html and 'value="dock:7"' in html
     assert "&lt;b&gt;lab&lt;/b&gt;" in html and "<b>lab</b>" not in html
     assert 'href="/services/custom-images/"' in html
 
 
+def test_form_offers_the_standard_environment_first_and_chosen():
+    html = hook.CustomImages("http://x/", "t", "/").render_form(SYSTEMS, IMAGES, standard="Standard environment (hub/default:1)")
+    first = html.index('name="image_id"')
+    assert html.index('value="standard"') < html.index('value="dock:7"')
+    assert 'value="standard" checked' in html[first - 80 :] and 'value="dock:7" checked' not in html
+    assert "Standard environment (hub/default:1)" in html
+
+
+def test_form_says_which_image_is_ready_to_start():
+    ready = [{**IMAGES[0], "start": {"state": "ready", "text": "Ready to start"}}]
+    assert "Ready to start" in hook.CustomImages("http://x/", "t", "/").render_form(SYSTEMS, ready)
+
+
 def test_form_without_checked_images_links_to_the_service():
     html = hook.CustomImages("http://x/", "t", "/services/custom-images/").render_form(SYSTEMS, [])
-    assert "no checked image yet" in html and "/services/custom-images/" in html
+    assert "no checked custom image yet" in html and "/services/custom-images/" in html
+    assert 'value="standard"' in html
 
 
 def test_options_from_form():
-    assert hook.CustomImages.options_from_form({"system": ["dock"], "image_id": ["7"]}) == {
-        hook.OPTION_SYSTEM: "dock",
-        hook.OPTION_IMAGE: 7,
-    }
-    for bad in ({"system": ["dock"]}, {"image_id": ["7; rm -rf /"]}):
+    assert hook.CustomImages.options_from_form({"image_id": ["dock:7"]}) == {hook.OPTION_SYSTEM: "dock", hook.OPTION_IMAGE: 7}
+    # A form of an earlier version: the id, and the system in a field of its own.
+    assert hook.CustomImages.options_from_form({"system": ["dock"], "image_id": ["7"]}) == {hook.OPTION_SYSTEM: "dock", hook.OPTION_IMAGE: 7}
+    # The standard environment: nothing of the service's.
+    assert hook.CustomImages.options_from_form({"image_id": ["standard"]}) == {}
+    assert hook.CustomImages.options_from_form({}) == {}
+    for bad in ({"image_id": ["7; rm -rf /"]}, {"image_id": ["a b:7"]}, {"image_id": ["dock:"]}):
         with pytest.raises(hook.LaunchRefused):
             hook.CustomImages.options_from_form(bad)
+
+
+def test_the_standard_environment_is_left_as_the_hub_configures_it():
+    spawner = fake_spawner(image="hub/default:1", volumes={"shared": {"bind": "/shared"}}, extra_create_kwargs={"mem_limit": "1g"})
+    asyncio.run(hook.CustomImages("http://127.0.0.1:9/", "t", "/").pre_spawn_hook(spawner))
+    assert spawner.image == "hub/default:1"
+    assert spawner.volumes == {"shared": {"bind": "/shared"}}
+    assert spawner.extra_create_kwargs == {"mem_limit": "1g"}
+    assert spawner.environment == {}
 
 
 # -- applying the parameters --------------------------------------------------------
@@ -83,9 +109,10 @@ def test_docker_spawner_gets_image_volume_and_user():
     assert spawner.image == PARAMS["image"]
     assert spawner.volumes == {
         "shared": {"bind": "/shared", "mode": "ro"},
-        "jupyterhub-user-ada-dock-12345678": {"bind": "/home/jovyan/work", "mode": "rw"},
+        "jupyterhub-user-ada-dock-12345678": {"bind": "/home/jovyan/work", "mode": "rw,nocopy"},
     }
-    assert spawner.extra_create_kwargs == {"user": "1000"}
+    # The system's uid:gid, never the image's own user; the server opens in the data.
+    assert spawner.extra_create_kwargs == {"user": "1000:100", "working_dir": "/home/jovyan/work"}
 
 
 class FakeApi:
@@ -117,7 +144,7 @@ def test_kubespawner_secret_created_or_updated(exists, expected):
     assert spawner.image_pull_secrets == [{"name": "custom-images-pull-ada"}]
     assert spawner.volumes[-1] == {"name": "custom-images-data", "persistentVolumeClaim": {"claimName": "claim-ada"}}
     assert spawner.volume_mounts[-1] == {"name": "custom-images-data", "mountPath": "/home/jovyan/work"}
-    assert spawner.uid == 1000
+    assert (spawner.uid, spawner.gid, spawner.working_dir) == (1000, 100, "/home/jovyan/work")
 
 
 def test_modify_pod_hook_wins_over_profile_overrides():
@@ -130,7 +157,8 @@ def test_modify_pod_hook_wins_over_profile_overrides():
     container = pod["spec"]["containers"][0]
     assert container["image"] == PARAMS["image"]
     assert container["volume_mounts"] == [{"name": "custom-images-data", "mountPath": "/home/jovyan/work"}]
-    assert container["security_context"]["run_as_user"] == 1000
+    assert container["security_context"] == {"run_as_user": 1000, "run_as_group": 100}
+    assert container["working_dir"] == "/home/jovyan/work"
     assert pod["spec"]["image_pull_secrets"] == [{"name": "custom-images-pull-ada"}]
 
 

@@ -11,8 +11,9 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ciDocker, removeDataVolumes } from '../support/docker.js';
 import { hubLogin, launchBrowser, screenshot, waitForVerdict } from '../support/browser.js';
-import { startHub, type TestHub } from '../support/hub.js';
+import { startHub, stopServer, type TestHub } from '../support/hub.js';
 import { pushImage, pythonWithJupyterhub, singleuserScript, type ImageSpec } from '../support/images.js';
 import { startRegistries, type TestRegistries } from '../support/registry.js';
 
@@ -41,6 +42,8 @@ afterAll(async () => {
   await browser?.close();
   await hub?.stop();
   await registries?.stop();
+  // The launches on the Docker system made data volumes in the engine.
+  if (process.env.DOCKER_HOST) await removeDataVolumes(ciDocker(), 'dock');
 });
 
 async function addCheckedImage(image: string, name: string): Promise<number> {
@@ -54,32 +57,24 @@ async function addCheckedImage(image: string, name: string): Promise<number> {
   return id;
 }
 
-async function stopServer(user: string) {
-  await fetch(`${hub.url}/hub/api/users/${user}/server`, { method: 'DELETE', headers: { Authorization: `token ${hub.adminToken}` } });
-  for (let i = 0; i < 50; i++) {
-    const res = await fetch(`${hub.url}/hub/api/users/${user}`, { headers: { Authorization: `token ${hub.adminToken}` } });
-    const model = (await res.json()) as { servers?: Record<string, unknown> };
-    if (!model.servers || Object.keys(model.servers).length === 0) return;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
 describe('spawning from the hub', () => {
   it('offers the checked image in the spawn form, the hook sets the parameters, and the server starts', async () => {
     const id = await addCheckedImage(`${registries.open}/lab/good:1`, 'good env');
     await page.goto(`${hub.url}/hub/spawn`);
-    await expect(page.locator('select[name=system] option').allTextContents()).resolves.toEqual(['Docker hosts']);
-    await expect(page.locator(`input[name=image_id][value="${id}"]`).isChecked()).resolves.toBe(true);
-    await expect(page.locator('.custom-images-form').textContent()).resolves.toContain('good env');
+    // The hub's own environment first and chosen; the checked image with its system.
+    await expect(page.locator('input[name=image_id]').evaluateAll((els) => els.map((e) => (e as HTMLInputElement).value))).resolves.toEqual(['standard', `dock:${id}`]);
+    await expect(page.locator('input[name=image_id][value=standard]').isChecked()).resolves.toBe(true);
+    await expect(page.locator(`label:has(input[value="dock:${id}"])`).textContent()).resolves.toMatch(/good env .*lab\/good:1 \(Docker hosts\)/);
+    await page.locator(`input[name=image_id][value="dock:${id}"]`).check();
     await screenshot(page, 'spawn-form');
     await page.locator('form [type=submit]').click();
     await page.waitForURL(/\/user\/wen\//, { timeout: 60_000 });
 
-    expect(hub.log()).toMatch(new RegExp(`custom-images: launching ${registries.open}/lab/good@sha256:[0-9a-f]{64} for wen on dock \\(mount jupyterhub-user-wen-dock-[0-9a-f]{8} at /home/jovyan/work, uid None, pull docker\\)`));
+    expect(hub.log()).toMatch(new RegExp(`custom-images: launching ${registries.open}/lab/good@sha256:[0-9a-f]{64} for wen on dock \\(mount jupyterhub-user-wen-dock-[0-9a-f]{8} at /home/jovyan/work, uid 1000, gid 100, pull docker\\)`));
     const res = await fetch(`${hub.url}/hub/api/users/wen`, { headers: { Authorization: `token ${hub.adminToken}` } });
     const model = (await res.json()) as { servers: Record<string, { ready: boolean; user_options: Record<string, unknown> }> };
     expect(model.servers['']).toMatchObject({ ready: true, user_options: { custom_images_system: 'dock', custom_images_image_id: id } });
-    await stopServer('wen');
+    await stopServer(hub, 'wen');
   });
 
   it("shows the service's refusal on the hub's page when the image changed since its check", async () => {
@@ -91,7 +86,7 @@ describe('spawning from the hub', () => {
     await page.waitForLoadState('networkidle');
     await screenshot(page, 'spawn-refused');
     await expect(page.locator('body').textContent()).resolves.toContain('now points to a different image than the one checked');
-    await stopServer('wen');
+    await stopServer(hub, 'wen');
   });
 });
 

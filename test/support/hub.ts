@@ -77,6 +77,8 @@ export async function startHub(port: number, extraEnv: Record<string, string> = 
       CUSTOM_IMAGES_SYSTEMS_FILE: '',
       // Registry checks only, unless a test is about starting images in Docker.
       CUSTOM_IMAGES_RUN_CHECKS: 'false',
+      // Local processes, unless a test is about DockerSpawner.
+      CUSTOM_IMAGES_DEMO_SPAWNER: 'local',
       ...extraEnv,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -156,4 +158,46 @@ export async function waitForCheck(hub: TestHub, token: string, id: number, time
     if (Date.now() > deadline) throw new Error(`check ${id} still ${String(body.status)} after ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 200));
   }
+}
+
+/** A call to the hub's REST API with the admin token; the parsed answer (null for an empty one). */
+export async function hubApi(hub: TestHub, method: string, path: string, body?: unknown): Promise<{ status: number; body: unknown }> {
+  const res = await fetch(`${hub.apiUrl}${path}`, {
+    method,
+    headers: { Authorization: `token ${hub.adminToken}`, 'Content-Type': 'application/json' },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  const text = await res.text();
+  return { status: res.status, body: text ? (JSON.parse(text) as unknown) : null };
+}
+
+type UserModel = { servers?: Record<string, { ready: boolean; pending: string | null }> };
+
+/** Waits until `user`'s default server is ready, or has gone (a failed start); returns whether it is ready. */
+export async function waitForServer(hub: TestHub, user: string, timeoutMs = 120_000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const model = (await hubApi(hub, 'GET', `/users/${user}`)).body as UserModel;
+    const server = model.servers?.[''];
+    if (server?.ready) return true;
+    if (!server) return false;
+    if (Date.now() > deadline) throw new Error(`${user}'s server still pending (${String(server.pending)}) after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/** Starts `user`'s server through the hub's REST API with these user_options (the spawn form's output). */
+export async function startServer(hub: TestHub, user: string, options: Record<string, unknown>): Promise<{ status: number; body: unknown }> {
+  return hubApi(hub, 'POST', `/users/${user}/server`, options);
+}
+
+/** Stops `user`'s server and waits until the hub has no server for them. */
+export async function stopServer(hub: TestHub, user: string): Promise<void> {
+  await hubApi(hub, 'DELETE', `/users/${user}/server`);
+  for (let i = 0; i < 300; i++) {
+    const model = (await hubApi(hub, 'GET', `/users/${user}`)).body as UserModel;
+    if (!model.servers || Object.keys(model.servers).length === 0) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`${user}'s server did not stop`);
 }
