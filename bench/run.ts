@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { benchLaunch } from './launch.js';
 import { benchPages } from './pages.js';
+import { benchSpawn } from './spawn.js';
 import { benchStaticCheck } from './staticCheck.js';
 import { formatTable, type BenchRow } from './table.js';
 
@@ -14,6 +15,7 @@ const sections: Array<[string, () => Promise<BenchRow[]>]> = [
   ['launch API', () => benchLaunch()],
   ['pages and repeated checks', () => benchPages()],
   ['static check', () => benchStaticCheck()],
+  ['spawn', () => benchSpawn()],
 ];
 const only = process.argv[2];
 
