@@ -120,14 +120,16 @@ export class CheckService {
   async execute(job: CheckRow): Promise<CheckStatus> {
     const record = new CheckRecorder(this.deps.store, job, this.now);
     const { log } = record;
+    // The kind is what ran here, not what was asked: a replica without an engine makes a static check.
+    const finish = (status: CheckStatus, findings: Finding[], extra: Partial<CheckRow> = {}) => record.finish(status, findings, { kind: 'static', ...extra });
     try {
       const system = await this.deps.systems.get(job.system);
-      if (!system) return await record.finish('error', [{ code: 'system.missing', level: 'error', message: `The system ${job.system} no longer exists.` }]);
+      if (!system) return await finish('error', [{ code: 'system.missing', level: 'error', message: `The system ${job.system} no longer exists.` }]);
       const reference = parseReference(job.reference);
       // The system's registry patterns may have changed since the image was saved.
       if (!registryAllowed(system.allowedRegistries, reference.registry, reference.repository)) {
         log('The registry is not allowed on this system; it was not contacted.');
-        return await record.finish('failed', [
+        return await finish('failed', [
           { code: 'registry.not_allowed', level: 'error', message: `${system.displayName} does not offer images from ${reference.registry}/${reference.repository}; allowed: ${system.allowedRegistries.join(', ')}.` },
         ]);
       }
@@ -142,7 +144,7 @@ export class CheckService {
             log(`Could not prepare the image for a fast start (${err instanceof Error ? err.message : String(err)}); Start will pull it.`);
           });
         }
-        return record.finish('passed', findings, stored);
+        return finish('passed', findings, stored);
       };
 
       // HEAD first: a digest checked before is not downloaded again.
@@ -155,16 +157,16 @@ export class CheckService {
         if (!(err instanceof RegistryError)) throw err;
         const { verdict, finding } = registryFinding(err);
         log(`Registry: ${err.message}`);
-        return await record.finish(verdict === 'fail' ? 'failed' : 'error', [finding]);
+        return await finish(verdict === 'fail' ? 'failed' : 'error', [finding]);
       }
       if (digest) {
         const previous = await this.deps.store.reusable(digest, system.platform, job.policyHash, job.kind);
         if (previous) {
           log(`${reference.normalized} is ${digest}, checked before (check #${previous.id}) with the same policy: the result is reused.`);
           log(previous.log.trimEnd());
-          const stored = { digest: previous.digest, manifestDigest: previous.manifestDigest, facts: previous.facts, reusedFrom: previous.reusedFrom ?? previous.id };
+          const stored = { digest: previous.digest, manifestDigest: previous.manifestDigest, facts: previous.facts, kind: previous.kind, reusedFrom: previous.reusedFrom ?? previous.id };
           if (previous.status === 'passed') return await passed(previous.findings, stored);
-          return await record.finish(previous.status, previous.findings, stored);
+          return await finish(previous.status, previous.findings, stored);
         }
       }
 
@@ -174,7 +176,7 @@ export class CheckService {
       );
       const findings = [...result.findings];
       const stored = { digest: result.digest ?? null, manifestDigest: result.manifestDigest ?? null, platform: result.platform, facts: result.facts ?? null };
-      if (result.verdict !== 'pass') return await record.finish(result.verdict === 'fail' ? 'failed' : 'error', findings, stored);
+      if (result.verdict !== 'pass') return await finish(result.verdict === 'fail' ? 'failed' : 'error', findings, stored);
 
       const engine = this.deps.engine;
       if (job.kind === 'static' || !engine) {
@@ -202,19 +204,20 @@ export class CheckService {
         const message = err instanceof Error ? err.message : String(err);
         log(`Docker: ${message}`);
         findings.push({ code: 'run.engine', level: 'error', message: `The image could not be started for the run check: ${message}` });
-        return await record.finish('error', findings, stored);
+        return await finish('error', findings, stored);
       }
       findings.push(...run.findings);
+      const ran = { ...stored, kind: 'full' as const };
       const failed = run.findings.some((f) => f.level === 'error');
       // A passing image the spawner will start stays in the engine for it; others go unless the admin keeps them.
       const keep = !failed && system.spawner === 'docker' && this.deps.pulls !== undefined;
       if (run.pulled && !keep && !this.deps.keepPulledImages) await engine.removeImage(pinned).catch(() => undefined);
-      if (failed) return await record.finish('failed', findings, stored);
-      return await passed(findings, stored, run.pulled);
+      if (failed) return await finish('failed', findings, ran);
+      return await passed(findings, ran, run.pulled);
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       log(`Unexpected: ${message}`);
-      return record.finish('error', [{ code: 'check.failed', level: 'error', message: `The check could not be made: ${message}` }]);
+      return finish('error', [{ code: 'check.failed', level: 'error', message: `The check could not be made: ${message}` }]);
     }
   }
 

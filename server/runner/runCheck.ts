@@ -22,6 +22,9 @@ export const CHECK_ID_LABEL = 'custom-images.check-id';
 /** Which deployment (database) started the container: job ids mean something only there. */
 export const DEPLOYMENT_LABEL = 'custom-images.deployment';
 
+/** A writable scratch place in the read-only container: /tmp and every VOLUME of the image. */
+const SCRATCH_TMPFS = 'rw,nosuid,nodev,size=64m';
+
 export const DEFAULT_RUN_LIMITS: RunLimits = { memoryBytes: 1024 * 1024 * 1024, pids: 256, timeoutMs: 60_000, outputBytes: 32 * 1024 };
 
 export interface RunCheckRequest {
@@ -95,6 +98,11 @@ export async function runCheck(engine: DockerEngine, request: RunCheckRequest): 
   const hadImage = await engine.hasImage(request.image);
   await engine.pull(request.image, request.auth, request.onPull, request.pullTimeoutMs);
   log('Pulled; starting jupyterhub-singleuser --version with no network, no capabilities, a read-only root');
+  // The image's VOLUME paths would be writable anonymous volumes on the host's disk, without a size limit,
+  // and left behind: each becomes a small tmpfs (counted in the container's memory) instead.
+  const declared = ((await engine.docker.getImage(request.image).inspect()).Config?.Volumes ?? {}) as Record<string, unknown>;
+  const tmpfs: Record<string, string> = { '/tmp': SCRATCH_TMPFS };
+  for (const path of Object.keys(declared)) tmpfs[path] = SCRATCH_TMPFS;
 
   const container = await engine.docker.createContainer({
     Image: request.image,
@@ -108,7 +116,7 @@ export async function runCheck(engine: DockerEngine, request: RunCheckRequest): 
       CapDrop: ['ALL'],
       SecurityOpt: ['no-new-privileges'],
       ReadonlyRootfs: true,
-      Tmpfs: { '/tmp': 'rw,nosuid,nodev,size=64m' },
+      Tmpfs: tmpfs,
       Memory: limits.memoryBytes,
       MemorySwap: limits.memoryBytes,
       PidsLimit: limits.pids,
@@ -160,7 +168,8 @@ export async function runCheck(engine: DockerEngine, request: RunCheckRequest): 
     const state = (await container.inspect()).State as { OOMKilled?: boolean };
     oomKilled = state.OOMKilled === true;
   } finally {
-    await container.remove({ force: true }).catch(() => undefined);
+    // With its volumes, should the engine have made any.
+    await container.remove({ force: true, v: true }).catch(() => undefined);
   }
 
   const text = output.toString();

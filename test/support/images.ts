@@ -39,6 +39,8 @@ export interface ImageSpec {
   layers: Array<LayerSpec | LayerFile>;
   env?: string[];
   user?: string;
+  /** VOLUME paths of the image's config. */
+  volumes?: string[];
   platform?: string;
   /** Docker media types instead of OCI. */
   docker?: boolean;
@@ -166,7 +168,12 @@ export async function pushImage(registry: string, repo: string, tag: string | un
       architecture,
       os,
       ...(variant ? { variant } : {}),
-      config: { Env: spec.env ?? ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'], User: spec.user ?? '', Cmd: ['jupyterhub-singleuser'] },
+      config: {
+        Env: spec.env ?? ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'],
+        User: spec.user ?? '',
+        Cmd: ['jupyterhub-singleuser'],
+        ...(spec.volumes ? { Volumes: Object.fromEntries(spec.volumes.map((v) => [v, {}])) } : {}),
+      },
       rootfs: { type: 'layers', diff_ids: diffIds },
     }),
   );
