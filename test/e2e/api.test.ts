@@ -30,6 +30,7 @@ beforeAll(async () => {
   await pushImage(registries.open, 'lab/good', '1', good);
   await pushImage(registries.open, 'lab/moving', '1', good);
   await pushImage(registries.open, 'lab/broken', '1', { layers: [{ files: pythonWithJupyterhub() }] });
+  await pushImage(registries.open, 'lab/root', '1', { ...good, user: '0' });
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ci-systems-'));
   const systemsFile = path.join(dir, 'systems.json');
   const allowed = [`${registries.open}/*`, `${registries.basic}/*`];
@@ -234,6 +235,37 @@ describe('launch', () => {
     const needsRun = await api('launcher', 'GET', `users/uma/images/${ids.good}/launch`);
     expect(needsRun.status).toBe(409);
     await store.update(dock, new Date());
+  });
+
+  it("answers the system's uid and gid for an image that ends with USER 0", async () => {
+    const created = await api('uma', 'POST', 'users/uma/images', { system: 'dock', image: `${registries.open}/lab/root:1`, name: 'root image' });
+    const check = await waitForCheck(hub, tokens.uma!, (await api('uma', 'POST', `users/uma/images/${created.body.id}/check`)).body.id as number);
+    expect(check.status).toBe('passed');
+    expect((check.findings as Array<{ code: string; message: string }>).find((f) => f.code === 'user.run_as')?.message).toMatch(/^This image runs as root; on this system it runs as uid 1000 \(jovyan\), gid 100/);
+    const res = await api('launcher', 'GET', `users/uma/images/${created.body.id}/launch`);
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ uid: 1000, gid: 100 });
+  });
+
+  it('refuses an image checked before an admin narrowed the mount prefixes or removed its registry pattern', async () => {
+    const store = new SystemStore(db);
+    const dock = (await store.get('dock'))!;
+    const created = await api('uma', 'POST', 'users/uma/images', { system: 'dock', image: `${registries.open}/lab/good:1`, name: 'own path', mountPath: '/home/jovyan/results' });
+    expect(created.status).toBe(201);
+    await waitForCheck(hub, tokens.uma!, (await api('uma', 'POST', `users/uma/images/${created.body.id}/check`)).body.id as number);
+    expect((await api('launcher', 'GET', `users/uma/images/${created.body.id}/launch`)).status).toBe(200);
+    try {
+      await store.update({ ...dock, mountPrefixes: ['/data'], defaultMountPath: '/data/work' }, new Date());
+      const narrowed = await api('launcher', 'GET', `users/uma/images/${created.body.id}/launch`);
+      expect(narrowed.status).toBe(409);
+      expect(narrowed.body.message).toMatch(/The data path \/home\/jovyan\/results of "own path" is no longer allowed on Docker hosts: The mount path must be under \/data/);
+      await store.update({ ...dock, allowedRegistries: [`${registries.basic}/*`] }, new Date());
+      const removed = await api('launcher', 'GET', `users/uma/images/${created.body.id}/launch`);
+      expect(removed.status).toBe(409);
+      expect(removed.body.message).toMatch(new RegExp(`Docker hosts no longer offers images from ${registries.open}/lab/good \\(allowed now: ${registries.basic}/\\*\\)`));
+    } finally {
+      await store.update(dock, new Date());
+    }
   });
 
   it("uses the hub admin's credential with the most specific pattern for an image without its own, and only for its registry", async () => {
