@@ -124,7 +124,7 @@ export async function benchLaunch(): Promise<BenchRow[]> {
     JSON.stringify([{ slug: 'kube', displayName: 'Kubernetes', allowedRegistries: [`${registries.open}/*`], mountPrefixes: ['/home/jovyan'], defaultMountPath: '/home/jovyan/work', spawner: 'kubernetes', enabled: true }]),
   );
   const hubPort = 18700;
-  const hub = await startHub(hubPort, { CUSTOM_IMAGES_TRUSTED_REGISTRIES: '127.0.0.1', CUSTOM_IMAGES_SYSTEMS_FILE: systemsFile, CUSTOM_IMAGES_LOG_LEVEL: 'warn' });
+  const hub = await startHub(hubPort, { CUSTOM_IMAGES_TRUSTED_REGISTRIES: registries.trusted.join(','), CUSTOM_IMAGES_SYSTEMS_FILE: systemsFile, CUSTOM_IMAGES_LOG_LEVEL: 'warn' });
   const barePort = await freePort();
   const bareServer = await startBareExpress(barePort);
   try {

@@ -33,9 +33,9 @@ export async function benchPages(): Promise<BenchRow[]> {
   const db = openDatabase(config.databaseUrl);
   await migrateLatest(db);
   const keyring = await createKeyring([new Uint8Array(32).fill(3)]);
-  const registry = new RegistryClient({ trustedHosts: ['127.0.0.1'] });
-  const { app, close } = createApp({ config, db, hub: createHubClient({ apiUrl: config.hub.apiUrl, apiToken: config.hub.apiToken }), logger: createLogger('silent'), keyring, registry });
   const registries = await startRegistries();
+  const registry = new RegistryClient({ trustedHosts: registries.trusted });
+  const { app, close } = createApp({ config, db, hub: createHubClient({ apiUrl: config.hub.apiUrl, apiToken: config.hub.apiToken }), logger: createLogger('silent'), keyring, registry });
   try {
     const locals = {
       title: 'New custom image',
@@ -68,7 +68,7 @@ export async function benchPages(): Promise<BenchRow[]> {
     const store = new CheckStore(db);
     const systems = staticCatalog([testSystem()]);
     const images = new ImageService({ store: new ImageStore(db), systems, keyring, checks: store });
-    const checks = new CheckService({ store, images, systems, registry, layers: memoryLayerCache(), hub: { identify: async () => null, version: async () => '3.0.0' }, runLimits: config.checks.run, keepPulledImages: false });
+    const checks = new CheckService({ store, images, systems, registry, layers: memoryLayerCache(), hub: { identify: async () => null, version: async () => '3.0.0' }, runLimits: config.checks.run, deadlineMs: config.checks.deadlineMs, maxQueuedPerUser: config.checks.maxQueuedPerUser, maxStreamsPerUser: config.checks.maxStreamsPerUser, keepPulledImages: false });
     const ada = { kind: 'user' as const, name: 'ada', admin: false, groups: [], scopes: [] };
     const image = await images.create(ada, 'ada', { system: 'default', image: `${registries.open}/bench/again:1` });
     const runOnce = async () => {

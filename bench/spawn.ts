@@ -58,7 +58,7 @@ export async function benchSpawn(): Promise<BenchRow[]> {
     CUSTOM_IMAGES_DEMO_SPAWNER: 'docker',
     CUSTOM_IMAGES_DEMO_IMAGE: standard,
     CUSTOM_IMAGES_DEMO_CONTAINER_PREFIX: 'bench',
-    CUSTOM_IMAGES_TRUSTED_REGISTRIES: '127.0.0.1',
+    CUSTOM_IMAGES_TRUSTED_REGISTRIES: registries.trusted.join(','),
     CUSTOM_IMAGES_SYSTEMS_FILE: path.join(dir, 'systems.json'),
     CUSTOM_IMAGES_LOG_LEVEL: 'info',
   });

@@ -147,7 +147,7 @@ export async function benchStaticCheck(options: { layerCount?: number; randomMBP
     // The check, in its own process, as admins run it: wall time (median of 3) and peak memory.
     const cli = path.resolve('dist/server/cli.js');
     const checkOnce = async () => {
-      const run = await runMeasured(process.execPath, [cli, 'check', `${registry}/bench/large:1`, '--allow-registry', '127.0.0.1', '--json']);
+      const run = await runMeasured(process.execPath, [cli, 'check', `${registry}/bench/large:1`, '--allow-registry', registry, '--json']);
       const report = JSON.parse(run.stdout) as { verdict: string };
       if (report.verdict !== 'pass') throw new Error(`large image check: ${run.stdout}`);
       return run;
@@ -166,7 +166,7 @@ export async function benchStaticCheck(options: { layerCount?: number; randomMBP
     await docker(['rmi', '-f', pullRef]);
 
     // Derived image after the large one, sharing the layer cache (as the service does).
-    const client = new RegistryClient({ trustedHosts: ['127.0.0.1'] });
+    const client = new RegistryClient({ trustedHosts: [registry] });
     const cache = memoryLayerCache();
     const check = (repo: string) =>
       runStaticCheck({ registry: client, layers: cache }, { reference: parseReference(`${registry}/${repo}:1`), platform: 'linux/amd64', policy: OPEN_POLICY });

@@ -106,6 +106,9 @@ function envSchema(cwd: string) {
     CUSTOM_IMAGES_MAX_IMAGE_GB: z.coerce.number().positive('must be a positive number of gigabytes').default(32),
     CUSTOM_IMAGES_REGISTRY_TIMEOUT_SECONDS: z.coerce.number().int('must be a whole number of seconds').min(1, 'must be 1 or more').max(600).default(30),
     CUSTOM_IMAGES_CHECK_CONCURRENCY: z.coerce.number().int().min(1, 'must be 1 or more').max(64).default(2),
+    CUSTOM_IMAGES_CHECK_DEADLINE_SECONDS: z.coerce.number().int('must be a whole number of seconds').min(10, 'must be at least 10 seconds').default(1200),
+    CUSTOM_IMAGES_MAX_QUEUED_CHECKS_PER_USER: z.coerce.number().int().min(1, 'must be 1 or more').default(5),
+    CUSTOM_IMAGES_MAX_STREAMS_PER_USER: z.coerce.number().int().min(1, 'must be 1 or more').default(4),
     CUSTOM_IMAGES_RUN_TIMEOUT_SECONDS: z.coerce.number().int().min(5, 'must be at least 5 seconds').default(60),
     CUSTOM_IMAGES_RUN_MEMORY_MB: z.coerce.number().int().min(64, 'must be at least 64 MB').default(1024),
     CUSTOM_IMAGES_RUN_PIDS: z.coerce.number().int().min(16, 'must be at least 16').default(256),
@@ -167,6 +170,12 @@ export interface Config {
   checks: {
     /** Check jobs run at once by this replica. */
     concurrency: number;
+    /** How long one check may take in all before it is stopped. */
+    deadlineMs: number;
+    /** Checks one user may have queued or running at once (all replicas). */
+    maxQueuedPerUser: number;
+    /** Progress streams one user may have open at once (per replica). */
+    maxStreamsPerUser: number;
     run: { timeoutMs: number; memoryBytes: number; pids: number; outputBytes: number };
     /** Keep images pulled for run checks on the Docker host (faster spawns). */
     keepPulledImages: boolean;
@@ -260,6 +269,9 @@ export function parseConfig(env: Record<string, string | undefined>, cwd: string
     systemsFile: e.CUSTOM_IMAGES_SYSTEMS_FILE,
     checks: {
       concurrency: e.CUSTOM_IMAGES_CHECK_CONCURRENCY,
+      deadlineMs: e.CUSTOM_IMAGES_CHECK_DEADLINE_SECONDS * 1000,
+      maxQueuedPerUser: e.CUSTOM_IMAGES_MAX_QUEUED_CHECKS_PER_USER,
+      maxStreamsPerUser: e.CUSTOM_IMAGES_MAX_STREAMS_PER_USER,
       run: {
         timeoutMs: e.CUSTOM_IMAGES_RUN_TIMEOUT_SECONDS * 1000,
         memoryBytes: e.CUSTOM_IMAGES_RUN_MEMORY_MB * 1024 * 1024,

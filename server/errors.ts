@@ -14,6 +14,7 @@ export type ErrorCode =
   | 'invalid_token' // the hub does not know the token
   | 'not_found' // no such resource, or not yours
   | 'conflict' // the request is valid but the resource's state refuses it
+  | 'too_many_requests' // the caller has too much under way; try again when some of it is done
   | 'oauth_state_missing' // an OAuth callback without code or state
   | 'oauth_state_mismatch' // an OAuth callback whose state is not the one we sent
   | 'hub_unavailable' // the JupyterHub API did not answer as expected
@@ -28,6 +29,8 @@ export interface AppErrorOptions {
   fields?: Record<string, string>;
   /** Whether `message` may be shown to the caller (default: status < 500). */
   expose?: boolean;
+  /** Seconds after which asking again may succeed (the Retry-After header). */
+  retryAfter?: number;
   cause?: unknown;
 }
 
@@ -36,6 +39,7 @@ export class AppError extends Error {
   readonly field: string | undefined;
   readonly fields: Record<string, string>;
   readonly expose: boolean;
+  readonly retryAfter: number | undefined;
 
   constructor(
     readonly status: number,
@@ -48,6 +52,7 @@ export class AppError extends Error {
     this.field = options.field ?? Object.keys(options.fields ?? {})[0];
     this.fields = options.fields ?? (options.field ? { [options.field]: message } : {});
     this.expose = options.expose ?? status < 500;
+    this.retryAfter = options.retryAfter;
   }
 }
 
@@ -59,4 +64,9 @@ export function badRequest(field: string, message: string): AppError {
 /** A 404 that says the same whether the thing is missing or someone else's. */
 export function notFound(what: string): AppError {
   return new AppError(404, 'not_found', `${what} not found`);
+}
+
+/** A 429: the caller has too much under way; the message says what and when to try again. */
+export function tooManyRequests(message: string, retryAfterSeconds: number): AppError {
+  return new AppError(429, 'too_many_requests', message, { retryAfter: retryAfterSeconds });
 }

@@ -15,6 +15,8 @@ export class CheckRecorder {
   private progress: CheckProgress;
   private readonly writer: ThrottledWriter<{ progress: CheckProgress; log: string }>;
   private readonly started: Date;
+  /** The result is stored: whatever the job still says (a check stopped at its deadline) is dropped. */
+  private done: CheckStatus | undefined;
 
   constructor(
     private readonly store: CheckStore,
@@ -28,17 +30,21 @@ export class CheckRecorder {
 
   /** One line of the check's log, as a build log has. */
   readonly log = (line: string): void => {
+    if (this.done) return;
     this.lines.push(line);
     this.save();
   };
 
   readonly report = (progress: Partial<CheckProgress>): void => {
+    if (this.done) return;
     this.progress = { ...this.progress, ...progress };
     this.save();
   };
 
-  /** Stores the result with the whole log; returns the status. */
+  /** Stores the result with the whole log, once; returns the status stored. */
   async finish(status: CheckStatus, findings: Finding[], extra: Partial<CheckRow> = {}): Promise<CheckStatus> {
+    if (this.done) return this.done;
+    this.done = status;
     await this.writer.flush();
     await this.store.update(this.job.id, {
       status,

@@ -7,7 +7,7 @@
  * goes, so that any replica can show them.
  */
 import { createHash } from 'node:crypto';
-import { AppError, notFound } from '../errors.js';
+import { AppError, notFound, tooManyRequests } from '../errors.js';
 import type { HubClient } from '../hub/client.js';
 import type { HubIdentity } from '../hub/identity.js';
 import type { Finding } from '../inspect/analyze.js';
@@ -60,6 +60,12 @@ export interface CheckServiceDeps {
   runLimits: RunLimits;
   /** How long the run check's pull may take. */
   pullTimeoutMs?: number | undefined;
+  /** How long a whole check may take. */
+  deadlineMs: number;
+  /** Checks one user may have queued or running at once. */
+  maxQueuedPerUser: number;
+  /** Progress streams one user may have open at once on this replica. */
+  maxStreamsPerUser: number;
   /** Keep images pulled for a run check on the host even when no launch will use them. */
   keepPulledImages: boolean;
   /** Keeps passed images in the engine for launches on Docker systems; undefined without an engine. */
@@ -69,8 +75,19 @@ export interface CheckServiceDeps {
 
 const HUB_VERSION_TTL_MS = 3600_000;
 
+/** How often a followed check is read again, and for how long at most. */
+const FOLLOW_EVERY_MS = 500;
+const FOLLOW_AT_MOST_MS = 15 * 60_000;
+
+/** A check that has not ended yet. */
+export function isActive(status: CheckStatus): boolean {
+  return status === 'queued' || status === 'running';
+}
+
 export class CheckService {
   private hubVersion: { value: string | undefined; at: number } | undefined;
+  /** Open progress streams per user, on this replica. */
+  private readonly streams = new Map<string, number>();
   private readonly now: () => Date;
 
   constructor(private readonly deps: CheckServiceDeps) {
@@ -86,6 +103,11 @@ export class CheckService {
   async request(actor: HubIdentity, owner: string, imageId: number): Promise<CheckRow> {
     void actor;
     const image = await this.deps.images.get(owner, imageId);
+    // One user cannot fill the queue for everyone.
+    const active = await this.deps.store.activeFor(owner);
+    if (active >= this.deps.maxQueuedPerUser) {
+      throw tooManyRequests(`${owner} has ${active} checks waiting or running already (at most ${this.deps.maxQueuedPerUser}). Start another one when one of them is done.`, 30);
+    }
     const system = await this.deps.systems.get(image.system.slug);
     if (!system) throw new AppError(409, 'conflict', `The system "${image.system.slug}" of this image no longer exists; choose another system.`);
     const check: Omit<CheckRow, 'id'> = {
@@ -116,9 +138,40 @@ export class CheckService {
     return { ...check, id };
   }
 
-  /** Runs a claimed job to its end and stores the result; engine or registry failures end in `error`. */
+  /**
+   * Runs a claimed job to its end and stores the result; engine or registry
+   * failures end in `error`. A check that outlives its deadline ends in
+   * `error` then, its registry requests and container stopped: a registry
+   * that sends a byte every few seconds holds no worker for ever.
+   */
   async execute(job: CheckRow): Promise<CheckStatus> {
     const record = new CheckRecorder(this.deps.store, job, this.now);
+    const deadline = new AbortController();
+    const seconds = Math.round(this.deps.deadlineMs / 1000);
+    let timer: NodeJS.Timeout | undefined;
+    const stopped = new Promise<CheckStatus>((resolve) => {
+      timer = setTimeout(() => {
+        deadline.abort();
+        record.log(`Stopped: the check took longer than ${seconds} s.`);
+        resolve(
+          record.finish('error', [
+            {
+              code: 'check.deadline',
+              level: 'error',
+              message: `The check took longer than ${seconds >= 120 ? `${Math.round(seconds / 60)} minutes` : `${seconds} seconds`} and was stopped. The registry may be very slow at the moment; try again later.`,
+            },
+          ], { kind: 'static' }),
+        );
+      }, this.deps.deadlineMs);
+    });
+    try {
+      return await Promise.race([this.run(job, record, deadline.signal), stopped]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async run(job: CheckRow, record: CheckRecorder, signal: AbortSignal): Promise<CheckStatus> {
     const { log } = record;
     // The kind is what ran here, not what was asked: a replica without an engine makes a static check.
     const finish = (status: CheckStatus, findings: Finding[], extra: Partial<CheckRow> = {}) => record.finish(status, findings, { kind: 'static', ...extra });
@@ -152,7 +205,7 @@ export class CheckService {
       record.report({ phase: 'resolve', message: `Asking ${reference.registry} for ${reference.normalized}` });
       let digest: string | undefined;
       try {
-        digest = await this.deps.registry.session(reference, credentials).headDigest({ fresh: true });
+        digest = await this.deps.registry.session(reference, credentials, signal).headDigest({ fresh: true });
       } catch (err) {
         if (!(err instanceof RegistryError)) throw err;
         const { verdict, finding } = registryFinding(err);
@@ -172,7 +225,7 @@ export class CheckService {
 
       const result = await runStaticCheck(
         { registry: this.deps.registry, layers: this.deps.layers },
-        { reference, platform: system.platform, policy: system.policy, credentials, hubVersion: await this.hubVersionCached(), onProgress: record.report, log },
+        { reference, platform: system.platform, policy: system.policy, credentials, hubVersion: await this.hubVersionCached(), onProgress: record.report, log, signal },
       );
       const findings = [...result.findings];
       const stored = { digest: result.digest ?? null, manifestDigest: result.manifestDigest ?? null, platform: result.platform, facts: result.facts ?? null };
@@ -190,12 +243,15 @@ export class CheckService {
       record.report({ phase: 'layers', message: `Pulling ${pinned}` });
       let run;
       try {
+        // The engine connects by itself: the registry's address is held to the same rule first.
+        await this.deps.registry.assertEngineMayPull(reference.registry);
         run = await runCheck(engine, {
           image: pinned,
           auth: credentials ? { ...credentials, serveraddress: registryAuthKey(reference.registry) } : undefined,
           user: `${runAs.uid}:${runAs.gid}`,
           limits: this.deps.runLimits,
           pullTimeoutMs: this.deps.pullTimeoutMs,
+          signal,
           labels: { [CHECK_ID_LABEL]: String(job.id), [DEPLOYMENT_LABEL]: await this.deps.store.deploymentId() },
           onPull: (p) => record.report({ message: `Pulling: ${p.status}`, pulledBytes: p.current, pullTotal: p.total }),
           log,
@@ -240,6 +296,35 @@ export class CheckService {
       removed++;
     }
     return removed;
+  }
+
+  /**
+   * Follows a check of `owner`'s image `imageId` until it ends (or `closed()`,
+   * or 15 minutes), giving each state to `send`: read from the database every
+   * half second, so that any replica can serve it. A user has at most
+   * `maxStreamsPerUser` of these open at once on this replica.
+   */
+  async follow(owner: string, imageId: number, checkId: number, send: (check: CheckRow) => void, closed: () => boolean): Promise<void> {
+    const first = await this.get(owner, checkId);
+    if (first.imageId !== imageId) throw notFound('Check');
+    const open = this.streams.get(owner) ?? 0;
+    if (open >= this.deps.maxStreamsPerUser) {
+      throw tooManyRequests(`${owner} follows ${open} running check${open === 1 ? '' : 's'} already (at most ${this.deps.maxStreamsPerUser} at once). Close another page of a running check, or reload this one later.`, 10);
+    }
+    this.streams.set(owner, open + 1);
+    try {
+      const until = Date.now() + FOLLOW_AT_MOST_MS;
+      for (let check = first; ; check = await this.get(owner, checkId)) {
+        send(check);
+        if (!isActive(check.status) || closed() || Date.now() > until) return;
+        await new Promise((r) => setTimeout(r, FOLLOW_EVERY_MS));
+        if (closed()) return;
+      }
+    } finally {
+      const left = (this.streams.get(owner) ?? 1) - 1;
+      if (left > 0) this.streams.set(owner, left);
+      else this.streams.delete(owner);
+    }
   }
 
   /** A check of one of `owner`'s images. */

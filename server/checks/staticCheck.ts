@@ -5,7 +5,7 @@
  */
 import { analyzeImage, verdictOf, type Finding, type ImageFacts } from '../inspect/analyze.js';
 import { MergedFilesystem } from '../inspect/filesystem.js';
-import { indexLayer, type LayerIndex } from '../inspect/layerIndex.js';
+import { indexLayer, UnpackLimitError, unpackLimits, type LayerIndex, type UnpackLimits } from '../inspect/layerIndex.js';
 import { formatBytes, type Descriptor, type RegistryClient, type RegistryCredentials, type ResolvedImage } from '../registry/client.js';
 import { RegistryError } from '../registry/errors.js';
 import { parsePlatform } from '../registry/platform.js';
@@ -37,6 +37,8 @@ export interface StaticCheckRequest {
   onProgress?: (progress: CheckProgress) => void;
   /** Lines for the check's log, like a build log. */
   log?: (line: string) => void;
+  /** Cancels the registry's requests and streams (a check past its deadline). */
+  signal?: AbortSignal | undefined;
 }
 
 export interface StaticCheckResult {
@@ -58,6 +60,8 @@ export interface StaticCheckDeps {
   layers: LayerIndexCache;
   /** How many layers are read at once. */
   concurrency?: number;
+  /** How much may be unpacked; by default four times the registry client's image limit. */
+  unpack?: UnpackLimits;
 }
 
 /** Turns a registry failure into the finding a user reads; platform.missing fails the image, the rest are errors of the check. */
@@ -101,7 +105,7 @@ export async function runStaticCheck(deps: StaticCheckDeps, request: StaticCheck
   };
 
   let resolved: ResolvedImage;
-  const session = deps.registry.session(reference, request.credentials);
+  const session = deps.registry.session(reference, request.credentials, request.signal);
   try {
     resolved = await session.resolve(parsePlatform(request.platform));
   } catch (err) {
@@ -123,6 +127,8 @@ export async function runStaticCheck(deps: StaticCheckDeps, request: StaticCheck
   progress.message = `Reading ${resolved.layers.length} layers`;
   report();
   const limit = deps.concurrency ?? 3;
+  const unpack = deps.unpack ?? unpackLimits(deps.registry.limits.image);
+  const allowance = { entries: unpack.imageEntries, bytes: unpack.imageBytes };
   let running = 0;
   const waiting: Array<() => void> = [];
   const slot = async () => {
@@ -137,18 +143,26 @@ export async function runStaticCheck(deps: StaticCheckDeps, request: StaticCheck
     const hit = cached[i];
     if (hit) {
       stats.fromCache++;
+      // Known layers count towards the image's allowance as if they had been read.
+      allowance.entries -= Object.keys(hit.entries).length;
+      allowance.bytes -= hit.tarBytes;
+      if (allowance.entries < 0 || allowance.bytes < 0) throw new UnpackLimitError(`The image has more than ${unpack.imageEntries.toLocaleString('en')} files or unpacks to more than ${Math.round(unpack.imageBytes / 1e9)} GB; larger ones are not checked.`);
       log(`Layer ${i + 1}/${resolved.layers.length} ${layer.digest.slice(0, 19)}: already known`);
       return hit;
     }
     await slot();
     try {
       let seen = 0;
-      const index = await indexLayer(await session.openBlob(layer), (bytes) => {
-        progress.bytesRead += bytes - seen;
-        stats.bytesRead += bytes - seen;
-        seen = bytes;
-        report();
-      });
+      const index = await indexLayer(
+        await session.openBlob(layer),
+        (bytes) => {
+          progress.bytesRead += bytes - seen;
+          stats.bytesRead += bytes - seen;
+          seen = bytes;
+          report();
+        },
+        { limits: unpack, image: allowance },
+      );
       await deps.layers.put(layer.digest, index);
       log(`Layer ${i + 1}/${resolved.layers.length} ${layer.digest.slice(0, 19)}: ${formatBytes(layer.size)}, ${Object.keys(index.entries).length} paths`);
       return index;
@@ -171,6 +185,11 @@ export async function runStaticCheck(deps: StaticCheckDeps, request: StaticCheck
     if (err instanceof RegistryError) {
       findings.push(registryFinding(err).finding);
       log(`Registry: ${err.message}`);
+      return result('error', resolved, undefined, stats);
+    }
+    if (err instanceof UnpackLimitError) {
+      findings.push({ code: 'layer.too_large', level: 'error', message: err.message });
+      log(`Layer: ${err.message}`);
       return result('error', resolved, undefined, stats);
     }
     const message = err instanceof Error ? err.message : String(err);

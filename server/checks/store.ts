@@ -133,6 +133,12 @@ export class CheckStore {
     await this.db('checks').where({ id }).update(toRow(patch));
   }
 
+  /** How many checks of `owner` are queued or running, on every replica. */
+  async activeFor(owner: string): Promise<number> {
+    const [row] = (await this.db('checks').where({ owner }).whereIn('status', ['queued', 'running']).count({ n: '*' })) as Array<{ n: number | string }>;
+    return Number(row?.n ?? 0);
+  }
+
   /** Oldest queued jobs first. */
   async queued(limit: number): Promise<number[]> {
     const rows = (await this.db('checks').select('id').where({ status: 'queued' }).orderBy('id').limit(limit)) as Array<{ id: number }>;

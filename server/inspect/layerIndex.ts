@@ -156,20 +156,98 @@ class Counter extends Transform {
   }
   override _transform(chunk: Buffer, _enc: BufferEncoding, callback: TransformCallback): void {
     this.bytes += chunk.length;
-    this.onBytes?.(this.bytes);
+    try {
+      this.onBytes?.(this.bytes);
+    } catch (err) {
+      callback(err as Error);
+      return;
+    }
     callback(null, chunk);
   }
 }
 
+/** How much a check unpacks, per layer and per image: a few compressed bytes can expand without end. */
+export interface UnpackLimits {
+  layerEntries: number;
+  layerBytes: number;
+  imageEntries: number;
+  imageBytes: number;
+}
+
+/** The limits for images of at most `maxImageBytes` compressed: four times that unpacked, two per layer. */
+export function unpackLimits(maxImageBytes: number): UnpackLimits {
+  return { layerEntries: 1_000_000, imageEntries: 2_000_000, layerBytes: 2 * maxImageBytes, imageBytes: 4 * maxImageBytes };
+}
+
+/** What is left of an image's allowance; the layers of one check share it (they are read at once). */
+export interface UnpackAllowance {
+  entries: number;
+  bytes: number;
+}
+
+/** A layer or image unpacks to more than the limits allow. */
+export class UnpackLimitError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UnpackLimitError';
+  }
+}
+
+/** Counts a layer's entries and bytes against its own limit and the image's allowance. */
+class UnpackMeter {
+  private entries = 0;
+  private bytes = 0;
+
+  constructor(
+    private readonly limits: UnpackLimits,
+    private readonly image: UnpackAllowance,
+  ) {}
+
+  entry(): void {
+    this.entries++;
+    this.image.entries--;
+    if (this.entries > this.limits.layerEntries) throw new UnpackLimitError(`A layer has more than ${this.limits.layerEntries.toLocaleString('en')} files; larger ones are not checked.`);
+    if (this.image.entries < 0) throw new UnpackLimitError(`The image has more than ${this.limits.imageEntries.toLocaleString('en')} files in its layers; larger ones are not checked.`);
+  }
+
+  unpacked(bytes: number): void {
+    this.bytes += bytes;
+    this.image.bytes -= bytes;
+    if (this.bytes > this.limits.layerBytes) throw new UnpackLimitError(`A layer unpacks to more than ${formatSize(this.limits.layerBytes)}; larger ones are not checked.`);
+    if (this.image.bytes < 0) throw new UnpackLimitError(`The image unpacks to more than ${formatSize(this.limits.imageBytes)}; larger ones are not checked.`);
+  }
+}
+
+function formatSize(bytes: number): string {
+  return bytes >= 1e9 ? `${Math.round(bytes / 1e9)} GB` : bytes >= 1e6 ? `${Math.round(bytes / 1e6)} MB` : `${bytes} bytes`;
+}
+
+/** Reading limits for one layer: its own, and what is left of its image's. */
+export interface LayerBounds {
+  limits: UnpackLimits;
+  image: UnpackAllowance;
+}
+
 /**
  * Reads a layer (gzip, zstd or plain tar) from `source` into its index.
- * `onBytes` is told the compressed bytes read so far, for progress.
+ * `onBytes` is told the compressed bytes read so far, for progress; `bounds`
+ * stop a layer that unpacks to too many files or bytes.
  */
-export async function indexLayer(source: Readable, onBytes?: (compressedBytes: number) => void): Promise<LayerIndex> {
+export async function indexLayer(source: Readable, onBytes?: (compressedBytes: number) => void, bounds?: LayerBounds): Promise<LayerIndex> {
   const index: LayerIndex = { version: LAYER_INDEX_VERSION, entries: {}, whiteouts: [], opaque: [], tarBytes: 0 };
   const extract = tar.extract();
+  const meter = bounds ? new UnpackMeter(bounds.limits, bounds.image) : undefined;
 
   extract.on('entry', (header, stream, next) => {
+    // A failure ends the whole extraction (and reaches the caller through it); the entry's own
+    // stream then errors too, which must not go unhandled.
+    stream.on('error', () => undefined);
+    try {
+      meter?.entry();
+    } catch (err) {
+      next(err as Error);
+      return;
+    }
     const path = normalizeTarPath(header.name);
     const base = path.slice(path.lastIndexOf('/') + 1);
     const finish = () => next();
@@ -223,7 +301,14 @@ export async function indexLayer(source: Readable, onBytes?: (compressedBytes: n
   const head = await peek(source, 4);
   const decompress = decompressorFor(head);
   const compressed = new Counter(onBytes);
-  const uncompressed = new Counter();
+  let counted = 0;
+  const uncompressed = new Counter(
+    meter &&
+      ((total) => {
+        meter.unpacked(total - counted);
+        counted = total;
+      }),
+  );
   if (decompress) await pipeline(source, compressed, decompress, uncompressed, extract);
   else await pipeline(source, compressed, uncompressed, extract);
   index.tarBytes = uncompressed.bytes;

@@ -140,8 +140,15 @@ export class LaunchService {
       // Pinned by digest: an image already on the host (pre-pulled after its check) is exactly this one.
       const target = { owner, imageId, reference, digest };
       const auth = credentials ? { ...credentials, serveraddress: registryAuthKey(reference.registry) } : undefined;
-      if (pulls) await pulls.forLaunch(target, () => engine.pull(pinned, auth, undefined, this.deps.pullTimeoutMs));
-      else if (!(await engine.hasImage(pinned))) await engine.pull(pinned, auth, undefined, this.deps.pullTimeoutMs);
+      const pullNow = async () => {
+        // The engine connects by itself: the registry's address is held to the service's rule first.
+        await this.deps.registry.assertEngineMayPull(reference.registry).catch((err: unknown) => {
+          throw err instanceof RegistryError ? new AppError(409, 'conflict', `"${image.name}" cannot be pulled: ${err.message}`, { cause: err }) : err;
+        });
+        await engine.pull(pinned, auth, undefined, this.deps.pullTimeoutMs);
+      };
+      if (pulls) await pulls.forLaunch(target, pullNow);
+      else if (!(await engine.hasImage(pinned))) await pullNow();
       // The server's user must be able to write its own data, also where the image has no such directory.
       await engine.prepareVolume({ name: volume, image: pinned, target: mount.path, uid: runAs.uid, gid: runAs.gid, labels: { 'custom-images.owner': owner, 'custom-images.system': system.slug } });
       pull = { kind: 'docker', pulled: true };

@@ -18,6 +18,8 @@ export interface PullWorkerOptions {
   engine: DockerEngine;
   /** The credentials of the configuration that asked for the image (its own, else the site's). */
   credentials: (owner: string, imageId: number, reference: ImageReference) => Promise<RegistryCredentials | undefined>;
+  /** Refuses a registry the service itself would not contact (the engine connects by itself). */
+  mayPull: (registry: string) => Promise<void>;
   logger: Logger;
   /** How long a pull may take. */
   timeoutMs: number;
@@ -125,6 +127,7 @@ export class PullWorker {
     try {
       const there = await engine.hasImage(row.image);
       if (!there) {
+        await this.options.mayPull(reference.registry);
         await engine.pull(row.image, credentials ? { ...credentials, serveraddress: registryAuthKey(reference.registry) } : undefined, (p) => progress.set(p), this.options.timeoutMs);
       }
       await progress.flush();

@@ -10,7 +10,7 @@ import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import type { Response } from 'undici';
 import { parseChallenges, type Challenge } from './challenge.js';
 import { RegistryError } from './errors.js';
-import { bareHost, createGuardedDispatcher, type AddressPolicy } from './guard.js';
+import { assertPublicHost, bareHost, createGuardedDispatcher, type AddressPolicy } from './guard.js';
 import { formatPlatform, normalizePlatform, offeredPlatforms, selectPlatform, type Platform } from './platform.js';
 import { registryApiHost, type ImageReference } from './reference.js';
 import { RegistryTransport } from './transport.js';
@@ -70,7 +70,11 @@ export interface RegistryCredentials {
 }
 
 export interface RegistryClientOptions {
-  /** Hosts an admin allowed on private addresses (and plain http). */
+  /**
+   * Registries (host or host:port, as image references name them) an admin
+   * allowed on private addresses and plain http, with the realm and the
+   * redirects they name.
+   */
   trustedHosts?: Iterable<string>;
   connectTimeoutMs?: number;
   /** How long to wait for response headers. */
@@ -92,17 +96,26 @@ export interface RegistryClientOptions {
 }
 
 const MiB = 1024 * 1024;
+/** What of a registry's error answer is read for its error code. */
+const ERROR_BODY_BYTES = 64 * 1024;
 
 interface CachedToken {
   value: string;
   expires: number;
 }
 
+/** A registry as image references name it, for comparing: lower case, without the https default port. */
+export function registryKey(hostPort: string): string {
+  return hostPort.trim().toLowerCase().replace(/:443$/, '');
+}
+
 /** The registry client; one per service, shared by all checks (it holds the token cache). */
 export class RegistryClient {
   readonly limits: { manifest: number; config: number; layer: number; image: number };
-  readonly policy: AddressPolicy;
-  private readonly transport: RegistryTransport;
+  private readonly trusted: ReadonlySet<string>;
+  /** For registries on public addresses only, and the one for registries an admin trusts. */
+  private readonly publicOnly: RegistryTransport;
+  private readonly anyAddress: RegistryTransport;
   private readonly tokens = new Map<string, CachedToken>();
   private readonly digests = new Map<string, { digest: string | undefined; expires: number }>();
   private readonly pendingDigests = new Map<string, Promise<string | undefined>>();
@@ -111,7 +124,7 @@ export class RegistryClient {
   private readonly now: () => number;
 
   constructor(options: RegistryClientOptions = {}) {
-    this.policy = { trustedHosts: new Set([...(options.trustedHosts ?? [])].map((h) => h.replace(/:\d+$/, '').replace(/^\[|\]$/g, '').toLowerCase())) };
+    this.trusted = new Set([...(options.trustedHosts ?? [])].map(registryKey));
     this.limits = {
       manifest: options.maxManifestBytes ?? 4 * MiB,
       config: options.maxConfigBytes ?? 16 * MiB,
@@ -120,23 +133,42 @@ export class RegistryClient {
     };
     this.now = options.now ?? Date.now;
     this.digestTtlMs = options.digestTtlMs ?? 10_000;
-    const dispatcher = createGuardedDispatcher(this.policy, {
-      connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
-      headersTimeoutMs: options.headersTimeoutMs ?? 30_000,
-      bodyTimeoutMs: options.bodyTimeoutMs ?? 60_000,
-    });
-    this.transport = new RegistryTransport({
-      dispatcher,
-      policy: this.policy,
-      attempts: options.attempts ?? 4,
-      maxRetryWaitMs: options.maxRetryWaitMs ?? 10_000,
-      ...(options.sleep ? { sleep: options.sleep } : {}),
-    });
+    const transport = (policy: AddressPolicy) =>
+      new RegistryTransport({
+        dispatcher: createGuardedDispatcher(policy, {
+          connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
+          headersTimeoutMs: options.headersTimeoutMs ?? 30_000,
+          bodyTimeoutMs: options.bodyTimeoutMs ?? 60_000,
+        }),
+        policy,
+        attempts: options.attempts ?? 4,
+        maxRetryWaitMs: options.maxRetryWaitMs ?? 10_000,
+        ...(options.sleep ? { sleep: options.sleep } : {}),
+      });
+    this.publicOnly = transport({ allowPrivate: false });
+    this.anyAddress = transport({ allowPrivate: true });
   }
 
-  /** A session for one repository, with the user's credentials if any. */
-  session(reference: ImageReference, credentials?: RegistryCredentials): RegistrySession {
-    return new RegistrySession(this, this.transport, reference, credentials);
+  /** A session for one repository, with the user's credentials if any; `signal` cancels its requests. */
+  session(reference: ImageReference, credentials?: RegistryCredentials, signal?: AbortSignal): RegistrySession {
+    const trusted = this.isTrusted(reference.registry);
+    return new RegistrySession(this, trusted ? this.anyAddress : this.publicOnly, trusted, reference, credentials, signal);
+  }
+
+  /** Whether an admin trusts this registry (host or host:port, as references name it). */
+  isTrusted(registry: string): boolean {
+    return this.trusted.has(registryKey(registry));
+  }
+
+  /**
+   * Before the Docker engine pulls from `registry`: the engine resolves and
+   * connects by itself, so the same rule is applied to its address here.
+   * (The engine may still be redirected later, e.g. for blobs; an egress
+   * policy on the Docker host closes that, see the README.)
+   */
+  async assertEngineMayPull(registry: string): Promise<void> {
+    if (this.isTrusted(registry)) return;
+    await assertPublicHost(bareHost(new URL(`https://${registryApiHost(registry)}/`)));
   }
 
   /** @internal token cache shared by sessions */
@@ -176,10 +208,6 @@ export class RegistryClient {
     return pending;
   }
 
-  /** @internal */
-  isTrusted(host: string): boolean {
-    return this.policy.trustedHosts.has(host.replace(/:\d+$/, '').replace(/^\[|\]$/g, '').toLowerCase());
-  }
 }
 
 /** Requests for one repository on one registry, authenticated as needed. */
@@ -192,8 +220,11 @@ export class RegistrySession {
   constructor(
     private readonly client: RegistryClient,
     private readonly transport: RegistryTransport,
+    /** An admin trusts this registry: private addresses and plain http are allowed for it. */
+    private readonly trusted: boolean,
     readonly reference: ImageReference,
     private readonly credentials: RegistryCredentials | undefined,
+    private readonly signal?: AbortSignal,
   ) {
     this.apiHost = registryApiHost(reference.registry);
   }
@@ -239,6 +270,9 @@ export class RegistrySession {
     if (!configDescriptor?.digest || !Array.isArray(layers)) {
       throw new RegistryError('registry.protocol', `The manifest of ${this.reference.normalized} has no config or layers.`);
     }
+    if (!Number.isSafeInteger(configDescriptor.size) || configDescriptor.size <= 0) {
+      throw new RegistryError('registry.protocol', `The manifest of ${this.reference.normalized} gives its config no size; a valid manifest states it in bytes.`);
+    }
     if (configDescriptor.size > this.client.limits.config) {
       throw new RegistryError('registry.too_large', `The image config is ${configDescriptor.size} bytes; at most ${this.client.limits.config} are read.`);
     }
@@ -257,7 +291,13 @@ export class RegistrySession {
         `${this.reference.normalized} is built for ${formatPlatform(actual)} only; this system runs ${formatPlatform(target)}.`,
       );
     }
-    const size = layers.reduce((sum, l) => sum + (Number(l.size) || 0), 0);
+    for (const layer of layers) {
+      // Every limit counts sizes: a layer without a positive one would switch them off.
+      if (!Number.isSafeInteger(layer.size) || layer.size <= 0) {
+        throw new RegistryError('registry.protocol', `The manifest of ${this.reference.normalized} gives a layer (${String(layer.digest).slice(0, 19)}) no size; a valid manifest states every layer's size in bytes.`);
+      }
+    }
+    const size = layers.reduce((sum, l) => sum + l.size, 0);
     for (const layer of layers) {
       if (layer.size > this.client.limits.layer) {
         throw new RegistryError('registry.too_large', `A layer of ${this.reference.normalized} is ${formatBytes(layer.size)}; layers over ${formatBytes(this.client.limits.layer)} are not checked.`);
@@ -285,7 +325,7 @@ export class RegistrySession {
     const response = await this.get(`blobs/${descriptor.digest}`, {});
     await this.expectOk(response, 'blob');
     const declared = Number(response.headers.get('content-length'));
-    if (Number.isFinite(declared) && declared > descriptor.size && descriptor.size > 0) {
+    if (Number.isFinite(declared) && declared > descriptor.size) {
       await response.body?.cancel();
       throw new RegistryError('registry.digest_mismatch', `A layer is larger than its manifest says (${declared} > ${descriptor.size} bytes).`);
     }
@@ -352,6 +392,7 @@ export class RegistrySession {
         method: options.method ?? 'GET',
         headers: options.accept ? { Accept: options.accept } : {},
         authorization: this.authorization ? { host: base.host, value: this.authorization } : undefined,
+        signal: this.signal,
       });
     let response = await send();
     if (response.status === 401) {
@@ -369,13 +410,13 @@ export class RegistrySession {
   private async baseUrl(): Promise<URL> {
     if (this.base) return this.base;
     const https = new URL(`https://${this.apiHost}/`);
-    if (!this.client.isTrusted(this.apiHost)) {
+    if (!this.trusted) {
       this.base = https;
       return https;
     }
     // As Docker does for insecure registries: try https, fall back to http.
     try {
-      const probe = await this.transport.request(new URL('/v2/', https), { method: 'GET' });
+      const probe = await this.transport.request(new URL('/v2/', https), { method: 'GET', signal: this.signal });
       await probe.body?.cancel();
       this.base = https;
     } catch (err) {
@@ -394,7 +435,7 @@ export class RegistrySession {
       }
       this.authorization = `Basic ${Buffer.from(`${this.credentials.username}:${this.credentials.password}`).toString('base64')}`;
       // Basic credentials are checked by the ping: a 401 here is a wrong password.
-      const ping = await this.transport.request(new URL('/v2/', base), { authorization: { host: base.host, value: this.authorization } });
+      const ping = await this.transport.request(new URL('/v2/', base), { authorization: { host: base.host, value: this.authorization }, signal: this.signal });
       await ping.body?.cancel();
       if (ping.status === 401) throw wrongCredentials(this.reference.registry);
       return;
@@ -421,6 +462,7 @@ export class RegistrySession {
     }
     const response = await this.transport.request(realmUrl, {
       headers: { Accept: 'application/json' },
+      signal: this.signal,
       authorization: sendCredentials
         ? { host: realmUrl.host, value: `Basic ${Buffer.from(`${this.credentials?.username}:${this.credentials?.password}`).toString('base64')}` }
         : undefined,
@@ -446,10 +488,11 @@ export class RegistrySession {
     let code = '';
     if (response.status !== 404 || what === 'manifest') {
       try {
-        const body = (await response.json()) as { errors?: Array<{ code?: string }> };
+        // Through the limited reader: an error answer is the registry's to make as long as it likes.
+        const body = JSON.parse((await readLimited(response, ERROR_BODY_BYTES, 'An error answer')).toString('utf8')) as { errors?: Array<{ code?: string }> };
         code = body.errors?.[0]?.code ?? '';
       } catch {
-        // not JSON
+        // not JSON, or too long to be one
       }
     } else {
       await response.body?.cancel();
@@ -522,7 +565,7 @@ class VerifyingStream extends Transform {
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     this.seen += chunk.length;
-    if (this.size > 0 && this.seen > this.size) {
+    if (this.seen > this.size) {
       callback(new RegistryError('registry.digest_mismatch', `A layer is larger than its manifest says (${this.size} bytes).`));
       return;
     }

@@ -2,7 +2,9 @@
  * The SSRF guard: a registry (and every host it redirects us to, and its
  * token realm) may only be reached on a public address, checked on the
  * address actually connected to, DNS answers included. An admin may trust a
- * registry host explicitly; only then are private addresses allowed for it.
+ * registry (host:port) explicitly; only the requests made for that registry
+ * (its own API, and the realm and redirects it names) may then reach private
+ * addresses, never those made for another registry that names it.
  */
 import dns from 'node:dns';
 import net from 'node:net';
@@ -74,10 +76,10 @@ export function isPublicAddress(address: string): boolean {
   return !blocked.check(bare, 'ipv4');
 }
 
-/** Which hosts may be on private addresses: those an admin trusted by name. */
+/** What one set of requests may reach. */
 export interface AddressPolicy {
-  /** Host names (without port) an admin allowed explicitly, e.g. 127.0.0.1 for tests. */
-  trustedHosts: ReadonlySet<string>;
+  /** Private, loopback and link-local addresses too: the requests are for a registry an admin trusts. */
+  allowPrivate: boolean;
 }
 
 /** The host of a URL without brackets or port, lower case. */
@@ -88,15 +90,36 @@ export function bareHost(url: URL): string {
 /** Refuses an IP-literal host on a private address (names are checked at lookup). */
 export function checkLiteralHost(url: URL, policy: AddressPolicy): void {
   const host = bareHost(url);
-  if (net.isIP(host) && !policy.trustedHosts.has(host) && !isPublicAddress(host)) {
+  if (net.isIP(host) && !policy.allowPrivate && !isPublicAddress(host)) {
     throw refused(host, host);
   }
+}
+
+/**
+ * Resolves `host` as a connection would and refuses it unless every address
+ * is public: for connections this service does not make itself (the Docker
+ * engine's pulls), checked just before they are asked for.
+ */
+export async function assertPublicHost(host: string): Promise<void> {
+  const bare = host.replace(/^\[|\]$/g, '').toLowerCase();
+  if (net.isIP(bare)) {
+    if (!isPublicAddress(bare)) throw refused(bare, bare);
+    return;
+  }
+  let addresses: dns.LookupAddress[];
+  try {
+    addresses = await dns.promises.lookup(bare, { all: true });
+  } catch (cause) {
+    throw new RegistryError('registry.unreachable', `The registry ${bare} cannot be reached: the name does not resolve.`, { cause });
+  }
+  const bad = addresses.find((a) => !isPublicAddress(a.address));
+  if (bad) throw refused(bare, bad.address);
 }
 
 function refused(host: string, address: string): RegistryError {
   return new RegistryError(
     'registry.refused_address',
-    `The registry ${host} is on a private or internal network address; this service only contacts registries on public addresses unless the hub admin allowed ${host} explicitly.`,
+    `The registry ${host} is on a private or internal network address; this service only contacts registries on public addresses unless the hub admin trusts that registry explicitly (CUSTOM_IMAGES_TRUSTED_REGISTRIES).`,
     { detail: `${host} resolved to ${address}` },
   );
 }
@@ -116,7 +139,7 @@ export function createGuardedDispatcher(
       if (err) return callback(err, []);
       const list = addresses as dns.LookupAddress[];
       const host = hostname.toLowerCase();
-      if (!policy.trustedHosts.has(host)) {
+      if (!policy.allowPrivate) {
         // One private answer is enough to refuse: DNS rebinding picks its moment.
         const bad = list.find((a) => !isPublicAddress(a.address));
         if (bad) return callback(refused(host, bad.address) as unknown as NodeJS.ErrnoException, []);

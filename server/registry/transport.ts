@@ -23,6 +23,8 @@ export interface RegistryRequest {
   headers?: Record<string, string>;
   /** Sent only to this host (host[:port]); dropped on a redirect elsewhere. */
   authorization?: { host: string; value: string } | undefined;
+  /** Cancels the request (a check past its deadline). */
+  signal?: AbortSignal | undefined;
 }
 
 const MAX_REDIRECTS = 5;
@@ -117,7 +119,7 @@ export class RegistryTransport {
       if (request.authorization && request.authorization.host === url.host) headers.Authorization = request.authorization.value;
       let response: Response;
       try {
-        response = await fetch(url, { method: request.method ?? 'GET', headers, redirect: 'manual', dispatcher: this.options.dispatcher });
+        response = await fetch(url, { method: request.method ?? 'GET', headers, redirect: 'manual', dispatcher: this.options.dispatcher, ...(request.signal ? { signal: request.signal } : {}) });
       } catch (err) {
         throw networkError(url, err);
       }
@@ -129,8 +131,8 @@ export class RegistryTransport {
       if (next.protocol !== 'https:' && next.protocol !== 'http:') {
         throw new RegistryError('registry.protocol', `The registry ${url.host} redirected to an unsupported address.`);
       }
-      // Downgrading to plain http is allowed only to hosts an admin trusts.
-      if (next.protocol === 'http:' && url.protocol === 'https:' && !this.options.policy.trustedHosts.has(next.hostname)) {
+      // Downgrading to plain http is allowed only for a registry an admin trusts.
+      if (next.protocol === 'http:' && url.protocol === 'https:' && !this.options.policy.allowPrivate) {
         throw new RegistryError('registry.protocol', `The registry ${url.host} redirected to an insecure (http) address.`);
       }
       url = next;

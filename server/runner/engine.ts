@@ -136,11 +136,11 @@ export class DockerEngine {
    * Pulls `reference` (pinned by digest), reporting progress; the auth config goes with this pull only.
    * A pull that takes longer than `timeoutMs` is cancelled (the engine stops it when the request ends).
    */
-  async pull(reference: string, auth: PullAuth | undefined, onProgress?: (p: PullProgress) => void, timeoutMs?: number): Promise<void> {
+  async pull(reference: string, auth: PullAuth | undefined, onProgress?: (p: PullProgress) => void, timeoutMs?: number, signal?: AbortSignal): Promise<void> {
     const abort = new AbortController();
     const timer = timeoutMs === undefined ? undefined : setTimeout(() => abort.abort(), timeoutMs);
     try {
-      await this.pullUntil(reference, auth, abort.signal, onProgress);
+      await this.pullUntil(reference, auth, signal ? AbortSignal.any([abort.signal, signal]) : abort.signal, onProgress);
     } catch (err) {
       if (!abort.signal.aborted) throw err;
       throw new AppError(504, 'conflict', `The Docker engine did not finish pulling ${reference} within ${Math.round((timeoutMs ?? 0) / 1000)} s; it was stopped. Try again later, or ask the hub admin about the registry's speed.`, { cause: err, expose: true });

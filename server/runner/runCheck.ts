@@ -36,6 +36,8 @@ export interface RunCheckRequest {
   limits: RunLimits;
   /** How long the pull may take. */
   pullTimeoutMs?: number | undefined;
+  /** Stops the pull and kills the container (the check's deadline). */
+  signal?: AbortSignal | undefined;
   /** Labels the container with its job, so that one left by a crash can be found and removed. */
   labels?: Record<string, string>;
   onPull?: (progress: PullProgress) => void;
@@ -96,7 +98,7 @@ export async function runCheck(engine: DockerEngine, request: RunCheckRequest): 
   const findings: Finding[] = [];
   log(`Pulling ${request.image}`);
   const hadImage = await engine.hasImage(request.image);
-  await engine.pull(request.image, request.auth, request.onPull, request.pullTimeoutMs);
+  await engine.pull(request.image, request.auth, request.onPull, request.pullTimeoutMs, request.signal);
   log('Pulled; starting jupyterhub-singleuser --version with no network, no capabilities, a read-only root');
   // The image's VOLUME paths would be writable anonymous volumes on the host's disk, without a size limit,
   // and left behind: each becomes a small tmpfs (counted in the container's memory) instead.
@@ -138,6 +140,7 @@ export async function runCheck(engine: DockerEngine, request: RunCheckRequest): 
       timedOut = true;
       container.kill({ signal: 'SIGKILL' }).catch(() => undefined);
     }, limits.timeoutMs);
+    request.signal?.addEventListener('abort', () => container.kill({ signal: 'SIGKILL' }).catch(() => undefined), { once: true });
     // If the engine goes away, wait() may never answer: watch it.
     let watching = true;
     const engineGone = new Promise<never>((_, reject) => {

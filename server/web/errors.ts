@@ -61,8 +61,9 @@ export function errorHandler(options: { logger: Logger; apiPrefix: string; login
       return;
     }
     res.status(error.status);
-    // A database or registry that is away: clients may ask again shortly.
-    if (error.status === 503) res.set('Retry-After', '10');
+    // A database or registry that is away, or too much under way: clients may ask again shortly.
+    const retryAfter = error.retryAfter ?? (error.status === 503 ? 10 : undefined);
+    if (retryAfter !== undefined) res.set('Retry-After', String(retryAfter));
     if (wantsJson(req, options.apiPrefix)) {
       res.json({
         status: error.status,

@@ -174,28 +174,25 @@ export function imagePagesRouter(deps: { images: ImageService; checks: CheckServ
     });
   });
 
-  // Server-Sent Events: the job's progress until it ends (read from the database, so any replica can serve it).
+  // Server-Sent Events: the job's progress until it ends (any replica can serve it).
   router.get('/images/:id/checks/:checkId/events', async (req, res) => {
     const user = owner(req);
-    const imageId = parseId(req.params.id);
-    const checkId = parseId(req.params.checkId);
-    const first = await checks.get(user.name, checkId);
-    if (first.imageId !== imageId) throw notFound('Check');
-    res.set({ 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-store', 'X-Accel-Buffering': 'no' });
-    res.flushHeaders();
     let closed = false;
     req.on('close', () => (closed = true));
-    const deadline = Date.now() + 15 * 60_000;
-    while (!closed && Date.now() < deadline) {
-      const check = await checks.get(user.name, checkId);
-      const active = check.status === 'queued' || check.status === 'running';
-      res.write(`event: progress\ndata: ${JSON.stringify({ status: check.status, progress: check.progress, log: check.log })}\n\n`);
-      if (!active) {
-        res.write(`event: done\ndata: ${JSON.stringify({ status: check.status })}\n\n`);
-        break;
-      }
-      await new Promise((r) => setTimeout(r, 500));
-    }
+    await checks.follow(
+      user.name,
+      parseId(req.params.id),
+      parseId(req.params.checkId),
+      (check) => {
+        if (!res.headersSent) {
+          res.set({ 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-store', 'X-Accel-Buffering': 'no' });
+          res.flushHeaders();
+        }
+        res.write(`event: progress\ndata: ${JSON.stringify({ status: check.status, progress: check.progress, log: check.log })}\n\n`);
+        if (check.status !== 'queued' && check.status !== 'running') res.write(`event: done\ndata: ${JSON.stringify({ status: check.status })}\n\n`);
+      },
+      () => closed,
+    );
     res.end();
   });
 

@@ -23,7 +23,7 @@ beforeAll(async () => {
   await pushImage(registries.open, 'site/env', '1', {
     layers: [{ files: pythonWithJupyterhub() }, { files: { '/usr/local/bin/jupyterhub-singleuser': singleuserScript('/usr/bin/python3') } }],
   });
-  hub = await startHub(18800, { CUSTOM_IMAGES_TRUSTED_REGISTRIES: '127.0.0.1', CUSTOM_IMAGES_SYSTEMS_FILE: path.resolve('jupyterhub_config/demo-systems.json') });
+  hub = await startHub(18800, { CUSTOM_IMAGES_TRUSTED_REGISTRIES: registries.trusted.join(','), CUSTOM_IMAGES_SYSTEMS_FILE: path.resolve('jupyterhub_config/demo-systems.json') });
   browser = await launchBrowser();
   db = openDatabase(hub.databaseUrl);
 }, 120_000);

@@ -42,7 +42,7 @@ beforeAll(async () => {
       { slug: 'off', displayName: 'Switched off', allowedRegistries: allowed, mountPrefixes: [], defaultMountPath: '/home/jovyan/work', enabled: true },
     ]),
   );
-  hub = await startHub(18400, { CUSTOM_IMAGES_TRUSTED_REGISTRIES: '127.0.0.1', CUSTOM_IMAGES_SYSTEMS_FILE: systemsFile });
+  hub = await startHub(18400, { CUSTOM_IMAGES_TRUSTED_REGISTRIES: registries.trusted.join(','), CUSTOM_IMAGES_SYSTEMS_FILE: systemsFile });
   db = openDatabase(hub.databaseUrl);
   tokens.uma = await hub.userToken('uma');
   tokens.vic = await hub.userToken('vic');

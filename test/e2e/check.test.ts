@@ -21,7 +21,7 @@ beforeAll(async () => {
   await pushImage(registries.open, 'lab/good', '1.0', good);
   await pushImage(registries.open, 'lab/private', '1.0', good);
   await pushImage(registries.open, 'lab/broken', '1.0', { layers: [{ files: pythonWithJupyterhub() }] });
-  hub = await startHub(18300, { CUSTOM_IMAGES_TRUSTED_REGISTRIES: '127.0.0.1' });
+  hub = await startHub(18300, { CUSTOM_IMAGES_TRUSTED_REGISTRIES: registries.trusted.join(',') });
   browser = await launchBrowser();
   ({ page } = await hubLogin(browser, hub, 'hana'));
 }, 120_000);

@@ -53,13 +53,13 @@ beforeAll(async () => {
   const systemsFile = path.join(dir, 'systems.json');
   fs.writeFileSync(
     systemsFile,
-    JSON.stringify([{ slug: SYSTEM, displayName: 'Docker hosts', allowedRegistries: ['127.0.0.1/*', `${recorded.host}/*`, `${registries.open}/*`], mountPrefixes: ['/home/jovyan'], defaultMountPath: '/home/jovyan/work', spawner: 'docker', enabled: true }]),
+    JSON.stringify([{ slug: SYSTEM, displayName: 'Docker hosts', allowedRegistries: [`${recorded.host}/*`, `${registries.open}/*`], mountPrefixes: ['/home/jovyan'], defaultMountPath: '/home/jovyan/work', spawner: 'docker', enabled: true }]),
   );
   hub = await startHub(18600, {
     CUSTOM_IMAGES_DEMO_SPAWNER: 'docker',
     CUSTOM_IMAGES_DEMO_IMAGE: standardImage,
     CUSTOM_IMAGES_DEMO_CONTAINER_PREFIX: PREFIX,
-    CUSTOM_IMAGES_TRUSTED_REGISTRIES: '127.0.0.1',
+    CUSTOM_IMAGES_TRUSTED_REGISTRIES: [...registries.trusted, recorded.host].join(','),
     CUSTOM_IMAGES_SYSTEMS_FILE: systemsFile,
   });
   for (const user of ['ada', 'bob', 'carol']) tokens.set(user, await hub.userToken(user));

@@ -75,10 +75,13 @@ beforeAll(async () => {
       store,
       images,
       systems,
-      registry: new RegistryClient({ trustedHosts: ['127.0.0.1'] }),
+      registry: new RegistryClient({ trustedHosts: registries.trusted }),
       layers: memoryLayerCache(),
       hub: { identify: async () => null, version: async () => '3.0.0' },
       engine: withEngine ? new DockerEngine(dockerFromHost(process.env.DOCKER_HOST)) : undefined,
+      deadlineMs: 600_000,
+      maxQueuedPerUser: 100,
+      maxStreamsPerUser: 4,
       runLimits: { timeoutMs: timeoutS * 1000, memoryBytes: 512 * 1024 * 1024, pids: 64, outputBytes: 16 * 1024 },
       keepPulledImages: false,
     });
@@ -215,7 +218,7 @@ describe('the service around a check', { timeout: 240_000 }, () => {
     const engine = await startPrivateDockerd();
     const serviceDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ci-svc-'));
     const url = `sqlite://${serviceDir}/db.sqlite`;
-    const service = await startService({ CUSTOM_IMAGES_DATABASE_URL: url, DOCKER_HOST: engine.host, CUSTOM_IMAGES_RUN_TIMEOUT_SECONDS: '120' });
+    const service = await startService({ CUSTOM_IMAGES_DATABASE_URL: url, DOCKER_HOST: engine.host, CUSTOM_IMAGES_RUN_TIMEOUT_SECONDS: '120', CUSTOM_IMAGES_TRUSTED_REGISTRIES: registries.trusted.join(',') });
     const serviceDb = openDatabase(url);
     try {
       const id = await queueCheck(serviceDb, 'ada', `${registries.open}/run/sleeps:1`, 'full');
@@ -238,7 +241,7 @@ describe('the service around a check', { timeout: 240_000 }, () => {
   it('does not leave a job running when the service is killed during it and started again', async () => {
     const serviceDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ci-svc-'));
     const url = `sqlite://${serviceDir}/db.sqlite`;
-    const env = { CUSTOM_IMAGES_DATABASE_URL: url, CUSTOM_IMAGES_RUN_TIMEOUT_SECONDS: String(TIMEOUT_S) };
+    const env = { CUSTOM_IMAGES_DATABASE_URL: url, CUSTOM_IMAGES_RUN_TIMEOUT_SECONDS: String(TIMEOUT_S), CUSTOM_IMAGES_TRUSTED_REGISTRIES: registries.trusted.join(',') };
     const first = await startService(env);
     const serviceDb = openDatabase(url);
     try {

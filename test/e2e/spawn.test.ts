@@ -33,7 +33,7 @@ beforeAll(async () => {
     systemsFile,
     JSON.stringify([{ slug: 'dock', displayName: 'Docker hosts', allowedRegistries: [`${registries.open}/*`], mountPrefixes: ['/home/jovyan'], defaultMountPath: '/home/jovyan/work', spawner: 'docker', enabled: true }]),
   );
-  hub = await startHub(18500, { CUSTOM_IMAGES_TRUSTED_REGISTRIES: '127.0.0.1', CUSTOM_IMAGES_SYSTEMS_FILE: systemsFile });
+  hub = await startHub(18500, { CUSTOM_IMAGES_TRUSTED_REGISTRIES: registries.trusted.join(','), CUSTOM_IMAGES_SYSTEMS_FILE: systemsFile });
   browser = await launchBrowser();
   ({ page } = await hubLogin(browser, hub, 'wen'));
 }, 120_000);

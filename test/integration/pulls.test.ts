@@ -12,6 +12,7 @@ import { createLogger } from '../../server/log.js';
 import { PullService, pinnedImage, type PullTarget, type StartReadiness } from '../../server/pulls/service.js';
 import { EngineImageStore } from '../../server/pulls/store.js';
 import { PullWorker } from '../../server/pulls/worker.js';
+import { RegistryClient } from '../../server/registry/client.js';
 import { parseReference } from '../../server/registry/reference.js';
 import { DockerEngine } from '../../server/runner/engine.js';
 import type { Knex } from '../../server/store/db.js';
@@ -25,6 +26,8 @@ let registries: TestRegistries;
 let slow: Awaited<ReturnType<typeof throttledProxy>>;
 let docker: Docker;
 let engine: DockerEngine;
+/** The service's registry rules, trusting the slow link. */
+let guard: RegistryClient;
 
 beforeAll(async () => {
   docker = ciDocker();
@@ -32,6 +35,7 @@ beforeAll(async () => {
   registries = await startRegistries();
   // About 3 s of download at 2 MB/s: long enough to see the pull's progress.
   slow = await throttledProxy(registries.open, 2_000_000);
+  guard = new RegistryClient({ trustedHosts: [slow.host] });
 }, 60_000);
 
 afterAll(async () => {
@@ -52,7 +56,7 @@ async function freshImage(repo: string, megabytes = 0): Promise<PullTarget & { i
 
 function parts(db: Knex, options: { keepDays?: number; now?: () => Date } = {}) {
   const store = new EngineImageStore(db);
-  const worker = new PullWorker({ store, engine, credentials: async () => undefined, logger: createLogger('silent'), timeoutMs: 120_000, keepDays: options.keepDays ?? 14, pollMs: 100, ...(options.now ? { now: options.now } : {}) });
+  const worker = new PullWorker({ store, engine, credentials: async () => undefined, mayPull: (registry) => guard.assertEngineMayPull(registry), logger: createLogger('silent'), timeoutMs: 120_000, keepDays: options.keepDays ?? 14, pollMs: 100, ...(options.now ? { now: options.now } : {}) });
   const service = new PullService({ store, engine, wake: () => worker.nudge() });
   return { store, worker, service };
 }
@@ -119,6 +123,32 @@ describe.each<Engine>(['SQLite', 'PostgreSQL'])('images kept in the engine (%s)'
       expect(await service.forLaunch(target, () => Promise.reject(new Error('must not pull')))).toEqual({ pulled: false });
     } finally {
       await worker.stop();
+    }
+  });
+
+  it('stops a pull that takes longer than its time and says so', { timeout: 60_000 }, async () => {
+    const db = await migratedDatabase(kind);
+    const crawl = await throttledProxy(registries.open, 100_000);
+    const store = new EngineImageStore(db);
+    const worker = new PullWorker({ store, engine, credentials: async () => undefined, mayPull: async () => undefined, logger: createLogger('silent'), timeoutMs: 1000, keepDays: 14, pollMs: 100 });
+    const service = new PullService({ store, engine, wake: () => worker.nudge() });
+    worker.start();
+    try {
+      const target = await freshImage(`prepull/crawl-${kind.toLowerCase()}`, 6);
+      const viaCrawl = { ...target, reference: parseReference(`${crawl.host}/prepull/crawl-${kind.toLowerCase()}:1`) };
+      const image = pinnedImage(viaCrawl.reference, target.digest);
+      await service.request(viaCrawl);
+      let state: StartReadiness | undefined;
+      for (let i = 0; i < 300 && state?.state !== 'failed' && state?.state !== 'ready'; i++) {
+        state = (await service.readiness([image])).get(image);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(state).toMatchObject({ state: 'failed', message: expect.stringMatching(/did not finish pulling .* within 1 s; it was stopped/) });
+      expect(await engine.hasImage(image)).toBe(false);
+    } finally {
+      await worker.stop();
+      await crawl.stop();
+      await removeImagesFrom([crawl.host]);
     }
   });
 

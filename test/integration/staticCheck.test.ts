@@ -8,7 +8,10 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { memoryLayerCache, type LayerIndexCache } from '../../server/checks/layerCache.js';
 import { runStaticCheck, type StaticCheckResult } from '../../server/checks/staticCheck.js';
+import type { UnpackLimits } from '../../server/inspect/layerIndex.js';
 import { RegistryClient, type RegistryCredentials } from '../../server/registry/client.js';
+import { createGuardedDispatcher } from '../../server/registry/guard.js';
+import { RegistryTransport } from '../../server/registry/transport.js';
 import { parseReference } from '../../server/registry/reference.js';
 import { OPEN_POLICY, type ImagePolicy } from '../../server/systems/schema.js';
 import { pushImage, pushIndex, pythonWithJupyterhub, singleuserScript, type ImageSpec } from '../support/images.js';
@@ -172,7 +175,7 @@ describe('images that fail, each with its finding', () => {
 describe('checks that cannot be made, each with its message', () => {
   it('registry down', async () => {
     const port = await freePort();
-    const result = await check(`127.0.0.1:${port}/pass/usr-local:1`);
+    const result = await check(`127.0.0.1:${port}/pass/usr-local:1`, { registry: client({ trustedHosts: [`127.0.0.1:${port}`] }) });
     expect(result.verdict).toBe('error');
     expect(result.findings[0]).toMatchObject({ code: 'registry.unreachable', message: expect.stringMatching(/cannot be reached: the connection was refused/) });
   });
@@ -233,7 +236,7 @@ describe('checks that cannot be made, each with its message', () => {
     const port = await freePort();
     await new Promise<void>((r) => proxy.listen(port, '127.0.0.1', r));
     try {
-      const result = await check(`127.0.0.1:${port}/pass/usr-local:1`);
+      const result = await check(`127.0.0.1:${port}/pass/usr-local:1`, { registry: client({ trustedHosts: [`127.0.0.1:${port}`] }) });
       expect(result.verdict).toBe('error');
       expect(result.findings[0]).toMatchObject({ code: 'registry.digest_mismatch', message: expect.stringMatching(/does not match its digest/) });
     } finally {
@@ -253,6 +256,115 @@ describe('checks that cannot be made, each with its message', () => {
       const result = await check(`${host}/pass/usr-local:1`, { registry: untrusted });
       expect(result.verdict).toBe('error');
       expect(result.findings[0]).toMatchObject({ code: 'registry.refused_address', message: expect.stringMatching(/private or internal network address/) });
+    }
+  });
+
+  it('a layer whose manifest gives it no size, which would switch the size limits off', async () => {
+    for (const size of [0, -1, 'large', null]) {
+      const server = http.createServer((req, res) => {
+        const upstream = http.request({ host: '127.0.0.1', port: Number(registries.open.split(':')[1]), path: req.url, method: req.method, headers: req.headers }, (up) => {
+          if (!req.url?.includes('/manifests/') || req.method !== 'GET') {
+            res.writeHead(up.statusCode ?? 502, up.headers);
+            up.pipe(res);
+            return;
+          }
+          const chunks: Buffer[] = [];
+          up.on('data', (c: Buffer) => chunks.push(c));
+          up.on('end', () => {
+            const manifest = JSON.parse(Buffer.concat(chunks).toString()) as { layers: Array<{ size: unknown }> };
+            manifest.layers[0]!.size = size;
+            const body = Buffer.from(JSON.stringify(manifest));
+            res.writeHead(200, { 'Content-Type': String(up.headers['content-type']), 'Content-Length': body.length }).end(body);
+          });
+        });
+        req.pipe(upstream);
+      });
+      const port = await freePort();
+      await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
+      try {
+        const result = await check(`127.0.0.1:${port}/pass/usr-local:1`, { registry: client({ trustedHosts: [`127.0.0.1:${port}`] }) });
+        expect(result.verdict).toBe('error');
+        expect(result.findings[0]).toMatchObject({ code: 'registry.protocol', message: expect.stringMatching(/gives a layer \(sha256:[0-9a-f]{12}\) no size/) });
+      } finally {
+        server.close();
+      }
+    }
+  });
+
+  it('reads only the start of an endless error answer', async () => {
+    let sent = 0;
+    const server = http.createServer((_req, res) => {
+      // A "not found" whose JSON error body never ends.
+      res.writeHead(404, { 'Content-Type': 'application/json' });
+      // An answer that never ends: the check must not wait for it or keep it.
+      const more = () => {
+        if (res.destroyed) return;
+        sent += 64 * 1024;
+        if (res.write(Buffer.alloc(64 * 1024, 'x'))) setImmediate(more);
+        else res.once('drain', more);
+      };
+      more();
+    });
+    const port = await freePort();
+    await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
+    try {
+      const result = await check(`127.0.0.1:${port}/pass/usr-local:1`, { registry: client({ trustedHosts: [`127.0.0.1:${port}`], attempts: 1 }) });
+      expect(result.verdict).toBe('error');
+      expect(result.findings[0]).toMatchObject({ code: 'registry.not_found' });
+      expect(sent).toBeLessThan(64 * 1024 * 1024);
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+
+  it('a layer that unpacks to more files or bytes than allowed, per layer and per image', async () => {
+    const cases: Array<[Partial<UnpackLimits>, RegExp]> = [
+      [{ layerEntries: 5 }, /A layer has more than 5 files/],
+      [{ imageEntries: 8 }, /The image has more than 8 files/],
+      // The layers' tars are 7680 and 2048 bytes.
+      [{ layerBytes: 5_000 }, /A layer unpacks to more than 5000 bytes/],
+      [{ imageBytes: 9_000 }, /The image unpacks to more than 9000 bytes/],
+    ];
+    for (const [limits, message] of cases) {
+      const unpack = { layerEntries: 1_000_000, imageEntries: 1_000_000, layerBytes: 1e9, imageBytes: 1e9, ...limits };
+      const result = await runStaticCheck(
+        { registry: client(), layers: memoryLayerCache(), unpack },
+        { reference: parseReference(`${registries.open}/pass/usr-local:1`), platform: 'linux/amd64', policy: OPEN_POLICY },
+      );
+      expect(result.verdict, JSON.stringify(limits)).toBe('error');
+      expect(result.findings.find((f) => f.code === 'layer.too_large')?.message).toMatch(message);
+    }
+  });
+});
+
+describe('trusted registries', () => {
+  it('are trusted on their own port only', async () => {
+    const result = await check(`${registries.basic}/pass/usr-local:1`, { registry: client({ trustedHosts: [registries.open] }) });
+    expect(result.findings[0]).toMatchObject({ code: 'registry.refused_address' });
+    expect((await check(`${registries.open}/pass/usr-local:1`, { registry: client({ trustedHosts: [registries.open] }) })).verdict).toBe('pass');
+  });
+
+  it('may name a token realm of their own elsewhere on the private network', async () => {
+    // The token registry's realm is another port of 127.0.0.1, which nobody trusted by name.
+    const result = await check(`${registries.token}/private/usr-local:1`, { registry: client({ trustedHosts: [registries.token] }), credentials: { username: USER, password: PASSWORD } });
+    expect(result.verdict).toBe('pass');
+  });
+
+  it('lend no trust to requests made for another registry (its realm or redirects)', async () => {
+    // What an untrusted registry's session sends goes through a transport for public addresses only,
+    // whatever it names: here the address of a registry the admin trusts.
+    const policy = { allowPrivate: false };
+    const transport = new RegistryTransport({ dispatcher: createGuardedDispatcher(policy, { connectTimeoutMs: 1000, headersTimeoutMs: 1000, bodyTimeoutMs: 1000 }), policy, attempts: 1, maxRetryWaitMs: 0 });
+    await expect(transport.request(`http://${registries.open}/v2/`)).rejects.toMatchObject({ code: 'registry.refused_address' });
+    await expect(transport.request(`http://localhost:${registries.open.split(':')[1]}/v2/`)).rejects.toMatchObject({ code: 'registry.refused_address' });
+  });
+
+  it('decide what the Docker engine may pull from, as for the service itself', async () => {
+    const guard = client({ trustedHosts: [registries.open] });
+    await expect(guard.assertEngineMayPull(registries.open)).resolves.toBeUndefined();
+    for (const registry of [registries.basic, `localhost:${registries.basic.split(':')[1]}`, '10.1.2.3:5000', '[::1]:5000', '169.254.169.254']) {
+      await expect(guard.assertEngineMayPull(registry)).rejects.toMatchObject({ code: 'registry.refused_address' });
     }
   });
 });
@@ -278,7 +390,7 @@ describe('a hostile registry', () => {
     await new Promise<void>((r) => registry.listen(registryPort, '127.0.0.1', r));
     try {
       const result = await check(`127.0.0.1:${registryPort}/lab/env:1`, {
-        registry: client({ trustedHosts: ['127.0.0.1', 'localhost'] }),
+        registry: client({ trustedHosts: [`127.0.0.1:${registryPort}`] }),
         credentials: { username: USER, password: PASSWORD },
       });
       expect(result.verdict).toBe('error');
@@ -314,7 +426,7 @@ describe('the digest of a tag, for launches', () => {
     const proxy = await faultyProxy(registries.open);
     try {
       let now = 0;
-      const client = new RegistryClient({ trustedHosts: ['127.0.0.1'], now: () => now });
+      const client = new RegistryClient({ trustedHosts: [proxy.host], now: () => now });
       const reference = parseReference(`${proxy.host}/pass/usr-local:1`);
       const heads = () => proxy.requests.filter((r) => r.startsWith('HEAD ')).length;
       const digests = await Promise.all(Array.from({ length: 20 }, () => client.session(reference, undefined).headDigest()));
@@ -338,7 +450,7 @@ describe('custom-images check (CLI)', () => {
     spawnSync(process.execPath, [path.resolve('dist/server/cli.js'), ...args], { input, encoding: 'utf8', env: { PATH: process.env.PATH } });
 
   it('prints JSON and exits 0 for a passing image', () => {
-    const run = cli(['check', `${registries.open}/pass/conda:1`, '--allow-registry', '127.0.0.1', '--json']);
+    const run = cli(['check', `${registries.open}/pass/conda:1`, '--allow-registry', registries.open, '--json']);
     expect(run.status).toBe(0);
     const report = JSON.parse(run.stdout) as Record<string, unknown>;
     expect(report).toMatchObject({
@@ -352,12 +464,12 @@ describe('custom-images check (CLI)', () => {
   });
 
   it('exits 1 for a failing image and 2 when the check cannot be made; reads the password from stdin', () => {
-    expect(cli(['check', `${registries.open}/fail/none:1`, '--allow-registry', '127.0.0.1']).status).toBe(1);
-    const wrong = cli(['check', `${registries.basic}/private/usr-local:1`, '--allow-registry', '127.0.0.1', '--username', USER, '--password-stdin'], 'wrong\n');
+    expect(cli(['check', `${registries.open}/fail/none:1`, '--allow-registry', registries.open]).status).toBe(1);
+    const wrong = cli(['check', `${registries.basic}/private/usr-local:1`, '--allow-registry', registries.basic, '--username', USER, '--password-stdin'], 'wrong\n');
     expect(wrong.status).toBe(2);
     expect(wrong.stdout).toContain('registry.unauthorized');
     expect(wrong.stdout + wrong.stderr).not.toContain('wrong\n');
-    const right = cli(['check', `${registries.basic}/private/usr-local:1`, '--allow-registry', '127.0.0.1', '--username', USER, '--password-stdin'], `${PASSWORD}\n`);
+    const right = cli(['check', `${registries.basic}/private/usr-local:1`, '--allow-registry', registries.basic, '--username', USER, '--password-stdin'], `${PASSWORD}\n`);
     expect(right.status).toBe(0);
     expect(right.stdout + right.stderr).not.toContain(PASSWORD);
   });

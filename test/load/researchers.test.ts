@@ -100,7 +100,7 @@ describe.each([
       dropDatabase = created.drop;
     }
     hub = await startHub(port, {
-      CUSTOM_IMAGES_TRUSTED_REGISTRIES: '127.0.0.1',
+      CUSTOM_IMAGES_TRUSTED_REGISTRIES: registries.trusted.join(','),
       CUSTOM_IMAGES_SYSTEMS_FILE: systemsFile,
       CUSTOM_IMAGES_LOG_LEVEL: 'info',
       ...(databaseUrl ? { CUSTOM_IMAGES_DATABASE_URL: databaseUrl } : {}),

@@ -50,7 +50,7 @@ export interface TestRegistries {
   token: string;
   /** Requests the token service refused (wrong password) or answered, for assertions. */
   tokenRequests: Array<{ user: string | undefined; scope: string; refused?: true }>;
-  /** Hosts that must be trusted to reach these registries (127.0.0.1). */
+  /** The registries as an admin trusts them (host:port each), for CUSTOM_IMAGES_TRUSTED_REGISTRIES. */
   trusted: string[];
   stop(): Promise<void>;
 }
@@ -156,7 +156,7 @@ ${auth}`;
     basic: `127.0.0.1:${basicPort}`,
     token: `127.0.0.1:${tokenPort}`,
     tokenRequests,
-    trusted: ['127.0.0.1'],
+    trusted: [`127.0.0.1:${openPort}`, `127.0.0.1:${basicPort}`, `127.0.0.1:${tokenPort}`],
     async stop() {
       for (const proc of procs) proc.kill('SIGTERM');
       await new Promise<void>((r) => issuer.close(() => r()));
@@ -192,7 +192,12 @@ export async function slowProxy(target: string, delayMs: number): Promise<{ host
 }
 
 /** What a {@link faultyProxy} does with the next requests. */
-export type Fault = { kind: 'pass' } | { kind: 'status'; status: number; retryAfter?: string } | { kind: 'stall' };
+export type Fault =
+  | { kind: 'pass' }
+  | { kind: 'status'; status: number; retryAfter?: string }
+  | { kind: 'stall' }
+  /** Blobs arrive one byte every `everyMs`: never silent long enough for a timeout, never done. */
+  | { kind: 'trickle'; everyMs: number };
 
 /**
  * A registry that misbehaves on demand: in front of a real one, it forwards
@@ -217,6 +222,31 @@ export async function faultyProxy(target: string): Promise<{ host: string; set(f
     if (fault.kind === 'status') {
       res.writeHead(fault.status, { 'Content-Type': 'application/json', ...(fault.retryAfter ? { 'Retry-After': fault.retryAfter } : {}) });
       res.end(JSON.stringify({ errors: [{ code: 'UNAVAILABLE', message: `injected ${fault.status}` }] }));
+      return;
+    }
+    if (fault.kind === 'trickle' && req.method === 'GET' && /\/blobs\/sha256:/.test(req.url ?? '')) {
+      const everyMs = fault.everyMs;
+      stalled.add(res);
+      res.on('close', () => stalled.delete(res));
+      const [host, port] = target.split(':');
+      http
+        .get({ host, port: Number(port), path: req.url, headers: req.headers }, (up) => {
+          res.writeHead(up.statusCode ?? 502, up.headers);
+          up.once('readable', function drip(): void {
+            if (res.destroyed) {
+              up.destroy();
+              return;
+            }
+            const byte = up.read(1) as Buffer | null;
+            if (byte === null) {
+              up.once('readable', drip);
+              return;
+            }
+            res.write(byte);
+            setTimeout(drip, everyMs);
+          });
+        })
+        .on('error', () => res.destroy());
       return;
     }
     forward(target, req, res);

@@ -28,7 +28,6 @@ export async function startService(env: Record<string, string>): Promise<Service
       JUPYTERHUB_API_URL: 'http://127.0.0.1:9/hub/api',
       JUPYTERHUB_API_TOKEN: 'standalone-test-token-0123456789',
       JUPYTERHUB_SERVICE_URL: `http://127.0.0.1:${port}`,
-      CUSTOM_IMAGES_TRUSTED_REGISTRIES: '127.0.0.1',
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],

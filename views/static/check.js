@@ -31,4 +31,8 @@
     source.close();
     window.location.reload();
   });
+  // Refused (too many pages following checks) or gone: reload later instead.
+  source.onerror = function () {
+    if (source.readyState === 2) setTimeout(function () { window.location.reload(); }, 5000);
+  };
 })();
