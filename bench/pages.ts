@@ -68,7 +68,7 @@ export async function benchPages(): Promise<BenchRow[]> {
     const store = new CheckStore(db);
     const systems = staticCatalog([testSystem()]);
     const images = new ImageService({ store: new ImageStore(db), systems, keyring, checks: store });
-    const checks = new CheckService({ store, images, systems, registry, layers: memoryLayerCache(), hub: { identify: async () => null, version: async () => '3.0.0' }, runLimits: config.checks.run, deadlineMs: config.checks.deadlineMs, maxQueuedPerUser: config.checks.maxQueuedPerUser, maxStreamsPerUser: config.checks.maxStreamsPerUser, keepPulledImages: false });
+    const checks = new CheckService({ store, images, systems, registry, layers: memoryLayerCache(), hub: { identify: async () => null, version: async () => '3.0.0' }, runLimits: config.checks.run, deadlineMs: config.checks.deadlineMs, maxQueuedPerUser: config.checks.maxQueuedPerUser, maxStreamsPerUser: config.checks.maxStreamsPerUser, keyring, keepPulledImages: false });
     const ada = { kind: 'user' as const, name: 'ada', admin: false, groups: [], scopes: [] };
     const image = await images.create(ada, 'ada', { system: 'default', image: `${registries.open}/bench/again:1` });
     const runOnce = async () => {

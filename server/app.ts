@@ -19,7 +19,8 @@ import { HubIdentitySchema } from './hub/identity.js';
 import type { Logger } from './log.js';
 import { VIEWS_DIR } from './paths.js';
 import { apiRouter } from './web/api.js';
-import { authRouter, requireLogin } from './web/auth.js';
+import { authRouter, keepSessionCurrent, requireLogin } from './web/auth.js';
+import { createSessionTokenSealer } from './hub/sessionToken.js';
 import { errorHandler, notFoundHandler } from './web/errors.js';
 import { healthRouter } from './web/health.js';
 import { createMetrics } from './web/metrics.js';
@@ -85,8 +86,9 @@ export function createApp(deps: AppDeps): App {
   const { config, db, hub, logger } = deps;
   const prefix = config.service.prefix;
   const app = express();
-  // The hub's proxy (configurable-http-proxy) runs beside us and sets X-Forwarded-*.
-  app.set('trust proxy', 'loopback');
+  // The hub's proxy (configurable-http-proxy) sets X-Forwarded-*; it runs beside us, or on the cluster's
+  // private network (Zero to JupyterHub). req.secure then says whether the browser's request was https.
+  app.set('trust proxy', 'loopback, linklocal, uniquelocal');
   app.disable('x-powered-by');
   // API answers are no-store and pages carry a fresh CSRF token: an ETag (a hash of every body) would never match.
   app.set('etag', false);
@@ -148,6 +150,13 @@ export function createApp(deps: AppDeps): App {
   });
   const apiPrefix = `${prefix}api/`;
   app.use((req, res, next) => (req.url.startsWith(apiPrefix) ? apiHeaders : pageHeaders)(req, res, next));
+  // Without an https public URL, HSTS still goes with every answer to a request that came over https.
+  if (!config.service.secureCookies) {
+    app.use((req, res, next) => {
+      if (req.secure) res.setHeader('Strict-Transport-Security', 'max-age=31536000; includeSubDomains');
+      next();
+    });
+  }
 
   const authenticate = createTokenAuthenticator({ hub, cacheSeconds: config.authCacheSeconds });
   const systems = new SystemService({ db, store: new SystemStore(db), keyring: deps.keyring, defaultSystem: config.defaultSystem });
@@ -189,6 +198,7 @@ export function createApp(deps: AppDeps): App {
     deadlineMs: config.checks.deadlineMs,
     maxQueuedPerUser: config.checks.maxQueuedPerUser,
     maxStreamsPerUser: config.checks.maxStreamsPerUser,
+    keyring: deps.keyring,
     pullTimeoutMs: config.pulls.timeoutMs,
     keepPulledImages: config.checks.keepPulledImages,
     pulls,
@@ -212,11 +222,13 @@ export function createApp(deps: AppDeps): App {
 
   // Pages: sessions live in the database so that replicas share them.
   const store = new ConnectSessionKnexStore({ knex: db, tableName: 'sessions', createTable: false, cleanupInterval: 15 * 60_000 });
+  const cookieSecret = config.service.cookieSecret ?? derivedCookieSecret(config.hub.apiToken);
+  const sessionTokens = createSessionTokenSealer(cookieSecret);
   const pages = express.Router();
   pages.use(
     session({
       name: cookieName(config.hub.serviceName),
-      secret: config.service.cookieSecret ?? derivedCookieSecret(config.hub.apiToken),
+      secret: cookieSecret,
       store,
       resave: false,
       saveUninitialized: false,
@@ -224,7 +236,8 @@ export function createApp(deps: AppDeps): App {
       cookie: {
         httpOnly: true,
         sameSite: 'lax',
-        secure: config.service.secureCookies,
+        // Secure whenever the browser's request was https (X-Forwarded-Proto from the hub's proxy).
+        secure: config.service.secureCookies ? true : 'auto',
         path: prefix,
         maxAge: config.service.sessionHours * 3600_000,
       },
@@ -252,6 +265,7 @@ export function createApp(deps: AppDeps): App {
     done(null, parsed.success ? parsed.data : false);
   });
   pages.use(passport.initialize(), passport.session());
+  pages.use(keepSessionCurrent({ authenticate, tokens: sessionTokens, maxAgeMs: config.service.sessionMaxHours * 3600_000, accessScopes: config.hub.accessScopes }));
   pages.use((req, res, next) => {
     res.locals.user = req.user;
     res.locals.isAdmin = req.user ? isServiceAdmin(req.user) : false;
@@ -263,7 +277,12 @@ export function createApp(deps: AppDeps): App {
     errorConfig: { statusCode: 403, message: 'This form has expired or did not come from this site. Reload the page and try again.' },
   });
   pages.use(csrf.csrfSynchronisedProtection);
-  pages.use(authRouter({ passport, prefix, hubLogoutUrl: `${config.hub.baseUrl}hub/logout`, cookieName: cookieName(config.hub.serviceName) }));
+  // Every page of a logged-in user carries the token for its forms (the top bar's logout is one).
+  pages.use((req, res, next) => {
+    if (req.user) res.locals.csrfToken = req.csrfToken?.();
+    next();
+  });
+  pages.use(authRouter({ passport, prefix, hubLogoutUrl: `${config.hub.baseUrl}hub/logout`, cookieName: cookieName(config.hub.serviceName), tokens: sessionTokens }));
   pages.use(requireLogin(prefix), imagePagesRouter({ images, checks, queued, prefix }), adminPagesRouter({ systems, prefix }));
   router.use(pages);
 

@@ -16,6 +16,7 @@ import type { RegistryClient } from '../registry/client.js';
 import { RegistryError } from '../registry/errors.js';
 import { parseReference, registryAuthKey } from '../registry/reference.js';
 import type { PullService } from '../pulls/service.js';
+import type { Keyring } from '../secrets/keyring.js';
 import type { DockerEngine } from '../runner/engine.js';
 import { CHECK_ID_LABEL, CHECK_LABEL, DEPLOYMENT_LABEL, runCheck, type RunLimits } from '../runner/runCheck.js';
 import { runAsFor } from '../systems/runAs.js';
@@ -23,7 +24,7 @@ import { DEFAULT_GID, DEFAULT_UID, registryAllowed, type ImagePolicy, type Syste
 import type { LayerIndexCache } from './layerCache.js';
 import { CheckRecorder } from './recorder.js';
 import { registryFinding, runStaticCheck } from './staticCheck.js';
-import type { CheckRow, CheckStatus, CheckStore } from './store.js';
+import { PUBLIC_ACCESS, type CheckRow, type CheckStatus, type CheckStore } from './store.js';
 
 // A site has a handful of policies, and every launch compares one: hash each once.
 const policyHashes = new Map<string, string>();
@@ -64,6 +65,8 @@ export interface CheckServiceDeps {
   deadlineMs: number;
   /** Checks one user may have queued or running at once. */
   maxQueuedPerUser: number;
+  /** Fingerprints credentials, so that results are reused only with the same one. */
+  keyring: Pick<Keyring, 'fingerprint'>;
   /** Progress streams one user may have open at once on this replica. */
   maxStreamsPerUser: number;
   /** Keep images pulled for a run check on the host even when no launch will use them. */
@@ -119,6 +122,8 @@ export class CheckService {
       manifestDigest: null,
       platform: system.platform,
       policyHash: policyHash(system.policy, system.platform),
+      repository: null,
+      access: null,
       kind: this.runsImages ? 'full' : 'static',
       status: 'queued',
       findings: [],
@@ -187,6 +192,10 @@ export class CheckService {
         ]);
       }
       const credentials = job.imageId === null ? undefined : await this.deps.images.pullCredentials(job.owner, job.imageId, reference);
+      const repository = `${reference.registry}/${reference.repository}`;
+      // Which credential read it, never the credential itself: who may reuse this result.
+      const access = credentials ? `credential:${this.deps.keyring.fingerprint(`${reference.registry}\u0000${credentials.username}\u0000${credentials.password}`)}` : PUBLIC_ACCESS;
+      const scope = { repository, access };
       // Once passed, an image on a Docker system is pulled into the engine for a fast start.
       const passed = async (findings: Finding[], stored: Partial<CheckRow>, pulledByRun?: boolean) => {
         const digest = stored.manifestDigest ?? stored.digest;
@@ -213,11 +222,11 @@ export class CheckService {
         return await finish(verdict === 'fail' ? 'failed' : 'error', [finding]);
       }
       if (digest) {
-        const previous = await this.deps.store.reusable(digest, system.platform, job.policyHash, job.kind);
+        const previous = await this.deps.store.reusable({ digest, platform: system.platform, policyHash: job.policyHash, kind: job.kind, ...scope });
         if (previous) {
-          log(`${reference.normalized} is ${digest}, checked before (check #${previous.id}) with the same policy: the result is reused.`);
-          log(previous.log.trimEnd());
-          const stored = { digest: previous.digest, manifestDigest: previous.manifestDigest, facts: previous.facts, kind: previous.kind, reusedFrom: previous.reusedFrom ?? previous.id };
+          // Its findings, never its log: that is another check's (perhaps another user's) output.
+          log(`${reference.normalized} is ${digest}, checked before with the same policy and access: the result is reused.`);
+          const stored = { digest: previous.digest, manifestDigest: previous.manifestDigest, facts: previous.facts, kind: previous.kind, reusedFrom: previous.reusedFrom ?? previous.id, ...scope };
           if (previous.status === 'passed') return await passed(previous.findings, stored);
           return await finish(previous.status, previous.findings, stored);
         }
@@ -225,10 +234,10 @@ export class CheckService {
 
       const result = await runStaticCheck(
         { registry: this.deps.registry, layers: this.deps.layers },
-        { reference, platform: system.platform, policy: system.policy, credentials, hubVersion: await this.hubVersionCached(), onProgress: record.report, log, signal },
+        { reference, platform: system.platform, policy: system.policy, credentials, access, hubVersion: await this.hubVersionCached(), onProgress: record.report, log, signal },
       );
       const findings = [...result.findings];
-      const stored = { digest: result.digest ?? null, manifestDigest: result.manifestDigest ?? null, platform: result.platform, facts: result.facts ?? null };
+      const stored = { digest: result.digest ?? null, manifestDigest: result.manifestDigest ?? null, platform: result.platform, facts: result.facts ?? null, ...scope };
       if (result.verdict !== 'pass') return await finish(result.verdict === 'fail' ? 'failed' : 'error', findings, stored);
 
       const engine = this.deps.engine;

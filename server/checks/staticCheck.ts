@@ -11,7 +11,7 @@ import { RegistryError } from '../registry/errors.js';
 import { parsePlatform } from '../registry/platform.js';
 import type { ImageReference } from '../registry/reference.js';
 import type { ImagePolicy } from '../systems/schema.js';
-import type { LayerIndexCache } from './layerCache.js';
+import type { LayerIndexCache, LayerScope } from './layerCache.js';
 
 export type Verdict = 'pass' | 'fail' | 'error';
 
@@ -39,6 +39,12 @@ export interface StaticCheckRequest {
   log?: (line: string) => void;
   /** Cancels the registry's requests and streams (a check past its deadline). */
   signal?: AbortSignal | undefined;
+  /**
+   * How the image is read: "public" without credentials, else an id of the
+   * credential (see CheckRow.access). Indexes read with credentials are reused
+   * only for the same repository and access.
+   */
+  access?: string;
 }
 
 export interface StaticCheckResult {
@@ -122,7 +128,9 @@ export async function runStaticCheck(deps: StaticCheckDeps, request: StaticCheck
   progress.layersTotal = resolved.layers.length;
   const indexes: Array<Promise<LayerIndex>> = [];
   const stats = { total: resolved.layers.length, fromCache: 0, bytesRead: 0 };
-  const cached = await Promise.all(resolved.layers.map((layer) => deps.layers.get(layer.digest)));
+  // Asked only now, after this reader's own request for the manifest succeeded.
+  const scope: LayerScope = !request.credentials ? null : `${reference.registry}/${reference.repository}|${request.access ?? 'credential'}`;
+  const cached = await Promise.all(resolved.layers.map((layer) => deps.layers.get(layer.digest, scope)));
   progress.bytesTotal = resolved.layers.reduce((sum, layer, i) => sum + (cached[i] ? 0 : layer.size), 0);
   progress.message = `Reading ${resolved.layers.length} layers`;
   report();
@@ -163,7 +171,7 @@ export async function runStaticCheck(deps: StaticCheckDeps, request: StaticCheck
         },
         { limits: unpack, image: allowance },
       );
-      await deps.layers.put(layer.digest, index);
+      await deps.layers.put(layer.digest, scope, index);
       log(`Layer ${i + 1}/${resolved.layers.length} ${layer.digest.slice(0, 19)}: ${formatBytes(layer.size)}, ${Object.keys(index.entries).length} paths`);
       return index;
     } finally {

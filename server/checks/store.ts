@@ -5,10 +5,13 @@ import type { Finding, ImageFacts } from '../inspect/analyze.js';
 import { LAYER_INDEX_VERSION, type LayerIndex } from '../inspect/layerIndex.js';
 import { fromJson, toDate, toDateOrNull } from '../store/rows.js';
 import { beatJobs, claimJob, recoverStaleJobs, type JobTable } from '../jobs/claims.js';
-import type { LayerIndexCache } from './layerCache.js';
+import { mayReuse, type LayerIndexCache } from './layerCache.js';
 import type { CheckProgress } from './staticCheck.js';
 
 export type CheckStatus = 'queued' | 'running' | 'passed' | 'failed' | 'error';
+
+/** The access of a check made without credentials. */
+export const PUBLIC_ACCESS = 'public';
 
 export interface CheckRow {
   id: number;
@@ -20,6 +23,10 @@ export interface CheckRow {
   manifestDigest: string | null;
   platform: string;
   policyHash: string;
+  /** registry/repository the check read (null before this was recorded). */
+  repository: string | null;
+  /** How it read the image: "public" (no credentials) or "credential:" and the credential's fingerprint. */
+  access: string | null;
   kind: 'static' | 'full';
   status: CheckStatus;
   findings: Finding[];
@@ -38,7 +45,7 @@ export interface CheckRow {
   attempts: number;
 }
 
-export type NewCheck = Omit<CheckRow, 'id' | 'runner' | 'heartbeatAt' | 'attempts'> & Partial<Pick<CheckRow, 'runner' | 'heartbeatAt' | 'attempts'>>;
+export type NewCheck = Omit<CheckRow, 'id' | 'runner' | 'heartbeatAt' | 'attempts' | 'repository' | 'access'> & Partial<Pick<CheckRow, 'runner' | 'heartbeatAt' | 'attempts' | 'repository' | 'access'>>;
 
 type Row = Record<string, unknown>;
 
@@ -56,6 +63,8 @@ export function checkFromRow(r: Row): CheckRow {
     manifestDigest: (r.manifest_digest as string | null) ?? null,
     platform: String(r.platform),
     policyHash: String(r.policy_hash),
+    repository: (r.repository as string | null | undefined) ?? null,
+    access: (r.access as string | null | undefined) ?? null,
     kind: r.kind as CheckRow['kind'],
     status: r.status as CheckStatus,
     findings: fromJson<Finding[]>(r.findings),
@@ -86,6 +95,8 @@ function toRow(c: Partial<NewCheck>): Row {
   set('manifest_digest', c.manifestDigest);
   set('platform', c.platform);
   set('policy_hash', c.policyHash);
+  set('repository', c.repository);
+  set('access', c.access);
   set('kind', c.kind);
   set('status', c.status);
   set('findings', c.findings === undefined ? undefined : JSON.stringify(c.findings));
@@ -185,14 +196,20 @@ export class CheckStore {
     return new Map(rows.map((r) => [Number(r.image_id), checkFromRow(r)]));
   }
 
-  /** A finished result for the same digest, platform and policy, as thorough as `kind` (a full check serves a static one). */
-  async reusable(digest: string, platform: string, policyHash: string, kind: CheckRow['kind']): Promise<CheckRow | undefined> {
-    const row = (await this.db('checks')
-      .where({ digest, platform, policy_hash: policyHash })
-      .whereIn('kind', kind === 'static' ? ['static', 'full'] : ['full'])
-      .whereIn('status', ['passed', 'failed'])
-      .orderBy('id', 'desc')
-      .first()) as Row | undefined;
+  /**
+   * A finished result for the same digest, platform and policy, as thorough as
+   * `kind` (a full check serves a static one), of the same repository read with
+   * the same access, or without credentials: a registry can claim any digest,
+   * so a digest alone proves nothing. An image this caller read without
+   * credentials is public, and any result of it serves.
+   */
+  async reusable(wanted: { digest: string; platform: string; policyHash: string; kind: CheckRow['kind']; repository: string; access: string }): Promise<CheckRow | undefined> {
+    const query = this.db('checks')
+      .where({ digest: wanted.digest, platform: wanted.platform, policy_hash: wanted.policyHash, repository: wanted.repository })
+      .whereIn('kind', wanted.kind === 'static' ? ['static', 'full'] : ['full'])
+      .whereIn('status', ['passed', 'failed']);
+    if (wanted.access !== PUBLIC_ACCESS) query.whereIn('access', [PUBLIC_ACCESS, wanted.access]);
+    const row = (await query.orderBy('id', 'desc').first()) as Row | undefined;
     return row ? checkFromRow(row) : undefined;
   }
 }
@@ -200,17 +217,18 @@ export class CheckStore {
 /** Layer indexes in the database, gzip-compressed JSON, shared by replicas and kept across restarts. */
 export function databaseLayerCache(db: Knex): LayerIndexCache {
   return {
-    async get(digest) {
+    async get(digest, scope) {
       const row = (await db('layer_indexes').where({ digest, version: LAYER_INDEX_VERSION }).first()) as Row | undefined;
-      if (!row) return undefined;
+      if (!row || !mayReuse((row.scope as string | null) ?? null, scope)) return undefined;
       return JSON.parse(gunzipSync(row.data as Buffer).toString('utf8')) as LayerIndex;
     },
-    async put(digest, index) {
+    async put(digest, scope, index) {
       const data = gzipSync(JSON.stringify(index));
-      await db('layer_indexes')
-        .insert({ digest, version: LAYER_INDEX_VERSION, data, created_at: new Date() })
-        .onConflict('digest')
-        .merge(['version', 'data', 'created_at']);
+      const row = { digest, version: LAYER_INDEX_VERSION, data, scope, created_at: new Date() };
+      // An index anyone may reuse is not narrowed by a later private read of the same layer.
+      const kept = (await db('layer_indexes').where({ digest, version: LAYER_INDEX_VERSION }).first('scope')) as { scope: string | null } | undefined;
+      if (kept && kept.scope === null && scope !== null) return;
+      await db('layer_indexes').insert(row).onConflict('digest').merge(['version', 'data', 'scope', 'created_at']);
     },
   };
 }

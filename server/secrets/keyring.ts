@@ -27,6 +27,12 @@ export interface Keyring {
   seal(plaintext: string, associatedData: string): Sealed;
   /** @throws AppError secrets_unavailable if no key opens it or the associated data differs. */
   open(sealed: Sealed, associatedData: string): string;
+  /**
+   * A keyed fingerprint of a secret, for telling whether two uses had the same
+   * one without storing it: the same for all replicas with the same first key,
+   * another after a key rotation (without a key, for this process only).
+   */
+  fingerprint(secret: string): string;
 }
 
 /** Message shown when no key is configured. */
@@ -38,6 +44,7 @@ export async function createKeyring(keys: readonly Uint8Array[]): Promise<Keyrin
   await sodium.ready;
   const entries = keys.map((key) => ({ key, id: sodium.to_hex(sodium.crypto_generichash(8, key, null)) }));
   const current = entries[0];
+  const fingerprintKey = current ? sodium.crypto_generichash(32, current.key, sodium.from_string('custom-images fingerprint v1')) : sodium.randombytes_buf(32);
 
   return {
     canSeal: current !== undefined,
@@ -48,6 +55,10 @@ export async function createKeyring(keys: readonly Uint8Array[]): Promise<Keyrin
       const nonce = sodium.randombytes_buf(sodium.crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
       const ciphertext = sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(plaintext, associatedData, null, nonce, current.key);
       return { ciphertext, nonce, keyId: current.id };
+    },
+
+    fingerprint(secret) {
+      return sodium.to_hex(sodium.crypto_generichash(16, secret, fingerprintKey));
     },
 
     open(sealed, associatedData) {

@@ -82,6 +82,7 @@ beforeAll(async () => {
       deadlineMs: 600_000,
       maxQueuedPerUser: 100,
       maxStreamsPerUser: 4,
+      keyring,
       runLimits: { timeoutMs: timeoutS * 1000, memoryBytes: 512 * 1024 * 1024, pids: 64, outputBytes: 16 * 1024 },
       keepPulledImages: false,
     });
