@@ -96,6 +96,7 @@ function envSchema(cwd: string) {
       .transform((raw, ctx) => (raw ? parseCryptKeys(raw, ctx) : [])),
     CUSTOM_IMAGES_COOKIE_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
     CUSTOM_IMAGES_SESSION_HOURS: z.coerce.number().positive('must be a positive number of hours').default(8),
+    CUSTOM_IMAGES_SESSION_MAX_HOURS: z.coerce.number().positive('must be a positive number of hours').default(24),
     CUSTOM_IMAGES_AUTH_CACHE_SECONDS: z.coerce.number().int().min(0, 'must be 0 or more seconds').default(300),
     CUSTOM_IMAGES_LOG_LEVEL: z.enum(LOG_LEVELS, { message: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info'),
     DOCKER_HOST: z.string().min(1).optional(),
@@ -159,7 +160,10 @@ export interface Config {
     /** Cookies get `Secure` when the browser reaches the hub over https. */
     secureCookies: boolean;
     cookieSecret: string | undefined;
+    /** Idle lifetime of a browser session. */
     sessionHours: number;
+    /** Absolute lifetime of a browser session, however active. */
+    sessionMaxHours: number;
   };
   databaseUrl: string;
   cryptKeys: Uint8Array[];
@@ -251,6 +255,7 @@ export function parseConfig(env: Record<string, string | undefined>, cwd: string
       secureCookies: e.JUPYTERHUB_PUBLIC_URL?.startsWith('https:') ?? false,
       cookieSecret: e.CUSTOM_IMAGES_COOKIE_SECRET,
       sessionHours: e.CUSTOM_IMAGES_SESSION_HOURS,
+      sessionMaxHours: e.CUSTOM_IMAGES_SESSION_MAX_HOURS,
     },
     databaseUrl: e.CUSTOM_IMAGES_DATABASE_URL,
     cryptKeys: e.CUSTOM_IMAGES_CRYPT_KEY,

@@ -89,7 +89,7 @@ export function safeNext(next: unknown, prefix: string): string {
 /** What one step of the login flow ends in. */
 export type LoginOutcome =
   | { kind: 'redirect'; url: string }
-  | { kind: 'success'; identity: HubIdentity; next: string }
+  | { kind: 'success'; identity: HubIdentity; next: string; token: string }
   | { kind: 'fail'; message: string };
 
 /**
@@ -113,7 +113,7 @@ export class HubOAuthStrategy {
     this.step(req).then(
       (outcome) => {
         if (outcome.kind === 'redirect') this.redirect(outcome.url);
-        else if (outcome.kind === 'success') this.success(outcome.identity, { next: outcome.next });
+        else if (outcome.kind === 'success') this.success(outcome.identity, { next: outcome.next, token: outcome.token });
         else this.fail({ message: outcome.message }, 403);
       },
       (err: unknown) => this.error(err as Error),
@@ -163,7 +163,7 @@ export class HubOAuthStrategy {
         `Your hub account has no access to this service; a hub admin can grant it with the scope ${this.options.accessScopes[0]}.`,
       );
     }
-    // The hub's token is not kept: the session holds only who logged in.
-    return { kind: 'success', identity, next: pending.next };
+    // The token goes to the session sealed, to ask the hub again later who this is now.
+    return { kind: 'success', identity, next: pending.next, token: tokens.access_token };
   }
 }

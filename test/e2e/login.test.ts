@@ -12,7 +12,8 @@ let hub: TestHub;
 let browser: Browser;
 
 beforeAll(async () => {
-  hub = await startHub(18100);
+  // The hub is asked again who a session's user is after a second.
+  hub = await startHub(18100, { CUSTOM_IMAGES_AUTH_CACHE_SECONDS: '1' });
   browser = await launchBrowser();
 });
 
@@ -50,12 +51,61 @@ describe('browser login through the hub', () => {
 
   it('after logout, the page asks for login again', async () => {
     const { context, page } = await loginThroughHub('bob');
-    await page.getByRole('link', { name: 'Logout' }).click();
+    await page.getByTestId('logout').click();
     await page.waitForURL(/\/hub\/(login|logout)/);
     await page.goto(hub.serviceUrl);
     expect(new URL(page.url()).pathname).toBe('/hub/login');
     await expect(page.getByTestId('signed-in-as').count()).resolves.toBe(0);
     await context.close();
+  });
+
+  it('logs out only by a POST with the form\'s token: a link or a forged form does not', async () => {
+    const { context, page } = await loginThroughHub('bea');
+    // A GET (a link, a prefetch, an <img>) asks and changes nothing.
+    await page.goto(`${hub.serviceUrl}logout`);
+    await expect(page.getByTestId('logout-confirm').count()).resolves.toBe(1);
+    // A POST without the token (another site's form) is refused.
+    const forged = await page.evaluate(async (url) => (await fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, body: '' })).status, `${hub.serviceUrl}logout`);
+    expect(forged).toBe(403);
+    await page.goto(hub.serviceUrl);
+    await expect(page.getByTestId('signed-in-as').textContent()).resolves.toBe('bea');
+    await page.goto(`${hub.serviceUrl}logout`);
+    await page.getByTestId('logout-confirm').click();
+    await page.waitForURL(/\/hub\/(login|logout)/);
+    await context.close();
+  });
+
+  it('takes a hub admin demoted at the hub off the admin pages within the identity cache time', async () => {
+    await hub.userToken('ann', { admin: true });
+    const { context, page } = await loginThroughHub('ann');
+    expect((await page.goto(`${hub.serviceUrl}admin/systems`))?.status()).toBe(200);
+    const demoted = await fetch(`${hub.apiUrl}/users/ann`, { method: 'PATCH', headers: { Authorization: `token ${hub.adminToken}`, 'Content-Type': 'application/json' }, body: JSON.stringify({ admin: false }) });
+    expect(demoted.status).toBe(200);
+    await new Promise((r) => setTimeout(r, 1500));
+    expect((await page.goto(`${hub.serviceUrl}admin/systems`))?.status()).toBe(403);
+    await context.close();
+  });
+
+  it('ends the session of a user the hub removed', async () => {
+    await hub.userToken('rex');
+    const { context, page } = await loginThroughHub('rex');
+    expect((await fetch(`${hub.apiUrl}/users/rex`, { method: 'DELETE', headers: { Authorization: `token ${hub.adminToken}` } })).status).toBe(204);
+    await new Promise((r) => setTimeout(r, 1500));
+    await page.goto(hub.serviceUrl);
+    // The session is gone: the service sent the browser to the hub's login.
+    expect(new URL(page.url()).pathname).toBe('/hub/login');
+    await context.close();
+  });
+
+  it('marks the cookie Secure when the browser came over https (X-Forwarded-Proto from the proxy), and sends HSTS then', async () => {
+    // Straight to the service (the demo hub runs it on the proxy's port + 10), as the proxy would forward a request.
+    const direct = 'http://127.0.0.1:18110/services/custom-images/login';
+    const plain = await fetch(direct, { redirect: 'manual' });
+    expect(plain.headers.getSetCookie().join(';')).not.toMatch(/;\s*Secure/i);
+    expect(plain.headers.get('strict-transport-security')).toBeNull();
+    const https = await fetch(direct, { redirect: 'manual', headers: { 'X-Forwarded-Proto': 'https' } });
+    expect(https.headers.getSetCookie().join(';')).toMatch(/custom-images-session=[^;]+;.*Secure/i);
+    expect(https.headers.get('strict-transport-security')).toMatch(/max-age=\d+/);
   });
 
   it('returns to the page the user asked for', async () => {
@@ -68,6 +118,35 @@ describe('browser login through the hub', () => {
     expect(page.url()).toBe(`${hub.serviceUrl}no-such-page`);
     await expect(page.locator('h1').textContent()).resolves.toBe('That did not work');
     await context.close();
+  });
+});
+
+describe('a session past its absolute lifetime', () => {
+  it('goes through the hub again, however active it was', async () => {
+    // Four seconds of session (0.0011 hours), on a hub of its own.
+    const short = await startHub(18150, { CUSTOM_IMAGES_SESSION_MAX_HOURS: '0.0011' });
+    const context = await browser.newContext();
+    try {
+      const page = await context.newPage();
+      await page.goto(short.serviceUrl);
+      await page.fill('input[name=username]', 'sam');
+      await page.fill('input[name=password]', 'x');
+      await Promise.all([page.waitForURL(`${short.serviceUrl}**`), page.click('[type=submit]')]);
+      const authorized: string[] = [];
+      page.on('request', (request) => {
+        if (request.url().includes('/hub/api/oauth2/authorize')) authorized.push(request.url());
+      });
+      await page.goto(short.serviceUrl);
+      expect(authorized).toEqual([]);
+      await new Promise((r) => setTimeout(r, 4500));
+      await page.goto(short.serviceUrl);
+      // A new login through the hub (which still knows the browser, so nobody is asked for a password).
+      expect(authorized).toHaveLength(1);
+      await expect(page.getByTestId('signed-in-as').textContent()).resolves.toBe('sam');
+    } finally {
+      await context.close();
+      await short.stop();
+    }
   });
 });
 
