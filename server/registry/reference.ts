@@ -22,7 +22,10 @@ const ALNUM = '[a-z0-9]+';
 const SEPARATOR = '(?:[._]|__|-+)';
 const PATH_COMPONENT = new RegExp(`^${ALNUM}(?:${SEPARATOR}${ALNUM})*$`);
 const DOMAIN_COMPONENT = /^(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])$/;
-const IPV6_HOST = /^\[[0-9a-fA-F:.]+\]$/;
+// Hexadecimal groups only, as Docker's grammar: no embedded IPv4, no zone.
+const IPV6_HOST = /^\[[0-9a-fA-F:]+\]$/;
+/** A bare image ID: Docker refuses it as a name, and so do we. */
+const IMAGE_ID = /^[a-f0-9]{64}$/;
 const TAG = /^[\w][\w.-]{0,127}$/;
 const DIGEST = /^([A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*):([0-9a-fA-F]{32,})$/;
 const DIGEST_HEX_LENGTH: Record<string, number> = { sha256: 64, sha512: 128 };
@@ -113,6 +116,9 @@ export function parseReference(input: string): ImageReference {
     throw new ReferenceError('Only an https:// prefix is understood; write the image as registry/path:tag');
   }
   const text = stripScheme(input);
+  if (IMAGE_ID.test(text)) {
+    throw new ReferenceError('That is an image ID, not an image name: write the repository, e.g. registry.example.com/lab/env@sha256:… for a digest');
+  }
 
   // Split off the digest, then the tag (a colon after the last slash).
   let rest = text;

@@ -78,3 +78,15 @@ describe('parseConfig', () => {
     ]);
   });
 });
+
+describe('the README', () => {
+  it('has every variable the service reads in its configuration table', async () => {
+    const fs = await import('node:fs');
+    const source = fs.readFileSync('server/config.ts', 'utf8');
+    const variables = [...source.matchAll(/^\s+((?:JUPYTERHUB|CUSTOM_IMAGES)_[A-Z_]+|DOCKER_HOST): /gm)].map((m) => m[1]);
+    expect(variables.length).toBeGreaterThan(30);
+    const table = fs.readFileSync('README.md', 'utf8').split('\n').filter((line) => line.startsWith('| `'));
+    const missing = variables.filter((name) => !table.some((line) => line.includes(`\`${name}\``)));
+    expect(missing).toEqual([]);
+  });
+});
