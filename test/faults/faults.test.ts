@@ -159,7 +159,7 @@ describe('one user cannot exhaust the service', () => {
 
   beforeAll(async () => {
     proxy = await faultyProxy(registries.open);
-    hub = await startHub(19300, {
+    hub = await startHub(19400, {
       CUSTOM_IMAGES_TRUSTED_REGISTRIES: proxy.host,
       CUSTOM_IMAGES_SYSTEMS_FILE: systemsFile([`${proxy.host}/*`]),
       CUSTOM_IMAGES_REGISTRY_TIMEOUT_SECONDS: '30',
