@@ -24,6 +24,7 @@ import { migrateLatest } from '../server/store/migrate.js';
 import { staticCatalog } from '../server/systems/schema.js';
 import { pushImage, pythonWithJupyterhub, singleuserScript } from '../test/support/images.js';
 import { startRegistries } from '../test/support/registry.js';
+import { testAccess, testUser } from '../test/support/identities.js';
 import { testSystem } from '../test/support/systems.js';
 import { percentile, type BenchRow } from './table.js';
 
@@ -67,9 +68,9 @@ export async function benchPages(): Promise<BenchRow[]> {
     await pushImage(registries.open, 'bench/again', '1', { layers: [{ files: pythonWithJupyterhub() }, { files: { '/usr/local/bin/jupyterhub-singleuser': singleuserScript('/usr/bin/python3') } }] });
     const store = new CheckStore(db);
     const systems = staticCatalog([testSystem()]);
-    const images = new ImageService({ store: new ImageStore(db), systems, keyring, checks: store });
-    const checks = new CheckService({ store, images, systems, registry, layers: memoryLayerCache(), hub: { identify: async () => null, version: async () => '3.0.0' }, runLimits: config.checks.run, deadlineMs: config.checks.deadlineMs, maxQueuedPerUser: config.checks.maxQueuedPerUser, maxStreamsPerUser: config.checks.maxStreamsPerUser, keyring, keepPulledImages: false });
-    const ada = { kind: 'user' as const, name: 'ada', admin: false, groups: [], scopes: [] };
+    const images = new ImageService({ store: new ImageStore(db), access: testAccess, systems, keyring, checks: store });
+    const checks = new CheckService({ store, access: testAccess, images, systems, registry, layers: memoryLayerCache(), hub: { identify: async () => null, version: async () => '3.0.0' }, runLimits: config.checks.run, deadlineMs: config.checks.deadlineMs, maxQueuedPerUser: config.checks.maxQueuedPerUser, maxStreamsPerUser: config.checks.maxStreamsPerUser, keyring, keepPulledImages: false });
+    const ada = testUser('ada');
     const image = await images.create(ada, 'ada', { system: 'default', image: `${registries.open}/bench/again:1` });
     const runOnce = async () => {
       const job = await checks.request(ada, 'ada', image.id);

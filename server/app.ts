@@ -28,16 +28,18 @@ import { requestLog } from './web/requestLog.js';
 import { csrfSync } from 'csrf-sync';
 import { memoryLayerCache, tieredLayerCache } from './checks/layerCache.js';
 import { CheckService } from './checks/service.js';
-import { CheckWorker } from './checks/worker.js';
+import { checkWorker as createCheckWorker } from './checks/worker.js';
 import { PullService } from './pulls/service.js';
 import { EngineImageStore } from './pulls/store.js';
 import { PullWorker } from './pulls/worker.js';
 import { CheckStore, databaseLayerCache } from './checks/store.js';
 import { ImageService } from './images/service.js';
-import { formatBytes, type RegistryClient, type RegistryCredentials } from './registry/client.js';
+import { formatBytes } from './format.js';
+import type { RegistryClient, RegistryCredentials } from './registry/client.js';
 import type { ImageReference } from './registry/reference.js';
 import { ImageStore } from './images/store.js';
 import type { Keyring } from './secrets/keyring.js';
+import { AccessRules } from './hub/access.js';
 import { isServiceAdmin } from './hub/identity.js';
 import { LaunchService } from './launch/service.js';
 import { LaunchStore } from './launch/store.js';
@@ -72,8 +74,10 @@ export interface App {
   app: Express;
   /** Runs queued check jobs and, with a Docker engine, pulls; main starts it after listen, stops it at shutdown. */
   worker: Workers;
-  /** Stops background timers (session cleanup), waits for audit writes and closes the launch's read connection; does not close `db`. */
+  /** Stops background timers (session cleanup) and waits for audit writes; does not close `db`. */
   close(): Promise<void>;
+  /** Creates the systems of a seed file that do not exist yet (CUSTOM_IMAGES_SYSTEMS_FILE); returns their slugs. */
+  seedSystems(systems: unknown[]): Promise<string[]>;
 }
 
 /** The session cookie's name: one per service, so two services on one hub do not clash. */
@@ -159,7 +163,8 @@ export function createApp(deps: AppDeps): App {
   }
 
   const authenticate = createTokenAuthenticator({ hub, cacheSeconds: config.authCacheSeconds });
-  const systems = new SystemService({ db, store: new SystemStore(db), keyring: deps.keyring, defaultSystem: config.defaultSystem });
+  const access = new AccessRules(config.hub.accessScopes);
+  const systems = new SystemService({ store: new SystemStore(db), keyring: deps.keyring, defaultSystem: config.defaultSystem, access });
   const checkStore = new CheckStore(db);
   // Images kept in the engine for launches: pulled after a check passes, removed when unused.
   const engineImages = new EngineImageStore(db);
@@ -177,6 +182,7 @@ export function createApp(deps: AppDeps): App {
   const pulls: PullService | undefined = deps.engine && pullWorker ? new PullService({ store: engineImages, engine: deps.engine, wake: () => pullWorker.nudge() }) : undefined;
   const images = new ImageService({
     store: new ImageStore(db),
+    access,
     systems,
     keyring: deps.keyring,
     checks: checkStore,
@@ -185,9 +191,12 @@ export function createApp(deps: AppDeps): App {
   });
   const audit = new AuditLog(db);
   const launchStore = new LaunchStore(db);
-  const launches = new LaunchService({ audit, store: launchStore, images, systems, registry: deps.registry, engine: deps.engine, pulls, pullTimeoutMs: config.pulls.timeoutMs });
+  const launches = new LaunchService({ audit, access, store: launchStore, images, systems, registry: deps.registry, engine: deps.engine, pulls, pullTimeoutMs: config.pulls.timeoutMs });
   const checks = new CheckService({
     store: checkStore,
+    access,
+    // A queued check wakes this replica's worker at once (the others find it at their next poll).
+    onQueued: () => checkWorker.nudge(),
     images,
     systems,
     registry: deps.registry,
@@ -203,7 +212,7 @@ export function createApp(deps: AppDeps): App {
     keepPulledImages: config.checks.keepPulledImages,
     pulls,
   });
-  const checkWorker = new CheckWorker({ store: checkStore, checks, logger, concurrency: config.checks.concurrency });
+  const checkWorker = createCheckWorker({ store: checkStore, checks, engine: config.checks.runImages ? deps.engine : undefined, logger, concurrency: config.checks.concurrency });
   const worker: Workers = {
     start() {
       checkWorker.start();
@@ -213,9 +222,8 @@ export function createApp(deps: AppDeps): App {
       await Promise.all([checkWorker.stop(), pullWorker?.stop()]);
     },
   };
-  const queued = () => checkWorker.nudge();
   // The API on the app itself, before everything the pages need.
-  app.use(`${apiPrefix}v1`, apiRouter({ authenticate, systems, launches, images, checks, queued, accessScopes: config.hub.accessScopes }));
+  app.use(`${apiPrefix}v1`, apiRouter({ authenticate, systems, launches, images, checks }));
   const router = express.Router();
   router.use('/static', express.static(path.join(VIEWS_DIR, 'static'), { maxAge: '1h' }));
   router.use(healthRouter({ db, registry: metrics.registry, authenticate }));
@@ -283,7 +291,7 @@ export function createApp(deps: AppDeps): App {
     next();
   });
   pages.use(authRouter({ passport, prefix, hubLogoutUrl: `${config.hub.baseUrl}hub/logout`, cookieName: cookieName(config.hub.serviceName), tokens: sessionTokens }));
-  pages.use(requireLogin(prefix), imagePagesRouter({ images, checks, queued, prefix }), adminPagesRouter({ systems, prefix }));
+  pages.use(requireLogin(prefix), imagePagesRouter({ images, checks, prefix }), adminPagesRouter({ systems, prefix }));
   router.use(pages);
 
   app.use(prefix, router);
@@ -293,10 +301,10 @@ export function createApp(deps: AppDeps): App {
   return {
     app,
     worker,
+    seedSystems: (list) => systems.seed(list),
     async close() {
       clearTimeout(store.nextDbCleanup);
       await audit.drain();
-      launchStore.close();
     },
   };
 }

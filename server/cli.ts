@@ -79,7 +79,7 @@ async function rotateKeys(): Promise<number> {
     await migrateLatest(db);
     const keyring = await createKeyring(config.cryptKeys);
     const users = await rotateCredentialKeys(new ImageStore(db), keyring);
-    const site = await new SystemService({ db, store: new SystemStore(db), keyring }).rotateKeys();
+    const site = await new SystemService({ store: new SystemStore(db), keyring }).rotateKeys();
     const resealed = users.resealed + site.resealed;
     const current = users.alreadyCurrent + site.alreadyCurrent;
     process.stdout.write(`re-sealed ${resealed} secret(s) with the first key; ${current} already used it\n`);

@@ -305,7 +305,7 @@ export function parseConfig(env: Record<string, string | undefined>, cwd: string
 export type StoreConfig = Pick<Config, 'databaseUrl' | 'cryptKeys' | 'logLevel'>;
 
 /** Parses only the store's variables; used by CLI commands that never talk to the hub. */
-export function parseStoreConfig(env: Record<string, string | undefined>, cwd: string = process.cwd()): StoreConfig {
+function parseStoreConfig(env: Record<string, string | undefined>, cwd: string = process.cwd()): StoreConfig {
   const result = envSchema(cwd)
     .pick({ CUSTOM_IMAGES_DATABASE_URL: true, CUSTOM_IMAGES_CRYPT_KEY: true, CUSTOM_IMAGES_LOG_LEVEL: true })
     .safeParse(env);

@@ -6,8 +6,6 @@
 import fs from 'node:fs';
 import { createApp } from './app.js';
 import { DockerEngine, dockerFromHost } from './runner/engine.js';
-import { SystemService } from './systems/service.js';
-import { SystemStore } from './systems/store.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { createHubClient } from './hub/client.js';
 import { createLogger } from './log.js';
@@ -41,12 +39,6 @@ async function main(): Promise<void> {
   const hub = createHubClient({ apiUrl: config.hub.apiUrl, apiToken: config.hub.apiToken });
   const keyring = await createKeyring(config.cryptKeys);
   if (!keyring.canSeal) logger.warn('CUSTOM_IMAGES_CRYPT_KEY is not set: registry passwords cannot be stored until it is');
-  if (config.systemsFile) {
-    const seeded = await new SystemService({ db, store: new SystemStore(db), keyring, defaultSystem: config.defaultSystem }).seed(
-      JSON.parse(fs.readFileSync(config.systemsFile, 'utf8')) as unknown[],
-    );
-    if (seeded.length > 0) logger.info({ systems: seeded }, 'systems created from CUSTOM_IMAGES_SYSTEMS_FILE');
-  }
   // DOCKER_HOST, or the local socket when there is one; without either, no pulls or run checks.
   const engine = config.dockerHost || fs.existsSync('/var/run/docker.sock') ? new DockerEngine(dockerFromHost(config.dockerHost)) : undefined;
   const registry = new RegistryClient({
@@ -56,7 +48,11 @@ async function main(): Promise<void> {
     headersTimeoutMs: config.registries.timeoutMs,
     bodyTimeoutMs: config.registries.timeoutMs,
   });
-  const { app, close, worker } = createApp({ config, db, hub, logger, keyring, registry, engine });
+  const { app, close, worker, seedSystems } = createApp({ config, db, hub, logger, keyring, registry, engine });
+  if (config.systemsFile) {
+    const seeded = await seedSystems(JSON.parse(fs.readFileSync(config.systemsFile, 'utf8')) as unknown[]);
+    if (seeded.length > 0) logger.info({ systems: seeded }, 'systems created from CUSTOM_IMAGES_SYSTEMS_FILE');
+  }
   const server = app.listen(config.service.port, config.service.host, () => {
     logger.info({ url: config.service.url, prefix: config.service.prefix, docker: engine !== undefined }, 'custom-images listening');
     worker.start();

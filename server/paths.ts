@@ -17,7 +17,7 @@ function findRoot(from: string): string {
 }
 
 /** The project's root folder. */
-export const PROJECT_ROOT = findRoot(path.dirname(fileURLToPath(import.meta.url)));
+const PROJECT_ROOT = findRoot(path.dirname(fileURLToPath(import.meta.url)));
 
 /** Handlebars layouts, partials, pages and static assets. */
 export const VIEWS_DIR = path.join(PROJECT_ROOT, 'views');

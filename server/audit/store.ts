@@ -11,6 +11,11 @@ export interface AuditEntry {
   details: Record<string, unknown>;
 }
 
+/** What `actor` did to a target: the one way an entry is made. */
+export function auditEntry(actor: { name: string; kind: 'user' | 'service' }, action: string, target: { type: string; id: string }, details: Record<string, unknown>): AuditEntry {
+  return { actor: actor.name, actorKind: actor.kind, action, targetType: target.type, targetId: target.id, details };
+}
+
 function auditRow(entry: AuditEntry, now: Date) {
   return {
     at: now,
@@ -23,9 +28,9 @@ function auditRow(entry: AuditEntry, now: Date) {
   };
 }
 
-/** Appends one entry, in the caller's transaction if it passes one. */
-export async function writeAudit(db: Knex | Knex.Transaction, entry: AuditEntry, now: Date): Promise<void> {
-  await db('audit').insert(auditRow(entry, now));
+/** Appends entries: the one place that writes the audit table (a store's transaction, or {@link AuditLog}'s groups). */
+export async function writeAudit(db: Knex | Knex.Transaction, entries: ReadonlyArray<{ entry: AuditEntry; at: Date }>): Promise<void> {
+  await db('audit').insert(entries.map(({ entry, at }) => auditRow(entry, at)));
 }
 
 /** Rows per INSERT: far below SQLite's and PostgreSQL's limits on bound values. */
@@ -39,14 +44,14 @@ const MAX_BATCH = 200;
  * statements instead of one each.
  */
 export class AuditLog {
-  private queue: Array<{ row: ReturnType<typeof auditRow>; resolve: () => void; reject: (err: unknown) => void }> = [];
+  private queue: Array<{ entry: AuditEntry; at: Date; resolve: () => void; reject: (err: unknown) => void }> = [];
   private flushing: Promise<void> | undefined;
 
   constructor(private readonly db: Knex) {}
 
   append(entry: AuditEntry, now: Date): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.queue.push({ row: auditRow(entry, now), resolve, reject });
+      this.queue.push({ entry, at: now, resolve, reject });
       this.flushing ??= this.flush();
     });
   }
@@ -62,7 +67,7 @@ export class AuditLog {
     while (this.queue.length > 0) {
       const batch = this.queue.splice(0, MAX_BATCH);
       try {
-        await this.db('audit').insert(batch.map((b) => b.row));
+        await writeAudit(this.db, batch);
         for (const b of batch) b.resolve();
       } catch (err) {
         for (const b of batch) b.reject(err);

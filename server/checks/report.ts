@@ -4,7 +4,7 @@ import type { StaticCheckResult } from './staticCheck.js';
 
 export const FindingSchema = z.object({ code: z.string(), level: z.enum(['error', 'warning', 'info']), message: z.string() });
 
-export const CheckReportSchema = z.object({
+const CheckReportSchema = z.object({
   reference: z.string(),
   digest: z.string().nullable(),
   platform: z.string(),

@@ -6,7 +6,8 @@
 import { analyzeImage, verdictOf, type Finding, type ImageFacts } from '../inspect/analyze.js';
 import { MergedFilesystem } from '../inspect/filesystem.js';
 import { indexLayer, UnpackLimitError, unpackLimits, type LayerIndex, type UnpackLimits } from '../inspect/layerIndex.js';
-import { formatBytes, type Descriptor, type RegistryClient, type RegistryCredentials, type ResolvedImage } from '../registry/client.js';
+import { formatBytes } from '../format.js';
+import type { Descriptor, RegistryClient, RegistryCredentials, ResolvedImage } from '../registry/client.js';
 import { RegistryError } from '../registry/errors.js';
 import { parsePlatform } from '../registry/platform.js';
 import type { ImageReference } from '../registry/reference.js';

@@ -8,7 +8,17 @@ import { beatJobs, claimJob, recoverStaleJobs, type JobTable } from '../jobs/cla
 import { mayReuse, type LayerIndexCache } from './layerCache.js';
 import type { CheckProgress } from './staticCheck.js';
 
-export type CheckStatus = 'queued' | 'running' | 'passed' | 'failed' | 'error';
+/** Every status a check has: queued and running while it is active, then one of the three results. */
+export const CHECK_STATUSES = ['queued', 'running', 'passed', 'failed', 'error'] as const;
+export type CheckStatus = (typeof CHECK_STATUSES)[number];
+
+/** The statuses of a check that has not ended yet. */
+const ACTIVE_STATUSES: readonly CheckStatus[] = ['queued', 'running'];
+
+/** A check that has not ended yet. */
+export function isActive(status: CheckStatus): boolean {
+  return ACTIVE_STATUSES.includes(status);
+}
 
 /** The access of a check made without credentials. */
 export const PUBLIC_ACCESS = 'public';
@@ -51,7 +61,10 @@ type Row = Record<string, unknown>;
 
 const CHECK_JOBS: JobTable = { table: 'checks', queued: 'queued', running: 'running', startedColumn: 'started_at' };
 
-/** A `checks` row to its record (also used by queries that join it); a missing log reads as empty. */
+/** The columns of a check that decide a launch: all but its log and progress, which can be long. */
+export const CHECK_RESULT_COLUMNS = ['id', 'image_id', 'owner', 'system', 'reference', 'digest', 'manifest_digest', 'platform', 'policy_hash', 'repository', 'access', 'kind', 'status', 'findings', 'facts', 'reused_from', 'created_at', 'started_at', 'finished_at', 'duration_ms', 'runner', 'heartbeat_at', 'attempts'] as const;
+
+/** A `checks` row to its record (also used by queries that join it); a missing log reads as empty, a missing progress as none. */
 export function checkFromRow(r: Row): CheckRow {
   return {
     id: Number(r.id),
@@ -146,7 +159,7 @@ export class CheckStore {
 
   /** How many checks of `owner` are queued or running, on every replica. */
   async activeFor(owner: string): Promise<number> {
-    const [row] = (await this.db('checks').where({ owner }).whereIn('status', ['queued', 'running']).count({ n: '*' })) as Array<{ n: number | string }>;
+    const [row] = (await this.db('checks').where({ owner }).whereIn('status', ACTIVE_STATUSES).count({ n: '*' })) as Array<{ n: number | string }>;
     return Number(row?.n ?? 0);
   }
 

@@ -38,10 +38,7 @@ export function createHubClient(options: HubClientOptions): HubClient {
         signal: AbortSignal.timeout(timeoutMs),
       });
     } catch (cause) {
-      throw new AppError(
-        503,
-        'hub_unavailable',
-        `Failed to connect to the Hub API at ${base}. Is the Hub accessible at this URL (from this host)?`,
+      throw new AppError('hub_unavailable', `Failed to connect to the Hub API at ${base}. Is the Hub accessible at this URL (from this host)?`,
         { cause, expose: true },
       );
     }
@@ -49,8 +46,7 @@ export function createHubClient(options: HubClientOptions): HubClient {
 
   function unexpected(response: Response, what: string): AppError {
     return new AppError(
-      502,
-      'hub_unavailable',
+      'hub_failed',
       `The Hub answered ${response.status} ${response.statusText} to ${what}; check the Hub's log.`,
       { expose: true },
     );
@@ -67,7 +63,7 @@ export function createHubClient(options: HubClientOptions): HubClient {
       if (!response.ok) throw unexpected(response, 'a token lookup');
       const parsed = HubIdentitySchema.safeParse(await response.json());
       if (!parsed.success) {
-        throw new AppError(502, 'hub_unavailable', 'The Hub returned a user model we do not understand.', {
+        throw new AppError('hub_failed', 'The Hub returned a user model we do not understand.', {
           cause: parsed.error,
           expose: true,
         });

@@ -11,7 +11,7 @@
 import type { Request } from 'express';
 import * as oidc from 'openid-client';
 import type { StrategyCreated } from 'passport';
-import { AppError } from '../errors.js';
+import { AppError, forbidden } from '../errors.js';
 import type { HubClient } from './client.js';
 import { hasAccessScope, type HubIdentity } from './identity.js';
 
@@ -50,7 +50,7 @@ declare module 'express-session' {
 const PLACEHOLDER_ORIGIN = 'http://jupyterhub.invalid';
 
 /** Builds openid-client's configuration for the hub as an OAuth 2 server. */
-export function createHubOAuthConfiguration(options: HubOAuthOptions): oidc.Configuration {
+function createHubOAuthConfiguration(options: HubOAuthOptions): oidc.Configuration {
   const browserHub = new URL(options.baseUrl, options.publicUrl ?? PLACEHOLDER_ORIGIN);
   const tokenEndpoint = `${options.apiUrl.replace(/\/+$/, '')}/oauth2/token`;
   const config = new oidc.Configuration(
@@ -137,12 +137,12 @@ export class HubOAuthStrategy {
     const { code, state, error } = req.query;
     if (typeof error === 'string') return { kind: 'fail', message: `The hub refused the login: ${error}` };
     if (typeof code !== 'string' || typeof state !== 'string' || code === '' || state === '') {
-      throw new AppError(400, 'oauth_state_missing', 'The login callback is missing its code or state. Please log in again.');
+      throw new AppError('oauth_state_missing', 'The login callback is missing its code or state. Please log in again.');
     }
     const pending = req.session.pendingLogin;
     delete req.session.pendingLogin;
     if (!pending || pending.state !== state) {
-      throw new AppError(403, 'oauth_state_mismatch', 'The login state does not match this browser session. Please log in again.');
+      throw new AppError('oauth_state_mismatch', 'The login state does not match this browser session. Please log in again.');
     }
 
     const currentUrl = new URL(req.originalUrl, PLACEHOLDER_ORIGIN);
@@ -150,17 +150,14 @@ export class HubOAuthStrategy {
     try {
       tokens = await oidc.authorizationCodeGrant(this.config, currentUrl, { expectedState: pending.state });
     } catch (cause) {
-      throw new AppError(403, 'forbidden', 'The hub did not accept the login code. Please log in again.', { cause });
+      throw forbidden('The hub did not accept the login code. Please log in again.', cause);
     }
     const identity = await this.options.hub.identify(tokens.access_token);
     if (!identity) {
-      throw new AppError(403, 'forbidden', 'The hub did not accept the token it just issued. Please log in again.');
+      throw forbidden('The hub did not accept the token it just issued. Please log in again.');
     }
     if (!hasAccessScope(identity, this.options.accessScopes)) {
-      throw new AppError(
-        403,
-        'forbidden',
-        `Your hub account has no access to this service; a hub admin can grant it with the scope ${this.options.accessScopes[0]}.`,
+      throw forbidden(`Your hub account has no access to this service; a hub admin can grant it with the scope ${this.options.accessScopes[0]}.`,
       );
     }
     // The token goes to the session sealed, to ask the hub again later who this is now.

@@ -6,7 +6,7 @@
 import path from 'node:path/posix';
 
 /** Mounting over these (or under them) would break or subvert the image. */
-export const SYSTEM_PATHS = [
+const SYSTEM_PATHS = [
   '/bin',
   '/boot',
   '/dev',
@@ -26,7 +26,7 @@ export const SYSTEM_PATHS = [
   '/opt/conda',
 ] as const;
 
-const MAX_LENGTH = 1024;
+export const MOUNT_PATH_MAX_LENGTH = 1024;
 
 /** The outcome: the normalised path, or why it is refused. */
 export type MountPathResult = { ok: true; path: string } | { ok: false; message: string };
@@ -42,7 +42,7 @@ function isUnder(candidate: string, parent: string): boolean {
 export function checkMountPath(input: string, allowedPrefixes: readonly string[]): MountPathResult {
   // eslint-disable-next-line no-control-regex
   if (/[\u0000-\u001f\u007f]/.test(input)) return { ok: false, message: 'The mount path must not contain control characters (such as NUL or a line break)' };
-  if (input.length > MAX_LENGTH) return { ok: false, message: `The mount path is longer than ${MAX_LENGTH} characters` };
+  if (input.length > MOUNT_PATH_MAX_LENGTH) return { ok: false, message: `The mount path has at most ${MOUNT_PATH_MAX_LENGTH} characters` };
   if (!input.startsWith('/')) return { ok: false, message: 'The mount path must be absolute, starting with "/", e.g. /home/jovyan/work' };
   if (input.split('/').includes('..')) return { ok: false, message: 'The mount path must not contain ".." parts' };
   if (/[:,\\]/.test(input)) return { ok: false, message: 'The mount path must not contain ":", "," or "\\" (they separate volume options)' };

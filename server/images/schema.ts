@@ -4,31 +4,31 @@
  * that each name their field.
  */
 import { z } from 'zod';
+import { checkbox } from '../forms.js';
 import { DOCKER_HUB, ReferenceError, parseReference, parseRegistryHost, type ImageReference } from '../registry/reference.js';
 import { registryAllowed, type System } from '../systems/schema.js';
-import { checkMountPath } from './mountPath.js';
+import { MOUNT_PATH_MAX_LENGTH, checkMountPath } from './mountPath.js';
 
-/** The form's fields, in order. */
-export const IMAGE_FIELDS = ['name', 'system', 'image', 'registry', 'username', 'password', 'mountPath', 'removeCredentials'] as const;
-export type ImageField = (typeof IMAGE_FIELDS)[number];
-
-const checkbox = z
-  .union([z.boolean(), z.enum(['on', 'true', '1', 'false', '0', ''])])
-  .optional()
-  .transform((v) => v === true || v === 'on' || v === 'true' || v === '1');
+/**
+ * Longer than any valid reference (a 255-character name, a 128-character tag and
+ * a digest); the parser says which part is too long below this.
+ */
+const IMAGE_REFERENCE_MAX_LENGTH = 600;
 
 /** What the form posts and the API takes, before the rules that need a system. */
 export const ImageInputSchema = z.object({
   name: z.string().trim().max(100, 'The name has at most 100 characters').default(''),
   system: z.string({ message: 'Choose a system' }).trim().min(1, 'Choose a system'),
-  image: z.string({ message: 'Enter an image' }).max(600, 'The image reference is too long (at most 255 characters for the name)'),
+  image: z.string({ message: 'Enter an image' }).max(IMAGE_REFERENCE_MAX_LENGTH, `The image reference has at most ${IMAGE_REFERENCE_MAX_LENGTH} characters`),
   registry: z.string().trim().max(300, 'The registry has at most 300 characters').default(''),
   username: z.string().trim().max(255, 'The username has at most 255 characters').default(''),
   password: z.string().max(4096, 'The password or token has at most 4096 characters').default(''),
-  mountPath: z.string().max(1100, 'The mount path is longer than 1024 characters').default(''),
+  mountPath: z.string().max(MOUNT_PATH_MAX_LENGTH, `The mount path has at most ${MOUNT_PATH_MAX_LENGTH} characters`).default(''),
   removeCredentials: checkbox,
 });
-export type ImageInputRaw = z.input<typeof ImageInputSchema>;
+
+/** The form's fields. */
+export type ImageField = keyof z.input<typeof ImageInputSchema>;
 
 /** What to do with the stored credential. */
 export type CredentialChange =

@@ -3,7 +3,8 @@
  * and the audit trail. Web handlers call this; it calls the store.
  */
 import { randomUUID } from 'node:crypto';
-import { AppError, notFound } from '../errors.js';
+import { invalidInput, notFound } from '../errors.js';
+import type { AccessRules } from '../hub/access.js';
 import type { HubIdentity } from '../hub/identity.js';
 import { pinnedImage, type StartReadiness } from '../pulls/service.js';
 import type { RegistryCredentials } from '../registry/client.js';
@@ -49,6 +50,8 @@ export interface OpenedCredential {
 
 export interface ImageServiceDeps {
   store: ImageStore;
+  /** Who may read and write whose images. */
+  access: AccessRules;
   systems: SystemCatalog;
   keyring: Keyring;
   /**
@@ -88,7 +91,9 @@ export class ImageService {
     return systems;
   }
 
-  async list(owner: string): Promise<ImageView[]> {
+  /** `owner`'s images, for the owner or the spawner hook. */
+  async list(actor: HubIdentity, owner: string): Promise<ImageView[]> {
+    this.deps.access.readImagesOf(actor, owner);
     const rows = await this.deps.store.list(owner);
     const ids = rows.map((r) => r.id);
     const credentials = await this.deps.store.credentialsFor(owner, ids);
@@ -103,8 +108,14 @@ export class ImageService {
     return this.withReadiness(views, checks);
   }
 
-  /** @throws AppError 404 when the image does not exist or is not `owner`'s. */
-  async get(owner: string, id: number): Promise<ImageView> {
+  /** One of `owner`'s images, for the owner or the spawner hook; 404 when there is no such image of theirs. */
+  async get(actor: HubIdentity, owner: string, id: number): Promise<ImageView> {
+    this.deps.access.readImagesOf(actor, owner);
+    return this.load(owner, id);
+  }
+
+  /** One of `owner`'s images, for services that have checked who asks. */
+  async load(owner: string, id: number): Promise<ImageView> {
     const row = await this.deps.store.get(owner, id);
     if (!row) throw notFound('Image');
     const checks = (await this.deps.checks?.latestFor(owner, [id])) ?? new Map<number, CheckSummary>();
@@ -131,6 +142,7 @@ export class ImageService {
 
   /** Validates and saves a new configuration; nothing is stored when anything is wrong. */
   async create(actor: HubIdentity, owner: string, raw: unknown): Promise<ImageView> {
+    this.deps.access.writeImagesOf(actor, owner);
     const input = await this.validate(raw, undefined, undefined);
     const sealedFor = this.sealer(input, owner);
     const now = this.now();
@@ -140,11 +152,12 @@ export class ImageService {
       await store.audit(auditEntry(actor, 'image.create', imageId, input), now);
       return imageId;
     });
-    return this.get(owner, id);
+    return this.load(owner, id);
   }
 
   /** Validates and saves changes; a blank password keeps the stored one. */
   async update(actor: HubIdentity, owner: string, id: number, raw: unknown): Promise<ImageView> {
+    this.deps.access.writeImagesOf(actor, owner);
     const row = await this.deps.store.get(owner, id);
     if (!row) throw notFound('Image');
     const existing = await this.deps.store.credentialFor(owner, id);
@@ -161,11 +174,12 @@ export class ImageService {
       if (sealedFor) await store.putCredential({ ...sealedFor(), imageId: id }, now);
       await store.audit(auditEntry(actor, 'image.update', id, input), now);
     });
-    return this.get(owner, id);
+    return this.load(owner, id);
   }
 
   /** Deletes the configuration and its secret for good. */
   async remove(actor: HubIdentity, owner: string, id: number): Promise<void> {
+    this.deps.access.writeImagesOf(actor, owner);
     const now = this.now();
     await this.deps.store.transaction(async (store) => {
       const row = await store.get(owner, id);
@@ -219,9 +233,7 @@ export class ImageService {
     const systems = await this.listSystems(currentSystem);
     const result = imageInputSchema({ systems, existingCredential: existing }).safeParse(raw);
     if (!result.success) {
-      const fields = fieldErrors(result.error);
-      const [field, message] = Object.entries(fields)[0] ?? ['image', 'Invalid input'];
-      throw new AppError(400, 'bad_request', `${field}: ${message}`, { fields: fields as Record<string, string> });
+      throw invalidInput(fieldErrors(result.error) as Record<string, string>);
     }
     return result.data;
   }

@@ -1,6 +1,9 @@
 /** An image's status, derived from its configuration and its newest check. Pure. */
+import { isActive, type CheckStatus } from '../checks/store.js';
 
-export type ImageStatusCode = 'never' | 'checking' | 'passed' | 'failed' | 'changed';
+/** Every status an image has, as tiles, the API and its filter name them. */
+export const IMAGE_STATUSES = ['never', 'checking', 'passed', 'failed', 'changed'] as const;
+export type ImageStatusCode = (typeof IMAGE_STATUSES)[number];
 
 export interface ImageStatus {
   code: ImageStatusCode;
@@ -12,7 +15,7 @@ export interface ImageStatus {
 /** What of a check the status needs. */
 export interface CheckSummary {
   id: number;
-  status: 'queued' | 'running' | 'passed' | 'failed' | 'error';
+  status: CheckStatus;
   reference: string;
   system: string;
   createdAt: Date;
@@ -29,7 +32,7 @@ export interface CheckSummary {
 export function imageStatus(image: { reference: string; system: string }, check: CheckSummary | undefined): ImageStatus {
   if (!check) return { code: 'never', label: 'Never checked', at: undefined, checkId: undefined };
   const at = check.finishedAt ?? check.createdAt;
-  if (check.status === 'queued' || check.status === 'running') return { code: 'checking', label: 'Checking…', at, checkId: check.id };
+  if (isActive(check.status)) return { code: 'checking', label: 'Checking…', at, checkId: check.id };
   if (check.reference !== image.reference || check.system !== image.system) {
     return { code: 'changed', label: 'Changed since last check', at, checkId: check.id };
   }

@@ -33,6 +33,12 @@ export type ImageFields = Omit<ImageRow, 'id' | 'createdAt' | 'updatedAt'>;
 
 type Row = Record<string, unknown>;
 
+/** The columns {@link imageFromRow} reads; a query that joins images selects these. */
+export const IMAGE_COLUMNS = ['id', 'owner', 'name', 'system', 'reference_input', 'reference', 'registry', 'mount_path', 'created_at', 'updated_at'] as const;
+
+/** The columns {@link credentialFromRow} reads. */
+export const CREDENTIAL_COLUMNS = ['id', 'image_id', 'owner', 'registry', 'username', 'ciphertext', 'nonce', 'key_id', 'updated_at'] as const;
+
 /** An `images` row to its record (also used by queries that join it). */
 export function imageFromRow(r: Row): ImageRow {
   return {
@@ -62,6 +68,18 @@ export function credentialFromRow(r: Row): CredentialRow {
   };
 }
 
+/** The columns a user's edit sets. */
+function editableColumns(fields: Omit<ImageFields, 'owner'>): Record<string, string | null> {
+  return {
+    name: fields.name,
+    system: fields.system,
+    reference_input: fields.referenceInput,
+    reference: fields.reference,
+    registry: fields.registry,
+    mount_path: fields.mountPath,
+  };
+}
+
 /** The queries on images, credentials and audit, bound to a connection or a transaction. */
 export class ImageStore {
   constructor(private readonly db: Knex | Knex.Transaction) {}
@@ -83,17 +101,7 @@ export class ImageStore {
 
   async insert(fields: ImageFields, now: Date): Promise<number> {
     const [row] = (await this.db('images')
-      .insert({
-        owner: fields.owner,
-        name: fields.name,
-        system: fields.system,
-        reference_input: fields.referenceInput,
-        reference: fields.reference,
-        registry: fields.registry,
-        mount_path: fields.mountPath,
-        created_at: now,
-        updated_at: now,
-      })
+      .insert({ owner: fields.owner, ...editableColumns(fields), created_at: now, updated_at: now })
       .returning('id')) as Array<{ id: number } | number>;
     return typeof row === 'object' ? Number(row.id) : Number(row);
   }
@@ -101,15 +109,7 @@ export class ImageStore {
   async update(owner: string, id: number, fields: Omit<ImageFields, 'owner'>, now: Date): Promise<void> {
     await this.db('images')
       .where({ owner, id })
-      .update({
-        name: fields.name,
-        system: fields.system,
-        reference_input: fields.referenceInput,
-        reference: fields.reference,
-        registry: fields.registry,
-        mount_path: fields.mountPath,
-        updated_at: now,
-      });
+      .update({ ...editableColumns(fields), updated_at: now });
   }
 
   /** Deletes the image and its credential rows; returns whether the image existed. */
@@ -164,6 +164,6 @@ export class ImageStore {
   }
 
   async audit(entry: AuditEntry, now: Date): Promise<void> {
-    await writeAudit(this.db, entry, now);
+    await writeAudit(this.db, [{ entry, at: now }]);
   }
 }

@@ -32,7 +32,7 @@ export interface ImageFacts {
 }
 
 /** The PATH Docker uses when the image sets none. */
-export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 /** PATH from the config's Env, or Docker's default. */
 export function imagePath(config: ImageConfig): string[] {

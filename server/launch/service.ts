@@ -7,9 +7,10 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import type { AuditLog } from '../audit/store.js';
-import { policyHash } from '../checks/service.js';
-import { AppError, notFound } from '../errors.js';
-import { SCOPES, hasScope, type HubIdentity } from '../hub/identity.js';
+import { policyHash } from '../systems/policy.js';
+import { conflict, notFound, upstream } from '../errors.js';
+import type { AccessRules } from '../hub/access.js';
+import type { HubIdentity } from '../hub/identity.js';
 import type { ImageService } from '../images/service.js';
 import type { RegistryClient } from '../registry/client.js';
 import { RegistryError } from '../registry/errors.js';
@@ -40,18 +41,15 @@ export const LaunchResponseSchema = z.object({
 export type LaunchParams = z.infer<typeof LaunchResponseSchema>;
 
 /** A Docker volume name for the user's data: safe characters, distinct for distinct names. */
-export function volumeName(owner: string, system: string): string {
+function volumeName(owner: string, system: string): string {
   const safe = (s: string) => s.toLowerCase().replace(/[^a-z0-9_.-]+/g, '-').replace(/^[-.]+/, '').slice(0, 40) || 'x';
   const tag = createHash('sha256').update(`${owner}\u0000${system}`).digest('hex').slice(0, 8);
   return `jupyterhub-user-${safe(owner)}-${safe(system)}-${tag}`;
 }
 
-function refuse(message: string): AppError {
-  return new AppError(409, 'conflict', message);
-}
-
 export interface LaunchServiceDeps {
   audit: AuditLog;
+  access: AccessRules;
   store: LaunchStore;
   images: ImageService;
   systems: SystemCatalog;
@@ -68,40 +66,42 @@ export interface LaunchServiceDeps {
 export class LaunchService {
   constructor(private readonly deps: LaunchServiceDeps) {}
 
+  /** The launch parameters of `owner`'s image, for the spawner hook (or the owner, without secrets). */
   async launch(actor: HubIdentity, owner: string, imageId: number): Promise<LaunchParams> {
+    this.deps.access.readImagesOf(actor, owner);
     const rows = await this.deps.store.load(owner, imageId);
     if (!rows) throw notFound('Image');
     const { image, check } = rows;
     // A system without a row is the configured default one (or none at all): the catalog knows which.
     const system = rows.system ?? (await this.deps.systems.get(image.system));
-    if (!system) throw refuse(`The system of "${image.name}" no longer exists. Choose another system for it in custom images.`);
-    if (!system.enabled) throw refuse(`${system.displayName} does not offer custom images at the moment (disabled by the hub admins).`);
-    if (!check) throw refuse(`"${image.name}" has not been checked yet. Open custom images and press "Check now", then start your server.`);
-    if (check.status === 'queued' || check.status === 'running') throw refuse(`"${image.name}" is still being checked. Start your server when the check is done.`);
+    if (!system) throw conflict(`The system of "${image.name}" no longer exists. Choose another system for it in custom images.`);
+    if (!system.enabled) throw conflict(`${system.displayName} does not offer custom images at the moment (disabled by the hub admins).`);
+    if (!check) throw conflict(`"${image.name}" has not been checked yet. Open custom images and press "Check now", then start your server.`);
+    if (check.status === 'queued' || check.status === 'running') throw conflict(`"${image.name}" is still being checked. Start your server when the check is done.`);
     if (check.reference !== image.reference || check.system !== system.slug) {
-      throw refuse(`"${image.name}" was changed after its last check. Check it again in custom images before starting it.`);
+      throw conflict(`"${image.name}" was changed after its last check. Check it again in custom images before starting it.`);
     }
     if (check.status !== 'passed') {
       const reason = check.findings.find((f) => f.level === 'error')?.message ?? 'see the check in custom images';
-      throw refuse(`The last check of "${image.name}" failed: ${reason}`);
+      throw conflict(`The last check of "${image.name}" failed: ${reason}`);
     }
     if (check.policyHash !== policyHash(system.policy, system.platform)) {
-      throw refuse(`The rules of ${system.displayName} changed after "${image.name}" was checked. Check it again in custom images.`);
+      throw conflict(`The rules of ${system.displayName} changed after "${image.name}" was checked. Check it again in custom images.`);
     }
     if (system.policy.runCheck && check.kind !== 'full') {
-      throw refuse(`${system.displayName} requires a test start of the image in Docker, which has not run for "${image.name}". Press "Check now" in custom images.`);
+      throw conflict(`${system.displayName} requires a test start of the image in Docker, which has not run for "${image.name}". Press "Check now" in custom images.`);
     }
     const digest = check.manifestDigest ?? check.digest;
-    if (!digest) throw refuse(`The check of "${image.name}" recorded no digest. Check it again.`);
+    if (!digest) throw conflict(`The check of "${image.name}" recorded no digest. Check it again.`);
     // Today's rules, not those of the day of the check: an admin may have narrowed them since.
     const reference = parseReference(image.reference);
     if (!registryAllowed(system.allowedRegistries, reference.registry, reference.repository)) {
-      throw refuse(`${system.displayName} no longer offers images from ${reference.registry}/${reference.repository} (allowed now: ${system.allowedRegistries.join(', ')}). Choose another image for "${image.name}" in custom images.`);
+      throw conflict(`${system.displayName} no longer offers images from ${reference.registry}/${reference.repository} (allowed now: ${system.allowedRegistries.join(', ')}). Choose another image for "${image.name}" in custom images.`);
     }
     const target = image.mountPath ?? system.defaultMountPath;
     const mount = checkMountPath(target, system.mountPrefixes);
     if (!mount.ok) {
-      throw refuse(`The data path ${target} of "${image.name}" is no longer allowed on ${system.displayName}: ${mount.message}. Edit the image in custom images and choose another path.`);
+      throw conflict(`The data path ${target} of "${image.name}" is no longer allowed on ${system.displayName}: ${mount.message}. Edit the image in custom images and choose another path.`);
     }
 
     // Secrets are opened only for a launch that goes ahead.
@@ -112,11 +112,11 @@ export class LaunchService {
       try {
         current = await this.deps.registry.session(reference, credentials).headDigest();
       } catch (err) {
-        if (err instanceof RegistryError) throw new AppError(503, 'conflict', `The registry could not confirm "${image.name}": ${err.message}`, { cause: err, expose: true });
+        if (err instanceof RegistryError) throw upstream('unavailable', `The registry could not confirm "${image.name}": ${err.message}`, err);
         throw err;
       }
       if (current && current !== check.digest) {
-        throw refuse(`${image.reference} now points to a different image than the one checked. Check it again in custom images, then start your server.`);
+        throw conflict(`${image.reference} now points to a different image than the one checked. Check it again in custom images, then start your server.`);
       }
     }
     const pinned = pinnedImage(reference, digest);
@@ -127,7 +127,7 @@ export class LaunchService {
     let pull: LaunchParams['pull'];
     if (system.spawner === 'kubernetes') {
       // The secret leaves the service only for the hook's token (launch scope).
-      const mayReceiveSecret = hasScope(actor, SCOPES.launch);
+      const mayReceiveSecret = this.deps.access.isLauncher(actor);
       const key = registryAuthKey(reference.registry);
       pull = {
         kind: 'kubernetes',
@@ -143,7 +143,7 @@ export class LaunchService {
       const pullNow = async () => {
         // The engine connects by itself: the registry's address is held to the service's rule first.
         await this.deps.registry.assertEngineMayPull(reference.registry).catch((err: unknown) => {
-          throw err instanceof RegistryError ? new AppError(409, 'conflict', `"${image.name}" cannot be pulled: ${err.message}`, { cause: err }) : err;
+          throw err instanceof RegistryError ? conflict(`"${image.name}" cannot be pulled: ${err.message}`, { cause: err }) : err;
         });
         await engine.pull(pinned, auth, undefined, this.deps.pullTimeoutMs);
       };
@@ -153,7 +153,7 @@ export class LaunchService {
       await engine.prepareVolume({ name: volume, image: pinned, target: mount.path, uid: runAs.uid, gid: runAs.gid, labels: { 'custom-images.owner': owner, 'custom-images.system': system.slug } });
       pull = { kind: 'docker', pulled: true };
     } else {
-      if (credentials) throw new AppError(503, 'conflict', 'This service has no Docker engine to pull a private image with; ask the hub admin to configure DOCKER_HOST.', { expose: true });
+      if (credentials) throw upstream('unavailable', 'This service has no Docker engine to pull a private image with; ask the hub admin to configure DOCKER_HOST.');
       pull = { kind: 'docker', pulled: false };
     }
 

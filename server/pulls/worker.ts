@@ -5,8 +5,7 @@
  * launch used for `keepDays` and no container uses.
  */
 import type { Logger } from '../log.js';
-import { TickLoop } from '../jobs/loop.js';
-import { runnerId } from '../jobs/runner.js';
+import { JobWorker } from '../jobs/worker.js';
 import { ThrottledWriter } from '../jobs/throttle.js';
 import type { RegistryCredentials } from '../registry/client.js';
 import { parseReference, registryAuthKey, type ImageReference } from '../registry/reference.js';
@@ -36,32 +35,48 @@ const PROGRESS_EVERY_MS = 500;
 const DAY_MS = 86_400_000;
 
 export class PullWorker {
-  readonly id = runnerId();
-  private readonly running = new Map<number, Promise<void>>();
-  private readonly loop: TickLoop;
+  private readonly jobs: JobWorker<EngineImageRow>;
   private readonly now: () => Date;
   private lastCleanup = 0;
-  private stopped = false;
 
   constructor(private readonly options: PullWorkerOptions) {
-    this.loop = new TickLoop(() => this.tick(), options.pollMs ?? 1000);
     this.now = options.now ?? (() => new Date());
+    const { store, engine } = options;
+    this.jobs = new JobWorker<EngineImageRow>({
+      what: 'pull',
+      // Only this engine's pulls: another engine's images are no use here.
+      queue: {
+        queued: async (limit) => store.queued(await engine.id(), limit),
+        get: (id) => store.byId(id),
+        claim: (id, runner, now) => store.claim(id, runner, now),
+        heartbeat: (ids, runner, now) => store.heartbeat(ids, runner, now),
+        recoverStale: (before, maxAttempts, now) => store.recoverStale(before, maxAttempts, now),
+      },
+      run: (row) => this.pull(row),
+      logger: options.logger,
+      concurrency: options.concurrency ?? 2,
+      ...(options.pollMs !== undefined ? { pollMs: options.pollMs } : {}),
+      ...(options.staleMs !== undefined ? { staleMs: options.staleMs } : {}),
+      housekeeping: async () => {
+        if (Date.now() - this.lastCleanup < CLEANUP_EVERY_MS) return;
+        this.lastCleanup = Date.now();
+        const cleaned = await this.cleanUp();
+        if (cleaned.removed.length > 0) options.logger.info({ removed: cleaned.removed }, 'removed images no launch used lately');
+      },
+    });
   }
 
   start(): void {
-    this.stopped = false;
-    this.loop.start();
+    this.jobs.start();
   }
 
   nudge(): void {
-    this.loop.nudge();
+    this.jobs.nudge();
   }
 
   /** Stops claiming; waits for the pulls in hand (the caller bounds the wait). */
-  async stop(): Promise<void> {
-    this.stopped = true;
-    await this.loop.stop();
-    await Promise.allSettled(this.running.values());
+  stop(): Promise<void> {
+    return this.jobs.stop();
   }
 
   /**
@@ -85,40 +100,7 @@ export class PullWorker {
     return result;
   }
 
-  private async tick(): Promise<void> {
-    const { store, engine, logger } = this.options;
-    try {
-      const now = this.now();
-      await store.heartbeat([...this.running.keys()], this.id, now);
-      const stale = await store.recoverStale(new Date(now.getTime() - (this.options.staleMs ?? 15_000)), 2, now);
-      if (stale.requeued || stale.failed) logger.warn({ ...stale }, 'pulls of a stopped replica recovered');
-      if (Date.now() - this.lastCleanup > CLEANUP_EVERY_MS) {
-        this.lastCleanup = Date.now();
-        const cleaned = await this.cleanUp();
-        if (cleaned.removed.length > 0) logger.info({ removed: cleaned.removed }, 'removed images no launch used lately');
-      }
-      const free = (this.options.concurrency ?? 2) - this.running.size;
-      if (free <= 0 || this.stopped) return;
-      const engineId = await engine.id();
-      for (const id of await store.queued(engineId, free)) {
-        if (this.stopped || !(await store.claim(id, this.id, this.now()))) continue;
-        const row = await store.byId(id);
-        if (!row) continue;
-        const run = this.pull(row)
-          .catch((err: unknown) => logger.error({ err, image: row.image }, 'pull failed'))
-          .finally(() => {
-            this.running.delete(id);
-            this.nudge();
-          });
-        this.running.set(id, run);
-      }
-    } catch (err) {
-      // The database or the engine may be restarting: try again at the next poll.
-      logger.warn({ err }, 'pull worker could not reach the database or the Docker engine');
-    }
-  }
-
-  private async pull(row: EngineImageRow): Promise<void> {
+  private async pull(row: EngineImageRow): Promise<string> {
     const { store, engine, logger } = this.options;
     const reference = parseReference(row.image);
     const credentials = row.owner !== null && row.imageId !== null ? await this.options.credentials(row.owner, row.imageId, reference) : undefined;
@@ -133,11 +115,13 @@ export class PullWorker {
       await progress.flush();
       await store.finish(row.id, { status: 'ready', message: null, pulledByService: !there }, this.now());
       logger.info({ image: row.image, ms: Date.now() - started, pulled: !there }, 'image ready to start');
+      return 'ready';
     } catch (err) {
       await progress.flush();
       const message = err instanceof Error ? err.message : String(err);
       await store.finish(row.id, { status: 'failed', message, pulledByService: false }, this.now());
       logger.warn({ image: row.image, reason: message }, 'pre-pull failed; Start will pull the image');
+      return 'failed';
     }
   }
 }

@@ -1,73 +1,29 @@
 /**
- * An OCI distribution client: the /v2/ challenge, Basic and Bearer auth
- * (tokens cached until they expire), manifests and indexes in OCI and Docker
- * media types, platform selection, digests verified, blobs streamed with
- * size limits.
+ * An OCI distribution client: a session per repository resolves a reference
+ * to one platform's manifest, config and layers, and streams its blobs with
+ * size limits. The parts are modules of their own: the HTTP transport and
+ * its address guard (transport.ts, guard.ts), answering a challenge
+ * (auth.ts), reading a manifest (manifest.ts), checking digests (digest.ts),
+ * what is remembered between sessions (caches.ts).
  */
 import { createHash } from 'node:crypto';
-import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import type { Response } from 'undici';
+import { formatBytes } from '../format.js';
+import { answerChallenge } from './auth.js';
+import { DigestCache, TokenCache } from './caches.js';
 import { parseChallenges, type Challenge } from './challenge.js';
+import { readLimited, verifyDigest, VerifyingStream } from './digest.js';
 import { RegistryError } from './errors.js';
 import { assertPublicHost, bareHost, createGuardedDispatcher, type AddressPolicy } from './guard.js';
+import { parseManifest, type ParsedManifest } from './manifest.js';
+import { ACCEPT_MANIFESTS, type Descriptor, type ImageConfig, type RegistryCredentials, type ResolvedImage } from './media.js';
 import { formatPlatform, normalizePlatform, offeredPlatforms, selectPlatform, type Platform } from './platform.js';
 import { registryApiHost, type ImageReference } from './reference.js';
 import { RegistryTransport } from './transport.js';
 
-export const MEDIA = {
-  ociIndex: 'application/vnd.oci.image.index.v1+json',
-  ociManifest: 'application/vnd.oci.image.manifest.v1+json',
-  dockerList: 'application/vnd.docker.distribution.manifest.list.v2+json',
-  dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
-  dockerSchema1: 'application/vnd.docker.distribution.manifest.v1+json',
-  dockerSchema1Signed: 'application/vnd.docker.distribution.manifest.v1+prettyjws',
-} as const;
-
-const ACCEPT = [MEDIA.ociIndex, MEDIA.ociManifest, MEDIA.dockerList, MEDIA.dockerManifest].join(', ');
-
-/** A content descriptor (OCI image spec). */
-export interface Descriptor {
-  mediaType: string;
-  digest: string;
-  size: number;
-  urls?: string[] | undefined;
-  platform?: { os?: string; architecture?: string; variant?: string } | undefined;
-  annotations?: Record<string, string> | undefined;
-}
-
-/** The parts of the image config we use. */
-export interface ImageConfig {
-  os?: string;
-  architecture?: string;
-  variant?: string;
-  config?: {
-    Env?: string[] | null;
-    User?: string;
-    Entrypoint?: string[] | null;
-    Cmd?: string[] | null;
-    WorkingDir?: string;
-  };
-}
-
-/** An image resolved to one platform. */
-export interface ResolvedImage {
-  /** The digest the reference points at (the index's, for a multi-platform image). */
-  digest: string;
-  /** The platform manifest's digest: what a spawner pulls by. */
-  manifestDigest: string;
-  platform: string;
-  config: ImageConfig;
-  configDigest: string;
-  layers: Descriptor[];
-  /** The sum of the layers' sizes, compressed. */
-  size: number;
-}
-
-export interface RegistryCredentials {
-  username: string;
-  password: string;
-}
+export type { Descriptor, ImageConfig, RegistryCredentials, ResolvedImage };
 
 export interface RegistryClientOptions {
   /**
@@ -99,13 +55,8 @@ const MiB = 1024 * 1024;
 /** What of a registry's error answer is read for its error code. */
 const ERROR_BODY_BYTES = 64 * 1024;
 
-interface CachedToken {
-  value: string;
-  expires: number;
-}
-
 /** A registry as image references name it, for comparing: lower case, without the https default port. */
-export function registryKey(hostPort: string): string {
+function registryKey(hostPort: string): string {
   return hostPort.trim().toLowerCase().replace(/:443$/, '');
 }
 
@@ -116,12 +67,10 @@ export class RegistryClient {
   /** For registries on public addresses only, and the one for registries an admin trusts. */
   private readonly publicOnly: RegistryTransport;
   private readonly anyAddress: RegistryTransport;
-  private readonly tokens = new Map<string, CachedToken>();
-  private readonly digests = new Map<string, { digest: string | undefined; expires: number }>();
-  private readonly pendingDigests = new Map<string, Promise<string | undefined>>();
-  /** How long a tag's digest from a HEAD is taken as current (launches ask often). */
-  readonly digestTtlMs: number;
-  private readonly now: () => number;
+  /** Bearer tokens, shared by sessions until they expire. */
+  readonly tokens: TokenCache;
+  /** A tag's digest from a HEAD, taken as current for a few seconds (launches ask often). */
+  readonly digests: DigestCache;
 
   constructor(options: RegistryClientOptions = {}) {
     this.trusted = new Set([...(options.trustedHosts ?? [])].map(registryKey));
@@ -131,8 +80,9 @@ export class RegistryClient {
       layer: options.maxLayerBytes ?? 16 * 1024 * MiB,
       image: options.maxImageBytes ?? 32 * 1024 * MiB,
     };
-    this.now = options.now ?? Date.now;
-    this.digestTtlMs = options.digestTtlMs ?? 10_000;
+    const now = options.now ?? Date.now;
+    this.tokens = new TokenCache(now);
+    this.digests = new DigestCache(options.digestTtlMs ?? 10_000, now);
     const transport = (policy: AddressPolicy) =>
       new RegistryTransport({
         dispatcher: createGuardedDispatcher(policy, {
@@ -170,44 +120,6 @@ export class RegistryClient {
     if (this.isTrusted(registry)) return;
     await assertPublicHost(bareHost(new URL(`https://${registryApiHost(registry)}/`)));
   }
-
-  /** @internal token cache shared by sessions */
-  cachedToken(key: string): string | undefined {
-    const hit = this.tokens.get(key);
-    if (hit && hit.expires > this.now()) return hit.value;
-    if (hit) this.tokens.delete(key);
-    return undefined;
-  }
-
-  /** @internal */
-  storeToken(key: string, value: string, expiresInSeconds: number): void {
-    // Renew a little early so that a token does not expire mid-request.
-    this.tokens.set(key, { value, expires: this.now() + Math.max(0, expiresInSeconds - 10) * 1000 });
-  }
-
-  /**
-   * @internal A tag's digest as answered within the last {@link digestTtlMs};
-   * otherwise `ask` runs once for every caller with the same key meanwhile.
-   */
-  reusedDigest(key: string, ask: () => Promise<string | undefined>): Promise<string | undefined> {
-    const hit = this.digests.get(key);
-    if (hit && hit.expires > this.now()) return Promise.resolve(hit.digest);
-    let pending = this.pendingDigests.get(key);
-    if (!pending) {
-      pending = ask()
-        .then((digest) => {
-          if (this.digestTtlMs > 0) {
-            if (this.digests.size > 10_000) this.digests.clear();
-            this.digests.set(key, { digest, expires: this.now() + this.digestTtlMs });
-          }
-          return digest;
-        })
-        .finally(() => this.pendingDigests.delete(key));
-      this.pendingDigests.set(key, pending);
-    }
-    return pending;
-  }
-
 }
 
 /** Requests for one repository on one registry, authenticated as needed. */
@@ -237,14 +149,14 @@ export class RegistrySession {
   async headDigest(options: { fresh?: boolean } = {}): Promise<string | undefined> {
     const ref = this.reference.digest ?? this.reference.tag ?? 'latest';
     const ask = async () => {
-      const response = await this.get(`manifests/${ref}`, { method: 'HEAD', accept: ACCEPT });
+      const response = await this.get(`manifests/${ref}`, { method: 'HEAD', accept: ACCEPT_MANIFESTS });
       await this.expectOk(response, 'manifest');
       return response.headers.get('docker-content-digest') ?? undefined;
     };
     // A fresh answer (a check) is not shared: only launches reuse each other's answers, per credentials.
     if (options.fresh) return ask();
     const who = this.credentials ? `${this.credentials.username}:${createHash('sha256').update(this.credentials.password).digest('hex')}` : '';
-    return this.client.reusedDigest(`${this.reference.registry}/${this.reference.repository}:${ref}|${who}`, ask);
+    return this.client.digests.get(`${this.reference.registry}/${this.reference.repository}:${ref}|${who}`, ask);
   }
 
   /** Resolves the reference to one platform's manifest, config and layers. */
@@ -344,12 +256,12 @@ export class RegistrySession {
     const response = await this.get(`blobs/${descriptor.digest}`, {});
     await this.expectOk(response, 'blob');
     const bytes = await readLimited(response, limit, 'The image config');
-    verifyDigest(bytes, descriptor.digest);
+    verifyDigest(bytes, descriptor.digest, 'The image config');
     return bytes;
   }
 
-  private async manifest(ref: string, expectedDigest: string | undefined): Promise<{ kind: 'index' | 'manifest'; digest: string; body: Record<string, unknown> }> {
-    const response = await this.get(`manifests/${ref}`, { accept: ACCEPT });
+  private async manifest(ref: string, expectedDigest: string | undefined): Promise<ParsedManifest> {
+    const response = await this.get(`manifests/${ref}`, { accept: ACCEPT_MANIFESTS });
     await this.expectOk(response, 'manifest');
     const declaredLength = Number(response.headers.get('content-length'));
     if (Number.isFinite(declaredLength) && declaredLength > this.client.limits.manifest) {
@@ -357,30 +269,7 @@ export class RegistrySession {
       throw new RegistryError('registry.too_large', `The manifest is ${declaredLength} bytes; at most ${this.client.limits.manifest} are read.`);
     }
     const bytes = await readLimited(response, this.client.limits.manifest, 'The manifest');
-    const algorithm = (expectedDigest ?? response.headers.get('docker-content-digest') ?? 'sha256:').split(':')[0] ?? 'sha256';
-    const computed = `${algorithm}:${createHash(algorithm === 'sha512' ? 'sha512' : 'sha256').update(bytes).digest('hex')}`;
-    const claimed = expectedDigest ?? response.headers.get('docker-content-digest') ?? undefined;
-    if (claimed && claimed !== computed) {
-      throw new RegistryError(
-        'registry.digest_mismatch',
-        `The manifest the registry sent does not match its digest (${claimed}). The registry or something between us altered it.`,
-        { detail: `computed ${computed}` },
-      );
-    }
-    let body: Record<string, unknown>;
-    try {
-      body = JSON.parse(bytes.toString('utf8')) as Record<string, unknown>;
-    } catch (cause) {
-      throw new RegistryError('registry.protocol', 'The manifest is not valid JSON.', { cause });
-    }
-    const mediaType = String(body.mediaType ?? response.headers.get('content-type')?.split(';')[0] ?? '');
-    if (mediaType === MEDIA.dockerSchema1 || mediaType === MEDIA.dockerSchema1Signed || body.schemaVersion === 1) {
-      throw new RegistryError('registry.unsupported', 'This image uses the old Docker schema 1 manifest; push it again with a current Docker or buildx.');
-    }
-    const isIndex = mediaType === MEDIA.ociIndex || mediaType === MEDIA.dockerList || (mediaType === '' && Array.isArray(body.manifests));
-    const isManifest = mediaType === MEDIA.ociManifest || mediaType === MEDIA.dockerManifest || (mediaType === '' && body.config !== undefined);
-    if (!isIndex && !isManifest) throw new RegistryError('registry.unsupported', `The registry sent a manifest of type "${mediaType}", which is not an image.`);
-    return { kind: isIndex ? 'index' : 'manifest', digest: computed, body };
+    return parseManifest(bytes, expectedDigest ?? response.headers.get('docker-content-digest') ?? undefined, response.headers.get('content-type') ?? undefined);
   }
 
   /** GET/HEAD a path under /v2/<repository>/, authenticating on the first 401. */
@@ -428,59 +317,14 @@ export class RegistrySession {
 
   private async authenticate(challenge: Challenge): Promise<void> {
     this.challenge = challenge;
-    const base = await this.baseUrl();
-    if (challenge.scheme === 'basic') {
-      if (!this.credentials) {
-        throw new RegistryError('registry.denied', `The registry ${this.reference.registry} needs a login for ${this.reference.repository}. Add the registry's username and password or token to this image.`);
-      }
-      this.authorization = `Basic ${Buffer.from(`${this.credentials.username}:${this.credentials.password}`).toString('base64')}`;
-      // Basic credentials are checked by the ping: a 401 here is a wrong password.
-      const ping = await this.transport.request(new URL('/v2/', base), { authorization: { host: base.host, value: this.authorization }, signal: this.signal });
-      await ping.body?.cancel();
-      if (ping.status === 401) throw wrongCredentials(this.reference.registry);
-      return;
-    }
-    if (challenge.scheme !== 'bearer') {
-      throw new RegistryError('registry.unsupported', `The registry ${this.reference.registry} asks for "${challenge.scheme}" authentication, which is not supported.`);
-    }
-    const realm = challenge.params.realm;
-    if (!realm || !URL.canParse(realm)) throw new RegistryError('registry.protocol', `The registry ${this.reference.registry} named no valid token service.`);
-    const realmUrl = new URL(realm);
-    if (realmUrl.protocol !== 'https:' && realmUrl.protocol !== 'http:') throw new RegistryError('registry.protocol', 'The token service address is not http(s).');
-    const scope = challenge.params.scope ?? `repository:${this.reference.repository}:pull`;
-    if (challenge.params.service) realmUrl.searchParams.set('service', challenge.params.service);
-    realmUrl.searchParams.set('scope', scope);
-
-    // A user's password goes only to an https realm or to the registry's own host.
-    const mayCarryCredentials = realmUrl.protocol === 'https:' || bareHost(realmUrl) === bareHost(base);
-    const sendCredentials = this.credentials !== undefined && mayCarryCredentials;
-    const cacheKey = `${realmUrl.href}|${sendCredentials ? `${this.credentials?.username}|${createHash('sha256').update(this.credentials?.password ?? '').digest('hex')}` : 'anonymous'}`;
-    const cached = this.client.cachedToken(cacheKey);
-    if (cached) {
-      this.authorization = `Bearer ${cached}`;
-      return;
-    }
-    const response = await this.transport.request(realmUrl, {
-      headers: { Accept: 'application/json' },
+    this.authorization = await answerChallenge(challenge, {
+      transport: this.transport,
+      base: await this.baseUrl(),
+      reference: this.reference,
+      credentials: this.credentials,
+      tokens: this.client.tokens,
       signal: this.signal,
-      authorization: sendCredentials
-        ? { host: realmUrl.host, value: `Basic ${Buffer.from(`${this.credentials?.username}:${this.credentials?.password}`).toString('base64')}` }
-        : undefined,
     });
-    if (response.status === 401 || response.status === 403) {
-      await response.body?.cancel();
-      if (sendCredentials) throw wrongCredentials(this.reference.registry);
-      throw new RegistryError('registry.denied', `The registry ${this.reference.registry} refused anonymous access to ${this.reference.repository}. If it is private, add its username and password or token.`);
-    }
-    if (!response.ok) {
-      await response.body?.cancel();
-      throw new RegistryError('registry.server_error', `The token service of ${this.reference.registry} answered HTTP ${response.status}.`);
-    }
-    const body = JSON.parse((await readLimited(response, MiB, 'The token')).toString('utf8')) as { token?: string; access_token?: string; expires_in?: number };
-    const token = body.token ?? body.access_token;
-    if (!token) throw new RegistryError('registry.protocol', `The token service of ${this.reference.registry} sent no token.`);
-    this.client.storeToken(cacheKey, token, typeof body.expires_in === 'number' && body.expires_in > 0 ? body.expires_in : 60);
-    this.authorization = `Bearer ${token}`;
   }
 
   private async expectOk(response: Response, what: 'manifest' | 'blob'): Promise<void> {
@@ -517,79 +361,4 @@ export class RegistrySession {
     }
     throw new RegistryError('registry.protocol', `The registry ${ref.registry} answered HTTP ${response.status}${code ? ` (${code})` : ''} for the ${what}.`);
   }
-}
-
-function wrongCredentials(registry: string): RegistryError {
-  return new RegistryError('registry.unauthorized', `The registry ${registry} refused the username and password (or token). Check them and save them again.`);
-}
-
-/** Reads a body up to `limit` bytes. */
-async function readLimited(response: Response, limit: number, what: string): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let total = 0;
-  if (!response.body) return Buffer.alloc(0);
-  for await (const chunk of response.body as AsyncIterable<Uint8Array>) {
-    total += chunk.byteLength;
-    if (total > limit) {
-      await response.body.cancel().catch(() => undefined);
-      throw new RegistryError('registry.too_large', `${what} is larger than ${formatBytes(limit)}.`);
-    }
-    chunks.push(Buffer.from(chunk));
-  }
-  return Buffer.concat(chunks);
-}
-
-function verifyDigest(bytes: Buffer, digest: string): void {
-  const [algorithm = '', hex] = digest.split(':');
-  if (algorithm !== 'sha256' && algorithm !== 'sha512') throw new RegistryError('registry.unsupported', `Unsupported digest algorithm ${algorithm}.`);
-  if (createHash(algorithm).update(bytes).digest('hex') !== hex) {
-    throw new RegistryError('registry.digest_mismatch', `A blob the registry sent does not match its digest ${digest}.`);
-  }
-}
-
-/** Passes bytes through, failing when they exceed the declared size or miss the digest. */
-class VerifyingStream extends Transform {
-  private readonly hash;
-  private readonly hex: string;
-  private seen = 0;
-
-  constructor(
-    private readonly digest: string,
-    private readonly size: number,
-  ) {
-    super();
-    const [algorithm = 'sha256', hex = ''] = digest.split(':');
-    this.hash = createHash(algorithm === 'sha512' ? 'sha512' : 'sha256');
-    this.hex = hex;
-  }
-
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    this.seen += chunk.length;
-    if (this.seen > this.size) {
-      callback(new RegistryError('registry.digest_mismatch', `A layer is larger than its manifest says (${this.size} bytes).`));
-      return;
-    }
-    this.hash.update(chunk);
-    callback(null, chunk);
-  }
-
-  override _flush(callback: TransformCallback): void {
-    if (this.hash.digest('hex') !== this.hex) {
-      callback(new RegistryError('registry.digest_mismatch', `A layer the registry sent does not match its digest ${this.digest}.`));
-      return;
-    }
-    callback();
-  }
-}
-
-/** 1.5 GB, 300 MB, 12 kB. */
-export function formatBytes(bytes: number): string {
-  const units = ['bytes', 'kB', 'MB', 'GB', 'TB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1000 && unit < units.length - 1) {
-    value /= 1000;
-    unit++;
-  }
-  return `${unit === 0 ? value : value.toFixed(value >= 100 ? 0 : 1)} ${units[unit]}`;
 }

@@ -11,12 +11,12 @@
 export const DOCKER_HUB = 'docker.io';
 const DOCKER_HUB_ALIASES = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io', 'registry.hub.docker.com', 'hub.docker.com']);
 /** Where Docker Hub's registry API answers. */
-export const DOCKER_HUB_API_HOST = 'registry-1.docker.io';
+const DOCKER_HUB_API_HOST = 'registry-1.docker.io';
 /** The key Docker writes Docker Hub credentials under in config.json / .dockerconfigjson. */
-export const DOCKER_HUB_AUTH_KEY = 'https://index.docker.io/v1/';
+const DOCKER_HUB_AUTH_KEY = 'https://index.docker.io/v1/';
 
 /** The distribution project's limit on the whole name (registry and path). */
-export const NAME_MAX_LENGTH = 255;
+const NAME_MAX_LENGTH = 255;
 
 const ALNUM = '[a-z0-9]+';
 const SEPARATOR = '(?:[._]|__|-+)';
@@ -54,7 +54,7 @@ export class ReferenceError extends Error {
 }
 
 /** Maps Docker Hub's aliases to `docker.io` and lower-cases host names. */
-export function normalizeRegistryHost(host: string): string {
+function normalizeRegistryHost(host: string): string {
   const lower = host.toLowerCase();
   return DOCKER_HUB_ALIASES.has(lower) ? DOCKER_HUB : lower;
 }

@@ -6,7 +6,7 @@
 import path from 'node:path/posix';
 import Docker from 'dockerode';
 import tar from 'tar-stream';
-import { AppError } from '../errors.js';
+import { AppError, upstream } from '../errors.js';
 
 export interface PullAuth {
   username: string;
@@ -80,17 +80,14 @@ export function dockerFromHost(dockerHost: string | undefined): Docker {
 
 function engineError(err: unknown, what: string): AppError {
   const message = err instanceof Error ? err.message : String(err);
-  const unreachable = /ECONNREFUSED|ENOENT|EACCES|socket hang up|ECONNRESET/.test(message);
-  return new AppError(
-    503,
-    'conflict',
-    unreachable ? `The Docker engine is not reachable (${what}); ask the hub admin to check it.` : `The Docker engine could not ${what}: ${message.replace(/\s+/g, ' ').slice(0, 300)}`,
-    { cause: err, expose: true },
-  );
+  if (/ECONNREFUSED|ENOENT|EACCES|socket hang up|ECONNRESET/.test(message)) {
+    return upstream('unavailable', `The Docker engine is not reachable (${what}); ask the hub admin to check it.`, err);
+  }
+  return upstream('failed', `The Docker engine could not ${what}: ${message.replace(/\s+/g, ' ').slice(0, 300)}`, err);
 }
 
 /** A volume's top directory was handed to this uid:gid (labels cannot change, so a new owner means a new chown). */
-export const VOLUME_OWNER_LABEL = 'custom-images.volume-owner';
+const VOLUME_OWNER_LABEL = 'custom-images.volume-owner';
 
 /** What {@link DockerEngine.prepareVolume} needs. */
 export interface VolumeRequest {
@@ -143,7 +140,7 @@ export class DockerEngine {
       await this.pullUntil(reference, auth, signal ? AbortSignal.any([abort.signal, signal]) : abort.signal, onProgress);
     } catch (err) {
       if (!abort.signal.aborted) throw err;
-      throw new AppError(504, 'conflict', `The Docker engine did not finish pulling ${reference} within ${Math.round((timeoutMs ?? 0) / 1000)} s; it was stopped. Try again later, or ask the hub admin about the registry's speed.`, { cause: err, expose: true });
+      throw upstream('timeout', `The Docker engine did not finish pulling ${reference} within ${Math.round((timeoutMs ?? 0) / 1000)} s; it was stopped. Try again later, or ask the hub admin about the registry's speed.`, err);
     } finally {
       clearTimeout(timer);
     }
@@ -165,7 +162,7 @@ export class DockerEngine {
         stream,
         (err: Error | null) => {
           if (err) reject(engineError(err, `pull ${reference}`));
-          else if (failure) reject(new AppError(502, 'conflict', `The Docker engine could not pull ${reference}: ${failure}`, { expose: true }));
+          else if (failure) reject(upstream('failed', `The Docker engine could not pull ${reference}: ${failure}`));
           else resolve();
         },
         (event: PullEvent) => {

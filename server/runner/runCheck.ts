@@ -25,8 +25,6 @@ export const DEPLOYMENT_LABEL = 'custom-images.deployment';
 /** A writable scratch place in the read-only container: /tmp and every VOLUME of the image. */
 const SCRATCH_TMPFS = 'rw,nosuid,nodev,size=64m';
 
-export const DEFAULT_RUN_LIMITS: RunLimits = { memoryBytes: 1024 * 1024 * 1024, pids: 256, timeoutMs: 60_000, outputBytes: 32 * 1024 };
-
 export interface RunCheckRequest {
   /** The image pinned by digest. */
   image: string;
@@ -83,7 +81,7 @@ export class BoundedOutput {
 }
 
 /** The version line jupyterhub-singleuser --version prints (e.g. "3.0.0", "4.1.5", "5.0.0b1"). */
-export function parseVersionOutput(output: string): string | undefined {
+function parseVersionOutput(output: string): string | undefined {
   const lines = output.split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
   for (const line of lines.reverse()) {
     const m = /^(?:jupyterhub-singleuser\s+)?v?(\d+\.\d+(?:\.\d+)?(?:[a-z]+\d*)?(?:\.dev\d+)?)$/i.exec(line);

@@ -36,7 +36,7 @@ export interface Keyring {
 }
 
 /** Message shown when no key is configured. */
-export const NO_KEY_MESSAGE =
+const NO_KEY_MESSAGE =
   'This service has no encryption key (CUSTOM_IMAGES_CRYPT_KEY), so it cannot store passwords or tokens. Ask the hub admin to set one; images that need no password can still be saved.';
 
 /** Creates a keyring over `keys` (first seals, all open). */
@@ -51,7 +51,7 @@ export async function createKeyring(keys: readonly Uint8Array[]): Promise<Keyrin
     currentKeyId: current?.id,
 
     seal(plaintext, associatedData) {
-      if (!current) throw new AppError(503, 'secrets_unavailable', NO_KEY_MESSAGE, { field: 'password', expose: true });
+      if (!current) throw new AppError('secrets_unavailable', NO_KEY_MESSAGE, { field: 'password', expose: true });
       const nonce = sodium.randombytes_buf(sodium.crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
       const ciphertext = sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(plaintext, associatedData, null, nonce, current.key);
       return { ciphertext, nonce, keyId: current.id };
@@ -72,10 +72,7 @@ export async function createKeyring(keys: readonly Uint8Array[]): Promise<Keyrin
           // wrong key or wrong associated data: try the next key
         }
       }
-      throw new AppError(
-        503,
-        'secrets_unavailable',
-        entries.length === 0
+      throw new AppError('secrets_unavailable', entries.length === 0
           ? NO_KEY_MESSAGE
           : 'A stored password could not be opened with the configured keys. Enter the password again, or ask the hub admin whether CUSTOM_IMAGES_CRYPT_KEY lost a key.',
         { expose: true },

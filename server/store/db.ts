@@ -4,14 +4,13 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import BetterSqlite3 from 'better-sqlite3';
 import knexFactory, { type Knex } from 'knex';
 import { AppError } from '../errors.js';
 
 export type { Knex };
 
 /** Which engine a URL selects. */
-export function databaseKind(url: string): 'sqlite' | 'postgres' {
+function databaseKind(url: string): 'sqlite' | 'postgres' {
   return url.startsWith('postgres') ? 'postgres' : 'sqlite';
 }
 
@@ -86,64 +85,6 @@ function cachePreparedStatements(conn: SqliteConnection): void {
   };
 }
 
-/** A row as its values, in the order the columns were selected. */
-export type ValuesRow = unknown[];
-
-/** One SELECT, prepared once, for the hottest read; {@link preparedRead}. */
-export interface PreparedRead {
-  all(bindings: readonly unknown[]): Promise<ValuesRow[]>;
-  /** Closes its connection, if it opened one. */
-  close(): void;
-}
-
-/**
- * A SELECT that runs at every server start (the launch), its rows as arrays
- * (no object with dozens of keys built per row). On a SQLite file it runs on
- * a read-only connection of its own, prepared once: knex's pool, query object
- * and formatter cost more than the statement itself (a launch read: 62 µs
- * through knex, 12-25 µs the statement alone). WAL lets it read beside the
- * writer, and each statement sees every write committed before it.
- * PostgreSQL (a round trip anyway) and in-memory databases (a second
- * connection would open another, empty one) go through knex.
- */
-export function preparedRead(db: Knex, sql: string): PreparedRead {
-  const config = db.client.config as Knex.Config;
-  const filename = config.client === 'better-sqlite3' ? (config.connection as { filename?: string } | undefined)?.filename : undefined;
-  if (!filename || filename === ':memory:') {
-    return {
-      async all(bindings) {
-        const result = (await db.raw(sql, bindings as Knex.RawBinding[]).options({ rowMode: 'array' })) as Array<Record<string, unknown>> | { rows: ValuesRow[] };
-        // pg honours rowMode; better-sqlite3 through knex answers objects, whose keys keep the select's order.
-        return Array.isArray(result) ? result.map((row) => Object.values(row)) : result.rows;
-      },
-      close() {},
-    };
-  }
-  let connection: BetterSqlite3.Database | undefined;
-  let statement: BetterSqlite3.Statement<unknown[], ValuesRow> | undefined;
-  return {
-    async all(bindings) {
-      // Opened at first use: the file exists once the migrations ran.
-      if (!statement) {
-        connection ??= openReadConnection(filename);
-        statement = connection.prepare<unknown[], ValuesRow>(sql).raw(true);
-      }
-      return statement.all(...bindings);
-    },
-    close() {
-      connection?.close();
-      connection = undefined;
-      statement = undefined;
-    },
-  };
-}
-
-function openReadConnection(filename: string): BetterSqlite3.Database {
-  const connection = new BetterSqlite3(filename, { readonly: true, fileMustExist: true });
-  connection.pragma('busy_timeout = 5000');
-  return connection;
-}
-
 /** SQLSTATE classes and socket errors that mean "the server is not there right now", not "the query is wrong". */
 const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN', '57P01', '57P02', '57P03', '53300', 'SQLITE_BUSY', 'SQLITE_LOCKED']);
 
@@ -170,6 +111,6 @@ export async function pingDatabase(db: Knex): Promise<void> {
   try {
     await db.raw('select 1');
   } catch (cause) {
-    throw new AppError(503, 'database_unavailable', DATABASE_UNAVAILABLE_MESSAGE, { cause, expose: true });
+    throw new AppError('database_unavailable', DATABASE_UNAVAILABLE_MESSAGE, { cause, expose: true });
   }
 }

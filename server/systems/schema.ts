@@ -46,8 +46,12 @@ export type ImagePolicy = z.infer<typeof ImagePolicySchema>;
 /** The policy with nothing required; servers run as the default uid and gid. */
 export const OPEN_POLICY: ImagePolicy = { runCheck: false, uid: DEFAULT_UID, gid: DEFAULT_GID, requireUser: false, python: {}, requirePip: false };
 
+/** A system's slug: what URLs, seed files and the spawn form name it by. */
+export const SLUG = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+export const SLUG_RULE = 'letters, digits, ".", "_" and "-", starting with a letter or digit, up to 63 characters';
+
 export const SystemSchema = z.object({
-  slug: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/),
+  slug: z.string().regex(SLUG),
   displayName: z.string().min(1).max(100),
   description: z.string().max(1000).default(''),
   enabled: z.boolean().default(true),

@@ -5,26 +5,16 @@
  */
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import { writeAudit } from '../audit/store.js';
-import { AppError, notFound } from '../errors.js';
-import type { HubIdentity } from '../hub/identity.js';
+import { auditEntry } from '../audit/store.js';
+import { conflict, invalidInput, notFound, type AppError } from '../errors.js';
+import type { AccessRules } from '../hub/access.js';
+import { isServiceAdmin, type HubIdentity } from '../hub/identity.js';
 import { checkMountPath } from '../images/mountPath.js';
 import { hostProblem, type ImageReference } from '../registry/reference.js';
 import { resealWithCurrentKey, type Keyring, type RotationResult } from '../secrets/keyring.js';
-import { DEFAULT_GID, DEFAULT_UID, registryAllowed, SystemSchema, type System, type SystemCatalog } from './schema.js';
+import { checkbox, lines } from '../forms.js';
+import { DEFAULT_GID, DEFAULT_UID, registryAllowed, SLUG, SLUG_RULE, SystemSchema, type System, type SystemCatalog } from './schema.js';
 import type { RegistryCredentialRow, SystemStore } from './store.js';
-import type { Knex } from 'knex';
-
-const checkbox = z
-  .union([z.boolean(), z.enum(['on', 'true', '1', 'false', '0', ''])])
-  .optional()
-  .transform((v) => v === true || v === 'on' || v === 'true' || v === '1');
-
-/** Lines or commas: what a textarea or an API list gives. */
-const list = z
-  .union([z.array(z.string()), z.string()])
-  .default([])
-  .transform((v) => (Array.isArray(v) ? v : v.split(/[\n,]/)).map((s) => s.trim()).filter(Boolean));
 
 /** A registry pattern: `*`, `host/*`, `host/path/*`, or an exact `host/repository`. */
 function patternProblem(pattern: string): string | undefined {
@@ -55,12 +45,12 @@ const optionalId = (message: string) =>
 /** One schema for the admin form and the API. */
 export const SystemInputSchema = z
   .object({
-    slug: z.string().trim().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'The slug has letters, digits, ".", "_" and "-", up to 63 characters, e.g. JSC-Cloud'),
+    slug: z.string().trim().regex(SLUG, `The slug has ${SLUG_RULE}, e.g. JSC-Cloud`),
     displayName: z.string().trim().min(1, 'Enter a display name').max(100, 'The display name has at most 100 characters'),
     description: z.string().trim().max(1000, 'The description has at most 1000 characters').default(''),
     enabled: checkbox,
-    allowedRegistries: list.refine((l) => l.length > 0, 'List at least one registry pattern, e.g. docker.io/*'),
-    mountPrefixes: list,
+    allowedRegistries: lines.refine((l) => l.length > 0, 'List at least one registry pattern, e.g. docker.io/*'),
+    mountPrefixes: lines,
     defaultMountPath: z.string().trim().min(1, 'Enter the default mount path, e.g. /home/jovyan/work'),
     platform: z.string().trim().regex(/^[a-z0-9]+\/[a-z0-9_]+(\/[a-z0-9]+)?$/, 'The platform is os/arch[/variant], e.g. linux/amd64').default('linux/amd64'),
     spawner: z.enum(['docker', 'kubernetes'], { message: 'The spawner is docker or kubernetes' }).default('docker'),
@@ -114,7 +104,7 @@ export const SystemInputSchema = z
       }),
   );
 
-export const RegistryCredentialInputSchema = z.object({
+const RegistryCredentialInputSchema = z.object({
   pattern: z
     .string()
     .trim()
@@ -137,14 +127,14 @@ function toInputError(error: z.ZodError): AppError {
     const key = String(issue.path[0] ?? 'slug');
     fields[key] ??= issue.message;
   }
-  const [field, message] = Object.entries(fields)[0] ?? ['slug', 'Invalid input'];
-  return new AppError(400, 'bad_request', `${field}: ${message}`, { fields });
+  return invalidInput(fields);
 }
 
 export interface SystemServiceDeps {
-  db: Knex;
   store: SystemStore;
   keyring: Keyring;
+  /** Who may see disabled systems and manage them; commands without callers (seed, rotate-keys) need none. */
+  access?: AccessRules;
   /** Offered while no admin defined a system (commands such as rotate-keys need none). */
   defaultSystem?: System | undefined;
   now?: () => Date;
@@ -171,34 +161,63 @@ export class SystemService implements SystemCatalog {
     return undefined;
   }
 
-  /** Every system, disabled ones too, for admins. */
-  listAll(): Promise<System[]> {
+  /**
+   * The systems `actor` may see: all of them, disabled ones too, for admins
+   * (once any is defined); the enabled ones for everyone else.
+   */
+  async listFor(actor: HubIdentity): Promise<System[]> {
+    this.rules().useService(actor);
+    if (isServiceAdmin(actor)) {
+      const all = await this.deps.store.list();
+      if (all.length > 0) return all;
+    }
+    return this.listEnabled();
+  }
+
+  /** Refuses anyone but admins: before an admin page that reads nothing (a new system's form). */
+  ensureAdmin(actor: HubIdentity): void {
+    this.rules().manageSystems(actor);
+  }
+
+  /** Every system an admin defined, disabled ones too. */
+  listAll(actor: HubIdentity): Promise<System[]> {
+    this.rules().manageSystems(actor);
     return this.deps.store.list();
   }
 
+  /** A system an admin defined, to edit; 404 for the configured default and unknown slugs. */
+  async getForEdit(actor: HubIdentity, slug: string): Promise<System> {
+    this.rules().manageSystems(actor);
+    const system = await this.deps.store.get(slug);
+    if (!system) throw notFound('System');
+    return system;
+  }
+
   async create(actor: HubIdentity, raw: unknown): Promise<System> {
+    this.rules().manageSystems(actor);
     const parsed = SystemInputSchema.safeParse(raw);
     if (!parsed.success) throw toInputError(parsed.error);
     const system = parsed.data;
     if (await this.deps.store.get(system.slug)) {
-      throw new AppError(409, 'conflict', `A system with the slug ${system.slug} exists already`, { field: 'slug' });
+      throw conflict(`A system with the slug ${system.slug} exists already`, { field: 'slug' });
     }
-    await this.deps.db.transaction(async (trx) => {
-      await this.deps.store.withDb(trx).insert(system, this.now());
-      await writeAudit(trx, { actor: actor.name, actorKind: actor.kind, action: 'system.create', targetType: 'system', targetId: system.slug, details: { ...system } }, this.now());
+    await this.deps.store.transaction(async (store) => {
+      await store.insert(system, this.now());
+      await store.audit(auditEntry(actor, 'system.create', { type: 'system', id: system.slug }, { ...system }), this.now());
     });
     return system;
   }
 
   async update(actor: HubIdentity, slug: string, raw: unknown): Promise<System> {
+    this.rules().manageSystems(actor);
     const existing = await this.deps.store.get(slug);
     if (!existing) throw notFound('System');
     const parsed = SystemInputSchema.safeParse({ ...(raw as object), slug });
     if (!parsed.success) throw toInputError(parsed.error);
     const system = parsed.data;
-    await this.deps.db.transaction(async (trx) => {
-      await this.deps.store.withDb(trx).update(system, this.now());
-      await writeAudit(trx, { actor: actor.name, actorKind: actor.kind, action: 'system.update', targetType: 'system', targetId: slug, details: { before: existing, after: system } }, this.now());
+    await this.deps.store.transaction(async (store) => {
+      await store.update(system, this.now());
+      await store.audit(auditEntry(actor, 'system.update', { type: 'system', id: slug }, { before: existing, after: system }), this.now());
     });
     return system;
   }
@@ -216,28 +235,31 @@ export class SystemService implements SystemCatalog {
     return created;
   }
 
-  async listCredentials(): Promise<Array<{ id: string; pattern: string; username: string; updatedBy: string; updatedAt: Date }>> {
+  async listCredentials(actor: HubIdentity): Promise<Array<{ id: string; pattern: string; username: string; updatedBy: string; updatedAt: Date }>> {
+    this.rules().manageSystems(actor);
     return (await this.deps.store.credentials()).map(({ id, pattern, username, updatedBy, updatedAt }) => ({ id, pattern, username, updatedBy, updatedAt }));
   }
 
   async putCredential(actor: HubIdentity, raw: unknown): Promise<void> {
+    this.rules().manageSystems(actor);
     const parsed = RegistryCredentialInputSchema.safeParse(raw);
     if (!parsed.success) throw toInputError(parsed.error);
     const { pattern, username, password } = parsed.data;
     const id = randomUUID();
     const sealed = this.deps.keyring.seal(password, adminCredentialAd(id, pattern));
-    await this.deps.db.transaction(async (trx) => {
-      await this.deps.store.withDb(trx).putCredential({ id, pattern, username, updatedBy: actor.name, ...sealed }, this.now());
-      await writeAudit(trx, { actor: actor.name, actorKind: actor.kind, action: 'registry_credential.put', targetType: 'registry_credential', targetId: pattern, details: { pattern, username } }, this.now());
+    await this.deps.store.transaction(async (store) => {
+      await store.putCredential({ id, pattern, username, updatedBy: actor.name, ...sealed }, this.now());
+      await store.audit(auditEntry(actor, 'registry_credential.put', { type: 'registry_credential', id: pattern }, { pattern, username }), this.now());
     });
   }
 
   async deleteCredential(actor: HubIdentity, id: string): Promise<void> {
+    this.rules().manageSystems(actor);
     const existing = (await this.deps.store.credentials()).find((c) => c.id === id);
     if (!existing) throw notFound('Credential');
-    await this.deps.db.transaction(async (trx) => {
-      await this.deps.store.withDb(trx).deleteCredential(id);
-      await writeAudit(trx, { actor: actor.name, actorKind: actor.kind, action: 'registry_credential.delete', targetType: 'registry_credential', targetId: existing.pattern, details: { pattern: existing.pattern, username: existing.username } }, this.now());
+    await this.deps.store.transaction(async (store) => {
+      await store.deleteCredential(id);
+      await store.audit(auditEntry(actor, 'registry_credential.delete', { type: 'registry_credential', id: existing.pattern }, { pattern: existing.pattern, username: existing.username }), this.now());
     });
   }
 
@@ -253,6 +275,11 @@ export class SystemService implements SystemCatalog {
     const best = matching[0];
     if (!best) return undefined;
     return { username: best.username, password: this.deps.keyring.open(best, adminCredentialAd(best.id, best.pattern)) };
+  }
+
+  private rules(): AccessRules {
+    if (!this.deps.access) throw new Error('SystemService needs access rules to answer callers');
+    return this.deps.access;
   }
 
   /** Re-seals admin credentials with the current key; returns how many changed. */

@@ -1,10 +1,17 @@
 /** Systems and admin registry credentials, through knex. */
 import type { Knex } from 'knex';
+import { writeAudit, type AuditEntry } from '../audit/store.js';
 import type { Sealed } from '../secrets/keyring.js';
 import { fromJson, sealedFromRow, sealedToColumns, toDate } from '../store/rows.js';
 import { ImagePolicySchema, type System } from './schema.js';
 
 type Row = Record<string, unknown>;
+
+/** The columns {@link systemFromRow} reads. */
+export const SYSTEM_COLUMNS = ['slug', 'display_name', 'description', 'enabled', 'allowed_registries', 'mount_prefixes', 'default_mount_path', 'platform', 'spawner', 'policy'] as const;
+
+/** The columns {@link registryCredentialFromRow} reads. */
+export const REGISTRY_CREDENTIAL_COLUMNS = ['id', 'pattern', 'username', 'ciphertext', 'nonce', 'key_id', 'updated_by', 'updated_at'] as const;
 
 /** A `systems` row to its record (also used by queries that join it). */
 export function systemFromRow(r: Row): System {
@@ -60,9 +67,13 @@ export function registryCredentialFromRow(r: Row): RegistryCredentialRow {
 export class SystemStore {
   constructor(private readonly db: Knex | Knex.Transaction) {}
 
-  /** The same queries on another connection or transaction. */
-  withDb(db: Knex | Knex.Transaction): SystemStore {
-    return new SystemStore(db);
+  /** Runs `fn` in one transaction with a store bound to it. */
+  async transaction<T>(fn: (store: SystemStore) => Promise<T>): Promise<T> {
+    return this.db.transaction((trx) => fn(new SystemStore(trx)));
+  }
+
+  async audit(entry: AuditEntry, now: Date): Promise<void> {
+    await writeAudit(this.db, [{ entry, at: now }]);
   }
 
   async list(): Promise<System[]> {

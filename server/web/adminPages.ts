@@ -1,22 +1,17 @@
 /**
- * Admin pages: systems and registry credentials. For hub admins and holders
- * of custom:custom-images:admin; anyone else gets 403.
+ * Admin pages: systems and registry credentials. SystemService lets hub
+ * admins and holders of custom:custom-images:admin in; anyone else gets 403.
  */
-import { Router, type Request, type RequestHandler, type Response } from 'express';
-import { AppError } from '../errors.js';
-import { isServiceAdmin } from '../hub/identity.js';
+import { Router, type Request, type Response } from 'express';
+import { AppError, unauthenticated } from '../errors.js';
+import type { HubIdentity } from '../hub/identity.js';
 import { DEFAULT_GID, DEFAULT_UID, type System } from '../systems/schema.js';
 import type { SystemService } from '../systems/service.js';
+import { parseSlug } from './params.js';
 
-const SLUG = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
-
-function requireAdmin(): RequestHandler {
-  return (req, _res, next) => {
-    if (!req.user || !isServiceAdmin(req.user)) {
-      throw new AppError(403, 'forbidden', 'Only hub admins (or holders of custom:custom-images:admin) manage systems.');
-    }
-    next();
-  };
+function actor(req: Request): HubIdentity {
+  if (!req.user) throw unauthenticated('Please log in.');
+  return req.user;
 }
 
 /** The form's values for a system (lists one per line). */
@@ -48,13 +43,12 @@ function formValues(system: Partial<System> | Record<string, unknown>) {
 export function adminPagesRouter(deps: { systems: SystemService; prefix: string }): Router {
   const { systems, prefix } = deps;
   const router = Router();
-  router.use('/admin', requireAdmin());
 
   const renderList = async (req: Request, res: Response, extra: Record<string, unknown> = {}, status = 200) => {
     res.status(status).render('pages/admin-systems', {
       title: 'Systems',
-      systems: await systems.listAll(),
-      credentials: await systems.listCredentials(),
+      systems: await systems.listAll(actor(req)),
+      credentials: await systems.listCredentials(actor(req)),
       csrfToken: req.csrfToken?.(),
       credentialErrors: {},
       credentialValues: { pattern: '', username: '' },
@@ -75,36 +69,30 @@ export function adminPagesRouter(deps: { systems: SystemService; prefix: string 
   const save = async (req: Request, res: Response, slug: string | undefined) => {
     const body = (req.body ?? {}) as Record<string, unknown>;
     try {
-      if (slug) await systems.update(req.user!, slug, body);
-      else await systems.create(req.user!, body);
+      if (slug) await systems.update(actor(req), slug, body);
+      else await systems.create(actor(req), body);
       res.redirect(303, `${prefix}admin/systems`);
     } catch (err) {
       if (!(err instanceof AppError) || Object.keys(err.fields).length === 0) throw err;
       renderForm(req, res, { editing: slug, values: formValues(body), errors: err.fields, status: err.status });
     }
   };
-  const slugParam = (req: Request) => {
-    const slug = String(req.params.slug);
-    if (!SLUG.test(slug)) throw new AppError(404, 'not_found', 'System not found');
-    return slug;
-  };
-
   router.get('/admin/systems', (req, res) => renderList(req, res));
   router.get('/admin/systems/new', (req, res) => {
+    systems.ensureAdmin(actor(req));
     renderForm(req, res, { values: { ...formValues({}), enabled: true, defaultMountPath: '/home/jovyan/work', allowedRegistries: 'docker.io/*', mountPrefixes: '/home/jovyan', uid: String(DEFAULT_UID), gid: String(DEFAULT_GID) } });
   });
   router.post('/admin/systems', (req, res) => save(req, res, undefined));
   router.get('/admin/systems/:slug/edit', async (req, res) => {
-    const system = await systems.get(slugParam(req));
-    if (!system || !(await systems.listAll()).some((s) => s.slug === system.slug)) throw new AppError(404, 'not_found', 'System not found');
+    const system = await systems.getForEdit(actor(req), parseSlug(req.params.slug));
     renderForm(req, res, { editing: system.slug, values: formValues(system) });
   });
-  router.post('/admin/systems/:slug', (req, res) => save(req, res, slugParam(req)));
+  router.post('/admin/systems/:slug', (req, res) => save(req, res, parseSlug(req.params.slug)));
 
   router.post('/admin/credentials', async (req, res) => {
     const body = (req.body ?? {}) as Record<string, string>;
     try {
-      await systems.putCredential(req.user!, body);
+      await systems.putCredential(actor(req), body);
       res.redirect(303, `${prefix}admin/systems#credentials`);
     } catch (err) {
       if (!(err instanceof AppError) || Object.keys(err.fields).length === 0) throw err;
@@ -112,7 +100,7 @@ export function adminPagesRouter(deps: { systems: SystemService; prefix: string 
     }
   });
   router.post('/admin/credentials/:id/delete', async (req, res) => {
-    await systems.deleteCredential(req.user!, String(req.params.id));
+    await systems.deleteCredential(actor(req), String(req.params.id));
     res.redirect(303, `${prefix}admin/systems#credentials`);
   });
   return router;

@@ -3,7 +3,7 @@
  * resolved through the hub (cached) to its owner and scopes.
  */
 import type { RequestHandler } from 'express';
-import { AppError } from '../errors.js';
+import { AppError, unauthenticated } from '../errors.js';
 import type { TokenAuthenticator } from '../hub/tokenAuth.js';
 import type { HubIdentity } from '../hub/identity.js';
 
@@ -18,10 +18,10 @@ export function requireToken(authenticate: TokenAuthenticator): RequestHandler {
   return async (req, _res, next) => {
     const token = tokenFromHeader(req.get('authorization'));
     if (!token) {
-      throw new AppError(401, 'unauthenticated', 'Send a JupyterHub API token: "Authorization: token <token>".');
+      throw unauthenticated('Send a JupyterHub API token: "Authorization: token <token>".');
     }
     const identity = await authenticate(token);
-    if (!identity) throw new AppError(403, 'invalid_token', 'The hub does not accept this token.');
+    if (!identity) throw new AppError('invalid_token', 'The hub does not accept this token.');
     req.identity = identity;
     next();
   };

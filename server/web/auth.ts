@@ -8,7 +8,7 @@
  */
 import { Router, type RequestHandler } from 'express';
 import type { Passport } from 'passport';
-import { AppError } from '../errors.js';
+import { forbidden, unauthenticated } from '../errors.js';
 import type { SessionTokenSealer } from '../hub/sessionToken.js';
 import { hasAccessScope } from '../hub/identity.js';
 import type { TokenAuthenticator } from '../hub/tokenAuth.js';
@@ -41,7 +41,7 @@ export function authRouter(options: AuthRoutesOptions): Router {
       'jupyterhub',
       (err: unknown, user: Express.User | false, info?: { next?: string; message?: string; token?: string }) => {
         if (err) return next(err);
-        if (!user || !info?.token) return next(new AppError(403, 'forbidden', info?.message ?? 'Login refused.'));
+        if (!user || !info?.token) return next(forbidden(info?.message ?? 'Login refused.'));
         const token = info.token;
         // passport >= 0.6 regenerates the session here, against session fixation.
         req.logIn(user, (loginErr) => {
@@ -104,6 +104,6 @@ export function requireLogin(prefix: string): RequestHandler {
       res.redirect(`${prefix}login?next=${encodeURIComponent(req.originalUrl)}`);
       return;
     }
-    throw new AppError(401, 'unauthenticated', 'Your session has ended. Please log in again.');
+    throw unauthenticated('Your session has ended. Please log in again.');
   };
 }

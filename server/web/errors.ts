@@ -5,23 +5,23 @@
  */
 import type { ErrorRequestHandler, Request, RequestHandler } from 'express';
 import { ZodError } from 'zod';
-import { AppError } from '../errors.js';
+import { AppError, codeForStatus } from '../errors.js';
 import type { Logger } from '../log.js';
 import { DATABASE_UNAVAILABLE_MESSAGE, isDatabaseUnavailable } from '../store/db.js';
 
 /** JSON for the API and for clients that prefer it; HTML for browsers. */
-export function wantsJson(req: Request, apiPrefix: string): boolean {
+function wantsJson(req: Request, apiPrefix: string): boolean {
   if (req.originalUrl.startsWith(apiPrefix)) return true;
   return req.accepts(['html', 'json']) === 'json';
 }
 
 /** Turns anything thrown into an {@link AppError}. */
-export function toAppError(err: unknown): AppError {
+function toAppError(err: unknown): AppError {
   if (err instanceof AppError) return err;
   if (err instanceof ZodError) {
     const issue = err.issues[0];
     const field = issue?.path.join('.') || undefined;
-    return new AppError(400, 'bad_request', issue ? `${field ? `${field}: ` : ''}${issue.message}` : 'Invalid input', {
+    return new AppError('bad_request', issue ? `${field ? `${field}: ` : ''}${issue.message}` : 'Invalid input', {
       ...(field ? { field } : {}),
       cause: err,
     });
@@ -29,18 +29,18 @@ export function toAppError(err: unknown): AppError {
   // body-parser and friends mark client errors with status/expose.
   const e = err as { status?: unknown; expose?: unknown; message?: unknown };
   if (typeof e?.status === 'number' && e.status >= 400 && e.status < 500 && e.expose === true) {
-    return new AppError(e.status, 'bad_request', String(e.message), { cause: err });
+    return new AppError(codeForStatus(e.status), String(e.message), { cause: err });
   }
   if (isDatabaseUnavailable(err)) {
-    return new AppError(503, 'database_unavailable', DATABASE_UNAVAILABLE_MESSAGE, { cause: err, expose: true });
+    return new AppError('database_unavailable', DATABASE_UNAVAILABLE_MESSAGE, { cause: err, expose: true });
   }
-  return new AppError(500, 'internal', 'Internal error', { cause: err, expose: false });
+  return new AppError('internal', 'Internal error', { cause: err, expose: false });
 }
 
 /** 404 for anything no route answered. */
 export function notFoundHandler(): RequestHandler {
   return (req) => {
-    throw new AppError(404, 'not_found', `Nothing here: ${req.path}`);
+    throw new AppError('not_found', `Nothing here: ${req.path}`);
   };
 }
 

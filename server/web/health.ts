@@ -2,7 +2,7 @@
 import { Router } from 'express';
 import type { Knex } from 'knex';
 import type { Registry } from 'prom-client';
-import { AppError } from '../errors.js';
+import { forbidden } from '../errors.js';
 import { isServiceAdmin } from '../hub/identity.js';
 import type { TokenAuthenticator } from '../hub/tokenAuth.js';
 import { pingDatabase } from '../store/db.js';
@@ -18,7 +18,7 @@ export function healthRouter(deps: { db: Knex; registry: Registry; authenticate:
   // a token: a hub admin's or one with the service's admin scope.
   router.get('/metrics', requireToken(deps.authenticate), async (req, res) => {
     if (!isServiceAdmin(identityOf(req))) {
-      throw new AppError(403, 'forbidden', 'Metrics need a hub admin token or the custom:custom-images:admin scope.');
+      throw forbidden('Metrics need a hub admin token or the custom:custom-images:admin scope.');
     }
     res.set('Content-Type', deps.registry.contentType).send(await deps.registry.metrics());
   });

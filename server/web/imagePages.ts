@@ -3,18 +3,13 @@
  * Server-rendered; every POST carries a CSRF token tied to the session.
  */
 import { Router, type Request, type Response } from 'express';
-import { AppError, notFound } from '../errors.js';
+import { AppError, notFound, unauthenticated } from '../errors.js';
 import type { CheckService } from '../checks/service.js';
-import type { CheckRow } from '../checks/store.js';
+import { isActive } from '../checks/store.js';
 import type { ImageService, ImageView } from '../images/service.js';
-import type { StartReadiness } from '../pulls/service.js';
 import type { System } from '../systems/schema.js';
-
-/** Route ids are positive integers; anything else is a page that does not exist. */
-export function parseId(raw: unknown): number {
-  if (typeof raw !== 'string' || !/^[1-9][0-9]{0,9}$/.test(raw)) throw notFound('Image');
-  return Number(raw);
-}
+import { parseId } from './params.js';
+import { presentCheckPage, presentTile } from './presenters.js';
 
 /** Values to show back in the form: everything the user typed except the password. */
 function formValues(body: Record<string, unknown>) {
@@ -42,48 +37,15 @@ function valuesOf(image: ImageView) {
   };
 }
 
-const VERDICT_TEXT: Record<CheckRow['status'], string> = {
-  queued: 'Waiting for a free worker…',
-  running: 'Checking…',
-  passed: 'This image can run jupyterhub-singleuser',
-  failed: 'This image cannot serve as a notebook server',
-  error: 'The check could not be made',
-};
-
-/** A check as the page shows it. */
-function presentCheckPage(check: CheckRow) {
-  const order = { error: 0, warning: 1, info: 2 } as const;
-  return {
-    ...check,
-    active: check.status === 'queued' || check.status === 'running',
-    verdictText: VERDICT_TEXT[check.status],
-    findings: [...check.findings].sort((a, b) => order[a.level] - order[b.level]),
-    duration: check.durationMs === null ? '' : check.durationMs < 1000 ? `${check.durationMs} ms` : `${(check.durationMs / 1000).toFixed(1)} s`,
-    startedAt: (check.startedAt ?? check.createdAt).toISOString(),
-  };
-}
-
-/** "Preparing to start… 45 %", "Ready to start", or why it could not be prepared. */
-export function readinessText(start: StartReadiness): string {
-  if (start.state === 'ready') return 'Ready to start';
-  if (start.state === 'failed') return `Not prepared in advance (${start.message}); Start pulls the image`;
-  return start.percent === null ? 'Preparing to start…' : `Preparing to start… ${start.percent} %`;
-}
-
-/** An image as its tile shows it. */
-function presentTile(image: ImageView) {
-  return { ...image, startText: image.start ? readinessText(image.start) : undefined, busy: image.status.code === 'checking' || image.start?.state === 'preparing' };
-}
-
 function systemOptions(systems: System[], selected: string) {
   return systems.map((s) => ({ ...s, selected: s.slug === selected }));
 }
 
-export function imagePagesRouter(deps: { images: ImageService; checks: CheckService; queued: () => void; prefix: string }): Router {
+export function imagePagesRouter(deps: { images: ImageService; checks: CheckService; prefix: string }): Router {
   const { images, checks, prefix } = deps;
   const router = Router();
   const owner = (req: Request) => {
-    if (!req.user) throw new AppError(401, 'unauthenticated', 'Please log in.');
+    if (!req.user) throw unauthenticated('Please log in.');
     return req.user;
   };
 
@@ -120,14 +82,14 @@ export function imagePagesRouter(deps: { images: ImageService; checks: CheckServ
     } catch (err) {
       const isInputProblem = err instanceof AppError && Object.keys(err.fields).length > 0;
       if (!isInputProblem) throw err;
-      const image = id === undefined ? undefined : await images.get(user.name, id);
+      const image = id === undefined ? undefined : await images.get(user, user.name, id);
       await renderForm(req, res, { image, values: formValues(body), errors: err.fields, status: err.status });
     }
   }
 
   router.get('/', async (req, res) => {
     const user = owner(req);
-    const list = (await images.list(user.name)).map(presentTile);
+    const list = (await images.list(user, user.name)).map(presentTile);
     const saved = list.find((i) => String(i.id) === req.query.saved);
     res.render('pages/images', {
       title: 'My custom images',
@@ -146,7 +108,8 @@ export function imagePagesRouter(deps: { images: ImageService; checks: CheckServ
   router.post('/images', (req, res) => save(req, res, undefined));
 
   router.get('/images/:id/edit', async (req, res) => {
-    const image = await images.get(owner(req).name, parseId(req.params.id));
+    const user = owner(req);
+    const image = await images.get(user, user.name, parseId(req.params.id));
     await renderForm(req, res, { image, values: valuesOf(image) });
   });
   router.post('/images/:id', (req, res) => save(req, res, parseId(req.params.id)));
@@ -155,18 +118,17 @@ export function imagePagesRouter(deps: { images: ImageService; checks: CheckServ
     const user = owner(req);
     const id = parseId(req.params.id);
     const check = await checks.request(user, user.name, id);
-    deps.queued();
     res.redirect(303, `${prefix}images/${id}/checks/${check.id}`);
   });
   router.get('/images/:id/checks/:checkId', async (req, res) => {
     const user = owner(req);
-    const image = await images.get(user.name, parseId(req.params.id));
-    const check = await checks.get(user.name, parseId(req.params.checkId));
+    const image = await images.get(user, user.name, parseId(req.params.id));
+    const check = await checks.get(user, parseId(req.params.checkId, 'Check'));
     if (check.imageId !== image.id) throw notFound('Check');
-    const history = await checks.history(user.name, image.id);
+    const history = await checks.history(user, user.name, image.id);
     res.render('pages/check', {
       title: `Check of ${image.name}`,
-      refreshSeconds: check.status === 'queued' || check.status === 'running' ? 2 : undefined,
+      refreshSeconds: isActive(check.status) ? 2 : undefined,
       image,
       check: presentCheckPage(check),
       history: history.map(presentCheckPage),
@@ -180,16 +142,17 @@ export function imagePagesRouter(deps: { images: ImageService; checks: CheckServ
     let closed = false;
     req.on('close', () => (closed = true));
     await checks.follow(
+      user,
       user.name,
       parseId(req.params.id),
-      parseId(req.params.checkId),
+      parseId(req.params.checkId, 'Check'),
       (check) => {
         if (!res.headersSent) {
           res.set({ 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-store', 'X-Accel-Buffering': 'no' });
           res.flushHeaders();
         }
         res.write(`event: progress\ndata: ${JSON.stringify({ status: check.status, progress: check.progress, log: check.log })}\n\n`);
-        if (check.status !== 'queued' && check.status !== 'running') res.write(`event: done\ndata: ${JSON.stringify({ status: check.status })}\n\n`);
+        if (!isActive(check.status)) res.write(`event: done\ndata: ${JSON.stringify({ status: check.status })}\n\n`);
       },
       () => closed,
     );
@@ -197,7 +160,8 @@ export function imagePagesRouter(deps: { images: ImageService; checks: CheckServ
   });
 
   router.get('/images/:id/delete', async (req, res) => {
-    const image = await images.get(owner(req).name, parseId(req.params.id));
+    const user = owner(req);
+    const image = await images.get(user, user.name, parseId(req.params.id));
     res.render('pages/image-delete', { title: `Delete ${image.name}`, image, csrfToken: req.csrfToken?.() });
   });
   router.post('/images/:id/delete', async (req, res) => {

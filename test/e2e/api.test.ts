@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { testAccess } from '../support/identities.js';
 import { ciDocker, removeDataVolumes } from '../support/docker.js';
 import { openDatabase, type Knex } from '../../server/store/db.js';
 import type { HubIdentity } from '../../server/hub/identity.js';
@@ -271,7 +272,7 @@ describe('launch', () => {
   it("uses the hub admin's credential with the most specific pattern for an image without its own, and only for its registry", async () => {
     // As the admin pages store them, sealed with the service's key.
     const keyring = await createKeyring([new Uint8Array(Buffer.from(fs.readFileSync(path.join(hub.dir, 'crypt_key'), 'utf8').trim(), 'base64'))]);
-    const systems = new SystemService({ db, store: new SystemStore(db), keyring, defaultSystem: undefined });
+    const systems = new SystemService({ store: new SystemStore(db), keyring, access: testAccess });
     const admin: HubIdentity = { kind: 'user', name: 'admin', admin: true, groups: [], scopes: [] };
     await systems.putCredential(admin, { pattern: `${registries.basic}/*`, username: 'whole-registry', password: 'not-this-one' });
     await systems.putCredential(admin, { pattern: `${registries.basic}/lab/*`, username: USER, password: PASSWORD });

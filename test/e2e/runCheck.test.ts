@@ -13,16 +13,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { memoryLayerCache } from '../../server/checks/layerCache.js';
 import { CheckService } from '../../server/checks/service.js';
 import { CheckStore } from '../../server/checks/store.js';
-import type { HubIdentity } from '../../server/hub/identity.js';
 import { ImageService } from '../../server/images/service.js';
 import { ImageStore } from '../../server/images/store.js';
 import { RegistryClient } from '../../server/registry/client.js';
 import { DockerEngine, dockerFromHost } from '../../server/runner/engine.js';
+import { removeOrphanContainers } from '../../server/runner/orphans.js';
 import { CHECK_ID_LABEL, CHECK_LABEL, DEPLOYMENT_LABEL } from '../../server/runner/runCheck.js';
 import { createKeyring } from '../../server/secrets/keyring.js';
 import { openDatabase, type Knex } from '../../server/store/db.js';
 import { migrateLatest } from '../../server/store/migrate.js';
 import { staticCatalog, type System } from '../../server/systems/schema.js';
+import { testAccess, testUser } from '../support/identities.js';
 import { testSystem } from '../support/systems.js';
 import { checkContainers, ciDocker, startPrivateDockerd } from '../support/docker.js';
 import { pushImage, type ImageSpec } from '../support/images.js';
@@ -44,7 +45,7 @@ let quickChecks: CheckService;
 /** A replica without a Docker engine. */
 let engineless: CheckService;
 let store: CheckStore;
-const ada: HubIdentity = { kind: 'user', name: 'ada', admin: false, groups: [], scopes: [] };
+const ada = testUser('ada');
 
 const system: System = testSystem();
 
@@ -69,10 +70,11 @@ beforeAll(async () => {
   const keyring = await createKeyring([new Uint8Array(32).fill(7)]);
   const systems = staticCatalog([system]);
   store = new CheckStore(db);
-  images = new ImageService({ store: new ImageStore(db), systems, keyring, checks: store });
+  images = new ImageService({ store: new ImageStore(db), access: testAccess, systems, keyring, checks: store });
   const service = (timeoutS: number, withEngine = true) =>
     new CheckService({
       store,
+      access: testAccess,
       images,
       systems,
       registry: new RegistryClient({ trustedHosts: registries.trusted }),
@@ -184,7 +186,8 @@ describe('the run check', { timeout: 180_000 }, () => {
     const ours = await create(await store.deploymentId());
     const theirs = await create('another-deployment');
     try {
-      expect(await checks.removeOrphanContainers()).toBe(1);
+      const running = async (id: number) => (await store.get(id))?.status === 'running';
+      expect(await removeOrphanContainers(new DockerEngine(docker), await store.deploymentId(), running)).toBe(1);
       const left = await checkContainers(docker);
       expect(left).toContain(theirs.id);
       expect(left).not.toContain(ours.id);

@@ -10,7 +10,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { memoryLayerCache } from '../../server/checks/layerCache.js';
 import { CheckService } from '../../server/checks/service.js';
 import { CheckStore, type CheckRow } from '../../server/checks/store.js';
-import type { HubIdentity } from '../../server/hub/identity.js';
 import { ImageService } from '../../server/images/service.js';
 import { ImageStore } from '../../server/images/store.js';
 import { RegistryClient } from '../../server/registry/client.js';
@@ -18,6 +17,7 @@ import { createKeyring } from '../../server/secrets/keyring.js';
 import type { Knex } from '../../server/store/db.js';
 import { staticCatalog } from '../../server/systems/schema.js';
 import { migratedDatabase } from '../support/database.js';
+import { testAccess, testUser } from '../support/identities.js';
 import { pushImage, pythonWithJupyterhub, singleuserScript } from '../support/images.js';
 import { freePort, PASSWORD, startRegistries, USER, type TestRegistries } from '../support/registry.js';
 import { testSystem } from '../support/systems.js';
@@ -28,7 +28,6 @@ let hostile: { host: string; stop(): Promise<void> };
 const claim = { digest: '', layer: { digest: '', size: 0 } };
 let victim: { digest: string; manifest: Buffer };
 
-const user = (name: string): HubIdentity => ({ kind: 'user', name, admin: false, groups: [], scopes: [] });
 
 /** A registry on loopback that claims the victim's digest for its own tag, and lists the victim's layer in its own manifest. */
 async function startHostileRegistry(): Promise<{ host: string; stop(): Promise<void> }> {
@@ -85,9 +84,10 @@ async function setUp(db: Knex) {
   const keyring = await createKeyring([new Uint8Array(32).fill(9)]);
   const systems = staticCatalog([testSystem()]);
   const store = new CheckStore(db);
-  const images = new ImageService({ store: new ImageStore(db), systems, keyring, checks: store });
+  const images = new ImageService({ store: new ImageStore(db), access: testAccess, systems, keyring, checks: store });
   const checks = new CheckService({
     store,
+    access: testAccess,
     images,
     systems,
     registry: new RegistryClient({ trustedHosts: [...registries.trusted, hostile.host], attempts: 1 }),
@@ -103,8 +103,8 @@ async function setUp(db: Knex) {
   });
   /** Saves an image for `owner` and runs its check to the end; the stored check. */
   const check = async (owner: string, fields: Record<string, string>): Promise<CheckRow> => {
-    const saved = await images.create(user(owner), owner, { system: 'default', ...fields });
-    const job = await checks.request(user(owner), owner, saved.id);
+    const saved = await images.create(testUser(owner), owner, { system: 'default', ...fields });
+    const job = await checks.request(testUser(owner), owner, saved.id);
     await store.claim(job.id, 'test', new Date());
     await checks.execute((await store.get(job.id))!);
     return (await store.get(job.id))!;

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { HubIdentity } from '../../server/hub/identity.js';
+import { testAccess, testUser } from '../support/identities.js';
 import { ImageService } from '../../server/images/service.js';
 import { ImageStore } from '../../server/images/store.js';
 import { createKeyring } from '../../server/secrets/keyring.js';
@@ -34,12 +34,12 @@ function cli(args: string[], cryptKey: string) {
 async function serviceWith(keys: string[]) {
   const db = openDatabase(url);
   const keyring = await createKeyring(keys.map((k) => new Uint8Array(Buffer.from(k, 'base64'))));
-  return { db, service: new ImageService({ store: new ImageStore(db), systems: staticCatalog([system]), keyring }) };
+  return { db, service: new ImageService({ store: new ImageStore(db), access: testAccess, systems: staticCatalog([system]), keyring }) };
 }
 
 describe('rotate-keys', () => {
   it('re-seals with the new first key so that the old key can go', async () => {
-    const ada: HubIdentity = { kind: 'user', name: 'ada', admin: false, groups: [], scopes: [] };
+    const ada = testUser('ada');
     const old = await serviceWith([key(1)]);
     await migrateLatest(old.db);
     const ids: number[] = [];

@@ -436,7 +436,7 @@ describe('the digest of a tag, for launches', () => {
       expect(heads()).toBe(1);
       await client.session(reference, undefined).headDigest({ fresh: true });
       expect(heads()).toBe(2);
-      now += client.digestTtlMs + 1;
+      now += client.digests.ttlMs + 1;
       await client.session(reference, undefined).headDigest();
       expect(heads()).toBe(3);
     } finally {

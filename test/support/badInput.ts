@@ -84,5 +84,5 @@ export const BAD_MOUNT_PATHS: Array<[string, RegExp]> = [
   ['/data/}{', /"\{" or "\}"/],
   ['/srv/data', /must be under \/home, \/data/],
   ['/homework', /must be under \/home, \/data/],
-  [`/home/${'a'.repeat(1100)}`, /longer than 1024/],
+  [`/home/${'a'.repeat(1100)}`, /at most 1024 characters/],
 ];

@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import type { Knex } from 'knex';
 import { CheckStore } from '../../server/checks/store.js';
-import { policyHash } from '../../server/checks/service.js';
+import { policyHash } from '../../server/systems/policy.js';
 import { ImageStore } from '../../server/images/store.js';
 import { OPEN_POLICY } from '../../server/systems/schema.js';
 import { freePort } from './registry.js';

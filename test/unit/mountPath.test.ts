@@ -20,13 +20,7 @@ describe('checkMountPath accepts and normalises', () => {
   });
 });
 
-
-
 describe('checkMountPath refuses', () => {
-  it('has a table of at least 15 bad mount paths', () => {
-    expect(BAD_MOUNT_PATHS.length).toBeGreaterThanOrEqual(15);
-  });
-
   it.each(BAD_MOUNT_PATHS)('%j', (input, message) => {
     const result = checkMountPath(input, PREFIXES);
     expect(result.ok).toBe(false);

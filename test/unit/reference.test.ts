@@ -40,13 +40,7 @@ describe('parseReference: normalisation as Docker does it', () => {
   });
 });
 
-
-
 describe('parseReference refuses what the grammar does not allow', () => {
-  it('has a table of at least 40 bad references', () => {
-    expect(BAD_REFERENCES.length).toBeGreaterThanOrEqual(40);
-  });
-
   it.each(BAD_REFERENCES)('refuses %j', (input, message) => {
     expect(() => parseReference(input)).toThrow(ReferenceError);
     expect(() => parseReference(input)).toThrow(message);

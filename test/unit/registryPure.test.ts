@@ -1,4 +1,8 @@
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { digestOf, verifyDigest } from '../../server/registry/digest.js';
+import { parseManifest } from '../../server/registry/manifest.js';
+import { MEDIA } from '../../server/registry/media.js';
 import { parseChallenges } from '../../server/registry/challenge.js';
 import { isPublicAddress } from '../../server/registry/guard.js';
 import { parsePlatform, selectPlatform } from '../../server/registry/platform.js';
@@ -85,5 +89,56 @@ describe('retryAfterMs', () => {
   it('reads an HTTP date', () => {
     const now = Date.parse('2026-01-01T00:00:00Z');
     expect(retryAfterMs('Thu, 01 Jan 2026 00:00:30 GMT', now)).toBe(30_000);
+  });
+});
+
+describe('parseManifest', () => {
+  const json = (value: unknown) => Buffer.from(JSON.stringify(value));
+  const oci = { schemaVersion: 2, mediaType: MEDIA.ociManifest, config: { digest: 'sha256:c', size: 1 }, layers: [] };
+  const index = { schemaVersion: 2, mediaType: MEDIA.ociIndex, manifests: [] };
+
+  it.each([
+    ['an OCI manifest', json(oci), undefined, 'manifest'],
+    ['an OCI index', json(index), undefined, 'index'],
+    ['a Docker manifest named by its Content-Type', json({ schemaVersion: 2, config: { digest: 'sha256:c' }, layers: [] }), MEDIA.dockerManifest, 'manifest'],
+    ['a Docker manifest list named by its Content-Type', json({ schemaVersion: 2, manifests: [] }), `${MEDIA.dockerList}; charset=utf-8`, 'index'],
+    ['a manifest without any media type, by its fields', json({ schemaVersion: 2, config: { digest: 'sha256:c' }, layers: [] }), undefined, 'manifest'],
+    ['an index without any media type, by its fields', json({ schemaVersion: 2, manifests: [] }), undefined, 'index'],
+  ] as const)('%s', (_name, bytes, contentType, kind) => {
+    const parsed = parseManifest(bytes, digestOf(bytes), contentType);
+    expect(parsed.kind).toBe(kind);
+    expect(parsed.digest).toBe(`sha256:${createHash('sha256').update(bytes).digest('hex')}`);
+  });
+
+  it.each([
+    ['bytes that are not what their digest says', json(oci), `sha256:${'0'.repeat(64)}`, undefined, 'registry.digest_mismatch'],
+    ['a digest of an algorithm nobody registered', json(oci), `md5:${'0'.repeat(32)}`, undefined, 'registry.unsupported'],
+    ['not JSON', Buffer.from('<html>'), undefined, undefined, 'registry.protocol'],
+    ['JSON that is not an object', json([1, 2]), undefined, undefined, 'registry.protocol'],
+    ['a schema 1 manifest', json({ schemaVersion: 1, name: 'x' }), undefined, undefined, 'registry.unsupported'],
+    ['a signed schema 1 manifest', json({ schemaVersion: 2 }), undefined, MEDIA.dockerSchema1Signed, 'registry.unsupported'],
+    ['an artifact that is no image', json({ schemaVersion: 2, mediaType: 'application/vnd.oci.artifact.manifest.v1+json' }), undefined, undefined, 'registry.unsupported'],
+  ] as const)('refuses %s', (_name, bytes, claimed, contentType, code) => {
+    expect(() => parseManifest(bytes, claimed, contentType)).toThrow(expect.objectContaining({ code }));
+  });
+
+  it('computes a sha512 digest when it was asked by one', () => {
+    const bytes = json(oci);
+    expect(parseManifest(bytes, `sha512:${createHash('sha512').update(bytes).digest('hex')}`, undefined).digest).toMatch(/^sha512:[0-9a-f]{128}$/);
+  });
+});
+
+describe('verifyDigest', () => {
+  it.each([
+    ['sha256', 'hello'],
+    ['sha512', 'hello'],
+  ] as const)('accepts %s of the bytes', (algorithm, text) => {
+    const digest = `${algorithm}:${createHash(algorithm).update(text).digest('hex')}`;
+    expect(() => verifyDigest(Buffer.from(text), digest)).not.toThrow();
+    expect(() => verifyDigest(Buffer.from(`${text}!`), digest)).toThrow(expect.objectContaining({ code: 'registry.digest_mismatch' }));
+  });
+
+  it('refuses other algorithms', () => {
+    expect(() => verifyDigest(Buffer.from('x'), `sha384:${'0'.repeat(96)}`)).toThrow(expect.objectContaining({ code: 'registry.unsupported' }));
   });
 });

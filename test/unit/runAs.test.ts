@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { policyHash } from '../../server/checks/service.js';
+import { policyHash } from '../../server/systems/policy.js';
 import { imageUid, runAsFor } from '../../server/systems/runAs.js';
 import { ImagePolicySchema, OPEN_POLICY } from '../../server/systems/schema.js';
 import { SystemInputSchema } from '../../server/systems/service.js';
