@@ -134,10 +134,8 @@ async function peek(source: Readable, bytes: number): Promise<Buffer> {
 /**
  * Output chunk of the gunzip stream. Each chunk is one round trip between
  * zlib's worker thread and the main thread, and the main thread sets the
- * pace (it also hashes and untars). The bench's static check of 521 MB, five
- * interleaved runs each: 64 kB 2.96 s, 256 kB 2.30 s, 1 MB 2.10 s (median;
- * gzip -dc 1.9 s; the default 16 kB was slower still). Three layers read at
- * once hold 3 MB of it.
+ * pace (it also hashes and untars), so fewer, larger chunks are faster
+ * (bench/README.md). Three layers read at once hold 3 MB of it.
  */
 const GUNZIP_CHUNK_BYTES = 1024 * 1024;
 

@@ -1,10 +1,8 @@
 /**
  * The access log and the request-duration histogram, from one listener per
- * request. pino-http did the log before: it builds two child loggers per
- * request, serialising the request for each, and with prom-client's own
- * timer that was three listeners and more work than the launch API's
- * database read (see bench/launch.ts). Query strings never reach the log:
- * they carry OAuth codes and states.
+ * request: a logger per request cost more than the launch's database read
+ * (bench/README.md). Query strings never reach the log: they carry OAuth
+ * codes and states.
  */
 import type { RequestHandler } from 'express';
 import type { Histogram } from 'prom-client';
