@@ -20,7 +20,16 @@ export default tseslint.config(
   {
     // The browser scripts, plain ES5 for any browser.
     files: ['views/static/**/*.js'],
-    languageOptions: { globals: { window: 'readonly', document: 'readonly', EventSource: 'readonly', fetch: 'readonly', DOMParser: 'readonly', setTimeout: 'readonly' } },
+    languageOptions: {
+      globals: {
+        window: 'readonly',
+        document: 'readonly',
+        EventSource: 'readonly',
+        fetch: 'readonly',
+        DOMParser: 'readonly',
+        setTimeout: 'readonly',
+      },
+    },
     rules: { 'no-var': 'off' },
   },
 );

@@ -43,7 +43,10 @@ interface Loaded {
  * alternating rounds that add up to SECONDS each: a shared or throttled
  * machine then slows both alike instead of whichever ran second.
  */
-async function alternately(service: { url: string; headers: Record<string, string> }, baseline: { url: string }): Promise<{ service: Loaded; baseline: Loaded }> {
+async function alternately(
+  service: { url: string; headers: Record<string, string> },
+  baseline: { url: string },
+): Promise<{ service: Loaded; baseline: Loaded }> {
   const runs: { service: autocannon.Result[]; baseline: autocannon.Result[] } = { service: [], baseline: [] };
   const seconds = Math.max(1, Math.round(SECONDS / ROUNDS));
   // Not counted: both warm up (JIT, connection pools) before the first measured round.
@@ -55,8 +58,14 @@ async function alternately(service: { url: string; headers: Record<string, strin
   }
   const summary = (results: autocannon.Result[]): Loaded => ({
     requestsPerSecond: results.reduce((sum, r) => sum + r.requests.total, 0) / results.reduce((sum, r) => sum + r.duration, 0),
-    p50: percentile(results.map((r) => r.latency.p50), 0.5),
-    p99: percentile(results.map((r) => r.latency.p99), 0.5),
+    p50: percentile(
+      results.map((r) => r.latency.p50),
+      0.5,
+    ),
+    p99: percentile(
+      results.map((r) => r.latency.p99),
+      0.5,
+    ),
     worstP99: Math.max(...results.map((r) => r.latency.p99)),
     failures: results.reduce((sum, r) => sum + r.errors + r.timeouts + r.non2xx, 0),
   });
@@ -68,7 +77,12 @@ async function alternately(service: { url: string; headers: Record<string, strin
  * the earlier ones were answered (open loop; autocannon's rate limit sends
  * each second's quota in a burst, which measures the burst, not the service).
  */
-async function atFixedRate(url: string, headers: Record<string, string>, rate: number, seconds: number): Promise<{ p50: number; p99: number; errors: number }> {
+async function atFixedRate(
+  url: string,
+  headers: Record<string, string>,
+  rate: number,
+  seconds: number,
+): Promise<{ p50: number; p99: number; errors: number }> {
   const latencies: number[] = [];
   let errors = 0;
   const pending: Array<Promise<void>> = [];
@@ -104,7 +118,10 @@ async function startBareExpress(port: number): Promise<ChildProcess> {
     const app = express();
     app.get('/', (_req, res) => res.json({ image: 'registry.example.com/lab/env@sha256:0000', system: 'kube', uid: 1000 }));
     app.listen(${port}, '127.0.0.1', () => console.log('listening'));`;
-  const proc = spawn(process.execPath, ['-e', source], { cwd: path.resolve(import.meta.dirname, '..'), stdio: ['ignore', 'pipe', 'inherit'] });
+  const proc = spawn(process.execPath, ['-e', source], {
+    cwd: path.resolve(import.meta.dirname, '..'),
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   await new Promise<void>((resolve, reject) => {
     proc.stdout?.once('data', () => resolve());
     proc.once('exit', (code) => reject(new Error(`bare Express exited with ${code}`)));
@@ -115,32 +132,60 @@ async function startBareExpress(port: number): Promise<ChildProcess> {
 export async function benchLaunch(): Promise<BenchRow[]> {
   const registries = await startRegistries();
   await pushImage(registries.open, 'bench/env', '1', {
-    layers: [{ files: pythonWithJupyterhub() }, { files: { '/usr/local/bin/jupyterhub-singleuser': singleuserScript('/usr/bin/python3') } }],
+    layers: [
+      { files: pythonWithJupyterhub() },
+      { files: { '/usr/local/bin/jupyterhub-singleuser': singleuserScript('/usr/bin/python3') } },
+    ],
   });
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ci-bench-systems-'));
   const systemsFile = path.join(dir, 'systems.json');
   fs.writeFileSync(
     systemsFile,
-    JSON.stringify([{ slug: 'kube', displayName: 'Kubernetes', allowedRegistries: [`${registries.open}/*`], mountPrefixes: ['/home/jovyan'], defaultMountPath: '/home/jovyan/work', spawner: 'kubernetes', enabled: true }]),
+    JSON.stringify([
+      {
+        slug: 'kube',
+        displayName: 'Kubernetes',
+        allowedRegistries: [`${registries.open}/*`],
+        mountPrefixes: ['/home/jovyan'],
+        defaultMountPath: '/home/jovyan/work',
+        spawner: 'kubernetes',
+        enabled: true,
+      },
+    ]),
   );
   const hubPort = 18700;
-  const hub = await startHub(hubPort, { CUSTOM_IMAGES_TRUSTED_REGISTRIES: registries.trusted.join(','), CUSTOM_IMAGES_SYSTEMS_FILE: systemsFile, CUSTOM_IMAGES_LOG_LEVEL: 'warn' });
+  const hub = await startHub(hubPort, {
+    CUSTOM_IMAGES_TRUSTED_REGISTRIES: registries.trusted.join(','),
+    CUSTOM_IMAGES_SYSTEMS_FILE: systemsFile,
+    CUSTOM_IMAGES_LOG_LEVEL: 'warn',
+  });
   const barePort = await freePort();
   const bareServer = await startBareExpress(barePort);
   try {
     const token = await hub.userToken('bench');
     const headers = { Authorization: `token ${token}`, 'Content-Type': 'application/json' };
-    const created = await fetch(`${hub.serviceUrl}api/v1/users/bench/images`, { method: 'POST', headers, body: JSON.stringify({ system: 'kube', image: `${registries.open}/bench/env:1` }) });
+    const created = await fetch(`${hub.serviceUrl}api/v1/users/bench/images`, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({ system: 'kube', image: `${registries.open}/bench/env:1` }),
+    });
     const image = (await created.json()) as { id: number };
-    const job = (await (await fetch(`${hub.serviceUrl}api/v1/users/bench/images/${image.id}/check`, { method: 'POST', headers })).json()) as { id: number };
+    const job = (await (
+      await fetch(`${hub.serviceUrl}api/v1/users/bench/images/${image.id}/check`, { method: 'POST', headers })
+    ).json()) as { id: number };
     await waitForCheck(hub, token, job.id);
     // The hook calls the service directly, not through the proxy.
     const launchUrl = `http://127.0.0.1:${hubPort + 10}/services/custom-images/api/v1/users/bench/images/${image.id}/launch`;
     const warm = await fetch(launchUrl, { headers: { Authorization: `token ${hub.launchToken}` } });
     if (warm.status !== 200) throw new Error(`launch: ${warm.status} ${await warm.text()}`);
 
-    console.error(`bench: launch API and bare Express, ${CONNECTIONS} connections, ${ROUNDS} alternating rounds, ${SECONDS} s each in all…`);
-    const closed = await alternately({ url: launchUrl, headers: { Authorization: `token ${hub.launchToken}` } }, { url: `http://127.0.0.1:${barePort}/` });
+    console.error(
+      `bench: launch API and bare Express, ${CONNECTIONS} connections, ${ROUNDS} alternating rounds, ${SECONDS} s each in all…`,
+    );
+    const closed = await alternately(
+      { url: launchUrl, headers: { Authorization: `token ${hub.launchToken}` } },
+      { url: `http://127.0.0.1:${barePort}/` },
+    );
     console.error(`bench: launch API and bare Express at a fixed ${FIXED_RATE} requests/s…`);
     const steady = async (url: string, headers: Record<string, string>) => {
       // Not counted: the first second opens this client's connections, which is not the server's time.

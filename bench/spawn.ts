@@ -52,7 +52,17 @@ export async function benchSpawn(): Promise<BenchRow[]> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-spawn-'));
   fs.writeFileSync(
     path.join(dir, 'systems.json'),
-    JSON.stringify([{ slug: SYSTEM, displayName: 'Bench', allowedRegistries: [`${registries.open}/*`], mountPrefixes: ['/home/jovyan'], defaultMountPath: '/home/jovyan/work', spawner: 'docker', enabled: true }]),
+    JSON.stringify([
+      {
+        slug: SYSTEM,
+        displayName: 'Bench',
+        allowedRegistries: [`${registries.open}/*`],
+        mountPrefixes: ['/home/jovyan'],
+        defaultMountPath: '/home/jovyan/work',
+        spawner: 'docker',
+        enabled: true,
+      },
+    ]),
   );
   const hub = await startHub(18900, {
     CUSTOM_IMAGES_DEMO_SPAWNER: 'docker',
@@ -64,7 +74,11 @@ export async function benchSpawn(): Promise<BenchRow[]> {
   });
   const token = await hub.userToken(USER);
   const api = async (method: string, route: string) => {
-    const res = await fetch(`${hub.serviceUrl}api/v1/${route}`, { method, headers: { Authorization: `token ${token}`, 'Content-Type': 'application/json' }, ...(method === 'POST' && route.endsWith('/images') ? { body: JSON.stringify({ system: SYSTEM, image: custom }) } : {}) });
+    const res = await fetch(`${hub.serviceUrl}api/v1/${route}`, {
+      method,
+      headers: { Authorization: `token ${token}`, 'Content-Type': 'application/json' },
+      ...(method === 'POST' && route.endsWith('/images') ? { body: JSON.stringify({ system: SYSTEM, image: custom }) } : {}),
+    });
     return (await res.json()) as Record<string, unknown>;
   };
   /** Checks the image; a passed check on a Docker system pre-pulls it. */
@@ -118,7 +132,25 @@ export async function benchSpawn(): Promise<BenchRow[]> {
   const [a, b, c] = [median(times.notPulled), median(times.prePulled), median(times.baseline)];
   const note = (values: number[]) => `median of ${values.length}: ${values.map((v) => Math.round(v)).join(', ')} ms`;
   return [
-    { name: 'Start to ready: pre-pulled (b) vs pulled at Start (a)', value: b, unit: 'ms', baseline: a, ratio: b / a, target: '<= 0.3', ok: b / a <= 0.3, note: `${note(times.prePulled)}; (a) ${note(times.notPulled)}` },
-    { name: 'Start to ready: pre-pulled (b) vs plain DockerSpawner with the image present (c)', value: b, unit: 'ms', baseline: c, ratio: b / c, target: '<= 1.3', ok: b / c <= 1.3, note: `(c) ${note(times.baseline)}` },
+    {
+      name: 'Start to ready: pre-pulled (b) vs pulled at Start (a)',
+      value: b,
+      unit: 'ms',
+      baseline: a,
+      ratio: b / a,
+      target: '<= 0.3',
+      ok: b / a <= 0.3,
+      note: `${note(times.prePulled)}; (a) ${note(times.notPulled)}`,
+    },
+    {
+      name: 'Start to ready: pre-pulled (b) vs plain DockerSpawner with the image present (c)',
+      value: b,
+      unit: 'ms',
+      baseline: c,
+      ratio: b / c,
+      target: '<= 1.3',
+      ok: b / c <= 1.3,
+      note: `(c) ${note(times.baseline)}`,
+    },
   ];
 }

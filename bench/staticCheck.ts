@@ -18,7 +18,18 @@ import { runStaticCheck } from '../server/checks/staticCheck.js';
 import { RegistryClient } from '../server/registry/client.js';
 import { parseReference } from '../server/registry/reference.js';
 import { OPEN_POLICY } from '../server/systems/schema.js';
-import { compress, diffIdOf, layerTar, mountBlob, pushBlob, pushBlobFile, pushManifest, pythonWithJupyterhub, sha256, singleuserScript } from '../test/support/images.js';
+import {
+  compress,
+  diffIdOf,
+  layerTar,
+  mountBlob,
+  pushBlob,
+  pushBlobFile,
+  pushManifest,
+  pythonWithJupyterhub,
+  sha256,
+  singleuserScript,
+} from '../test/support/images.js';
 import { startRegistries } from '../test/support/registry.js';
 import { percentile, type BenchRow } from './table.js';
 
@@ -32,7 +43,10 @@ async function writeLayer(file: string, index: number, randomMB: number): Promis
   const entry = (header: Parameters<typeof pack.entry>[0], body: Buffer) =>
     new Promise<void>((resolve, reject) => pack.entry(header, body, (err) => (err ? reject(err) : resolve())));
   for (let i = 0; i < 4000; i++) {
-    await entry({ name: `opt/pkg${index}/lib/python3.11/site-packages/mod${i % 200}/file${i}.py`, mode: 0o644, mtime }, Buffer.from(`# module ${i}\n`.repeat(20)));
+    await entry(
+      { name: `opt/pkg${index}/lib/python3.11/site-packages/mod${i % 200}/file${i}.py`, mode: 0o644, mtime },
+      Buffer.from(`# module ${i}\n`.repeat(20)),
+    );
   }
   const chunk = 4 * 1024 * 1024;
   const big = pack.entry({ name: `opt/pkg${index}/data.bin`, size: randomMB * MB, mode: 0o644, mtime });
@@ -50,7 +64,11 @@ async function writeLayer(file: string, index: number, randomMB: number): Promis
 }
 
 /** Peak RSS of a child process, read from /proc while it runs (VmHWM is the high-water mark). */
-function runMeasured(command: string, args: string[], stderr: 'inherit' | 'ignore' = 'inherit'): Promise<{ ms: number; peakBytes: number; code: number | null; stdout: string }> {
+function runMeasured(
+  command: string,
+  args: string[],
+  stderr: 'inherit' | 'ignore' = 'inherit',
+): Promise<{ ms: number; peakBytes: number; code: number | null; stdout: string }> {
   return new Promise((resolve) => {
     const started = performance.now();
     const child = spawn(command, args, { stdio: ['ignore', 'pipe', stderr] });
@@ -113,10 +131,22 @@ export async function benchStaticCheck(options: { layerCount?: number; randomMBP
     for (const [i, file] of files.entries()) diffIds.set(layers[base.length + i]?.digest ?? '', await diffIdOf(file));
     const pushManifestFor = async (repo: string, layerList: typeof layers) => {
       const config = Buffer.from(
-        JSON.stringify({ architecture: 'amd64', os: 'linux', config: { Env: ['PATH=/usr/local/bin:/usr/bin:/bin'] }, rootfs: { type: 'layers', diff_ids: layerList.map((l) => diffIds.get(l.digest)) } }),
+        JSON.stringify({
+          architecture: 'amd64',
+          os: 'linux',
+          config: { Env: ['PATH=/usr/local/bin:/usr/bin:/bin'] },
+          rootfs: { type: 'layers', diff_ids: layerList.map((l) => diffIds.get(l.digest)) },
+        }),
       );
       const configDigest = await pushBlob(registry, repo, config);
-      const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: configDigest, size: config.length }, layers: layerList }));
+      const manifest = Buffer.from(
+        JSON.stringify({
+          schemaVersion: 2,
+          mediaType: 'application/vnd.oci.image.manifest.v1+json',
+          config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: configDigest, size: config.length },
+          layers: layerList,
+        }),
+      );
       await pushManifest(registry, repo, '1', 'application/vnd.oci.image.manifest.v1+json', manifest);
     };
     await pushManifestFor('bench/large', layers);
@@ -126,7 +156,10 @@ export async function benchStaticCheck(options: { layerCount?: number; randomMBP
     diffIds.set(extraDigest, sha256(extraRaw));
     // The large image's layers are mounted into the derived image's repository, not uploaded again.
     for (const l of layers) await mountBlob(registry, 'bench/large', 'bench/derived', l.digest);
-    await pushManifestFor('bench/derived', [...layers, { mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: extraDigest, size: extra.length }]);
+    await pushManifestFor('bench/derived', [
+      ...layers,
+      { mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: extraDigest, size: extra.length },
+    ]);
     console.error(`bench: image of ${(totalBytes / MB).toFixed(0)} MB pushed`);
     // The layers just written and pushed are a gigabyte of dirty pages; written back while the
     // timings run, they would slow down whichever measurement they fall on.
@@ -153,7 +186,13 @@ export async function benchStaticCheck(options: { layerCount?: number; randomMBP
       return run;
     };
     const runs = [await checkOnce(), await checkOnce(), await checkOnce()];
-    const measured = { ms: percentile(runs.map((r) => r.ms), 0.5), peakBytes: Math.max(...runs.map((r) => r.peakBytes)) };
+    const measured = {
+      ms: percentile(
+        runs.map((r) => r.ms),
+        0.5,
+      ),
+      peakBytes: Math.max(...runs.map((r) => r.peakBytes)),
+    };
 
     // Baseline: the Docker engine pulling the same image from the same registry (last: its
     // clean-up afterwards would slow down whatever runs next).
@@ -162,14 +201,18 @@ export async function benchStaticCheck(options: { layerCount?: number; randomMBP
     // Not there yet, normally; a leftover from an interrupted run would make the pull free.
     await runMeasured('docker', ['rmi', '-f', pullRef], 'ignore');
     const pull = await docker(['pull', '-q', pullRef]);
-    if (pull.code !== 0) throw new Error(`docker pull ${pullRef} failed (is dockerd running? DOCKER_HOST=${process.env.DOCKER_HOST ?? ''})`);
+    if (pull.code !== 0)
+      throw new Error(`docker pull ${pullRef} failed (is dockerd running? DOCKER_HOST=${process.env.DOCKER_HOST ?? ''})`);
     await docker(['rmi', '-f', pullRef]);
 
     // Derived image after the large one, sharing the layer cache (as the service does).
     const client = new RegistryClient({ trustedHosts: [registry] });
     const cache = memoryLayerCache();
     const check = (repo: string) =>
-      runStaticCheck({ registry: client, layers: cache }, { reference: parseReference(`${registry}/${repo}:1`), platform: 'linux/amd64', policy: OPEN_POLICY });
+      runStaticCheck(
+        { registry: client, layers: cache },
+        { reference: parseReference(`${registry}/${repo}:1`), platform: 'linux/amd64', policy: OPEN_POLICY },
+      );
     let first = 0;
     const firstMs = await timed(async () => {
       first = (await check('bench/large')).layers.fromCache;

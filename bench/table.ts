@@ -18,6 +18,14 @@ export function percentile(values: number[], p: number): number {
 }
 
 export function formatTable(rows: BenchRow[]): string {
-  const lines = rows.map((r) => [r.ok ? 'ok  ' : 'MISS', r.ratio.toFixed(3).padStart(8), r.target.padEnd(10), `${r.value.toFixed(1)} ${r.unit} vs ${r.baseline.toFixed(1)}`.padEnd(28), r.name + (r.note ? ` (${r.note})` : '')].join('  '));
+  const lines = rows.map((r) =>
+    [
+      r.ok ? 'ok  ' : 'MISS',
+      r.ratio.toFixed(3).padStart(8),
+      r.target.padEnd(10),
+      `${r.value.toFixed(1)} ${r.unit} vs ${r.baseline.toFixed(1)}`.padEnd(28),
+      r.name + (r.note ? ` (${r.note})` : ''),
+    ].join('  '),
+  );
   return ['     ratio     target      value vs baseline             benchmark', ...lines].join('\n');
 }

@@ -172,14 +172,16 @@ export function createApp(deps: AppDeps): App {
     ? new PullWorker({
         store: engineImages,
         engine: deps.engine,
-        credentials: (owner: string, imageId: number, reference: ImageReference): Promise<RegistryCredentials | undefined> => images.pullCredentials(owner, imageId, reference),
+        credentials: (owner: string, imageId: number, reference: ImageReference): Promise<RegistryCredentials | undefined> =>
+          images.pullCredentials(owner, imageId, reference),
         mayPull: (registry) => deps.registry.assertEngineMayPull(registry),
         logger,
         timeoutMs: config.pulls.timeoutMs,
         keepDays: config.pulls.keepDays,
       })
     : undefined;
-  const pulls: PullService | undefined = deps.engine && pullWorker ? new PullService({ store: engineImages, engine: deps.engine, wake: () => pullWorker.nudge() }) : undefined;
+  const pulls: PullService | undefined =
+    deps.engine && pullWorker ? new PullService({ store: engineImages, engine: deps.engine, wake: () => pullWorker.nudge() }) : undefined;
   const images = new ImageService({
     store: new ImageStore(db),
     access,
@@ -191,7 +193,17 @@ export function createApp(deps: AppDeps): App {
   });
   const audit = new AuditLog(db);
   const launchStore = new LaunchStore(db);
-  const launches = new LaunchService({ audit, access, store: launchStore, images, systems, registry: deps.registry, engine: deps.engine, pulls, pullTimeoutMs: config.pulls.timeoutMs });
+  const launches = new LaunchService({
+    audit,
+    access,
+    store: launchStore,
+    images,
+    systems,
+    registry: deps.registry,
+    engine: deps.engine,
+    pulls,
+    pullTimeoutMs: config.pulls.timeoutMs,
+  });
   const checks = new CheckService({
     store: checkStore,
     access,
@@ -212,7 +224,13 @@ export function createApp(deps: AppDeps): App {
     keepPulledImages: config.checks.keepPulledImages,
     pulls,
   });
-  const checkWorker = createCheckWorker({ store: checkStore, checks, engine: config.checks.runImages ? deps.engine : undefined, logger, concurrency: config.checks.concurrency });
+  const checkWorker = createCheckWorker({
+    store: checkStore,
+    checks,
+    engine: config.checks.runImages ? deps.engine : undefined,
+    logger,
+    concurrency: config.checks.concurrency,
+  });
   const worker: Workers = {
     start() {
       checkWorker.start();
@@ -273,7 +291,14 @@ export function createApp(deps: AppDeps): App {
     done(null, parsed.success ? parsed.data : false);
   });
   pages.use(passport.initialize(), passport.session());
-  pages.use(keepSessionCurrent({ authenticate, tokens: sessionTokens, maxAgeMs: config.service.sessionMaxHours * 3600_000, accessScopes: config.hub.accessScopes }));
+  pages.use(
+    keepSessionCurrent({
+      authenticate,
+      tokens: sessionTokens,
+      maxAgeMs: config.service.sessionMaxHours * 3600_000,
+      accessScopes: config.hub.accessScopes,
+    }),
+  );
   pages.use((req, res, next) => {
     res.locals.user = req.user;
     res.locals.isAdmin = req.user ? isServiceAdmin(req.user) : false;
@@ -290,7 +315,15 @@ export function createApp(deps: AppDeps): App {
     if (req.user) res.locals.csrfToken = req.csrfToken?.();
     next();
   });
-  pages.use(authRouter({ passport, prefix, hubLogoutUrl: `${config.hub.baseUrl}hub/logout`, cookieName: cookieName(config.hub.serviceName), tokens: sessionTokens }));
+  pages.use(
+    authRouter({
+      passport,
+      prefix,
+      hubLogoutUrl: `${config.hub.baseUrl}hub/logout`,
+      cookieName: cookieName(config.hub.serviceName),
+      tokens: sessionTokens,
+    }),
+  );
   pages.use(requireLogin(prefix), imagePagesRouter({ images, checks, prefix }), adminPagesRouter({ systems, prefix }));
   router.use(pages);
 

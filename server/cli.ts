@@ -38,7 +38,10 @@ The database is CUSTOM_IMAGES_DATABASE_URL (default: an SQLite file under ./data
  * `check` run needs none of them and starts faster without.
  */
 async function databaseModules() {
-  const [{ openDatabase }, { migrateLatest, migrateRollbackAll, migrationStatus }] = await Promise.all([import('./store/db.js'), import('./store/migrate.js')]);
+  const [{ openDatabase }, { migrateLatest, migrateRollbackAll, migrationStatus }] = await Promise.all([
+    import('./store/db.js'),
+    import('./store/migrate.js'),
+  ]);
   return { openDatabase, migrateLatest, migrateRollbackAll, migrationStatus };
 }
 
@@ -98,7 +101,15 @@ async function reference(args: string[]): Promise<number> {
   }
   try {
     const ref = parseReference(input);
-    const described = { input, registry: ref.registry, repository: ref.repository, tag: ref.tag ?? null, digest: ref.digest ?? null, normalized: ref.normalized, unpinned: ref.unpinned };
+    const described = {
+      input,
+      registry: ref.registry,
+      repository: ref.repository,
+      tag: ref.tag ?? null,
+      digest: ref.digest ?? null,
+      normalized: ref.normalized,
+      unpinned: ref.unpinned,
+    };
     if (values.json) process.stdout.write(`${JSON.stringify(described, null, 2)}\n`);
     else {
       for (const [key, value] of Object.entries(described)) process.stdout.write(`${key.padEnd(11)} ${value ?? '-'}\n`);
@@ -116,7 +127,9 @@ async function reference(args: string[]): Promise<number> {
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+  return Buffer.concat(chunks)
+    .toString('utf8')
+    .replace(/\r?\n$/, '');
 }
 
 async function check(args: string[]): Promise<number> {
@@ -155,7 +168,9 @@ async function check(args: string[]): Promise<number> {
     console.error('custom-images: --password-stdin needs --username');
     return 2;
   }
-  const credentials = values.username ? { username: values.username, password: values['password-stdin'] ? await readStdin() : '' } : undefined;
+  const credentials = values.username
+    ? { username: values.username, password: values['password-stdin'] ? await readStdin() : '' }
+    : undefined;
   const policy = ImagePolicySchema.parse({
     ...(values.uid ? { uid: Number(values.uid) } : {}),
     requireUser: values['require-user'] ?? false,

@@ -12,17 +12,12 @@ import { OPEN_POLICY, type System } from './systems/schema.js';
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 /** A URL path that starts and ends with `/`, as JupyterHub gives its prefixes. */
-const urlPrefix = (what: string) =>
-  z
-    .string()
-    .regex(/^\/(?:[^\s?#]*\/)?$/, `must be a URL path that starts and ends with "/" (${what})`);
+const urlPrefix = (what: string) => z.string().regex(/^\/(?:[^\s?#]*\/)?$/, `must be a URL path that starts and ends with "/" (${what})`);
 
 const httpUrl = (what: string) =>
-  z
-    .string()
-    .refine((v) => URL.canParse(v) && /^https?:$/.test(new URL(v).protocol), {
-      message: `must be an http(s) URL (${what})`,
-    });
+  z.string().refine((v) => URL.canParse(v) && /^https?:$/.test(new URL(v).protocol), {
+    message: `must be an http(s) URL (${what})`,
+  });
 
 /** One base64 key of 32 bytes, as `openssl rand -base64 32` prints. */
 function parseCryptKeys(raw: string, ctx: z.RefinementCtx): Uint8Array[] {
@@ -59,7 +54,12 @@ const databaseUrl = z
 const commaList = (what: string) =>
   z
     .string()
-    .transform((raw) => raw.split(',').map((part) => part.trim()).filter(Boolean))
+    .transform((raw) =>
+      raw
+        .split(',')
+        .map((part) => part.trim())
+        .filter(Boolean),
+    )
     .refine((list) => list.length > 0, { message: `must list ${what}` });
 
 function envSchema(cwd: string) {
@@ -71,9 +71,7 @@ function envSchema(cwd: string) {
     JUPYTERHUB_CLIENT_ID: z.string().min(1).default('service-custom-images'),
     JUPYTERHUB_SERVICE_NAME: z.string().min(1).default('custom-images'),
     JUPYTERHUB_SERVICE_PREFIX: urlPrefix('e.g. /services/custom-images/').default('/services/custom-images/'),
-    JUPYTERHUB_SERVICE_URL: httpUrl('where this service listens, e.g. http://127.0.0.1:10101').default(
-      'http://127.0.0.1:10101',
-    ),
+    JUPYTERHUB_SERVICE_URL: httpUrl('where this service listens, e.g. http://127.0.0.1:10101').default('http://127.0.0.1:10101'),
     JUPYTERHUB_OAUTH_CALLBACK_URL: z.string().min(1).optional(),
     JUPYTERHUB_BASE_URL: urlPrefix("the hub's base URL, e.g. /").default('/'),
     JUPYTERHUB_PUBLIC_URL: httpUrl("the hub's address as the browser sees it, e.g. https://hub.example.org/").optional(),
@@ -103,11 +101,25 @@ function envSchema(cwd: string) {
     CUSTOM_IMAGES_TRUSTED_REGISTRIES: z
       .string()
       .default('')
-      .transform((raw) => raw.split(',').map((h) => h.trim().toLowerCase()).filter(Boolean)),
+      .transform((raw) =>
+        raw
+          .split(',')
+          .map((h) => h.trim().toLowerCase())
+          .filter(Boolean),
+      ),
     CUSTOM_IMAGES_MAX_IMAGE_GB: z.coerce.number().positive('must be a positive number of gigabytes').default(32),
-    CUSTOM_IMAGES_REGISTRY_TIMEOUT_SECONDS: z.coerce.number().int('must be a whole number of seconds').min(1, 'must be 1 or more').max(600).default(30),
+    CUSTOM_IMAGES_REGISTRY_TIMEOUT_SECONDS: z.coerce
+      .number()
+      .int('must be a whole number of seconds')
+      .min(1, 'must be 1 or more')
+      .max(600)
+      .default(30),
     CUSTOM_IMAGES_CHECK_CONCURRENCY: z.coerce.number().int().min(1, 'must be 1 or more').max(64).default(2),
-    CUSTOM_IMAGES_CHECK_DEADLINE_SECONDS: z.coerce.number().int('must be a whole number of seconds').min(10, 'must be at least 10 seconds').default(1200),
+    CUSTOM_IMAGES_CHECK_DEADLINE_SECONDS: z.coerce
+      .number()
+      .int('must be a whole number of seconds')
+      .min(10, 'must be at least 10 seconds')
+      .default(1200),
     CUSTOM_IMAGES_MAX_QUEUED_CHECKS_PER_USER: z.coerce.number().int().min(1, 'must be 1 or more').default(5),
     CUSTOM_IMAGES_MAX_STREAMS_PER_USER: z.coerce.number().int().min(1, 'must be 1 or more').default(4),
     CUSTOM_IMAGES_RUN_TIMEOUT_SECONDS: z.coerce.number().int().min(5, 'must be at least 5 seconds').default(60),
@@ -121,8 +133,16 @@ function envSchema(cwd: string) {
       .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'must be true or false' })
       .default('false')
       .transform((v) => v === 'true' || v === '1' || v === 'yes'),
-    CUSTOM_IMAGES_PULL_TIMEOUT_SECONDS: z.coerce.number().int('must be a whole number of seconds').min(10, 'must be at least 10 seconds').default(1800),
-    CUSTOM_IMAGES_PULLED_IMAGE_DAYS: z.coerce.number().int('must be a whole number of days').min(0, 'must be 0 (keep them) or more days').default(14),
+    CUSTOM_IMAGES_PULL_TIMEOUT_SECONDS: z.coerce
+      .number()
+      .int('must be a whole number of seconds')
+      .min(10, 'must be at least 10 seconds')
+      .default(1800),
+    CUSTOM_IMAGES_PULLED_IMAGE_DAYS: z.coerce
+      .number()
+      .int('must be a whole number of days')
+      .min(0, 'must be 0 (keep them) or more days')
+      .default(14),
     CUSTOM_IMAGES_SYSTEMS_FILE: z
       .string()
       .optional()
@@ -132,8 +152,14 @@ function envSchema(cwd: string) {
     CUSTOM_IMAGES_MOUNT_PREFIXES: commaList('absolute paths such as /home,/data')
       .refine((list) => list.every((p) => p.startsWith('/')), { message: 'must be absolute paths such as /home,/data' })
       .default(['/home', '/data', '/mnt', '/work', '/scratch']),
-    CUSTOM_IMAGES_DEFAULT_MOUNT_PATH: z.string().startsWith('/', 'must be an absolute path such as /home/jovyan/work').default('/home/jovyan/work'),
-    CUSTOM_IMAGES_PLATFORM: z.string().regex(/^[a-z0-9]+\/[a-z0-9_]+(\/[a-z0-9]+)?$/, 'must be os/arch[/variant], e.g. linux/amd64').default('linux/amd64'),
+    CUSTOM_IMAGES_DEFAULT_MOUNT_PATH: z
+      .string()
+      .startsWith('/', 'must be an absolute path such as /home/jovyan/work')
+      .default('/home/jovyan/work'),
+    CUSTOM_IMAGES_PLATFORM: z
+      .string()
+      .regex(/^[a-z0-9]+\/[a-z0-9_]+(\/[a-z0-9]+)?$/, 'must be os/arch[/variant], e.g. linux/amd64')
+      .default('linux/amd64'),
   });
 }
 

@@ -40,7 +40,8 @@ async function main(): Promise<void> {
   const keyring = await createKeyring(config.cryptKeys);
   if (!keyring.canSeal) logger.warn('CUSTOM_IMAGES_CRYPT_KEY is not set: registry passwords cannot be stored until it is');
   // DOCKER_HOST, or the local socket when there is one; without either, no pulls or run checks.
-  const engine = config.dockerHost || fs.existsSync('/var/run/docker.sock') ? new DockerEngine(dockerFromHost(config.dockerHost)) : undefined;
+  const engine =
+    config.dockerHost || fs.existsSync('/var/run/docker.sock') ? new DockerEngine(dockerFromHost(config.dockerHost)) : undefined;
   const registry = new RegistryClient({
     trustedHosts: config.registries.trusted,
     maxImageBytes: config.registries.maxImageBytes,

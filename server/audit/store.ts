@@ -12,7 +12,12 @@ export interface AuditEntry {
 }
 
 /** What `actor` did to a target: the one way an entry is made. */
-export function auditEntry(actor: { name: string; kind: 'user' | 'service' }, action: string, target: { type: string; id: string }, details: Record<string, unknown>): AuditEntry {
+export function auditEntry(
+  actor: { name: string; kind: 'user' | 'service' },
+  action: string,
+  target: { type: string; id: string },
+  details: Record<string, unknown>,
+): AuditEntry {
   return { actor: actor.name, actorKind: actor.kind, action, targetType: target.type, targetId: target.id, details };
 }
 

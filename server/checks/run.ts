@@ -71,13 +71,18 @@ export class CheckRun {
   private async steps(): Promise<CheckStatus> {
     const { job } = this;
     const system = await this.deps.systems.get(job.system);
-    if (!system) return this.finish('error', [{ code: 'system.missing', level: 'error', message: `The system ${job.system} no longer exists.` }]);
+    if (!system)
+      return this.finish('error', [{ code: 'system.missing', level: 'error', message: `The system ${job.system} no longer exists.` }]);
     const reference = parseReference(job.reference);
     // The system's registry patterns may have changed since the image was saved.
     if (!registryAllowed(system.allowedRegistries, reference.registry, reference.repository)) {
       this.log('The registry is not allowed on this system; it was not contacted.');
       return this.finish('failed', [
-        { code: 'registry.not_allowed', level: 'error', message: `${system.displayName} does not offer images from ${reference.registry}/${reference.repository}; allowed: ${system.allowedRegistries.join(', ')}.` },
+        {
+          code: 'registry.not_allowed',
+          level: 'error',
+          message: `${system.displayName} does not offer images from ${reference.registry}/${reference.repository}; allowed: ${system.allowedRegistries.join(', ')}.`,
+        },
       ]);
     }
     const credentials = job.imageId === null ? undefined : await this.deps.images.pullCredentials(job.owner, job.imageId, reference);
@@ -96,11 +101,24 @@ export class CheckRun {
       return this.finish(verdict === 'fail' ? 'failed' : 'error', [finding]);
     }
     if (digest) {
-      const previous = await this.deps.store.reusable({ digest, platform: system.platform, policyHash: job.policyHash, kind: job.kind, ...scope });
+      const previous = await this.deps.store.reusable({
+        digest,
+        platform: system.platform,
+        policyHash: job.policyHash,
+        kind: job.kind,
+        ...scope,
+      });
       // Its findings, never its log: that is another check's (perhaps another user's) output.
       if (previous) {
         this.log(`${reference.normalized} is ${digest}, checked before with the same policy and access: the result is reused.`);
-        const stored = { digest: previous.digest, manifestDigest: previous.manifestDigest, facts: previous.facts, kind: previous.kind, reusedFrom: previous.reusedFrom ?? previous.id, ...scope };
+        const stored = {
+          digest: previous.digest,
+          manifestDigest: previous.manifestDigest,
+          facts: previous.facts,
+          kind: previous.kind,
+          reusedFrom: previous.reusedFrom ?? previous.id,
+          ...scope,
+        };
         if (previous.status === 'passed') return this.passed(system, reference, previous.findings, stored);
         return this.finish(previous.status, previous.findings, stored);
       }
@@ -108,20 +126,47 @@ export class CheckRun {
 
     const result = await runStaticCheck(
       { registry: this.deps.registry, layers: this.deps.layers },
-      { reference, platform: system.platform, policy: system.policy, credentials, access: scope.access, hubVersion: await this.deps.hubVersion(), onProgress: this.record.report, log: this.log, signal: this.signal },
+      {
+        reference,
+        platform: system.platform,
+        policy: system.policy,
+        credentials,
+        access: scope.access,
+        hubVersion: await this.deps.hubVersion(),
+        onProgress: this.record.report,
+        log: this.log,
+        signal: this.signal,
+      },
     );
-    const stored = { digest: result.digest ?? null, manifestDigest: result.manifestDigest ?? null, platform: result.platform, facts: result.facts ?? null, ...scope };
+    const stored = {
+      digest: result.digest ?? null,
+      manifestDigest: result.manifestDigest ?? null,
+      platform: result.platform,
+      facts: result.facts ?? null,
+      ...scope,
+    };
     if (result.verdict !== 'pass') return this.finish(result.verdict === 'fail' ? 'failed' : 'error', result.findings, stored);
     const engine = this.deps.engine;
     if (job.kind === 'static' || !engine) {
-      const skipped: Finding = { code: 'run.skipped', level: 'info', message: 'No Docker engine is configured here, so the image was not started; the check read it from its registry only.' };
+      const skipped: Finding = {
+        code: 'run.skipped',
+        level: 'info',
+        message: 'No Docker engine is configured here, so the image was not started; the check read it from its registry only.',
+      };
       return this.passed(system, reference, [...result.findings, skipped], stored);
     }
     return this.start(engine, system, reference, credentials, result, stored);
   }
 
   /** The run check: the image started as the spawner would, as the user the server will run as. */
-  private async start(engine: DockerEngine, system: System, reference: ImageReference, credentials: RegistryCredentials | undefined, result: StaticCheckResult, stored: Partial<CheckRow>): Promise<CheckStatus> {
+  private async start(
+    engine: DockerEngine,
+    system: System,
+    reference: ImageReference,
+    credentials: RegistryCredentials | undefined,
+    result: StaticCheckResult,
+    stored: Partial<CheckRow>,
+  ): Promise<CheckStatus> {
     const findings = [...result.findings];
     const pinned = `${reference.registry}/${reference.repository}@${result.manifestDigest ?? result.digest}`;
     const runAs = runAsFor(system.policy, result.facts);
@@ -158,7 +203,13 @@ export class CheckRun {
   }
 
   /** A passed image on a Docker system is pulled into the engine (or recorded there, if the run check pulled it) for a fast start. */
-  private async passed(system: System, reference: ImageReference, findings: Finding[], stored: Partial<CheckRow>, pulledByRun?: boolean): Promise<CheckStatus> {
+  private async passed(
+    system: System,
+    reference: ImageReference,
+    findings: Finding[],
+    stored: Partial<CheckRow>,
+    pulledByRun?: boolean,
+  ): Promise<CheckStatus> {
     const digest = stored.manifestDigest ?? stored.digest;
     const pulls = this.deps.pulls;
     if (this.job.imageId !== null && digest && system.spawner === 'docker' && pulls) {
@@ -179,6 +230,9 @@ export class CheckRun {
   private scopeOf(reference: ImageReference, credentials: RegistryCredentials | undefined): Scope {
     const repository = `${reference.registry}/${reference.repository}`;
     if (!credentials) return { repository, access: PUBLIC_ACCESS };
-    return { repository, access: `credential:${this.deps.keyring.fingerprint(`${reference.registry}\u0000${credentials.username}\u0000${credentials.password}`)}` };
+    return {
+      repository,
+      access: `credential:${this.deps.keyring.fingerprint(`${reference.registry}\u0000${credentials.username}\u0000${credentials.password}`)}`,
+    };
   }
 }

@@ -81,7 +81,10 @@ export class CheckService {
     // One user cannot fill the queue for everyone.
     const active = await this.deps.store.activeFor(owner);
     if (active >= this.deps.maxQueuedPerUser) {
-      throw tooManyRequests(`${owner} has ${active} checks waiting or running already (at most ${this.deps.maxQueuedPerUser}). Start another one when one of them is done.`, 30);
+      throw tooManyRequests(
+        `${owner} has ${active} checks waiting or running already (at most ${this.deps.maxQueuedPerUser}). Start another one when one of them is done.`,
+        30,
+      );
     }
     const system = await this.deps.systems.get(image.system.slug);
     if (!system) throw conflict(`The system "${image.system.slug}" of this image no longer exists; choose another system.`);
@@ -132,13 +135,17 @@ export class CheckService {
         deadline.abort();
         record.log(`Stopped: the check took longer than ${seconds} s.`);
         resolve(
-          record.finish('error', [
-            {
-              code: 'check.deadline',
-              level: 'error',
-              message: `The check took longer than ${seconds >= 120 ? `${Math.round(seconds / 60)} minutes` : `${seconds} seconds`} and was stopped. The registry may be very slow at the moment; try again later.`,
-            },
-          ], { kind: 'static' }),
+          record.finish(
+            'error',
+            [
+              {
+                code: 'check.deadline',
+                level: 'error',
+                message: `The check took longer than ${seconds >= 120 ? `${Math.round(seconds / 60)} minutes` : `${seconds} seconds`} and was stopped. The registry may be very slow at the moment; try again later.`,
+              },
+            ],
+            { kind: 'static' },
+          ),
         );
       }, this.deps.deadlineMs);
     });
@@ -156,13 +163,23 @@ export class CheckService {
    * half second, so that any replica can serve it. A user has at most
    * `maxStreamsPerUser` of these open at once on this replica.
    */
-  async follow(actor: HubIdentity, owner: string, imageId: number, checkId: number, send: (check: CheckRow) => void, closed: () => boolean): Promise<void> {
+  async follow(
+    actor: HubIdentity,
+    owner: string,
+    imageId: number,
+    checkId: number,
+    send: (check: CheckRow) => void,
+    closed: () => boolean,
+  ): Promise<void> {
     const first = await this.get(actor, checkId);
     if (first.owner !== owner) throw notFound('Check');
     if (first.imageId !== imageId) throw notFound('Check');
     const open = this.streams.get(owner) ?? 0;
     if (open >= this.deps.maxStreamsPerUser) {
-      throw tooManyRequests(`${owner} follows ${open} running check${open === 1 ? '' : 's'} already (at most ${this.deps.maxStreamsPerUser} at once). Close another page of a running check, or reload this one later.`, 10);
+      throw tooManyRequests(
+        `${owner} follows ${open} running check${open === 1 ? '' : 's'} already (at most ${this.deps.maxStreamsPerUser} at once). Close another page of a running check, or reload this one later.`,
+        10,
+      );
     }
     this.streams.set(owner, open + 1);
     try {

@@ -82,7 +82,14 @@ export async function runStaticCheck(deps: StaticCheckDeps, request: StaticCheck
   const log = request.log ?? (() => undefined);
   const findings: Finding[] = [];
   const { reference } = request;
-  const progress: CheckProgress = { phase: 'resolve', message: `Asking ${reference.registry} for ${reference.normalized}`, layersDone: 0, layersTotal: 0, bytesRead: 0, bytesTotal: 0 };
+  const progress: CheckProgress = {
+    phase: 'resolve',
+    message: `Asking ${reference.registry} for ${reference.normalized}`,
+    layersDone: 0,
+    layersTotal: 0,
+    bytesRead: 0,
+    bytesTotal: 0,
+  };
   const report = () => request.onProgress?.({ ...progress });
   report();
   log(`Checking ${reference.normalized} for ${request.platform}`);
@@ -93,9 +100,19 @@ export async function runStaticCheck(deps: StaticCheckDeps, request: StaticCheck
       message: `The tag "latest" (or none) can point to another image tomorrow; pin a tag or a digest so that your server starts the image that was checked.`,
     });
   }
-  const result = (verdict: Verdict, resolved?: ResolvedImage, facts?: ImageFacts, layerStats = { total: 0, fromCache: 0, bytesRead: 0 }): StaticCheckResult => {
+  const result = (
+    verdict: Verdict,
+    resolved?: ResolvedImage,
+    facts?: ImageFacts,
+    layerStats = { total: 0, fromCache: 0, bytesRead: 0 },
+  ): StaticCheckResult => {
     progress.phase = 'done';
-    progress.message = verdict === 'pass' ? 'The image can run jupyterhub-singleuser' : verdict === 'fail' ? 'The image cannot serve' : 'The check could not be made';
+    progress.message =
+      verdict === 'pass'
+        ? 'The image can run jupyterhub-singleuser'
+        : verdict === 'fail'
+          ? 'The image cannot serve'
+          : 'The check could not be made';
     report();
     log(`Verdict: ${verdict}`);
     return {
@@ -122,7 +139,9 @@ export async function runStaticCheck(deps: StaticCheckDeps, request: StaticCheck
     log(`Registry: ${err.message}`);
     return result(verdict);
   }
-  log(`Digest ${resolved.digest}${resolved.manifestDigest !== resolved.digest ? ` (platform manifest ${resolved.manifestDigest})` : ''}, ${resolved.layers.length} layers, ${formatBytes(resolved.size)} compressed`);
+  log(
+    `Digest ${resolved.digest}${resolved.manifestDigest !== resolved.digest ? ` (platform manifest ${resolved.manifestDigest})` : ''}, ${resolved.layers.length} layers, ${formatBytes(resolved.size)} compressed`,
+  );
 
   // Read layers (some at once), apply them in order.
   progress.phase = 'layers';
@@ -155,7 +174,10 @@ export async function runStaticCheck(deps: StaticCheckDeps, request: StaticCheck
       // Known layers count towards the image's allowance as if they had been read.
       allowance.entries -= Object.keys(hit.entries).length;
       allowance.bytes -= hit.tarBytes;
-      if (allowance.entries < 0 || allowance.bytes < 0) throw new UnpackLimitError(`The image has more than ${unpack.imageEntries.toLocaleString('en')} files or unpacks to more than ${Math.round(unpack.imageBytes / 1e9)} GB; larger ones are not checked.`);
+      if (allowance.entries < 0 || allowance.bytes < 0)
+        throw new UnpackLimitError(
+          `The image has more than ${unpack.imageEntries.toLocaleString('en')} files or unpacks to more than ${Math.round(unpack.imageBytes / 1e9)} GB; larger ones are not checked.`,
+        );
       log(`Layer ${i + 1}/${resolved.layers.length} ${layer.digest.slice(0, 19)}: already known`);
       return hit;
     }
@@ -173,7 +195,9 @@ export async function runStaticCheck(deps: StaticCheckDeps, request: StaticCheck
         { limits: unpack, image: allowance },
       );
       await deps.layers.put(layer.digest, scope, index);
-      log(`Layer ${i + 1}/${resolved.layers.length} ${layer.digest.slice(0, 19)}: ${formatBytes(layer.size)}, ${Object.keys(index.entries).length} paths`);
+      log(
+        `Layer ${i + 1}/${resolved.layers.length} ${layer.digest.slice(0, 19)}: ${formatBytes(layer.size)}, ${Object.keys(index.entries).length} paths`,
+      );
       return index;
     } finally {
       release();
@@ -202,7 +226,11 @@ export async function runStaticCheck(deps: StaticCheckDeps, request: StaticCheck
       return result('error', resolved, undefined, stats);
     }
     const message = err instanceof Error ? err.message : String(err);
-    findings.push({ code: 'layer.unreadable', level: 'error', message: `A layer of the image could not be read as a tar archive (${message}).` });
+    findings.push({
+      code: 'layer.unreadable',
+      level: 'error',
+      message: `A layer of the image could not be read as a tar archive (${message}).`,
+    });
     log(`Layer: ${message}`);
     return result('error', resolved, undefined, stats);
   }

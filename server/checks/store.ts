@@ -55,14 +55,39 @@ export interface CheckRow {
   attempts: number;
 }
 
-export type NewCheck = Omit<CheckRow, 'id' | 'runner' | 'heartbeatAt' | 'attempts' | 'repository' | 'access'> & Partial<Pick<CheckRow, 'runner' | 'heartbeatAt' | 'attempts' | 'repository' | 'access'>>;
+export type NewCheck = Omit<CheckRow, 'id' | 'runner' | 'heartbeatAt' | 'attempts' | 'repository' | 'access'> &
+  Partial<Pick<CheckRow, 'runner' | 'heartbeatAt' | 'attempts' | 'repository' | 'access'>>;
 
 type Row = Record<string, unknown>;
 
 const CHECK_JOBS: JobTable = { table: 'checks', queued: 'queued', running: 'running', startedColumn: 'started_at' };
 
 /** The columns of a check that decide a launch: all but its log and progress, which can be long. */
-export const CHECK_RESULT_COLUMNS = ['id', 'image_id', 'owner', 'system', 'reference', 'digest', 'manifest_digest', 'platform', 'policy_hash', 'repository', 'access', 'kind', 'status', 'findings', 'facts', 'reused_from', 'created_at', 'started_at', 'finished_at', 'duration_ms', 'runner', 'heartbeat_at', 'attempts'] as const;
+export const CHECK_RESULT_COLUMNS = [
+  'id',
+  'image_id',
+  'owner',
+  'system',
+  'reference',
+  'digest',
+  'manifest_digest',
+  'platform',
+  'policy_hash',
+  'repository',
+  'access',
+  'kind',
+  'status',
+  'findings',
+  'facts',
+  'reused_from',
+  'created_at',
+  'started_at',
+  'finished_at',
+  'duration_ms',
+  'runner',
+  'heartbeat_at',
+  'attempts',
+] as const;
 
 /** A `checks` row to its record (also used by queries that join it); a missing log reads as empty, a missing progress as none. */
 export function checkFromRow(r: Row): CheckRow {
@@ -159,7 +184,9 @@ export class CheckStore {
 
   /** How many checks of `owner` are queued or running, on every replica. */
   async activeFor(owner: string): Promise<number> {
-    const [row] = (await this.db('checks').where({ owner }).whereIn('status', ACTIVE_STATUSES).count({ n: '*' })) as Array<{ n: number | string }>;
+    const [row] = (await this.db('checks').where({ owner }).whereIn('status', ACTIVE_STATUSES).count({ n: '*' })) as Array<{
+      n: number | string;
+    }>;
     return Number(row?.n ?? 0);
   }
 
@@ -186,7 +213,13 @@ export class CheckStore {
       ended: {
         status: 'error',
         finished_at: now,
-        findings: JSON.stringify([{ code: 'check.interrupted', level: 'error', message: 'The check was interrupted (the service restarted while it ran). Press "Check now" to run it again.' }]),
+        findings: JSON.stringify([
+          {
+            code: 'check.interrupted',
+            level: 'error',
+            message: 'The check was interrupted (the service restarted while it ran). Press "Check now" to run it again.',
+          },
+        ]),
       },
     });
   }
@@ -216,7 +249,14 @@ export class CheckStore {
    * so a digest alone proves nothing. An image this caller read without
    * credentials is public, and any result of it serves.
    */
-  async reusable(wanted: { digest: string; platform: string; policyHash: string; kind: CheckRow['kind']; repository: string; access: string }): Promise<CheckRow | undefined> {
+  async reusable(wanted: {
+    digest: string;
+    platform: string;
+    policyHash: string;
+    kind: CheckRow['kind'];
+    repository: string;
+    access: string;
+  }): Promise<CheckRow | undefined> {
     const query = this.db('checks')
       .where({ digest: wanted.digest, platform: wanted.platform, policy_hash: wanted.policyHash, repository: wanted.repository })
       .whereIn('kind', wanted.kind === 'static' ? ['static', 'full'] : ['full'])
@@ -239,7 +279,8 @@ export function databaseLayerCache(db: Knex): LayerIndexCache {
       const data = gzipSync(JSON.stringify(index));
       const row = { digest, version: LAYER_INDEX_VERSION, data, scope, created_at: new Date() };
       // An index anyone may reuse is not narrowed by a later private read of the same layer.
-      const kept = (await db('layer_indexes').where({ digest, version: LAYER_INDEX_VERSION }).first('scope')) as { scope: string | null } | undefined;
+      const kept = (await db('layer_indexes').where({ digest, version: LAYER_INDEX_VERSION }).first('scope')) as
+        { scope: string | null } | undefined;
       if (kept && kept.scope === null && scope !== null) return;
       await db('layer_indexes').insert(row).onConflict('digest').merge(['version', 'data', 'scope', 'created_at']);
     },

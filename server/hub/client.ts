@@ -38,18 +38,18 @@ export function createHubClient(options: HubClientOptions): HubClient {
         signal: AbortSignal.timeout(timeoutMs),
       });
     } catch (cause) {
-      throw new AppError('hub_unavailable', `Failed to connect to the Hub API at ${base}. Is the Hub accessible at this URL (from this host)?`,
+      throw new AppError(
+        'hub_unavailable',
+        `Failed to connect to the Hub API at ${base}. Is the Hub accessible at this URL (from this host)?`,
         { cause, expose: true },
       );
     }
   }
 
   function unexpected(response: Response, what: string): AppError {
-    return new AppError(
-      'hub_failed',
-      `The Hub answered ${response.status} ${response.statusText} to ${what}; check the Hub's log.`,
-      { expose: true },
-    );
+    return new AppError('hub_failed', `The Hub answered ${response.status} ${response.statusText} to ${what}; check the Hub's log.`, {
+      expose: true,
+    });
   }
 
   return {

@@ -27,9 +27,7 @@ export type HubIdentity = z.infer<typeof HubIdentitySchema>;
  * (`custom:custom-images:launch` or `...!user=name`, as JupyterHub writes filters).
  */
 export function hasScope(identity: HubIdentity, scope: string, user?: string): boolean {
-  return identity.scopes.some(
-    (held) => held === scope || (user !== undefined && held === `${scope}!user=${user}`),
-  );
+  return identity.scopes.some((held) => held === scope || (user !== undefined && held === `${scope}!user=${user}`));
 }
 
 /** Hub admins and holders of the admin scope manage systems. */

@@ -157,7 +157,8 @@ export class HubOAuthStrategy {
       throw forbidden('The hub did not accept the token it just issued. Please log in again.');
     }
     if (!hasAccessScope(identity, this.options.accessScopes)) {
-      throw forbidden(`Your hub account has no access to this service; a hub admin can grant it with the scope ${this.options.accessScopes[0]}.`,
+      throw forbidden(
+        `Your hub account has no access to this service; a hub admin can grant it with the scope ${this.options.accessScopes[0]}.`,
       );
     }
     // The token goes to the session sealed, to ask the hub again later who this is now.

@@ -41,18 +41,24 @@ function isUnder(candidate: string, parent: string): boolean {
  */
 export function checkMountPath(input: string, allowedPrefixes: readonly string[]): MountPathResult {
   // eslint-disable-next-line no-control-regex
-  if (/[\u0000-\u001f\u007f]/.test(input)) return { ok: false, message: 'The mount path must not contain control characters (such as NUL or a line break)' };
+  if (/[\u0000-\u001f\u007f]/.test(input))
+    return { ok: false, message: 'The mount path must not contain control characters (such as NUL or a line break)' };
   if (input.length > MOUNT_PATH_MAX_LENGTH) return { ok: false, message: `The mount path has at most ${MOUNT_PATH_MAX_LENGTH} characters` };
   if (!input.startsWith('/')) return { ok: false, message: 'The mount path must be absolute, starting with "/", e.g. /home/jovyan/work' };
   if (input.split('/').includes('..')) return { ok: false, message: 'The mount path must not contain ".." parts' };
-  if (/[:,\\]/.test(input)) return { ok: false, message: 'The mount path must not contain ":", "," or "\\" (they separate volume options)' };
+  if (/[:,\\]/.test(input))
+    return { ok: false, message: 'The mount path must not contain ":", "," or "\\" (they separate volume options)' };
   // DockerSpawner and KubeSpawner fill {username} and the like into volume paths with str.format.
-  if (/[{}]/.test(input)) return { ok: false, message: 'The mount path must not contain "{" or "}" (the spawner fills in names written between them)' };
+  if (/[{}]/.test(input))
+    return { ok: false, message: 'The mount path must not contain "{" or "}" (the spawner fills in names written between them)' };
   const normalized = path.normalize(input).replace(/\/+$/, '') || '/';
   if (normalized === '/') return { ok: false, message: 'The mount path cannot be "/": that would hide the whole image' };
   const system = SYSTEM_PATHS.find((p) => isUnder(normalized, p));
   if (system) {
-    return { ok: false, message: `The mount path cannot be in ${system}: that is part of the image's system. Use a path such as /home/jovyan/work` };
+    return {
+      ok: false,
+      message: `The mount path cannot be in ${system}: that is part of the image's system. Use a path such as /home/jovyan/work`,
+    };
   }
   if (allowedPrefixes.length > 0 && !allowedPrefixes.some((prefix) => isUnder(normalized, prefix))) {
     return { ok: false, message: `The mount path must be under ${allowedPrefixes.join(', ')} on this system` };

@@ -8,9 +8,16 @@ import { credentialAssociatedData } from './service.js';
 import type { ImageStore } from './store.js';
 
 /** Opens each credential with any configured key and seals it again with the first. */
-export async function rotateCredentialKeys(store: ImageStore, keyring: Keyring, now: () => Date = () => new Date()): Promise<RotationResult> {
+export async function rotateCredentialKeys(
+  store: ImageStore,
+  keyring: Keyring,
+  now: () => Date = () => new Date(),
+): Promise<RotationResult> {
   if (!keyring.canSeal) {
-    throw new AppError('secrets_unavailable', 'CUSTOM_IMAGES_CRYPT_KEY is not set: give the new key first, then the old ones, separated by ";"');
+    throw new AppError(
+      'secrets_unavailable',
+      'CUSTOM_IMAGES_CRYPT_KEY is not set: give the new key first, then the old ones, separated by ";"',
+    );
   }
   return resealWithCurrentKey(
     keyring,

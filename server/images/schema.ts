@@ -19,7 +19,9 @@ const IMAGE_REFERENCE_MAX_LENGTH = 600;
 export const ImageInputSchema = z.object({
   name: z.string().trim().max(100, 'The name has at most 100 characters').default(''),
   system: z.string({ message: 'Choose a system' }).trim().min(1, 'Choose a system'),
-  image: z.string({ message: 'Enter an image' }).max(IMAGE_REFERENCE_MAX_LENGTH, `The image reference has at most ${IMAGE_REFERENCE_MAX_LENGTH} characters`),
+  image: z
+    .string({ message: 'Enter an image' })
+    .max(IMAGE_REFERENCE_MAX_LENGTH, `The image reference has at most ${IMAGE_REFERENCE_MAX_LENGTH} characters`),
   registry: z.string().trim().max(300, 'The registry has at most 300 characters').default(''),
   username: z.string().trim().max(255, 'The username has at most 255 characters').default(''),
   password: z.string().max(4096, 'The password or token has at most 4096 characters').default(''),
@@ -32,10 +34,7 @@ export type ImageField = keyof z.input<typeof ImageInputSchema>;
 
 /** What to do with the stored credential. */
 export type CredentialChange =
-  | { action: 'none' }
-  | { action: 'remove' }
-  | { action: 'keep'; username: string }
-  | { action: 'set'; username: string; password: string };
+  { action: 'none' } | { action: 'remove' } | { action: 'keep'; username: string } | { action: 'set'; username: string; password: string };
 
 /** A validated, normalised image configuration. */
 export interface ImageInput {
@@ -78,7 +77,8 @@ export function imageInputSchema(context: ImageSchemaContext) {
     const issue = (field: ImageField, message: string) => ctx.addIssue({ code: 'custom', path: [field], message });
 
     const system = context.systems.find((s) => s.slug === raw.system);
-    if (!system) issue('system', `Choose one of the offered systems: ${context.systems.map((s) => s.displayName).join(', ') || 'none is enabled'}`);
+    if (!system)
+      issue('system', `Choose one of the offered systems: ${context.systems.map((s) => s.displayName).join(', ') || 'none is enabled'}`);
 
     let reference: ImageReference | undefined;
     try {
@@ -104,7 +104,10 @@ export function imageInputSchema(context: ImageSchemaContext) {
       );
     }
     if (reference && system && !registryAllowed(system.allowedRegistries, reference.registry, reference.repository)) {
-      issue('image', `${system.displayName} does not offer images from ${reference.registry}/${reference.repository}; allowed: ${system.allowedRegistries.join(', ')}`);
+      issue(
+        'image',
+        `${system.displayName} does not offer images from ${reference.registry}/${reference.repository}; allowed: ${system.allowedRegistries.join(', ')}`,
+      );
     }
 
     const credential = credentialChange(raw, reference, registry, context.existingCredential, issue);
@@ -143,7 +146,13 @@ function credentialChange(
   if (!wantsCredential) return { action: 'none' };
 
   // Credentials are for the image's registry; only Docker Hub needs no registry field.
-  if (reference && reference.registry !== DOCKER_HUB && registry === undefined && raw.registry === '' && (raw.username !== '' || raw.password !== '')) {
+  if (
+    reference &&
+    reference.registry !== DOCKER_HUB &&
+    registry === undefined &&
+    raw.registry === '' &&
+    (raw.username !== '' || raw.password !== '')
+  ) {
     issue('registry', `Credentials need the private registry they are for: enter ${reference.registry} as the private registry`);
   }
   if (raw.password !== '') {
@@ -152,7 +161,10 @@ function credentialChange(
   }
   if (existing) {
     if (reference && existing.registry !== reference.registry) {
-      issue('password', `The stored password is for ${existing.registry}; enter the password for ${reference.registry}, or tick "remove credentials"`);
+      issue(
+        'password',
+        `The stored password is for ${existing.registry}; enter the password for ${reference.registry}, or tick "remove credentials"`,
+      );
     }
     return { action: 'keep', username: raw.username || existing.username };
   }

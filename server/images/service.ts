@@ -104,7 +104,9 @@ export class ImageService {
       if (!systems.has(slug)) systems.set(slug, this.deps.systems.get(slug));
       return systems.get(slug) as Promise<System | undefined>;
     };
-    const views = await Promise.all(rows.map(async (row) => this.view(row, await systemOf(row.system), credentials.get(row.id), checks.get(row.id))));
+    const views = await Promise.all(
+      rows.map(async (row) => this.view(row, await systemOf(row.system), credentials.get(row.id), checks.get(row.id))),
+    );
     return this.withReadiness(views, checks);
   }
 
@@ -119,7 +121,10 @@ export class ImageService {
     const row = await this.deps.store.get(owner, id);
     if (!row) throw notFound('Image');
     const checks = (await this.deps.checks?.latestFor(owner, [id])) ?? new Map<number, CheckSummary>();
-    const [view] = await this.withReadiness([this.view(row, await this.deps.systems.get(row.system), await this.deps.store.credentialFor(owner, id), checks.get(id))], checks);
+    const [view] = await this.withReadiness(
+      [this.view(row, await this.deps.systems.get(row.system), await this.deps.store.credentialFor(owner, id), checks.get(id))],
+      checks,
+    );
     return view as ImageView;
   }
 
@@ -131,7 +136,8 @@ export class ImageService {
     for (const view of views) {
       const check = checks.get(view.id);
       const digest = check?.manifestDigest ?? check?.digest;
-      if (view.status.code === 'passed' && digest && view.systemSpawner === 'docker') pinned.set(view.id, pinnedImage(parseReference(view.reference), digest));
+      if (view.status.code === 'passed' && digest && view.systemSpawner === 'docker')
+        pinned.set(view.id, pinnedImage(parseReference(view.reference), digest));
     }
     const states = await readiness.readiness([...new Set(pinned.values())]);
     return views.map((view) => {
@@ -186,7 +192,14 @@ export class ImageService {
       if (!row) throw notFound('Image');
       await store.delete(owner, id);
       await store.audit(
-        { actor: actor.name, actorKind: actor.kind, action: 'image.delete', targetType: 'image', targetId: String(id), details: { owner, name: row.name, reference: row.reference } },
+        {
+          actor: actor.name,
+          actorKind: actor.kind,
+          action: 'image.delete',
+          targetType: 'image',
+          targetId: String(id),
+          details: { owner, name: row.name, reference: row.reference },
+        },
         now,
       );
     });
@@ -224,7 +237,11 @@ export class ImageService {
     return { registry: credential.registry, username: credential.username, password };
   }
 
-  private async pullWith(own: OpenedCredential | undefined, reference: ImageReference, siteCandidates?: readonly RegistryCredentialRow[]): Promise<RegistryCredentials | undefined> {
+  private async pullWith(
+    own: OpenedCredential | undefined,
+    reference: ImageReference,
+    siteCandidates?: readonly RegistryCredentialRow[],
+  ): Promise<RegistryCredentials | undefined> {
     if (own) return { username: own.username, password: own.password };
     return this.deps.siteCredentials?.(reference, siteCandidates);
   }
@@ -259,7 +276,12 @@ export class ImageService {
     };
   }
 
-  private view(row: ImageRow, system: System | undefined, credential: CredentialRow | undefined, check: CheckSummary | undefined): ImageView {
+  private view(
+    row: ImageRow,
+    system: System | undefined,
+    credential: CredentialRow | undefined,
+    check: CheckSummary | undefined,
+  ): ImageView {
     const reference = parseReference(row.reference);
     return {
       id: row.id,

@@ -34,10 +34,31 @@ export type ImageFields = Omit<ImageRow, 'id' | 'createdAt' | 'updatedAt'>;
 type Row = Record<string, unknown>;
 
 /** The columns {@link imageFromRow} reads; a query that joins images selects these. */
-export const IMAGE_COLUMNS = ['id', 'owner', 'name', 'system', 'reference_input', 'reference', 'registry', 'mount_path', 'created_at', 'updated_at'] as const;
+export const IMAGE_COLUMNS = [
+  'id',
+  'owner',
+  'name',
+  'system',
+  'reference_input',
+  'reference',
+  'registry',
+  'mount_path',
+  'created_at',
+  'updated_at',
+] as const;
 
 /** The columns {@link credentialFromRow} reads. */
-export const CREDENTIAL_COLUMNS = ['id', 'image_id', 'owner', 'registry', 'username', 'ciphertext', 'nonce', 'key_id', 'updated_at'] as const;
+export const CREDENTIAL_COLUMNS = [
+  'id',
+  'image_id',
+  'owner',
+  'registry',
+  'username',
+  'ciphertext',
+  'nonce',
+  'key_id',
+  'updated_at',
+] as const;
 
 /** An `images` row to its record (also used by queries that join it). */
 export function imageFromRow(r: Row): ImageRow {

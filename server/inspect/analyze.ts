@@ -85,7 +85,11 @@ export interface AnalyzeOptions {
 }
 
 /** Findings and facts for one image. */
-export function analyzeImage(fs: MergedFilesystem, config: ImageConfig, options: AnalyzeOptions): { findings: Finding[]; facts: ImageFacts } {
+export function analyzeImage(
+  fs: MergedFilesystem,
+  config: ImageConfig,
+  options: AnalyzeOptions,
+): { findings: Finding[]; facts: ImageFacts } {
   const findings: Finding[] = [];
   const add = (code: string, level: FindingLevel, message: string) => findings.push({ code, level, message });
   const path = imagePath(config);
@@ -135,7 +139,9 @@ export function analyzeImage(fs: MergedFilesystem, config: ImageConfig, options:
     const head = entry.head ?? '';
     const shebang = parseShebang(head);
     if (shebang) {
-      const interpreter = shebang.interpreter.includes('/') ? { path: shebang.interpreter, resolved: fs.resolve(shebang.interpreter) } : which(shebang.interpreter);
+      const interpreter = shebang.interpreter.includes('/')
+        ? { path: shebang.interpreter, resolved: fs.resolve(shebang.interpreter) }
+        : which(shebang.interpreter);
       if (!interpreter || !interpreter.resolved.found) {
         add(
           'interpreter.missing',
@@ -168,12 +174,16 @@ export function analyzeImage(fs: MergedFilesystem, config: ImageConfig, options:
     const tooOld = min !== undefined && compareVersions(pythonVersion, min) < 0;
     const tooNew = max !== undefined && compareVersions(pythonVersion, max) > 0;
     if (tooOld || tooNew) {
-      add('python.version', 'error', `The image has Python ${pythonVersion}; this system needs Python ${[min && `${min} or newer`, max && `${max} or older`].filter(Boolean).join(' and ')}.`);
+      add(
+        'python.version',
+        'error',
+        `The image has Python ${pythonVersion}; this system needs Python ${[min && `${min} or newer`, max && `${max} or older`].filter(Boolean).join(' and ')}.`,
+      );
     } else {
       add('python.version', 'info', `Python ${pythonVersion}.`);
     }
   } else if (facts.interpreter && options.policy.python && (options.policy.python.min || options.policy.python.max)) {
-    add('python.version', 'warning', 'The Python version could not be read from the image, so the system\'s Python range was not checked.');
+    add('python.version', 'warning', "The Python version could not be read from the image, so the system's Python range was not checked.");
   }
 
   // JupyterHub's own version, from its package metadata.
@@ -190,7 +200,11 @@ export function analyzeImage(fs: MergedFilesystem, config: ImageConfig, options:
       );
     }
   } else if (facts.singleuser && !facts.jupyterhubVersion) {
-    add('jupyterhub.unknown', 'warning', "JupyterHub's package metadata was not found, so its version could not be compared with the hub's.");
+    add(
+      'jupyterhub.unknown',
+      'warning',
+      "JupyterHub's package metadata was not found, so its version could not be compared with the hub's.",
+    );
   }
 
   // pip, for users who install packages in their server.
@@ -198,7 +212,11 @@ export function analyzeImage(fs: MergedFilesystem, config: ImageConfig, options:
   if (pip) facts.pip = { path: pip.path };
   else if (prefix && hasPipModule(fs, prefix)) facts.pip = { path: `${prefix}/lib/python*/site-packages/pip` };
   if (!facts.pip) {
-    add('pip.missing', options.policy.requirePip ? 'error' : 'warning', 'The image has no pip, so packages cannot be installed from a notebook with %pip install.');
+    add(
+      'pip.missing',
+      options.policy.requirePip ? 'error' : 'warning',
+      'The image has no pip, so packages cannot be installed from a notebook with %pip install.',
+    );
   }
 
   // Users: the config's USER must exist; servers run as the system's uid, whose home must be writable.
@@ -207,7 +225,11 @@ export function analyzeImage(fs: MergedFilesystem, config: ImageConfig, options:
   const user = facts.configUser.split(':')[0] ?? '';
   if (user !== '' && !/^\d+$/.test(user) && !facts.users.some((u) => u.name === user)) {
     // Harmless here (servers run as the system's uid, not as USER), but the image is broken for anyone else.
-    add('user.unknown', 'warning', `The image's USER is "${user}", but /etc/passwd has no such user; the image would not start outside this hub.`);
+    add(
+      'user.unknown',
+      'warning',
+      `The image's USER is "${user}", but /etc/passwd has no such user; the image would not start outside this hub.`,
+    );
   }
   facts.runAs = runAsFacts(fs, config, facts, options.policy);
   for (const finding of runAsFindings(facts, options.policy)) findings.push(finding);
@@ -241,10 +263,25 @@ function runAsFindings(facts: ImageFacts, policy: ImagePolicy): Finding[] {
   const who = `uid ${runAs.uid}${runAs.user ? ` (${runAs.user})` : ''}, gid ${runAs.gid}`;
   const ownName = facts.users.find((u) => u.uid === own)?.name;
   const imageSays =
-    own === 0 ? 'This image runs as root' : own === undefined ? `This image names the user "${facts.configUser}"` : `This image runs as uid ${own}${ownName ? ` (${ownName})` : ''}`;
+    own === 0
+      ? 'This image runs as root'
+      : own === undefined
+        ? `This image names the user "${facts.configUser}"`
+        : `This image runs as uid ${own}${ownName ? ` (${ownName})` : ''}`;
   const problems: string[] = [];
-  if (!runAs.user) problems.push(`the image has no user with uid ${runAs.uid} in /etc/passwd${facts.users.length ? ` (its users: ${facts.users.map((u) => `${u.name}=${u.uid}`).slice(0, 8).join(', ')})` : ''}`);
-  if (!runAs.homeWritable) problems.push(`the home directory ${runAs.home} is not writable for it, so Jupyter cannot keep its settings or start kernels there`);
+  if (!runAs.user)
+    problems.push(
+      `the image has no user with uid ${runAs.uid} in /etc/passwd${
+        facts.users.length
+          ? ` (its users: ${facts.users
+              .map((u) => `${u.name}=${u.uid}`)
+              .slice(0, 8)
+              .join(', ')})`
+          : ''
+      }`,
+    );
+  if (!runAs.homeWritable)
+    problems.push(`the home directory ${runAs.home} is not writable for it, so Jupyter cannot keep its settings or start kernels there`);
   const level = policy.requireUser ? 'error' : 'warning';
   if (own === runAs.uid && problems.length === 0) {
     findings.push({ code: 'user.run_as', level: 'info', message: `Servers run as the image's own user: ${who}, home ${runAs.home}.` });

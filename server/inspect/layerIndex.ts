@@ -204,15 +204,23 @@ class UnpackMeter {
   entry(): void {
     this.entries++;
     this.image.entries--;
-    if (this.entries > this.limits.layerEntries) throw new UnpackLimitError(`A layer has more than ${this.limits.layerEntries.toLocaleString('en')} files; larger ones are not checked.`);
-    if (this.image.entries < 0) throw new UnpackLimitError(`The image has more than ${this.limits.imageEntries.toLocaleString('en')} files in its layers; larger ones are not checked.`);
+    if (this.entries > this.limits.layerEntries)
+      throw new UnpackLimitError(
+        `A layer has more than ${this.limits.layerEntries.toLocaleString('en')} files; larger ones are not checked.`,
+      );
+    if (this.image.entries < 0)
+      throw new UnpackLimitError(
+        `The image has more than ${this.limits.imageEntries.toLocaleString('en')} files in its layers; larger ones are not checked.`,
+      );
   }
 
   unpacked(bytes: number): void {
     this.bytes += bytes;
     this.image.bytes -= bytes;
-    if (this.bytes > this.limits.layerBytes) throw new UnpackLimitError(`A layer unpacks to more than ${formatSize(this.limits.layerBytes)}; larger ones are not checked.`);
-    if (this.image.bytes < 0) throw new UnpackLimitError(`The image unpacks to more than ${formatSize(this.limits.imageBytes)}; larger ones are not checked.`);
+    if (this.bytes > this.limits.layerBytes)
+      throw new UnpackLimitError(`A layer unpacks to more than ${formatSize(this.limits.layerBytes)}; larger ones are not checked.`);
+    if (this.image.bytes < 0)
+      throw new UnpackLimitError(`The image unpacks to more than ${formatSize(this.limits.imageBytes)}; larger ones are not checked.`);
   }
 }
 
@@ -272,7 +280,8 @@ export async function indexLayer(source: Readable, onBytes?: (compressedBytes: n
     if (header.linkname) entry.link = type === 'hardlink' ? normalizeTarPath(header.linkname) : header.linkname;
     index.entries[path] = entry;
 
-    const limit = type === 'file' && entry.size > 0 ? (WHOLE_FILES.has(path) ? WHOLE_FILE_LIMIT : wantsHead(path, entry.mode) ? HEAD_BYTES : 0) : 0;
+    const limit =
+      type === 'file' && entry.size > 0 ? (WHOLE_FILES.has(path) ? WHOLE_FILE_LIMIT : wantsHead(path, entry.mode) ? HEAD_BYTES : 0) : 0;
     if (limit === 0) {
       stream.on('end', finish);
       stream.resume();

@@ -20,7 +20,13 @@ export interface JobTable {
 export async function claimJob(db: Knex, jobs: JobTable, id: number, runner: string, now: Date): Promise<boolean> {
   const changed = await db(jobs.table)
     .where({ id, status: jobs.queued })
-    .update({ status: jobs.running, runner, heartbeat_at: now, attempts: db.raw('attempts + 1'), ...(jobs.startedColumn ? { [jobs.startedColumn]: now } : {}) });
+    .update({
+      status: jobs.running,
+      runner,
+      heartbeat_at: now,
+      attempts: db.raw('attempts + 1'),
+      ...(jobs.startedColumn ? { [jobs.startedColumn]: now } : {}),
+    });
   return changed === 1;
 }
 
@@ -43,6 +49,9 @@ export async function recoverStaleJobs(
     .where({ status: jobs.running })
     .andWhere((q) => q.where('heartbeat_at', '<', options.before).orWhereNull('heartbeat_at'));
   const failed = await stale.clone().andWhere('attempts', '>=', options.maxAttempts).update(options.ended);
-  const requeued = await stale.clone().andWhere('attempts', '<', options.maxAttempts).update({ status: jobs.queued, runner: null, heartbeat_at: null });
+  const requeued = await stale
+    .clone()
+    .andWhere('attempts', '<', options.maxAttempts)
+    .update({ status: jobs.queued, runner: null, heartbeat_at: null });
   return { requeued, failed };
 }

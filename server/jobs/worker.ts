@@ -69,7 +69,11 @@ export class JobWorker<J> {
     try {
       const now = new Date();
       await queue.heartbeat([...this.running.keys()], this.id, now);
-      const stale = await queue.recoverStale(new Date(now.getTime() - (this.options.staleMs ?? 15_000)), this.options.maxAttempts ?? 2, now);
+      const stale = await queue.recoverStale(
+        new Date(now.getTime() - (this.options.staleMs ?? 15_000)),
+        this.options.maxAttempts ?? 2,
+        now,
+      );
       if (stale.requeued || stale.failed) logger.warn({ ...stale }, `${what} jobs of a stopped replica recovered`);
       await this.options.housekeeping?.(stale.requeued + stale.failed > 0);
       const free = this.options.concurrency - this.running.size;

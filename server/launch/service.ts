@@ -42,7 +42,12 @@ export type LaunchParams = z.infer<typeof LaunchResponseSchema>;
 
 /** A Docker volume name for the user's data: safe characters, distinct for distinct names. */
 function volumeName(owner: string, system: string): string {
-  const safe = (s: string) => s.toLowerCase().replace(/[^a-z0-9_.-]+/g, '-').replace(/^[-.]+/, '').slice(0, 40) || 'x';
+  const safe = (s: string) =>
+    s
+      .toLowerCase()
+      .replace(/[^a-z0-9_.-]+/g, '-')
+      .replace(/^[-.]+/, '')
+      .slice(0, 40) || 'x';
   const tag = createHash('sha256').update(`${owner}\u0000${system}`).digest('hex').slice(0, 8);
   return `jupyterhub-user-${safe(owner)}-${safe(system)}-${tag}`;
 }
@@ -76,8 +81,10 @@ export class LaunchService {
     const system = rows.system ?? (await this.deps.systems.get(image.system));
     if (!system) throw conflict(`The system of "${image.name}" no longer exists. Choose another system for it in custom images.`);
     if (!system.enabled) throw conflict(`${system.displayName} does not offer custom images at the moment (disabled by the hub admins).`);
-    if (!check) throw conflict(`"${image.name}" has not been checked yet. Open custom images and press "Check now", then start your server.`);
-    if (check.status === 'queued' || check.status === 'running') throw conflict(`"${image.name}" is still being checked. Start your server when the check is done.`);
+    if (!check)
+      throw conflict(`"${image.name}" has not been checked yet. Open custom images and press "Check now", then start your server.`);
+    if (check.status === 'queued' || check.status === 'running')
+      throw conflict(`"${image.name}" is still being checked. Start your server when the check is done.`);
     if (check.reference !== image.reference || check.system !== system.slug) {
       throw conflict(`"${image.name}" was changed after its last check. Check it again in custom images before starting it.`);
     }
@@ -89,19 +96,25 @@ export class LaunchService {
       throw conflict(`The rules of ${system.displayName} changed after "${image.name}" was checked. Check it again in custom images.`);
     }
     if (system.policy.runCheck && check.kind !== 'full') {
-      throw conflict(`${system.displayName} requires a test start of the image in Docker, which has not run for "${image.name}". Press "Check now" in custom images.`);
+      throw conflict(
+        `${system.displayName} requires a test start of the image in Docker, which has not run for "${image.name}". Press "Check now" in custom images.`,
+      );
     }
     const digest = check.manifestDigest ?? check.digest;
     if (!digest) throw conflict(`The check of "${image.name}" recorded no digest. Check it again.`);
     // Today's rules, not those of the day of the check: an admin may have narrowed them since.
     const reference = parseReference(image.reference);
     if (!registryAllowed(system.allowedRegistries, reference.registry, reference.repository)) {
-      throw conflict(`${system.displayName} no longer offers images from ${reference.registry}/${reference.repository} (allowed now: ${system.allowedRegistries.join(', ')}). Choose another image for "${image.name}" in custom images.`);
+      throw conflict(
+        `${system.displayName} no longer offers images from ${reference.registry}/${reference.repository} (allowed now: ${system.allowedRegistries.join(', ')}). Choose another image for "${image.name}" in custom images.`,
+      );
     }
     const target = image.mountPath ?? system.defaultMountPath;
     const mount = checkMountPath(target, system.mountPrefixes);
     if (!mount.ok) {
-      throw conflict(`The data path ${target} of "${image.name}" is no longer allowed on ${system.displayName}: ${mount.message}. Edit the image in custom images and choose another path.`);
+      throw conflict(
+        `The data path ${target} of "${image.name}" is no longer allowed on ${system.displayName}: ${mount.message}. Edit the image in custom images and choose another path.`,
+      );
     }
 
     // Secrets are opened only for a launch that goes ahead.
@@ -112,11 +125,14 @@ export class LaunchService {
       try {
         current = await this.deps.registry.session(reference, credentials).headDigest();
       } catch (err) {
-        if (err instanceof RegistryError) throw upstream('unavailable', `The registry could not confirm "${image.name}": ${err.message}`, err);
+        if (err instanceof RegistryError)
+          throw upstream('unavailable', `The registry could not confirm "${image.name}": ${err.message}`, err);
         throw err;
       }
       if (current && current !== check.digest) {
-        throw conflict(`${image.reference} now points to a different image than the one checked. Check it again in custom images, then start your server.`);
+        throw conflict(
+          `${image.reference} now points to a different image than the one checked. Check it again in custom images, then start your server.`,
+        );
       }
     }
     const pinned = pinnedImage(reference, digest);
@@ -133,7 +149,15 @@ export class LaunchService {
         kind: 'kubernetes',
         dockerconfigjson:
           credentials && mayReceiveSecret
-            ? JSON.stringify({ auths: { [key]: { username: credentials.username, password: credentials.password, auth: Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64') } } })
+            ? JSON.stringify({
+                auths: {
+                  [key]: {
+                    username: credentials.username,
+                    password: credentials.password,
+                    auth: Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64'),
+                  },
+                },
+              })
             : null,
       };
     } else if (engine) {
@@ -150,10 +174,21 @@ export class LaunchService {
       if (pulls) await pulls.forLaunch(target, pullNow);
       else if (!(await engine.hasImage(pinned))) await pullNow();
       // The server's user must be able to write its own data, also where the image has no such directory.
-      await engine.prepareVolume({ name: volume, image: pinned, target: mount.path, uid: runAs.uid, gid: runAs.gid, labels: { 'custom-images.owner': owner, 'custom-images.system': system.slug } });
+      await engine.prepareVolume({
+        name: volume,
+        image: pinned,
+        target: mount.path,
+        uid: runAs.uid,
+        gid: runAs.gid,
+        labels: { 'custom-images.owner': owner, 'custom-images.system': system.slug },
+      });
       pull = { kind: 'docker', pulled: true };
     } else {
-      if (credentials) throw upstream('unavailable', 'This service has no Docker engine to pull a private image with; ask the hub admin to configure DOCKER_HOST.');
+      if (credentials)
+        throw upstream(
+          'unavailable',
+          'This service has no Docker engine to pull a private image with; ask the hub admin to configure DOCKER_HOST.',
+        );
       pull = { kind: 'docker', pulled: false };
     }
 
@@ -172,7 +207,14 @@ export class LaunchService {
       check: { id: check.id, kind: check.kind, finishedAt: check.finishedAt?.toISOString() ?? null },
     };
     await this.deps.audit.append(
-      { actor: actor.name, actorKind: actor.kind, action: 'image.launch', targetType: 'image', targetId: String(imageId), details: { owner, image: pinned, digest, system: system.slug, pull: pull.kind } },
+      {
+        actor: actor.name,
+        actorKind: actor.kind,
+        action: 'image.launch',
+        targetType: 'image',
+        targetId: String(imageId),
+        details: { owner, image: pinned, digest, system: system.slug, pull: pull.kind },
+      },
       (this.deps.now ?? (() => new Date()))(),
     );
     return params;

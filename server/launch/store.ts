@@ -9,7 +9,13 @@ import type { Knex } from 'knex';
 import { CHECK_RESULT_COLUMNS, checkFromRow, type CheckRow } from '../checks/store.js';
 import { CREDENTIAL_COLUMNS, IMAGE_COLUMNS, credentialFromRow, imageFromRow, type CredentialRow, type ImageRow } from '../images/store.js';
 import type { System } from '../systems/schema.js';
-import { REGISTRY_CREDENTIAL_COLUMNS, SYSTEM_COLUMNS, registryCredentialFromRow, systemFromRow, type RegistryCredentialRow } from '../systems/store.js';
+import {
+  REGISTRY_CREDENTIAL_COLUMNS,
+  SYSTEM_COLUMNS,
+  registryCredentialFromRow,
+  systemFromRow,
+  type RegistryCredentialRow,
+} from '../systems/store.js';
 
 type Row = Record<string, unknown>;
 

@@ -17,10 +17,7 @@ export interface PullTarget extends Requester {
 }
 
 /** How far an image is from a fast start, for a tile. */
-export type StartReadiness =
-  | { state: 'preparing'; percent: number | null }
-  | { state: 'ready' }
-  | { state: 'failed'; message: string };
+export type StartReadiness = { state: 'preparing'; percent: number | null } | { state: 'ready' } | { state: 'failed'; message: string };
 
 /** The image as the engine names it: `registry/repository@digest`. */
 export function pinnedImage(reference: Pick<ImageReference, 'registry' | 'repository'>, digest: string): string {
@@ -59,7 +56,13 @@ export class PullService {
 
   /** The run check left the image in the engine: no pull needed. */
   async present(target: PullTarget, pulledByService: boolean): Promise<void> {
-    await this.deps.store.present(await this.deps.engine.id(), pinnedImage(target.reference, target.digest), target, pulledByService, this.now());
+    await this.deps.store.present(
+      await this.deps.engine.id(),
+      pinnedImage(target.reference, target.digest),
+      target,
+      pulledByService,
+      this.now(),
+    );
   }
 
   /**

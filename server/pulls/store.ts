@@ -84,8 +84,27 @@ export class EngineImageStore {
    * done: a new row, or a failed, removed or vanished one queued again.
    * Returns whether a pull was queued.
    */
-  async request(engine: string, image: string, by: Requester, now: Date, requeue: EngineImageStatus[] = ['failed', 'removed']): Promise<boolean> {
-    const queued = { status: 'queued', owner: by.owner, image_id: by.imageId, current_bytes: 0, total_bytes: 0, fraction: 0, message: null, runner: null, heartbeat_at: null, attempts: 0, requested_at: now, finished_at: null };
+  async request(
+    engine: string,
+    image: string,
+    by: Requester,
+    now: Date,
+    requeue: EngineImageStatus[] = ['failed', 'removed'],
+  ): Promise<boolean> {
+    const queued = {
+      status: 'queued',
+      owner: by.owner,
+      image_id: by.imageId,
+      current_bytes: 0,
+      total_bytes: 0,
+      fraction: 0,
+      message: null,
+      runner: null,
+      heartbeat_at: null,
+      attempts: 0,
+      requested_at: now,
+      finished_at: null,
+    };
     const inserted = (await this.db('engine_images')
       .insert({ engine, image, pulled_by_service: false, ...queued })
       .onConflict(['engine', 'image'])
@@ -100,7 +119,17 @@ export class EngineImageStore {
   /** Records an image in the engine that needs no pull (already there, or pulled by a run check or a launch). */
   async present(engine: string, image: string, by: Requester | undefined, pulledByService: boolean, now: Date): Promise<void> {
     await this.db('engine_images')
-      .insert({ engine, image, status: 'ready', owner: by?.owner ?? null, image_id: by?.imageId ?? null, pulled_by_service: pulledByService, fraction: 1, requested_at: now, finished_at: now })
+      .insert({
+        engine,
+        image,
+        status: 'ready',
+        owner: by?.owner ?? null,
+        image_id: by?.imageId ?? null,
+        pulled_by_service: pulledByService,
+        fraction: 1,
+        requested_at: now,
+        finished_at: now,
+      })
       .onConflict(['engine', 'image'])
       .merge({ status: 'ready', fraction: 1, message: null, finished_at: now, ...(pulledByService ? { pulled_by_service: true } : {}) });
   }
@@ -112,7 +141,9 @@ export class EngineImageStore {
 
   /** Queued pulls for `engine`, oldest first. */
   async queued(engine: string, limit: number): Promise<number[]> {
-    const rows = (await this.db('engine_images').select('id').where({ engine, status: 'queued' }).orderBy('id').limit(limit)) as Array<{ id: number }>;
+    const rows = (await this.db('engine_images').select('id').where({ engine, status: 'queued' }).orderBy('id').limit(limit)) as Array<{
+      id: number;
+    }>;
     return rows.map((r) => Number(r.id));
   }
 
@@ -139,17 +170,30 @@ export class EngineImageStore {
       .update({ current_bytes: progress.currentBytes, total_bytes: progress.totalBytes, fraction: progress.fraction });
   }
 
-  async finish(id: number, outcome: { status: 'ready' | 'failed'; message: string | null; pulledByService: boolean }, now: Date): Promise<void> {
+  async finish(
+    id: number,
+    outcome: { status: 'ready' | 'failed'; message: string | null; pulledByService: boolean },
+    now: Date,
+  ): Promise<void> {
     await this.db('engine_images')
       .where({ id })
-      .update({ status: outcome.status, message: outcome.message, finished_at: now, runner: null, heartbeat_at: null, ...(outcome.status === 'ready' ? { fraction: 1, pulled_by_service: outcome.pulledByService } : {}) });
+      .update({
+        status: outcome.status,
+        message: outcome.message,
+        finished_at: now,
+        runner: null,
+        heartbeat_at: null,
+        ...(outcome.status === 'ready' ? { fraction: 1, pulled_by_service: outcome.pulledByService } : {}),
+      });
   }
 
   /** Images this service pulled into `engine` that no launch used since `before`. */
   async unusedSince(engine: string, before: Date): Promise<EngineImageRow[]> {
     const rows = (await this.db('engine_images')
       .where({ engine, status: 'ready', pulled_by_service: true })
-      .andWhere((q) => q.where('last_used_at', '<', before).orWhere((q2) => q2.whereNull('last_used_at').andWhere('finished_at', '<', before)))) as Row[];
+      .andWhere((q) =>
+        q.where('last_used_at', '<', before).orWhere((q2) => q2.whereNull('last_used_at').andWhere('finished_at', '<', before)),
+      )) as Row[];
     return rows.map(fromRow);
   }
 

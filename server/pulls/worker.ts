@@ -103,14 +103,23 @@ export class PullWorker {
   private async pull(row: EngineImageRow): Promise<string> {
     const { store, engine, logger } = this.options;
     const reference = parseReference(row.image);
-    const credentials = row.owner !== null && row.imageId !== null ? await this.options.credentials(row.owner, row.imageId, reference) : undefined;
-    const progress = new ThrottledWriter<PullProgress>((p) => store.progress(row.id, { currentBytes: p.current, totalBytes: p.total, fraction: p.fraction }), PROGRESS_EVERY_MS);
+    const credentials =
+      row.owner !== null && row.imageId !== null ? await this.options.credentials(row.owner, row.imageId, reference) : undefined;
+    const progress = new ThrottledWriter<PullProgress>(
+      (p) => store.progress(row.id, { currentBytes: p.current, totalBytes: p.total, fraction: p.fraction }),
+      PROGRESS_EVERY_MS,
+    );
     const started = Date.now();
     try {
       const there = await engine.hasImage(row.image);
       if (!there) {
         await this.options.mayPull(reference.registry);
-        await engine.pull(row.image, credentials ? { ...credentials, serveraddress: registryAuthKey(reference.registry) } : undefined, (p) => progress.set(p), this.options.timeoutMs);
+        await engine.pull(
+          row.image,
+          credentials ? { ...credentials, serveraddress: registryAuthKey(reference.registry) } : undefined,
+          (p) => progress.set(p),
+          this.options.timeoutMs,
+        );
       }
       await progress.flush();
       await store.finish(row.id, { status: 'ready', message: null, pulledByService: !there }, this.now());

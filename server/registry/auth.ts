@@ -29,32 +29,47 @@ export interface ChallengeContext {
 const TOKEN_BYTES = 1024 * 1024;
 
 function wrongCredentials(registry: string): RegistryError {
-  return new RegistryError('registry.unauthorized', `The registry ${registry} refused the username and password (or token). Check them and save them again.`);
+  return new RegistryError(
+    'registry.unauthorized',
+    `The registry ${registry} refused the username and password (or token). Check them and save them again.`,
+  );
 }
 
-const basic = (credentials: RegistryCredentials) => `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}`;
+const basic = (credentials: RegistryCredentials) =>
+  `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}`;
 
 /** The Authorization header value that answers `challenge`. */
 export async function answerChallenge(challenge: Challenge, ctx: ChallengeContext): Promise<string> {
   const { reference, credentials, base } = ctx;
   if (challenge.scheme === 'basic') {
     if (!credentials) {
-      throw new RegistryError('registry.denied', `The registry ${reference.registry} needs a login for ${reference.repository}. Add the registry's username and password or token to this image.`);
+      throw new RegistryError(
+        'registry.denied',
+        `The registry ${reference.registry} needs a login for ${reference.repository}. Add the registry's username and password or token to this image.`,
+      );
     }
     const authorization = basic(credentials);
     // Basic credentials are checked by the ping: a 401 here is a wrong password.
-    const ping = await ctx.transport.request(new URL('/v2/', base), { authorization: { host: base.host, value: authorization }, signal: ctx.signal });
+    const ping = await ctx.transport.request(new URL('/v2/', base), {
+      authorization: { host: base.host, value: authorization },
+      signal: ctx.signal,
+    });
     await ping.body?.cancel();
     if (ping.status === 401) throw wrongCredentials(reference.registry);
     return authorization;
   }
   if (challenge.scheme !== 'bearer') {
-    throw new RegistryError('registry.unsupported', `The registry ${reference.registry} asks for "${challenge.scheme}" authentication, which is not supported.`);
+    throw new RegistryError(
+      'registry.unsupported',
+      `The registry ${reference.registry} asks for "${challenge.scheme}" authentication, which is not supported.`,
+    );
   }
   const realm = challenge.params.realm;
-  if (!realm || !URL.canParse(realm)) throw new RegistryError('registry.protocol', `The registry ${reference.registry} named no valid token service.`);
+  if (!realm || !URL.canParse(realm))
+    throw new RegistryError('registry.protocol', `The registry ${reference.registry} named no valid token service.`);
   const realmUrl = new URL(realm);
-  if (realmUrl.protocol !== 'https:' && realmUrl.protocol !== 'http:') throw new RegistryError('registry.protocol', 'The token service address is not http(s).');
+  if (realmUrl.protocol !== 'https:' && realmUrl.protocol !== 'http:')
+    throw new RegistryError('registry.protocol', 'The token service address is not http(s).');
   if (challenge.params.service) realmUrl.searchParams.set('service', challenge.params.service);
   realmUrl.searchParams.set('scope', challenge.params.scope ?? `repository:${reference.repository}:pull`);
 
@@ -71,7 +86,10 @@ export async function answerChallenge(challenge: Challenge, ctx: ChallengeContex
   if (response.status === 401 || response.status === 403) {
     await response.body?.cancel();
     if (sent) throw wrongCredentials(reference.registry);
-    throw new RegistryError('registry.denied', `The registry ${reference.registry} refused anonymous access to ${reference.repository}. If it is private, add its username and password or token.`);
+    throw new RegistryError(
+      'registry.denied',
+      `The registry ${reference.registry} refused anonymous access to ${reference.repository}. If it is private, add its username and password or token.`,
+    );
   }
   if (!response.ok) {
     await response.body?.cancel();

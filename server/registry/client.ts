@@ -155,7 +155,9 @@ export class RegistrySession {
     };
     // A fresh answer (a check) is not shared: only launches reuse each other's answers, per credentials.
     if (options.fresh) return ask();
-    const who = this.credentials ? `${this.credentials.username}:${createHash('sha256').update(this.credentials.password).digest('hex')}` : '';
+    const who = this.credentials
+      ? `${this.credentials.username}:${createHash('sha256').update(this.credentials.password).digest('hex')}`
+      : '';
     return this.client.digests.get(`${this.reference.registry}/${this.reference.repository}:${ref}|${who}`, ask);
   }
 
@@ -175,7 +177,8 @@ export class RegistrySession {
         );
       }
       manifest = await this.manifest(chosen.digest, chosen.digest);
-      if (manifest.kind !== 'manifest') throw new RegistryError('registry.unsupported', 'An image index points to another index; nested indexes are not supported.');
+      if (manifest.kind !== 'manifest')
+        throw new RegistryError('registry.unsupported', 'An image index points to another index; nested indexes are not supported.');
     }
     const configDescriptor = manifest.body.config as Descriptor | undefined;
     const layers = (manifest.body.layers ?? []) as Descriptor[];
@@ -183,10 +186,16 @@ export class RegistrySession {
       throw new RegistryError('registry.protocol', `The manifest of ${this.reference.normalized} has no config or layers.`);
     }
     if (!Number.isSafeInteger(configDescriptor.size) || configDescriptor.size <= 0) {
-      throw new RegistryError('registry.protocol', `The manifest of ${this.reference.normalized} gives its config no size; a valid manifest states it in bytes.`);
+      throw new RegistryError(
+        'registry.protocol',
+        `The manifest of ${this.reference.normalized} gives its config no size; a valid manifest states it in bytes.`,
+      );
     }
     if (configDescriptor.size > this.client.limits.config) {
-      throw new RegistryError('registry.too_large', `The image config is ${configDescriptor.size} bytes; at most ${this.client.limits.config} are read.`);
+      throw new RegistryError(
+        'registry.too_large',
+        `The image config is ${configDescriptor.size} bytes; at most ${this.client.limits.config} are read.`,
+      );
     }
     const configBytes = await this.readBlob(configDescriptor, this.client.limits.config);
     let config: ImageConfig;
@@ -197,7 +206,12 @@ export class RegistrySession {
     }
     const actual = normalizePlatform({ os: config.os ?? '', architecture: config.architecture ?? '', variant: config.variant });
     const target = normalizePlatform(wanted);
-    if (top.kind === 'manifest' && config.os && config.architecture && (actual.os !== target.os || actual.architecture !== target.architecture)) {
+    if (
+      top.kind === 'manifest' &&
+      config.os &&
+      config.architecture &&
+      (actual.os !== target.os || actual.architecture !== target.architecture)
+    ) {
       throw new RegistryError(
         'platform.missing',
         `${this.reference.normalized} is built for ${formatPlatform(actual)} only; this system runs ${formatPlatform(target)}.`,
@@ -206,17 +220,26 @@ export class RegistrySession {
     for (const layer of layers) {
       // Every limit counts sizes: a layer without a positive one would switch them off.
       if (!Number.isSafeInteger(layer.size) || layer.size <= 0) {
-        throw new RegistryError('registry.protocol', `The manifest of ${this.reference.normalized} gives a layer (${String(layer.digest).slice(0, 19)}) no size; a valid manifest states every layer's size in bytes.`);
+        throw new RegistryError(
+          'registry.protocol',
+          `The manifest of ${this.reference.normalized} gives a layer (${String(layer.digest).slice(0, 19)}) no size; a valid manifest states every layer's size in bytes.`,
+        );
       }
     }
     const size = layers.reduce((sum, l) => sum + l.size, 0);
     for (const layer of layers) {
       if (layer.size > this.client.limits.layer) {
-        throw new RegistryError('registry.too_large', `A layer of ${this.reference.normalized} is ${formatBytes(layer.size)}; layers over ${formatBytes(this.client.limits.layer)} are not checked.`);
+        throw new RegistryError(
+          'registry.too_large',
+          `A layer of ${this.reference.normalized} is ${formatBytes(layer.size)}; layers over ${formatBytes(this.client.limits.layer)} are not checked.`,
+        );
       }
     }
     if (size > this.client.limits.image) {
-      throw new RegistryError('registry.too_large', `${this.reference.normalized} is ${formatBytes(size)} compressed; images over ${formatBytes(this.client.limits.image)} are not checked.`);
+      throw new RegistryError(
+        'registry.too_large',
+        `${this.reference.normalized} is ${formatBytes(size)} compressed; images over ${formatBytes(this.client.limits.image)} are not checked.`,
+      );
     }
     return {
       digest: top.digest,
@@ -232,21 +255,31 @@ export class RegistrySession {
   /** Streams a blob, verifying its size and digest as it passes; errors surface on the stream. */
   async openBlob(descriptor: Descriptor): Promise<Readable> {
     if (descriptor.size > this.client.limits.layer) {
-      throw new RegistryError('registry.too_large', `A layer is ${formatBytes(descriptor.size)}; layers over ${formatBytes(this.client.limits.layer)} are not checked.`);
+      throw new RegistryError(
+        'registry.too_large',
+        `A layer is ${formatBytes(descriptor.size)}; layers over ${formatBytes(this.client.limits.layer)} are not checked.`,
+      );
     }
     const response = await this.get(`blobs/${descriptor.digest}`, {});
     await this.expectOk(response, 'blob');
     const declared = Number(response.headers.get('content-length'));
     if (Number.isFinite(declared) && declared > descriptor.size) {
       await response.body?.cancel();
-      throw new RegistryError('registry.digest_mismatch', `A layer is larger than its manifest says (${declared} > ${descriptor.size} bytes).`);
+      throw new RegistryError(
+        'registry.digest_mismatch',
+        `A layer is larger than its manifest says (${declared} > ${descriptor.size} bytes).`,
+      );
     }
     if (!response.body) throw new RegistryError('registry.protocol', 'The registry sent an empty blob.');
     const body = Readable.fromWeb(response.body as WebReadableStream<Uint8Array>);
     const verify = new VerifyingStream(descriptor.digest, descriptor.size);
     body.on('error', (cause) =>
       verify.destroy(
-        new RegistryError('registry.unreachable', `The registry ${this.reference.registry} stopped sending a layer before its end (${String((cause as { code?: string }).code ?? cause)}).`, { cause }),
+        new RegistryError(
+          'registry.unreachable',
+          `The registry ${this.reference.registry} stopped sending a layer before its end (${String((cause as { code?: string }).code ?? cause)}).`,
+          { cause },
+        ),
       ),
     );
     return body.pipe(verify);
@@ -266,10 +299,17 @@ export class RegistrySession {
     const declaredLength = Number(response.headers.get('content-length'));
     if (Number.isFinite(declaredLength) && declaredLength > this.client.limits.manifest) {
       await response.body?.cancel();
-      throw new RegistryError('registry.too_large', `The manifest is ${declaredLength} bytes; at most ${this.client.limits.manifest} are read.`);
+      throw new RegistryError(
+        'registry.too_large',
+        `The manifest is ${declaredLength} bytes; at most ${this.client.limits.manifest} are read.`,
+      );
     }
     const bytes = await readLimited(response, this.client.limits.manifest, 'The manifest');
-    return parseManifest(bytes, expectedDigest ?? response.headers.get('docker-content-digest') ?? undefined, response.headers.get('content-type') ?? undefined);
+    return parseManifest(
+      bytes,
+      expectedDigest ?? response.headers.get('docker-content-digest') ?? undefined,
+      response.headers.get('content-type') ?? undefined,
+    );
   }
 
   /** GET/HEAD a path under /v2/<repository>/, authenticating on the first 401. */
@@ -287,7 +327,10 @@ export class RegistrySession {
     if (response.status === 401) {
       const challenge = parseChallenges(response.headers.get('www-authenticate'))[0];
       await response.body?.cancel();
-      if (challenge && (!this.authorization || challenge.params.error === 'insufficient_scope' || challenge.scheme !== this.challenge?.scheme)) {
+      if (
+        challenge &&
+        (!this.authorization || challenge.params.error === 'insufficient_scope' || challenge.scheme !== this.challenge?.scheme)
+      ) {
         await this.authenticate(challenge);
         response = await send();
       }
@@ -333,7 +376,9 @@ export class RegistrySession {
     if (response.status !== 404 || what === 'manifest') {
       try {
         // Through the limited reader: an error answer is the registry's to make as long as it likes.
-        const body = JSON.parse((await readLimited(response, ERROR_BODY_BYTES, 'An error answer')).toString('utf8')) as { errors?: Array<{ code?: string }> };
+        const body = JSON.parse((await readLimited(response, ERROR_BODY_BYTES, 'An error answer')).toString('utf8')) as {
+          errors?: Array<{ code?: string }>;
+        };
         code = body.errors?.[0]?.code ?? '';
       } catch {
         // not JSON, or too long to be one
@@ -343,7 +388,8 @@ export class RegistrySession {
     }
     const ref = this.reference;
     if (response.status === 404) {
-      if (code === 'NAME_UNKNOWN') throw new RegistryError('registry.not_found', `The repository ${ref.registry}/${ref.repository} does not exist.`);
+      if (code === 'NAME_UNKNOWN')
+        throw new RegistryError('registry.not_found', `The repository ${ref.registry}/${ref.repository} does not exist.`);
       throw new RegistryError(
         'registry.not_found',
         what === 'manifest'
@@ -359,6 +405,9 @@ export class RegistrySession {
           : `${ref.registry}/${ref.repository} is private or does not exist. If it is private, add the registry's username and password or token.`,
       );
     }
-    throw new RegistryError('registry.protocol', `The registry ${ref.registry} answered HTTP ${response.status}${code ? ` (${code})` : ''} for the ${what}.`);
+    throw new RegistryError(
+      'registry.protocol',
+      `The registry ${ref.registry} answered HTTP ${response.status}${code ? ` (${code})` : ''} for the ${what}.`,
+    );
   }
 }

@@ -14,7 +14,8 @@ const ALGORITHMS = new Set(['sha256', 'sha512']);
 /** A hash for the digest's algorithm; refuses any other. */
 function hashFor(digest: string): { hash: Hash; hex: string } {
   const [algorithm = '', hex = ''] = digest.split(':');
-  if (!ALGORITHMS.has(algorithm)) throw new RegistryError('registry.unsupported', `Unsupported digest algorithm "${algorithm}": sha256 and sha512 are read.`);
+  if (!ALGORITHMS.has(algorithm))
+    throw new RegistryError('registry.unsupported', `Unsupported digest algorithm "${algorithm}": sha256 and sha512 are read.`);
   return { hash: createHash(algorithm), hex };
 }
 

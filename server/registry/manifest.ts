@@ -21,9 +21,13 @@ export interface ParsedManifest {
 export function parseManifest(bytes: Uint8Array, claimedDigest: string | undefined, contentType: string | undefined): ParsedManifest {
   const computed = digestOf(bytes, claimedDigest);
   if (claimedDigest && claimedDigest !== computed) {
-    throw new RegistryError('registry.digest_mismatch', `The manifest the registry sent does not match its digest (${claimedDigest}). The registry or something between us altered it.`, {
-      detail: `computed ${computed}`,
-    });
+    throw new RegistryError(
+      'registry.digest_mismatch',
+      `The manifest the registry sent does not match its digest (${claimedDigest}). The registry or something between us altered it.`,
+      {
+        detail: `computed ${computed}`,
+      },
+    );
   }
   let body: Record<string, unknown>;
   try {
@@ -31,13 +35,19 @@ export function parseManifest(bytes: Uint8Array, claimedDigest: string | undefin
   } catch (cause) {
     throw new RegistryError('registry.protocol', 'The manifest is not valid JSON.', { cause });
   }
-  if (!body || typeof body !== 'object' || Array.isArray(body)) throw new RegistryError('registry.protocol', 'The manifest is not a JSON object.');
+  if (!body || typeof body !== 'object' || Array.isArray(body))
+    throw new RegistryError('registry.protocol', 'The manifest is not a JSON object.');
   const mediaType = String(body.mediaType ?? contentType?.split(';')[0]?.trim() ?? '');
   if (mediaType === MEDIA.dockerSchema1 || mediaType === MEDIA.dockerSchema1Signed || body.schemaVersion === 1) {
-    throw new RegistryError('registry.unsupported', 'This image uses the old Docker schema 1 manifest; push it again with a current Docker or buildx.');
+    throw new RegistryError(
+      'registry.unsupported',
+      'This image uses the old Docker schema 1 manifest; push it again with a current Docker or buildx.',
+    );
   }
   const isIndex = mediaType === MEDIA.ociIndex || mediaType === MEDIA.dockerList || (mediaType === '' && Array.isArray(body.manifests));
-  const isManifest = mediaType === MEDIA.ociManifest || mediaType === MEDIA.dockerManifest || (mediaType === '' && body.config !== undefined);
-  if (!isIndex && !isManifest) throw new RegistryError('registry.unsupported', `The registry sent a manifest of type "${mediaType}", which is not an image.`);
+  const isManifest =
+    mediaType === MEDIA.ociManifest || mediaType === MEDIA.dockerManifest || (mediaType === '' && body.config !== undefined);
+  if (!isIndex && !isManifest)
+    throw new RegistryError('registry.unsupported', `The registry sent a manifest of type "${mediaType}", which is not an image.`);
   return { kind: isIndex ? 'index' : 'manifest', digest: computed, body };
 }

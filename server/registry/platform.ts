@@ -63,5 +63,7 @@ export function selectPlatform<D extends PlatformDescriptor>(manifests: readonly
 export function offeredPlatforms(manifests: readonly PlatformDescriptor[]): string[] {
   return manifests
     .filter((d) => d.platform?.os && d.platform.architecture && d.platform.os !== 'unknown')
-    .map((d) => formatPlatform(normalizePlatform({ os: d.platform!.os!, architecture: d.platform!.architecture!, variant: d.platform!.variant })));
+    .map((d) =>
+      formatPlatform(normalizePlatform({ os: d.platform!.os!, architecture: d.platform!.architecture!, variant: d.platform!.variant })),
+    );
 }

@@ -117,7 +117,9 @@ export function parseReference(input: string): ImageReference {
   }
   const text = stripScheme(input);
   if (IMAGE_ID.test(text)) {
-    throw new ReferenceError('That is an image ID, not an image name: write the repository, e.g. registry.example.com/lab/env@sha256:… for a digest');
+    throw new ReferenceError(
+      'That is an image ID, not an image name: write the repository, e.g. registry.example.com/lab/env@sha256:… for a digest',
+    );
   }
 
   // Split off the digest, then the tag (a colon after the last slash).

@@ -46,13 +46,23 @@ function tlsProblem(code: string): boolean {
 function networkError(url: URL, err: unknown): RegistryError {
   let cause: unknown = err;
   // undici wraps the socket error (and our guard's refusal) in `cause`.
-  while (cause && typeof cause === 'object' && 'cause' in cause && !(cause instanceof RegistryError) && !('code' in cause && (cause as { code?: unknown }).code)) {
+  while (
+    cause &&
+    typeof cause === 'object' &&
+    'cause' in cause &&
+    !(cause instanceof RegistryError) &&
+    !('code' in cause && (cause as { code?: unknown }).code)
+  ) {
     cause = (cause as { cause: unknown }).cause;
   }
   if (cause instanceof RegistryError) return cause;
   const code = String((cause as { code?: unknown } | undefined)?.code ?? '');
   if (tlsProblem(code)) {
-    return new RegistryError('registry.tls', `A secure (TLS) connection to ${url.host} failed (${code}). The registry's certificate may be invalid or self-signed.`, { cause: err });
+    return new RegistryError(
+      'registry.tls',
+      `A secure (TLS) connection to ${url.host} failed (${code}). The registry's certificate may be invalid or self-signed.`,
+      { cause: err },
+    );
   }
   const what =
     code === 'ENOTFOUND' || code === 'EAI_AGAIN'
@@ -119,7 +129,13 @@ export class RegistryTransport {
       if (request.authorization && request.authorization.host === url.host) headers.Authorization = request.authorization.value;
       let response: Response;
       try {
-        response = await fetch(url, { method: request.method ?? 'GET', headers, redirect: 'manual', dispatcher: this.options.dispatcher, ...(request.signal ? { signal: request.signal } : {}) });
+        response = await fetch(url, {
+          method: request.method ?? 'GET',
+          headers,
+          redirect: 'manual',
+          dispatcher: this.options.dispatcher,
+          ...(request.signal ? { signal: request.signal } : {}),
+        });
       } catch (err) {
         throw networkError(url, err);
       }

@@ -33,7 +33,13 @@ interface LayerProgress {
   done: boolean;
 }
 
-type PullEvent = { id?: string; status?: string; error?: string; errorDetail?: { message?: string }; progressDetail?: { current?: number; total?: number } };
+type PullEvent = {
+  id?: string;
+  status?: string;
+  error?: string;
+  errorDetail?: { message?: string };
+  progressDetail?: { current?: number; total?: number };
+};
 
 /** Folds one progress event of the engine into the layers' states. */
 export function trackPull(layers: Map<string, LayerProgress>, event: PullEvent): void {
@@ -133,27 +139,46 @@ export class DockerEngine {
    * Pulls `reference` (pinned by digest), reporting progress; the auth config goes with this pull only.
    * A pull that takes longer than `timeoutMs` is cancelled (the engine stops it when the request ends).
    */
-  async pull(reference: string, auth: PullAuth | undefined, onProgress?: (p: PullProgress) => void, timeoutMs?: number, signal?: AbortSignal): Promise<void> {
+  async pull(
+    reference: string,
+    auth: PullAuth | undefined,
+    onProgress?: (p: PullProgress) => void,
+    timeoutMs?: number,
+    signal?: AbortSignal,
+  ): Promise<void> {
     const abort = new AbortController();
     const timer = timeoutMs === undefined ? undefined : setTimeout(() => abort.abort(), timeoutMs);
     try {
       await this.pullUntil(reference, auth, signal ? AbortSignal.any([abort.signal, signal]) : abort.signal, onProgress);
     } catch (err) {
       if (!abort.signal.aborted) throw err;
-      throw upstream('timeout', `The Docker engine did not finish pulling ${reference} within ${Math.round((timeoutMs ?? 0) / 1000)} s; it was stopped. Try again later, or ask the hub admin about the registry's speed.`, err);
+      throw upstream(
+        'timeout',
+        `The Docker engine did not finish pulling ${reference} within ${Math.round((timeoutMs ?? 0) / 1000)} s; it was stopped. Try again later, or ask the hub admin about the registry's speed.`,
+        err,
+      );
     } finally {
       clearTimeout(timer);
     }
   }
 
-  private async pullUntil(reference: string, auth: PullAuth | undefined, signal: AbortSignal, onProgress?: (p: PullProgress) => void): Promise<void> {
+  private async pullUntil(
+    reference: string,
+    auth: PullAuth | undefined,
+    signal: AbortSignal,
+    onProgress?: (p: PullProgress) => void,
+  ): Promise<void> {
     let stream: NodeJS.ReadableStream;
     try {
       stream = (await this.docker.pull(reference, { ...(auth ? { authconfig: auth } : {}), abortSignal: signal })) as NodeJS.ReadableStream;
     } catch (err) {
       throw engineError(err, `pull ${reference}`);
     }
-    signal.addEventListener('abort', () => (stream as NodeJS.ReadableStream & { destroy?: (err?: Error) => void }).destroy?.(new Error('pull cancelled')), { once: true });
+    signal.addEventListener(
+      'abort',
+      () => (stream as NodeJS.ReadableStream & { destroy?: (err?: Error) => void }).destroy?.(new Error('pull cancelled')),
+      { once: true },
+    );
     const layers = new Map<string, LayerProgress>();
     // The engine reports a failed pull inside the stream ({"error": …}), not as an HTTP error.
     let failure: string | undefined;
@@ -232,7 +257,9 @@ export class DockerEngine {
         HostConfig: { NetworkMode: 'none', Mounts: [{ Type: 'volume', Source: request.name, Target: request.target }] },
       });
       try {
-        await container.putArchive(await directoryEntry(path.basename(request.target), request.uid, request.gid), { path: path.dirname(request.target) });
+        await container.putArchive(await directoryEntry(path.basename(request.target), request.uid, request.gid), {
+          path: path.dirname(request.target),
+        });
       } finally {
         await container.remove({ force: true, v: false }).catch(() => undefined);
       }

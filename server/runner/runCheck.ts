@@ -82,7 +82,10 @@ export class BoundedOutput {
 
 /** The version line jupyterhub-singleuser --version prints (e.g. "3.0.0", "4.1.5", "5.0.0b1"). */
 function parseVersionOutput(output: string): string | undefined {
-  const lines = output.split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
+  const lines = output
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter(Boolean);
   for (const line of lines.reverse()) {
     const m = /^(?:jupyterhub-singleuser\s+)?v?(\d+\.\d+(?:\.\d+)?(?:[a-z]+\d*)?(?:\.dev\d+)?)$/i.exec(line);
     if (m?.[1]) return m[1];
@@ -151,7 +154,10 @@ export async function runCheck(engine: DockerEngine, request: RunCheckRequest): 
             await engine.docker.ping();
             failures = 0;
           } catch (err) {
-            if (++failures >= 2) return reject(new Error(`the Docker engine stopped answering during the run (${err instanceof Error ? err.message : String(err)})`));
+            if (++failures >= 2)
+              return reject(
+                new Error(`the Docker engine stopped answering during the run (${err instanceof Error ? err.message : String(err)})`),
+              );
           }
         }
       };
@@ -185,11 +191,23 @@ export async function runCheck(engine: DockerEngine, request: RunCheckRequest): 
       message: `jupyterhub-singleuser --version did not finish within ${Math.round(limits.timeoutMs / 1000)} s (at most ${limits.pids} processes, ${Math.round(limits.memoryBytes / 1048576)} MB); it was stopped. Does the image's entrypoint wait for something, or start other programs?`,
     });
   } else if (oomKilled) {
-    findings.push({ code: 'run.out_of_memory', level: 'error', message: `The image ran out of memory (${Math.round(limits.memoryBytes / 1048576)} MB) while starting jupyterhub-singleuser.` });
+    findings.push({
+      code: 'run.out_of_memory',
+      level: 'error',
+      message: `The image ran out of memory (${Math.round(limits.memoryBytes / 1048576)} MB) while starting jupyterhub-singleuser.`,
+    });
   } else if (exitCode !== 0) {
-    findings.push({ code: 'run.exit_code', level: 'error', message: `jupyterhub-singleuser --version exited with code ${exitCode}. Its output:\n${shown}` });
+    findings.push({
+      code: 'run.exit_code',
+      level: 'error',
+      message: `jupyterhub-singleuser --version exited with code ${exitCode}. Its output:\n${shown}`,
+    });
   } else if (!version) {
-    findings.push({ code: 'run.version_unparsable', level: 'error', message: `jupyterhub-singleuser --version ran, but printed no version. Its output:\n${shown}` });
+    findings.push({
+      code: 'run.version_unparsable',
+      level: 'error',
+      message: `jupyterhub-singleuser --version ran, but printed no version. Its output:\n${shown}`,
+    });
   } else {
     findings.push({ code: 'run.version', level: 'info', message: `The image started jupyterhub-singleuser ${version}.` });
   }

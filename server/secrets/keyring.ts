@@ -44,7 +44,9 @@ export async function createKeyring(keys: readonly Uint8Array[]): Promise<Keyrin
   await sodium.ready;
   const entries = keys.map((key) => ({ key, id: sodium.to_hex(sodium.crypto_generichash(8, key, null)) }));
   const current = entries[0];
-  const fingerprintKey = current ? sodium.crypto_generichash(32, current.key, sodium.from_string('custom-images fingerprint v1')) : sodium.randombytes_buf(32);
+  const fingerprintKey = current
+    ? sodium.crypto_generichash(32, current.key, sodium.from_string('custom-images fingerprint v1'))
+    : sodium.randombytes_buf(32);
 
   return {
     canSeal: current !== undefined,
@@ -72,7 +74,9 @@ export async function createKeyring(keys: readonly Uint8Array[]): Promise<Keyrin
           // wrong key or wrong associated data: try the next key
         }
       }
-      throw new AppError('secrets_unavailable', entries.length === 0
+      throw new AppError(
+        'secrets_unavailable',
+        entries.length === 0
           ? NO_KEY_MESSAGE
           : 'A stored password could not be opened with the configured keys. Enter the password again, or ask the hub admin whether CUSTOM_IMAGES_CRYPT_KEY lost a key.',
         { expose: true },

@@ -86,7 +86,20 @@ function cachePreparedStatements(conn: SqliteConnection): void {
 }
 
 /** SQLSTATE classes and socket errors that mean "the server is not there right now", not "the query is wrong". */
-const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN', '57P01', '57P02', '57P03', '53300', 'SQLITE_BUSY', 'SQLITE_LOCKED']);
+const UNAVAILABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  '57P01',
+  '57P02',
+  '57P03',
+  '53300',
+  'SQLITE_BUSY',
+  'SQLITE_LOCKED',
+]);
 
 /**
  * Whether an error means the database is unreachable or restarting (a
@@ -94,17 +107,26 @@ const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIME
  * connection in time) rather than a fault in the query.
  */
 export function isDatabaseUnavailable(err: unknown): boolean {
-  for (let e = err as { code?: unknown; name?: unknown; message?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 5; e = e.cause as typeof e, depth++) {
+  for (
+    let e = err as { code?: unknown; name?: unknown; message?: unknown; cause?: unknown } | undefined, depth = 0;
+    e && depth < 5;
+    e = e.cause as typeof e, depth++
+  ) {
     const code = typeof e.code === 'string' ? e.code : '';
     if (UNAVAILABLE_CODES.has(code) || code.startsWith('08')) return true;
     if (e.name === 'KnexTimeoutError') return true;
-    if (typeof e.message === 'string' && /Connection terminated|connection is closed|Client has encountered a connection error/i.test(e.message)) return true;
+    if (
+      typeof e.message === 'string' &&
+      /Connection terminated|connection is closed|Client has encountered a connection error/i.test(e.message)
+    )
+      return true;
   }
   return false;
 }
 
 /** What a user is told while the database is away. */
-export const DATABASE_UNAVAILABLE_MESSAGE = 'The custom-images database cannot be reached at the moment (it may be restarting). Nothing you saved is lost; try again in a minute.';
+export const DATABASE_UNAVAILABLE_MESSAGE =
+  'The custom-images database cannot be reached at the moment (it may be restarting). Nothing you saved is lost; try again in a minute.';
 
 /** Answers whether the database takes a query; used by /healthz. */
 export async function pingDatabase(db: Knex): Promise<void> {

@@ -33,18 +33,34 @@ export const ImagePolicySchema = z.preprocess(
       /** Python version range, inclusive, as major.minor. */
       python: z
         .object({
-          min: z.string().regex(/^\d+\.\d+$/, 'a version such as 3.9').optional(),
-          max: z.string().regex(/^\d+\.\d+$/, 'a version such as 3.12').optional(),
+          min: z
+            .string()
+            .regex(/^\d+\.\d+$/, 'a version such as 3.9')
+            .optional(),
+          max: z
+            .string()
+            .regex(/^\d+\.\d+$/, 'a version such as 3.12')
+            .optional(),
         })
         .default({}),
       requirePip: z.boolean().default(false),
     })
-    .refine((p) => p.uidMax === undefined || p.uidMax >= p.uid, { message: 'the highest uid must not be below the lowest', path: ['uidMax'] }),
+    .refine((p) => p.uidMax === undefined || p.uidMax >= p.uid, {
+      message: 'the highest uid must not be below the lowest',
+      path: ['uidMax'],
+    }),
 );
 export type ImagePolicy = z.infer<typeof ImagePolicySchema>;
 
 /** The policy with nothing required; servers run as the default uid and gid. */
-export const OPEN_POLICY: ImagePolicy = { runCheck: false, uid: DEFAULT_UID, gid: DEFAULT_GID, requireUser: false, python: {}, requirePip: false };
+export const OPEN_POLICY: ImagePolicy = {
+  runCheck: false,
+  uid: DEFAULT_UID,
+  gid: DEFAULT_GID,
+  requireUser: false,
+  python: {},
+  requirePip: false,
+};
 
 /** A system's slug: what URLs, seed files and the spawn form name it by. */
 export const SLUG = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;

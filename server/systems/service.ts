@@ -52,7 +52,11 @@ export const SystemInputSchema = z
     allowedRegistries: lines.refine((l) => l.length > 0, 'List at least one registry pattern, e.g. docker.io/*'),
     mountPrefixes: lines,
     defaultMountPath: z.string().trim().min(1, 'Enter the default mount path, e.g. /home/jovyan/work'),
-    platform: z.string().trim().regex(/^[a-z0-9]+\/[a-z0-9_]+(\/[a-z0-9]+)?$/, 'The platform is os/arch[/variant], e.g. linux/amd64').default('linux/amd64'),
+    platform: z
+      .string()
+      .trim()
+      .regex(/^[a-z0-9]+\/[a-z0-9_]+(\/[a-z0-9]+)?$/, 'The platform is os/arch[/variant], e.g. linux/amd64')
+      .default('linux/amd64'),
     spawner: z.enum(['docker', 'kubernetes'], { message: 'The spawner is docker or kubernetes' }).default('docker'),
     runCheck: checkbox,
     uid: optionalId('The uid is a whole number from 1 (0 is root, never allowed), e.g. 1000'),
@@ -62,8 +66,16 @@ export const SystemInputSchema = z
     /** The name requireUser had before the uid was a setting; seed files and API clients may still send it. */
     requireUid1000: checkbox,
     requirePip: checkbox,
-    pythonMin: z.string().trim().regex(/^(\d+\.\d+)?$/, 'A Python version is major.minor, e.g. 3.9').default(''),
-    pythonMax: z.string().trim().regex(/^(\d+\.\d+)?$/, 'A Python version is major.minor, e.g. 3.12').default(''),
+    pythonMin: z
+      .string()
+      .trim()
+      .regex(/^(\d+\.\d+)?$/, 'A Python version is major.minor, e.g. 3.9')
+      .default(''),
+    pythonMax: z
+      .string()
+      .trim()
+      .regex(/^(\d+\.\d+)?$/, 'A Python version is major.minor, e.g. 3.12')
+      .default(''),
   })
   .superRefine((input, ctx) => {
     for (const pattern of input.allowedRegistries) {
@@ -77,31 +89,34 @@ export const SystemInputSchema = z
     const mount = checkMountPath(input.defaultMountPath, input.mountPrefixes);
     if (!mount.ok) ctx.addIssue({ code: 'custom', path: ['defaultMountPath'], message: mount.message });
     if (input.uidMax !== undefined && input.uidMax < (input.uid ?? DEFAULT_UID)) {
-      ctx.addIssue({ code: 'custom', path: ['uidMax'], message: `The highest uid must be at least the uid (${input.uid ?? DEFAULT_UID}), or blank for exactly one uid` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['uidMax'],
+        message: `The highest uid must be at least the uid (${input.uid ?? DEFAULT_UID}), or blank for exactly one uid`,
+      });
     }
   })
-  .transform(
-    (input): System =>
-      SystemSchema.parse({
-        slug: input.slug,
-        displayName: input.displayName,
-        description: input.description,
-        enabled: input.enabled,
-        allowedRegistries: input.allowedRegistries,
-        mountPrefixes: input.mountPrefixes.map((p) => (checkMountPath(p, []) as { path: string }).path),
-        defaultMountPath: (checkMountPath(input.defaultMountPath, []) as { path: string }).path,
-        platform: input.platform,
-        spawner: input.spawner,
-        policy: {
-          runCheck: input.runCheck,
-          uid: input.uid ?? DEFAULT_UID,
-          ...(input.uidMax !== undefined && input.uidMax !== (input.uid ?? DEFAULT_UID) ? { uidMax: input.uidMax } : {}),
-          gid: input.gid ?? DEFAULT_GID,
-          requireUser: input.requireUser || input.requireUid1000,
-          requirePip: input.requirePip,
-          python: { ...(input.pythonMin ? { min: input.pythonMin } : {}), ...(input.pythonMax ? { max: input.pythonMax } : {}) },
-        },
-      }),
+  .transform((input): System =>
+    SystemSchema.parse({
+      slug: input.slug,
+      displayName: input.displayName,
+      description: input.description,
+      enabled: input.enabled,
+      allowedRegistries: input.allowedRegistries,
+      mountPrefixes: input.mountPrefixes.map((p) => (checkMountPath(p, []) as { path: string }).path),
+      defaultMountPath: (checkMountPath(input.defaultMountPath, []) as { path: string }).path,
+      platform: input.platform,
+      spawner: input.spawner,
+      policy: {
+        runCheck: input.runCheck,
+        uid: input.uid ?? DEFAULT_UID,
+        ...(input.uidMax !== undefined && input.uidMax !== (input.uid ?? DEFAULT_UID) ? { uidMax: input.uidMax } : {}),
+        gid: input.gid ?? DEFAULT_GID,
+        requireUser: input.requireUser || input.requireUid1000,
+        requirePip: input.requirePip,
+        python: { ...(input.pythonMin ? { min: input.pythonMin } : {}), ...(input.pythonMax ? { max: input.pythonMax } : {}) },
+      },
+    }),
   );
 
 const RegistryCredentialInputSchema = z.object({
@@ -235,9 +250,17 @@ export class SystemService implements SystemCatalog {
     return created;
   }
 
-  async listCredentials(actor: HubIdentity): Promise<Array<{ id: string; pattern: string; username: string; updatedBy: string; updatedAt: Date }>> {
+  async listCredentials(
+    actor: HubIdentity,
+  ): Promise<Array<{ id: string; pattern: string; username: string; updatedBy: string; updatedAt: Date }>> {
     this.rules().manageSystems(actor);
-    return (await this.deps.store.credentials()).map(({ id, pattern, username, updatedBy, updatedAt }) => ({ id, pattern, username, updatedBy, updatedAt }));
+    return (await this.deps.store.credentials()).map(({ id, pattern, username, updatedBy, updatedAt }) => ({
+      id,
+      pattern,
+      username,
+      updatedBy,
+      updatedAt,
+    }));
   }
 
   async putCredential(actor: HubIdentity, raw: unknown): Promise<void> {
@@ -249,7 +272,10 @@ export class SystemService implements SystemCatalog {
     const sealed = this.deps.keyring.seal(password, adminCredentialAd(id, pattern));
     await this.deps.store.transaction(async (store) => {
       await store.putCredential({ id, pattern, username, updatedBy: actor.name, ...sealed }, this.now());
-      await store.audit(auditEntry(actor, 'registry_credential.put', { type: 'registry_credential', id: pattern }, { pattern, username }), this.now());
+      await store.audit(
+        auditEntry(actor, 'registry_credential.put', { type: 'registry_credential', id: pattern }, { pattern, username }),
+        this.now(),
+      );
     });
   }
 
@@ -259,7 +285,15 @@ export class SystemService implements SystemCatalog {
     if (!existing) throw notFound('Credential');
     await this.deps.store.transaction(async (store) => {
       await store.deleteCredential(id);
-      await store.audit(auditEntry(actor, 'registry_credential.delete', { type: 'registry_credential', id: existing.pattern }, { pattern: existing.pattern, username: existing.username }), this.now());
+      await store.audit(
+        auditEntry(
+          actor,
+          'registry_credential.delete',
+          { type: 'registry_credential', id: existing.pattern },
+          { pattern: existing.pattern, username: existing.username },
+        ),
+        this.now(),
+      );
     });
   }
 
@@ -268,7 +302,10 @@ export class SystemService implements SystemCatalog {
    * opened; undefined if none. `candidates`: the rows to choose from when the
    * caller has read them already (a launch reads them with the image).
    */
-  async credentialFor(reference: ImageReference, candidates?: readonly RegistryCredentialRow[]): Promise<{ username: string; password: string } | undefined> {
+  async credentialFor(
+    reference: ImageReference,
+    candidates?: readonly RegistryCredentialRow[],
+  ): Promise<{ username: string; password: string } | undefined> {
     const matching = (candidates ?? (await this.deps.store.credentials()))
       .filter((c) => registryAllowed([c.pattern], reference.registry, reference.repository))
       .sort((a, b) => b.pattern.length - a.pattern.length);

@@ -8,10 +8,30 @@ import { ImagePolicySchema, type System } from './schema.js';
 type Row = Record<string, unknown>;
 
 /** The columns {@link systemFromRow} reads. */
-export const SYSTEM_COLUMNS = ['slug', 'display_name', 'description', 'enabled', 'allowed_registries', 'mount_prefixes', 'default_mount_path', 'platform', 'spawner', 'policy'] as const;
+export const SYSTEM_COLUMNS = [
+  'slug',
+  'display_name',
+  'description',
+  'enabled',
+  'allowed_registries',
+  'mount_prefixes',
+  'default_mount_path',
+  'platform',
+  'spawner',
+  'policy',
+] as const;
 
 /** The columns {@link registryCredentialFromRow} reads. */
-export const REGISTRY_CREDENTIAL_COLUMNS = ['id', 'pattern', 'username', 'ciphertext', 'nonce', 'key_id', 'updated_by', 'updated_at'] as const;
+export const REGISTRY_CREDENTIAL_COLUMNS = [
+  'id',
+  'pattern',
+  'username',
+  'ciphertext',
+  'nonce',
+  'key_id',
+  'updated_by',
+  'updated_at',
+] as const;
 
 /** A `systems` row to its record (also used by queries that join it). */
 export function systemFromRow(r: Row): System {
@@ -96,7 +116,9 @@ export class SystemStore {
 
   async update(system: System, now: Date): Promise<void> {
     const { slug, ...rest } = toRow(system);
-    await this.db('systems').where({ slug }).update({ ...rest, updated_at: now });
+    await this.db('systems')
+      .where({ slug })
+      .update({ ...rest, updated_at: now });
   }
 
   async credentials(): Promise<RegistryCredentialRow[]> {

@@ -55,7 +55,11 @@ export function adminPagesRouter(deps: { systems: SystemService; prefix: string 
       ...extra,
     });
   };
-  const renderForm = (req: Request, res: Response, options: { editing?: string; values: ReturnType<typeof formValues>; errors?: Record<string, string>; status?: number }) => {
+  const renderForm = (
+    req: Request,
+    res: Response,
+    options: { editing?: string; values: ReturnType<typeof formValues>; errors?: Record<string, string>; status?: number },
+  ) => {
     res.status(options.status ?? 200).render('pages/admin-system-form', {
       title: options.editing ? `Edit ${options.values.displayName}` : 'New system',
       action: options.editing ? `${prefix}admin/systems/${options.editing}` : `${prefix}admin/systems`,
@@ -80,7 +84,17 @@ export function adminPagesRouter(deps: { systems: SystemService; prefix: string 
   router.get('/admin/systems', (req, res) => renderList(req, res));
   router.get('/admin/systems/new', (req, res) => {
     systems.ensureAdmin(actor(req));
-    renderForm(req, res, { values: { ...formValues({}), enabled: true, defaultMountPath: '/home/jovyan/work', allowedRegistries: 'docker.io/*', mountPrefixes: '/home/jovyan', uid: String(DEFAULT_UID), gid: String(DEFAULT_GID) } });
+    renderForm(req, res, {
+      values: {
+        ...formValues({}),
+        enabled: true,
+        defaultMountPath: '/home/jovyan/work',
+        allowedRegistries: 'docker.io/*',
+        mountPrefixes: '/home/jovyan',
+        uid: String(DEFAULT_UID),
+        gid: String(DEFAULT_GID),
+      },
+    });
   });
   router.post('/admin/systems', (req, res) => save(req, res, undefined));
   router.get('/admin/systems/:slug/edit', async (req, res) => {
@@ -96,7 +110,12 @@ export function adminPagesRouter(deps: { systems: SystemService; prefix: string 
       res.redirect(303, `${prefix}admin/systems#credentials`);
     } catch (err) {
       if (!(err instanceof AppError) || Object.keys(err.fields).length === 0) throw err;
-      await renderList(req, res, { credentialErrors: err.fields, credentialValues: { pattern: body.pattern ?? '', username: body.username ?? '' } }, err.status);
+      await renderList(
+        req,
+        res,
+        { credentialErrors: err.fields, credentialValues: { pattern: body.pattern ?? '', username: body.username ?? '' } },
+        err.status,
+      );
     }
   });
   router.post('/admin/credentials/:id/delete', async (req, res) => {

@@ -76,7 +76,12 @@ export function authRouter(options: AuthRoutesOptions): Router {
  * name, admin flag and scopes up to date otherwise. The hub is asked through
  * `authenticate`, which caches its answers for a few minutes.
  */
-export function keepSessionCurrent(options: { authenticate: TokenAuthenticator; tokens: SessionTokenSealer; maxAgeMs: number; accessScopes: readonly string[] }): RequestHandler {
+export function keepSessionCurrent(options: {
+  authenticate: TokenAuthenticator;
+  tokens: SessionTokenSealer;
+  maxAgeMs: number;
+  accessScopes: readonly string[];
+}): RequestHandler {
   return async (req, _res, next) => {
     if (!req.user) return next();
     const login = req.session.hubLogin;

@@ -51,7 +51,10 @@ export function errorHandler(options: { logger: Logger; apiPrefix: string; login
     const requestId = String(req.id ?? '');
     if (error.code === 'database_unavailable') {
       // One line, not a stack per request, while the database is away.
-      options.logger.warn({ requestId, code: error.code, reason: err instanceof Error ? err.message : String(err) }, 'database unavailable');
+      options.logger.warn(
+        { requestId, code: error.code, reason: err instanceof Error ? err.message : String(err) },
+        'database unavailable',
+      );
     } else if (error.status >= 500) {
       options.logger.error({ err: err instanceof Error ? err : new Error(String(err)), requestId, code: error.code }, 'request failed');
     }

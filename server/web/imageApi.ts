@@ -29,7 +29,8 @@ export function imageApiRoutes(router: Router, deps: { images: ImageService; che
   router.get('/users/:name/images', async (req, res) => {
     const name = parseUserName(req.params.name);
     const query = ListQuerySchema.safeParse(req.query);
-    if (!query.success) throw invalidInput(Object.fromEntries(query.error.issues.map((issue) => [String(issue.path[0] ?? 'query'), issue.message])));
+    if (!query.success)
+      throw invalidInput(Object.fromEntries(query.error.issues.map((issue) => [String(issue.path[0] ?? 'query'), issue.message])));
     const list = await images.list(identityOf(req), name);
     const { system, status } = query.data;
     res.json(list.filter((i) => (!system || i.system.slug === system) && (!status || i.status.code === status)).map(presentImage));

@@ -36,7 +36,12 @@ export const ImageResponseSchema = z.object({
   }),
   /** Checked images on a Docker system: pulled into the engine in advance, so that Start is fast. */
   start: z
-    .object({ state: z.enum(['preparing', 'ready', 'failed']), percent: z.number().int().nullable(), message: z.string().nullable(), text: z.string() })
+    .object({
+      state: z.enum(['preparing', 'ready', 'failed']),
+      percent: z.number().int().nullable(),
+      message: z.string().nullable(),
+      text: z.string(),
+    })
     .nullable(),
   warnings: z.array(z.string()),
   createdAt: z.string(),
@@ -141,7 +146,11 @@ export function presentSystem(system: System): z.infer<typeof SystemResponseSche
 
 /** An image as its tile shows it. */
 export function presentTile(image: ImageView) {
-  return { ...image, startText: image.start ? readinessText(image.start) : undefined, busy: image.status.code === 'checking' || image.start?.state === 'preparing' };
+  return {
+    ...image,
+    startText: image.start ? readinessText(image.start) : undefined,
+    busy: image.status.code === 'checking' || image.start?.state === 'preparing',
+  };
 }
 
 const VERDICT_TEXT: Record<CheckRow['status'], string> = {
@@ -160,7 +169,8 @@ export function presentCheckPage(check: CheckRow) {
     active: isActive(check.status),
     verdictText: VERDICT_TEXT[check.status],
     findings: [...check.findings].sort((a, b) => order[a.level] - order[b.level]),
-    duration: check.durationMs === null ? '' : check.durationMs < 1000 ? `${check.durationMs} ms` : `${(check.durationMs / 1000).toFixed(1)} s`,
+    duration:
+      check.durationMs === null ? '' : check.durationMs < 1000 ? `${check.durationMs} ms` : `${(check.durationMs / 1000).toFixed(1)} s`,
     startedAt: (check.startedAt ?? check.createdAt).toISOString(),
   };
 }

@@ -21,9 +21,15 @@ const html: string[] = [];
 beforeAll(async () => {
   registries = await startRegistries();
   await pushImage(registries.open, 'site/env', '1', {
-    layers: [{ files: pythonWithJupyterhub() }, { files: { '/usr/local/bin/jupyterhub-singleuser': singleuserScript('/usr/bin/python3') } }],
+    layers: [
+      { files: pythonWithJupyterhub() },
+      { files: { '/usr/local/bin/jupyterhub-singleuser': singleuserScript('/usr/bin/python3') } },
+    ],
   });
-  hub = await startHub(18800, { CUSTOM_IMAGES_TRUSTED_REGISTRIES: registries.trusted.join(','), CUSTOM_IMAGES_SYSTEMS_FILE: path.resolve('jupyterhub_config/demo-systems.json') });
+  hub = await startHub(18800, {
+    CUSTOM_IMAGES_TRUSTED_REGISTRIES: registries.trusted.join(','),
+    CUSTOM_IMAGES_SYSTEMS_FILE: path.resolve('jupyterhub_config/demo-systems.json'),
+  });
   browser = await launchBrowser();
   db = openDatabase(hub.databaseUrl);
 }, 120_000);
@@ -47,7 +53,10 @@ describe('systems for hub admins', () => {
 
   it('starts with the demo systems deNBI-Cloud and JSC-Cloud', async () => {
     await admin.getByRole('link', { name: 'Systems' }).click();
-    await expect(admin.locator('[data-slug]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-slug')))).resolves.toEqual(['JSC-Cloud', 'deNBI-Cloud']);
+    await expect(admin.locator('[data-slug]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-slug')))).resolves.toEqual([
+      'JSC-Cloud',
+      'deNBI-Cloud',
+    ]);
   });
 
   it('creates a system, with messages next to wrong fields and nothing saved', async () => {

@@ -24,7 +24,9 @@ let hub: TestHub;
 let registries: TestRegistries;
 let db: Knex;
 const tokens: Record<string, string> = {};
-const good: ImageSpec = { layers: [{ files: pythonWithJupyterhub() }, { files: { '/usr/local/bin/jupyterhub-singleuser': singleuserScript('/usr/bin/python3') } }] };
+const good: ImageSpec = {
+  layers: [{ files: pythonWithJupyterhub() }, { files: { '/usr/local/bin/jupyterhub-singleuser': singleuserScript('/usr/bin/python3') } }],
+};
 
 beforeAll(async () => {
   registries = await startRegistries();
@@ -38,9 +40,33 @@ beforeAll(async () => {
   fs.writeFileSync(
     systemsFile,
     JSON.stringify([
-      { slug: 'dock', displayName: 'Docker hosts', allowedRegistries: allowed, mountPrefixes: ['/home/jovyan'], defaultMountPath: '/home/jovyan/work', spawner: 'docker', enabled: true },
-      { slug: 'kube', displayName: 'Kubernetes', allowedRegistries: allowed, mountPrefixes: ['/home/jovyan'], defaultMountPath: '/home/jovyan/work', spawner: 'kubernetes', enabled: true, requireUid1000: true },
-      { slug: 'off', displayName: 'Switched off', allowedRegistries: allowed, mountPrefixes: [], defaultMountPath: '/home/jovyan/work', enabled: true },
+      {
+        slug: 'dock',
+        displayName: 'Docker hosts',
+        allowedRegistries: allowed,
+        mountPrefixes: ['/home/jovyan'],
+        defaultMountPath: '/home/jovyan/work',
+        spawner: 'docker',
+        enabled: true,
+      },
+      {
+        slug: 'kube',
+        displayName: 'Kubernetes',
+        allowedRegistries: allowed,
+        mountPrefixes: ['/home/jovyan'],
+        defaultMountPath: '/home/jovyan/work',
+        spawner: 'kubernetes',
+        enabled: true,
+        requireUid1000: true,
+      },
+      {
+        slug: 'off',
+        displayName: 'Switched off',
+        allowedRegistries: allowed,
+        mountPrefixes: [],
+        defaultMountPath: '/home/jovyan/work',
+        enabled: true,
+      },
     ]),
   );
   hub = await startHub(18400, { CUSTOM_IMAGES_TRUSTED_REGISTRIES: registries.trusted.join(','), CUSTOM_IMAGES_SYSTEMS_FILE: systemsFile });
@@ -78,7 +104,13 @@ describe('images and checks', () => {
       ids[key] = res.body.id as number;
     };
     await create('good', { system: 'dock', image: `${registries.open}/lab/good:1` });
-    await create('kube', { system: 'kube', image: `${registries.basic}/lab/good:1`, registry: registries.basic, username: USER, password: PASSWORD });
+    await create('kube', {
+      system: 'kube',
+      image: `${registries.basic}/lab/good:1`,
+      registry: registries.basic,
+      username: USER,
+      password: PASSWORD,
+    });
     await create('broken', { system: 'dock', image: `${registries.open}/lab/broken:1` });
     await create('never', { system: 'dock', image: `${registries.open}/lab/good:1`, name: 'never checked' });
     await create('moving', { system: 'kube', image: `${registries.open}/lab/moving:1` });
@@ -115,7 +147,8 @@ describe('images and checks', () => {
     expect(started.body).toMatchObject({ status: 'queued', image: `${registries.open}/lab/good:1` });
     const checkId = started.body.id as number;
     expect((await waitForCheck(hub, tokens.uma!, checkId)).status).toBe('passed');
-    const run = async (who: string, key: string) => (await waitForCheck(hub, tokens[who]!, (await api(who, 'POST', `users/uma/images/${ids[key]}/check`)).body.id as number)).status;
+    const run = async (who: string, key: string) =>
+      (await waitForCheck(hub, tokens[who]!, (await api(who, 'POST', `users/uma/images/${ids[key]}/check`)).body.id as number)).status;
     expect(await run('launcher', 'kube')).toBe('passed');
     expect(await run('uma', 'broken')).toBe('failed');
     expect(await run('uma', 'moving')).toBe('passed');
@@ -133,7 +166,10 @@ describe('images and checks', () => {
 
 describe('unknown paths and bodies', () => {
   it('answers an unknown API path with a JSON 404, not the login page', async () => {
-    const res = await fetch(`${hub.serviceUrl}api/v1/users/uma/imagez`, { headers: { Authorization: `token ${tokens.uma}` }, redirect: 'manual' });
+    const res = await fetch(`${hub.serviceUrl}api/v1/users/uma/imagez`, {
+      headers: { Authorization: `token ${tokens.uma}` },
+      redirect: 'manual',
+    });
     expect(res.status).toBe(404);
     expect(res.headers.get('content-type')).toMatch(/^application\/json/);
     expect(((await res.json()) as { message: string }).message).toContain('/users/uma/imagez');
@@ -141,7 +177,11 @@ describe('unknown paths and bodies', () => {
 
   it('reads no body before the token is known, and names a malformed one', async () => {
     const send = (who: string | undefined) =>
-      fetch(`${hub.serviceUrl}api/v1/users/uma/images`, { method: 'POST', headers: { 'Content-Type': 'application/json', ...(who ? { Authorization: `token ${tokens[who]}` } : {}) }, body: '{"system": ' });
+      fetch(`${hub.serviceUrl}api/v1/users/uma/images`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', ...(who ? { Authorization: `token ${tokens[who]}` } : {}) },
+        body: '{"system": ',
+      });
     expect((await send(undefined)).status).toBe(401);
     const malformed = await send('uma');
     expect(malformed.status).toBe(400);
@@ -239,10 +279,20 @@ describe('launch', () => {
   });
 
   it("answers the system's uid and gid for an image that ends with USER 0", async () => {
-    const created = await api('uma', 'POST', 'users/uma/images', { system: 'dock', image: `${registries.open}/lab/root:1`, name: 'root image' });
-    const check = await waitForCheck(hub, tokens.uma!, (await api('uma', 'POST', `users/uma/images/${created.body.id}/check`)).body.id as number);
+    const created = await api('uma', 'POST', 'users/uma/images', {
+      system: 'dock',
+      image: `${registries.open}/lab/root:1`,
+      name: 'root image',
+    });
+    const check = await waitForCheck(
+      hub,
+      tokens.uma!,
+      (await api('uma', 'POST', `users/uma/images/${created.body.id}/check`)).body.id as number,
+    );
     expect(check.status).toBe('passed');
-    expect((check.findings as Array<{ code: string; message: string }>).find((f) => f.code === 'user.run_as')?.message).toMatch(/^This image runs as root; on this system it runs as uid 1000 \(jovyan\), gid 100/);
+    expect((check.findings as Array<{ code: string; message: string }>).find((f) => f.code === 'user.run_as')?.message).toMatch(
+      /^This image runs as root; on this system it runs as uid 1000 \(jovyan\), gid 100/,
+    );
     const res = await api('launcher', 'GET', `users/uma/images/${created.body.id}/launch`);
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({ uid: 1000, gid: 100 });
@@ -251,7 +301,12 @@ describe('launch', () => {
   it('refuses an image checked before an admin narrowed the mount prefixes or removed its registry pattern', async () => {
     const store = new SystemStore(db);
     const dock = (await store.get('dock'))!;
-    const created = await api('uma', 'POST', 'users/uma/images', { system: 'dock', image: `${registries.open}/lab/good:1`, name: 'own path', mountPath: '/home/jovyan/results' });
+    const created = await api('uma', 'POST', 'users/uma/images', {
+      system: 'dock',
+      image: `${registries.open}/lab/good:1`,
+      name: 'own path',
+      mountPath: '/home/jovyan/results',
+    });
     expect(created.status).toBe(201);
     await waitForCheck(hub, tokens.uma!, (await api('uma', 'POST', `users/uma/images/${created.body.id}/check`)).body.id as number);
     expect((await api('launcher', 'GET', `users/uma/images/${created.body.id}/launch`)).status).toBe(200);
@@ -259,11 +314,15 @@ describe('launch', () => {
       await store.update({ ...dock, mountPrefixes: ['/data'], defaultMountPath: '/data/work' }, new Date());
       const narrowed = await api('launcher', 'GET', `users/uma/images/${created.body.id}/launch`);
       expect(narrowed.status).toBe(409);
-      expect(narrowed.body.message).toMatch(/The data path \/home\/jovyan\/results of "own path" is no longer allowed on Docker hosts: The mount path must be under \/data/);
+      expect(narrowed.body.message).toMatch(
+        /The data path \/home\/jovyan\/results of "own path" is no longer allowed on Docker hosts: The mount path must be under \/data/,
+      );
       await store.update({ ...dock, allowedRegistries: [`${registries.basic}/*`] }, new Date());
       const removed = await api('launcher', 'GET', `users/uma/images/${created.body.id}/launch`);
       expect(removed.status).toBe(409);
-      expect(removed.body.message).toMatch(new RegExp(`Docker hosts no longer offers images from ${registries.open}/lab/good \\(allowed now: ${registries.basic}/\\*\\)`));
+      expect(removed.body.message).toMatch(
+        new RegExp(`Docker hosts no longer offers images from ${registries.open}/lab/good \\(allowed now: ${registries.basic}/\\*\\)`),
+      );
     } finally {
       await store.update(dock, new Date());
     }
@@ -271,14 +330,20 @@ describe('launch', () => {
 
   it("uses the hub admin's credential with the most specific pattern for an image without its own, and only for its registry", async () => {
     // As the admin pages store them, sealed with the service's key.
-    const keyring = await createKeyring([new Uint8Array(Buffer.from(fs.readFileSync(path.join(hub.dir, 'crypt_key'), 'utf8').trim(), 'base64'))]);
+    const keyring = await createKeyring([
+      new Uint8Array(Buffer.from(fs.readFileSync(path.join(hub.dir, 'crypt_key'), 'utf8').trim(), 'base64')),
+    ]);
     const systems = new SystemService({ store: new SystemStore(db), keyring, access: testAccess });
     const admin: HubIdentity = { kind: 'user', name: 'admin', admin: true, groups: [], scopes: [] };
     await systems.putCredential(admin, { pattern: `${registries.basic}/*`, username: 'whole-registry', password: 'not-this-one' });
     await systems.putCredential(admin, { pattern: `${registries.basic}/lab/*`, username: USER, password: PASSWORD });
     await systems.putCredential(admin, { pattern: `${registries.open}/*`, username: 'other-registry', password: 'nor-this-one' });
 
-    const created = await api('uma', 'POST', 'users/uma/images', { system: 'kube', image: `${registries.basic}/lab/good:1`, name: 'site credential' });
+    const created = await api('uma', 'POST', 'users/uma/images', {
+      system: 'kube',
+      image: `${registries.basic}/lab/good:1`,
+      name: 'site credential',
+    });
     expect(created.status).toBe(201);
     const check = await api('uma', 'POST', `users/uma/images/${created.body.id}/check`);
     expect((await waitForCheck(hub, tokens.uma!, check.body.id as number)).status).toBe('passed');
@@ -289,33 +354,52 @@ describe('launch', () => {
       auths: { [registries.basic]: { username: USER, password: PASSWORD, auth: Buffer.from(`${USER}:${PASSWORD}`).toString('base64') } },
     });
     // An image on the open registry is launched with that registry's credential, not the other's.
-    const onOpen = await api('uma', 'POST', 'users/uma/images', { system: 'kube', image: `${registries.open}/lab/good:1`, name: 'open registry' });
+    const onOpen = await api('uma', 'POST', 'users/uma/images', {
+      system: 'kube',
+      image: `${registries.open}/lab/good:1`,
+      name: 'open registry',
+    });
     await waitForCheck(hub, tokens.uma!, (await api('uma', 'POST', `users/uma/images/${onOpen.body.id}/check`)).body.id as number);
     const openLaunch = await api('launcher', 'GET', `users/uma/images/${onOpen.body.id}/launch`);
     expect(openLaunch.status).toBe(200);
-    expect(Object.values(JSON.parse((openLaunch.body.pull as { dockerconfigjson: string }).dockerconfigjson).auths as Record<string, { username: string }>)).toEqual([
-      expect.objectContaining({ username: 'other-registry' }),
-    ]);
+    expect(
+      Object.values(
+        JSON.parse((openLaunch.body.pull as { dockerconfigjson: string }).dockerconfigjson).auths as Record<string, { username: string }>,
+      ),
+    ).toEqual([expect.objectContaining({ username: 'other-registry' })]);
   });
 
   it('logs each request by its path, without query or token, and counts it by route for /metrics', async () => {
     const marker = `marker-${Date.now()}`;
-    const res = await fetch(`${hub.serviceUrl}api/v1/users/uma/images/${ids.never}/launch?secret=${marker}`, { headers: { Authorization: `token ${tokens.launcher}` } });
+    const res = await fetch(`${hub.serviceUrl}api/v1/users/uma/images/${ids.never}/launch?secret=${marker}`, {
+      headers: { Authorization: `token ${tokens.launcher}` },
+    });
     expect(res.status).toBe(409);
     const lines = hub
       .log()
       .split('\n')
       .filter((line) => line.includes(`/images/${ids.never}/launch`) && line.includes('"request completed"'));
     expect(lines.length).toBeGreaterThan(0);
-    const last = JSON.parse(lines[lines.length - 1]!.slice(lines[lines.length - 1]!.indexOf('{'))) as { req: { method: string; path: string }; res: { statusCode: number }; responseTime: number };
-    expect(last).toMatchObject({ req: { method: 'GET', path: `/services/custom-images/api/v1/users/uma/images/${ids.never}/launch` }, res: { statusCode: 409 } });
+    const last = JSON.parse(lines[lines.length - 1]!.slice(lines[lines.length - 1]!.indexOf('{'))) as {
+      req: { method: string; path: string };
+      res: { statusCode: number };
+      responseTime: number;
+    };
+    expect(last).toMatchObject({
+      req: { method: 'GET', path: `/services/custom-images/api/v1/users/uma/images/${ids.never}/launch` },
+      res: { statusCode: 409 },
+    });
     expect(hub.log()).not.toContain(marker);
     expect(hub.log()).not.toContain(tokens.launcher);
 
     expect((await fetch(`${hub.serviceUrl}metrics`, { headers: { Authorization: `token ${tokens.uma}` } })).status).toBe(403);
     const metrics = await (await fetch(`${hub.serviceUrl}metrics`, { headers: { Authorization: `token ${tokens.admin}` } })).text();
     const count = (status: string) =>
-      Number(new RegExp(`custom_images_http_request_duration_seconds_count\\{method="GET",route="[^"]*/users/:name/images/:id/launch",status="${status}"\\} (\\d+)`).exec(metrics)?.[1] ?? 0);
+      Number(
+        new RegExp(
+          `custom_images_http_request_duration_seconds_count\\{method="GET",route="[^"]*/users/:name/images/:id/launch",status="${status}"\\} (\\d+)`,
+        ).exec(metrics)?.[1] ?? 0,
+      );
     expect(count('200')).toBeGreaterThanOrEqual(3);
     expect(count('409')).toBeGreaterThanOrEqual(1);
   });

@@ -17,7 +17,12 @@ let page: Page;
 
 beforeAll(async () => {
   registries = await startRegistries();
-  const good = { layers: [{ files: pythonWithJupyterhub() }, { files: { '/usr/local/bin/jupyterhub-singleuser': singleuserScript('/usr/bin/python3') } }] };
+  const good = {
+    layers: [
+      { files: pythonWithJupyterhub() },
+      { files: { '/usr/local/bin/jupyterhub-singleuser': singleuserScript('/usr/bin/python3') } },
+    ],
+  };
   await pushImage(registries.open, 'lab/good', '1.0', good);
   await pushImage(registries.open, 'lab/private', '1.0', good);
   await pushImage(registries.open, 'lab/broken', '1.0', { layers: [{ files: pythonWithJupyterhub() }] });
@@ -68,7 +73,12 @@ describe('Check now', () => {
   });
 
   it('uses the stored credentials for a private registry, and says when they are wrong', async () => {
-    const id = await createImage({ image: `${registries.basic}/lab/private:1.0`, registry: registries.basic, username: USER, password: 'wrong-password' });
+    const id = await createImage({
+      image: `${registries.basic}/lab/private:1.0`,
+      registry: registries.basic,
+      username: USER,
+      password: 'wrong-password',
+    });
     expect(await checkNow(id)).toBe('error');
     await expect(page.locator('[data-code="registry.unauthorized"]').textContent()).resolves.toContain('refused the username and password');
     await page.goto(`${hub.serviceUrl}images/${id}/edit`);

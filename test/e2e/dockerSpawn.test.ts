@@ -35,7 +35,8 @@ const changed = (marker: string): ImageSpec => ({ layers: [{ path: LAYER ?? '' }
 const tokens = new Map<string, string>();
 
 beforeAll(async () => {
-  if (!LAYER || !fs.existsSync(LAYER)) throw new Error('TEST_DEBIAN_JUPYTERHUB_LAYER is not set: run the tests through .ci/run (.ci/debian-image builds the image)');
+  if (!LAYER || !fs.existsSync(LAYER))
+    throw new Error('TEST_DEBIAN_JUPYTERHUB_LAYER is not set: run the tests through .ci/run (.ci/debian-image builds the image)');
   docker = ciDocker();
   engine = new DockerEngine(docker);
   registries = await startRegistries();
@@ -53,7 +54,17 @@ beforeAll(async () => {
   const systemsFile = path.join(dir, 'systems.json');
   fs.writeFileSync(
     systemsFile,
-    JSON.stringify([{ slug: SYSTEM, displayName: 'Docker hosts', allowedRegistries: [`${recorded.host}/*`, `${registries.open}/*`], mountPrefixes: ['/home/jovyan'], defaultMountPath: '/home/jovyan/work', spawner: 'docker', enabled: true }]),
+    JSON.stringify([
+      {
+        slug: SYSTEM,
+        displayName: 'Docker hosts',
+        allowedRegistries: [`${recorded.host}/*`, `${registries.open}/*`],
+        mountPrefixes: ['/home/jovyan'],
+        defaultMountPath: '/home/jovyan/work',
+        spawner: 'docker',
+        enabled: true,
+      },
+    ]),
   );
   hub = await startHub(18600, {
     CUSTOM_IMAGES_DEMO_SPAWNER: 'docker',
@@ -75,7 +86,10 @@ afterAll(async () => {
   await registries?.stop();
   if (recorded) await removeImagesFrom([recorded.host]);
   if (docker) await removeDataVolumes(docker, SYSTEM);
-  await docker?.getImage(standardImage).remove().catch(() => undefined);
+  await docker
+    ?.getImage(standardImage)
+    .remove()
+    .catch(() => undefined);
 });
 
 /** The service's API as `user`. */
@@ -113,11 +127,15 @@ async function readyToStart(user: string, id: number): Promise<Record<string, un
 }
 
 const container = (user: string) => docker.getContainer(`${PREFIX}-${user}`);
-const containerExists = async (user: string) => (await docker.listContainers({ all: true, filters: { name: [`^/${PREFIX}-${user}$`] } })).length > 0;
+const containerExists = async (user: string) =>
+  (await docker.listContainers({ all: true, filters: { name: [`^/${PREFIX}-${user}$`] } })).length > 0;
 
 /** The server's own API through the hub's proxy, with the user's token. */
 function server(user: string, route: string, init: RequestInit = {}): Promise<Response> {
-  return fetch(`${hub.url}/user/${user}/api/${route}`, { ...init, headers: { Authorization: `token ${tokens.get(user)}`, 'Content-Type': 'application/json', ...init.headers } });
+  return fetch(`${hub.url}/user/${user}/api/${route}`, {
+    ...init,
+    headers: { Authorization: `token ${tokens.get(user)}`, 'Content-Type': 'application/json', ...init.headers },
+  });
 }
 
 /** Chooses an environment in the hub's spawn form and presses Start. */
@@ -143,7 +161,9 @@ describe('a researcher starts their own image', { timeout: 300_000 }, () => {
     await page.locator(`#image-${adaImage} [data-testid=check]`).click();
     expect(await waitForVerdict(page, 180_000)).toBe('passed');
     // What the check says about the user the server runs as.
-    await expect(page.locator('[data-code="user.run_as"]').textContent()).resolves.toMatch(/This image runs as root; on this system it runs as uid 1000 \(jovyan\), gid 100/);
+    await expect(page.locator('[data-code="user.run_as"]').textContent()).resolves.toMatch(
+      /This image runs as root; on this system it runs as uid 1000 \(jovyan\), gid 100/,
+    );
 
     await page.goto(hub.serviceUrl);
     const tile = page.locator(`#image-${adaImage} [data-testid=start]`);
@@ -153,7 +173,11 @@ describe('a researcher starts their own image', { timeout: 300_000 }, () => {
     await expect(tile.textContent()).resolves.toBe('Ready to start');
     await screenshot(page, 'tile-ready-to-start');
 
-    const check = await api('ada', 'GET', `checks/${String(((await api('ada', 'GET', `users/ada/images/${adaImage}`)).status as { checkId: number }).checkId)}`);
+    const check = await api(
+      'ada',
+      'GET',
+      `checks/${String(((await api('ada', 'GET', `users/ada/images/${adaImage}`)).status as { checkId: number }).checkId)}`,
+    );
     pinned = `${recorded.host}/lab/env@${String(check.digest)}`;
     expect(await engine.hasImage(pinned)).toBe(true);
   });
@@ -201,7 +225,12 @@ describe('a researcher starts their own image', { timeout: 300_000 }, () => {
     expect(((await again.json()) as { content: string }).content).toBe('results of ada');
 
     // Bob saves the same image with the same credentials: his server starts in it, with his own data.
-    const bobImage = await savedAndChecked('bob', { image: `${recorded.host}/lab/env:1`, registry: recorded.host, username: USER, password: PASSWORD });
+    const bobImage = await savedAndChecked('bob', {
+      image: `${recorded.host}/lab/env:1`,
+      registry: recorded.host,
+      username: USER,
+      password: PASSWORD,
+    });
     await startServer(hub, 'bob', { custom_images_system: SYSTEM, custom_images_image_id: bobImage });
     expect(await waitForServer(hub, 'bob')).toBe(true);
     expect((await server('bob', 'contents/notes.txt')).status).toBe(404);
@@ -212,7 +241,14 @@ describe('a researcher starts their own image', { timeout: 300_000 }, () => {
 
   it('shows the registry refusal of a wrong stored password at Start, and creates no container', async () => {
     await stopServer(hub, 'ada');
-    await api('ada', 'PUT', `users/ada/images/${adaImage}`, { system: SYSTEM, name: 'lab env', image: `${recorded.host}/lab/env:1`, registry: recorded.host, username: USER, password: 'not-the-password' });
+    await api('ada', 'PUT', `users/ada/images/${adaImage}`, {
+      system: SYSTEM,
+      name: 'lab env',
+      image: `${recorded.host}/lab/env:1`,
+      registry: recorded.host,
+      username: USER,
+      password: 'not-the-password',
+    });
     await startFromForm(`${SYSTEM}:${adaImage}`);
     await page.waitForLoadState('networkidle');
     await screenshot(page, 'spawn-wrong-password');
@@ -220,7 +256,14 @@ describe('a researcher starts their own image', { timeout: 300_000 }, () => {
     expect(await containerExists('ada')).toBe(false);
     expect(hub.log()).not.toContain('not-the-password');
     await stopServer(hub, 'ada');
-    await api('ada', 'PUT', `users/ada/images/${adaImage}`, { system: SYSTEM, name: 'lab env', image: `${recorded.host}/lab/env:1`, registry: recorded.host, username: USER, password: PASSWORD });
+    await api('ada', 'PUT', `users/ada/images/${adaImage}`, {
+      system: SYSTEM,
+      name: 'lab env',
+      image: `${recorded.host}/lab/env:1`,
+      registry: recorded.host,
+      username: USER,
+      password: PASSWORD,
+    });
   });
 
   it("shows the service's message at Start for an image whose check failed since the form was loaded, and one whose tag moved", async () => {
@@ -272,7 +315,13 @@ describe('a researcher starts their own image', { timeout: 300_000 }, () => {
 
   it('starts an image saved by digest without a single registry request', async () => {
     const digest = pinned.split('@')[1];
-    const id = await savedAndChecked('bob', { image: `${recorded.host}/lab/env@${digest}`, registry: recorded.host, username: USER, password: PASSWORD, name: 'pinned env' });
+    const id = await savedAndChecked('bob', {
+      image: `${recorded.host}/lab/env@${digest}`,
+      registry: recorded.host,
+      username: USER,
+      password: PASSWORD,
+      name: 'pinned env',
+    });
     await readyToStart('bob', id);
     const before = recorded.requests.length;
     await startServer(hub, 'bob', { custom_images_system: SYSTEM, custom_images_image_id: id });

@@ -158,7 +158,9 @@ describe('the image form in Chromium', () => {
     await page.fill('#f-mountPath', '/data/erin');
     await page.getByTestId('save').click();
     await expect(page.locator(`#image-${imageId}`).textContent()).resolves.toContain('/data/erin');
-    await expect(page.locator(`#image-${imageId} [data-testid=tile-credential]`).textContent()).resolves.toBe('erin @ registry.example.com');
+    await expect(page.locator(`#image-${imageId} [data-testid=tile-credential]`).textContent()).resolves.toBe(
+      'erin @ registry.example.com',
+    );
     expect(await storedPassword('erin', imageId)).toBe(SECRET);
   });
 
@@ -239,14 +241,28 @@ describe('the image API', () => {
   it('creates, reads, updates and deletes with the same rules as the form', async () => {
     const created = await api('users/grace/images', {
       method: 'POST',
-      body: JSON.stringify({ system: 'default', image: 'registry.example.com/g/env:1', registry: 'registry.example.com', username: 'grace', password: SECRET }),
+      body: JSON.stringify({
+        system: 'default',
+        image: 'registry.example.com/g/env:1',
+        registry: 'registry.example.com',
+        username: 'grace',
+        password: SECRET,
+      }),
     });
     expect(created.status).toBe(201);
     const image = (await created.json()) as { id: number; credential: unknown };
     expect(image.credential).toEqual({ registry: 'registry.example.com', username: 'grace' });
     expect(JSON.stringify(image)).not.toContain(SECRET);
 
-    const updated = await api(`users/grace/images/${image.id}`, { method: 'PUT', body: JSON.stringify({ system: 'default', image: 'registry.example.com/g/env:2', registry: 'registry.example.com', username: 'grace' }) });
+    const updated = await api(`users/grace/images/${image.id}`, {
+      method: 'PUT',
+      body: JSON.stringify({
+        system: 'default',
+        image: 'registry.example.com/g/env:2',
+        registry: 'registry.example.com',
+        username: 'grace',
+      }),
+    });
     expect(updated.status).toBe(200);
     expect(await storedPassword('grace', image.id)).toBe(SECRET);
 

@@ -59,13 +59,17 @@ describe('browser login through the hub', () => {
     await context.close();
   });
 
-  it('logs out only by a POST with the form\'s token: a link or a forged form does not', async () => {
+  it("logs out only by a POST with the form's token: a link or a forged form does not", async () => {
     const { context, page } = await loginThroughHub('bea');
     // A GET (a link, a prefetch, an <img>) asks and changes nothing.
     await page.goto(`${hub.serviceUrl}logout`);
     await expect(page.getByTestId('logout-confirm').count()).resolves.toBe(1);
     // A POST without the token (another site's form) is refused.
-    const forged = await page.evaluate(async (url) => (await fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, body: '' })).status, `${hub.serviceUrl}logout`);
+    const forged = await page.evaluate(
+      async (url) =>
+        (await fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, body: '' })).status,
+      `${hub.serviceUrl}logout`,
+    );
     expect(forged).toBe(403);
     await page.goto(hub.serviceUrl);
     await expect(page.getByTestId('signed-in-as').textContent()).resolves.toBe('bea');
@@ -79,7 +83,11 @@ describe('browser login through the hub', () => {
     await hub.userToken('ann', { admin: true });
     const { context, page } = await loginThroughHub('ann');
     expect((await page.goto(`${hub.serviceUrl}admin/systems`))?.status()).toBe(200);
-    const demoted = await fetch(`${hub.apiUrl}/users/ann`, { method: 'PATCH', headers: { Authorization: `token ${hub.adminToken}`, 'Content-Type': 'application/json' }, body: JSON.stringify({ admin: false }) });
+    const demoted = await fetch(`${hub.apiUrl}/users/ann`, {
+      method: 'PATCH',
+      headers: { Authorization: `token ${hub.adminToken}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ admin: false }),
+    });
     expect(demoted.status).toBe(200);
     await new Promise((r) => setTimeout(r, 1500));
     expect((await page.goto(`${hub.serviceUrl}admin/systems`))?.status()).toBe(403);
@@ -89,7 +97,9 @@ describe('browser login through the hub', () => {
   it('ends the session of a user the hub removed', async () => {
     await hub.userToken('rex');
     const { context, page } = await loginThroughHub('rex');
-    expect((await fetch(`${hub.apiUrl}/users/rex`, { method: 'DELETE', headers: { Authorization: `token ${hub.adminToken}` } })).status).toBe(204);
+    expect(
+      (await fetch(`${hub.apiUrl}/users/rex`, { method: 'DELETE', headers: { Authorization: `token ${hub.adminToken}` } })).status,
+    ).toBe(204);
     await new Promise((r) => setTimeout(r, 1500));
     await page.goto(hub.serviceUrl);
     // The session is gone: the service sent the browser to the hub's login.
@@ -158,7 +168,10 @@ describe('the OAuth callback', () => {
     const location = new URL(res.headers.get('location') ?? '', hub.url);
     expect(location.pathname).toBe('/hub/api/oauth2/authorize');
     expect(location.searchParams.get('redirect_uri')).toBe('/services/custom-images/oauth_callback');
-    const cookie = res.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
+    const cookie = res.headers
+      .getSetCookie()
+      .map((c) => c.split(';')[0])
+      .join('; ');
     return { cookie, state: location.searchParams.get('state') ?? '' };
   }
 

@@ -52,17 +52,23 @@ const system: System = testSystem();
 const script = (body: string) => ({ '/usr/bin/jupyterhub-singleuser': { content: `#!/bin/sh\n${body}\n`, mode: 0o755 } });
 
 beforeAll(async () => {
-  if (!LAYER || !fs.existsSync(LAYER)) throw new Error('TEST_DEBIAN_JUPYTERHUB_LAYER is not set: run the tests through .ci/run (.ci/debian-image builds the image)');
+  if (!LAYER || !fs.existsSync(LAYER))
+    throw new Error('TEST_DEBIAN_JUPYTERHUB_LAYER is not set: run the tests through .ci/run (.ci/debian-image builds the image)');
   docker = ciDocker();
   registries = await startRegistries();
   const debian: ImageSpec = { layers: [{ path: LAYER }] };
   await pushImage(registries.open, 'run/debian', '1', debian);
   await pushImage(registries.open, 'private/debian', '1', debian);
-  await pushImage(registries.open, 'run/exits', '1', { layers: [...debian.layers, { files: script('echo "ImportError: No module named jupyterhub.singleuser" >&2\nexit 3') }] });
+  await pushImage(registries.open, 'run/exits', '1', {
+    layers: [...debian.layers, { files: script('echo "ImportError: No module named jupyterhub.singleuser" >&2\nexit 3') }],
+  });
   await pushImage(registries.open, 'run/sleeps', '1', { layers: [...debian.layers, { files: script('exec sleep 100000') }] });
   await pushImage(registries.open, 'run/forks', '1', { layers: [...debian.layers, { files: script('f() { f | f & }\nf\nwait') }] });
   // Fills its VOLUME /data with 200 MB, then answers as jupyterhub-singleuser would.
-  await pushImage(registries.open, 'run/fills', '1', { layers: [...debian.layers, { files: script('dd if=/dev/zero of=/data/fill bs=1M count=200 2>&1 | head -1\necho 3.0.0') }], volumes: ['/data'] });
+  await pushImage(registries.open, 'run/fills', '1', {
+    layers: [...debian.layers, { files: script('dd if=/dev/zero of=/data/fill bs=1M count=200 2>&1 | head -1\necho 3.0.0') }],
+    volumes: ['/data'],
+  });
 
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ci-run-'));
   db = openDatabase(`sqlite://${dir}/db.sqlite`);
@@ -182,7 +188,12 @@ describe('the run check', { timeout: 180_000 }, () => {
     const image = `${registries.open}/run/sleeps:1`;
     await new DockerEngine(docker).pull(image, undefined);
     // Job 999999 is in neither database: to each deployment, a container of a job that no longer runs.
-    const create = (deployment: string) => docker.createContainer({ Image: image, Cmd: ['true'], Labels: { [CHECK_LABEL]: 'true', [CHECK_ID_LABEL]: '999999', [DEPLOYMENT_LABEL]: deployment } });
+    const create = (deployment: string) =>
+      docker.createContainer({
+        Image: image,
+        Cmd: ['true'],
+        Labels: { [CHECK_LABEL]: 'true', [CHECK_ID_LABEL]: '999999', [DEPLOYMENT_LABEL]: deployment },
+      });
     const ours = await create(await store.deploymentId());
     const theirs = await create('another-deployment');
     try {
@@ -194,7 +205,10 @@ describe('the run check', { timeout: 180_000 }, () => {
     } finally {
       await theirs.remove({ force: true }).catch(() => undefined);
       await ours.remove({ force: true }).catch(() => undefined);
-      await docker.getImage(image).remove({ force: true }).catch(() => undefined);
+      await docker
+        .getImage(image)
+        .remove({ force: true })
+        .catch(() => undefined);
     }
   });
 
@@ -203,7 +217,10 @@ describe('the run check', { timeout: 180_000 }, () => {
     expect(ok.status).toBe('passed');
     const wrong = await check(`${registries.basic}/private/debian:1`, { username: USER, password: 'not-the-password' });
     expect(wrong.status).toBe('error');
-    expect(wrong.findings[0]).toMatchObject({ code: 'registry.unauthorized', message: expect.stringMatching(/refused the username and password/) });
+    expect(wrong.findings[0]).toMatchObject({
+      code: 'registry.unauthorized',
+      message: expect.stringMatching(/refused the username and password/),
+    });
     expect(JSON.stringify(wrong)).not.toContain('not-the-password');
   });
 });
@@ -222,12 +239,19 @@ describe('the service around a check', { timeout: 240_000 }, () => {
     const engine = await startPrivateDockerd();
     const serviceDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ci-svc-'));
     const url = `sqlite://${serviceDir}/db.sqlite`;
-    const service = await startService({ CUSTOM_IMAGES_DATABASE_URL: url, DOCKER_HOST: engine.host, CUSTOM_IMAGES_RUN_TIMEOUT_SECONDS: '120', CUSTOM_IMAGES_TRUSTED_REGISTRIES: registries.trusted.join(',') });
+    const service = await startService({
+      CUSTOM_IMAGES_DATABASE_URL: url,
+      DOCKER_HOST: engine.host,
+      CUSTOM_IMAGES_RUN_TIMEOUT_SECONDS: '120',
+      CUSTOM_IMAGES_TRUSTED_REGISTRIES: registries.trusted.join(','),
+    });
     const serviceDb = openDatabase(url);
     try {
       const id = await queueCheck(serviceDb, 'ada', `${registries.open}/run/sleeps:1`, 'full');
       // Wait until the image runs, then stop the engine under it.
-      await untilContainerRuns(new (await import('dockerode')).default({ socketPath: engine.host.replace('unix://', '') }), () => service.log());
+      await untilContainerRuns(new (await import('dockerode')).default({ socketPath: engine.host.replace('unix://', '') }), () =>
+        service.log(),
+      );
       await new Promise((r) => setTimeout(r, 500));
       await engine.kill();
       const row = await waitForStatus(serviceDb, id, (s) => s !== 'queued' && s !== 'running', 60_000);
@@ -245,7 +269,11 @@ describe('the service around a check', { timeout: 240_000 }, () => {
   it('does not leave a job running when the service is killed during it and started again', async () => {
     const serviceDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ci-svc-'));
     const url = `sqlite://${serviceDir}/db.sqlite`;
-    const env = { CUSTOM_IMAGES_DATABASE_URL: url, CUSTOM_IMAGES_RUN_TIMEOUT_SECONDS: String(TIMEOUT_S), CUSTOM_IMAGES_TRUSTED_REGISTRIES: registries.trusted.join(',') };
+    const env = {
+      CUSTOM_IMAGES_DATABASE_URL: url,
+      CUSTOM_IMAGES_RUN_TIMEOUT_SECONDS: String(TIMEOUT_S),
+      CUSTOM_IMAGES_TRUSTED_REGISTRIES: registries.trusted.join(','),
+    };
     const first = await startService(env);
     const serviceDb = openDatabase(url);
     try {

@@ -21,7 +21,9 @@ let hub: TestHub;
 let registries: TestRegistries;
 let browser: Browser;
 let page: Page;
-const good: ImageSpec = { layers: [{ files: pythonWithJupyterhub() }, { files: { '/usr/local/bin/jupyterhub-singleuser': singleuserScript('/usr/bin/python3') } }] };
+const good: ImageSpec = {
+  layers: [{ files: pythonWithJupyterhub() }, { files: { '/usr/local/bin/jupyterhub-singleuser': singleuserScript('/usr/bin/python3') } }],
+};
 
 beforeAll(async () => {
   registries = await startRegistries();
@@ -31,7 +33,17 @@ beforeAll(async () => {
   const systemsFile = path.join(dir, 'systems.json');
   fs.writeFileSync(
     systemsFile,
-    JSON.stringify([{ slug: 'dock', displayName: 'Docker hosts', allowedRegistries: [`${registries.open}/*`], mountPrefixes: ['/home/jovyan'], defaultMountPath: '/home/jovyan/work', spawner: 'docker', enabled: true }]),
+    JSON.stringify([
+      {
+        slug: 'dock',
+        displayName: 'Docker hosts',
+        allowedRegistries: [`${registries.open}/*`],
+        mountPrefixes: ['/home/jovyan'],
+        defaultMountPath: '/home/jovyan/work',
+        spawner: 'docker',
+        enabled: true,
+      },
+    ]),
   );
   hub = await startHub(18500, { CUSTOM_IMAGES_TRUSTED_REGISTRIES: registries.trusted.join(','), CUSTOM_IMAGES_SYSTEMS_FILE: systemsFile });
   browser = await launchBrowser();
@@ -62,15 +74,23 @@ describe('spawning from the hub', () => {
     const id = await addCheckedImage(`${registries.open}/lab/good:1`, 'good env');
     await page.goto(`${hub.url}/hub/spawn`);
     // The hub's own environment first and chosen; the checked image with its system.
-    await expect(page.locator('input[name=image_id]').evaluateAll((els) => els.map((e) => (e as HTMLInputElement).value))).resolves.toEqual(['standard', `dock:${id}`]);
+    await expect(page.locator('input[name=image_id]').evaluateAll((els) => els.map((e) => (e as HTMLInputElement).value))).resolves.toEqual(
+      ['standard', `dock:${id}`],
+    );
     await expect(page.locator('input[name=image_id][value=standard]').isChecked()).resolves.toBe(true);
-    await expect(page.locator(`label:has(input[value="dock:${id}"])`).textContent()).resolves.toMatch(/good env .*lab\/good:1 \(Docker hosts\)/);
+    await expect(page.locator(`label:has(input[value="dock:${id}"])`).textContent()).resolves.toMatch(
+      /good env .*lab\/good:1 \(Docker hosts\)/,
+    );
     await page.locator(`input[name=image_id][value="dock:${id}"]`).check();
     await screenshot(page, 'spawn-form');
     await page.locator('form [type=submit]').click();
     await page.waitForURL(/\/user\/wen\//, { timeout: 60_000 });
 
-    expect(hub.log()).toMatch(new RegExp(`custom-images: launching ${registries.open}/lab/good@sha256:[0-9a-f]{64} for wen on dock \\(mount jupyterhub-user-wen-dock-[0-9a-f]{8} at /home/jovyan/work, uid 1000, gid 100, pull docker\\)`));
+    expect(hub.log()).toMatch(
+      new RegExp(
+        `custom-images: launching ${registries.open}/lab/good@sha256:[0-9a-f]{64} for wen on dock \\(mount jupyterhub-user-wen-dock-[0-9a-f]{8} at /home/jovyan/work, uid 1000, gid 100, pull docker\\)`,
+      ),
+    );
     const res = await fetch(`${hub.url}/hub/api/users/wen`, { headers: { Authorization: `token ${hub.adminToken}` } });
     const model = (await res.json()) as { servers: Record<string, { ready: boolean; user_options: Record<string, unknown> }> };
     expect(model.servers['']).toMatchObject({ ready: true, user_options: { custom_images_system: 'dock', custom_images_image_id: id } });

@@ -19,7 +19,9 @@ import { startPrivatePostgres, type PrivatePostgres } from '../support/postgres.
 import { faultyProxy, freePort, startRegistries, type TestRegistries } from '../support/registry.js';
 import { startService } from '../support/service.js';
 
-const good = { layers: [{ files: pythonWithJupyterhub() }, { files: { '/usr/local/bin/jupyterhub-singleuser': singleuserScript('/usr/bin/python3') } }] };
+const good = {
+  layers: [{ files: pythonWithJupyterhub() }, { files: { '/usr/local/bin/jupyterhub-singleuser': singleuserScript('/usr/bin/python3') } }],
+};
 
 let registries: TestRegistries;
 
@@ -35,11 +37,30 @@ afterAll(async () => {
 function systemsFile(allowed: string[]): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ci-faults-'));
   const file = path.join(dir, 'systems.json');
-  fs.writeFileSync(file, JSON.stringify([{ slug: 'dock', displayName: 'Docker hosts', allowedRegistries: allowed, mountPrefixes: ['/home/jovyan'], defaultMountPath: '/home/jovyan/work', spawner: 'docker', enabled: true }]));
+  fs.writeFileSync(
+    file,
+    JSON.stringify([
+      {
+        slug: 'dock',
+        displayName: 'Docker hosts',
+        allowedRegistries: allowed,
+        mountPrefixes: ['/home/jovyan'],
+        defaultMountPath: '/home/jovyan/work',
+        spawner: 'docker',
+        enabled: true,
+      },
+    ]),
+  );
   return file;
 }
 
-async function api(hub: TestHub, token: string, method: string, route: string, body?: unknown): Promise<{ status: number; headers: Headers; body: Record<string, unknown> }> {
+async function api(
+  hub: TestHub,
+  token: string,
+  method: string,
+  route: string,
+  body?: unknown,
+): Promise<{ status: number; headers: Headers; body: Record<string, unknown> }> {
   const res = await fetch(`${hub.serviceUrl}api/v1/${route}`, {
     method,
     headers: { Authorization: `token ${token}`, ...(body === undefined ? {} : { 'Content-Type': 'application/json' }) },
@@ -119,7 +140,9 @@ describe('a registry that fails, then recovers', () => {
   it('stops a check at its deadline when a registry sends a byte at a time, and the worker goes on', async () => {
     // Images of their own: no earlier result of the same digest is reused, each layer is downloaded.
     const fresh = async (name: string) => {
-      await pushImage(registries.open, `lab/${name}`, '1', { layers: [...good.layers, { files: { [`/etc/${name}`]: randomBytes(64 * 1024).toString('hex') } }] });
+      await pushImage(registries.open, `lab/${name}`, '1', {
+        layers: [...good.layers, { files: { [`/etc/${name}`]: randomBytes(64 * 1024).toString('hex') } }],
+      });
       const saved = await api(hub, token, 'POST', 'users/rita/images', { system: 'dock', image: `${proxy.host}/lab/${name}:1` });
       return Number(saved.body.id);
     };
@@ -129,7 +152,12 @@ describe('a registry that fails, then recovers', () => {
     const job = await api(hub, token, 'POST', `users/rita/images/${slow}/check`);
     const stopped = await waitForCheck(hub, token, Number(job.body.id), 60_000);
     expect(stopped.status).toBe('error');
-    expect(stopped.findings).toEqual([expect.objectContaining({ code: 'check.deadline', message: expect.stringMatching(/^The check took longer than 10 seconds and was stopped/) })]);
+    expect(stopped.findings).toEqual([
+      expect.objectContaining({
+        code: 'check.deadline',
+        message: expect.stringMatching(/^The check took longer than 10 seconds and was stopped/),
+      }),
+    ]);
     // The one worker of this service is free again: the next check runs to its end.
     proxy.set({ kind: 'pass' });
     expect((await check(hub, token, 'rita', next)).status).toBe('passed');
@@ -179,21 +207,27 @@ describe('one user cannot exhaust the service', () => {
   it('refuses a third waiting check of one user with 429 in words, while another user still gets theirs queued', async () => {
     proxy.set({ kind: 'stall' });
     const [uli, vera] = [await hub.userToken('uli'), await hub.userToken('vera')];
-    const image = async (token: string, user: string) => Number((await api(hub, token, 'POST', `users/${user}/images`, { system: 'dock', image: `${proxy.host}/lab/good:1` })).body.id);
+    const image = async (token: string, user: string) =>
+      Number((await api(hub, token, 'POST', `users/${user}/images`, { system: 'dock', image: `${proxy.host}/lab/good:1` })).body.id);
     const id = await image(uli, 'uli');
     expect((await api(hub, uli, 'POST', `users/uli/images/${id}/check`)).status).toBe(202);
     expect((await api(hub, uli, 'POST', `users/uli/images/${id}/check`)).status).toBe(202);
     const third = await api(hub, uli, 'POST', `users/uli/images/${id}/check`);
     expect(third.status).toBe(429);
     expect(third.headers.get('retry-after')).toBe('30');
-    expect(third.body.message).toMatch(/uli has 2 checks waiting or running already \(at most 2\)\. Start another one when one of them is done/);
+    expect(third.body.message).toMatch(
+      /uli has 2 checks waiting or running already \(at most 2\)\. Start another one when one of them is done/,
+    );
     expect((await api(hub, vera, 'POST', `users/vera/images/${await image(vera, 'vera')}/check`)).status).toBe(202);
   });
 
   it('refuses a second open progress stream of one user with 429', async () => {
     const { page, context } = await hubLogin(browser, hub, 'uli');
     try {
-      const list = (await api(hub, await hub.userToken('uli'), 'GET', 'users/uli/images')).body as unknown as Array<{ id: number; status: { checkId: number } }>;
+      const list = (await api(hub, await hub.userToken('uli'), 'GET', 'users/uli/images')).body as unknown as Array<{
+        id: number;
+        status: { checkId: number };
+      }>;
       const events = `${hub.serviceUrl}images/${list[0]!.id}/checks/${list[0]!.status.checkId}/events`;
       const statuses = await page.evaluate(async (url) => {
         const first = new EventSource(url);
@@ -232,7 +266,11 @@ describe('PostgreSQL restarted under the running service', () => {
   });
 
   it('answers 503 with a message while the database is away, and works again without a restart', async () => {
-    const saved = await api(hub, token, 'POST', 'users/pat/images', { name: 'before', system: 'dock', image: `${registries.open}/lab/good:1` });
+    const saved = await api(hub, token, 'POST', 'users/pat/images', {
+      name: 'before',
+      system: 'dock',
+      image: `${registries.open}/lab/good:1`,
+    });
     expect(saved.status).toBe(201);
 
     pg.stop();
@@ -240,7 +278,11 @@ describe('PostgreSQL restarted under the running service', () => {
     expect(list.status).toBe(503);
     expect(list.body.message).toMatch(/database cannot be reached at the moment .* Nothing you saved is lost; try again in a minute/);
     expect(list.headers.get('retry-after')).toBe('10');
-    const save = await api(hub, token, 'POST', 'users/pat/images', { name: 'during', system: 'dock', image: `${registries.open}/lab/good:1` });
+    const save = await api(hub, token, 'POST', 'users/pat/images', {
+      name: 'during',
+      system: 'dock',
+      image: `${registries.open}/lab/good:1`,
+    });
     expect(save.status).toBe(503);
     expect((await fetch(`${hub.serviceUrl}healthz`)).status).toBe(503);
 
@@ -256,7 +298,11 @@ describe('PostgreSQL restarted under the running service', () => {
     expect((after.body as unknown as Array<{ name: string }>).map((i) => i.name)).toEqual(['before']);
     expect((await fetch(`${hub.serviceUrl}healthz`)).status).toBe(200);
     // Saving and checking work again, the check worker included.
-    const again = await api(hub, token, 'POST', 'users/pat/images', { name: 'after', system: 'dock', image: `${registries.open}/lab/good:1` });
+    const again = await api(hub, token, 'POST', 'users/pat/images', {
+      name: 'after',
+      system: 'dock',
+      image: `${registries.open}/lab/good:1`,
+    });
     expect(again.status).toBe(201);
     expect((await check(hub, token, 'pat', Number(again.body.id))).status).toBe('passed');
     // The log says what happened in one line per request, without a stack for each.
@@ -300,7 +346,14 @@ describe('SIGTERM while many users save', () => {
           const res = await fetch(`${service.url}api/v1/users/${user}/images`, {
             method: 'POST',
             headers: { Authorization: `token ${tokens.get(user) ?? ''}`, 'Content-Type': 'application/json' },
-            body: JSON.stringify({ name: `img ${n}`, system: 'default', image: `registry.example.org/${user}/env:${n}`, registry: 'registry.example.org', username: user, password: `secret-${user}-${n}` }),
+            body: JSON.stringify({
+              name: `img ${n}`,
+              system: 'default',
+              image: `registry.example.org/${user}/env:${n}`,
+              registry: 'registry.example.org',
+              username: user,
+              password: `secret-${user}-${n}`,
+            }),
           });
           const body = (await res.json()) as { id?: number; message?: string };
           if (res.status >= 500) serverErrors.push(`${res.status} ${body.message ?? ''}`);
@@ -329,8 +382,14 @@ describe('SIGTERM while many users save', () => {
     try {
       const images = (await db('images').select('id', 'owner')) as Array<{ id: number; owner: string }>;
       expect(images.map((i) => `${i.owner}/${i.id}`).sort()).toEqual(created.map((c) => `${c.owner}/${c.id}`).sort());
-      const credentials = (await db('credentials').select('image_id', 'owner', 'username')) as Array<{ image_id: number; owner: string; username: string }>;
-      expect(credentials.map((c) => `${c.owner}/${c.image_id}/${c.username}`).sort()).toEqual(created.map((c) => `${c.owner}/${c.id}/${c.owner}`).sort());
+      const credentials = (await db('credentials').select('image_id', 'owner', 'username')) as Array<{
+        image_id: number;
+        owner: string;
+        username: string;
+      }>;
+      expect(credentials.map((c) => `${c.owner}/${c.image_id}/${c.username}`).sort()).toEqual(
+        created.map((c) => `${c.owner}/${c.id}/${c.owner}`).sort(),
+      );
       const audited = (await db('audit').where({ action: 'image.create' }).select('target_id')) as Array<{ target_id: string }>;
       expect(audited.map((a) => Number(a.target_id)).sort((a, b) => a - b)).toEqual(created.map((c) => c.id).sort((a, b) => a - b));
     } finally {

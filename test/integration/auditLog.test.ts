@@ -3,7 +3,14 @@ import { describe, expect, it } from 'vitest';
 import { AuditLog } from '../../server/audit/store.js';
 import { migratedDatabase, type Engine } from '../support/database.js';
 
-const entry = (i: number) => ({ actor: `u${i}`, actorKind: 'user' as const, action: 'image.launch', targetType: 'image', targetId: String(i), details: { n: i } });
+const entry = (i: number) => ({
+  actor: `u${i}`,
+  actorKind: 'user' as const,
+  action: 'image.launch',
+  targetType: 'image',
+  targetId: String(i),
+  details: { n: i },
+});
 
 describe.each<Engine>(['SQLite', 'PostgreSQL'])('AuditLog on %s', (engine) => {
   it('stores every entry of a burst once, in a few statements, before answering each caller', async () => {
@@ -18,7 +25,9 @@ describe.each<Engine>(['SQLite', 'PostgreSQL'])('AuditLog on %s', (engine) => {
       Array.from({ length: 300 }, async (_, i) => {
         await log.append(entry(i), now);
         // Resolved means stored.
-        const row = (await db('audit').where({ target_id: String(i) }).first()) as { actor: string } | undefined;
+        const row = (await db('audit')
+          .where({ target_id: String(i) })
+          .first()) as { actor: string } | undefined;
         expect(row?.actor).toBe(`u${i}`);
       }),
     );

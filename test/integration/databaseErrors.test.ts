@@ -9,7 +9,10 @@ describe.each<Engine>(['SQLite', 'PostgreSQL'])('a failed query on %s', (engine)
     // A session row without its required expiry: refused by the NOT NULL constraint.
     const err = (await db('sessions')
       .insert({ sid: 'abc', sess: JSON.stringify({ csrfToken: secret }), expired: null })
-      .then(() => undefined, (e: unknown) => e)) as Error | undefined;
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      )) as Error | undefined;
     expect(err).toBeInstanceOf(Error);
     expect(err?.message).toMatch(/insert into .sessions./);
     expect(err?.message).not.toContain(secret);

@@ -16,14 +16,44 @@ describe.each<Engine>(['SQLite', 'PostgreSQL'])('the launch read on %s', (kind) 
     const db = await migratedDatabase(kind);
     const now = new Date('2026-12-01T10:00:00.000Z');
     const systemStore = new SystemStore(db);
-    await systemStore.insert(testSystem({ slug: 'dock', displayName: 'Docker hosts', policy: { runCheck: true, uid: 1200, uidMax: 1300, gid: 50, requireUser: true, requirePip: true, python: { min: '3.9' } } }), now);
+    await systemStore.insert(
+      testSystem({
+        slug: 'dock',
+        displayName: 'Docker hosts',
+        policy: { runCheck: true, uid: 1200, uidMax: 1300, gid: 50, requireUser: true, requirePip: true, python: { min: '3.9' } },
+      }),
+      now,
+    );
     const sealed = { ciphertext: new Uint8Array([1, 2, 3]), nonce: new Uint8Array([4, 5]), keyId: 'k1' };
-    await systemStore.putCredential({ id: 'site-1', pattern: 'registry.example.com/*', username: 'site', updatedBy: 'admin', ...sealed }, now);
-    await systemStore.putCredential({ id: 'site-2', pattern: 'registry.example.com/lab/*', username: 'lab', updatedBy: 'admin', ...sealed }, now);
-    await systemStore.putCredential({ id: 'site-3', pattern: 'other.example.com/*', username: 'other', updatedBy: 'admin', ...sealed }, now);
+    await systemStore.putCredential(
+      { id: 'site-1', pattern: 'registry.example.com/*', username: 'site', updatedBy: 'admin', ...sealed },
+      now,
+    );
+    await systemStore.putCredential(
+      { id: 'site-2', pattern: 'registry.example.com/lab/*', username: 'lab', updatedBy: 'admin', ...sealed },
+      now,
+    );
+    await systemStore.putCredential(
+      { id: 'site-3', pattern: 'other.example.com/*', username: 'other', updatedBy: 'admin', ...sealed },
+      now,
+    );
     const imageStore = new ImageStore(db);
-    const id = await imageStore.insert({ owner: 'ada', name: 'env', system: 'dock', referenceInput: 'registry.example.com/lab/env:1', reference: 'registry.example.com/lab/env:1', registry: 'registry.example.com', mountPath: '/home/jovyan/data' }, now);
-    await imageStore.putCredential({ id: 'cred-1', imageId: id, owner: 'ada', registry: 'registry.example.com', username: 'ada', ...sealed }, now);
+    const id = await imageStore.insert(
+      {
+        owner: 'ada',
+        name: 'env',
+        system: 'dock',
+        referenceInput: 'registry.example.com/lab/env:1',
+        reference: 'registry.example.com/lab/env:1',
+        registry: 'registry.example.com',
+        mountPath: '/home/jovyan/data',
+      },
+      now,
+    );
+    await imageStore.putCredential(
+      { id: 'cred-1', imageId: id, owner: 'ada', registry: 'registry.example.com', username: 'ada', ...sealed },
+      now,
+    );
     const checkStore = new CheckStore(db);
     const checkId = await checkStore.insert({
       imageId: id,

@@ -15,12 +15,26 @@ async function tables(db: Knex): Promise<string[]> {
     client === 'pg'
       ? ((await db.raw(`select tablename as name from pg_tables where schemaname = 'public'`)) as { rows: Array<{ name: string }> }).rows
       : ((await db.raw(`select name from sqlite_master where type = 'table' and name not like 'sqlite_%'`)) as Array<{ name: string }>);
-  return rows.map((r) => r.name).filter((n) => !n.startsWith('knex_')).sort();
+  return rows
+    .map((r) => r.name)
+    .filter((n) => !n.startsWith('knex_'))
+    .sort();
 }
 
 async function upAndDown(db: Knex): Promise<void> {
   expect(await migrateLatest(db)).toEqual(names);
-  expect(await tables(db)).toEqual(['audit', 'checks', 'credentials', 'deployment', 'engine_images', 'images', 'layer_indexes', 'registry_credentials', 'sessions', 'systems']);
+  expect(await tables(db)).toEqual([
+    'audit',
+    'checks',
+    'credentials',
+    'deployment',
+    'engine_images',
+    'images',
+    'layer_indexes',
+    'registry_credentials',
+    'sessions',
+    'systems',
+  ]);
   expect((await migrationStatus(db)).pending).toEqual([]);
   // One deployment id, created with the database.
   const [deployment, ...more] = (await db('deployment').select('id')) as Array<{ id: string }>;

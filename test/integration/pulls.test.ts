@@ -56,45 +56,59 @@ async function freshImage(repo: string, megabytes = 0): Promise<PullTarget & { i
 
 function parts(db: Knex, options: { keepDays?: number; now?: () => Date } = {}) {
   const store = new EngineImageStore(db);
-  const worker = new PullWorker({ store, engine, credentials: async () => undefined, mayPull: (registry) => guard.assertEngineMayPull(registry), logger: createLogger('silent'), timeoutMs: 120_000, keepDays: options.keepDays ?? 14, pollMs: 100, ...(options.now ? { now: options.now } : {}) });
+  const worker = new PullWorker({
+    store,
+    engine,
+    credentials: async () => undefined,
+    mayPull: (registry) => guard.assertEngineMayPull(registry),
+    logger: createLogger('silent'),
+    timeoutMs: 120_000,
+    keepDays: options.keepDays ?? 14,
+    pollMs: 100,
+    ...(options.now ? { now: options.now } : {}),
+  });
   const service = new PullService({ store, engine, wake: () => worker.nudge() });
   return { store, worker, service };
 }
 
 describe.each<Engine>(['SQLite', 'PostgreSQL'])('images kept in the engine (%s)', (kind) => {
-  it('pulls a passed image in the background once for two replicas, with its progress shown until it is ready', { timeout: 120_000 }, async () => {
-    const db = await migratedDatabase(kind);
-    const target = await freshImage(`prepull/${kind.toLowerCase()}`, 6);
-    const replicas = [parts(db), parts(db)];
-    for (const r of replicas) r.worker.start();
-    try {
-      // Both replicas finish a check of it at the same moment.
-      await Promise.all(replicas.map((r) => r.service.request(target)));
-      const seen: StartReadiness[] = [];
-      const deadline = Date.now() + 90_000;
-      for (;;) {
-        const state = (await replicas[0]!.service.readiness([target.image])).get(target.image);
-        if (state) seen.push(state);
-        if (state?.state === 'ready' || state?.state === 'failed' || Date.now() > deadline) break;
-        await new Promise((r) => setTimeout(r, 100));
-      }
-      expect(seen.at(-1)).toEqual({ state: 'ready' });
-      const percents = seen.flatMap((s) => (s.state === 'preparing' && s.percent !== null ? [s.percent] : []));
-      expect(percents.some((p) => p > 0 && p < 100)).toBe(true);
-      expect(percents).toEqual([...percents].sort((a, b) => a - b));
-      expect(await engine.hasImage(target.image)).toBe(true);
-      // One pull: the engine asked the registry for the manifest once.
-      expect(slow.requests.filter((r) => r === `GET /v2/${target.reference.repository}/manifests/${target.digest}`)).toHaveLength(1);
-      const row = await replicas[0]!.store.get(await engine.id(), target.image);
-      expect(row).toMatchObject({ status: 'ready', pulledByService: true, attempts: 1 });
+  it(
+    'pulls a passed image in the background once for two replicas, with its progress shown until it is ready',
+    { timeout: 120_000 },
+    async () => {
+      const db = await migratedDatabase(kind);
+      const target = await freshImage(`prepull/${kind.toLowerCase()}`, 6);
+      const replicas = [parts(db), parts(db)];
+      for (const r of replicas) r.worker.start();
+      try {
+        // Both replicas finish a check of it at the same moment.
+        await Promise.all(replicas.map((r) => r.service.request(target)));
+        const seen: StartReadiness[] = [];
+        const deadline = Date.now() + 90_000;
+        for (;;) {
+          const state = (await replicas[0]!.service.readiness([target.image])).get(target.image);
+          if (state) seen.push(state);
+          if (state?.state === 'ready' || state?.state === 'failed' || Date.now() > deadline) break;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        expect(seen.at(-1)).toEqual({ state: 'ready' });
+        const percents = seen.flatMap((s) => (s.state === 'preparing' && s.percent !== null ? [s.percent] : []));
+        expect(percents.some((p) => p > 0 && p < 100)).toBe(true);
+        expect(percents).toEqual([...percents].sort((a, b) => a - b));
+        expect(await engine.hasImage(target.image)).toBe(true);
+        // One pull: the engine asked the registry for the manifest once.
+        expect(slow.requests.filter((r) => r === `GET /v2/${target.reference.repository}/manifests/${target.digest}`)).toHaveLength(1);
+        const row = await replicas[0]!.store.get(await engine.id(), target.image);
+        expect(row).toMatchObject({ status: 'ready', pulledByService: true, attempts: 1 });
 
-      // Asked again (a second check of the same image): nothing is pulled again.
-      await replicas[1]!.service.request(target);
-      expect((await replicas[1]!.service.readiness([target.image])).get(target.image)).toEqual({ state: 'ready' });
-    } finally {
-      await Promise.all(replicas.map((r) => r.worker.stop()));
-    }
-  });
+        // Asked again (a second check of the same image): nothing is pulled again.
+        await replicas[1]!.service.request(target);
+        expect((await replicas[1]!.service.readiness([target.image])).get(target.image)).toEqual({ state: 'ready' });
+      } finally {
+        await Promise.all(replicas.map((r) => r.worker.stop()));
+      }
+    },
+  );
 
   it('says in words why a pull failed, and pulls at a launch what is not in the engine', { timeout: 60_000 }, async () => {
     const db = await migratedDatabase(kind);
@@ -130,7 +144,16 @@ describe.each<Engine>(['SQLite', 'PostgreSQL'])('images kept in the engine (%s)'
     const db = await migratedDatabase(kind);
     const crawl = await throttledProxy(registries.open, 100_000);
     const store = new EngineImageStore(db);
-    const worker = new PullWorker({ store, engine, credentials: async () => undefined, mayPull: async () => undefined, logger: createLogger('silent'), timeoutMs: 1000, keepDays: 14, pollMs: 100 });
+    const worker = new PullWorker({
+      store,
+      engine,
+      credentials: async () => undefined,
+      mayPull: async () => undefined,
+      logger: createLogger('silent'),
+      timeoutMs: 1000,
+      keepDays: 14,
+      pollMs: 100,
+    });
     const service = new PullService({ store, engine, wake: () => worker.nudge() });
     worker.start();
     try {
@@ -143,7 +166,10 @@ describe.each<Engine>(['SQLite', 'PostgreSQL'])('images kept in the engine (%s)'
         state = (await service.readiness([image])).get(image);
         await new Promise((r) => setTimeout(r, 100));
       }
-      expect(state).toMatchObject({ state: 'failed', message: expect.stringMatching(/did not finish pulling .* within 1 s; it was stopped/) });
+      expect(state).toMatchObject({
+        state: 'failed',
+        message: expect.stringMatching(/did not finish pulling .* within 1 s; it was stopped/),
+      });
       expect(await engine.hasImage(image)).toBe(false);
     } finally {
       await worker.stop();
@@ -152,33 +178,44 @@ describe.each<Engine>(['SQLite', 'PostgreSQL'])('images kept in the engine (%s)'
     }
   });
 
-  it('removes an image no launch used for the configured days, and keeps one a container uses and one used lately', { timeout: 60_000 }, async () => {
-    const db = await migratedDatabase(kind);
-    let now = new Date();
-    const { service, store, worker } = parts(db, { keepDays: 14, now: () => now });
-    const [unused, inUse, recent] = await Promise.all(['unused', 'in-use', 'recent'].map((name) => freshImage(`prepull/${name}-${kind.toLowerCase()}`)));
-    for (const target of [unused!, inUse!, recent!]) await service.forLaunch(target, () => engine.pull(target.image, undefined));
-    // A stopped container of a server still holds its image.
-    const holder = await docker.createContainer({ Image: inUse!.image, Cmd: ['true'] });
-    try {
-      const engineId = await engine.id();
-      const ago = (days: number) => new Date(now.getTime() - days * DAY);
-      await db('engine_images').where({ engine: engineId }).whereIn('image', [unused!.image, inUse!.image]).update({ last_used_at: ago(20) });
-      await db('engine_images').where({ engine: engineId, image: recent!.image }).update({ last_used_at: ago(3) });
+  it(
+    'removes an image no launch used for the configured days, and keeps one a container uses and one used lately',
+    { timeout: 60_000 },
+    async () => {
+      const db = await migratedDatabase(kind);
+      let now = new Date();
+      const { service, store, worker } = parts(db, { keepDays: 14, now: () => now });
+      const [unused, inUse, recent] = await Promise.all(
+        ['unused', 'in-use', 'recent'].map((name) => freshImage(`prepull/${name}-${kind.toLowerCase()}`)),
+      );
+      for (const target of [unused!, inUse!, recent!]) await service.forLaunch(target, () => engine.pull(target.image, undefined));
+      // A stopped container of a server still holds its image.
+      const holder = await docker.createContainer({ Image: inUse!.image, Cmd: ['true'] });
+      try {
+        const engineId = await engine.id();
+        const ago = (days: number) => new Date(now.getTime() - days * DAY);
+        await db('engine_images')
+          .where({ engine: engineId })
+          .whereIn('image', [unused!.image, inUse!.image])
+          .update({ last_used_at: ago(20) });
+        await db('engine_images')
+          .where({ engine: engineId, image: recent!.image })
+          .update({ last_used_at: ago(3) });
 
-      expect(await worker.cleanUp()).toEqual({ removed: [unused!.image], inUse: [inUse!.image] });
-      expect(await engine.hasImage(unused!.image)).toBe(false);
-      expect(await engine.hasImage(inUse!.image)).toBe(true);
-      expect(await engine.hasImage(recent!.image)).toBe(true);
-      expect((await store.get(engineId, unused!.image))?.status).toBe('removed');
-      // Removed, it is pulled again when it is asked for.
-      expect((await service.readiness([unused!.image])).get(unused!.image)).toBeUndefined();
+        expect(await worker.cleanUp()).toEqual({ removed: [unused!.image], inUse: [inUse!.image] });
+        expect(await engine.hasImage(unused!.image)).toBe(false);
+        expect(await engine.hasImage(inUse!.image)).toBe(true);
+        expect(await engine.hasImage(recent!.image)).toBe(true);
+        expect((await store.get(engineId, unused!.image))?.status).toBe('removed');
+        // Removed, it is pulled again when it is asked for.
+        expect((await service.readiness([unused!.image])).get(unused!.image)).toBeUndefined();
 
-      // Twelve days later the recent one's time has come too.
-      now = new Date(now.getTime() + 12 * DAY);
-      expect((await worker.cleanUp()).removed).toEqual([recent!.image]);
-    } finally {
-      await holder.remove({ force: true });
-    }
-  });
+        // Twelve days later the recent one's time has come too.
+        now = new Date(now.getTime() + 12 * DAY);
+        expect((await worker.cleanUp()).removed).toEqual([recent!.image]);
+      } finally {
+        await holder.remove({ force: true });
+      }
+    },
+  );
 });

@@ -33,13 +33,21 @@ describe('two replicas on one PostgreSQL', () => {
   it('run each of 20 queued jobs exactly once', async () => {
     // Each registry request takes 100 ms, so that no replica can finish all jobs before the other looks.
     const slow = await slowProxy(registries.open, 100);
-    const env = { CUSTOM_IMAGES_DATABASE_URL: pg.url, CUSTOM_IMAGES_RUN_CHECKS: 'false', CUSTOM_IMAGES_CHECK_CONCURRENCY: '2', CUSTOM_IMAGES_TRUSTED_REGISTRIES: slow.host };
+    const env = {
+      CUSTOM_IMAGES_DATABASE_URL: pg.url,
+      CUSTOM_IMAGES_RUN_CHECKS: 'false',
+      CUSTOM_IMAGES_CHECK_CONCURRENCY: '2',
+      CUSTOM_IMAGES_TRUSTED_REGISTRIES: slow.host,
+    };
     services.push(...(await Promise.all([startService(env), startService(env)])));
     const ids: number[] = [];
     for (let i = 0; i < 20; i++) {
       // Distinct images, so that no job is answered from another's result.
       await pushImage(registries.open, `replica/img${i}`, '1', {
-        layers: [{ files: pythonWithJupyterhub() }, { files: { '/usr/local/bin/jupyterhub-singleuser': singleuserScript('/usr/bin/python3'), [`/opt/marker${i}`]: String(i) } }],
+        layers: [
+          { files: pythonWithJupyterhub() },
+          { files: { '/usr/local/bin/jupyterhub-singleuser': singleuserScript('/usr/bin/python3'), [`/opt/marker${i}`]: String(i) } },
+        ],
       });
     }
     for (let i = 0; i < 20; i++) ids.push(await queueCheck(db, `user${i % 4}`, `${slow.host}/replica/img${i}:1`, 'static'));

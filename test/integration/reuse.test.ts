@@ -28,17 +28,26 @@ let hostile: { host: string; stop(): Promise<void> };
 const claim = { digest: '', layer: { digest: '', size: 0 } };
 let victim: { digest: string; manifest: Buffer };
 
-
 /** A registry on loopback that claims the victim's digest for its own tag, and lists the victim's layer in its own manifest. */
 async function startHostileRegistry(): Promise<{ host: string; stop(): Promise<void> }> {
-  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: { Env: ['PATH=/usr/local/bin:/usr/bin:/bin'] }, rootfs: { type: 'layers', diff_ids: [] } }));
+  const config = Buffer.from(
+    JSON.stringify({
+      architecture: 'amd64',
+      os: 'linux',
+      config: { Env: ['PATH=/usr/local/bin:/usr/bin:/bin'] },
+      rootfs: { type: 'layers', diff_ids: [] },
+    }),
+  );
   const configDigest = `sha256:${createHash('sha256').update(config).digest('hex')}`;
   const server = http.createServer((req, res) => {
     const url = req.url ?? '';
     if (url === '/v2/') return void res.writeHead(200).end('{}');
     if (url.startsWith('/v2/evil/claims/manifests/')) {
       // Whatever the victim's digest is, this tag "is" it; the manifest itself is not there.
-      if (req.method === 'HEAD') return void res.writeHead(200, { 'Docker-Content-Digest': claim.digest, 'Content-Type': 'application/vnd.oci.image.manifest.v1+json' }).end();
+      if (req.method === 'HEAD')
+        return void res
+          .writeHead(200, { 'Docker-Content-Digest': claim.digest, 'Content-Type': 'application/vnd.oci.image.manifest.v1+json' })
+          .end();
       return void res.writeHead(404, { 'Content-Type': 'application/json' }).end('{"errors":[{"code":"MANIFEST_UNKNOWN"}]}');
     }
     if (url.startsWith('/v2/evil/names/manifests/')) {
@@ -51,7 +60,11 @@ async function startHostileRegistry(): Promise<{ host: string; stop(): Promise<v
         }),
       );
       const digest = `sha256:${createHash('sha256').update(manifest).digest('hex')}`;
-      res.writeHead(200, { 'Docker-Content-Digest': digest, 'Content-Type': 'application/vnd.oci.image.manifest.v1+json', 'Content-Length': manifest.length });
+      res.writeHead(200, {
+        'Docker-Content-Digest': digest,
+        'Content-Type': 'application/vnd.oci.image.manifest.v1+json',
+        'Content-Length': manifest.length,
+      });
       return void res.end(req.method === 'HEAD' ? undefined : manifest);
     }
     if (url === `/v2/evil/names/blobs/${configDigest}`) return void res.writeHead(200, { 'Content-Length': config.length }).end(config);
@@ -68,7 +81,14 @@ beforeAll(async () => {
   hostile = await startHostileRegistry();
   // The victim's private image: its own users, on the htpasswd registry.
   victim = await pushImage(registries.open, 'lab/secret', '1', {
-    layers: [{ files: { ...pythonWithJupyterhub({ users: 'root:x:0:0::/root:/bin/sh\nada-private:x:1000:100::/home/ada:/bin/sh\n' }), '/usr/local/bin/jupyterhub-singleuser': singleuserScript('/usr/bin/python3') } }],
+    layers: [
+      {
+        files: {
+          ...pythonWithJupyterhub({ users: 'root:x:0:0::/root:/bin/sh\nada-private:x:1000:100::/home/ada:/bin/sh\n' }),
+          '/usr/local/bin/jupyterhub-singleuser': singleuserScript('/usr/bin/python3'),
+        },
+      },
+    ],
   });
   const layer = (JSON.parse(victim.manifest.toString()) as { layers: Array<{ digest: string; size: number }> }).layers[0]!;
   claim.digest = victim.digest;
@@ -115,7 +135,12 @@ async function setUp(db: Knex) {
 describe('reuse of results and layer indexes', () => {
   it("never hands a user's result or log to a registry that claims their digest", async () => {
     const { check } = await setUp(await migratedDatabase('SQLite'));
-    const ada = await check('ada', { image: `${registries.basic}/lab/secret:1`, registry: registries.basic, username: USER, password: PASSWORD });
+    const ada = await check('ada', {
+      image: `${registries.basic}/lab/secret:1`,
+      registry: registries.basic,
+      username: USER,
+      password: PASSWORD,
+    });
     expect(ada.status).toBe('passed');
     expect(ada.log).toContain('lab/secret');
 
@@ -128,7 +153,10 @@ describe('reuse of results and layer indexes', () => {
 
   it("never reads a user's private layer index for a manifest that only names the layer", async () => {
     const { check } = await setUp(await migratedDatabase('SQLite'));
-    expect((await check('ada', { image: `${registries.basic}/lab/secret:1`, registry: registries.basic, username: USER, password: PASSWORD })).status).toBe('passed');
+    expect(
+      (await check('ada', { image: `${registries.basic}/lab/secret:1`, registry: registries.basic, username: USER, password: PASSWORD }))
+        .status,
+    ).toBe('passed');
 
     const eve = await check('eve', { image: `${hostile.host}/evil/names:1` });
     expect(eve.status).toBe('error');

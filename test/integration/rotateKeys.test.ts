@@ -44,7 +44,12 @@ describe('rotate-keys', () => {
     await migrateLatest(old.db);
     const ids: number[] = [];
     for (const n of [1, 2, 3]) {
-      const image = await old.service.create(ada, 'ada', { system: 'default', image: `ada/img${n}:1`, username: 'ada', password: `secret-${n}` });
+      const image = await old.service.create(ada, 'ada', {
+        system: 'default',
+        image: `ada/img${n}:1`,
+        username: 'ada',
+        password: `secret-${n}`,
+      });
       ids.push(image.id);
     }
     await old.db.destroy();

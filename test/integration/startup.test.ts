@@ -30,7 +30,10 @@ async function freePort(): Promise<number> {
 describe('start-up', () => {
   it('without JUPYTERHUB_API_TOKEN prints one clear line and exits non-zero', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ci-start-'));
-    const result = await run({ JUPYTERHUB_API_URL: 'http://127.0.0.1:8081/hub/api', CUSTOM_IMAGES_DATABASE_URL: `sqlite://${dir}/db.sqlite` });
+    const result = await run({
+      JUPYTERHUB_API_URL: 'http://127.0.0.1:8081/hub/api',
+      CUSTOM_IMAGES_DATABASE_URL: `sqlite://${dir}/db.sqlite`,
+    });
     expect(result.code).not.toBe(0);
     const lines = result.stderr.trim().split('\n');
     expect(lines).toHaveLength(1);

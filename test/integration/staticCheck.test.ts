@@ -69,13 +69,22 @@ beforeAll(async () => {
     ],
   });
   await pushImage(r, 'fail/not-executable', '1', {
-    layers: [{ files: pythonWithJupyterhub() }, { files: { '/usr/local/bin/jupyterhub-singleuser': { ...singleuserScript('/usr/bin/python3'), mode: 0o644 } } }],
+    layers: [
+      { files: pythonWithJupyterhub() },
+      { files: { '/usr/local/bin/jupyterhub-singleuser': { ...singleuserScript('/usr/bin/python3'), mode: 0o644 } } },
+    ],
   });
   await pushImage(r, 'fail/no-interpreter', '1', {
-    layers: [{ files: pythonWithJupyterhub() }, { files: { '/usr/local/bin/jupyterhub-singleuser': singleuserScript('/opt/conda/bin/python3') } }],
+    layers: [
+      { files: pythonWithJupyterhub() },
+      { files: { '/usr/local/bin/jupyterhub-singleuser': singleuserScript('/opt/conda/bin/python3') } },
+    ],
   });
   await pushImage(r, 'fail/no-uid-1000', '1', {
-    layers: [{ files: pythonWithJupyterhub({ users: 'root:x:0:0::/root:/bin/sh\nada:x:1001:1001::/home/ada:/bin/sh\n' }) }, usrLocal.layers[1]!],
+    layers: [
+      { files: pythonWithJupyterhub({ users: 'root:x:0:0::/root:/bin/sh\nada:x:1001:1001::/home/ada:/bin/sh\n' }) },
+      usrLocal.layers[1]!,
+    ],
   });
 }, 120_000);
 
@@ -89,7 +98,13 @@ function client(options: ConstructorParameters<typeof RegistryClient>[0] = {}) {
 
 async function check(
   image: string,
-  options: { policy?: Partial<ImagePolicy>; credentials?: RegistryCredentials; registry?: RegistryClient; layers?: LayerIndexCache; platform?: string } = {},
+  options: {
+    policy?: Partial<ImagePolicy>;
+    credentials?: RegistryCredentials;
+    registry?: RegistryClient;
+    layers?: LayerIndexCache;
+    platform?: string;
+  } = {},
 ): Promise<StaticCheckResult> {
   return runStaticCheck(
     { registry: options.registry ?? client(), layers: options.layers ?? memoryLayerCache() },
@@ -110,7 +125,11 @@ describe('images that pass', () => {
     const result = await check(`${registries.open}/pass/usr-local:1`);
     expect(result.verdict).toBe('pass');
     expect(result.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
-    expect(result.facts?.singleuser).toEqual({ path: '/usr/local/bin/jupyterhub-singleuser', resolvedPath: '/usr/local/bin/jupyterhub-singleuser', version: '3.0.0' });
+    expect(result.facts?.singleuser).toEqual({
+      path: '/usr/local/bin/jupyterhub-singleuser',
+      resolvedPath: '/usr/local/bin/jupyterhub-singleuser',
+      version: '3.0.0',
+    });
     expect(result.facts?.interpreter?.resolvedPath).toBe('/usr/bin/python3.11');
     expect(result.facts?.python?.version).toBe('3.11');
     expect(result.facts?.pip?.path).toBe('/usr/bin/pip3');
@@ -168,7 +187,9 @@ describe('images that fail, each with its finding', () => {
   it('fails a Python outside the policy range', async () => {
     const result = await check(`${registries.open}/pass/usr-local:1`, { policy: { python: { min: '3.12' } } });
     expect(result.verdict).toBe('fail');
-    expect(result.findings.find((f) => f.code === 'python.version')?.message).toMatch(/Python 3\.11; this system needs Python 3\.12 or newer/);
+    expect(result.findings.find((f) => f.code === 'python.version')?.message).toMatch(
+      /Python 3\.11; this system needs Python 3\.12 or newer/,
+    );
   });
 });
 
@@ -177,14 +198,20 @@ describe('checks that cannot be made, each with its message', () => {
     const port = await freePort();
     const result = await check(`127.0.0.1:${port}/pass/usr-local:1`, { registry: client({ trustedHosts: [`127.0.0.1:${port}`] }) });
     expect(result.verdict).toBe('error');
-    expect(result.findings[0]).toMatchObject({ code: 'registry.unreachable', message: expect.stringMatching(/cannot be reached: the connection was refused/) });
+    expect(result.findings[0]).toMatchObject({
+      code: 'registry.unreachable',
+      message: expect.stringMatching(/cannot be reached: the connection was refused/),
+    });
   });
 
   it('wrong password, with Basic and with token auth', async () => {
     for (const registry of [registries.basic, registries.token]) {
       const result = await check(`${registry}/private/usr-local:1`, { credentials: { username: USER, password: 'wrong' } });
       expect(result.verdict).toBe('error');
-      expect(result.findings[0]).toMatchObject({ code: 'registry.unauthorized', message: expect.stringMatching(/refused the username and password/) });
+      expect(result.findings[0]).toMatchObject({
+        code: 'registry.unauthorized',
+        message: expect.stringMatching(/refused the username and password/),
+      });
     }
   });
 
@@ -199,7 +226,9 @@ describe('checks that cannot be made, each with its message', () => {
 
   it('the right credentials pass, with Basic and with token auth; an anonymous token reads a public repository', async () => {
     for (const registry of [registries.basic, registries.token]) {
-      expect((await check(`${registry}/private/usr-local:1`, { credentials: { username: USER, password: PASSWORD } })).verdict).toBe('pass');
+      expect((await check(`${registry}/private/usr-local:1`, { credentials: { username: USER, password: PASSWORD } })).verdict).toBe(
+        'pass',
+      );
     }
     expect((await check(`${registries.token}/public/usr-local:1`)).verdict).toBe('pass');
   });
@@ -221,16 +250,19 @@ describe('checks that cannot be made, each with its message', () => {
   it('a manifest whose digest does not match', async () => {
     // Something between us and the registry alters the manifest but keeps its digest header.
     const proxy = http.createServer((req, res) => {
-      const upstream = http.request({ host: '127.0.0.1', port: Number(registries.open.split(':')[1]), path: req.url, method: req.method, headers: req.headers }, (up) => {
-        const chunks: Buffer[] = [];
-        up.on('data', (c: Buffer) => chunks.push(c));
-        up.on('end', () => {
-          let body = Buffer.concat(chunks);
-          if (req.url?.includes('/manifests/')) body = Buffer.concat([body, Buffer.from(' ')]);
-          res.writeHead(up.statusCode ?? 500, { ...up.headers, 'content-length': String(body.length) });
-          res.end(body);
-        });
-      });
+      const upstream = http.request(
+        { host: '127.0.0.1', port: Number(registries.open.split(':')[1]), path: req.url, method: req.method, headers: req.headers },
+        (up) => {
+          const chunks: Buffer[] = [];
+          up.on('data', (c: Buffer) => chunks.push(c));
+          up.on('end', () => {
+            let body = Buffer.concat(chunks);
+            if (req.url?.includes('/manifests/')) body = Buffer.concat([body, Buffer.from(' ')]);
+            res.writeHead(up.statusCode ?? 500, { ...up.headers, 'content-length': String(body.length) });
+            res.end(body);
+          });
+        },
+      );
       req.pipe(upstream);
     });
     const port = await freePort();
@@ -238,7 +270,10 @@ describe('checks that cannot be made, each with its message', () => {
     try {
       const result = await check(`127.0.0.1:${port}/pass/usr-local:1`, { registry: client({ trustedHosts: [`127.0.0.1:${port}`] }) });
       expect(result.verdict).toBe('error');
-      expect(result.findings[0]).toMatchObject({ code: 'registry.digest_mismatch', message: expect.stringMatching(/does not match its digest/) });
+      expect(result.findings[0]).toMatchObject({
+        code: 'registry.digest_mismatch',
+        message: expect.stringMatching(/does not match its digest/),
+      });
     } finally {
       proxy.close();
     }
@@ -247,7 +282,10 @@ describe('checks that cannot be made, each with its message', () => {
   it('a layer over the size limit', async () => {
     const result = await check(`${registries.open}/pass/usr-local:1`, { registry: client({ maxLayerBytes: 100 }) });
     expect(result.verdict).toBe('error');
-    expect(result.findings[0]).toMatchObject({ code: 'registry.too_large', message: expect.stringMatching(/layers over 100 bytes are not checked/) });
+    expect(result.findings[0]).toMatchObject({
+      code: 'registry.too_large',
+      message: expect.stringMatching(/layers over 100 bytes are not checked/),
+    });
   });
 
   it('a registry on a private address that no admin allowed', async () => {
@@ -255,28 +293,34 @@ describe('checks that cannot be made, each with its message', () => {
     for (const host of [registries.open, `localhost:${registries.open.split(':')[1]}`]) {
       const result = await check(`${host}/pass/usr-local:1`, { registry: untrusted });
       expect(result.verdict).toBe('error');
-      expect(result.findings[0]).toMatchObject({ code: 'registry.refused_address', message: expect.stringMatching(/private or internal network address/) });
+      expect(result.findings[0]).toMatchObject({
+        code: 'registry.refused_address',
+        message: expect.stringMatching(/private or internal network address/),
+      });
     }
   });
 
   it('a layer whose manifest gives it no size, which would switch the size limits off', async () => {
     for (const size of [0, -1, 'large', null]) {
       const server = http.createServer((req, res) => {
-        const upstream = http.request({ host: '127.0.0.1', port: Number(registries.open.split(':')[1]), path: req.url, method: req.method, headers: req.headers }, (up) => {
-          if (!req.url?.includes('/manifests/') || req.method !== 'GET') {
-            res.writeHead(up.statusCode ?? 502, up.headers);
-            up.pipe(res);
-            return;
-          }
-          const chunks: Buffer[] = [];
-          up.on('data', (c: Buffer) => chunks.push(c));
-          up.on('end', () => {
-            const manifest = JSON.parse(Buffer.concat(chunks).toString()) as { layers: Array<{ size: unknown }> };
-            manifest.layers[0]!.size = size;
-            const body = Buffer.from(JSON.stringify(manifest));
-            res.writeHead(200, { 'Content-Type': String(up.headers['content-type']), 'Content-Length': body.length }).end(body);
-          });
-        });
+        const upstream = http.request(
+          { host: '127.0.0.1', port: Number(registries.open.split(':')[1]), path: req.url, method: req.method, headers: req.headers },
+          (up) => {
+            if (!req.url?.includes('/manifests/') || req.method !== 'GET') {
+              res.writeHead(up.statusCode ?? 502, up.headers);
+              up.pipe(res);
+              return;
+            }
+            const chunks: Buffer[] = [];
+            up.on('data', (c: Buffer) => chunks.push(c));
+            up.on('end', () => {
+              const manifest = JSON.parse(Buffer.concat(chunks).toString()) as { layers: Array<{ size: unknown }> };
+              manifest.layers[0]!.size = size;
+              const body = Buffer.from(JSON.stringify(manifest));
+              res.writeHead(200, { 'Content-Type': String(up.headers['content-type']), 'Content-Length': body.length }).end(body);
+            });
+          },
+        );
         req.pipe(upstream);
       });
       const port = await freePort();
@@ -284,7 +328,10 @@ describe('checks that cannot be made, each with its message', () => {
       try {
         const result = await check(`127.0.0.1:${port}/pass/usr-local:1`, { registry: client({ trustedHosts: [`127.0.0.1:${port}`] }) });
         expect(result.verdict).toBe('error');
-        expect(result.findings[0]).toMatchObject({ code: 'registry.protocol', message: expect.stringMatching(/gives a layer \(sha256:[0-9a-f]{12}\) no size/) });
+        expect(result.findings[0]).toMatchObject({
+          code: 'registry.protocol',
+          message: expect.stringMatching(/gives a layer \(sha256:[0-9a-f]{12}\) no size/),
+        });
       } finally {
         server.close();
       }
@@ -308,7 +355,9 @@ describe('checks that cannot be made, each with its message', () => {
     const port = await freePort();
     await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
     try {
-      const result = await check(`127.0.0.1:${port}/pass/usr-local:1`, { registry: client({ trustedHosts: [`127.0.0.1:${port}`], attempts: 1 }) });
+      const result = await check(`127.0.0.1:${port}/pass/usr-local:1`, {
+        registry: client({ trustedHosts: [`127.0.0.1:${port}`], attempts: 1 }),
+      });
       expect(result.verdict).toBe('error');
       expect(result.findings[0]).toMatchObject({ code: 'registry.not_found' });
       expect(sent).toBeLessThan(64 * 1024 * 1024);
@@ -342,12 +391,17 @@ describe('trusted registries', () => {
   it('are trusted on their own port only', async () => {
     const result = await check(`${registries.basic}/pass/usr-local:1`, { registry: client({ trustedHosts: [registries.open] }) });
     expect(result.findings[0]).toMatchObject({ code: 'registry.refused_address' });
-    expect((await check(`${registries.open}/pass/usr-local:1`, { registry: client({ trustedHosts: [registries.open] }) })).verdict).toBe('pass');
+    expect((await check(`${registries.open}/pass/usr-local:1`, { registry: client({ trustedHosts: [registries.open] }) })).verdict).toBe(
+      'pass',
+    );
   });
 
   it('may name a token realm of their own elsewhere on the private network', async () => {
     // The token registry's realm is another port of 127.0.0.1, which nobody trusted by name.
-    const result = await check(`${registries.token}/private/usr-local:1`, { registry: client({ trustedHosts: [registries.token] }), credentials: { username: USER, password: PASSWORD } });
+    const result = await check(`${registries.token}/private/usr-local:1`, {
+      registry: client({ trustedHosts: [registries.token] }),
+      credentials: { username: USER, password: PASSWORD },
+    });
     expect(result.verdict).toBe('pass');
   });
 
@@ -355,15 +409,28 @@ describe('trusted registries', () => {
     // What an untrusted registry's session sends goes through a transport for public addresses only,
     // whatever it names: here the address of a registry the admin trusts.
     const policy = { allowPrivate: false };
-    const transport = new RegistryTransport({ dispatcher: createGuardedDispatcher(policy, { connectTimeoutMs: 1000, headersTimeoutMs: 1000, bodyTimeoutMs: 1000 }), policy, attempts: 1, maxRetryWaitMs: 0 });
+    const transport = new RegistryTransport({
+      dispatcher: createGuardedDispatcher(policy, { connectTimeoutMs: 1000, headersTimeoutMs: 1000, bodyTimeoutMs: 1000 }),
+      policy,
+      attempts: 1,
+      maxRetryWaitMs: 0,
+    });
     await expect(transport.request(`http://${registries.open}/v2/`)).rejects.toMatchObject({ code: 'registry.refused_address' });
-    await expect(transport.request(`http://localhost:${registries.open.split(':')[1]}/v2/`)).rejects.toMatchObject({ code: 'registry.refused_address' });
+    await expect(transport.request(`http://localhost:${registries.open.split(':')[1]}/v2/`)).rejects.toMatchObject({
+      code: 'registry.refused_address',
+    });
   });
 
   it('decide what the Docker engine may pull from, as for the service itself', async () => {
     const guard = client({ trustedHosts: [registries.open] });
     await expect(guard.assertEngineMayPull(registries.open)).resolves.toBeUndefined();
-    for (const registry of [registries.basic, `localhost:${registries.basic.split(':')[1]}`, '10.1.2.3:5000', '[::1]:5000', '169.254.169.254']) {
+    for (const registry of [
+      registries.basic,
+      `localhost:${registries.basic.split(':')[1]}`,
+      '10.1.2.3:5000',
+      '[::1]:5000',
+      '169.254.169.254',
+    ]) {
       await expect(guard.assertEngineMayPull(registry)).rejects.toMatchObject({ code: 'registry.refused_address' });
     }
   });
@@ -447,7 +514,11 @@ describe('the digest of a tag, for launches', () => {
 
 describe('custom-images check (CLI)', () => {
   const cli = (args: string[], input?: string) =>
-    spawnSync(process.execPath, [path.resolve('dist/server/cli.js'), ...args], { input, encoding: 'utf8', env: { PATH: process.env.PATH } });
+    spawnSync(process.execPath, [path.resolve('dist/server/cli.js'), ...args], {
+      input,
+      encoding: 'utf8',
+      env: { PATH: process.env.PATH },
+    });
 
   it('prints JSON and exits 0 for a passing image', () => {
     const run = cli(['check', `${registries.open}/pass/conda:1`, '--allow-registry', registries.open, '--json']);
@@ -465,11 +536,17 @@ describe('custom-images check (CLI)', () => {
 
   it('exits 1 for a failing image and 2 when the check cannot be made; reads the password from stdin', () => {
     expect(cli(['check', `${registries.open}/fail/none:1`, '--allow-registry', registries.open]).status).toBe(1);
-    const wrong = cli(['check', `${registries.basic}/private/usr-local:1`, '--allow-registry', registries.basic, '--username', USER, '--password-stdin'], 'wrong\n');
+    const wrong = cli(
+      ['check', `${registries.basic}/private/usr-local:1`, '--allow-registry', registries.basic, '--username', USER, '--password-stdin'],
+      'wrong\n',
+    );
     expect(wrong.status).toBe(2);
     expect(wrong.stdout).toContain('registry.unauthorized');
     expect(wrong.stdout + wrong.stderr).not.toContain('wrong\n');
-    const right = cli(['check', `${registries.basic}/private/usr-local:1`, '--allow-registry', registries.basic, '--username', USER, '--password-stdin'], `${PASSWORD}\n`);
+    const right = cli(
+      ['check', `${registries.basic}/private/usr-local:1`, '--allow-registry', registries.basic, '--username', USER, '--password-stdin'],
+      `${PASSWORD}\n`,
+    );
     expect(right.status).toBe(0);
     expect(right.stdout + right.stderr).not.toContain(PASSWORD);
   });
@@ -477,7 +554,12 @@ describe('custom-images check (CLI)', () => {
   it('custom-images reference explains a reference or why it is invalid', () => {
     const ok = cli(['reference', 'jupyter/datascience-notebook', '--json']);
     expect(ok.status).toBe(0);
-    expect(JSON.parse(ok.stdout)).toMatchObject({ registry: 'docker.io', repository: 'jupyter/datascience-notebook', tag: 'latest', normalized: 'docker.io/jupyter/datascience-notebook:latest' });
+    expect(JSON.parse(ok.stdout)).toMatchObject({
+      registry: 'docker.io',
+      repository: 'jupyter/datascience-notebook',
+      tag: 'latest',
+      normalized: 'docker.io/jupyter/datascience-notebook:latest',
+    });
     const bad = cli(['reference', 'Jupyter/Notebook']);
     expect(bad.status).toBe(2);
     expect(bad.stderr).toContain('Repository names are lowercase');

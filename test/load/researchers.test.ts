@@ -63,12 +63,16 @@ beforeAll(async () => {
   registries = await startRegistries({ accounts });
   // One image, in one private repository per user (blobs mounted, not uploaded again).
   const image = await pushImage(registries.open, 'load/base/env', '1', {
-    layers: [{ files: pythonWithJupyterhub() }, { files: { '/usr/local/bin/jupyterhub-singleuser': singleuserScript('/usr/bin/python3') } }],
+    layers: [
+      { files: pythonWithJupyterhub() },
+      { files: { '/usr/local/bin/jupyterhub-singleuser': singleuserScript('/usr/bin/python3') } },
+    ],
   });
   const queue = researchers.map((r) => r.name);
   await Promise.all(
     Array.from({ length: 8 }, async () => {
-      for (let name = queue.shift(); name !== undefined; name = queue.shift()) await copyImage(registries.open, 'load/base/env', `load/${name}/env`, '1', image.manifest);
+      for (let name = queue.shift(); name !== undefined; name = queue.shift())
+        await copyImage(registries.open, 'load/base/env', `load/${name}/env`, '1', image.manifest);
     }),
   );
 }, 180_000);
@@ -91,7 +95,17 @@ describe.each([
     const systemsFile = path.join(dir, 'systems.json');
     fs.writeFileSync(
       systemsFile,
-      JSON.stringify([{ slug: 'kube', displayName: 'Kubernetes', allowedRegistries: [`${registries.token}/load/*`], mountPrefixes: ['/home/jovyan'], defaultMountPath: '/home/jovyan/work', spawner: 'kubernetes', enabled: true }]),
+      JSON.stringify([
+        {
+          slug: 'kube',
+          displayName: 'Kubernetes',
+          allowedRegistries: [`${registries.token}/load/*`],
+          mountPrefixes: ['/home/jovyan'],
+          defaultMountPath: '/home/jovyan/work',
+          spawner: 'kubernetes',
+          enabled: true,
+        },
+      ]),
     );
     let databaseUrl: string | undefined;
     if (engine === 'PostgreSQL') {
@@ -128,7 +142,12 @@ describe.each([
       const outcome: Outcome = { serverErrors: [], problems: [], requests: 0, checks: new Map(), launches: 0, created: 0 };
       const end = Date.now() + SECONDS * 1000;
 
-      const call = async (token: string, method: string, route: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown> & { id?: number } }> => {
+      const call = async (
+        token: string,
+        method: string,
+        route: string,
+        body?: unknown,
+      ): Promise<{ status: number; body: Record<string, unknown> & { id?: number } }> => {
         outcome.requests++;
         const res = await fetch(`${api}${route}`, {
           method,
@@ -149,7 +168,15 @@ describe.each([
         const reference = `${registries.token}/load/${r.name}/env:1`;
         for (let n = 1; Date.now() < end; n++) {
           const saved = { name: `env ${n}`, mountPath: `/home/jovyan/run${n}` };
-          const created = await call(r.token, 'POST', `users/${r.name}/images`, { name: saved.name, system: 'kube', image: reference, registry: registries.token, username: r.name, password: r.password, mountPath: saved.mountPath });
+          const created = await call(r.token, 'POST', `users/${r.name}/images`, {
+            name: saved.name,
+            system: 'kube',
+            image: reference,
+            registry: registries.token,
+            username: r.name,
+            password: r.password,
+            mountPath: saved.mountPath,
+          });
           if (!expectStatus(`${r.name} save`, created, 201)) continue;
           const id = Number(created.body.id);
           r.saved.set(id, saved);
@@ -164,7 +191,9 @@ describe.each([
             check = (await call(r.token, 'GET', `checks/${String(job.body.id)}`)).body;
           }
           if (check.status !== 'passed') {
-            outcome.problems.push(`${r.name} check ${String(job.body.id)} ${String(check.status)}: ${JSON.stringify(check.findings ?? check.message)}`);
+            outcome.problems.push(
+              `${r.name} check ${String(job.body.id)} ${String(check.status)}: ${JSON.stringify(check.findings ?? check.message)}`,
+            );
             continue;
           }
 
@@ -172,38 +201,72 @@ describe.each([
           if (expectStatus(`${r.name} launch`, launch, 200)) {
             outcome.launches++;
             const pull = launch.body.pull as { dockerconfigjson: string | null };
-            const auths = pull.dockerconfigjson ? (JSON.parse(pull.dockerconfigjson) as { auths: Record<string, { username: string; password: string }> }).auths : {};
+            const auths = pull.dockerconfigjson
+              ? (JSON.parse(pull.dockerconfigjson) as { auths: Record<string, { username: string; password: string }> }).auths
+              : {};
             const auth = auths[registries.token];
-            if (auth?.username !== r.name || auth.password !== r.password) outcome.problems.push(`${r.name} launch carried the credentials of ${String(auth?.username)}`);
-            if ((launch.body.mount as { target: string }).target !== saved.mountPath) outcome.problems.push(`${r.name} launch mounts at ${JSON.stringify(launch.body.mount)}`);
+            if (auth?.username !== r.name || auth.password !== r.password)
+              outcome.problems.push(`${r.name} launch carried the credentials of ${String(auth?.username)}`);
+            if ((launch.body.mount as { target: string }).target !== saved.mountPath)
+              outcome.problems.push(`${r.name} launch mounts at ${JSON.stringify(launch.body.mount)}`);
           }
 
           if (n % 2 === 0) {
             const renamed = { name: `env ${n} edited`, mountPath: `/home/jovyan/edited${n}` };
             // A blank password keeps the stored one.
-            const edited = await call(r.token, 'PUT', `users/${r.name}/images/${id}`, { name: renamed.name, system: 'kube', image: reference, registry: registries.token, username: r.name, password: '', mountPath: renamed.mountPath });
+            const edited = await call(r.token, 'PUT', `users/${r.name}/images/${id}`, {
+              name: renamed.name,
+              system: 'kube',
+              image: reference,
+              registry: registries.token,
+              username: r.name,
+              password: '',
+              mountPath: renamed.mountPath,
+            });
             if (expectStatus(`${r.name} edit`, edited, 200)) r.saved.set(id, renamed);
           }
           if (n % 3 === 0) {
             const oldest = Math.min(...r.saved.keys());
-            if (expectStatus(`${r.name} delete`, await call(r.token, 'DELETE', `users/${r.name}/images/${oldest}`), 204)) r.saved.delete(oldest);
+            if (expectStatus(`${r.name} delete`, await call(r.token, 'DELETE', `users/${r.name}/images/${oldest}`), 204))
+              r.saved.delete(oldest);
           }
           const list = await call(r.token, 'GET', `users/${r.name}/images`);
           const listed = (list.body as unknown as Array<{ id: number; name: string }>).map((i) => i.id).sort((a, b) => a - b);
           const expected = [...r.saved.keys()].sort((a, b) => a - b);
-          if (JSON.stringify(listed) !== JSON.stringify(expected)) outcome.problems.push(`${r.name} lists ${JSON.stringify(listed)}, saved ${JSON.stringify(expected)}`);
+          if (JSON.stringify(listed) !== JSON.stringify(expected))
+            outcome.problems.push(`${r.name} lists ${JSON.stringify(listed)}, saved ${JSON.stringify(expected)}`);
         }
       };
       await Promise.all(researchers.map(work));
-      console.log(`${engine}: ${USERS} researchers, ${SECONDS} s: ${outcome.requests} requests, ${outcome.created} images saved, ${outcome.checks.size} checks, ${outcome.launches} launches`);
+      console.log(
+        `${engine}: ${USERS} researchers, ${SECONDS} s: ${outcome.requests} requests, ${outcome.created} images saved, ${outcome.checks.size} checks, ${outcome.launches} launches`,
+      );
 
       expect(outcome.serverErrors).toEqual([]);
       expect(outcome.problems).toEqual([]);
       expect(outcome.launches).toBeGreaterThan(USERS);
 
       // The database holds exactly what each user kept: one row each, with that user's credential.
-      const rows = (await db('images').leftJoin('credentials', 'credentials.image_id', 'images.id').select('images.id', 'images.owner', 'images.name', 'images.mount_path', 'credentials.owner as credential_owner', 'credentials.username')) as Array<Record<string, unknown>>;
-      const expectedRows = researchers.flatMap((r) => [...r.saved].map(([id, s]) => ({ id, owner: r.name, name: s.name, mount_path: s.mountPath, credential_owner: r.name, username: r.name })));
+      const rows = (await db('images')
+        .leftJoin('credentials', 'credentials.image_id', 'images.id')
+        .select(
+          'images.id',
+          'images.owner',
+          'images.name',
+          'images.mount_path',
+          'credentials.owner as credential_owner',
+          'credentials.username',
+        )) as Array<Record<string, unknown>>;
+      const expectedRows = researchers.flatMap((r) =>
+        [...r.saved].map(([id, s]) => ({
+          id,
+          owner: r.name,
+          name: s.name,
+          mount_path: s.mountPath,
+          credential_owner: r.name,
+          username: r.name,
+        })),
+      );
       const byId = (a: { id: unknown }, b: { id: unknown }) => Number(a.id) - Number(b.id);
       expect(rows.map((row) => ({ ...row, id: Number(row.id) })).sort(byId)).toEqual(expectedRows.sort(byId));
       // Every save is on record once.

@@ -47,7 +47,12 @@ export async function waitForVerdict(page: Page, timeoutMs = 60_000): Promise<st
  * Logs `name` in at the hub's own login form, starting from the service, and
  * returns the page back on the service. `onHtml` sees every HTML page served.
  */
-export async function hubLogin(browser: Browser, hub: TestHub, name: string, onHtml?: (html: string) => void): Promise<{ context: BrowserContext; page: Page }> {
+export async function hubLogin(
+  browser: Browser,
+  hub: TestHub,
+  name: string,
+  onHtml?: (html: string) => void,
+): Promise<{ context: BrowserContext; page: Page }> {
   const context = await browser.newContext({ viewport: { width: 1100, height: 900 } });
   const page = await context.newPage();
   if (onHtml) {

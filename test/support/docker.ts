@@ -12,7 +12,8 @@ import { CHECK_LABEL } from '../../server/runner/runCheck.js';
 /** The engine .ci/services started. */
 export function ciDocker(): Docker {
   const host = process.env.DOCKER_HOST ?? 'unix:///var/run/docker.sock';
-  if (!fs.existsSync(host.replace('unix://', ''))) throw new Error(`no Docker engine at ${host}: run the tests through .ci/run, which starts dockerd`);
+  if (!fs.existsSync(host.replace('unix://', '')))
+    throw new Error(`no Docker engine at ${host}: run the tests through .ci/run, which starts dockerd`);
   return new Docker({ socketPath: host.replace('unix://', '') });
 }
 
@@ -34,7 +35,20 @@ export async function startPrivateDockerd(): Promise<PrivateDockerd> {
   let output = '';
   const proc: ChildProcess = spawn(
     'dockerd',
-    ['--host', `unix://${socket}`, '--data-root', path.join(dir, 'data'), '--exec-root', path.join(dir, 'exec'), '--pidfile', path.join(dir, 'docker.pid'), '--bridge', 'none', '--iptables=false', '--ip-masq=false'],
+    [
+      '--host',
+      `unix://${socket}`,
+      '--data-root',
+      path.join(dir, 'data'),
+      '--exec-root',
+      path.join(dir, 'exec'),
+      '--pidfile',
+      path.join(dir, 'docker.pid'),
+      '--bridge',
+      'none',
+      '--iptables=false',
+      '--ip-masq=false',
+    ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   proc.stdout?.on('data', (d: Buffer) => (output += d.toString()));
@@ -60,7 +74,11 @@ export async function startPrivateDockerd(): Promise<PrivateDockerd> {
       }
       // Its containerd, shims and containers outlive a hard kill: end them and unmount their layers.
       spawnSync('pkill', ['-9', '-f', dir]);
-      const mounts = fs.readFileSync('/proc/mounts', 'utf8').split('\n').map((l) => l.split(' ')[1] ?? '').filter((m) => m.startsWith(dir));
+      const mounts = fs
+        .readFileSync('/proc/mounts', 'utf8')
+        .split('\n')
+        .map((l) => l.split(' ')[1] ?? '')
+        .filter((m) => m.startsWith(dir));
       for (const mount of mounts.reverse()) spawnSync('umount', ['-l', mount]);
       fs.rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
     },
@@ -70,7 +88,10 @@ export async function startPrivateDockerd(): Promise<PrivateDockerd> {
 /** Removes the data volumes a launch made for servers on `system` (a test's leftovers on the shared engine). */
 export async function removeDataVolumes(docker: Docker, system: string): Promise<void> {
   for (const volume of (await docker.listVolumes({ filters: { label: [`custom-images.system=${system}`] } })).Volumes ?? []) {
-    await docker.getVolume(volume.Name).remove().catch(() => undefined);
+    await docker
+      .getVolume(volume.Name)
+      .remove()
+      .catch(() => undefined);
   }
 }
 
@@ -86,7 +107,10 @@ export async function removeImagesFrom(hosts: string[]): Promise<void> {
   const from = (ref: string) => hosts.some((host) => ref.startsWith(`${host}/`));
   for (const image of await docker.listImages().catch(() => [])) {
     for (const ref of [...(image.RepoTags ?? []), ...(image.RepoDigests ?? [])].filter(from)) {
-      await docker.getImage(ref).remove({ force: true }).catch(() => undefined);
+      await docker
+        .getImage(ref)
+        .remove({ force: true })
+        .catch(() => undefined);
     }
   }
 }

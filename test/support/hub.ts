@@ -120,7 +120,11 @@ export async function startHub(port: number, extraEnv: Record<string, string> = 
       await Promise.all(
         Array.from({ length: 8 }, async () => {
           for (let name = queue.shift(); name !== undefined; name = queue.shift()) {
-            const res = await fetch(`${url}/hub/api/users/${name}/tokens`, { method: 'POST', headers, body: JSON.stringify({ note: 'test' }) });
+            const res = await fetch(`${url}/hub/api/users/${name}/tokens`, {
+              method: 'POST',
+              headers,
+              body: JSON.stringify({ note: 'test' }),
+            });
             if (res.status !== 201) throw new Error(`token for ${name}: ${res.status} ${await res.text()}`);
             tokens.set(name, ((await res.json()) as { token: string }).token);
           }
@@ -187,7 +191,11 @@ export async function waitForServer(hub: TestHub, user: string, timeoutMs = 120_
 }
 
 /** Starts `user`'s server through the hub's REST API with these user_options (the spawn form's output). */
-export async function startServer(hub: TestHub, user: string, options: Record<string, unknown>): Promise<{ status: number; body: unknown }> {
+export async function startServer(
+  hub: TestHub,
+  user: string,
+  options: Record<string, unknown>,
+): Promise<{ status: number; body: unknown }> {
   return hubApi(hub, 'POST', `/users/${user}/server`, options);
 }
 

@@ -64,7 +64,8 @@ export async function layerTar(files: LayerFiles): Promise<Buffer> {
     const owner = { uid: spec.uid ?? 0, gid: spec.gid ?? 0 };
     if (type === 'dir') pack.entry({ name, type: 'directory', mode: spec.mode ?? 0o755, mtime, ...owner });
     else if (type === 'symlink') pack.entry({ name, type: 'symlink', linkname: spec.target ?? '', mode: 0o777, mtime, ...owner });
-    else if (type === 'hardlink') pack.entry({ name, type: 'link', linkname: (spec.target ?? '').replace(/^\//, ''), mode: spec.mode ?? 0o755, mtime, ...owner });
+    else if (type === 'hardlink')
+      pack.entry({ name, type: 'link', linkname: (spec.target ?? '').replace(/^\//, ''), mode: spec.mode ?? 0o755, mtime, ...owner });
     else pack.entry({ name, mode: spec.mode ?? 0o644, mtime, ...owner }, Buffer.from(spec.content ?? ''));
   }
   pack.finalize();
@@ -82,13 +83,21 @@ const OCI = {
   manifest: 'application/vnd.oci.image.manifest.v1+json',
   index: 'application/vnd.oci.image.index.v1+json',
   config: 'application/vnd.oci.image.config.v1+json',
-  layer: { gzip: 'application/vnd.oci.image.layer.v1.tar+gzip', zstd: 'application/vnd.oci.image.layer.v1.tar+zstd', none: 'application/vnd.oci.image.layer.v1.tar' },
+  layer: {
+    gzip: 'application/vnd.oci.image.layer.v1.tar+gzip',
+    zstd: 'application/vnd.oci.image.layer.v1.tar+zstd',
+    none: 'application/vnd.oci.image.layer.v1.tar',
+  },
 };
 const DOCKER = {
   manifest: 'application/vnd.docker.distribution.manifest.v2+json',
   index: 'application/vnd.docker.distribution.manifest.list.v2+json',
   config: 'application/vnd.docker.container.image.v1+json',
-  layer: { gzip: 'application/vnd.docker.image.rootfs.diff.tar.gzip', zstd: 'application/vnd.oci.image.layer.v1.tar+zstd', none: 'application/vnd.docker.image.rootfs.diff.tar' },
+  layer: {
+    gzip: 'application/vnd.docker.image.rootfs.diff.tar.gzip',
+    zstd: 'application/vnd.oci.image.layer.v1.tar+zstd',
+    none: 'application/vnd.docker.image.rootfs.diff.tar',
+  },
 };
 
 /** Uploads a blob (monolithic) unless the registry has it. */
@@ -132,19 +141,33 @@ export async function pushBlobFile(registry: string, repo: string, file: string)
   const location = new URL(start.headers.get('location') ?? '', `http://${registry}`);
   location.searchParams.set('digest', digest);
   const body = Readable.toWeb(fs.createReadStream(file)) as ReadableStream;
-  const put = await fetch(location, { method: 'PUT', headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': String(size) }, body, duplex: 'half' } as RequestInit);
+  const put = await fetch(location, {
+    method: 'PUT',
+    headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': String(size) },
+    body,
+    duplex: 'half',
+  } as RequestInit);
   if (put.status !== 201) throw new Error(`upload ${put.status}: ${await put.text()}`);
   return { digest, size };
 }
 
 export async function pushManifest(registry: string, repo: string, ref: string, mediaType: string, body: Buffer): Promise<string> {
-  const res = await fetch(`http://${registry}/v2/${repo}/manifests/${ref}`, { method: 'PUT', headers: { 'Content-Type': mediaType }, body: new Uint8Array(body) });
+  const res = await fetch(`http://${registry}/v2/${repo}/manifests/${ref}`, {
+    method: 'PUT',
+    headers: { 'Content-Type': mediaType },
+    body: new Uint8Array(body),
+  });
   if (res.status !== 201) throw new Error(`manifest ${res.status}: ${await res.text()}`);
   return sha256(body);
 }
 
 /** Builds and pushes one image; returns its manifest digest and size. */
-export async function pushImage(registry: string, repo: string, tag: string | undefined, spec: ImageSpec): Promise<{ digest: string; manifest: Buffer; size: number }> {
+export async function pushImage(
+  registry: string,
+  repo: string,
+  tag: string | undefined,
+  spec: ImageSpec,
+): Promise<{ digest: string; manifest: Buffer; size: number }> {
   const types = spec.docker ? DOCKER : OCI;
   const [os = 'linux', architecture = 'amd64', variant] = (spec.platform ?? 'linux/amd64').split('/');
   const layers = [];
@@ -179,7 +202,12 @@ export async function pushImage(registry: string, repo: string, tag: string | un
   );
   const configDigest = await pushBlob(registry, repo, config);
   const manifest = Buffer.from(
-    JSON.stringify({ schemaVersion: 2, mediaType: types.manifest, config: { mediaType: types.config, digest: configDigest, size: config.length }, layers }),
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: types.manifest,
+      config: { mediaType: types.config, digest: configDigest, size: config.length },
+      layers,
+    }),
   );
   const digest = await pushManifest(registry, repo, tag ?? sha256(manifest), types.manifest, manifest);
   return { digest, manifest, size: manifest.length };
@@ -191,7 +219,11 @@ export async function pushImage(registry: string, repo: string, tag: string | un
  * distribution spec's `?mount=&from=`), then the manifest is put.
  */
 export async function copyImage(registry: string, from: string, to: string, tag: string, manifest: Buffer): Promise<void> {
-  const body = JSON.parse(manifest.toString('utf8')) as { mediaType: string; config: { digest: string }; layers: Array<{ digest: string }> };
+  const body = JSON.parse(manifest.toString('utf8')) as {
+    mediaType: string;
+    config: { digest: string };
+    layers: Array<{ digest: string }>;
+  };
   for (const { digest } of [body.config, ...body.layers]) await mountBlob(registry, from, to, digest);
   await pushManifest(registry, to, tag, body.mediaType, manifest);
 }
@@ -208,7 +240,12 @@ export async function pushIndex(registry: string, repo: string, tag: string, ima
   for (const spec of images) {
     const pushed = await pushImage(registry, repo, undefined, spec);
     const [os = 'linux', architecture = 'amd64', variant] = (spec.platform ?? 'linux/amd64').split('/');
-    manifests.push({ mediaType: OCI.manifest, digest: pushed.digest, size: pushed.size, platform: { os, architecture, ...(variant ? { variant } : {}) } });
+    manifests.push({
+      mediaType: OCI.manifest,
+      digest: pushed.digest,
+      size: pushed.size,
+      platform: { os, architecture, ...(variant ? { variant } : {}) },
+    });
   }
   const index = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI.index, manifests }));
   return pushManifest(registry, repo, tag, OCI.index, index);
@@ -233,5 +270,8 @@ export function pythonWithJupyterhub(options: { prefix?: string; python?: string
 
 /** jupyterhub-singleuser as pip installs it. */
 export function singleuserScript(interpreter: string): FileSpec {
-  return { content: `#!${interpreter}\n# -*- coding: utf-8 -*-\nimport sys\nfrom jupyterhub.singleuser import main\nsys.exit(main())\n`, mode: 0o755 };
+  return {
+    content: `#!${interpreter}\n# -*- coding: utf-8 -*-\nimport sys\nfrom jupyterhub.singleuser import main\nsys.exit(main())\n`,
+    mode: 0o755,
+  };
 }

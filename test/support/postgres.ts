@@ -54,7 +54,17 @@ export async function startPrivatePostgres(port: number): Promise<PrivatePostgre
   const asPostgres = (args: string[]) => execFileSync('runuser', ['-u', 'postgres', '--', ...args], { stdio: 'pipe', cwd: dir });
   asPostgres([`${bin}/initdb`, '-D', data, '-A', 'trust', '-U', 'ci', '--no-sync']);
   const start = () => {
-    asPostgres([`${bin}/pg_ctl`, '-D', data, '-l', path.join(dir, 'log'), '-w', '-o', `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`, 'start']);
+    asPostgres([
+      `${bin}/pg_ctl`,
+      '-D',
+      data,
+      '-l',
+      path.join(dir, 'log'),
+      '-w',
+      '-o',
+      `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`,
+      'start',
+    ]);
   };
   start();
   return {

@@ -73,7 +73,25 @@ export async function startRegistries(options: RegistryOptions = {}): Promise<Te
   const storage = path.join(dir, 'storage');
   fs.mkdirSync(storage);
   execFileSync('htpasswd', ['-Bbc', path.join(dir, 'htpasswd'), USER, PASSWORD], { stdio: 'ignore' });
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem'), '-days', '2', '-subj', '/CN=ci-token-issuer'], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      path.join(dir, 'key.pem'),
+      '-out',
+      path.join(dir, 'cert.pem'),
+      '-days',
+      '2',
+      '-subj',
+      '/CN=ci-token-issuer',
+    ],
+    { stdio: 'ignore' },
+  );
   const key = fs.readFileSync(path.join(dir, 'key.pem'), 'utf8');
   const certDer = new X509Certificate(fs.readFileSync(path.join(dir, 'cert.pem'))).raw;
 
@@ -117,7 +135,9 @@ export async function startRegistries(options: RegistryOptions = {}): Promise<Te
     };
     const unsigned = `${base64url(JSON.stringify(header))}.${base64url(JSON.stringify(claims))}`;
     const signature = createSign('RSA-SHA256').update(unsigned).sign(key);
-    res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify({ token: `${unsigned}.${base64url(signature)}`, expires_in: 300 }));
+    res
+      .writeHead(200, { 'Content-Type': 'application/json' })
+      .end(JSON.stringify({ token: `${unsigned}.${base64url(signature)}`, expires_in: 300 }));
   });
   await new Promise<void>((r) => issuer.listen(issuerPort, '127.0.0.1', r));
 
@@ -138,7 +158,10 @@ ${auth}`;
   const configs = [
     [openPort, ''],
     [basicPort, `auth:\n  htpasswd:\n    realm: ci\n    path: ${path.join(dir, 'htpasswd')}\n`],
-    [tokenPort, `auth:\n  token:\n    realm: http://127.0.0.1:${issuerPort}/token\n    service: ${service}\n    issuer: ci-issuer\n    rootcertbundle: ${path.join(dir, 'cert.pem')}\n`],
+    [
+      tokenPort,
+      `auth:\n  token:\n    realm: http://127.0.0.1:${issuerPort}/token\n    service: ${service}\n    issuer: ci-issuer\n    rootcertbundle: ${path.join(dir, 'cert.pem')}\n`,
+    ],
   ] as const;
   const procs: ChildProcess[] = [];
   for (const [i, [port, auth]] of configs.entries()) {
@@ -205,7 +228,9 @@ export type Fault =
  * Retry-After), or accepts them and never answers ("stall"). Counts and
  * lists what it saw, so a test can tell that retries happened.
  */
-export async function faultyProxy(target: string): Promise<{ host: string; set(fault: Fault): void; seen: Record<string, number>; requests: string[]; stop(): Promise<void> }> {
+export async function faultyProxy(
+  target: string,
+): Promise<{ host: string; set(fault: Fault): void; seen: Record<string, number>; requests: string[]; stop(): Promise<void> }> {
   let fault: Fault = { kind: 'pass' };
   const seen: Record<string, number> = {};
   const requests: string[] = [];
@@ -273,7 +298,10 @@ export async function faultyProxy(target: string): Promise<{ host: string; set(f
  * A slow link in front of a registry: blob downloads are sent at
  * `bytesPerSecond`, everything else passes at once. Lists what it saw.
  */
-export async function throttledProxy(target: string, bytesPerSecond: number): Promise<{ host: string; requests: string[]; stop(): Promise<void> }> {
+export async function throttledProxy(
+  target: string,
+  bytesPerSecond: number,
+): Promise<{ host: string; requests: string[]; stop(): Promise<void> }> {
   const requests: string[] = [];
   const [host, port] = target.split(':');
   const server = http.createServer((req, res) => {

@@ -63,7 +63,18 @@ export async function startService(env: Record<string, string>): Promise<Service
 /** Saves an image for `owner` on the default system and queues a check of it, as the API would. */
 export async function queueCheck(db: Knex, owner: string, reference: string, kind: 'static' | 'full'): Promise<number> {
   const now = new Date();
-  const imageId = await new ImageStore(db).insert({ owner, name: reference, system: 'default', referenceInput: reference, reference, registry: reference.split('/')[0] ?? '', mountPath: null }, now);
+  const imageId = await new ImageStore(db).insert(
+    {
+      owner,
+      name: reference,
+      system: 'default',
+      referenceInput: reference,
+      reference,
+      registry: reference.split('/')[0] ?? '',
+      mountPath: null,
+    },
+    now,
+  );
   return new CheckStore(db).insert({
     imageId,
     owner,
@@ -87,7 +98,12 @@ export async function queueCheck(db: Knex, owner: string, reference: string, kin
   });
 }
 
-export async function waitForStatus(db: Knex, id: number, accept: (status: string) => boolean, timeoutMs: number): Promise<Record<string, unknown>> {
+export async function waitForStatus(
+  db: Knex,
+  id: number,
+  accept: (status: string) => boolean,
+  timeoutMs: number,
+): Promise<Record<string, unknown>> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const row = (await db('checks').where({ id }).first()) as Record<string, unknown>;

@@ -22,10 +22,7 @@ function problems(env: Record<string, string | undefined>): string[] {
 
 describe('parseConfig', () => {
   it('takes the environment a hub gives a managed service', () => {
-    const config = parseConfig(
-      { ...HUB_ENV, JUPYTERHUB_OAUTH_ACCESS_SCOPES: '["access:services!service=custom-images"]' },
-      '/srv',
-    );
+    const config = parseConfig({ ...HUB_ENV, JUPYTERHUB_OAUTH_ACCESS_SCOPES: '["access:services!service=custom-images"]' }, '/srv');
     expect(config.service).toMatchObject({ host: '127.0.0.1', port: 10101, prefix: '/services/custom-images/' });
     expect(config.hub.oauthCallbackUrl).toBe('/services/custom-images/oauth_callback');
     expect(config.hub.accessScopes).toEqual(['access:services!service=custom-images']);
@@ -72,10 +69,7 @@ describe('parseConfig', () => {
   });
 
   it('lists every problem at once', () => {
-    expect(problems({})).toEqual([
-      expect.stringMatching(/^JUPYTERHUB_API_URL /),
-      expect.stringMatching(/^JUPYTERHUB_API_TOKEN /),
-    ]);
+    expect(problems({})).toEqual([expect.stringMatching(/^JUPYTERHUB_API_URL /), expect.stringMatching(/^JUPYTERHUB_API_TOKEN /)]);
   });
 });
 
@@ -85,7 +79,10 @@ describe('the README', () => {
     const source = fs.readFileSync('server/config.ts', 'utf8');
     const variables = [...source.matchAll(/^\s+((?:JUPYTERHUB|CUSTOM_IMAGES)_[A-Z_]+|DOCKER_HOST): /gm)].map((m) => m[1]);
     expect(variables.length).toBeGreaterThan(30);
-    const table = fs.readFileSync('README.md', 'utf8').split('\n').filter((line) => line.startsWith('| `'));
+    const table = fs
+      .readFileSync('README.md', 'utf8')
+      .split('\n')
+      .filter((line) => line.startsWith('| `'));
     const missing = variables.filter((name) => !table.some((line) => line.includes(`\`${name}\``)));
     expect(missing).toEqual([]);
   });

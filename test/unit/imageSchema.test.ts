@@ -66,13 +66,17 @@ describe('the image schema', () => {
 
   it('keeps the stored password when the field is blank, for the same registry only', () => {
     const existing = { registry: 'registry.example.com', username: 'ada' };
-    expect(parse({ system: 'default', image: 'registry.example.com/lab/env:2', registry: 'registry.example.com', username: 'ada' }, existing).credential).toEqual({
+    expect(
+      parse({ system: 'default', image: 'registry.example.com/lab/env:2', registry: 'registry.example.com', username: 'ada' }, existing)
+        .credential,
+    ).toEqual({
       action: 'keep',
       username: 'ada',
     });
-    expect(errorsOf({ system: 'default', image: 'other.example.org/lab/env:2', registry: 'other.example.org', username: 'ada' }, existing).password).toMatch(
-      /stored password is for registry\.example\.com/,
-    );
+    expect(
+      errorsOf({ system: 'default', image: 'other.example.org/lab/env:2', registry: 'other.example.org', username: 'ada' }, existing)
+        .password,
+    ).toMatch(/stored password is for registry\.example\.com/);
     expect(parse({ system: 'default', image: 'a/b:1', removeCredentials: 'on' }, existing).credential).toEqual({ action: 'remove' });
   });
 
@@ -83,7 +87,11 @@ describe('the image schema', () => {
   });
 
   it('reports every wrong field at once', () => {
-    expect(Object.keys(errorsOf({ system: 'default', image: 'A', registry: 'a b', mountPath: 'x' })).sort()).toEqual(['image', 'mountPath', 'registry']);
+    expect(Object.keys(errorsOf({ system: 'default', image: 'A', registry: 'a b', mountPath: 'x' })).sort()).toEqual([
+      'image',
+      'mountPath',
+      'registry',
+    ]);
     // Without a known system its mount rules cannot apply; the system is named instead.
     expect(Object.keys(errorsOf({ system: 'nope', image: 'A', mountPath: 'x' })).sort()).toEqual(['image', 'system']);
   });

@@ -7,7 +7,13 @@ import { OPEN_POLICY } from '../../server/systems/schema.js';
 const file = (mode = 0o644, head?: string): Entry => ({ type: 'file', mode, size: 10, ...(head ? { head } : {}) });
 const link = (target: string): Entry => ({ type: 'symlink', mode: 0o777, size: 0, link: target });
 const dir = (): Entry => ({ type: 'dir', mode: 0o755, size: 0 });
-const layer = (entries: Record<string, Entry>, whiteouts: string[] = [], opaque: string[] = []): LayerIndex => ({ version: LAYER_INDEX_VERSION, entries, whiteouts, opaque, tarBytes: 0 });
+const layer = (entries: Record<string, Entry>, whiteouts: string[] = [], opaque: string[] = []): LayerIndex => ({
+  version: LAYER_INDEX_VERSION,
+  entries,
+  whiteouts,
+  opaque,
+  tarBytes: 0,
+});
 
 describe('normalizeTarPath', () => {
   it.each([
@@ -26,7 +32,10 @@ describe('parseShebang', () => {
     ['#! /opt/conda/bin/python3.11 -s\n', { interpreter: '/opt/conda/bin/python3.11', viaEnv: false }],
     ['#!/usr/bin/env python3\n', { interpreter: 'python3', viaEnv: true }],
     ['#!/usr/bin/env -S python3 -u\n', { interpreter: 'python3', viaEnv: true }],
-    ["#!/bin/sh\n'''exec' \"/very/long/path/bin/python3.11\" \"$0\" \"$@\"\n' '''\n", { interpreter: '/very/long/path/bin/python3.11', viaEnv: false }],
+    [
+      "#!/bin/sh\n'''exec' \"/very/long/path/bin/python3.11\" \"$0\" \"$@\"\n' '''\n",
+      { interpreter: '/very/long/path/bin/python3.11', viaEnv: false },
+    ],
     ['#!/bin/bash\nexec python3 "$@"\n', { interpreter: '/bin/bash', viaEnv: false }],
     ['\u007fELF', undefined],
     ['import sys', undefined],
@@ -117,14 +126,25 @@ describe('who the server runs as, in words', () => {
     fs.apply(layer(entries));
     return analyzeImage(fs, { config }, { policy });
   };
-  const runAs = (result: ReturnType<typeof analyze>) => result.findings.find((f) => f.code.startsWith('user.') && f.code !== 'user.unknown');
+  const runAs = (result: ReturnType<typeof analyze>) =>
+    result.findings.find((f) => f.code.startsWith('user.') && f.code !== 'user.unknown');
 
   it.each([
-    ['root (no USER), a uid 1000 user with its home', {}, 'info', /^This image runs as root; on this system it runs as uid 1000 \(jovyan\), gid 100, home \/home\/jovyan\.$/],
+    [
+      'root (no USER), a uid 1000 user with its home',
+      {},
+      'info',
+      /^This image runs as root; on this system it runs as uid 1000 \(jovyan\), gid 100, home \/home\/jovyan\.$/,
+    ],
     ['USER 0', { User: '0' }, 'info', /^This image runs as root; on this system it runs as uid 1000/],
     ['USER root:root', { User: 'root:root' }, 'info', /^This image runs as root;/],
     ['its own user is uid 1000', { User: 'jovyan' }, 'info', /^Servers run as the image's own user: uid 1000 \(jovyan\), gid 100/],
-    ['USER 4242, a uid nobody else has', { User: '4242' }, 'info', /^This image runs as uid 4242; on this system it runs as uid 1000 \(jovyan\)/],
+    [
+      'USER 4242, a uid nobody else has',
+      { User: '4242' },
+      'info',
+      /^This image runs as uid 4242; on this system it runs as uid 1000 \(jovyan\)/,
+    ],
   ])('%s', (_name, config, level, message) => {
     const finding = runAs(analyze({ ...passwd(rootAndJovyan), '/home/jovyan': home(1000) }, config));
     expect(finding).toMatchObject({ code: 'user.run_as', level, message: expect.stringMatching(message) });
@@ -134,7 +154,9 @@ describe('who the server runs as, in words', () => {
     const entries = { ...passwd('root:x:0:0:root:/root:/bin/bash\n'), '/root': home(0, 0o700) };
     const relaxed = runAs(analyze(entries, { Env: ['HOME=/root'] }));
     expect(relaxed).toMatchObject({ code: 'user.uid_missing', level: 'warning' });
-    expect(relaxed?.message).toMatch(/^This image runs as root; on this system it runs as uid 1000, gid 100, and the image has no user with uid 1000 in \/etc\/passwd \(its users: root=0\), and the home directory \/root is not writable for it/);
+    expect(relaxed?.message).toMatch(
+      /^This image runs as root; on this system it runs as uid 1000, gid 100, and the image has no user with uid 1000 in \/etc\/passwd \(its users: root=0\), and the home directory \/root is not writable for it/,
+    );
     const strict = analyze(entries, { Env: ['HOME=/root'] }, { ...OPEN_POLICY, requireUser: true });
     expect(runAs(strict)).toMatchObject({ code: 'user.uid_missing', level: 'error' });
     expect(strict.findings.some((f) => f.level === 'error' && f.code === 'user.uid_missing')).toBe(true);

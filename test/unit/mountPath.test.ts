@@ -27,4 +27,3 @@ describe('checkMountPath refuses', () => {
     expect(result.ok ? '' : result.message).toMatch(message);
   });
 });
-

@@ -27,7 +27,22 @@ describe('pull progress', () => {
       return pullProgress(layers, event.status);
     });
     const fractions = seen.map((p) => p.fraction);
-    expect(fractions).toEqual([0, 0, 0, 0, 300 / 2000, 1300 / 8000, 2000 / 8000, 2000 / 8000, 2500 / 8000, 3000 / 8000, 5000 / 8000, 1, 1, 1]);
+    expect(fractions).toEqual([
+      0,
+      0,
+      0,
+      0,
+      300 / 2000,
+      1300 / 8000,
+      2000 / 8000,
+      2000 / 8000,
+      2500 / 8000,
+      3000 / 8000,
+      5000 / 8000,
+      1,
+      1,
+      1,
+    ]);
     expect(seen.at(-1)).toMatchObject({ current: 4000, total: 4000, fraction: 1 });
     // Bytes downloaded, of the layers known so far ("Already exists" fetches nothing).
     expect(seen[4]).toMatchObject({ current: 300, total: 1000 });

@@ -80,7 +80,11 @@ const WE_REFUSE: Array<[string, string]> = [
 
 /** Docker refuses these; we accept them on purpose (see the README). */
 const WE_ACCEPT: Array<[string, Parsed, string]> = [
-  ['https://github.com/docker/docker', { registry: 'github.com', repository: 'docker/docker', tag: 'latest' }, 'people paste registry URLs; a leading https:// is stripped'],
+  [
+    'https://github.com/docker/docker',
+    { registry: 'github.com', repository: 'docker/docker', tag: 'latest' },
+    'people paste registry URLs; a leading https:// is stripped',
+  ],
 ];
 
 /** normalize_test.go, TestParseRepositoryInfo: every spelling of a name, and the name it is. */
@@ -95,7 +99,11 @@ const REPOSITORY_INFO: Array<[string[], string, string]> = [
   [['example.com/privatebase'], 'example.com', 'privatebase'],
   [['example.com:8000/private/moonbase'], 'example.com:8000', 'private/moonbase'],
   [['example.com:8000/privatebasee'], 'example.com:8000', 'privatebasee'],
-  [['ubuntu-12.04-base', 'docker.io/library/ubuntu-12.04-base', 'index.docker.io/library/ubuntu-12.04-base'], 'docker.io', 'library/ubuntu-12.04-base'],
+  [
+    ['ubuntu-12.04-base', 'docker.io/library/ubuntu-12.04-base', 'index.docker.io/library/ubuntu-12.04-base'],
+    'docker.io',
+    'library/ubuntu-12.04-base',
+  ],
   [['foo', 'docker.io/library/foo', 'docker.io/foo'], 'docker.io', 'library/foo'],
   [['library/foo/bar', 'docker.io/library/foo/bar'], 'docker.io', 'library/foo/bar'],
   [['store/foo/bar', 'docker.io/store/foo/bar'], 'docker.io', 'store/foo/bar'],
@@ -125,7 +133,10 @@ const REFERENCES: Array<[string, Parsed | undefined]> = [
   ['aa/asdf$$^/aa', undefined],
   ['sub-dom1.foo.com/bar/baz/quux', { registry: 'sub-dom1.foo.com', repository: 'bar/baz/quux' }],
   ['sub-dom1.foo.com/bar/baz/quux:some-long-tag', { registry: 'sub-dom1.foo.com', repository: 'bar/baz/quux', tag: 'some-long-tag' }],
-  ['b.gcr.io/test.example.com/my-app:test.example.com', { registry: 'b.gcr.io', repository: 'test.example.com/my-app', tag: 'test.example.com' }],
+  [
+    'b.gcr.io/test.example.com/my-app:test.example.com',
+    { registry: 'b.gcr.io', repository: 'test.example.com/my-app', tag: 'test.example.com' },
+  ],
   ['xn--n3h.com/myimage:xn--n3h.com', { registry: 'xn--n3h.com', repository: 'myimage', tag: 'xn--n3h.com' }],
   [`xn--7o8h.com/myimage:xn--7o8h.com@${SHA512}`, { registry: 'xn--7o8h.com', repository: 'myimage', tag: 'xn--7o8h.com', digest: SHA512 }],
   ['foo_bar.com:8080', { registry: 'docker.io', repository: 'library/foo_bar.com', tag: '8080' }],
@@ -155,7 +166,12 @@ const REFERENCES: Array<[string, Parsed | undefined]> = [
 function ours(input: string): Parsed | undefined {
   try {
     const ref = parseReference(input);
-    return { registry: ref.registry, repository: ref.repository, ...(ref.tag ? { tag: ref.tag } : {}), ...(ref.digest ? { digest: ref.digest } : {}) };
+    return {
+      registry: ref.registry,
+      repository: ref.repository,
+      ...(ref.tag ? { tag: ref.tag } : {}),
+      ...(ref.digest ? { digest: ref.digest } : {}),
+    };
   } catch {
     return undefined;
   }

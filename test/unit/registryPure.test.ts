@@ -12,7 +12,12 @@ describe('parseChallenges', () => {
   it.each([
     [
       'Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/python:pull"',
-      [{ scheme: 'bearer', params: { realm: 'https://auth.docker.io/token', service: 'registry.docker.io', scope: 'repository:library/python:pull' } }],
+      [
+        {
+          scheme: 'bearer',
+          params: { realm: 'https://auth.docker.io/token', service: 'registry.docker.io', scope: 'repository:library/python:pull' },
+        },
+      ],
     ],
     ['Basic realm="Registry Realm"', [{ scheme: 'basic', params: { realm: 'Registry Realm' } }]],
     ['basic realm=simple', [{ scheme: 'basic', params: { realm: 'simple' } }]],
@@ -21,7 +26,13 @@ describe('parseChallenges', () => {
       [{ scheme: 'bearer', params: { realm: 'https://r/token', error: 'insufficient_scope', scope: 'repository:a:pull,push' } }],
     ],
     ['Bearer realm="a\\"b"', [{ scheme: 'bearer', params: { realm: 'a"b' } }]],
-    ['Negotiate, Basic realm="x"', [{ scheme: 'negotiate', params: {} }, { scheme: 'basic', params: { realm: 'x' } }]],
+    [
+      'Negotiate, Basic realm="x"',
+      [
+        { scheme: 'negotiate', params: {} },
+        { scheme: 'basic', params: { realm: 'x' } },
+      ],
+    ],
     ['', []],
   ])('%s', (header, expected) => {
     expect(parseChallenges(header)).toEqual(expected);
@@ -33,7 +44,11 @@ describe('selectPlatform', () => {
     { digest: 'amd64', platform: { os: 'linux', architecture: 'amd64' } },
     { digest: 'arm64', platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } },
     { digest: 'armv6', platform: { os: 'linux', architecture: 'arm', variant: 'v6' } },
-    { digest: 'att', platform: { os: 'unknown', architecture: 'unknown' }, annotations: { 'vnd.docker.reference.type': 'attestation-manifest' } },
+    {
+      digest: 'att',
+      platform: { os: 'unknown', architecture: 'unknown' },
+      annotations: { 'vnd.docker.reference.type': 'attestation-manifest' },
+    },
   ];
   it.each([
     ['linux/amd64', 'amd64'],
@@ -100,9 +115,24 @@ describe('parseManifest', () => {
   it.each([
     ['an OCI manifest', json(oci), undefined, 'manifest'],
     ['an OCI index', json(index), undefined, 'index'],
-    ['a Docker manifest named by its Content-Type', json({ schemaVersion: 2, config: { digest: 'sha256:c' }, layers: [] }), MEDIA.dockerManifest, 'manifest'],
-    ['a Docker manifest list named by its Content-Type', json({ schemaVersion: 2, manifests: [] }), `${MEDIA.dockerList}; charset=utf-8`, 'index'],
-    ['a manifest without any media type, by its fields', json({ schemaVersion: 2, config: { digest: 'sha256:c' }, layers: [] }), undefined, 'manifest'],
+    [
+      'a Docker manifest named by its Content-Type',
+      json({ schemaVersion: 2, config: { digest: 'sha256:c' }, layers: [] }),
+      MEDIA.dockerManifest,
+      'manifest',
+    ],
+    [
+      'a Docker manifest list named by its Content-Type',
+      json({ schemaVersion: 2, manifests: [] }),
+      `${MEDIA.dockerList}; charset=utf-8`,
+      'index',
+    ],
+    [
+      'a manifest without any media type, by its fields',
+      json({ schemaVersion: 2, config: { digest: 'sha256:c' }, layers: [] }),
+      undefined,
+      'manifest',
+    ],
     ['an index without any media type, by its fields', json({ schemaVersion: 2, manifests: [] }), undefined, 'index'],
   ] as const)('%s', (_name, bytes, contentType, kind) => {
     const parsed = parseManifest(bytes, digestOf(bytes), contentType);
@@ -117,14 +147,22 @@ describe('parseManifest', () => {
     ['JSON that is not an object', json([1, 2]), undefined, undefined, 'registry.protocol'],
     ['a schema 1 manifest', json({ schemaVersion: 1, name: 'x' }), undefined, undefined, 'registry.unsupported'],
     ['a signed schema 1 manifest', json({ schemaVersion: 2 }), undefined, MEDIA.dockerSchema1Signed, 'registry.unsupported'],
-    ['an artifact that is no image', json({ schemaVersion: 2, mediaType: 'application/vnd.oci.artifact.manifest.v1+json' }), undefined, undefined, 'registry.unsupported'],
+    [
+      'an artifact that is no image',
+      json({ schemaVersion: 2, mediaType: 'application/vnd.oci.artifact.manifest.v1+json' }),
+      undefined,
+      undefined,
+      'registry.unsupported',
+    ],
   ] as const)('refuses %s', (_name, bytes, claimed, contentType, code) => {
     expect(() => parseManifest(bytes, claimed, contentType)).toThrow(expect.objectContaining({ code }));
   });
 
   it('computes a sha512 digest when it was asked by one', () => {
     const bytes = json(oci);
-    expect(parseManifest(bytes, `sha512:${createHash('sha512').update(bytes).digest('hex')}`, undefined).digest).toMatch(/^sha512:[0-9a-f]{128}$/);
+    expect(parseManifest(bytes, `sha512:${createHash('sha512').update(bytes).digest('hex')}`, undefined).digest).toMatch(
+      /^sha512:[0-9a-f]{128}$/,
+    );
   });
 });
 
@@ -139,6 +177,8 @@ describe('verifyDigest', () => {
   });
 
   it('refuses other algorithms', () => {
-    expect(() => verifyDigest(Buffer.from('x'), `sha384:${'0'.repeat(96)}`)).toThrow(expect.objectContaining({ code: 'registry.unsupported' }));
+    expect(() => verifyDigest(Buffer.from('x'), `sha384:${'0'.repeat(96)}`)).toThrow(
+      expect.objectContaining({ code: 'registry.unsupported' }),
+    );
   });
 });

@@ -49,11 +49,17 @@ describe('the run-as policy', () => {
   });
 
   it('reads a stored policy from before the uid was a setting', () => {
-    expect(ImagePolicySchema.parse({ runCheck: false, requireUid1000: true, requirePip: false, python: {} })).toMatchObject({ uid: 1000, gid: 100, requireUser: true });
+    expect(ImagePolicySchema.parse({ runCheck: false, requireUid1000: true, requirePip: false, python: {} })).toMatchObject({
+      uid: 1000,
+      gid: 100,
+      requireUser: true,
+    });
   });
 
   it('hashes the default uid as before, so that checks stored then stay valid, and another uid differently', () => {
-    const before = createHash('sha256').update(JSON.stringify({ platform: 'linux/amd64', requireUid1000: false, requirePip: false, python: { min: null, max: null } })).digest('hex');
+    const before = createHash('sha256')
+      .update(JSON.stringify({ platform: 'linux/amd64', requireUid1000: false, requirePip: false, python: { min: null, max: null } }))
+      .digest('hex');
     expect(policyHash(OPEN_POLICY, 'linux/amd64')).toBe(before);
     expect(policyHash({ ...OPEN_POLICY, uid: 1001 }, 'linux/amd64')).not.toBe(before);
     expect(policyHash({ ...OPEN_POLICY, uidMax: 1999 }, 'linux/amd64')).not.toBe(before);
@@ -72,7 +78,12 @@ describe('the run-as policy', () => {
   });
 
   it('the admin form takes a uid range and a gid', () => {
-    expect(SystemInputSchema.parse({ ...system, uid: '2000', uidMax: '2999', gid: '2000', requireUser: 'on' }).policy).toMatchObject({ uid: 2000, uidMax: 2999, gid: 2000, requireUser: true });
+    expect(SystemInputSchema.parse({ ...system, uid: '2000', uidMax: '2999', gid: '2000', requireUser: 'on' }).policy).toMatchObject({
+      uid: 2000,
+      uidMax: 2999,
+      gid: 2000,
+      requireUser: true,
+    });
     expect(SystemInputSchema.parse(system).policy).toMatchObject({ uid: 1000, gid: 100, requireUser: false });
   });
 });

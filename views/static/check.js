@@ -8,7 +8,10 @@
     if (!n) return '0 bytes';
     var units = ['bytes', 'kB', 'MB', 'GB', 'TB'];
     var u = 0;
-    while (n >= 1000 && u < units.length - 1) { n /= 1000; u++; }
+    while (n >= 1000 && u < units.length - 1) {
+      n /= 1000;
+      u++;
+    }
     return (u === 0 ? n : n.toFixed(n >= 100 ? 0 : 1)) + ' ' + units[u];
   }
   source.addEventListener('progress', function (event) {
@@ -17,9 +20,15 @@
     var message = verdict.querySelector('[data-testid=progress-message]');
     if (message) message.textContent = p.message || '';
     var read = verdict.querySelector('[data-testid=progress-read]');
-    if (read && p.bytesTotal) { read.max = p.bytesTotal; read.value = p.bytesRead || 0; }
+    if (read && p.bytesTotal) {
+      read.max = p.bytesTotal;
+      read.value = p.bytesRead || 0;
+    }
     var pull = verdict.querySelector('[data-testid=progress-pull]');
-    if (pull && p.pullTotal) { pull.max = p.pullTotal; pull.value = p.pulledBytes || 0; }
+    if (pull && p.pullTotal) {
+      pull.max = p.pullTotal;
+      pull.value = p.pulledBytes || 0;
+    }
     var readText = verdict.querySelector('[data-field=read]');
     if (readText) readText.textContent = bytes(p.bytesRead) + ' of ' + bytes(p.bytesTotal);
     var pullText = verdict.querySelector('[data-field=pull]');
@@ -33,6 +42,9 @@
   });
   // Refused (too many pages following checks) or gone: reload later instead.
   source.onerror = function () {
-    if (source.readyState === 2) setTimeout(function () { window.location.reload(); }, 5000);
+    if (source.readyState === 2)
+      setTimeout(function () {
+        window.location.reload();
+      }, 5000);
   };
 })();
