@@ -2,7 +2,7 @@
  * A real JupyterHub (Debian's, 3.x) started with jupyterhub_config/ for a
  * test file: its own port range, state folder and service database.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -30,6 +30,8 @@ export interface TestHub {
   userToken(name: string, options?: { scopes?: string[]; admin?: boolean }): Promise<string>;
   /** Creates many users at once and returns a token for each, by name. */
   userTokens(names: string[]): Promise<Map<string, string>>;
+  /** The pid of the service process the hub started (it listens on the proxy's port + 10). */
+  servicePid(): number;
   stop(): Promise<void>;
 }
 
@@ -41,7 +43,8 @@ async function waitFor(url: string, timeoutMs: number, proc: ChildProcess, log: 
   while (Date.now() < deadline) {
     if (proc.exitCode !== null) throw new Error(`jupyterhub exited with ${proc.exitCode}:\n${log()}`);
     try {
-      const res = await fetch(url);
+      // Each try bounded: a listener that accepts but never answers must not outlast the deadline.
+      const res = await fetch(url, { signal: AbortSignal.timeout(5_000) });
       if (res.ok) return;
     } catch {
       // not up yet
@@ -49,6 +52,20 @@ async function waitFor(url: string, timeoutMs: number, proc: ChildProcess, log: 
     await new Promise((r) => setTimeout(r, 200));
   }
   throw new Error(`timed out waiting for ${url}:\n${log()}`);
+}
+
+/** The pids of this user's processes whose environment holds `entry` (NAME=value). */
+function processesWithEnv(entry: string): number[] {
+  const pids: number[] = [];
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      if (fs.readFileSync(`/proc/${name}/environ`, 'latin1').split('\0').includes(entry)) pids.push(Number(name));
+    } catch {
+      // gone, or not ours to read
+    }
+  }
+  return pids;
 }
 
 /** Starts the demo hub on `port` (the proxy; the hub, proxy API and service use port+81, +1, +10). */
@@ -132,12 +149,40 @@ export async function startHub(port: number, extraEnv: Record<string, string> = 
       );
       return tokens;
     },
+    servicePid() {
+      const out = execFileSync('ss', ['-Hltnp', `sport = :${port + 10}`], { encoding: 'utf8' });
+      const pid = /pid=(\d+)/.exec(out)?.[1];
+      if (!pid) throw new Error(`nothing listens on ${port + 10}`);
+      return Number(pid);
+    },
     async stop() {
       if (proc.exitCode === null && proc.signalCode === null) {
         const exited = new Promise((r) => proc.once('exit', r));
         proc.kill('SIGTERM');
         await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
-        if (proc.exitCode === null) proc.kill('SIGKILL');
+        if (proc.exitCode === null && proc.signalCode === null) {
+          proc.kill('SIGKILL');
+          await exited;
+        }
+      }
+      // A hub killed before its clean-up leaves its proxy (a session of its own) on the ports of the
+      // next hub started there; JupyterHub removes the pid file when it stopped the proxy itself.
+      // Likewise its service (JupyterHub restarts a managed service that exits, also during a test that stops it).
+      for (const pid of processesWithEnv(`JUPYTERHUB_SERVICE_URL=http://127.0.0.1:${port + 10}`)) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
+      const pidFile = path.join(dir, 'proxy.pid');
+      const proxyPid = fs.existsSync(pidFile) ? Number(fs.readFileSync(pidFile, 'utf8').trim()) : 0;
+      if (proxyPid > 0) {
+        try {
+          process.kill(proxyPid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
       }
       fs.rmSync(dir, { recursive: true, force: true });
     },
