@@ -5,7 +5,6 @@
  * and the launch refusals with their messages.
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testAccess } from '../support/identities.js';
@@ -17,16 +16,15 @@ import { createKeyring } from '../../server/secrets/keyring.js';
 import { SystemService } from '../../server/systems/service.js';
 import { SystemStore } from '../../server/systems/store.js';
 import { startHub, waitForCheck, type TestHub } from '../support/hub.js';
-import { pushImage, pythonWithJupyterhub, singleuserScript, type ImageSpec } from '../support/images.js';
+import { passingImage, pushImage, pythonWithJupyterhub } from '../support/images.js';
+import { dockerSeed, writeSystemsFile } from '../support/systems.js';
 import { PASSWORD, startRegistries, USER, type TestRegistries } from '../support/registry.js';
 
 let hub: TestHub;
 let registries: TestRegistries;
 let db: Knex;
 const tokens: Record<string, string> = {};
-const good: ImageSpec = {
-  layers: [{ files: pythonWithJupyterhub() }, { files: { '/usr/local/bin/jupyterhub-singleuser': singleuserScript('/usr/bin/python3') } }],
-};
+const good = passingImage();
 
 beforeAll(async () => {
   registries = await startRegistries();
@@ -34,41 +32,12 @@ beforeAll(async () => {
   await pushImage(registries.open, 'lab/moving', '1', good);
   await pushImage(registries.open, 'lab/broken', '1', { layers: [{ files: pythonWithJupyterhub() }] });
   await pushImage(registries.open, 'lab/root', '1', { ...good, user: '0' });
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ci-systems-'));
-  const systemsFile = path.join(dir, 'systems.json');
   const allowed = [`${registries.open}/*`, `${registries.basic}/*`];
-  fs.writeFileSync(
-    systemsFile,
-    JSON.stringify([
-      {
-        slug: 'dock',
-        displayName: 'Docker hosts',
-        allowedRegistries: allowed,
-        mountPrefixes: ['/home/jovyan'],
-        defaultMountPath: '/home/jovyan/work',
-        spawner: 'docker',
-        enabled: true,
-      },
-      {
-        slug: 'kube',
-        displayName: 'Kubernetes',
-        allowedRegistries: allowed,
-        mountPrefixes: ['/home/jovyan'],
-        defaultMountPath: '/home/jovyan/work',
-        spawner: 'kubernetes',
-        enabled: true,
-        requireUid1000: true,
-      },
-      {
-        slug: 'off',
-        displayName: 'Switched off',
-        allowedRegistries: allowed,
-        mountPrefixes: [],
-        defaultMountPath: '/home/jovyan/work',
-        enabled: true,
-      },
-    ]),
-  );
+  const systemsFile = writeSystemsFile([
+    dockerSeed(allowed),
+    dockerSeed(allowed, { slug: 'kube', displayName: 'Kubernetes', spawner: 'kubernetes', requireUid1000: true }),
+    dockerSeed(allowed, { slug: 'off', displayName: 'Switched off', mountPrefixes: [], spawner: undefined }),
+  ]);
   hub = await startHub(18400, { CUSTOM_IMAGES_TRUSTED_REGISTRIES: registries.trusted.join(','), CUSTOM_IMAGES_SYSTEMS_FILE: systemsFile });
   db = openDatabase(hub.databaseUrl);
   tokens.uma = await hub.userToken('uma');

@@ -5,9 +5,9 @@
  */
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hubLogin, launchBrowser, screenshot, waitForVerdict } from '../support/browser.js';
+import { hubLogin, launchBrowser, saveImageInForm, screenshot, waitForVerdict } from '../support/browser.js';
 import { startHub, waitForCheck, type TestHub } from '../support/hub.js';
-import { pushImage, pythonWithJupyterhub, singleuserScript } from '../support/images.js';
+import { passingImage, pushImage, pythonWithJupyterhub } from '../support/images.js';
 import { PASSWORD, startRegistries, USER, type TestRegistries } from '../support/registry.js';
 
 let hub: TestHub;
@@ -17,12 +17,7 @@ let page: Page;
 
 beforeAll(async () => {
   registries = await startRegistries();
-  const good = {
-    layers: [
-      { files: pythonWithJupyterhub() },
-      { files: { '/usr/local/bin/jupyterhub-singleuser': singleuserScript('/usr/bin/python3') } },
-    ],
-  };
+  const good = passingImage();
   await pushImage(registries.open, 'lab/good', '1.0', good);
   await pushImage(registries.open, 'lab/private', '1.0', good);
   await pushImage(registries.open, 'lab/broken', '1.0', { layers: [{ files: pythonWithJupyterhub() }] });
@@ -37,13 +32,8 @@ afterAll(async () => {
   await registries?.stop();
 });
 
-async function createImage(fields: Record<string, string>): Promise<number> {
-  await page.goto(`${hub.serviceUrl}images/new`);
-  for (const [name, value] of Object.entries(fields)) await page.fill(`#f-${name}`, value);
-  await page.getByTestId('save').click();
-  await expect(page.getByTestId('notice').textContent()).resolves.toContain('Saved');
-  const ids = await page.getByTestId('tile').evaluateAll((els) => els.map((e) => Number(e.id.replace('image-', ''))));
-  return Math.max(...ids);
+function createImage(fields: Record<string, string>): Promise<number> {
+  return saveImageInForm(page, hub, fields);
 }
 
 async function checkNow(id: number): Promise<string> {

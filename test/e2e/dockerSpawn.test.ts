@@ -240,15 +240,17 @@ describe('a researcher starts their own image', { timeout: 300_000 }, () => {
   });
 
   it('shows the registry refusal of a wrong stored password at Start, and creates no container', async () => {
+    const storePassword = (password: string) =>
+      api('ada', 'PUT', `users/ada/images/${adaImage}`, {
+        system: SYSTEM,
+        name: 'lab env',
+        image: `${recorded.host}/lab/env:1`,
+        registry: recorded.host,
+        username: USER,
+        password,
+      });
     await stopServer(hub, 'ada');
-    await api('ada', 'PUT', `users/ada/images/${adaImage}`, {
-      system: SYSTEM,
-      name: 'lab env',
-      image: `${recorded.host}/lab/env:1`,
-      registry: recorded.host,
-      username: USER,
-      password: 'not-the-password',
-    });
+    await storePassword('not-the-password');
     await startFromForm(`${SYSTEM}:${adaImage}`);
     await page.waitForLoadState('networkidle');
     await screenshot(page, 'spawn-wrong-password');
@@ -256,14 +258,7 @@ describe('a researcher starts their own image', { timeout: 300_000 }, () => {
     expect(await containerExists('ada')).toBe(false);
     expect(hub.log()).not.toContain('not-the-password');
     await stopServer(hub, 'ada');
-    await api('ada', 'PUT', `users/ada/images/${adaImage}`, {
-      system: SYSTEM,
-      name: 'lab env',
-      image: `${recorded.host}/lab/env:1`,
-      registry: recorded.host,
-      username: USER,
-      password: PASSWORD,
-    });
+    await storePassword(PASSWORD);
   });
 
   it("shows the service's message at Start for an image whose check failed since the form was loaded, and one whose tag moved", async () => {

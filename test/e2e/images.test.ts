@@ -12,7 +12,7 @@ import { ImageStore } from '../../server/images/store.js';
 import { createKeyring } from '../../server/secrets/keyring.js';
 import { openDatabase, sqliteFilename, type Knex } from '../../server/store/db.js';
 import { staticCatalog } from '../../server/systems/schema.js';
-import { hubLogin, launchBrowser, screenshot } from '../support/browser.js';
+import { hubLogin, launchBrowser, saveImageInForm, screenshot, tileIds } from '../support/browser.js';
 import { startHub, type TestHub } from '../support/hub.js';
 
 const SECRET = 'Pa55-w0rd-for-the-registry-9f3b1c';
@@ -54,24 +54,6 @@ async function storedPassword(owner: string, id: number): Promise<string | undef
 async function rowCount(table: string, where: Record<string, unknown> = {}): Promise<number> {
   const [row] = (await db(table).where(where).count({ n: '*' })) as Array<{ n: number | string }>;
   return Number(row?.n ?? 0);
-}
-
-async function tileIds(page: Page): Promise<number[]> {
-  const ids = await page.getByTestId('tile').evaluateAll((els) => els.map((e) => e.id));
-  return ids.map((id) => Number(id.replace('image-', '')));
-}
-
-/** Saves an image through the form and answers its id. */
-async function saveImage(page: Page, fields: Record<string, string>): Promise<number> {
-  await page.goto(hub.serviceUrl);
-  const before = new Set(await tileIds(page));
-  await page.goto(`${hub.serviceUrl}images/new`);
-  for (const [field, value] of Object.entries(fields)) await page.fill(`#f-${field}`, value);
-  await page.getByTestId('save').click();
-  await expect(page.getByTestId('notice').textContent()).resolves.toContain('Saved');
-  const [id] = (await tileIds(page)).filter((id) => !before.has(id));
-  expect(id).toBeDefined();
-  return id as number;
 }
 
 const PRIVATE_IMAGE = { image: 'registry.example.com/lab/env:1.3', registry: 'registry.example.com', username: 'erin', password: SECRET };
@@ -150,7 +132,7 @@ describe('the image form in Chromium', () => {
   });
 
   it('keeps the stored password when the field is left blank on edit', async () => {
-    const imageId = await saveImage(page, PRIVATE_IMAGE);
+    const imageId = await saveImageInForm(page, hub, PRIVATE_IMAGE);
     await page.goto(`${hub.serviceUrl}images/${imageId}/edit`);
     // The password is never rendered back.
     await expect(page.inputValue('#f-password')).resolves.toBe('');
@@ -165,7 +147,7 @@ describe('the image form in Chromium', () => {
   });
 
   it('removes the credentials when asked to', async () => {
-    const imageId = await saveImage(page, PRIVATE_IMAGE);
+    const imageId = await saveImageInForm(page, hub, PRIVATE_IMAGE);
     expect(await rowCount('credentials', { image_id: imageId })).toBe(1);
     await page.goto(`${hub.serviceUrl}images/${imageId}/edit`);
     await page.getByTestId('remove-credentials').check();
@@ -175,7 +157,7 @@ describe('the image form in Chromium', () => {
   });
 
   it('deletes the configuration and its secret for good', async () => {
-    const imageId = await saveImage(page, PRIVATE_IMAGE);
+    const imageId = await saveImageInForm(page, hub, PRIVATE_IMAGE);
     expect(await rowCount('credentials', { image_id: imageId })).toBe(1);
 
     await page.locator(`#image-${imageId} [data-testid=delete]`).click();
@@ -188,7 +170,7 @@ describe('the image form in Chromium', () => {
   });
 
   it("answers 404 on every route for another user's image", async () => {
-    const erinsId = await saveImage(page, { ...PRIVATE_IMAGE, image: 'registry.example.com/lab/private:2' });
+    const erinsId = await saveImageInForm(page, hub, { ...PRIVATE_IMAGE, image: 'registry.example.com/lab/private:2' });
 
     const other = await login('frank');
     await other.page.goto(`${hub.serviceUrl}images/new`);

@@ -6,45 +6,26 @@
  * python3, against the same running service.
  */
 import { spawnSync } from 'node:child_process';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ciDocker, removeDataVolumes } from '../support/docker.js';
-import { hubLogin, launchBrowser, screenshot, waitForVerdict } from '../support/browser.js';
+import { hubLogin, launchBrowser, saveImageInForm, screenshot, waitForVerdict } from '../support/browser.js';
 import { startHub, stopServer, type TestHub } from '../support/hub.js';
-import { pushImage, pythonWithJupyterhub, singleuserScript, type ImageSpec } from '../support/images.js';
+import { passingImage, pushImage } from '../support/images.js';
+import { dockerSeed, writeSystemsFile } from '../support/systems.js';
 import { startRegistries, type TestRegistries } from '../support/registry.js';
 
 let hub: TestHub;
 let registries: TestRegistries;
 let browser: Browser;
 let page: Page;
-const good: ImageSpec = {
-  layers: [{ files: pythonWithJupyterhub() }, { files: { '/usr/local/bin/jupyterhub-singleuser': singleuserScript('/usr/bin/python3') } }],
-};
+const good = passingImage();
 
 beforeAll(async () => {
   registries = await startRegistries();
   await pushImage(registries.open, 'lab/good', '1', good);
   await pushImage(registries.open, 'lab/moving', '1', good);
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ci-systems-'));
-  const systemsFile = path.join(dir, 'systems.json');
-  fs.writeFileSync(
-    systemsFile,
-    JSON.stringify([
-      {
-        slug: 'dock',
-        displayName: 'Docker hosts',
-        allowedRegistries: [`${registries.open}/*`],
-        mountPrefixes: ['/home/jovyan'],
-        defaultMountPath: '/home/jovyan/work',
-        spawner: 'docker',
-        enabled: true,
-      },
-    ]),
-  );
+  const systemsFile = writeSystemsFile([dockerSeed([`${registries.open}/*`])]);
   hub = await startHub(18500, { CUSTOM_IMAGES_TRUSTED_REGISTRIES: registries.trusted.join(','), CUSTOM_IMAGES_SYSTEMS_FILE: systemsFile });
   browser = await launchBrowser();
   ({ page } = await hubLogin(browser, hub, 'wen'));
@@ -59,11 +40,7 @@ afterAll(async () => {
 });
 
 async function addCheckedImage(image: string, name: string): Promise<number> {
-  await page.goto(`${hub.serviceUrl}images/new`);
-  await page.fill('#f-name', name);
-  await page.fill('#f-image', image);
-  await page.getByTestId('save').click();
-  const id = Math.max(...(await page.getByTestId('tile').evaluateAll((els) => els.map((e) => Number(e.id.replace('image-', ''))))));
+  const id = await saveImageInForm(page, hub, { name, image });
   await page.locator(`#image-${id} [data-testid=check]`).click();
   expect(await waitForVerdict(page)).toBe('passed');
   return id;

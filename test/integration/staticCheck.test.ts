@@ -14,14 +14,12 @@ import { createGuardedDispatcher } from '../../server/registry/guard.js';
 import { RegistryTransport } from '../../server/registry/transport.js';
 import { parseReference } from '../../server/registry/reference.js';
 import { OPEN_POLICY, type ImagePolicy } from '../../server/systems/schema.js';
-import { pushImage, pushIndex, pythonWithJupyterhub, singleuserScript, type ImageSpec } from '../support/images.js';
+import { passingImage, pushImage, pushIndex, pythonWithJupyterhub, singleuserScript, type ImageSpec } from '../support/images.js';
 import { faultyProxy, freePort, PASSWORD, startRegistries, USER, type TestRegistries } from '../support/registry.js';
 
 let registries: TestRegistries;
 
-const usrLocal: ImageSpec = {
-  layers: [{ files: pythonWithJupyterhub() }, { files: { '/usr/local/bin/jupyterhub-singleuser': singleuserScript('/usr/bin/python3') } }],
-};
+const usrLocal = passingImage();
 
 beforeAll(async () => {
   registries = await startRegistries();

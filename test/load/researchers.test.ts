@@ -12,14 +12,12 @@
  * asked, and each launch must hand back that user's own password.
  */
 import { randomBytes } from 'node:crypto';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase, type Knex } from '../../server/store/db.js';
 import { startHub, type TestHub } from '../support/hub.js';
-import { copyImage, pushImage, pythonWithJupyterhub, singleuserScript } from '../support/images.js';
+import { copyImage, passingImage, pushImage } from '../support/images.js';
 import { createTestDatabase } from '../support/postgres.js';
+import { dockerSeed, writeSystemsFile } from '../support/systems.js';
 import { startRegistries, type TestRegistries } from '../support/registry.js';
 
 const USERS = Number(process.env.LOAD_USERS ?? 200);
@@ -62,12 +60,7 @@ beforeAll(async () => {
   }
   registries = await startRegistries({ accounts });
   // One image, in one private repository per user (blobs mounted, not uploaded again).
-  const image = await pushImage(registries.open, 'load/base/env', '1', {
-    layers: [
-      { files: pythonWithJupyterhub() },
-      { files: { '/usr/local/bin/jupyterhub-singleuser': singleuserScript('/usr/bin/python3') } },
-    ],
-  });
+  const image = await pushImage(registries.open, 'load/base/env', '1', passingImage());
   const queue = researchers.map((r) => r.name);
   await Promise.all(
     Array.from({ length: 8 }, async () => {
@@ -91,22 +84,9 @@ describe.each([
   let api: string;
 
   beforeAll(async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ci-load-'));
-    const systemsFile = path.join(dir, 'systems.json');
-    fs.writeFileSync(
-      systemsFile,
-      JSON.stringify([
-        {
-          slug: 'kube',
-          displayName: 'Kubernetes',
-          allowedRegistries: [`${registries.token}/load/*`],
-          mountPrefixes: ['/home/jovyan'],
-          defaultMountPath: '/home/jovyan/work',
-          spawner: 'kubernetes',
-          enabled: true,
-        },
-      ]),
-    );
+    const systemsFile = writeSystemsFile([
+      dockerSeed([`${registries.token}/load/*`], { slug: 'kube', displayName: 'Kubernetes', spawner: 'kubernetes' }),
+    ]);
     let databaseUrl: string | undefined;
     if (engine === 'PostgreSQL') {
       const created = await createTestDatabase();

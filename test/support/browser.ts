@@ -66,3 +66,22 @@ export async function hubLogin(
   await Promise.all([page.waitForURL(`${hub.serviceUrl}**`), page.click('[type=submit]')]);
   return { context, page };
 }
+
+/** The ids of the image tiles on the current page. */
+export async function tileIds(page: Page): Promise<number[]> {
+  const ids = await page.getByTestId('tile').evaluateAll((els) => els.map((e) => e.id));
+  return ids.map((id) => Number(id.replace('image-', '')));
+}
+
+/** Saves an image through the service's form (`fields` by input name) and returns its id. */
+export async function saveImageInForm(page: Page, hub: TestHub, fields: Record<string, string>): Promise<number> {
+  await page.goto(hub.serviceUrl);
+  const before = new Set(await tileIds(page));
+  await page.goto(`${hub.serviceUrl}images/new`);
+  for (const [field, value] of Object.entries(fields)) await page.fill(`#f-${field}`, value);
+  await page.getByTestId('save').click();
+  await page.getByTestId('notice').filter({ hasText: 'Saved' }).waitFor();
+  const [id] = (await tileIds(page)).filter((id) => !before.has(id));
+  if (id === undefined) throw new Error('the form saved no new image');
+  return id;
+}

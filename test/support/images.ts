@@ -275,3 +275,13 @@ export function singleuserScript(interpreter: string): FileSpec {
     mode: 0o755,
   };
 }
+
+/** An image that passes the static check: Python with JupyterHub, and jupyterhub-singleuser in /usr/local/bin. */
+export function passingImage(): ImageSpec {
+  return {
+    layers: [
+      { files: pythonWithJupyterhub() },
+      { files: { '/usr/local/bin/jupyterhub-singleuser': singleuserScript('/usr/bin/python3') } },
+    ],
+  };
+}
