@@ -74,6 +74,12 @@ export interface App {
   app: Express;
   /** Runs queued check jobs and, with a Docker engine, pulls; main starts it after listen, stops it at shutdown. */
   worker: Workers;
+  /**
+   * Ends the long-lived responses (check progress streams) at shutdown: the
+   * browser's EventSource reconnects, to another replica if there is one,
+   * rather than holding this one until its grace period is over.
+   */
+  drain(): void;
   /** Stops background timers (session cleanup) and waits for audit writes; does not close `db`. */
   close(): Promise<void>;
   /** Creates the systems of a seed file that do not exist yet (CUSTOM_IMAGES_SYSTEMS_FILE); returns their slugs. */
@@ -242,6 +248,7 @@ export function createApp(deps: AppDeps): App {
   };
   // The API on the app itself, before everything the pages need.
   app.use(`${apiPrefix}v1`, apiRouter({ authenticate, systems, launches, images, checks }));
+  const draining = new AbortController();
   const router = express.Router();
   router.use('/static', express.static(path.join(VIEWS_DIR, 'static'), { maxAge: '1h' }));
   router.use(healthRouter({ db, registry: metrics.registry, authenticate }));
@@ -324,7 +331,11 @@ export function createApp(deps: AppDeps): App {
       tokens: sessionTokens,
     }),
   );
-  pages.use(requireLogin(prefix), imagePagesRouter({ images, checks, prefix }), adminPagesRouter({ systems, prefix }));
+  pages.use(
+    requireLogin(prefix),
+    imagePagesRouter({ images, checks, prefix, draining: draining.signal }),
+    adminPagesRouter({ systems, prefix }),
+  );
   router.use(pages);
 
   app.use(prefix, router);
@@ -335,6 +346,7 @@ export function createApp(deps: AppDeps): App {
     app,
     worker,
     seedSystems: (list) => systems.seed(list),
+    drain: () => draining.abort(),
     async close() {
       clearTimeout(store.nextDbCleanup);
       await audit.drain();

@@ -49,7 +49,7 @@ async function main(): Promise<void> {
     headersTimeoutMs: config.registries.timeoutMs,
     bodyTimeoutMs: config.registries.timeoutMs,
   });
-  const { app, close, worker, seedSystems } = createApp({ config, db, hub, logger, keyring, registry, engine });
+  const { app, close, drain, worker, seedSystems } = createApp({ config, db, hub, logger, keyring, registry, engine });
   if (config.systemsFile) {
     const seeded = await seedSystems(JSON.parse(fs.readFileSync(config.systemsFile, 'utf8')) as unknown[]);
     if (seeded.length > 0) logger.info({ systems: seeded }, 'systems created from CUSTOM_IMAGES_SYSTEMS_FILE');
@@ -68,6 +68,7 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'shutting down: no new connections, finishing requests in flight');
+    drain();
     // Connections that turn idle after their last response are closed too.
     const idle = setInterval(() => server.closeIdleConnections(), 100);
     const force = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS).unref();

@@ -41,8 +41,8 @@ function systemOptions(systems: System[], selected: string) {
   return systems.map((s) => ({ ...s, selected: s.slug === selected }));
 }
 
-export function imagePagesRouter(deps: { images: ImageService; checks: CheckService; prefix: string }): Router {
-  const { images, checks, prefix } = deps;
+export function imagePagesRouter(deps: { images: ImageService; checks: CheckService; prefix: string; draining: AbortSignal }): Router {
+  const { images, checks, prefix, draining } = deps;
   const router = Router();
   const owner = (req: Request) => {
     if (!req.user) throw unauthenticated('Please log in.');
@@ -154,7 +154,7 @@ export function imagePagesRouter(deps: { images: ImageService; checks: CheckServ
         res.write(`event: progress\ndata: ${JSON.stringify({ status: check.status, progress: check.progress, log: check.log })}\n\n`);
         if (!isActive(check.status)) res.write(`event: done\ndata: ${JSON.stringify({ status: check.status })}\n\n`);
       },
-      () => closed,
+      () => closed || draining.aborted,
     );
     res.end();
   });

@@ -14,14 +14,13 @@ import type { Browser } from 'playwright-core';
 import { openDatabase } from '../../server/store/db.js';
 import { hubLogin, launchBrowser } from '../support/browser.js';
 import { startHub, waitForCheck, type TestHub } from '../support/hub.js';
-import { pushImage, pythonWithJupyterhub, singleuserScript } from '../support/images.js';
+import { passingImage, pushImage } from '../support/images.js';
+import { dockerSeed, writeSystemsFile } from '../support/systems.js';
 import { startPrivatePostgres, type PrivatePostgres } from '../support/postgres.js';
 import { faultyProxy, freePort, startRegistries, type TestRegistries } from '../support/registry.js';
 import { startService } from '../support/service.js';
 
-const good = {
-  layers: [{ files: pythonWithJupyterhub() }, { files: { '/usr/local/bin/jupyterhub-singleuser': singleuserScript('/usr/bin/python3') } }],
-};
+const good = passingImage();
 
 let registries: TestRegistries;
 
@@ -35,23 +34,7 @@ afterAll(async () => {
 });
 
 function systemsFile(allowed: string[]): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ci-faults-'));
-  const file = path.join(dir, 'systems.json');
-  fs.writeFileSync(
-    file,
-    JSON.stringify([
-      {
-        slug: 'dock',
-        displayName: 'Docker hosts',
-        allowedRegistries: allowed,
-        mountPrefixes: ['/home/jovyan'],
-        defaultMountPath: '/home/jovyan/work',
-        spawner: 'docker',
-        enabled: true,
-      },
-    ]),
-  );
-  return file;
+  return writeSystemsFile([dockerSeed(allowed)]);
 }
 
 async function api(
@@ -241,6 +224,33 @@ describe('one user cannot exhaust the service', () => {
     } finally {
       await context.close();
       proxy.set({ kind: 'pass' });
+    }
+  });
+
+  // Last in this group: the service stops.
+  it('ends open progress streams at once when the service is told to stop, so that pages reconnect elsewhere', async () => {
+    proxy.set({ kind: 'stall' });
+    const token = await hub.userToken('wes');
+    const saved = await api(hub, token, 'POST', 'users/wes/images', { system: 'dock', image: `${proxy.host}/lab/good:1` });
+    const id = Number(saved.body.id);
+    const job = await api(hub, token, 'POST', `users/wes/images/${id}/check`);
+    expect(job.status).toBe(202);
+    const { context } = await hubLogin(browser, hub, 'wes');
+    try {
+      const cookie = (await context.cookies()).map((c) => `${c.name}=${c.value}`).join('; ');
+      const res = await fetch(`${hub.serviceUrl}images/${id}/checks/${Number(job.body.id)}/events`, { headers: { Cookie: cookie } });
+      expect(res.status).toBe(200);
+      const reader = res.body!.getReader();
+      const decoder = new TextDecoder();
+      let text = decoder.decode((await reader.read()).value);
+      expect(text).toContain('event: progress');
+
+      process.kill(hub.servicePid(), 'SIGTERM');
+      // Ended by the service, not cut: a connection cut at the end of the shutdown grace period fails this read.
+      for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) text += decoder.decode(chunk.value);
+      expect(text).not.toContain('event: done');
+    } finally {
+      await context.close();
     }
   });
 });
