@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import autocannon from 'autocannon';
 import { startHub, waitForCheck } from '../test/support/hub.js';
-import { pushImage, pythonWithJupyterhub, singleuserScript } from '../test/support/images.js';
+import { passingImage, pushImage } from '../test/support/images.js';
 import { freePort, startRegistries } from '../test/support/registry.js';
 import { percentile, type BenchRow } from './table.js';
 
@@ -131,12 +131,7 @@ async function startBareExpress(port: number): Promise<ChildProcess> {
 
 export async function benchLaunch(): Promise<BenchRow[]> {
   const registries = await startRegistries();
-  await pushImage(registries.open, 'bench/env', '1', {
-    layers: [
-      { files: pythonWithJupyterhub() },
-      { files: { '/usr/local/bin/jupyterhub-singleuser': singleuserScript('/usr/bin/python3') } },
-    ],
-  });
+  await pushImage(registries.open, 'bench/env', '1', passingImage());
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ci-bench-systems-'));
   const systemsFile = path.join(dir, 'systems.json');
   fs.writeFileSync(

@@ -8,24 +8,18 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createApp } from '../server/app.js';
-import { memoryLayerCache } from '../server/checks/layerCache.js';
-import { CheckService } from '../server/checks/service.js';
-import { CheckStore } from '../server/checks/store.js';
 import { parseConfig } from '../server/config.js';
 import { createHubClient } from '../server/hub/client.js';
-import { ImageService } from '../server/images/service.js';
-import { ImageStore } from '../server/images/store.js';
 import { createLogger } from '../server/log.js';
 import { VIEWS_DIR } from '../server/paths.js';
 import { RegistryClient } from '../server/registry/client.js';
 import { createKeyring } from '../server/secrets/keyring.js';
 import { openDatabase } from '../server/store/db.js';
 import { migrateLatest } from '../server/store/migrate.js';
-import { staticCatalog } from '../server/systems/schema.js';
-import { pushImage, pythonWithJupyterhub, singleuserScript } from '../test/support/images.js';
+import { passingImage, pushImage } from '../test/support/images.js';
 import { startRegistries } from '../test/support/registry.js';
-import { testAccess, testUser } from '../test/support/identities.js';
-import { testSystem } from '../test/support/systems.js';
+import { checkServices } from '../test/support/checkServices.js';
+import { testUser } from '../test/support/identities.js';
 import { percentile, type BenchRow } from './table.js';
 
 export async function benchPages(): Promise<BenchRow[]> {
@@ -78,30 +72,10 @@ export async function benchPages(): Promise<BenchRow[]> {
     const weight = Buffer.byteLength(html) + assets.reduce((a, b) => a + b, 0);
 
     // A repeated check of a digest checked before: one HEAD and a lookup.
-    await pushImage(registries.open, 'bench/again', '1', {
-      layers: [
-        { files: pythonWithJupyterhub() },
-        { files: { '/usr/local/bin/jupyterhub-singleuser': singleuserScript('/usr/bin/python3') } },
-      ],
-    });
-    const store = new CheckStore(db);
-    const systems = staticCatalog([testSystem()]);
-    const images = new ImageService({ store: new ImageStore(db), access: testAccess, systems, keyring, checks: store });
-    const checks = new CheckService({
-      store,
-      access: testAccess,
-      images,
-      systems,
-      registry,
-      layers: memoryLayerCache(),
-      hub: { identify: async () => null, version: async () => '3.0.0' },
-      runLimits: config.checks.run,
-      deadlineMs: config.checks.deadlineMs,
-      maxQueuedPerUser: config.checks.maxQueuedPerUser,
-      maxStreamsPerUser: config.checks.maxStreamsPerUser,
-      keyring,
-      keepPulledImages: false,
-    });
+    await pushImage(registries.open, 'bench/again', '1', passingImage());
+    const services = checkServices(db, { registry, keyring });
+    const { store, images } = services;
+    const checks = services.checks({ runLimits: config.checks.run, deadlineMs: config.checks.deadlineMs });
     const ada = testUser('ada');
     const image = await images.create(ada, 'ada', { system: 'default', image: `${registries.open}/bench/again:1` });
     const runOnce = async () => {

@@ -10,11 +10,9 @@ import os from 'node:os';
 import path from 'node:path';
 import type Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { memoryLayerCache } from '../../server/checks/layerCache.js';
-import { CheckService } from '../../server/checks/service.js';
-import { CheckStore } from '../../server/checks/store.js';
-import { ImageService } from '../../server/images/service.js';
-import { ImageStore } from '../../server/images/store.js';
+import type { CheckService } from '../../server/checks/service.js';
+import type { CheckStore } from '../../server/checks/store.js';
+import type { ImageService } from '../../server/images/service.js';
 import { RegistryClient } from '../../server/registry/client.js';
 import { DockerEngine, dockerFromHost } from '../../server/runner/engine.js';
 import { removeOrphanContainers } from '../../server/runner/orphans.js';
@@ -22,8 +20,9 @@ import { CHECK_ID_LABEL, CHECK_LABEL, DEPLOYMENT_LABEL } from '../../server/runn
 import { createKeyring } from '../../server/secrets/keyring.js';
 import { openDatabase, type Knex } from '../../server/store/db.js';
 import { migrateLatest } from '../../server/store/migrate.js';
-import { staticCatalog, type System } from '../../server/systems/schema.js';
-import { testAccess, testUser } from '../support/identities.js';
+import type { System } from '../../server/systems/schema.js';
+import { checkServices } from '../support/checkServices.js';
+import { testUser } from '../support/identities.js';
 import { testSystem } from '../support/systems.js';
 import { checkContainers, ciDocker, startPrivateDockerd } from '../support/docker.js';
 import { pushImage, type ImageSpec } from '../support/images.js';
@@ -74,25 +73,13 @@ beforeAll(async () => {
   db = openDatabase(`sqlite://${dir}/db.sqlite`);
   await migrateLatest(db);
   const keyring = await createKeyring([new Uint8Array(32).fill(7)]);
-  const systems = staticCatalog([system]);
-  store = new CheckStore(db);
-  images = new ImageService({ store: new ImageStore(db), access: testAccess, systems, keyring, checks: store });
+  const services = checkServices(db, { registry: new RegistryClient({ trustedHosts: registries.trusted }), keyring, systems: [system] });
+  ({ store, images } = services);
   const service = (timeoutS: number, withEngine = true) =>
-    new CheckService({
-      store,
-      access: testAccess,
-      images,
-      systems,
-      registry: new RegistryClient({ trustedHosts: registries.trusted }),
-      layers: memoryLayerCache(),
-      hub: { identify: async () => null, version: async () => '3.0.0' },
+    services.checks({
       engine: withEngine ? new DockerEngine(dockerFromHost(process.env.DOCKER_HOST)) : undefined,
       deadlineMs: 600_000,
-      maxQueuedPerUser: 100,
-      maxStreamsPerUser: 4,
-      keyring,
       runLimits: { timeoutMs: timeoutS * 1000, memoryBytes: 512 * 1024 * 1024, pids: 64, outputBytes: 16 * 1024 },
-      keepPulledImages: false,
     });
   checks = service(REAL_IMAGE_TIMEOUT_S);
   quickChecks = service(TIMEOUT_S);

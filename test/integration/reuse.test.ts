@@ -7,20 +7,15 @@
 import { createHash } from 'node:crypto';
 import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { memoryLayerCache } from '../../server/checks/layerCache.js';
-import { CheckService } from '../../server/checks/service.js';
-import { CheckStore, type CheckRow } from '../../server/checks/store.js';
-import { ImageService } from '../../server/images/service.js';
-import { ImageStore } from '../../server/images/store.js';
+import type { CheckRow } from '../../server/checks/store.js';
 import { RegistryClient } from '../../server/registry/client.js';
 import { createKeyring } from '../../server/secrets/keyring.js';
 import type { Knex } from '../../server/store/db.js';
-import { staticCatalog } from '../../server/systems/schema.js';
 import { migratedDatabase } from '../support/database.js';
-import { testAccess, testUser } from '../support/identities.js';
+import { checkServices } from '../support/checkServices.js';
+import { testUser } from '../support/identities.js';
 import { pushImage, pythonWithJupyterhub, singleuserScript } from '../support/images.js';
 import { freePort, PASSWORD, startRegistries, USER, type TestRegistries } from '../support/registry.js';
-import { testSystem } from '../support/systems.js';
 
 let registries: TestRegistries;
 let hostile: { host: string; stop(): Promise<void> };
@@ -102,25 +97,10 @@ afterAll(async () => {
 
 async function setUp(db: Knex) {
   const keyring = await createKeyring([new Uint8Array(32).fill(9)]);
-  const systems = staticCatalog([testSystem()]);
-  const store = new CheckStore(db);
-  const images = new ImageService({ store: new ImageStore(db), access: testAccess, systems, keyring, checks: store });
-  const checks = new CheckService({
-    store,
-    access: testAccess,
-    images,
-    systems,
-    registry: new RegistryClient({ trustedHosts: [...registries.trusted, hostile.host], attempts: 1 }),
-    // One cache for everybody, as the service has.
-    layers: memoryLayerCache(),
-    hub: { identify: async () => null, version: async () => '3.0.0' },
-    runLimits: { timeoutMs: 10_000, memoryBytes: 1 << 28, pids: 64, outputBytes: 4096 },
-    deadlineMs: 60_000,
-    maxQueuedPerUser: 100,
-    maxStreamsPerUser: 4,
-    keyring,
-    keepPulledImages: false,
-  });
+  const registry = new RegistryClient({ trustedHosts: [...registries.trusted, hostile.host], attempts: 1 });
+  const { store, images, checks: build } = checkServices(db, { registry, keyring });
+  // One layer cache for everybody, as the service has.
+  const checks = build();
   /** Saves an image for `owner` and runs its check to the end; the stored check. */
   const check = async (owner: string, fields: Record<string, string>): Promise<CheckRow> => {
     const saved = await images.create(testUser(owner), owner, { system: 'default', ...fields });

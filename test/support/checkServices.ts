@@ -1,0 +1,50 @@
+/**
+ * The image and check services wired as the app wires them, on a database of
+ * the test's own, for tests and benchmarks that run checks without a hub.
+ */
+import { memoryLayerCache } from '../../server/checks/layerCache.js';
+import { CheckService, type CheckServiceDeps } from '../../server/checks/service.js';
+import { CheckStore } from '../../server/checks/store.js';
+import { ImageService } from '../../server/images/service.js';
+import { ImageStore } from '../../server/images/store.js';
+import type { RegistryClient } from '../../server/registry/client.js';
+import type { Keyring } from '../../server/secrets/keyring.js';
+import type { Knex } from '../../server/store/db.js';
+import { staticCatalog, type System } from '../../server/systems/schema.js';
+import { testAccess } from './identities.js';
+import { testSystem } from './systems.js';
+
+export interface CheckServices {
+  store: CheckStore;
+  images: ImageService;
+  /** A check service with `overrides` over the defaults below; each call builds another on the same stores. */
+  checks(overrides?: Partial<CheckServiceDeps>): CheckService;
+}
+
+export function checkServices(db: Knex, deps: { registry: RegistryClient; keyring: Keyring; systems?: System[] }): CheckServices {
+  const systems = staticCatalog(deps.systems ?? [testSystem()]);
+  const store = new CheckStore(db);
+  const images = new ImageService({ store: new ImageStore(db), access: testAccess, systems, keyring: deps.keyring, checks: store });
+  return {
+    store,
+    images,
+    checks: (overrides = {}) =>
+      new CheckService({
+        store,
+        access: testAccess,
+        images,
+        systems,
+        registry: deps.registry,
+        // One cache for every check, as the service has.
+        layers: memoryLayerCache(),
+        hub: { identify: async () => null, version: async () => '3.0.0' },
+        runLimits: { timeoutMs: 10_000, memoryBytes: 256 * 1024 * 1024, pids: 64, outputBytes: 4096 },
+        deadlineMs: 60_000,
+        maxQueuedPerUser: 100,
+        maxStreamsPerUser: 4,
+        keyring: deps.keyring,
+        keepPulledImages: false,
+        ...overrides,
+      }),
+  };
+}
