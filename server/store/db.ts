@@ -62,6 +62,21 @@ interface SqliteConnection {
   prepare(sql: string): unknown;
 }
 
+/** Starts the SQL text of a read whose rows come back as arrays (see {@link selectArrays}). */
+const ARRAY_ROWS = '/* rows as arrays */ ';
+
+/**
+ * Runs a SELECT whose rows come back as arrays of values in the select's
+ * order rather than as objects: a wide joined read otherwise builds an
+ * object with a key per column for every row. On the app's own connection:
+ * SQLite's prepared statement for this text is put in raw mode,
+ * PostgreSQL's driver is asked for `rowMode: 'array'`.
+ */
+export async function selectArrays(db: Knex, sql: string, bindings: readonly Knex.RawBinding[]): Promise<unknown[][]> {
+  const result = (await db.raw(ARRAY_ROWS + sql, bindings).options({ rowMode: 'array' })) as unknown[][] | { rows: unknown[][] };
+  return Array.isArray(result) ? result : result.rows;
+}
+
 const STATEMENT_CACHE_SIZE = 500;
 
 /**
@@ -77,6 +92,7 @@ function cachePreparedStatements(conn: SqliteConnection): void {
     let statement = cache.get(sql);
     if (statement === undefined) {
       statement = prepare(sql);
+      if (sql.startsWith(ARRAY_ROWS)) (statement as { raw(on: boolean): unknown }).raw(true);
       // Map keeps insertion order: drop the oldest when full (ad-hoc SQL such as IN lists varies).
       if (cache.size >= STATEMENT_CACHE_SIZE) cache.delete(cache.keys().next().value as string);
       cache.set(sql, statement);
