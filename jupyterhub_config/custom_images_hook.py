@@ -25,6 +25,11 @@ hub configures it. For a custom image:
   applies profile overrides after pre_spawn_hook (load_user_options inside
   start), so the values are applied again in modify_pod_hook, which runs last.
 
+With KubeSpawner's profile_list (z2jh's singleuser.profileList), the form offers
+the profiles first, in their order, with the default profile chosen; a profile
+choice becomes user_options {"profile": slug}, which KubeSpawner applies as
+always (profile_options, the nested choices, are not offered here).
+
 A refusal (the check failed, the image changed, the system is disabled, ...)
 raises an error whose message the hub shows the user.
 
@@ -32,6 +37,7 @@ Runs on JupyterHub 3.x, 4.x and 5.x (Bootstrap 3 markup before 5.0, Bootstrap 5
 from 5.0). Needs only what JupyterHub itself needs (tornado).
 """
 import base64
+import inspect
 import json
 from html import escape
 from urllib.parse import quote, urlencode
@@ -51,6 +57,8 @@ OPTION_SYSTEM = "custom_images_system"
 OPTION_IMAGE = "custom_images_image_id"
 #: the form's value for the hub's own image
 STANDARD = "standard"
+#: a profile of KubeSpawner's profile_list, "profile:<slug>" in the form
+PROFILE_PREFIX = "profile:"
 
 
 class LaunchRefused(web.HTTPError):
@@ -119,17 +127,27 @@ class CustomImages:
         name = spawner.user.name
         systems = await self._get("systems")
         images = await self._get(f"users/{quote(name, safe='')}/images?" + urlencode({"status": "passed"}))
-        return self.render_form(systems, images, standard=self.standard_label or _standard_label(spawner))
+        profiles = await _profiles_of(spawner)
+        return self.render_form(systems, images, standard=self.standard_label or _standard_label(spawner), profiles=profiles)
 
-    def render_form(self, systems, images, standard="Standard environment"):
-        """The hub's standard environment first (chosen by default, as profile lists do),
-        then each checked image with its system: an image implies where it runs."""
+    def render_form(self, systems, images, standard="Standard environment", profiles=None):
+        """The hub's standard environment first (chosen by default, as profile lists do), or
+        the hub's profiles in its stead, then each checked image with its system: an image
+        implies where it runs."""
         manage = escape(self.manage_url)
         enabled = {s["slug"]: s for s in systems if s.get("enabled", True)}
         usable = [i for i in images if i["system"]["slug"] in enabled]
         parts = ['<div class="custom-images-form">']
         parts.append(f'<fieldset class="{"mb-3" if self.bootstrap5 else "form-group"}"><legend>Environment</legend>')
-        parts.append(self._choice(STANDARD, escape(standard), checked=True))
+        if profiles:
+            chosen = next((p for p in profiles if p.get("default")), profiles[0])
+            for profile in profiles:
+                label = escape(str(profile.get("display_name", profile["slug"])))
+                if profile.get("description"):
+                    label += f' <small>{escape(str(profile["description"]))}</small>'
+                parts.append(self._choice(PROFILE_PREFIX + profile["slug"], label, checked=profile is chosen))
+        else:
+            parts.append(self._choice(STANDARD, escape(standard), checked=True))
         for image in usable:
             start = image.get("start") or {}
             ready = f' <small class="custom-images-start">· {escape(start["text"])}</small>' if start.get("text") else ""
@@ -159,10 +177,13 @@ class CustomImages:
 
     @staticmethod
     def options_from_form(formdata):
-        """The chosen image ("system:id") as user_options; nothing for the standard environment."""
+        """The chosen image ("system:id") as user_options; nothing for the standard environment,
+        {"profile": slug} for one of KubeSpawner's profiles."""
         choice = (formdata.get("image_id") or [STANDARD])[0]
         if choice == STANDARD:
             return {}
+        if choice.startswith(PROFILE_PREFIX):
+            return {"profile": choice[len(PROFILE_PREFIX) :]}
         system, _, image_id = choice.rpartition(":")
         if not image_id.isdigit() or (system and not all(ch.isalnum() or ch in "._-" for ch in system)):
             raise LaunchRefused(400, "The chosen image is not valid; reload the page.")
@@ -266,6 +287,22 @@ def apply_docker(spawner, params):
     if params["pull"]["kind"] == "docker" and params["pull"].get("pulled") and _is_dockerspawner(spawner):
         # The service pulled the image with the user's credentials; DockerSpawner must not try again.
         spawner.pull_policy = "never"
+
+
+async def _profiles_of(spawner):
+    """KubeSpawner's profile_list (a list, or a callable that returns one), with the slugs
+    KubeSpawner itself gives profiles that have none; [] for other spawners."""
+    profiles = getattr(spawner, "profile_list", None)
+    if callable(profiles):
+        profiles = profiles(spawner)
+        if inspect.isawaitable(profiles):
+            profiles = await profiles
+    if not profiles:
+        return []
+    init = getattr(spawner, "_init_profile_list", None)
+    if callable(init):
+        return init(profiles)
+    return [{**p, "slug": p.get("slug") or str(p.get("display_name", "")).lower().replace(" ", "-")} for p in profiles]
 
 
 def _standard_label(spawner):

@@ -81,6 +81,38 @@ def test_form_without_checked_images_links_to_the_service():
     assert 'value="standard"' in html
 
 
+PROFILES = [
+    {"display_name": "Small", "slug": "small", "description": "2 CPUs"},
+    {"display_name": "GPU <A100>", "slug": "gpu", "default": True},
+]
+
+
+def test_form_offers_the_hubs_profiles_first_with_the_default_chosen():
+    html = hook.CustomImages("http://x/", "t", "/").render_form(SYSTEMS, IMAGES, profiles=PROFILES)
+    assert html.index('value="profile:small"') < html.index('value="profile:gpu"') < html.index('value="dock:7"')
+    assert 'value="profile:gpu" checked' in html and 'value="profile:small" checked' not in html
+    assert 'value="standard"' not in html
+    assert "GPU &lt;A100&gt;" in html and "2 CPUs" in html
+
+
+def test_profiles_come_from_kubespawners_list_with_its_slugs():
+    class KubeLike:
+        def __init__(self, profile_list):
+            self.profile_list = profile_list
+
+        def _init_profile_list(self, profiles):
+            # as KubeSpawner: a slug from the display name where none is given
+            return [{**p, "slug": p.get("slug") or "from-kubespawner"} for p in profiles]
+
+    async def dynamic(spawner):
+        return [{"display_name": "Dynamic"}]
+
+    assert asyncio.run(hook._profiles_of(KubeLike(PROFILES))) == PROFILES
+    assert asyncio.run(hook._profiles_of(KubeLike(dynamic))) == [{"display_name": "Dynamic", "slug": "from-kubespawner"}]
+    assert asyncio.run(hook._profiles_of(KubeLike(lambda spawner: []))) == []
+    assert asyncio.run(hook._profiles_of(SimpleNamespace())) == []
+
+
 def test_options_from_form():
     assert hook.CustomImages.options_from_form({"image_id": ["dock:7"]}) == {hook.OPTION_SYSTEM: "dock", hook.OPTION_IMAGE: 7}
     # A form of an earlier version: the id, and the system in a field of its own.
@@ -88,6 +120,8 @@ def test_options_from_form():
     # The standard environment: nothing of the service's.
     assert hook.CustomImages.options_from_form({"image_id": ["standard"]}) == {}
     assert hook.CustomImages.options_from_form({}) == {}
+    # One of KubeSpawner's profiles: what KubeSpawner's own form would send.
+    assert hook.CustomImages.options_from_form({"image_id": ["profile:gpu"]}) == {"profile": "gpu"}
     for bad in ({"image_id": ["7; rm -rf /"]}, {"image_id": ["a b:7"]}, {"image_id": ["dock:"]}):
         with pytest.raises(hook.LaunchRefused):
             hook.CustomImages.options_from_form(bad)
