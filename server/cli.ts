@@ -4,7 +4,7 @@
  * features land, key rotation and image checks.
  */
 import { parseArgs } from 'node:util';
-import { ConfigError, loadStoreConfig } from './config.js';
+import { ConfigError, loadListenConfig, loadStoreConfig } from './config.js';
 import { checkReport } from './checks/report.js';
 import { memoryLayerCache } from './checks/layerCache.js';
 import { runStaticCheck } from './checks/staticCheck.js';
@@ -29,6 +29,8 @@ commands:
                        (exit 0 pass, 1 fail, 2 error)
   rotate-keys          re-seal every stored secret with the first key of
                        CUSTOM_IMAGES_CRYPT_KEY (give the new key first, the old after ";")
+  healthcheck          exit 0 when the running service answers its /healthz (the
+                       container's HEALTHCHECK), 1 otherwise
   help                 this text
 
 The database is CUSTOM_IMAGES_DATABASE_URL (default: an SQLite file under ./data).`;
@@ -195,6 +197,19 @@ async function check(args: string[]): Promise<number> {
   return result.verdict === 'pass' ? 0 : result.verdict === 'fail' ? 1 : 2;
 }
 
+/** Asks the service this environment describes for its health: exit 0 healthy, 1 not. */
+async function healthcheck(): Promise<number> {
+  const { healthUrl } = loadListenConfig();
+  try {
+    const res = await fetch(healthUrl, { signal: AbortSignal.timeout(4_000) });
+    if (res.ok) return 0;
+    console.error(`custom-images: ${healthUrl} answered ${res.status}: ${(await res.text()).slice(0, 200)}`);
+  } catch (err) {
+    console.error(`custom-images: ${healthUrl} did not answer: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  return 1;
+}
+
 /** Runs one command; returns the exit code (0 ok, 1 failure, 2 usage). */
 export async function run(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -208,6 +223,8 @@ export async function run(argv: string[]): Promise<number> {
         return await check(rest);
       case 'rotate-keys':
         return await rotateKeys();
+      case 'healthcheck':
+        return await healthcheck();
       case 'help':
       case '--help':
       case '-h':

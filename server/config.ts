@@ -345,6 +345,28 @@ function parseStoreConfig(env: Record<string, string | undefined>, cwd: string =
   };
 }
 
+/** Where the service listens, for `custom-images healthcheck` (a container's HEALTHCHECK). */
+export interface ListenConfig {
+  /** The health endpoint as the service itself reaches it (0.0.0.0 and :: are asked on loopback). */
+  healthUrl: string;
+}
+
+function parseListenConfig(env: Record<string, string | undefined>): ListenConfig {
+  const result = envSchema(process.cwd()).pick({ JUPYTERHUB_SERVICE_URL: true, JUPYTERHUB_SERVICE_PREFIX: true }).safeParse(env);
+  if (!result.success) {
+    throw new ConfigError(result.error.issues.map((issue) => `${issue.path.join('.')} ${issue.message}`));
+  }
+  const url = new URL(result.data.JUPYTERHUB_SERVICE_URL);
+  if (url.hostname === '0.0.0.0') url.hostname = '127.0.0.1';
+  if (url.hostname === '[::]') url.hostname = '[::1]';
+  return { healthUrl: new URL(`${result.data.JUPYTERHUB_SERVICE_PREFIX}healthz`, url.origin).href };
+}
+
+/** Every environment variable the service reads (the table in the README, the manifests' env). */
+export function configVariables(): string[] {
+  return Object.keys(envSchema(process.cwd()).shape);
+}
+
 /** Reads the process environment; the one place that touches `process.env`. */
 export function loadConfig(): Config {
   return parseConfig(process.env);
@@ -353,4 +375,9 @@ export function loadConfig(): Config {
 /** {@link parseStoreConfig} over the process environment. */
 export function loadStoreConfig(): StoreConfig {
   return parseStoreConfig(process.env);
+}
+
+/** {@link parseListenConfig} over the process environment. */
+export function loadListenConfig(): ListenConfig {
+  return parseListenConfig(process.env);
 }
