@@ -25,6 +25,9 @@ Environment:
                                      Docker engine answers, else local processes)
     CUSTOM_IMAGES_DEMO_IMAGE         the standard environment's image (DockerSpawner)
     CUSTOM_IMAGES_DEMO_CONTAINER_PREFIX  container names (default "jupyter")
+    CUSTOM_IMAGES_DEMO_EXTERNAL_SERVICE  1: the hub does not start the service; it is
+                                     expected at 127.0.0.1:<port + 10> (a container, say)
+                                     with CUSTOM_IMAGES_SERVICE_TOKEN as its API token
     CUSTOM_IMAGES_*, DOCKER_HOST     passed on to the service
 """
 import json
@@ -171,25 +174,35 @@ launch_token = os.environ.get("CUSTOM_IMAGES_LAUNCH_TOKEN") or _persistent_secre
     "launch_token", lambda: secrets.token_hex(32)
 )
 
-c.JupyterHub.services = [
-    {
-        "name": SERVICE_NAME,
-        "url": f"http://127.0.0.1:{port + 10}",
+service = {
+    "name": SERVICE_NAME,
+    "url": f"http://127.0.0.1:{port + 10}",
+    # Logging in to our own service needs no confirmation page.
+    "oauth_no_confirm": True,
+    # What a user's login token may carry to the service (JupyterHub >= 3).
+    "oauth_client_allowed_scopes": [
+        "custom:custom-images:admin",
+    ],
+    "display": True,
+    **({"api_token": os.environ["CUSTOM_IMAGES_SERVICE_TOKEN"]} if os.environ.get("CUSTOM_IMAGES_SERVICE_TOKEN") else {}),
+}
+if os.environ.get("CUSTOM_IMAGES_DEMO_EXTERNAL_SERVICE") == "1":
+    # An external service (a container, another host): the hub routes to its url and knows
+    # its token; whoever runs it gives it the JUPYTERHUB_* variables (README).
+    if "api_token" not in service:
+        raise SystemExit("custom-images demo: CUSTOM_IMAGES_DEMO_EXTERNAL_SERVICE=1 needs CUSTOM_IMAGES_SERVICE_TOKEN")
+else:
+    service.update(
         # A larger young generation: a launch allocates short-lived objects, and fewer scavenges
         # gave the launch bench 0.53-0.58 of the bare app instead of 0.49-0.56 (Node's docs suggest
         # benchmarking this flag; 64 MiB did no better). Costs at most 3 x 16 MiB more heap.
-        "command": [node, "--max-semi-space-size=32", str(ROOT / "dist" / "server" / "main.js")],
-        "cwd": str(ROOT),
-        "environment": service_env,
-        # Logging in to our own service needs no confirmation page.
-        "oauth_no_confirm": True,
-        # What a user's login token may carry to the service (JupyterHub >= 3).
-        "oauth_client_allowed_scopes": [
-            "custom:custom-images:admin",
-        ],
-        "display": True,
-        **({"api_token": os.environ["CUSTOM_IMAGES_SERVICE_TOKEN"]} if os.environ.get("CUSTOM_IMAGES_SERVICE_TOKEN") else {}),
-    },
+        command=[node, "--max-semi-space-size=32", str(ROOT / "dist" / "server" / "main.js")],
+        cwd=str(ROOT),
+        environment=service_env,
+    )
+
+c.JupyterHub.services = [
+    service,
     {
         # The token the spawner hook (pre_spawn_hook) uses to ask launch parameters.
         "name": "custom-images-launcher",

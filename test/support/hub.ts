@@ -76,7 +76,8 @@ export async function startHub(port: number, extraEnv: Record<string, string> = 
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ci-hub-'));
   const adminToken = randomBytes(16).toString('hex');
   const launchToken = randomBytes(16).toString('hex');
-  const serviceToken = randomBytes(16).toString('hex');
+  // Given by a test that starts the service itself (CUSTOM_IMAGES_DEMO_EXTERNAL_SERVICE).
+  const serviceToken = extraEnv.CUSTOM_IMAGES_SERVICE_TOKEN ?? randomBytes(16).toString('hex');
   const databaseUrl = `sqlite://${path.join(dir, 'custom-images.sqlite')}`;
   let output = '';
   const proc = spawn(JUPYTERHUB, ['-f', path.join(ROOT, 'jupyterhub_config/jupyterhub_config.py')], {
