@@ -1,0 +1,145 @@
+/**
+ * What admins deploy with, read as Kubernetes and Helm would read it: the
+ * manifests in deploy/kubernetes/ and the Zero to JupyterHub values in the
+ * README parse, wire the pieces to each other, and set only environment
+ * variables the service reads. (No cluster runs here.)
+ */
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parse, parseAllDocuments } from 'yaml';
+import { configVariables } from '../../server/config.js';
+import { SystemInputSchema } from '../../server/systems/service.js';
+
+const DIR = 'deploy/kubernetes';
+
+type Doc = { kind: string; metadata: { name: string }; [key: string]: unknown };
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- manifests are free-form YAML
+type Any = any;
+
+function manifests(): Doc[] {
+  const docs: Doc[] = [];
+  for (const file of fs.readdirSync(DIR).filter((f) => f.endsWith('.yaml') && f !== 'kustomization.yaml')) {
+    for (const doc of parseAllDocuments(fs.readFileSync(path.join(DIR, file), 'utf8'))) {
+      expect(doc.errors, file).toEqual([]);
+      docs.push(doc.toJS() as Doc);
+    }
+  }
+  return docs;
+}
+
+const byKind = (kind: string): Any => {
+  const found = manifests().filter((d) => d.kind === kind);
+  expect(found, kind).toHaveLength(1);
+  return found[0];
+};
+
+/** The YAML block of the README's Zero to JupyterHub section. */
+function z2jhValues(): Any {
+  const readme = fs.readFileSync('README.md', 'utf8');
+  const section = readme.slice(readme.indexOf('## Zero to JupyterHub'));
+  const block = /```yaml\n([\s\S]*?)```/.exec(section)?.[1];
+  expect(block).toBeDefined();
+  return parse(block!);
+}
+
+describe('deploy/kubernetes', () => {
+  it('lists every manifest in its kustomization', () => {
+    const kustomization = parse(fs.readFileSync(path.join(DIR, 'kustomization.yaml'), 'utf8')) as { resources: string[] };
+    const files = fs.readdirSync(DIR).filter((f) => f.endsWith('.yaml') && f !== 'kustomization.yaml');
+    expect([...kustomization.resources].sort()).toEqual(files.sort());
+  });
+
+  it('sets only variables the service reads, from its env and its Secret', () => {
+    const known = new Set(configVariables());
+    const deployment = byKind('Deployment');
+    const [container] = deployment.spec.template.spec.containers;
+    const set: string[] = container.env.map((e: { name: string }) => e.name);
+    const secret = byKind('Secret');
+    expect(container.envFrom).toEqual([{ secretRef: { name: secret.metadata.name } }]);
+    set.push(...Object.keys(secret.stringData));
+    expect(set.filter((name) => !known.has(name))).toEqual([]);
+    // What the service cannot start without, and what several replicas must share.
+    expect(set).toEqual(
+      expect.arrayContaining(['JUPYTERHUB_API_URL', 'JUPYTERHUB_API_TOKEN', 'CUSTOM_IMAGES_DATABASE_URL', 'CUSTOM_IMAGES_COOKIE_SECRET']),
+    );
+    expect(secret.stringData.CUSTOM_IMAGES_DATABASE_URL).toMatch(/^postgres:\/\//);
+  });
+
+  it('runs two replicas, non-root on a read-only root, probed on /healthz, allowed to reach the hub', () => {
+    const deployment = byKind('Deployment');
+    const pod = deployment.spec.template;
+    const [container] = pod.spec.containers;
+    expect(deployment.spec.replicas).toBe(2);
+    for (const [key, value] of Object.entries(deployment.spec.selector.matchLabels)) expect(pod.metadata.labels[key]).toBe(value);
+    expect(pod.metadata.labels['hub.jupyter.org/network-access-hub']).toBe('true');
+    expect(pod.spec.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 10001 });
+    expect(container.securityContext).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false });
+    const env = Object.fromEntries(container.env.map((e: { name: string; value: string }) => [e.name, e.value]));
+    const listen = new URL(env.JUPYTERHUB_SERVICE_URL);
+    expect(container.ports.find((p: { name: string }) => p.name === 'http').containerPort).toBe(Number(listen.port));
+    for (const probe of [container.readinessProbe, container.livenessProbe]) {
+      expect(probe.httpGet).toEqual({ path: `${env.JUPYTERHUB_SERVICE_PREFIX}healthz`, port: 'http' });
+    }
+    // The systems file is mounted where the variable says.
+    const systemsFile = env.CUSTOM_IMAGES_SYSTEMS_FILE;
+    const mount = container.volumeMounts.find((m: { mountPath: string }) => systemsFile.startsWith(`${m.mountPath}/`));
+    const volume = pod.spec.volumes.find((v: { name: string }) => v.name === mount.name);
+    const configMap = byKind('ConfigMap');
+    expect(volume.configMap.name).toBe(configMap.metadata.name);
+    const systems = JSON.parse(configMap.data[path.basename(systemsFile)]) as unknown[];
+    for (const system of systems) {
+      const parsed = SystemInputSchema.safeParse(system);
+      expect(parsed.success, JSON.stringify(parsed.error?.issues)).toBe(true);
+      expect(parsed.data?.spawner).toBe('kubernetes');
+    }
+  });
+
+  it('the Service selects the pods on their http port', () => {
+    const service = byKind('Service');
+    const pod = byKind('Deployment').spec.template;
+    for (const [key, value] of Object.entries(service.spec.selector)) expect(pod.metadata.labels[key]).toBe(value);
+    expect(service.spec.ports[0].targetPort).toBe('http');
+  });
+});
+
+describe("the README's Zero to JupyterHub values", () => {
+  it('point the hub and the hook at the Service, with the scopes and roles the service needs', () => {
+    const values = z2jhValues();
+    const service = byKind('Service');
+    const env = Object.fromEntries(
+      byKind('Deployment').spec.template.spec.containers[0].env.map((e: { name: string; value: string }) => [e.name, e.value]),
+    );
+    const address = `http://${service.metadata.name}:${service.spec.ports[0].port}`;
+    const entry = values.hub.services['custom-images'];
+    expect(entry.url).toBe(address);
+    expect(entry.oauth_client_allowed_scopes).toEqual(['custom:custom-images:admin']);
+    expect(values.hub.services['custom-images-launcher'].apiToken).toBeTruthy();
+    // The hub's API as the service is told to reach it is z2jh's Service "hub".
+    expect(env.JUPYTERHUB_API_URL).toBe('http://hub:8081/hub/api');
+    expect(values.hub.loadRoles.user.scopes).toContain('access:services!service=custom-images');
+    expect(values.hub.loadRoles['custom-images-launcher']).toEqual({
+      scopes: ['custom:custom-images:launch', 'read:users:name'],
+      services: ['custom-images-launcher'],
+    });
+    expect(Object.keys(values.hub.config.JupyterHub.custom_scopes).sort()).toEqual([
+      'custom:custom-images:admin',
+      'custom:custom-images:launch',
+    ]);
+    const extraConfig: string = values.hub.extraConfig['custom-images'];
+    expect(extraConfig).toContain(`api_url="${address}${env.JUPYTERHUB_SERVICE_PREFIX}api/v1/"`);
+    expect(values.hub.extraFiles['custom-images-hook'].mountPath).toMatch(/\/custom_images_hook\.py$/);
+    expect(values.singleuser.profileList.length).toBeGreaterThan(0);
+  });
+
+  it('hub.extraConfig is valid Python', () => {
+    const code: string = z2jhValues().hub.extraConfig['custom-images'];
+    const run = spawnSync('/usr/bin/python3', ['-c', 'import sys; compile(sys.stdin.read(), "extraConfig", "exec")'], {
+      input: code,
+      encoding: 'utf8',
+    });
+    expect(run.stderr).toBe('');
+    expect(run.status).toBe(0);
+  });
+});
