@@ -16,7 +16,8 @@ const CONFIG: Knex.MigratorConfig = { migrationSource: source, tableName: 'knex_
 
 /**
  * Applies every pending migration; returns the names applied. Replicas that
- * start together take turns: knex's lock makes the others wait and retry.
+ * start together take turns: knex's lock makes the others wait and retry, and
+ * so does losing the race to create knex's own tables on an empty database.
  */
 export async function migrateLatest(db: Knex, waitMs = 60_000): Promise<string[]> {
   const deadline = Date.now() + waitMs;
@@ -25,8 +26,12 @@ export async function migrateLatest(db: Knex, waitMs = 60_000): Promise<string[]
       const [, applied] = (await db.migrate.latest(CONFIG)) as [number, string[]];
       return applied;
     } catch (err) {
-      const locked = err instanceof Error && /already locked/i.test(err.message);
-      if (!locked || Date.now() > deadline) throw err;
+      const message = err instanceof Error ? err.message : '';
+      // Knex's lock guards the migrations, not the creation of its own tables: replicas starting
+      // together on an empty database race there (PostgreSQL: a duplicate key of pg_type).
+      const locked = /already locked/i.test(message);
+      const racedOnKnexTables = /knex_migrations/.test(message) && /already exists|duplicate key/i.test(message);
+      if (!(locked || racedOnKnexTables) || Date.now() > deadline) throw err;
       await new Promise((r) => setTimeout(r, 500));
     }
   }
