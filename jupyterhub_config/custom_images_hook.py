@@ -127,15 +127,21 @@ class CustomImages:
         name = spawner.user.name
         systems = await self._get("systems")
         images = await self._get(f"users/{quote(name, safe='')}/images?" + urlencode({"status": "passed"}))
+        shared = [i for i in await self._get(f"users/{quote(name, safe='')}/shared") if i["status"]["code"] == "passed"]
         profiles = await _profiles_of(spawner)
-        return self.render_form(systems, images, standard=self.standard_label or _standard_label(spawner), profiles=profiles)
+        return self.render_form(
+            systems, images, standard=self.standard_label or _standard_label(spawner), profiles=profiles, shared=shared
+        )
 
-    def render_form(self, systems, images, standard="Standard environment", profiles=None):
+    def render_form(self, systems, images, standard="Standard environment", profiles=None, shared=()):
         """The hub's standard environment first (chosen by default, as profile lists do), or
-        the hub's profiles in its stead, then each checked image with its system: an image
-        implies where it runs."""
+        the hub's profiles in its stead; then the images published for everyone, the user's own
+        checked images and those others share with them, each with its system: an image implies
+        where it runs."""
         manage = escape(self.manage_url)
         enabled = {s["slug"]: s for s in systems if s.get("enabled", True)}
+        published = [i for i in shared if i.get("access") == "published" and i["system"]["slug"] in enabled]
+        others = [i for i in shared if i.get("access") != "published" and i["system"]["slug"] in enabled]
         usable = [i for i in images if i["system"]["slug"] in enabled]
         parts = ['<div class="custom-images-form">']
         parts.append(f'<fieldset class="{"mb-3" if self.bootstrap5 else "form-group"}"><legend>Environment</legend>')
@@ -148,15 +154,20 @@ class CustomImages:
                 parts.append(self._choice(PROFILE_PREFIX + profile["slug"], label, checked=profile is chosen))
         else:
             parts.append(self._choice(STANDARD, escape(standard), checked=True))
+        for image in published:
+            about = f' <small class="custom-images-published">· published{": " + escape(image["description"]) if image.get("description") else ""}</small>'
+            parts.append(self._choice(f'{image["system"]["slug"]}:{image["id"]}', self._image_label(image) + about, checked=False))
         for image in usable:
             start = image.get("start") or {}
             ready = f' <small class="custom-images-start">· {escape(start["text"])}</small>' if start.get("text") else ""
-            text = f'{escape(image["name"])} <code>{escape(image["image"])}</code> <small>({escape(image["system"]["displayName"])})</small>{ready}'
-            parts.append(self._choice(f'{image["system"]["slug"]}:{image["id"]}', text, checked=False))
+            parts.append(self._choice(f'{image["system"]["slug"]}:{image["id"]}', self._image_label(image) + ready, checked=False))
+        for image in others:
+            by = f' <small class="custom-images-shared">· shared by {escape(image["owner"])}</small>'
+            parts.append(self._choice(f'{image["system"]["slug"]}:{image["id"]}', self._image_label(image) + by, checked=False))
         parts.append("</fieldset>")
         if not enabled:
             parts.append("<p>No system offers custom images at the moment.</p>")
-        elif not usable:
+        elif not usable and not published and not others:
             parts.append(
                 f'<p>You have no checked custom image yet. <a href="{manage}" target="_blank">Add and check one in custom images</a>, then reload this page.</p>'
             )
@@ -164,6 +175,10 @@ class CustomImages:
             parts.append(f'<p><a href="{manage}" target="_blank">Manage your custom images</a></p>')
         parts.append("</div>")
         return "".join(parts)
+
+    @staticmethod
+    def _image_label(image):
+        return f'{escape(image["name"])} <code>{escape(image["image"])}</code> <small>({escape(image["system"]["displayName"])})</small>'
 
     def _choice(self, value, html_label, checked):
         value = escape(value)

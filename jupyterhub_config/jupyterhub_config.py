@@ -226,6 +226,14 @@ c.JupyterHub.load_roles = [
         "scopes": ["self", f"access:services!service={SERVICE_NAME}"],
     },
     {
+        # Sharing: a user's groups when the hook starts a shared image for them, and the
+        # hub's group names for the share form.
+        "name": "custom-images-service",
+        "description": "custom-images reads group membership and group names.",
+        "scopes": ["read:users:groups", "list:groups"],
+        "services": [SERVICE_NAME],
+    },
+    {
         "name": "custom-images-launcher",
         "description": "The spawner hook asks launch parameters for any user.",
         "scopes": ["custom:custom-images:launch", "read:users:name"],

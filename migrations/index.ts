@@ -11,6 +11,7 @@ import * as m005 from './20261123_005_check_jobs.js';
 import * as m006 from './20261123_006_deployment.js';
 import * as m007 from './20261201_007_engine_images.js';
 import * as m008 from './20261201_008_reuse_scope.js';
+import * as m009 from './20261202_009_sharing.js';
 
 export interface Migration {
   name: string;
@@ -27,4 +28,5 @@ export const migrations: Migration[] = [
   { name: '20261123_006_deployment', ...m006 },
   { name: '20261201_007_engine_images', ...m007 },
   { name: '20261201_008_reuse_scope', ...m008 },
+  { name: '20261202_009_sharing', ...m009 },
 ];

@@ -43,6 +43,9 @@ import { AccessRules } from './hub/access.js';
 import { isServiceAdmin } from './hub/identity.js';
 import { LaunchService } from './launch/service.js';
 import { LaunchStore } from './launch/store.js';
+import { HubGroups } from './hub/groups.js';
+import { SharingService } from './sharing/service.js';
+import { ShareStore } from './sharing/store.js';
 import { AuditLog } from './audit/store.js';
 import type { DockerEngine } from './runner/engine.js';
 import { SystemService } from './systems/service.js';
@@ -113,6 +116,8 @@ export function createApp(deps: AppDeps): App {
       helpers: {
         concat: (...parts: unknown[]) => parts.slice(0, -1).join(''),
         bytes: (value: unknown) => formatBytes(Number(value) || 0),
+        join: (list: unknown) => (Array.isArray(list) ? list.join(', ') : ''),
+        eq: (a: unknown, b: unknown) => a === b,
         iso: (value: unknown) => (value instanceof Date ? value.toISOString() : String(value ?? '')),
         // UTC, to the minute: the same for every reader, no client-side script needed.
         when: (value: unknown) => {
@@ -188,8 +193,9 @@ export function createApp(deps: AppDeps): App {
     : undefined;
   const pulls: PullService | undefined =
     deps.engine && pullWorker ? new PullService({ store: engineImages, engine: deps.engine, wake: () => pullWorker.nudge() }) : undefined;
+  const imageStore = new ImageStore(db);
   const images = new ImageService({
-    store: new ImageStore(db),
+    store: imageStore,
     access,
     systems,
     keyring: deps.keyring,
@@ -198,6 +204,16 @@ export function createApp(deps: AppDeps): App {
     siteCredentials: (reference, candidates) => systems.credentialFor(reference, candidates),
   });
   const audit = new AuditLog(db);
+  const sharing = new SharingService({
+    access,
+    images,
+    imageStore,
+    shares: new ShareStore(db),
+    groups: new HubGroups(hub, config.authCacheSeconds),
+    systems,
+    checks: checkStore,
+    audit,
+  });
   const launchStore = new LaunchStore(db);
   const launches = new LaunchService({
     audit,
@@ -209,6 +225,7 @@ export function createApp(deps: AppDeps): App {
     engine: deps.engine,
     pulls,
     pullTimeoutMs: config.pulls.timeoutMs,
+    sharing,
   });
   const checks = new CheckService({
     store: checkStore,
@@ -247,7 +264,7 @@ export function createApp(deps: AppDeps): App {
     },
   };
   // The API on the app itself, before everything the pages need.
-  app.use(`${apiPrefix}v1`, apiRouter({ authenticate, systems, launches, images, checks }));
+  app.use(`${apiPrefix}v1`, apiRouter({ authenticate, systems, launches, images, checks, sharing }));
   const draining = new AbortController();
   const router = express.Router();
   router.use('/static', express.static(path.join(VIEWS_DIR, 'static'), { maxAge: '1h' }));
@@ -333,7 +350,7 @@ export function createApp(deps: AppDeps): App {
   );
   pages.use(
     requireLogin(prefix),
-    imagePagesRouter({ images, checks, prefix, draining: draining.signal }),
+    imagePagesRouter({ images, checks, sharing, prefix, draining: draining.signal }),
     adminPagesRouter({ systems, prefix }),
   );
   router.use(pages);

@@ -81,6 +81,18 @@ def test_form_without_checked_images_links_to_the_service():
     assert 'value="standard"' in html
 
 
+def test_form_lists_published_images_first_then_own_then_shared():
+    def shared(id, access, **extra):
+        return {"id": id, "name": f"n{id}", "image": f"r.example/x:{id}", "owner": "ada", "access": access,
+                "system": {"slug": "dock", "displayName": "Docker hosts"}, "status": {"code": "passed"}, **extra}
+
+    html = hook.CustomImages("http://x/", "t", "/").render_form(
+        SYSTEMS, IMAGES, shared=[shared(9, "shared"), shared(8, "published", description="Course <env>")]
+    )
+    assert html.index('value="standard"') < html.index('value="dock:8"') < html.index('value="dock:7"') < html.index('value="dock:9"')
+    assert "published: Course &lt;env&gt;" in html and "shared by ada" in html
+
+
 PROFILES = [
     {"display_name": "Small", "slug": "small", "description": "2 CPUs"},
     {"display_name": "GPU <A100>", "slug": "gpu", "default": True},

@@ -27,7 +27,7 @@ export interface CheckServiceDeps {
   systems: SystemCatalog;
   registry: RegistryClient;
   layers: LayerIndexCache;
-  hub: HubClient;
+  hub: Pick<HubClient, 'version'>;
   /** Undefined when no Docker engine is configured: the run check is skipped. */
   engine?: DockerEngine | undefined;
   runLimits: RunLimits;

@@ -45,6 +45,21 @@ export class AccessRules {
     if (!isServiceAdmin(actor)) throw forbidden('Only hub admins (or holders of custom:custom-images:admin) manage systems.');
   }
 
+  /** Publishing an image for everyone on a system: hub admins and holders of the admin scope. */
+  publishImages(actor: HubIdentity): void {
+    if (!isServiceAdmin(actor))
+      throw forbidden('Only hub admins (or holders of custom:custom-images:admin) publish images for everyone on a system.');
+  }
+
+  /**
+   * Using someone else's image (seeing it, launching it, copying it): when it is
+   * published for everyone, or shared with a group the user is in. Never its
+   * credential, edits, deletion, re-sharing or check logs: those stay the owner's.
+   */
+  mayUseShared(image: { published: unknown }, sharedWithUsersGroup: boolean): boolean {
+    return image.published !== null || sharedWithUsersGroup;
+  }
+
   private isOwner(actor: HubIdentity, owner: string): boolean {
     return actor.kind === 'user' && actor.name === owner && hasAccessScope(actor, this.accessScopes);
   }

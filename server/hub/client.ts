@@ -23,6 +23,10 @@ export interface HubClient {
   identify(token: string): Promise<HubIdentity | null>;
   /** The hub's version, from `GET /hub/api/`. */
   version(): Promise<string>;
+  /** The groups `user` is in (the service's token needs `read:users:groups`); `[]` for an unknown user. */
+  groupsOf(user: string): Promise<string[]>;
+  /** The names of the hub's groups (the service's token needs `list:groups`). */
+  groupNames(): Promise<string[]>;
 }
 
 /** Creates a {@link HubClient} over JupyterHub's REST API. */
@@ -69,6 +73,30 @@ export function createHubClient(options: HubClientOptions): HubClient {
         });
       }
       return parsed.data;
+    },
+
+    async groupsOf(user) {
+      const response = await call(`/users/${encodeURIComponent(user)}`, options.apiToken);
+      if (response.status === 404) {
+        await response.body?.cancel();
+        return [];
+      }
+      if (!response.ok) throw unexpected(response, `a lookup of ${user}'s groups (the service needs the scope read:users:groups)`);
+      const body = (await response.json()) as { groups?: unknown };
+      return Array.isArray(body.groups) ? body.groups.filter((g): g is string => typeof g === 'string') : [];
+    },
+
+    async groupNames() {
+      const names: string[] = [];
+      // JupyterHub pages long lists (2.0+); older hubs answer the whole list at once.
+      for (let offset = 0; ;) {
+        const response = await call(`/groups?offset=${offset}&limit=200`, options.apiToken);
+        if (!response.ok) throw unexpected(response, 'a list of groups (the service needs the scope list:groups)');
+        const page = (await response.json()) as Array<{ name?: unknown }>;
+        names.push(...page.map((g) => g.name).filter((n): n is string => typeof n === 'string'));
+        if (page.length < 200) return names;
+        offset += page.length;
+      }
     },
 
     async version() {

@@ -8,7 +8,7 @@ import type { HubClient } from './client.js';
 import type { HubIdentity } from './identity.js';
 
 export interface TokenAuthOptions {
-  hub: HubClient;
+  hub: Pick<HubClient, 'identify'>;
   /** How long a positive answer is kept; 0 disables the cache. */
   cacheSeconds: number;
   /** Bounds memory when many distinct tokens arrive. */

@@ -16,6 +16,10 @@ export interface ImageRow {
   reference: string;
   registry: string;
   mountPath: string | null;
+  /** Set when an admin published the image for everyone on its system. */
+  published: { at: Date; by: string; description: string } | null;
+  /** Launches of the image by users other than its owner (shared or published). */
+  launchesByOthers: number;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -29,7 +33,7 @@ export interface CredentialRow extends Sealed {
   updatedAt: Date;
 }
 
-export type ImageFields = Omit<ImageRow, 'id' | 'createdAt' | 'updatedAt'>;
+export type ImageFields = Omit<ImageRow, 'id' | 'createdAt' | 'updatedAt' | 'published' | 'launchesByOthers'>;
 
 type Row = Record<string, unknown>;
 
@@ -43,6 +47,10 @@ export const IMAGE_COLUMNS = [
   'reference',
   'registry',
   'mount_path',
+  'published_at',
+  'published_by',
+  'published_description',
+  'launches_by_others',
   'created_at',
   'updated_at',
 ] as const;
@@ -71,6 +79,11 @@ export function imageFromRow(r: Row): ImageRow {
     reference: String(r.reference),
     registry: String(r.registry),
     mountPath: r.mount_path === null ? null : String(r.mount_path),
+    published:
+      r.published_at === null || r.published_at === undefined
+        ? null
+        : { at: toDate(r.published_at), by: String(r.published_by), description: String(r.published_description ?? '') },
+    launchesByOthers: Number(r.launches_by_others ?? 0),
     createdAt: toDate(r.created_at),
     updatedAt: toDate(r.updated_at),
   };
@@ -133,11 +146,34 @@ export class ImageStore {
       .update({ ...editableColumns(fields), updated_at: now });
   }
 
-  /** Deletes the image and its credential rows; returns whether the image existed. */
+  /** Deletes the image, its credential rows and its shares; returns whether the image existed. */
   async delete(owner: string, id: number): Promise<boolean> {
     await this.db('credentials').where({ owner, image_id: id }).delete();
+    await this.db('image_shares').whereIn('image_id', this.db('images').select('id').where({ owner, id })).delete();
     const deleted = await this.db('images').where({ owner, id }).delete();
     return deleted > 0;
+  }
+
+  /** Any user's image by id, for sharing (whoever asks is checked by the sharing rules). */
+  async getById(id: number): Promise<ImageRow | undefined> {
+    const row = (await this.db('images').where({ id }).first()) as Row | undefined;
+    return row ? imageFromRow(row) : undefined;
+  }
+
+  /** Publishes the image for everyone on its system, or withdraws it (null). */
+  async setPublished(id: number, published: ImageRow['published']): Promise<void> {
+    await this.db('images')
+      .where({ id })
+      .update({
+        published_at: published?.at ?? null,
+        published_by: published?.by ?? null,
+        published_description: published?.description ?? null,
+      });
+  }
+
+  /** Counts a launch by someone other than the owner. */
+  async countLaunchByOther(id: number): Promise<void> {
+    await this.db('images').where({ id }).increment('launches_by_others', 1);
   }
 
   async credentialFor(owner: string, imageId: number): Promise<CredentialRow | undefined> {

@@ -20,10 +20,14 @@ import { parseReference, registryAuthKey } from '../registry/reference.js';
 import { runAsFor } from '../systems/runAs.js';
 import type { DockerEngine } from '../runner/engine.js';
 import { registryAllowed, type SystemCatalog } from '../systems/schema.js';
+import type { SharingService } from '../sharing/service.js';
 import type { LaunchStore } from './store.js';
 
 export const LaunchResponseSchema = z.object({
   image: z.string(),
+  /** Whose image it is, and whose server starts: the same user unless the image is shared or published. */
+  owner: z.string(),
+  user: z.string(),
   digest: z.string(),
   system: z.string(),
   spawner: z.enum(['docker', 'kubernetes']),
@@ -65,18 +69,27 @@ export interface LaunchServiceDeps {
   pullTimeoutMs?: number | undefined;
   /** What the engine holds; with `engine`. */
   pulls?: PullService | undefined;
+  /** Whether a user may launch someone else's image (shared with their group, or published). */
+  sharing?: Pick<SharingService, 'usableBy' | 'launchedByOther'> | undefined;
   now?: () => Date;
 }
 
 export class LaunchService {
   constructor(private readonly deps: LaunchServiceDeps) {}
 
-  /** The launch parameters of `owner`'s image, for the spawner hook (or the owner, without secrets). */
-  async launch(actor: HubIdentity, owner: string, imageId: number): Promise<LaunchParams> {
-    this.deps.access.readImagesOf(actor, owner);
-    const rows = await this.deps.store.load(owner, imageId);
-    if (!rows) throw notFound('Image');
+  /**
+   * The launch parameters of image `imageId` for `user`'s server, for the spawner hook (or the user,
+   * without secrets): the user's own image, or one shared with them or published. A shared image is
+   * pulled with its owner's credential (the owner agreed by sharing); the data volume and uid are the user's.
+   */
+  async launch(actor: HubIdentity, user: string, imageId: number): Promise<LaunchParams> {
+    this.deps.access.readImagesOf(actor, user);
+    const rows = await this.deps.store.load(imageId);
+    const { sharing } = this.deps;
+    if (!rows || (rows.image.owner !== user && !sharing)) throw notFound('Image');
     const { image, check } = rows;
+    const owner = image.owner;
+    if (owner !== user) await sharing?.usableBy(actor, user, image);
     // A system without a row is the configured default one (or none at all): the catalog knows which.
     const system = rows.system ?? (await this.deps.systems.get(image.system));
     if (!system) throw conflict(`The system of "${image.name}" no longer exists. Choose another system for it in custom images.`);
@@ -137,7 +150,7 @@ export class LaunchService {
     }
     const pinned = pinnedImage(reference, digest);
     const runAs = runAsFor(system.policy, check.facts ?? undefined);
-    const volume = volumeName(owner, system.slug);
+    const volume = volumeName(user, system.slug);
     const { engine, pulls } = this.deps;
 
     let pull: LaunchParams['pull'];
@@ -196,6 +209,8 @@ export class LaunchService {
     // (the API tests hold it to LaunchResponseSchema).
     const params: LaunchParams = {
       image: pinned,
+      owner,
+      user,
       digest,
       system: system.slug,
       spawner: system.spawner,
@@ -213,10 +228,11 @@ export class LaunchService {
         action: 'image.launch',
         targetType: 'image',
         targetId: String(imageId),
-        details: { owner, image: pinned, digest, system: system.slug, pull: pull.kind },
+        details: { owner, user, image: pinned, digest, system: system.slug, pull: pull.kind },
       },
       (this.deps.now ?? (() => new Date()))(),
     );
+    if (owner !== user) await sharing?.launchedByOther(image);
     return params;
   }
 }

@@ -66,7 +66,7 @@ left join checks on checks.id = (select max(newest.id) from checks newest where 
 left join systems on systems.slug = images.system
 left join registry_credentials on registry_credentials.pattern = images.registry
   or substr(registry_credentials.pattern, 1, length(images.registry) + 1) = images.registry || '/'
-where images.owner = ? and images.id = ?`;
+where images.id = ?`;
 
 export interface LaunchRows {
   image: ImageRow;
@@ -82,10 +82,10 @@ export interface LaunchRows {
 export class LaunchStore {
   constructor(private readonly db: Knex) {}
 
-  /** The rows of `owner`'s image `id`; undefined when there is no such image of theirs. */
-  async load(owner: string, id: number): Promise<LaunchRows | undefined> {
+  /** The rows of image `id`, whoever owns it (the launch decides who may use it); undefined when there is none. */
+  async load(id: number): Promise<LaunchRows | undefined> {
     // Arrays, not objects: an object with a key per column of five tables cost more than the query.
-    const rows = await selectArrays(this.db, LAUNCH_SQL, [owner, id]);
+    const rows = await selectArrays(this.db, LAUNCH_SQL, [id]);
     const row = rows[0];
     const image = row && images.of(row);
     if (!row || !image) return undefined;

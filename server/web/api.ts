@@ -11,11 +11,13 @@ import type { TokenAuthenticator } from '../hub/tokenAuth.js';
 import { HubIdentitySchema } from '../hub/identity.js';
 import type { ImageService } from '../images/service.js';
 import type { LaunchService } from '../launch/service.js';
+import type { SharingService } from '../sharing/service.js';
 import type { SystemService } from '../systems/service.js';
 import { identityOf, requireToken } from './apiAuth.js';
 import { notFoundHandler } from './errors.js';
 import { imageApiRoutes } from './imageApi.js';
 import { launchApiRoutes } from './launchApi.js';
+import { shareApiRoutes } from './shareApi.js';
 
 /** `GET api/v1/me`: who the token belongs to, as the service sees it. */
 export const MeResponseSchema = HubIdentitySchema.pick({ kind: true, name: true, admin: true, groups: true, scopes: true });
@@ -26,6 +28,7 @@ export interface ApiDeps {
   launches: LaunchService;
   images: ImageService;
   checks: CheckService;
+  sharing: SharingService;
 }
 
 export function apiRouter(deps: ApiDeps): Router {
@@ -39,6 +42,7 @@ export function apiRouter(deps: ApiDeps): Router {
     res.json(MeResponseSchema.parse(identityOf(req)));
   });
   imageApiRoutes(router, deps);
+  shareApiRoutes(router, deps);
   router.use(notFoundHandler());
   return router;
 }

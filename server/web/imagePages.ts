@@ -7,6 +7,7 @@ import { AppError, notFound, unauthenticated } from '../errors.js';
 import type { CheckService } from '../checks/service.js';
 import { isActive } from '../checks/store.js';
 import type { ImageService, ImageView } from '../images/service.js';
+import type { SharingService } from '../sharing/service.js';
 import type { System } from '../systems/schema.js';
 import { parseId } from './params.js';
 import { presentCheckPage, presentTile } from './presenters.js';
@@ -41,8 +42,14 @@ function systemOptions(systems: System[], selected: string) {
   return systems.map((s) => ({ ...s, selected: s.slug === selected }));
 }
 
-export function imagePagesRouter(deps: { images: ImageService; checks: CheckService; prefix: string; draining: AbortSignal }): Router {
-  const { images, checks, prefix, draining } = deps;
+export function imagePagesRouter(deps: {
+  images: ImageService;
+  checks: CheckService;
+  sharing: SharingService;
+  prefix: string;
+  draining: AbortSignal;
+}): Router {
+  const { images, checks, sharing, prefix, draining } = deps;
   const router = Router();
   const owner = (req: Request) => {
     if (!req.user) throw unauthenticated('Please log in.');
@@ -87,19 +94,69 @@ export function imagePagesRouter(deps: { images: ImageService; checks: CheckServ
     }
   }
 
-  router.get('/', async (req, res) => {
+  /** My images with whom each is shared, and what others share with me; `problem` next to the form it is about. */
+  async function renderHome(req: Request, res: Response, problem?: { imageId: number; message: string; status: number; groups?: string }) {
     const user = owner(req);
-    const list = (await images.list(user, user.name)).map(presentTile);
+    const own = await images.list(user, user.name);
+    const list = await Promise.all(
+      own.map(async (image) => ({
+        ...presentTile(image),
+        shares: await sharing.sharesOf(user, user.name, image.id),
+        shareProblem: problem?.imageId === image.id ? problem.message : undefined,
+        // What the user typed stays in the field when it was refused.
+        shareInput: problem?.imageId === image.id ? problem.groups : undefined,
+      })),
+    );
     const saved = list.find((i) => String(i.id) === req.query.saved);
-    res.render('pages/images', {
+    res.status(problem?.status ?? 200).render('pages/images', {
       title: 'My custom images',
       images: list,
+      shared: await sharing.sharedWith(user, user.name),
+      hubGroups: await sharing.groupChoices(),
       // Without JavaScript the page reloads itself while a tile is checking or preparing.
       refreshSeconds: list.some((i) => i.busy) ? 3 : undefined,
       saved,
       deleted: req.query.deleted === '1',
+      sharedNotice: list.find((i) => String(i.id) === req.query.shared),
       csrfToken: req.csrfToken?.(),
     });
+  }
+
+  /** Runs a sharing change from a tile's form; a refused input is shown next to that form. */
+  async function shareAction(req: Request, res: Response, change: (id: number) => Promise<unknown>) {
+    const id = parseId(req.params.id);
+    try {
+      await change(id);
+      res.redirect(303, `${prefix}?shared=${id}`);
+    } catch (err) {
+      if (!(err instanceof AppError) || err.status >= 500 || err.status === 404) throw err;
+      const typed = (req.body as { groups?: unknown } | undefined)?.groups;
+      await renderHome(req, res, {
+        imageId: id,
+        message: err.message,
+        status: err.status,
+        groups: typeof typed === 'string' ? typed : undefined,
+      });
+    }
+  }
+
+  router.get('/', (req, res) => renderHome(req, res));
+  router.post('/images/:id/share', (req, res) => {
+    const user = owner(req);
+    return shareAction(req, res, (id) => sharing.share(user, user.name, id, req.body));
+  });
+  router.post('/images/:id/publish', (req, res) => {
+    const user = owner(req);
+    return shareAction(req, res, (id) => sharing.publish(user, user.name, id, req.body));
+  });
+  router.post('/images/:id/unpublish', (req, res) => {
+    const user = owner(req);
+    return shareAction(req, res, (id) => sharing.unpublish(user, user.name, id));
+  });
+  router.post('/copies', async (req, res) => {
+    const user = owner(req);
+    const copy = await sharing.copy(user, user.name, req.body);
+    res.redirect(303, `${prefix}?saved=${copy.id}`);
   });
 
   router.get('/images/new', async (req, res) => {

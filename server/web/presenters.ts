@@ -8,6 +8,7 @@ import { CHECK_STATUSES, isActive, type CheckRow } from '../checks/store.js';
 import type { ImageView } from '../images/service.js';
 import { IMAGE_STATUSES } from '../images/status.js';
 import type { StartReadiness } from '../pulls/service.js';
+import type { SharedImageView, SharesView } from '../sharing/service.js';
 import type { System } from '../systems/schema.js';
 
 /** "Preparing to start… 45 %", "Ready to start", or why it could not be prepared. */
@@ -74,6 +75,44 @@ export function presentImage(image: ImageView): ImageResponse {
     warnings: image.warnings,
     createdAt: image.createdAt.toISOString(),
     updatedAt: image.updatedAt.toISOString(),
+  });
+}
+
+const StatusSchema = ImageResponseSchema.shape.status;
+
+/** Someone else's image as a receiver sees it: no credential, no registry login, no check log. */
+export const SharedImageResponseSchema = z.object({
+  id: z.number().int().positive(),
+  owner: z.string(),
+  name: z.string(),
+  system: z.object({ slug: z.string(), displayName: z.string(), enabled: z.boolean() }),
+  image: z.string(),
+  mountPath: z.string(),
+  status: StatusSchema.omit({ checkId: true }),
+  access: z.enum(['published', 'shared']),
+  description: z.string(),
+  groups: z.array(z.string()),
+});
+
+export function presentShared(image: SharedImageView): z.infer<typeof SharedImageResponseSchema> {
+  return SharedImageResponseSchema.parse({
+    ...image,
+    image: image.reference,
+    status: { code: image.status.code, label: image.status.label, at: image.status.at?.toISOString() ?? null },
+  });
+}
+
+/** With whom an image is shared, for its owner. */
+export const SharesResponseSchema = z.object({
+  groups: z.array(z.string()),
+  published: z.object({ at: z.string(), by: z.string(), description: z.string() }).nullable(),
+  launchesByOthers: z.number().int(),
+});
+
+export function presentShares(shares: SharesView): z.infer<typeof SharesResponseSchema> {
+  return SharesResponseSchema.parse({
+    ...shares,
+    published: shares.published ? { ...shares.published, at: shares.published.at.toISOString() } : null,
   });
 }
 

@@ -79,7 +79,7 @@ describe.each<Engine>(['SQLite', 'PostgreSQL'])('the launch read on %s', (kind) 
       durationMs: 1234,
     });
 
-    const launch = (await new LaunchStore(db).load('ada', id))!;
+    const launch = (await new LaunchStore(db).load(id))!;
     expect(launch.image).toEqual(await imageStore.get('ada', id));
     expect(launch.credential).toEqual(await imageStore.credentialFor('ada', id));
     // All of the check but its log and progress.
@@ -87,6 +87,8 @@ describe.each<Engine>(['SQLite', 'PostgreSQL'])('the launch read on %s', (kind) 
     expect(launch.system).toEqual(await systemStore.get('dock'));
     const sites = (await systemStore.credentials()).filter((c) => c.pattern.startsWith('registry.example.com'));
     expect([...launch.siteCredentials].sort((a, b) => a.id.localeCompare(b.id))).toEqual(sites.sort((a, b) => a.id.localeCompare(b.id)));
-    expect(await new LaunchStore(db).load('bob', id)).toBeUndefined();
+    // Whose it is: the launch decides who may use it.
+    expect(launch.image.owner).toBe('ada');
+    expect(await new LaunchStore(db).load(id + 1000)).toBeUndefined();
   });
 });

@@ -29,6 +29,7 @@ async function upAndDown(db: Knex): Promise<void> {
     'credentials',
     'deployment',
     'engine_images',
+    'image_shares',
     'images',
     'layer_indexes',
     'registry_credentials',

@@ -123,6 +123,11 @@ describe("the README's Zero to JupyterHub values", () => {
       scopes: ['custom:custom-images:launch', 'read:users:name'],
       services: ['custom-images-launcher'],
     });
+    // Sharing asks the hub for users' groups with the service's own token.
+    expect(values.hub.loadRoles['custom-images-service']).toEqual({
+      scopes: ['read:users:groups', 'list:groups'],
+      services: ['custom-images'],
+    });
     expect(Object.keys(values.hub.config.JupyterHub.custom_scopes).sort()).toEqual([
       'custom:custom-images:admin',
       'custom:custom-images:launch',

@@ -8,12 +8,11 @@ const alice: HubIdentity = { kind: 'user', name: 'alice', admin: false, groups: 
 /** A hub that knows one token and counts lookups (the cache logic is what is under test). */
 function countingHub(known: Record<string, HubIdentity>) {
   const calls: string[] = [];
-  const hub: HubClient = {
+  const hub: Pick<HubClient, 'identify'> = {
     identify: async (token) => {
       calls.push(token);
       return known[token] ?? null;
     },
-    version: async () => '3.0.0',
   };
   return { hub, calls };
 }

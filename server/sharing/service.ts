@@ -1,0 +1,237 @@
+/**
+ * Sharing: an owner shares an image with hub groups, a hub admin publishes
+ * one for everyone on its system; receivers see, launch and copy it, never
+ * its credential, edits, deletion, re-sharing or check logs. The rules are
+ * AccessRules'; this service applies them with the user's hub groups.
+ */
+import { z } from 'zod';
+import { auditEntry, type AuditLog } from '../audit/store.js';
+import { conflict, invalidInput, notFound, AppError } from '../errors.js';
+import type { AccessRules } from '../hub/access.js';
+import type { HubGroups } from '../hub/groups.js';
+import type { HubIdentity } from '../hub/identity.js';
+import type { ImageService, ImageView } from '../images/service.js';
+import { imageStatus, type CheckSummary, type ImageStatus } from '../images/status.js';
+import type { ImageRow, ImageStore } from '../images/store.js';
+import type { System, SystemCatalog } from '../systems/schema.js';
+import type { ShareStore } from './store.js';
+
+/** What a receiver sees of someone else's image: never its credential or check log. */
+export interface SharedImageView {
+  id: number;
+  owner: string;
+  name: string;
+  system: { slug: string; displayName: string; enabled: boolean };
+  reference: string;
+  mountPath: string;
+  status: ImageStatus;
+  /** Published for everyone on its system (with the admin's description), or shared with the user's groups. */
+  access: 'published' | 'shared';
+  description: string;
+  /** The user's groups it is shared with. */
+  groups: string[];
+}
+
+/** With whom an owner's image is shared, as the owner sees it. */
+export interface SharesView {
+  groups: string[];
+  published: { at: Date; by: string; description: string } | null;
+  launchesByOthers: number;
+}
+
+const GROUP_NAME = z.string().trim().min(1, 'A group name is empty').max(255, 'A group name has at most 255 characters');
+const ShareInputSchema = z.object({
+  groups: z.preprocess(
+    // The form sends one text field, "lab, physics"; the API a list.
+    (v) => (typeof v === 'string' ? v.split(',').filter((g) => g.trim() !== '') : v),
+    z.array(GROUP_NAME, { message: 'List the hub groups to share with, e.g. ["lab"]' }).max(50, 'Share with at most 50 groups'),
+  ),
+});
+const PublishInputSchema = z.object({
+  description: z.string().trim().max(300, 'The description has at most 300 characters').default(''),
+});
+const CopyInputSchema = z.object({
+  from: z.coerce.number({ message: 'The id of the image to copy' }).int().positive('The id of the image to copy'),
+  name: z.string().optional(),
+});
+
+function inputError(error: z.ZodError): AppError {
+  return invalidInput(Object.fromEntries(error.issues.map((i) => [String(i.path[0] ?? 'input'), i.message])));
+}
+
+/** The words a receiver gets for an image that is not (or no longer) theirs to use; the same whether it exists or not. */
+function notShared(id: number): AppError {
+  return new AppError(
+    'not_found',
+    `Image ${id} is not yours and not shared with you: its owner may have stopped sharing it or deleted it, or you are no longer in the group it was shared with.`,
+  );
+}
+
+export interface SharingServiceDeps {
+  access: AccessRules;
+  images: ImageService;
+  imageStore: ImageStore;
+  shares: ShareStore;
+  groups: HubGroups;
+  systems: SystemCatalog;
+  checks: { latestFor(owner: string, imageIds: number[]): Promise<Map<number, CheckSummary>> };
+  audit: AuditLog;
+  now?: () => Date;
+}
+
+export class SharingService {
+  private readonly now: () => Date;
+
+  constructor(private readonly deps: SharingServiceDeps) {
+    this.now = deps.now ?? (() => new Date());
+  }
+
+  /** With whom `owner`'s image is shared: for the owner. */
+  async sharesOf(actor: HubIdentity, owner: string, id: number): Promise<SharesView> {
+    this.deps.access.writeImagesOf(actor, owner);
+    const image = await this.ownImage(owner, id);
+    return { groups: await this.deps.shares.groupsOf(id), published: image.published, launchesByOthers: image.launchesByOthers };
+  }
+
+  /** Shares `owner`'s image with exactly the groups given (none: shared with nobody); the groups must exist at the hub. */
+  async share(actor: HubIdentity, owner: string, id: number, raw: unknown): Promise<SharesView> {
+    this.deps.access.writeImagesOf(actor, owner);
+    await this.ownImage(owner, id);
+    const parsed = ShareInputSchema.safeParse(raw);
+    if (!parsed.success) throw inputError(parsed.error);
+    const groups = [...new Set(parsed.data.groups.map((g) => g.trim()))];
+    const known = new Set(await this.deps.groups.groupNames());
+    const unknown = groups.filter((g) => !known.has(g));
+    if (unknown.length > 0) {
+      throw invalidInput({
+        groups: `The hub has no group ${unknown.map((g) => `"${g}"`).join(', ')}; its groups are: ${[...known].sort().join(', ') || 'none'}`,
+      });
+    }
+    await this.deps.shares.setGroups(id, groups, actor.name, this.now());
+    await this.deps.audit.append(auditEntry(actor, 'image.share', { type: 'image', id: String(id) }, { owner, groups }), this.now());
+    return this.sharesOf(actor, owner, id);
+  }
+
+  /** Stops sharing `owner`'s image with one group. */
+  async unshare(actor: HubIdentity, owner: string, id: number, group: string): Promise<SharesView> {
+    this.deps.access.writeImagesOf(actor, owner);
+    await this.ownImage(owner, id);
+    const groups = (await this.deps.shares.groupsOf(id)).filter((g) => g !== group);
+    await this.deps.shares.setGroups(id, groups, actor.name, this.now());
+    await this.deps.audit.append(auditEntry(actor, 'image.share', { type: 'image', id: String(id) }, { owner, groups }), this.now());
+    return this.sharesOf(actor, owner, id);
+  }
+
+  /**
+   * Publishes an image for everyone on its system (hub admins). An image with
+   * its owner's registry password is published by its owner only: everyone's
+   * launches pull with it, which only the owner can agree to.
+   */
+  async publish(actor: HubIdentity, owner: string, id: number, raw: unknown): Promise<SharesView> {
+    this.deps.access.publishImages(actor);
+    const image = await this.ownImage(owner, id);
+    const parsed = PublishInputSchema.safeParse(raw ?? {});
+    if (!parsed.success) throw inputError(parsed.error);
+    if (actor.name !== owner && (await this.deps.imageStore.credentialFor(owner, id))) {
+      throw conflict(
+        `"${image.name}" pulls with ${owner}'s registry password; only ${owner} can publish it. Ask them, or save the image yourself with a site credential.`,
+      );
+    }
+    const now = this.now();
+    await this.deps.imageStore.setPublished(id, { at: now, by: actor.name, description: parsed.data.description });
+    await this.deps.audit.append(
+      auditEntry(actor, 'image.publish', { type: 'image', id: String(id) }, { owner, description: parsed.data.description }),
+      now,
+    );
+    const shares = await this.deps.shares.groupsOf(id);
+    return {
+      groups: shares,
+      published: { at: now, by: actor.name, description: parsed.data.description },
+      launchesByOthers: image.launchesByOthers,
+    };
+  }
+
+  /** Withdraws a published image (hub admins). */
+  async unpublish(actor: HubIdentity, owner: string, id: number): Promise<void> {
+    this.deps.access.publishImages(actor);
+    await this.ownImage(owner, id);
+    await this.deps.imageStore.setPublished(id, null);
+    await this.deps.audit.append(auditEntry(actor, 'image.unpublish', { type: 'image', id: String(id) }, { owner }), this.now());
+  }
+
+  /** The hub's group names for the share form; [] when the hub does not tell (the service lacks list:groups). */
+  async groupChoices(): Promise<string[]> {
+    return (await this.deps.groups.groupNames().catch(() => [])).sort();
+  }
+
+  /** Other users' images `user` may use: published ones first, then those shared with their groups. */
+  async sharedWith(actor: HubIdentity, user: string): Promise<SharedImageView[]> {
+    this.deps.access.readImagesOf(actor, user);
+    const visible = await this.deps.shares.visibleTo(user, await this.groupsFor(actor, user));
+    const byOwner = new Map<string, number[]>();
+    for (const { image } of visible) byOwner.set(image.owner, [...(byOwner.get(image.owner) ?? []), image.id]);
+    const checks = new Map<number, CheckSummary>();
+    for (const [owner, ids] of byOwner) for (const [id, check] of await this.deps.checks.latestFor(owner, ids)) checks.set(id, check);
+    const systems = new Map<string, System | undefined>();
+    for (const { image } of visible) if (!systems.has(image.system)) systems.set(image.system, await this.deps.systems.get(image.system));
+    const views = visible.map(({ image, groups }) => this.view(image, groups, systems.get(image.system), checks.get(image.id)));
+    return [...views.filter((v) => v.access === 'published'), ...views.filter((v) => v.access === 'shared')];
+  }
+
+  /**
+   * Someone else's image, for a launch or a copy by `user`: only when it is
+   * published or shared with one of their groups; the words otherwise say why it may be gone.
+   */
+  async usableBy(actor: HubIdentity, user: string, image: ImageRow): Promise<void> {
+    const shared = image.published === null && (await this.deps.shares.sharedWithAny(image.id, await this.groupsFor(actor, user)));
+    if (!this.deps.access.mayUseShared(image, shared)) throw notShared(image.id);
+  }
+
+  /** Counts a launch of an image by someone other than its owner (the owner's page shows it). */
+  async launchedByOther(image: ImageRow): Promise<void> {
+    await this.deps.imageStore.countLaunchByOther(image.id);
+  }
+
+  /** Copies a shared or published image into `user`'s own images, without its credential. */
+  async copy(actor: HubIdentity, user: string, raw: unknown): Promise<ImageView> {
+    this.deps.access.writeImagesOf(actor, user);
+    const parsed = CopyInputSchema.safeParse(raw ?? {});
+    if (!parsed.success) throw inputError(parsed.error);
+    const image = await this.deps.imageStore.getById(parsed.data.from);
+    if (!image || image.owner === user) throw notShared(parsed.data.from);
+    await this.usableBy(actor, user, image);
+    return this.deps.images.create(actor, user, {
+      name: parsed.data.name?.trim() || image.name,
+      system: image.system,
+      image: image.reference,
+      mountPath: image.mountPath ?? '',
+    });
+  }
+
+  /** A user's hub groups: their own identity's when they ask, else the hub's answer (the spawner hook asks for them). */
+  private async groupsFor(actor: HubIdentity, user: string): Promise<string[]> {
+    if (actor.kind === 'user' && actor.name === user) return actor.groups;
+    return this.deps.groups.groupsOf(user);
+  }
+
+  private async ownImage(owner: string, id: number): Promise<ImageRow> {
+    const image = await this.deps.imageStore.get(owner, id);
+    if (!image) throw notFound('Image');
+    return image;
+  }
+
+  private view(image: ImageRow, groups: string[], system: System | undefined, check: CheckSummary | undefined): SharedImageView {
+    return {
+      id: image.id,
+      owner: image.owner,
+      name: image.name,
+      system: { slug: image.system, displayName: system?.displayName ?? image.system, enabled: system?.enabled ?? false },
+      reference: image.reference,
+      mountPath: image.mountPath ?? system?.defaultMountPath ?? '',
+      status: imageStatus(image, check),
+      access: image.published ? 'published' : 'shared',
+      description: image.published?.description ?? '',
+      groups,
+    };
+  }
+}

@@ -1,0 +1,270 @@
+/**
+ * Sharing on a real hub: groups made through its API, a private image on a
+ * registry with a password, the spawn form and the service's pages in
+ * Chromium. Ada shares with the group `lab`; Bob is in it, Carol is not; an
+ * admin publishes an image for everyone on a system.
+ */
+import type { Browser } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hubLogin, launchBrowser, screenshot } from '../support/browser.js';
+import { hubApi, startHub, waitForCheck, type TestHub } from '../support/hub.js';
+import { passingImage, pushImage } from '../support/images.js';
+import { PASSWORD, startRegistries, USER, type TestRegistries } from '../support/registry.js';
+import { dockerSeed, writeSystemsFile } from '../support/systems.js';
+
+let hub: TestHub;
+let registries: TestRegistries;
+let browser: Browser;
+const tokens: Record<string, string> = {};
+/** Ada's private image (her registry password), on the Kubernetes system: the launch answers the pull secret. */
+let privateId: number;
+let privateCheckId: number;
+/** The admin's public image on the Docker system. */
+let publicId: number;
+
+type Json = Record<string, unknown>;
+
+async function api(who: string, method: string, route: string, body?: unknown): Promise<{ status: number; body: Json }> {
+  const res = await fetch(`${hub.serviceUrl}api/v1/${route}`, {
+    method,
+    headers: { Authorization: `token ${tokens[who]}`, 'Content-Type': 'application/json' },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  const text = await res.text();
+  return { status: res.status, body: text ? (JSON.parse(text) as Json) : {} };
+}
+
+const list = (body: Json) => body as unknown as Json[];
+
+async function checked(who: string, id: number): Promise<number> {
+  const started = await api(who, 'POST', `users/${who}/images/${id}/check`);
+  expect(started.status).toBe(202);
+  const check = await waitForCheck(hub, tokens[who]!, Number(started.body.id));
+  expect(check.status).toBe('passed');
+  return Number(started.body.id);
+}
+
+/** The labels of the hub's spawn form as `user` sees it, in order. */
+async function spawnForm(user: string): Promise<string[]> {
+  const { context, page } = await hubLogin(browser, hub, user);
+  await page.goto(`${hub.url}/hub/spawn`);
+  const labels = await page.locator('.custom-images-form label').allTextContents();
+  await screenshot(page, `sharing-spawn-form-${user}`);
+  await context.close();
+  return labels.map((l) => l.replace(/\s+/g, ' ').trim());
+}
+
+beforeAll(async () => {
+  registries = await startRegistries();
+  // One storage behind both registries: pushed once, the image is private on the htpasswd one.
+  await pushImage(registries.open, 'lab/env', '1', passingImage());
+  await pushImage(registries.open, 'course/env', '1', passingImage());
+  const allowed = [`${registries.open}/*`, `${registries.basic}/*`];
+  hub = await startHub(19500, {
+    CUSTOM_IMAGES_TRUSTED_REGISTRIES: registries.trusted.join(','),
+    CUSTOM_IMAGES_SYSTEMS_FILE: writeSystemsFile([
+      dockerSeed(allowed),
+      dockerSeed(allowed, { slug: 'kube', displayName: 'Kubernetes', spawner: 'kubernetes' }),
+    ]),
+    // A user removed from a group at the hub loses what it shares within a second.
+    CUSTOM_IMAGES_AUTH_CACHE_SECONDS: '1',
+  });
+  for (const name of ['ada', 'bob', 'carol']) tokens[name] = await hub.userToken(name);
+  tokens.admin = await hub.userToken('admin', { admin: true });
+  tokens.launcher = hub.launchToken;
+  expect((await hubApi(hub, 'POST', '/groups/lab')).status).toBe(201);
+  expect((await hubApi(hub, 'POST', '/groups/lab/users', { users: ['bob'] })).status).toBe(200);
+
+  const saved = await api('ada', 'POST', 'users/ada/images', {
+    system: 'kube',
+    name: 'lab env',
+    image: `${registries.basic}/lab/env:1`,
+    registry: registries.basic,
+    username: USER,
+    password: PASSWORD,
+  });
+  expect(saved.status).toBe(201);
+  privateId = Number(saved.body.id);
+  privateCheckId = await checked('ada', privateId);
+  const course = await api('admin', 'POST', 'users/admin/images', {
+    system: 'dock',
+    name: 'course env',
+    image: `${registries.open}/course/env:1`,
+  });
+  publicId = Number(course.body.id);
+  await checked('admin', publicId);
+  browser = await launchBrowser();
+}, 180_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await hub?.stop();
+  await registries?.stop();
+});
+
+describe('sharing with a hub group', () => {
+  it('Ada shares with lab only among the groups the hub knows; nothing changes on a bad group', async () => {
+    const unknown = await api('ada', 'PUT', `users/ada/images/${privateId}/shares`, { groups: ['lab', 'no-such-group'] });
+    expect(unknown.status).toBe(400);
+    expect(unknown.body).toMatchObject({ field: 'groups', message: expect.stringContaining('"no-such-group"') });
+    expect((await api('ada', 'GET', `users/ada/images/${privateId}/shares`)).body).toMatchObject({ groups: [] });
+    const shared = await api('ada', 'PUT', `users/ada/images/${privateId}/shares`, { groups: ['lab'] });
+    expect(shared.status).toBe(200);
+    expect(shared.body).toEqual({ groups: ['lab'], published: null, launchesByOthers: 0 });
+  });
+
+  it("Bob sees it and launches it with his own volume and the system's uid, pulled with Ada's credential", async () => {
+    const seen = list((await api('bob', 'GET', 'users/bob/shared')).body);
+    expect(seen.map((i) => [i.id, i.owner, i.access, i.groups])).toContainEqual([privateId, 'ada', 'shared', ['lab']]);
+    // Never the credential or the registry login.
+    expect(JSON.stringify(seen)).not.toContain(USER);
+    expect(JSON.stringify(seen)).not.toContain('credential');
+
+    const bobs = await api('launcher', 'GET', `users/bob/images/${privateId}/launch`);
+    expect(bobs.status).toBe(200);
+    const adas = await api('launcher', 'GET', `users/ada/images/${privateId}/launch`);
+    expect(bobs.body).toMatchObject({ owner: 'ada', user: 'bob', uid: 1000, gid: 100 });
+    expect((bobs.body.mount as Json).volume).toContain('-bob-');
+    expect((bobs.body.mount as Json).volume).not.toBe((adas.body.mount as Json).volume);
+    const secret = JSON.parse(String((bobs.body.pull as Json).dockerconfigjson)) as { auths: Record<string, { username: string }> };
+    expect(secret.auths[registries.basic]?.username).toBe(USER);
+    expect((await api('ada', 'GET', `users/ada/images/${privateId}/shares`)).body).toMatchObject({ launchesByOthers: 1 });
+  });
+
+  it('Carol, not in lab, gets 404 on every route of it and does not see it', async () => {
+    expect(list((await api('carol', 'GET', 'users/carol/shared')).body).map((i) => i.id)).not.toContain(privateId);
+    expect((await api('launcher', 'GET', `users/carol/images/${privateId}/launch`)).status).toBe(404);
+    expect((await api('carol', 'POST', 'users/carol/copies', { from: privateId })).status).toBe(404);
+    for (const [method, route] of [
+      ['GET', `users/ada/images/${privateId}`],
+      ['PUT', `users/ada/images/${privateId}`],
+      ['DELETE', `users/ada/images/${privateId}`],
+      ['GET', `users/ada/images/${privateId}/launch`],
+      ['POST', `users/ada/images/${privateId}/check`],
+      ['GET', `users/ada/images/${privateId}/shares`],
+      ['PUT', `users/ada/images/${privateId}/shares`],
+      ['GET', `checks/${privateCheckId}`],
+    ] as const) {
+      expect((await api('carol', method, route, method === 'PUT' ? { groups: ['lab'] } : undefined)).status, `${method} ${route}`).toBe(
+        404,
+      );
+    }
+    expect((await spawnForm('carol')).join('\n')).not.toContain('lab env');
+  });
+
+  it("Bob cannot read Ada's credential, edit, delete, re-share or read its check log, through the API or the pages", async () => {
+    for (const [method, route] of [
+      ['GET', `users/ada/images/${privateId}`],
+      ['PUT', `users/ada/images/${privateId}`],
+      ['DELETE', `users/ada/images/${privateId}`],
+      ['PUT', `users/ada/images/${privateId}/shares`],
+      ['DELETE', `users/ada/images/${privateId}/shares/lab`],
+      ['GET', `checks/${privateCheckId}`],
+    ] as const) {
+      expect((await api('bob', method, route, method === 'PUT' ? { groups: ['lab'] } : undefined)).status, `${method} ${route}`).toBe(404);
+    }
+    const { context, page } = await hubLogin(browser, hub, 'bob');
+    const tile = page.locator(`#shared-${privateId}`);
+    await expect(tile.getByTestId('shared-owner').textContent()).resolves.toBe('ada');
+    await expect(tile.textContent()).resolves.not.toContain(USER);
+    await expect(tile.locator('a, [data-testid=edit], [data-testid=delete], [data-testid=share]').count()).resolves.toBe(0);
+    await screenshot(page, 'sharing-shared-with-you');
+    for (const path of [`images/${privateId}/edit`, `images/${privateId}/checks/${privateCheckId}`, `images/${privateId}/delete`]) {
+      const res = await page.goto(`${hub.serviceUrl}${path}`);
+      expect(res?.status(), path).toBe(404);
+    }
+    await context.close();
+    expect(await spawnForm('bob')).toContainEqual(expect.stringContaining('lab env'));
+  });
+
+  it("Ada stops sharing: Bob's next start is refused in words; so is it once Bob leaves lab at the hub", async () => {
+    expect((await api('ada', 'DELETE', `users/ada/images/${privateId}/shares/lab`)).body).toMatchObject({ groups: [] });
+    const refused = await api('launcher', 'GET', `users/bob/images/${privateId}/launch`);
+    expect(refused.status).toBe(404);
+    expect(refused.body.message).toMatch(/not shared with you.*stopped sharing/);
+
+    await api('ada', 'PUT', `users/ada/images/${privateId}/shares`, { groups: ['lab'] });
+    expect((await api('launcher', 'GET', `users/bob/images/${privateId}/launch`)).status).toBe(200);
+    expect((await hubApi(hub, 'DELETE', '/groups/lab/users', { users: ['bob'] })).status).toBe(200);
+    // The hub's answer about Bob's groups is kept for the identity cache time (1 s here).
+    await new Promise((r) => setTimeout(r, 1500));
+    const gone = await api('launcher', 'GET', `users/bob/images/${privateId}/launch`);
+    expect(gone.status).toBe(404);
+    expect(gone.body.message).toMatch(/no longer in the group/);
+    expect(list((await api('bob', 'GET', 'users/bob/shared')).body).map((i) => i.id)).not.toContain(privateId);
+    await hubApi(hub, 'POST', '/groups/lab/users', { users: ['bob'] });
+  });
+});
+
+describe("the owner's page", () => {
+  it('shares through the tile: an unknown group is named next to the form and nothing changes; a known one is saved', async () => {
+    const { context, page } = await hubLogin(browser, hub, 'ada');
+    const tile = page.locator(`#image-${privateId}`);
+    await tile.locator('summary').click();
+    await tile.getByTestId('share-groups').fill('lab, ghosts');
+    await tile.getByTestId('share-save').click();
+    await expect(page.locator(`#image-${privateId} [data-testid=share-error]`).textContent()).resolves.toContain('"ghosts"');
+    expect((await api('ada', 'GET', `users/ada/images/${privateId}/shares`)).body).toMatchObject({ groups: ['lab'] });
+    // What she typed is still there to correct.
+    await expect(page.locator(`#image-${privateId} [data-testid=share-groups]`).inputValue()).resolves.toBe('lab, ghosts');
+    await screenshot(page, 'sharing-unknown-group');
+    await page.locator(`#image-${privateId} [data-testid=share-groups]`).fill('');
+    await page.locator(`#image-${privateId} [data-testid=share-save]`).click();
+    await page.getByTestId('notice').filter({ hasText: 'Sharing of' }).waitFor();
+    await expect(page.locator(`#image-${privateId} [data-testid=shared-with]`).textContent()).resolves.toContain('not shared');
+    expect((await api('ada', 'GET', `users/ada/images/${privateId}/shares`)).body).toMatchObject({ groups: [] });
+    await page.locator(`#image-${privateId} summary`).click();
+    await page.locator(`#image-${privateId} [data-testid=share-groups]`).fill('lab');
+    await page.locator(`#image-${privateId} [data-testid=share-save]`).click();
+    await page.getByTestId('notice').filter({ hasText: 'Sharing of' }).waitFor();
+    await expect(page.locator(`#image-${privateId} [data-testid=shared-with]`).textContent()).resolves.toContain('groups lab');
+    // Bob's starts so far are counted on Ada's tile.
+    expect(Number(await page.locator(`#image-${privateId} [data-testid=launches-by-others]`).textContent())).toBeGreaterThan(0);
+    await screenshot(page, 'sharing-owner-tile');
+    await context.close();
+  });
+});
+
+describe('published by an admin', () => {
+  it("only admins publish; an image with its owner's password only its owner", async () => {
+    expect((await api('ada', 'PUT', `users/ada/images/${privateId}/publish`, { description: 'x' })).status).toBe(403);
+    const others = await api('admin', 'PUT', `users/ada/images/${privateId}/publish`, { description: 'x' });
+    expect(others.status).toBe(409);
+    expect(others.body.message).toContain("ada's registry password");
+    const published = await api('admin', 'PUT', `users/admin/images/${publicId}/publish`, { description: 'Course environment' });
+    expect(published.status).toBe(200);
+    expect(published.body).toMatchObject({ published: { by: 'admin', description: 'Course environment' } });
+  });
+
+  it('every user sees it first in the spawn form and can launch it with their own volume', async () => {
+    for (const user of ['carol', 'bob']) {
+      const seen = list((await api(user, 'GET', `users/${user}/shared`)).body);
+      expect(seen[0]).toMatchObject({ id: publicId, owner: 'admin', access: 'published', description: 'Course environment' });
+    }
+    const labels = await spawnForm('carol');
+    // The hub's standard environment stays first (chosen by default); then what is published.
+    expect(labels[0]).toMatch(/^Standard environment/);
+    expect(labels[1]).toContain('course env');
+    expect(labels[1]).toContain('published: Course environment');
+    const carols = await api('launcher', 'GET', `users/carol/images/${publicId}/launch`);
+    expect(carols.status).toBe(200);
+    expect(carols.body).toMatchObject({ owner: 'admin', user: 'carol' });
+    expect((carols.body.mount as Json).volume).toContain('-carol-');
+
+    expect((await api('admin', 'DELETE', `users/admin/images/${publicId}/publish`)).status).toBe(204);
+    expect(list((await api('carol', 'GET', 'users/carol/shared')).body)).toEqual([]);
+    expect((await api('launcher', 'GET', `users/carol/images/${publicId}/launch`)).status).toBe(404);
+    await api('admin', 'PUT', `users/admin/images/${publicId}/publish`, { description: 'Course environment' });
+  });
+
+  it('Bob copies the published public image into his own images: a new image of his, with no credential', async () => {
+    const copy = await api('bob', 'POST', 'users/bob/copies', { from: publicId });
+    expect(copy.status).toBe(201);
+    expect(copy.body).toMatchObject({ owner: 'bob', name: 'course env', image: `${registries.open}/course/env:1`, credential: null });
+    expect(list((await api('bob', 'GET', 'users/bob/images')).body).map((i) => i.id)).toContain(copy.body.id);
+    // A copy of Ada's private image leaves her password behind too.
+    const privateCopy = await api('bob', 'POST', 'users/bob/copies', { from: privateId, name: 'my lab env' });
+    expect(privateCopy.status).toBe(201);
+    expect(privateCopy.body.credential).toBeNull();
+  });
+});
