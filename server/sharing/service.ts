@@ -60,10 +60,10 @@ function inputError(error: z.ZodError): AppError {
 }
 
 /** The words a receiver gets for an image that is not (or no longer) theirs to use; the same whether it exists or not. */
-function notShared(id: number): AppError {
+function notShared(): AppError {
   return new AppError(
     'not_found',
-    `Image ${id} is not yours and not shared with you: its owner may have stopped sharing it or deleted it, or you are no longer in the group it was shared with.`,
+    'The chosen image is not yours and not shared with you (any more): its owner may have stopped sharing it or deleted it, or you are no longer in the group it was shared with.',
   );
 }
 
@@ -184,7 +184,7 @@ export class SharingService {
    */
   async usableBy(actor: HubIdentity, user: string, image: ImageRow): Promise<void> {
     const shared = image.published === null && (await this.deps.shares.sharedWithAny(image.id, await this.groupsFor(actor, user)));
-    if (!this.deps.access.mayUseShared(image, shared)) throw notShared(image.id);
+    if (!this.deps.access.mayUseShared(image, shared)) throw notShared();
   }
 
   /** Counts a launch of an image by someone other than its owner (the owner's page shows it). */
@@ -198,7 +198,7 @@ export class SharingService {
     const parsed = CopyInputSchema.safeParse(raw ?? {});
     if (!parsed.success) throw inputError(parsed.error);
     const image = await this.deps.imageStore.getById(parsed.data.from);
-    if (!image || image.owner === user) throw notShared(parsed.data.from);
+    if (!image || image.owner === user) throw notShared();
     await this.usableBy(actor, user, image);
     return this.deps.images.create(actor, user, {
       name: parsed.data.name?.trim() || image.name,

@@ -7,7 +7,7 @@
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hubLogin, launchBrowser, screenshot } from '../support/browser.js';
-import { hubApi, startHub, waitForCheck, type TestHub } from '../support/hub.js';
+import { hubApi, startHub, stopServer, waitForCheck, type TestHub } from '../support/hub.js';
 import { passingImage, pushImage } from '../support/images.js';
 import { PASSWORD, startRegistries, USER, type TestRegistries } from '../support/registry.js';
 import { dockerSeed, writeSystemsFile } from '../support/systems.js';
@@ -194,6 +194,48 @@ describe('sharing with a hub group', () => {
     expect(list((await api('bob', 'GET', 'users/bob/shared')).body).map((i) => i.id)).not.toContain(privateId);
     await hubApi(hub, 'POST', '/groups/lab/users', { users: ['bob'] });
   });
+});
+
+describe('starting a shared image from the hub', () => {
+  it("Bob starts Ada's private image on the Docker system: the engine pulls it with her login, his server starts", async () => {
+    const saved = await api('ada', 'POST', 'users/ada/images', {
+      system: 'dock',
+      name: 'lab env (docker)',
+      image: `${registries.basic}/lab/env:1`,
+      registry: registries.basic,
+      username: USER,
+      password: PASSWORD,
+    });
+    const id = Number(saved.body.id);
+    await checked('ada', id);
+    await api('ada', 'PUT', `users/ada/images/${id}/shares`, { groups: ['lab'] });
+
+    const { context, page } = await hubLogin(browser, hub, 'bob');
+    await page.goto(`${hub.url}/hub/spawn`);
+    await page.locator('label', { hasText: 'lab env (docker)' }).locator('input').check();
+    await page.locator('form [type=submit]').click();
+    await page.waitForURL(/\/user\/bob\//, { timeout: 60_000 });
+    // The registry wants a password, Bob has none and no site credential exists: Ada's pulled it.
+    expect(hub.log()).toMatch(
+      new RegExp(
+        `custom-images: launching ${registries.basic}/lab/env@sha256:[0-9a-f]{64} for bob on dock \\(mount jupyterhub-user-bob-dock-`,
+      ),
+    );
+    await stopServer(hub, 'bob');
+    // A form loaded while it was shared; Ada stops sharing before Bob presses Start: refused on the hub's page, in words.
+    await page.goto(`${hub.url}/hub/spawn`);
+    await page.locator('label', { hasText: 'lab env (docker)' }).locator('input').check();
+    await api('ada', 'DELETE', `users/ada/images/${id}/shares/lab`);
+    await page.locator('form [type=submit]').click();
+    await page.waitForLoadState('networkidle');
+    await expect(page.locator('body').textContent()).resolves.toContain('not shared with you');
+    await screenshot(page, 'sharing-start-refused');
+    await stopServer(hub, 'bob');
+    // A form loaded now no longer offers it.
+    await page.goto(`${hub.url}/hub/spawn`);
+    await expect(page.locator('label', { hasText: 'lab env (docker)' }).count()).resolves.toBe(0);
+    await context.close();
+  }, 90_000);
 });
 
 describe("the owner's page", () => {

@@ -2,7 +2,7 @@
  * A real JupyterHub (Debian's, 3.x) started with jupyterhub_config/ for a
  * test file: its own port range, state folder and service database.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -254,4 +254,28 @@ export async function stopServer(hub: TestHub, user: string): Promise<void> {
     await new Promise((r) => setTimeout(r, 200));
   }
   throw new Error(`${user}'s server did not stop`);
+}
+
+/**
+ * Runs the hook's pytest suite (`tests`, relative to `cwd`) with `python`, its live tests against
+ * this hub's service and `image`; returns pytest's output after asserting nothing failed or was skipped.
+ */
+export function runHookTests(hub: TestHub, options: { python: string; cwd: string; tests: string; image: string }): string {
+  const run = spawnSync(options.python, ['-m', 'pytest', '-q', '-p', 'no:cacheprovider', options.tests], {
+    cwd: options.cwd,
+    encoding: 'utf8',
+    env: {
+      ...process.env,
+      CUSTOM_IMAGES_TEST_API_URL: `${hub.serviceUrl}api/v1/`,
+      CUSTOM_IMAGES_TEST_LAUNCH_TOKEN: hub.launchToken,
+      CUSTOM_IMAGES_TEST_ADMIN_TOKEN: hub.adminToken,
+      CUSTOM_IMAGES_TEST_HUB_API: hub.apiUrl,
+      CUSTOM_IMAGES_TEST_IMAGE: options.image,
+    },
+    timeout: 120_000,
+  });
+  if (run.status !== 0) throw new Error(`pytest exited with ${run.status}:\n${run.stdout}\n${run.stderr}`);
+  // The live tests ran too: nothing was skipped for want of the service.
+  if (!/\d+ passed/.test(run.stdout) || /skipped/.test(run.stdout)) throw new Error(`pytest skipped tests:\n${run.stdout}`);
+  return run.stdout;
 }
