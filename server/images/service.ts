@@ -287,7 +287,7 @@ export class ImageService {
       id: row.id,
       owner: row.owner,
       name: row.name,
-      system: { slug: row.system, displayName: system?.displayName ?? row.system, enabled: system?.enabled ?? false },
+      system: systemSummary(row.system, system),
       referenceInput: row.referenceInput,
       reference: row.reference,
       registry: row.registry,
@@ -302,6 +302,11 @@ export class ImageService {
       updatedAt: row.updatedAt,
     };
   }
+}
+
+/** An image's system as views show it: by its slug alone when the system is gone (and then not enabled). */
+export function systemSummary(slug: string, system: System | undefined): ImageView['system'] {
+  return { slug, displayName: system?.displayName ?? slug, enabled: system?.enabled ?? false };
 }
 
 function auditEntry(actor: HubIdentity, action: string, id: number, input: ImageInput) {

@@ -10,7 +10,7 @@ import { conflict, invalidInput, notFound, AppError } from '../errors.js';
 import type { AccessRules } from '../hub/access.js';
 import type { HubGroups } from '../hub/groups.js';
 import type { HubIdentity } from '../hub/identity.js';
-import type { ImageService, ImageView } from '../images/service.js';
+import { systemSummary, type ImageService, type ImageView } from '../images/service.js';
 import { imageStatus, type CheckSummary, type ImageStatus } from '../images/status.js';
 import type { ImageRow, ImageStore } from '../images/store.js';
 import type { System, SystemCatalog } from '../systems/schema.js';
@@ -225,7 +225,7 @@ export class SharingService {
       id: image.id,
       owner: image.owner,
       name: image.name,
-      system: { slug: image.system, displayName: system?.displayName ?? image.system, enabled: system?.enabled ?? false },
+      system: systemSummary(image.system, system),
       reference: image.reference,
       mountPath: image.mountPath ?? system?.defaultMountPath ?? '',
       status: imageStatus(image, check),

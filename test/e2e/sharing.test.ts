@@ -44,6 +44,20 @@ async function checked(who: string, id: number): Promise<number> {
   return Number(started.body.id);
 }
 
+/** Saves Ada's image on the password-protected registry, with her login, on `system`; returns its id. */
+async function savePrivate(system: string, name: string): Promise<number> {
+  const saved = await api('ada', 'POST', 'users/ada/images', {
+    system,
+    name,
+    image: `${registries.basic}/lab/env:1`,
+    registry: registries.basic,
+    username: USER,
+    password: PASSWORD,
+  });
+  expect(saved.status).toBe(201);
+  return Number(saved.body.id);
+}
+
 /** The labels of the hub's spawn form as `user` sees it, in order. */
 async function spawnForm(user: string): Promise<string[]> {
   const { context, page } = await hubLogin(browser, hub, user);
@@ -75,16 +89,7 @@ beforeAll(async () => {
   expect((await hubApi(hub, 'POST', '/groups/lab')).status).toBe(201);
   expect((await hubApi(hub, 'POST', '/groups/lab/users', { users: ['bob'] })).status).toBe(200);
 
-  const saved = await api('ada', 'POST', 'users/ada/images', {
-    system: 'kube',
-    name: 'lab env',
-    image: `${registries.basic}/lab/env:1`,
-    registry: registries.basic,
-    username: USER,
-    password: PASSWORD,
-  });
-  expect(saved.status).toBe(201);
-  privateId = Number(saved.body.id);
+  privateId = await savePrivate('kube', 'lab env');
   privateCheckId = await checked('ada', privateId);
   const course = await api('admin', 'POST', 'users/admin/images', {
     system: 'dock',
@@ -198,15 +203,7 @@ describe('sharing with a hub group', () => {
 
 describe('starting a shared image from the hub', () => {
   it("Bob starts Ada's private image on the Docker system: the engine pulls it with her login, his server starts", async () => {
-    const saved = await api('ada', 'POST', 'users/ada/images', {
-      system: 'dock',
-      name: 'lab env (docker)',
-      image: `${registries.basic}/lab/env:1`,
-      registry: registries.basic,
-      username: USER,
-      password: PASSWORD,
-    });
-    const id = Number(saved.body.id);
+    const id = await savePrivate('dock', 'lab env (docker)');
     await checked('ada', id);
     await api('ada', 'PUT', `users/ada/images/${id}/shares`, { groups: ['lab'] });
 
