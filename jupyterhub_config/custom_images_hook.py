@@ -127,11 +127,21 @@ class CustomImages:
         name = spawner.user.name
         systems = await self._get("systems")
         images = await self._get(f"users/{quote(name, safe='')}/images?" + urlencode({"status": "passed"}))
-        shared = [i for i in await self._get(f"users/{quote(name, safe='')}/shared") if i["status"]["code"] == "passed"]
+        shared = [i for i in await self._shared_with(name) if i["status"]["code"] == "passed"]
         profiles = await _profiles_of(spawner)
         return self.render_form(
             systems, images, standard=self.standard_label or _standard_label(spawner), profiles=profiles, shared=shared
         )
+
+    async def _shared_with(self, name):
+        """Images published for everyone and shared with the user's groups; none from a service
+        that cannot list them (an older version), so that the form still offers the user's own."""
+        try:
+            return await self._get(f"users/{quote(name, safe='')}/shared")
+        except LaunchRefused as e:
+            if e.status_code in (404, 502):
+                return []
+            raise
 
     def render_form(self, systems, images, standard="Standard environment", profiles=None, shared=()):
         """The hub's standard environment first (chosen by default, as profile lists do), or

@@ -93,6 +93,19 @@ def test_form_lists_published_images_first_then_own_then_shared():
     assert "published: Course &lt;env&gt;" in html and "shared by ada" in html
 
 
+def test_form_still_offers_own_images_when_the_service_cannot_list_shared_ones():
+    class OlderService(hook.CustomImages):
+        async def _get(self, path):
+            if path == "systems":
+                return SYSTEMS
+            if path.startswith("users/ada/images"):
+                return [{**IMAGES[0], "status": {"code": "passed"}}]
+            raise hook.LaunchRefused(404, "Not found")
+
+    html = asyncio.run(OlderService("http://x/", "t", "/").options_form(fake_spawner()))
+    assert 'value="dock:7"' in html and 'value="standard"' in html
+
+
 PROFILES = [
     {"display_name": "Small", "slug": "small", "description": "2 CPUs"},
     {"display_name": "GPU <A100>", "slug": "gpu", "default": True},

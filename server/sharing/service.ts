@@ -167,7 +167,13 @@ export class SharingService {
   /** Other users' images `user` may use: published ones first, then those shared with their groups. */
   async sharedWith(actor: HubIdentity, user: string): Promise<SharedImageView[]> {
     this.deps.access.readImagesOf(actor, user);
-    const visible = await this.deps.shares.visibleTo(user, await this.groupsFor(actor, user));
+    // A hub that will not tell the groups (the service's role lacks read:users:groups) must not take the spawn
+    // form down with it: published images are still offered, and a launch of a shared one says why it fails.
+    const groups = await this.groupsFor(actor, user).catch((err: unknown) => {
+      if (err instanceof AppError && err.code === 'hub_failed') return [];
+      throw err;
+    });
+    const visible = await this.deps.shares.visibleTo(user, groups);
     const byOwner = new Map<string, number[]>();
     for (const { image } of visible) byOwner.set(image.owner, [...(byOwner.get(image.owner) ?? []), image.id]);
     const checks = new Map<number, CheckSummary>();
