@@ -29,7 +29,8 @@ COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules node_modules
 COPY --from=build /app/dist dist
 COPY views views
-RUN mkdir -p /data && chown 10001:10001 /data
+# Group 0 may write too: platforms that run images as an arbitrary uid in the root group (OpenShift) still can.
+RUN mkdir -p /data && chown 10001:0 /data && chmod 0775 /data
 VOLUME /data
 USER 10001:10001
 ENV NODE_ENV=production \

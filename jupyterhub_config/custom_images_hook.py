@@ -137,7 +137,7 @@ class CustomImages:
         """Images published for everyone and shared with the user's groups; none from a service
         that cannot list them (an older version), so that the form still offers the user's own."""
         try:
-            return await self._get(f"users/{quote(name, safe='')}/shared")
+            return await self._get(f"users/{quote(name, safe='')}/shared?" + urlencode({"status": "passed"}))
         except LaunchRefused as e:
             if e.status_code in (404, 502):
                 return []

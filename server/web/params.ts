@@ -2,8 +2,10 @@
  * Route parameters, parsed once: a malformed id is a page that does not
  * exist, but in the API the caller's mistake (400, naming the field).
  */
-import { badRequest, notFound } from '../errors.js';
-import { SLUG } from '../systems/schema.js';
+import { z } from 'zod';
+import { badRequest, invalidInput, notFound } from '../errors.js';
+import { IMAGE_STATUSES, type ImageStatusCode } from '../images/status.js';
+import { SLUG, SLUG_RULE } from '../systems/schema.js';
 
 const ID = /^[1-9][0-9]{0,9}$/;
 /** What a hub user name may be in a URL path. */
@@ -31,4 +33,23 @@ export function parseUserName(raw: unknown): string {
 export function parseSlug(raw: unknown): string {
   if (typeof raw !== 'string' || !SLUG.test(raw)) throw notFound('System');
   return raw;
+}
+
+/** `?system=SLUG&status=passed`: unknown keys and malformed values are refused. */
+const ListQuerySchema = z
+  .object({
+    system: z.string().regex(SLUG, `a system slug: ${SLUG_RULE}`).optional(),
+    status: z.enum(IMAGE_STATUSES, { message: `one of ${IMAGE_STATUSES.join(', ')}` }).optional(),
+  })
+  .strict();
+
+/** An image list's filter, or 400 naming the parameter; `keep` says whether an image passes it. */
+export function parseListQuery(raw: unknown): {
+  keep(image: { system: { slug: string }; status: { code: ImageStatusCode } }): boolean;
+} {
+  const query = ListQuerySchema.safeParse(raw);
+  if (!query.success)
+    throw invalidInput(Object.fromEntries(query.error.issues.map((issue) => [String(issue.path[0] ?? 'query'), issue.message])));
+  const { system, status } = query.data;
+  return { keep: (image) => (!system || image.system.slug === system) && (!status || image.status.code === status) };
 }

@@ -7,7 +7,7 @@
 import type { Router } from 'express';
 import type { SharingService } from '../sharing/service.js';
 import { identityOf } from './apiAuth.js';
-import { parseApiId, parseUserName } from './params.js';
+import { parseApiId, parseListQuery, parseUserName } from './params.js';
 import { presentImage, presentShared, presentShares } from './presenters.js';
 
 export function shareApiRoutes(router: Router, deps: { sharing: SharingService }): void {
@@ -16,7 +16,9 @@ export function shareApiRoutes(router: Router, deps: { sharing: SharingService }
     [parseUserName(req.params.name ?? ''), parseApiId(req.params.id ?? '')] as const;
 
   router.get('/users/:name/shared', async (req, res) => {
-    res.json((await sharing.sharedWith(identityOf(req), parseUserName(req.params.name))).map(presentShared));
+    const name = parseUserName(req.params.name);
+    const query = parseListQuery(req.query);
+    res.json((await sharing.sharedWith(identityOf(req), name)).filter(query.keep).map(presentShared));
   });
   router.post('/users/:name/copies', async (req, res) => {
     res.status(201).json(presentImage(await sharing.copy(identityOf(req), parseUserName(req.params.name), req.body)));

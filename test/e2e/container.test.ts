@@ -49,10 +49,14 @@ async function inspect(name: string, format: string): Promise<string> {
   return (await run('docker', ['inspect', '--format', format, name])).trim();
 }
 
-/** Runs the image as Docker would for an admin: host network here (no bridge), a read-only root. */
+/**
+ * Runs the image as the manifests do: a read-only root, no capabilities, no privilege gain (host network
+ * here, where no bridge can be made).
+ */
 async function startContainer(name: string, env: Record<string, string>, extra: string[] = []): Promise<void> {
   await run('docker', ['rm', '-f', '-v', name]).catch(() => undefined);
-  const args = ['run', '-d', '--name', name, '--network', 'host', '--read-only', '--health-interval', '1s', '--health-start-period', '60s'];
+  const args = ['run', '-d', '--name', name, '--network', 'host', '--read-only', '--cap-drop', 'ALL'];
+  args.push('--security-opt', 'no-new-privileges', '--health-interval', '1s', '--health-start-period', '60s');
   for (const [key, value] of Object.entries(env)) args.push('-e', `${key}=${value}`);
   containers.add(name);
   await run('docker', [...args, ...extra, image]);
@@ -170,6 +174,20 @@ describe('the container image', () => {
       '/data',
     ]);
     expect(listing).toMatch(/10001 +10001 .* custom-images\.sqlite$/m);
+  });
+
+  it('runs as an arbitrary uid in the root group too, as OpenShift starts images', async () => {
+    const name = 'ci-deploy-anyuid';
+    const volume = `ci-deploy-data-${randomBytes(4).toString('hex')}`;
+    volumes.add(volume);
+    await startContainer(
+      name,
+      { JUPYTERHUB_API_URL: 'http://127.0.0.1:9/hub/api', JUPYTERHUB_API_TOKEN: 'x', JUPYTERHUB_SERVICE_URL: 'http://127.0.0.1:18731' },
+      ['-v', `${volume}:/data`, '--user', '23456:0'],
+    );
+    await waitHealthy(name);
+    await run('docker', ['stop', name]);
+    expect(await inspect(name, '{{.State.ExitCode}}')).toBe('0');
   });
 });
 

@@ -121,6 +121,9 @@ describe('sharing with a hub group', () => {
   it("Bob sees it and launches it with his own volume and the system's uid, pulled with Ada's credential", async () => {
     const seen = list((await api('bob', 'GET', 'users/bob/shared')).body);
     expect(seen.map((i) => [i.id, i.owner, i.access, i.groups])).toContainEqual([privateId, 'ada', 'shared', ['lab']]);
+    // Filtered as the own list is; a bad filter is the caller's mistake, named.
+    expect(list((await api('bob', 'GET', 'users/bob/shared?system=dock')).body).map((i) => i.id)).not.toContain(privateId);
+    expect(await api('bob', 'GET', 'users/bob/shared?status=fine')).toMatchObject({ status: 400, body: { field: 'status' } });
     // Never the credential or the registry login.
     expect(JSON.stringify(seen)).not.toContain(USER);
     expect(JSON.stringify(seen)).not.toContain('credential');
