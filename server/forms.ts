@@ -4,6 +4,19 @@
  * arrays. Each feature's input schema builds on these.
  */
 import { z } from 'zod';
+import { invalidInput, type AppError } from './errors.js';
+
+/** The first message for each input field of a refused input; `fallback` names a problem of the whole input. */
+export function firstMessages(error: z.ZodError, fallback: string): Record<string, string> {
+  const fields: Record<string, string> = {};
+  for (const issue of error.issues) fields[String(issue.path[0] ?? fallback)] ??= issue.message;
+  return fields;
+}
+
+/** A refused input as a 400 naming each field with its first message. */
+export function inputError(error: z.ZodError, fallback: string): AppError {
+  return invalidInput(firstMessages(error, fallback));
+}
 
 /** A checkbox: true, "on", "true" or "1"; anything else, or nothing, is false. */
 export const checkbox = z

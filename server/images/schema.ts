@@ -4,7 +4,7 @@
  * that each name their field.
  */
 import { z } from 'zod';
-import { checkbox } from '../forms.js';
+import { checkbox, firstMessages } from '../forms.js';
 import { DOCKER_HUB, ReferenceError, parseReference, parseRegistryHost, type ImageReference } from '../registry/reference.js';
 import { registryAllowed, type System } from '../systems/schema.js';
 import { MOUNT_PATH_MAX_LENGTH, checkMountPath } from './mountPath.js';
@@ -174,10 +174,5 @@ function credentialChange(
 
 /** The first message for each field, for showing next to the inputs. */
 export function fieldErrors(error: z.ZodError): Partial<Record<ImageField, string>> {
-  const errors: Partial<Record<ImageField, string>> = {};
-  for (const issue of error.issues) {
-    const field = (issue.path[0] ?? 'image') as ImageField;
-    errors[field] ??= issue.message;
-  }
-  return errors;
+  return firstMessages(error, 'image');
 }

@@ -7,6 +7,7 @@
 import { z } from 'zod';
 import { auditEntry, type AuditLog } from '../audit/store.js';
 import { conflict, invalidInput, notFound, AppError } from '../errors.js';
+import { inputError } from '../forms.js';
 import type { AccessRules } from '../hub/access.js';
 import type { HubGroups } from '../hub/groups.js';
 import type { HubIdentity } from '../hub/identity.js';
@@ -55,10 +56,6 @@ const CopyInputSchema = z.object({
   name: z.string().optional(),
 });
 
-function inputError(error: z.ZodError): AppError {
-  return invalidInput(Object.fromEntries(error.issues.map((i) => [String(i.path[0] ?? 'input'), i.message])));
-}
-
 /** The words a receiver gets for an image that is not (or no longer) theirs to use; the same whether it exists or not. */
 function notShared(): AppError {
   return new AppError(
@@ -98,7 +95,7 @@ export class SharingService {
     this.deps.access.writeImagesOf(actor, owner);
     await this.ownImage(owner, id);
     const parsed = ShareInputSchema.safeParse(raw);
-    if (!parsed.success) throw inputError(parsed.error);
+    if (!parsed.success) throw inputError(parsed.error, 'input');
     const groups = [...new Set(parsed.data.groups.map((g) => g.trim()))];
     const known = new Set(await this.deps.groups.groupNames());
     const unknown = groups.filter((g) => !known.has(g));
@@ -131,7 +128,7 @@ export class SharingService {
     this.deps.access.publishImages(actor);
     const image = await this.ownImage(owner, id);
     const parsed = PublishInputSchema.safeParse(raw ?? {});
-    if (!parsed.success) throw inputError(parsed.error);
+    if (!parsed.success) throw inputError(parsed.error, 'input');
     if (actor.name !== owner && (await this.deps.imageStore.credentialFor(owner, id))) {
       throw conflict(
         `"${image.name}" pulls with ${owner}'s registry password; only ${owner} can publish it. Ask them, or save the image yourself with a site credential.`,
@@ -202,7 +199,7 @@ export class SharingService {
   async copy(actor: HubIdentity, user: string, raw: unknown): Promise<ImageView> {
     this.deps.access.writeImagesOf(actor, user);
     const parsed = CopyInputSchema.safeParse(raw ?? {});
-    if (!parsed.success) throw inputError(parsed.error);
+    if (!parsed.success) throw inputError(parsed.error, 'input');
     const image = await this.deps.imageStore.getById(parsed.data.from);
     if (!image || image.owner === user) throw notShared();
     await this.usableBy(actor, user, image);

@@ -6,13 +6,13 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { auditEntry } from '../audit/store.js';
-import { conflict, invalidInput, notFound, type AppError } from '../errors.js';
+import { conflict, notFound } from '../errors.js';
 import type { AccessRules } from '../hub/access.js';
 import { isServiceAdmin, type HubIdentity } from '../hub/identity.js';
 import { checkMountPath } from '../images/mountPath.js';
 import { hostProblem, type ImageReference } from '../registry/reference.js';
 import { resealWithCurrentKey, type Keyring, type RotationResult } from '../secrets/keyring.js';
-import { checkbox, lines } from '../forms.js';
+import { checkbox, inputError, lines } from '../forms.js';
 import { DEFAULT_GID, DEFAULT_UID, registryAllowed, SLUG, SLUG_RULE, SystemSchema, type System, type SystemCatalog } from './schema.js';
 import type { RegistryCredentialRow, SystemStore } from './store.js';
 
@@ -136,15 +136,6 @@ function adminCredentialAd(id: string, pattern: string): string {
   return `custom-images/registry-credential/v1/${id}/${pattern}`;
 }
 
-function toInputError(error: z.ZodError): AppError {
-  const fields: Record<string, string> = {};
-  for (const issue of error.issues) {
-    const key = String(issue.path[0] ?? 'slug');
-    fields[key] ??= issue.message;
-  }
-  return invalidInput(fields);
-}
-
 export interface SystemServiceDeps {
   store: SystemStore;
   keyring: Keyring;
@@ -211,7 +202,7 @@ export class SystemService implements SystemCatalog {
   async create(actor: HubIdentity, raw: unknown): Promise<System> {
     this.rules().manageSystems(actor);
     const parsed = SystemInputSchema.safeParse(raw);
-    if (!parsed.success) throw toInputError(parsed.error);
+    if (!parsed.success) throw inputError(parsed.error, 'slug');
     const system = parsed.data;
     if (await this.deps.store.get(system.slug)) {
       throw conflict(`A system with the slug ${system.slug} exists already`, { field: 'slug' });
@@ -228,7 +219,7 @@ export class SystemService implements SystemCatalog {
     const existing = await this.deps.store.get(slug);
     if (!existing) throw notFound('System');
     const parsed = SystemInputSchema.safeParse({ ...(raw as object), slug });
-    if (!parsed.success) throw toInputError(parsed.error);
+    if (!parsed.success) throw inputError(parsed.error, 'slug');
     const system = parsed.data;
     await this.deps.store.transaction(async (store) => {
       await store.update(system, this.now());
@@ -242,7 +233,7 @@ export class SystemService implements SystemCatalog {
     const created: string[] = [];
     for (const raw of systems) {
       const parsed = SystemInputSchema.safeParse(raw);
-      if (!parsed.success) throw new Error(`a seeded system is invalid: ${toInputError(parsed.error).message}`);
+      if (!parsed.success) throw new Error(`a seeded system is invalid: ${inputError(parsed.error, 'slug').message}`);
       if (await this.deps.store.get(parsed.data.slug)) continue;
       await this.deps.store.insert(parsed.data, this.now());
       created.push(parsed.data.slug);
@@ -266,7 +257,7 @@ export class SystemService implements SystemCatalog {
   async putCredential(actor: HubIdentity, raw: unknown): Promise<void> {
     this.rules().manageSystems(actor);
     const parsed = RegistryCredentialInputSchema.safeParse(raw);
-    if (!parsed.success) throw toInputError(parsed.error);
+    if (!parsed.success) throw inputError(parsed.error, 'slug');
     const { pattern, username, password } = parsed.data;
     const id = randomUUID();
     const sealed = this.deps.keyring.seal(password, adminCredentialAd(id, pattern));

@@ -3,7 +3,8 @@
  * exist, but in the API the caller's mistake (400, naming the field).
  */
 import { z } from 'zod';
-import { badRequest, invalidInput, notFound } from '../errors.js';
+import { badRequest, notFound } from '../errors.js';
+import { inputError } from '../forms.js';
 import { IMAGE_STATUSES, type ImageStatusCode } from '../images/status.js';
 import { SLUG, SLUG_RULE } from '../systems/schema.js';
 
@@ -48,8 +49,7 @@ export function parseListQuery(raw: unknown): {
   keep(image: { system: { slug: string }; status: { code: ImageStatusCode } }): boolean;
 } {
   const query = ListQuerySchema.safeParse(raw);
-  if (!query.success)
-    throw invalidInput(Object.fromEntries(query.error.issues.map((issue) => [String(issue.path[0] ?? 'query'), issue.message])));
+  if (!query.success) throw inputError(query.error, 'query');
   const { system, status } = query.data;
   return { keep: (image) => (!system || image.system.slug === system) && (!status || image.status.code === status) };
 }
