@@ -64,6 +64,10 @@ function notShared(): AppError {
   );
 }
 
+function sharesOf(image: ImageRow, groups: string[]): SharesView {
+  return { groups, published: image.published, launchesByOthers: image.launchesByOthers };
+}
+
 export interface SharingServiceDeps {
   access: AccessRules;
   images: ImageService;
@@ -86,14 +90,21 @@ export class SharingService {
   /** With whom `owner`'s image is shared: for the owner. */
   async sharesOf(actor: HubIdentity, owner: string, id: number): Promise<SharesView> {
     this.deps.access.writeImagesOf(actor, owner);
-    const image = await this.ownImage(owner, id);
-    return { groups: await this.deps.shares.groupsOf(id), published: image.published, launchesByOthers: image.launchesByOthers };
+    return this.sharesView(await this.ownImage(owner, id));
+  }
+
+  /** With whom each of `owner`'s images is shared, by image id (the owner's page): two queries for all. */
+  async sharesOfAll(actor: HubIdentity, owner: string): Promise<Map<number, SharesView>> {
+    this.deps.access.writeImagesOf(actor, owner);
+    const images = await this.deps.imageStore.list(owner);
+    const groups = await this.deps.shares.groupsOfImages(images.map((i) => i.id));
+    return new Map(images.map((image) => [image.id, sharesOf(image, groups.get(image.id) ?? [])]));
   }
 
   /** Shares `owner`'s image with exactly the groups given (none: shared with nobody); the groups must exist at the hub. */
   async share(actor: HubIdentity, owner: string, id: number, raw: unknown): Promise<SharesView> {
     this.deps.access.writeImagesOf(actor, owner);
-    await this.ownImage(owner, id);
+    const image = await this.ownImage(owner, id);
     const parsed = ShareInputSchema.safeParse(raw);
     if (!parsed.success) throw inputError(parsed.error, 'input');
     const groups = [...new Set(parsed.data.groups.map((g) => g.trim()))];
@@ -104,19 +115,28 @@ export class SharingService {
         groups: `The hub has no group ${unknown.map((g) => `"${g}"`).join(', ')}; its groups are: ${[...known].sort().join(', ') || 'none'}`,
       });
     }
-    await this.deps.shares.setGroups(id, groups, actor.name, this.now());
-    await this.deps.audit.append(auditEntry(actor, 'image.share', { type: 'image', id: String(id) }, { owner, groups }), this.now());
-    return this.sharesOf(actor, owner, id);
+    return this.setGroups(actor, image, groups);
   }
 
   /** Stops sharing `owner`'s image with one group. */
   async unshare(actor: HubIdentity, owner: string, id: number, group: string): Promise<SharesView> {
     this.deps.access.writeImagesOf(actor, owner);
-    await this.ownImage(owner, id);
-    const groups = (await this.deps.shares.groupsOf(id)).filter((g) => g !== group);
-    await this.deps.shares.setGroups(id, groups, actor.name, this.now());
-    await this.deps.audit.append(auditEntry(actor, 'image.share', { type: 'image', id: String(id) }, { owner, groups }), this.now());
-    return this.sharesOf(actor, owner, id);
+    const image = await this.ownImage(owner, id);
+    return this.setGroups(
+      actor,
+      image,
+      (await this.deps.shares.groupsOf(id)).filter((g) => g !== group),
+    );
+  }
+
+  /** Shares `image` with exactly `groups`, on record. */
+  private async setGroups(actor: HubIdentity, image: ImageRow, groups: string[]): Promise<SharesView> {
+    await this.deps.shares.setGroups(image.id, groups, actor.name, this.now());
+    await this.deps.audit.append(
+      auditEntry(actor, 'image.share', { type: 'image', id: String(image.id) }, { owner: image.owner, groups }),
+      this.now(),
+    );
+    return this.sharesView(image);
   }
 
   /**
@@ -140,12 +160,7 @@ export class SharingService {
       auditEntry(actor, 'image.publish', { type: 'image', id: String(id) }, { owner, description: parsed.data.description }),
       now,
     );
-    const shares = await this.deps.shares.groupsOf(id);
-    return {
-      groups: shares,
-      published: { at: now, by: actor.name, description: parsed.data.description },
-      launchesByOthers: image.launchesByOthers,
-    };
+    return this.sharesView({ ...image, published: { at: now, by: actor.name, description: parsed.data.description } });
   }
 
   /** Withdraws a published image (hub admins). */
@@ -215,6 +230,10 @@ export class SharingService {
   private async groupsFor(actor: HubIdentity, user: string): Promise<string[]> {
     if (actor.kind === 'user' && actor.name === user) return actor.groups;
     return this.deps.groups.groupsOf(user);
+  }
+
+  private async sharesView(image: ImageRow): Promise<SharesView> {
+    return sharesOf(image, await this.deps.shares.groupsOf(image.id));
   }
 
   private async ownImage(owner: string, id: number): Promise<ImageRow> {

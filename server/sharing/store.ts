@@ -9,8 +9,16 @@ export class ShareStore {
 
   /** The groups image `id` is shared with, sorted. */
   async groupsOf(id: number): Promise<string[]> {
-    const rows = (await this.db('image_shares').where({ image_id: id }).orderBy('group_name').select('group_name')) as Row[];
-    return rows.map((r) => String(r.group_name));
+    return (await this.groupsOfImages([id])).get(id) ?? [];
+  }
+
+  /** The groups each of the images is shared with, sorted; one query for all. */
+  async groupsOfImages(ids: readonly number[]): Promise<Map<number, string[]>> {
+    const groups = new Map<number, string[]>();
+    if (ids.length === 0) return groups;
+    const rows = (await this.db('image_shares').whereIn('image_id', ids).orderBy('group_name').select('image_id', 'group_name')) as Row[];
+    for (const r of rows) groups.set(Number(r.image_id), [...(groups.get(Number(r.image_id)) ?? []), String(r.group_name)]);
+    return groups;
   }
 
   /** Shares image `id` with exactly `groups` (added ones are recorded as shared by `by`). */

@@ -97,11 +97,11 @@ export function imagePagesRouter(deps: {
   /** My images with whom each is shared, and what others share with me; `problem` next to the form it is about. */
   async function renderHome(req: Request, res: Response, problem?: { imageId: number; message: string; status: number; groups?: string }) {
     const user = owner(req);
-    const own = await images.list(user, user.name);
+    const [own, shares] = await Promise.all([images.list(user, user.name), sharing.sharesOfAll(user, user.name)]);
     const list = await Promise.all(
       own.map(async (image) => ({
         ...presentTile(image),
-        shares: await sharing.sharesOf(user, user.name, image.id),
+        shares: shares.get(image.id),
         shareProblem: problem?.imageId === image.id ? problem.message : undefined,
         // What the user typed stays in the field when it was refused.
         shareInput: problem?.imageId === image.id ? problem.groups : undefined,
