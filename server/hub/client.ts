@@ -88,13 +88,14 @@ export function createHubClient(options: HubClientOptions): HubClient {
 
     async groupNames() {
       const names: string[] = [];
-      // JupyterHub pages long lists (2.0+); older hubs answer the whole list at once.
+      // JupyterHub answers at most its api_page_max_limit (200 unless the admin set it lower) whatever
+      // limit is asked: a short page is not the last one, an empty one is.
       for (let offset = 0; ;) {
         const response = await call(`/groups?offset=${offset}&limit=200`, options.apiToken);
         if (!response.ok) throw unexpected(response, 'a list of groups (the service needs the scope list:groups)');
         const page = (await response.json()) as Array<{ name?: unknown }>;
+        if (page.length === 0) return names;
         names.push(...page.map((g) => g.name).filter((n): n is string => typeof n === 'string'));
-        if (page.length < 200) return names;
         offset += page.length;
       }
     },
