@@ -327,6 +327,11 @@ export function parseConfig(env: Record<string, string | undefined>, cwd: string
   };
 }
 
+/** A refused subset of the variables (commands that read only what they need): one line a problem, each naming its variable. */
+function configError(error: z.ZodError): ConfigError {
+  return new ConfigError(error.issues.map((issue) => `${issue.path.join('.')} ${issue.message}`));
+}
+
 /** The part of the configuration that commands without a hub (migrate, rotate-keys) need. */
 export type StoreConfig = Pick<Config, 'databaseUrl' | 'cryptKeys' | 'logLevel'>;
 
@@ -335,9 +340,7 @@ function parseStoreConfig(env: Record<string, string | undefined>, cwd: string =
   const result = envSchema(cwd)
     .pick({ CUSTOM_IMAGES_DATABASE_URL: true, CUSTOM_IMAGES_CRYPT_KEY: true, CUSTOM_IMAGES_LOG_LEVEL: true })
     .safeParse(env);
-  if (!result.success) {
-    throw new ConfigError(result.error.issues.map((issue) => `${issue.path.join('.')} ${issue.message}`));
-  }
+  if (!result.success) throw configError(result.error);
   return {
     databaseUrl: result.data.CUSTOM_IMAGES_DATABASE_URL,
     cryptKeys: result.data.CUSTOM_IMAGES_CRYPT_KEY,
@@ -353,9 +356,7 @@ export interface ListenConfig {
 
 function parseListenConfig(env: Record<string, string | undefined>): ListenConfig {
   const result = envSchema(process.cwd()).pick({ JUPYTERHUB_SERVICE_URL: true, JUPYTERHUB_SERVICE_PREFIX: true }).safeParse(env);
-  if (!result.success) {
-    throw new ConfigError(result.error.issues.map((issue) => `${issue.path.join('.')} ${issue.message}`));
-  }
+  if (!result.success) throw configError(result.error);
   const url = new URL(result.data.JUPYTERHUB_SERVICE_URL);
   if (url.hostname === '0.0.0.0') url.hostname = '127.0.0.1';
   if (url.hostname === '[::]') url.hostname = '[::1]';
