@@ -127,7 +127,7 @@ class CustomImages:
         name = spawner.user.name
         systems = await self._get("systems")
         images = await self._get(f"users/{quote(name, safe='')}/images?" + urlencode({"status": "passed"}))
-        shared = [i for i in await self._shared_with(name) if i["status"]["code"] == "passed"]
+        shared = await self._shared_with(name)
         profiles = await _profiles_of(spawner)
         return self.render_form(
             systems, images, standard=self.standard_label or _standard_label(spawner), profiles=profiles, shared=shared
@@ -165,15 +165,12 @@ class CustomImages:
         else:
             parts.append(self._choice(STANDARD, escape(standard), checked=True))
         for image in published:
-            about = f' <small class="custom-images-published">· published{": " + escape(image["description"]) if image.get("description") else ""}</small>'
-            parts.append(self._choice(f'{image["system"]["slug"]}:{image["id"]}', self._image_label(image) + about, checked=False))
+            about = f'published{": " + image["description"] if image.get("description") else ""}'
+            parts.append(self._image_choice(image, "custom-images-published", about))
         for image in usable:
-            start = image.get("start") or {}
-            ready = f' <small class="custom-images-start">· {escape(start["text"])}</small>' if start.get("text") else ""
-            parts.append(self._choice(f'{image["system"]["slug"]}:{image["id"]}', self._image_label(image) + ready, checked=False))
+            parts.append(self._image_choice(image, "custom-images-start", (image.get("start") or {}).get("text")))
         for image in others:
-            by = f' <small class="custom-images-shared">· shared by {escape(image["owner"])}</small>'
-            parts.append(self._choice(f'{image["system"]["slug"]}:{image["id"]}', self._image_label(image) + by, checked=False))
+            parts.append(self._image_choice(image, "custom-images-shared", f'shared by {image["owner"]}'))
         parts.append("</fieldset>")
         if not enabled:
             parts.append("<p>No system offers custom images at the moment.</p>")
@@ -186,9 +183,12 @@ class CustomImages:
         parts.append("</div>")
         return "".join(parts)
 
-    @staticmethod
-    def _image_label(image):
-        return f'{escape(image["name"])} <code>{escape(image["image"])}</code> <small>({escape(image["system"]["displayName"])})</small>'
+    def _image_choice(self, image, note_class, note):
+        """An image as a choice: its name, reference and system, and a note (escaped here) after them."""
+        label = f'{escape(image["name"])} <code>{escape(image["image"])}</code> <small>({escape(image["system"]["displayName"])})</small>'
+        if note:
+            label += f' <small class="{note_class}">· {escape(note)}</small>'
+        return self._choice(f'{image["system"]["slug"]}:{image["id"]}', label, checked=False)
 
     def _choice(self, value, html_label, checked):
         value = escape(value)
