@@ -49,6 +49,11 @@ import { ShareStore } from './sharing/store.js';
 import { AuditLog } from './audit/store.js';
 import type { DockerEngine } from './runner/engine.js';
 import { SystemService } from './systems/service.js';
+import { BuildService } from './builds/service.js';
+import { BuildStore } from './builds/store.js';
+import { BuildWorker } from './builds/worker.js';
+import { GitFetcher } from './builds/git.js';
+import { DockerBuilder } from './runner/dockerBuilder.js';
 import { SystemStore } from './systems/store.js';
 import { adminPagesRouter } from './web/adminPages.js';
 import { imagePagesRouter } from './web/imagePages.js';
@@ -88,6 +93,9 @@ export interface App {
   /** Creates the systems of a seed file that do not exist yet (CUSTOM_IMAGES_SYSTEMS_FILE); returns their slugs. */
   seedSystems(systems: unknown[]): Promise<string[]>;
 }
+
+/** Files one build may upload: "a few small files"; more belong in a git repository. */
+const BUILD_UPLOAD_FILES = 20;
 
 /** The session cookie's name: one per service, so two services on one hub do not clash. */
 function cookieName(serviceName: string): string {
@@ -254,17 +262,49 @@ export function createApp(deps: AppDeps): App {
     logger,
     concurrency: config.checks.concurrency,
   });
+  const buildStore = new BuildStore(db);
+  const builds = new BuildService({
+    store: buildStore,
+    images,
+    imageStore,
+    systems,
+    access,
+    keyring: deps.keyring,
+    registry: deps.registry,
+    git: new GitFetcher({
+      trustedHosts: config.builds.trustedGitHosts,
+      maxBytes: config.builds.gitMaxBytes,
+      timeoutMs: config.registries.timeoutMs,
+    }),
+    builder: deps.engine ? new DockerBuilder(deps.engine) : undefined,
+    check: (owner, imageId) => checks.queue(owner, imageId),
+    limits: { dockerfileBytes: 64 * 1024, uploadBytes: config.builds.uploadBytes, uploadFiles: BUILD_UPLOAD_FILES },
+    builderLimits: { memoryBytes: config.builds.memoryBytes, cpus: config.builds.cpus, timeoutMs: config.builds.timeoutMs },
+    maxQueuedPerUser: config.builds.maxQueuedPerUser,
+    maxStreamsPerUser: config.checks.maxStreamsPerUser,
+    onQueued: () => buildWorker.nudge(),
+    logger,
+  });
+  const buildWorker = new BuildWorker({
+    store: buildStore,
+    builds,
+    canBuild: deps.engine !== undefined,
+    logger,
+    concurrency: config.builds.concurrency,
+  });
   const worker: Workers = {
     start() {
       checkWorker.start();
       pullWorker?.start();
+      buildWorker.start();
     },
     async stop() {
-      await Promise.all([checkWorker.stop(), pullWorker?.stop()]);
+      await Promise.all([checkWorker.stop(), pullWorker?.stop(), buildWorker.stop()]);
     },
   };
   // The API on the app itself, before everything the pages need.
-  app.use(`${apiPrefix}v1`, apiRouter({ authenticate, systems, launches, images, checks, sharing }));
+  const uploadLimits = { uploadBytes: config.builds.uploadBytes, uploadFiles: BUILD_UPLOAD_FILES };
+  app.use(`${apiPrefix}v1`, apiRouter({ authenticate, systems, launches, images, checks, sharing, builds, uploadLimits }));
   const draining = new AbortController();
   const router = express.Router();
   router.use('/static', express.static(path.join(VIEWS_DIR, 'static'), { maxAge: '1h' }));

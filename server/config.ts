@@ -7,7 +7,7 @@
  */
 import path from 'node:path';
 import { z } from 'zod';
-import { OPEN_POLICY, type System } from './systems/schema.js';
+import { OPEN_POLICY, NO_BUILDS, type System } from './systems/schema.js';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
@@ -143,6 +143,26 @@ function envSchema(cwd: string) {
       .int('must be a whole number of days')
       .min(0, 'must be 0 (keep them) or more days')
       .default(14),
+    CUSTOM_IMAGES_BUILD_CONCURRENCY: z.coerce.number().int().min(1, 'must be 1 or more').max(16).default(1),
+    CUSTOM_IMAGES_MAX_QUEUED_BUILDS_PER_USER: z.coerce.number().int().min(1, 'must be 1 or more').default(2),
+    CUSTOM_IMAGES_BUILD_TIMEOUT_SECONDS: z.coerce
+      .number()
+      .int('must be a whole number of seconds')
+      .min(10, 'must be at least 10 seconds')
+      .default(1800),
+    CUSTOM_IMAGES_BUILD_MEMORY_MB: z.coerce.number().int().min(256, 'must be at least 256 MB').default(4096),
+    CUSTOM_IMAGES_BUILD_CPUS: z.coerce.number().positive('must be a positive number of CPUs').max(256).default(2),
+    CUSTOM_IMAGES_BUILD_UPLOAD_MAX_KB: z.coerce.number().int().min(1, 'must be 1 or more').default(10240),
+    CUSTOM_IMAGES_BUILD_GIT_MAX_MB: z.coerce.number().int().min(1, 'must be 1 or more').default(200),
+    CUSTOM_IMAGES_TRUSTED_GIT_HOSTS: z
+      .string()
+      .default('')
+      .transform((raw) =>
+        raw
+          .split(',')
+          .map((h) => h.trim().toLowerCase())
+          .filter(Boolean),
+      ),
     CUSTOM_IMAGES_SYSTEMS_FILE: z
       .string()
       .optional()
@@ -211,6 +231,20 @@ export interface Config {
     keepPulledImages: boolean;
     /** Start images in Docker when an engine is configured (false: registry checks only). */
     runImages: boolean;
+  };
+  /** Images built for researchers on the Docker engine. */
+  builds: {
+    concurrency: number;
+    /** Builds one user may have queued or running at once (all replicas). */
+    maxQueuedPerUser: number;
+    timeoutMs: number;
+    memoryBytes: number;
+    cpus: number;
+    /** All files uploaded with one build together. */
+    uploadBytes: number;
+    gitMaxBytes: number;
+    /** Git hosts (host[:port]) that may be on private addresses and plain http. */
+    trustedGitHosts: string[];
   };
   /** Images in the Docker engine. */
   pulls: {
@@ -296,6 +330,7 @@ export function parseConfig(env: Record<string, string | undefined>, cwd: string
       platform: e.CUSTOM_IMAGES_PLATFORM,
       spawner: 'docker',
       policy: OPEN_POLICY,
+      build: NO_BUILDS,
     },
     systemsFile: e.CUSTOM_IMAGES_SYSTEMS_FILE,
     checks: {
@@ -311,6 +346,16 @@ export function parseConfig(env: Record<string, string | undefined>, cwd: string
       },
       keepPulledImages: e.CUSTOM_IMAGES_KEEP_PULLED_IMAGES,
       runImages: e.CUSTOM_IMAGES_RUN_CHECKS,
+    },
+    builds: {
+      concurrency: e.CUSTOM_IMAGES_BUILD_CONCURRENCY,
+      maxQueuedPerUser: e.CUSTOM_IMAGES_MAX_QUEUED_BUILDS_PER_USER,
+      timeoutMs: e.CUSTOM_IMAGES_BUILD_TIMEOUT_SECONDS * 1000,
+      memoryBytes: e.CUSTOM_IMAGES_BUILD_MEMORY_MB * 1024 * 1024,
+      cpus: e.CUSTOM_IMAGES_BUILD_CPUS,
+      uploadBytes: e.CUSTOM_IMAGES_BUILD_UPLOAD_MAX_KB * 1024,
+      gitMaxBytes: e.CUSTOM_IMAGES_BUILD_GIT_MAX_MB * 1024 * 1024,
+      trustedGitHosts: e.CUSTOM_IMAGES_TRUSTED_GIT_HOSTS,
     },
     pulls: {
       timeoutMs: e.CUSTOM_IMAGES_PULL_TIMEOUT_SECONDS * 1000,

@@ -5,6 +5,7 @@
  * are stored as the job goes.
  */
 import { conflict, notFound, tooManyRequests } from '../errors.js';
+import { Followers } from '../jobs/follow.js';
 import type { HubClient } from '../hub/client.js';
 import type { AccessRules } from '../hub/access.js';
 import type { HubIdentity } from '../hub/identity.js';
@@ -54,18 +55,14 @@ export interface CheckServiceDeps {
 
 const HUB_VERSION_TTL_MS = 3600_000;
 
-/** How often a followed check is read again, and for how long at most. */
-const FOLLOW_EVERY_MS = 500;
-const FOLLOW_AT_MOST_MS = 15 * 60_000;
-
 export class CheckService {
   private hubVersion: { value: string | undefined; at: number } | undefined;
-  /** Open progress streams per user, on this replica. */
-  private readonly streams = new Map<string, number>();
+  private readonly followers: Followers;
   private readonly now: () => Date;
 
   constructor(private readonly deps: CheckServiceDeps) {
     this.now = deps.now ?? (() => new Date());
+    this.followers = new Followers(deps.maxStreamsPerUser, 'running check');
   }
 
   /** Whether checks also start the image in Docker. */
@@ -77,6 +74,11 @@ export class CheckService {
   async request(actor: HubIdentity, owner: string, imageId: number): Promise<CheckRow> {
     // The owner, or the spawner hook before a launch.
     this.deps.access.readImagesOf(actor, owner);
+    return this.queue(owner, imageId);
+  }
+
+  /** Queues a check for the service's own reasons (a build finished); the caller has checked who asks. */
+  async queue(owner: string, imageId: number): Promise<CheckRow> {
     const image = await this.deps.images.load(owner, imageId);
     // One user cannot fill the queue for everyone.
     const active = await this.deps.store.activeFor(owner);
@@ -174,27 +176,14 @@ export class CheckService {
     const first = await this.get(actor, checkId);
     if (first.owner !== owner) throw notFound('Check');
     if (first.imageId !== imageId) throw notFound('Check');
-    const open = this.streams.get(owner) ?? 0;
-    if (open >= this.deps.maxStreamsPerUser) {
-      throw tooManyRequests(
-        `${owner} follows ${open} running check${open === 1 ? '' : 's'} already (at most ${this.deps.maxStreamsPerUser} at once). Close another page of a running check, or reload this one later.`,
-        10,
-      );
-    }
-    this.streams.set(owner, open + 1);
-    try {
-      const until = Date.now() + FOLLOW_AT_MOST_MS;
-      for (let check = first; ; check = await this.get(actor, checkId)) {
-        send(check);
-        if (!isActive(check.status) || closed() || Date.now() > until) return;
-        await new Promise((r) => setTimeout(r, FOLLOW_EVERY_MS));
-        if (closed()) return;
-      }
-    } finally {
-      const left = (this.streams.get(owner) ?? 1) - 1;
-      if (left > 0) this.streams.set(owner, left);
-      else this.streams.delete(owner);
-    }
+    await this.followers.follow(
+      owner,
+      first,
+      () => this.get(actor, checkId),
+      (c) => isActive(c.status),
+      send,
+      closed,
+    );
   }
 
   /** A check, for its owner or the spawner hook; someone else's is not found. */

@@ -116,7 +116,7 @@ function editableColumns(fields: Omit<ImageFields, 'owner'>): Record<string, str
 
 /** The queries on images, credentials and audit, bound to a connection or a transaction. */
 export class ImageStore {
-  constructor(private readonly db: Knex | Knex.Transaction) {}
+  constructor(readonly db: Knex | Knex.Transaction) {}
 
   /** Runs `fn` in one transaction with a store bound to it. */
   async transaction<T>(fn: (store: ImageStore) => Promise<T>): Promise<T> {
@@ -138,6 +138,18 @@ export class ImageStore {
       .insert({ owner: fields.owner, ...editableColumns(fields), created_at: now, updated_at: now })
       .returning('id')) as Array<{ id: number } | number>;
     return typeof row === 'object' ? Number(row.id) : Number(row);
+  }
+
+  /** A built image's new build: the reference it was pushed as (the input shown is the same). */
+  async setReference(owner: string, id: number, reference: string, now: Date): Promise<void> {
+    await this.db('images').where({ owner, id }).update({ reference, reference_input: reference, updated_at: now });
+  }
+
+  /** Whether `owner` has an image called `name` (other than `except`). */
+  async nameTaken(owner: string, name: string, except?: number): Promise<boolean> {
+    const query = this.db('images').where({ owner, name });
+    if (except !== undefined) query.whereNot({ id: except });
+    return (await query.first('id')) !== undefined;
   }
 
   async update(owner: string, id: number, fields: Omit<ImageFields, 'owner'>, now: Date): Promise<void> {

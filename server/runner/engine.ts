@@ -84,7 +84,7 @@ export function dockerFromHost(dockerHost: string | undefined): Docker {
   return new Docker({ host: url.hostname, port: Number(url.port || 2375), protocol: url.protocol === 'https:' ? 'https' : 'http' });
 }
 
-function engineError(err: unknown, what: string): AppError {
+export function engineError(err: unknown, what: string): AppError {
   const message = err instanceof Error ? err.message : String(err);
   if (/ECONNREFUSED|ENOENT|EACCES|socket hang up|ECONNRESET/.test(message)) {
     return upstream('unavailable', `The Docker engine is not reachable (${what}); ask the hub admin to check it.`, err);

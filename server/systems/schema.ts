@@ -66,6 +66,24 @@ export const OPEN_POLICY: ImagePolicy = {
 export const SLUG = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 export const SLUG_RULE = 'letters, digits, ".", "_" and "-", starting with a letter or digit, up to 63 characters';
 
+/** The network of a build's RUN steps: the engine's default, none at all, or the host's. */
+export const BUILD_NETWORKS = ['default', 'none', 'host'] as const;
+export type BuildNetwork = (typeof BUILD_NETWORKS)[number];
+
+/** Whether and how a system builds images for researchers. */
+export const BuildSettingsSchema = z.object({
+  enabled: z.boolean().default(false),
+  /** A registry path (`registry.example.org/custom-images`): results are pushed as `<pushTo>/<user>/<name>:<build number>`. */
+  pushTo: z.string().default(''),
+  network: z.enum(BUILD_NETWORKS).default('default'),
+  /** The base images offered for "base image + packages". */
+  baseImages: z.array(z.object({ name: z.string().min(1).max(100), image: z.string().min(1).max(600) })).default([]),
+});
+export type BuildSettings = z.infer<typeof BuildSettingsSchema>;
+
+/** A system that builds nothing. */
+export const NO_BUILDS: BuildSettings = { enabled: false, pushTo: '', network: 'default', baseImages: [] };
+
 export const SystemSchema = z.object({
   slug: z.string().regex(SLUG),
   displayName: z.string().min(1).max(100),
@@ -79,6 +97,7 @@ export const SystemSchema = z.object({
   platform: z.string().default('linux/amd64'),
   spawner: z.enum(['docker', 'kubernetes']).default('docker'),
   policy: ImagePolicySchema.default(OPEN_POLICY),
+  build: BuildSettingsSchema.default(NO_BUILDS),
 });
 export type System = z.infer<typeof SystemSchema>;
 

@@ -10,10 +10,20 @@ import { conflict, notFound } from '../errors.js';
 import type { AccessRules } from '../hub/access.js';
 import { isServiceAdmin, type HubIdentity } from '../hub/identity.js';
 import { checkMountPath } from '../images/mountPath.js';
-import { hostProblem, type ImageReference } from '../registry/reference.js';
+import { hostProblem, parseReference, type ImageReference } from '../registry/reference.js';
 import { resealWithCurrentKey, type Keyring, type RotationResult } from '../secrets/keyring.js';
 import { checkbox, inputError, lines } from '../forms.js';
-import { DEFAULT_GID, DEFAULT_UID, registryAllowed, SLUG, SLUG_RULE, SystemSchema, type System, type SystemCatalog } from './schema.js';
+import {
+  BUILD_NETWORKS,
+  DEFAULT_GID,
+  DEFAULT_UID,
+  registryAllowed,
+  SLUG,
+  SLUG_RULE,
+  SystemSchema,
+  type System,
+  type SystemCatalog,
+} from './schema.js';
 import type { RegistryCredentialRow, SystemStore } from './store.js';
 
 /** A registry pattern: `*`, `host/*`, `host/path/*`, or an exact `host/repository`. */
@@ -76,6 +86,11 @@ export const SystemInputSchema = z
       .trim()
       .regex(/^(\d+\.\d+)?$/, 'A Python version is major.minor, e.g. 3.12')
       .default(''),
+    buildEnabled: checkbox,
+    buildPushTo: z.string().trim().max(400, 'The push path has at most 400 characters').default(''),
+    buildNetwork: z.enum(BUILD_NETWORKS, { message: 'The build network is default, none or host' }).default('default'),
+    /** "Name = image" or "image", one a line. */
+    buildBaseImages: lines,
   })
   .superRefine((input, ctx) => {
     for (const pattern of input.allowedRegistries) {
@@ -88,6 +103,12 @@ export const SystemInputSchema = z
     }
     const mount = checkMountPath(input.defaultMountPath, input.mountPrefixes);
     if (!mount.ok) ctx.addIssue({ code: 'custom', path: ['defaultMountPath'], message: mount.message });
+    const pushProblem = buildPushProblem(input.buildPushTo, input.buildEnabled, input.allowedRegistries);
+    if (pushProblem) ctx.addIssue({ code: 'custom', path: ['buildPushTo'], message: pushProblem });
+    for (const line of input.buildBaseImages) {
+      const problem = referenceProblem(baseImageLine(line).image);
+      if (problem) ctx.addIssue({ code: 'custom', path: ['buildBaseImages'], message: `${line}: ${problem}` });
+    }
     if (input.uidMax !== undefined && input.uidMax < (input.uid ?? DEFAULT_UID)) {
       ctx.addIssue({
         code: 'custom',
@@ -116,8 +137,54 @@ export const SystemInputSchema = z
         requirePip: input.requirePip,
         python: { ...(input.pythonMin ? { min: input.pythonMin } : {}), ...(input.pythonMax ? { max: input.pythonMax } : {}) },
       },
+      build: {
+        enabled: input.buildEnabled,
+        pushTo: input.buildPushTo.replace(/^https?:\/\//, '').replace(/\/+$/, ''),
+        network: input.buildNetwork,
+        baseImages: input.buildBaseImages.map(baseImageLine),
+      },
     }),
   );
+
+/** A base image line of the admin form: "Name = image", or the image alone (its own name). */
+function baseImageLine(line: string): { name: string; image: string } {
+  const at = line.indexOf('=');
+  if (at < 0) return { name: line.trim(), image: line.trim() };
+  const name = line.slice(0, at).trim();
+  const image = line.slice(at + 1).trim();
+  return { name: name || image, image };
+}
+
+function referenceProblem(image: string): string | undefined {
+  try {
+    parseReference(image);
+    return undefined;
+  } catch (err) {
+    return err instanceof Error ? err.message : String(err);
+  }
+}
+
+/**
+ * Where built images go: a registry path the system itself offers images
+ * from, so that a built image is checked and launched under the same rules.
+ */
+function buildPushProblem(pushTo: string, enabled: boolean, allowedRegistries: readonly string[]): string | undefined {
+  const path = pushTo.replace(/^https?:\/\//, '').replace(/\/+$/, '');
+  if (path === '')
+    return enabled ? 'Enter the registry path built images are pushed to, e.g. registry.example.org/custom-images' : undefined;
+  let reference: ImageReference;
+  try {
+    reference = parseReference(`${path}/user/image:1`);
+  } catch (err) {
+    return `"${pushTo}" is not a registry path such as registry.example.org/custom-images (${err instanceof Error ? err.message : String(err)})`;
+  }
+  if (!path.startsWith(`${reference.registry}/`))
+    return `"${pushTo}" must start with the registry's host, e.g. registry.example.org/custom-images`;
+  if (!registryAllowed(allowedRegistries, reference.registry, reference.repository)) {
+    return `Built images are pushed to ${path}, which the allowed registries must include (add ${path}/*)`;
+  }
+  return undefined;
+}
 
 const RegistryCredentialInputSchema = z.object({
   pattern: z

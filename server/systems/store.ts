@@ -3,7 +3,7 @@ import type { Knex } from 'knex';
 import { writeAudit, type AuditEntry } from '../audit/store.js';
 import type { Sealed } from '../secrets/keyring.js';
 import { fromJson, sealedFromRow, sealedToColumns, toDate } from '../store/rows.js';
-import { ImagePolicySchema, type System } from './schema.js';
+import { BuildSettingsSchema, ImagePolicySchema, NO_BUILDS, type System } from './schema.js';
 
 type Row = Record<string, unknown>;
 
@@ -19,6 +19,7 @@ export const SYSTEM_COLUMNS = [
   'platform',
   'spawner',
   'policy',
+  'build',
 ] as const;
 
 /** The columns {@link registryCredentialFromRow} reads. */
@@ -46,6 +47,7 @@ export function systemFromRow(r: Row): System {
     platform: String(r.platform),
     spawner: r.spawner as System['spawner'],
     policy: ImagePolicySchema.parse(fromJson(r.policy)),
+    build: r.build === null || r.build === undefined ? NO_BUILDS : BuildSettingsSchema.parse(fromJson(r.build)),
   };
 }
 
@@ -61,6 +63,7 @@ function toRow(s: System): Row {
     platform: s.platform,
     spawner: s.spawner,
     policy: JSON.stringify(s.policy),
+    build: JSON.stringify(s.build),
   };
 }
 

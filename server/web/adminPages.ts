@@ -37,6 +37,12 @@ function formValues(system: Partial<System> | Record<string, unknown>) {
     requirePip: s.policy ? s.policy.requirePip : flag(s.requirePip),
     pythonMin: s.policy ? (s.policy.python?.min ?? '') : (s.pythonMin ?? ''),
     pythonMax: s.policy ? (s.policy.python?.max ?? '') : (s.pythonMax ?? ''),
+    buildEnabled: s.build ? s.build.enabled : flag(s.buildEnabled),
+    buildPushTo: s.build ? s.build.pushTo : (s.buildPushTo ?? ''),
+    buildNetwork: s.build ? s.build.network : (s.buildNetwork ?? 'default'),
+    buildBaseImages: s.build
+      ? s.build.baseImages.map((b) => (b.name === b.image ? b.image : `${b.name} = ${b.image}`)).join('\n')
+      : lines(s.buildBaseImages),
   };
 }
 

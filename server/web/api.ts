@@ -18,6 +18,9 @@ import { notFoundHandler } from './errors.js';
 import { imageApiRoutes } from './imageApi.js';
 import { launchApiRoutes } from './launchApi.js';
 import { shareApiRoutes } from './shareApi.js';
+import { buildApiRoutes } from './buildApi.js';
+import { buildUploads } from './uploads.js';
+import type { BuildService } from '../builds/service.js';
 
 /** `GET api/v1/me`: who the token belongs to, as the service sees it. */
 export const MeResponseSchema = HubIdentitySchema.pick({ kind: true, name: true, admin: true, groups: true, scopes: true });
@@ -29,12 +32,17 @@ export interface ApiDeps {
   images: ImageService;
   checks: CheckService;
   sharing: SharingService;
+  builds: BuildService;
+  uploadLimits: { uploadBytes: number; uploadFiles: number };
 }
 
 export function apiRouter(deps: ApiDeps): Router {
   const router = Router();
   // No body is read before the token is known.
-  router.use(requireToken(deps.authenticate), express.json({ limit: '64kb' }));
+  router.use(requireToken(deps.authenticate));
+  // Build requests carry Dockerfiles and files: their own, larger limits, before the small default.
+  router.post(['/users/:name/builds', '/users/:name/images/:id/builds'], ...buildUploads(deps.uploadLimits));
+  router.use(express.json({ limit: '64kb' }));
   // Launches first: the hook's call at every server start passes the fewest routes. One router
   // on the app, not routers nested in the prefix's: each dispatch costs (bench/README.md).
   launchApiRoutes(router, deps);
@@ -43,6 +51,7 @@ export function apiRouter(deps: ApiDeps): Router {
   });
   imageApiRoutes(router, deps);
   shareApiRoutes(router, deps);
+  buildApiRoutes(router, deps);
   router.use(notFoundHandler());
   return router;
 }

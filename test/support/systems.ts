@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { OPEN_POLICY, type System } from '../../server/systems/schema.js';
+import { NO_BUILDS, OPEN_POLICY, type System } from '../../server/systems/schema.js';
 
 /** A system for tests that need one: everything allowed, nothing required. */
 export function testSystem(overrides: Partial<System> = {}): System {
@@ -17,6 +17,7 @@ export function testSystem(overrides: Partial<System> = {}): System {
     platform: 'linux/amd64',
     spawner: 'docker',
     policy: OPEN_POLICY,
+    build: NO_BUILDS,
     ...overrides,
   };
 }

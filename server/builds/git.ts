@@ -1,0 +1,212 @@
+/**
+ * A build's git context, fetched by the service (isomorphic-git over smart
+ * HTTP), never by the engine: every request goes through the same address
+ * guard as registries (public addresses only, unless an admin trusts the
+ * host), redirects are followed by hand without the token crossing hosts,
+ * and the bytes received are bounded. The token goes in an Authorization
+ * header only; it is never part of a URL, a log line or the context.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import git from 'isomorphic-git';
+import type { GitHttpRequest, GitHttpResponse, HttpClient } from 'isomorphic-git';
+import { fetch, type Dispatcher } from 'undici';
+import { AppError, upstream } from '../errors.js';
+import { RegistryError } from '../registry/errors.js';
+import { checkLiteralHost, createGuardedDispatcher, type AddressPolicy } from '../registry/guard.js';
+
+export interface GitFetchRequest {
+  url: string;
+  /** Branch, tag or commit (full or abbreviated); blank: the default branch. */
+  ref: string;
+  username: string;
+  token: string | undefined;
+  signal: AbortSignal;
+}
+
+export interface FetchedRepository {
+  /** A folder with the work tree (and its .git, which a context leaves out); the caller removes it. */
+  dir: string;
+  commit: string;
+}
+
+export interface GitFetcherOptions {
+  /** Hosts (host[:port]) an admin trusts: they may be on private addresses. */
+  trustedHosts: readonly string[];
+  /** The most a fetch may download. */
+  maxBytes: number;
+  timeoutMs: number;
+}
+
+const MAX_REDIRECTS = 5;
+
+export class GitFetcher {
+  private readonly trusted: ReadonlySet<string>;
+  private readonly dispatchers = new Map<boolean, Dispatcher>();
+
+  constructor(private readonly options: GitFetcherOptions) {
+    this.trusted = new Set(options.trustedHosts.map((h) => h.toLowerCase()));
+  }
+
+  isTrusted(host: string): boolean {
+    return this.trusted.has(host.toLowerCase());
+  }
+
+  /** Clones the repository and checks out `ref`; errors say what went wrong in words. */
+  async fetch(request: GitFetchRequest): Promise<FetchedRepository> {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'custom-images-git-'));
+    const http = this.client(new URL(request.url), request.signal);
+    const username = request.username || 'oauth2';
+    const onAuth = request.token ? () => ({ username, password: request.token }) : () => ({ cancel: true });
+    try {
+      const ref = request.ref;
+      await git.clone({
+        fs,
+        http,
+        dir,
+        url: request.url,
+        onAuth,
+        // A named branch or the default one needs only its tip; a commit or tag needs the history that holds it.
+        ...(ref === '' ? { singleBranch: true, depth: 1 } : { singleBranch: false, noCheckout: true }),
+      });
+      if (ref !== '') await git.checkout({ fs, dir, ref: await resolve(dir, ref), force: true });
+      const commit = await git.resolveRef({ fs, dir, ref: 'HEAD' });
+      return { dir, commit };
+    } catch (err) {
+      fs.rmSync(dir, { recursive: true, force: true });
+      throw gitError(err, request);
+    }
+  }
+
+  /** isomorphic-git's HTTP client, on our guarded dispatcher. */
+  private client(start: URL, signal: AbortSignal): HttpClient {
+    const policy: AddressPolicy = { allowPrivate: this.isTrusted(start.host) };
+    let dispatcher = this.dispatchers.get(policy.allowPrivate);
+    if (!dispatcher) {
+      dispatcher = createGuardedDispatcher(policy, {
+        connectTimeoutMs: 10_000,
+        headersTimeoutMs: this.options.timeoutMs,
+        bodyTimeoutMs: this.options.timeoutMs,
+      });
+      this.dispatchers.set(policy.allowPrivate, dispatcher);
+    }
+    let received = 0;
+    const maxBytes = this.options.maxBytes;
+    const request = async (req: GitHttpRequest): Promise<GitHttpResponse> => {
+      const body = req.body ? Buffer.concat(await collect(req.body)) : undefined;
+      let url = new URL(req.url);
+      for (let hop = 0; ; hop++) {
+        checkLiteralHost(url, policy);
+        // The token goes to the repository's host only.
+        const headers = Object.fromEntries(
+          Object.entries(req.headers ?? {}).filter(([name]) => url.host === start.host || name.toLowerCase() !== 'authorization'),
+        );
+        const response = await fetch(url, {
+          method: req.method ?? 'GET',
+          headers,
+          ...(body ? { body } : {}),
+          redirect: 'manual',
+          dispatcher,
+          signal,
+        });
+        const location = response.headers.get('location');
+        if (response.status >= 300 && response.status < 400 && location && hop < MAX_REDIRECTS) {
+          await response.body?.cancel();
+          url = new URL(location, url);
+          continue;
+        }
+        const stream = response.body;
+        async function* counted(): AsyncGenerator<Uint8Array> {
+          if (!stream) return;
+          for await (const chunk of stream) {
+            received += chunk.length;
+            if (received > maxBytes) throw new TooLarge(maxBytes);
+            yield chunk;
+          }
+        }
+        return {
+          url: url.href,
+          method: req.method ?? 'GET',
+          statusCode: response.status,
+          statusMessage: response.statusText,
+          headers: Object.fromEntries(response.headers.entries()),
+          body: counted(),
+        };
+      }
+    };
+    return { request };
+  }
+}
+
+class TooLarge extends Error {
+  constructor(readonly maxBytes: number) {
+    super('repository too large');
+  }
+}
+
+async function collect(body: AsyncIterableIterator<Uint8Array> | Uint8Array[]): Promise<Uint8Array[]> {
+  const chunks: Uint8Array[] = [];
+  for await (const chunk of body) chunks.push(chunk);
+  return chunks;
+}
+
+/** A branch, a tag, or a (possibly abbreviated) commit id, to the commit it names. */
+async function resolve(dir: string, ref: string): Promise<string> {
+  for (const candidate of [`refs/remotes/origin/${ref}`, `refs/tags/${ref}`, ref]) {
+    try {
+      const oid = await git.resolveRef({ fs, dir, ref: candidate });
+      // An annotated tag names a tag object; the commit it points to is checked out.
+      const tag = await git.readTag({ fs, dir, oid }).catch(() => undefined);
+      return tag ? tag.tag.object : oid;
+    } catch {
+      // not this kind of ref
+    }
+  }
+  if (/^[0-9a-f]{4,40}$/i.test(ref)) {
+    try {
+      return await git.expandOid({ fs, dir, oid: ref.toLowerCase() });
+    } catch {
+      // not a commit of this repository
+    }
+  }
+  throw upstream('failed', `The repository has no branch, tag or commit "${ref}".`);
+}
+
+/** What went wrong with a fetch, for the build's message and log; never the token. */
+function gitError(err: unknown, request: GitFetchRequest): AppError {
+  if (err instanceof AppError) return err;
+  const where = new URL(request.url);
+  const cause = (err as { cause?: unknown }).cause;
+  if (err instanceof TooLarge || cause instanceof TooLarge) {
+    const max = (err instanceof TooLarge ? err : (cause as TooLarge)).maxBytes;
+    return upstream(
+      'failed',
+      `The repository ${where.host}${where.pathname} is larger than ${Math.round(max / 1048576)} MB; build from a smaller repository.`,
+      err,
+    );
+  }
+  if (err instanceof RegistryError || cause instanceof RegistryError) {
+    const refused = (err instanceof RegistryError ? err : (cause as RegistryError)).message
+      .replace(/The registry/g, 'The git host')
+      .replace(/registries/g, 'git hosts');
+    return upstream('failed', refused.replace('CUSTOM_IMAGES_TRUSTED_REGISTRIES', 'CUSTOM_IMAGES_TRUSTED_GIT_HOSTS'), err);
+  }
+  const code = (err as { code?: string }).code ?? '';
+  const status = (err as { data?: { statusCode?: number } }).data?.statusCode;
+  if (code === 'HttpError' && (status === 401 || status === 403)) {
+    return upstream(
+      'failed',
+      request.token
+        ? `${where.host} refused the access token for ${where.pathname}: it may have expired or lack read access to the repository.`
+        : `${where.host}${where.pathname} needs an access token: the repository is private.`,
+      err,
+    );
+  }
+  if (code === 'UserCanceledError')
+    return upstream('failed', `${where.host}${where.pathname} needs an access token: the repository is private.`, err);
+  if (code === 'HttpError' && status === 404) return upstream('failed', `There is no repository at ${where.href}.`, err);
+  if (request.signal.aborted) return upstream('timeout', `Fetching ${where.href} was stopped (the build's time limit).`, err);
+  const message = err instanceof Error ? err.message : String(err);
+  return upstream('failed', `The repository ${where.href} could not be fetched: ${message.slice(0, 300)}`, err);
+}

@@ -1,0 +1,156 @@
+/**
+ * "Base image + packages": pip requirements, a conda environment.yml and
+ * Debian/Ubuntu packages, each checked line by line, and the Dockerfile the
+ * service writes for them (shown to the researcher, who may take it over).
+ * Pure.
+ */
+import { parse as parseYaml } from 'yaml';
+
+/** pip options a requirements file may carry; -r, -c and -e name files or checkouts a build does not have. */
+const PIP_OPTIONS = new Set([
+  '--index-url',
+  '-i',
+  '--extra-index-url',
+  '--find-links',
+  '-f',
+  '--no-index',
+  '--pre',
+  '--prefer-binary',
+  '--only-binary',
+  '--no-binary',
+  '--trusted-host',
+]);
+
+const NAME = '[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?';
+const VERSION_CLAUSE = '(?:===|==|!=|<=|>=|~=|<|>)\\s*[A-Za-z0-9.*+!_-]+';
+/** PEP 508: a name, extras, then version clauses or `@ url`, then markers after `;`. */
+const REQUIREMENT = new RegExp(
+  `^${NAME}\\s*(?:\\[\\s*${NAME}(?:\\s*,\\s*${NAME})*\\s*\\])?\\s*` +
+    `(?:\\(?\\s*${VERSION_CLAUSE}(?:\\s*,\\s*${VERSION_CLAUSE})*\\s*\\)?|@\\s*\\S+)?\\s*(?:;.+)?$`,
+);
+
+/** A Debian package name, optionally with `=version`. */
+const APT_PACKAGE = /^[a-z0-9][a-z0-9+.-]+(?:=[A-Za-z0-9.+:~-]+)?$/;
+
+/** Problems of a requirements.txt, each naming its line; empty when pip would read it. */
+export function requirementProblems(text: string): string[] {
+  const problems: string[] = [];
+  text.split(/\r?\n/).forEach((raw, index) => {
+    const line = raw.replace(/(^|\s)#.*$/, '').trim();
+    if (line === '') return;
+    if (line.startsWith('-')) {
+      const option = line.split(/[\s=]/)[0] ?? '';
+      if (!PIP_OPTIONS.has(option)) {
+        problems.push(
+          `Line ${index + 1}: "${line}" is not an option a build can use (${option} refers to other files or checkouts); list the packages themselves`,
+        );
+      }
+      return;
+    }
+    if (!REQUIREMENT.test(line)) {
+      problems.push(
+        `Line ${index + 1}: "${line}" is not a requirement; write a package name with an optional version, e.g. numpy==1.26.4 or pandas>=2`,
+      );
+    }
+  });
+  return problems;
+}
+
+/** The apt packages of a whitespace- or comma-separated list, and what is wrong with it. */
+export function aptPackages(text: string): { packages: string[]; problems: string[] } {
+  const packages = text.split(/[\s,]+/).filter(Boolean);
+  const bad = packages.filter((p) => !APT_PACKAGE.test(p));
+  const problems = bad.length
+    ? [
+        `${bad.map((p) => `"${p}"`).join(', ')} ${bad.length === 1 ? 'is not a package name' : 'are not package names'}: lower-case Debian names such as libgdal-dev or git=1:2.39.2-1`,
+      ]
+    : [];
+  if (packages.length > 200) problems.push(`At most 200 packages (${packages.length} given)`);
+  return { packages, problems };
+}
+
+/** Problems of a conda environment.yml: it must be YAML with a list of dependencies. */
+export function environmentProblems(text: string): string[] {
+  if (text.trim() === '') return [];
+  let parsed: unknown;
+  try {
+    parsed = parseYaml(text);
+  } catch (err) {
+    return [`environment.yml is not valid YAML: ${(err instanceof Error ? err.message : String(err)).split('\n')[0]}`];
+  }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    return ['environment.yml is a mapping with "dependencies:" (and optionally "channels:"), as conda env export writes it'];
+  }
+  const dependencies = (parsed as Record<string, unknown>).dependencies;
+  if (!Array.isArray(dependencies) || dependencies.length === 0) {
+    return ['environment.yml lists no dependencies: add "dependencies:" with the packages, e.g. - numpy=1.26'];
+  }
+  return [];
+}
+
+/** What the Dockerfile for packages is written from. */
+export interface PackageRecipe {
+  /** The base image, as offered by the system. */
+  base: string;
+  pip: string;
+  conda: string;
+  apt: string[];
+  /** Uploaded files (wheels, archives) pip may install from, at the context's top. */
+  files: string[];
+}
+
+const WORK = '/tmp/custom-images';
+
+/** A shell word in single quotes. */
+function quote(value: string): string {
+  return `'${value.replace(/'/g, `'\\''`)}'`;
+}
+
+/** Writes `text` to `file` in a RUN step, so that the Dockerfile needs nothing but the uploads. */
+function writeFile(file: string, text: string): string {
+  const lines = text.replace(/\r\n/g, '\n').replace(/\n+$/, '').split('\n');
+  return `RUN mkdir -p ${WORK} && printf '%s\\n' \\\n${lines.map((l) => `      ${quote(l)}`).join(' \\\n')} \\\n    > ${file}`;
+}
+
+/**
+ * The Dockerfile for a base image plus packages: root for the installs (apt
+ * needs it; pip and conda write where the base keeps Python), the image's
+ * notebook user after. The server's uid is the system's choice at launch
+ * in any case.
+ */
+export function packagesDockerfile(recipe: PackageRecipe): string {
+  const out = [`# Written by custom-images: ${recipe.base} plus packages.`, `FROM ${recipe.base}`, 'USER root'];
+  if (recipe.apt.length > 0) {
+    out.push(
+      'RUN apt-get update \\\n' +
+        ` && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ${recipe.apt.join(' ')} \\\n` +
+        ' && rm -rf /var/lib/apt/lists/*',
+    );
+  }
+  // The JSON form: file names may hold spaces.
+  if (recipe.files.length > 0) out.push(`COPY ${JSON.stringify([...recipe.files, `${WORK}/files/`])}`);
+  if (recipe.conda.trim() !== '') {
+    out.push(writeFile(`${WORK}/environment.yml`, recipe.conda));
+    out.push(
+      `RUN if command -v mamba >/dev/null; then mamba env update -n base -f ${WORK}/environment.yml; ` +
+        `else conda env update -n base -f ${WORK}/environment.yml; fi \\\n && (conda clean -afy || true)`,
+    );
+  }
+  if (requirementLines(recipe.pip).length > 0) {
+    out.push(writeFile(`${WORK}/requirements.txt`, requirementLines(recipe.pip).join('\n')));
+    // Debian 12 and Ubuntu 23.04+ mark their Python as externally managed; older pip ignores the variable.
+    out.push(
+      `RUN PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install --no-cache-dir${recipe.files.length > 0 ? ` --find-links ${WORK}/files` : ''} -r ${WORK}/requirements.txt`,
+    );
+  }
+  out.push('USER ${NB_UID:-1000}');
+  return `${out.join('\n')}\n`;
+}
+
+/** The requirement lines that say something (no blanks, no comments). */
+function requirementLines(text: string): string[] {
+  return text
+    .split(/\r?\n/)
+    .map((l) => l.replace(/(^|\s)#.*$/, '').trim())
+    .filter(Boolean);
+}

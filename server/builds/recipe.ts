@@ -1,0 +1,249 @@
+/**
+ * The one schema of a build request, shared by the form and the JSON API:
+ * raw fields and uploaded files in, a {@link BuildRecipe} out, or issues that
+ * each name their field. Pure: what needs the database (unique names, the
+ * stored token) comes in through the context.
+ */
+import { z } from 'zod';
+import { checkMountPath, MOUNT_PATH_MAX_LENGTH } from '../images/mountPath.js';
+import { parseReference, ReferenceError } from '../registry/reference.js';
+import { registryAllowed, type System } from '../systems/schema.js';
+import { dockerfileImages } from './dockerfile.js';
+import { aptPackages, environmentProblems, packagesDockerfile, requirementProblems } from './packages.js';
+
+export const BUILD_MODES = ['packages', 'dockerfile'] as const;
+export type BuildMode = (typeof BUILD_MODES)[number];
+
+/** A file uploaded as part of the build context. */
+export interface UploadedFile {
+  name: string;
+  content: Buffer;
+}
+
+const TEXT_MAX = 64 * 1024;
+
+export const BuildInputSchema = z.object({
+  name: z.string({ message: 'Enter a name' }).trim().default(''),
+  system: z.string({ message: 'Choose a system' }).trim().min(1, 'Choose a system'),
+  mountPath: z.string().max(MOUNT_PATH_MAX_LENGTH, `The mount path has at most ${MOUNT_PATH_MAX_LENGTH} characters`).default(''),
+  mode: z.enum(BUILD_MODES, { message: 'The mode is packages (base image + packages) or dockerfile' }).default('packages'),
+  base: z.string().trim().max(600).default(''),
+  pip: z.string().max(TEXT_MAX, 'The requirements have at most 64 KiB').default(''),
+  conda: z.string().max(TEXT_MAX, 'environment.yml has at most 64 KiB').default(''),
+  apt: z.string().max(8192, 'The package list has at most 8 KiB').default(''),
+  dockerfile: z.string().default(''),
+  gitUrl: z.string().trim().max(2048, 'The repository URL has at most 2048 characters').default(''),
+  gitRef: z.string().trim().max(255, 'The branch, tag or commit has at most 255 characters').default(''),
+  gitUsername: z.string().trim().max(255, 'The git username has at most 255 characters').default(''),
+  gitToken: z.string().max(4096, 'The access token has at most 4096 characters').default(''),
+});
+
+export type BuildField = keyof z.input<typeof BuildInputSchema> | 'files';
+
+/** What to do with the git token: none, the one stored with the previous build, or a new one. */
+export type TokenChange = { action: 'none' } | { action: 'keep' } | { action: 'set'; token: string };
+
+export interface GitSource {
+  url: string;
+  /** Branch, tag or commit; blank: the repository's default branch. */
+  ref: string;
+  username: string;
+  token: TokenChange;
+}
+
+/** A validated build request. */
+export interface BuildRecipe {
+  name: string;
+  system: System;
+  mountPath: string | null;
+  mode: BuildMode;
+  /** The base image (packages mode). */
+  base: string | null;
+  pip: string;
+  conda: string;
+  apt: string;
+  /** What is built: the researcher's Dockerfile, or the one written for the packages. */
+  dockerfile: string;
+  files: UploadedFile[];
+  git: GitSource | null;
+}
+
+export interface BuildLimits {
+  dockerfileBytes: number;
+  /** All uploaded files together. */
+  uploadBytes: number;
+  uploadFiles: number;
+}
+
+export interface BuildSchemaContext {
+  /** The systems the user may build on (enabled, building on). */
+  systems: readonly System[];
+  files: UploadedFile[];
+  limits: BuildLimits;
+  /** A git host (host[:port]) an admin trusts: it may be on a private address and plain http. */
+  gitHostTrusted: (host: string) => boolean;
+  /** The git source of the build this one repeats, when a rebuild leaves the token blank. */
+  previousGit?: { url: string; hasToken: boolean } | undefined;
+}
+
+/** The name is a path component of the pushed image: `…/<user>/<name>:<build>`. */
+const NAME = /^[a-z0-9]+(?:[._-][a-z0-9]+)*$/;
+const GIT_REF = /^(?!-)(?!.*\.\.)[A-Za-z0-9._/-]+$/;
+const FILE_NAME = /^(?!\.\.?$)[A-Za-z0-9._+-][A-Za-z0-9 ._+-]*$/;
+
+export function buildInputSchema(context: BuildSchemaContext) {
+  return BuildInputSchema.transform((raw, ctx): BuildRecipe => {
+    const issue = (field: BuildField, message: string) => ctx.addIssue({ code: 'custom', path: [field], message });
+
+    if (raw.name === '') issue('name', 'Enter a name for the image, e.g. my-env');
+    else if (raw.name.length > 64 || !NAME.test(raw.name)) {
+      issue(
+        'name',
+        'The name becomes part of the image path: lower-case letters and digits, with . _ - between them, at most 64 characters, e.g. my-env',
+      );
+    }
+    const system = context.systems.find((s) => s.slug === raw.system);
+    if (!system) {
+      issue(
+        'system',
+        `Choose a system that builds images: ${context.systems.map((s) => s.displayName).join(', ') || 'none does (ask the hub admin)'}`,
+      );
+    }
+
+    let mountPath: string | null = null;
+    if (raw.mountPath.trim() !== '' && system) {
+      const checked = checkMountPath(raw.mountPath, system.mountPrefixes);
+      if (checked.ok) mountPath = checked.path;
+      else issue('mountPath', checked.message);
+    }
+
+    const files = context.files;
+    const total = files.reduce((sum, f) => sum + f.content.length, 0);
+    if (files.length > context.limits.uploadFiles)
+      issue('files', `Upload at most ${context.limits.uploadFiles} files (${files.length} given)`);
+    if (total > context.limits.uploadBytes) {
+      issue(
+        'files',
+        `The uploaded files have ${kib(total)} together; at most ${kib(context.limits.uploadBytes)} are allowed. Put larger inputs in a git repository.`,
+      );
+    }
+    const names = new Set<string>();
+    for (const file of files) {
+      if (!FILE_NAME.test(file.name) || file.name.length > 200)
+        issue('files', `"${file.name}" is not a plain file name (letters, digits, . _ + - and spaces)`);
+      else if (names.has(file.name)) issue('files', `"${file.name}" is uploaded twice`);
+      names.add(file.name);
+    }
+
+    const allowed = (image: string): string | undefined => {
+      if (!system) return undefined;
+      try {
+        const reference = parseReference(image);
+        if (registryAllowed(system.allowedRegistries, reference.registry, reference.repository)) return undefined;
+        return `${reference.registry}/${reference.repository} is not among the registries ${system.displayName} allows (${system.allowedRegistries.join(', ')})`;
+      } catch (err) {
+        if (err instanceof ReferenceError) return `"${image}" is not an image reference: ${err.message}`;
+        throw err;
+      }
+    };
+
+    let base: string | null = null;
+    let dockerfile = raw.dockerfile;
+    const apt = aptPackages(raw.apt);
+    if (raw.mode === 'packages') {
+      const offered = system?.build.baseImages ?? [];
+      const chosen = offered.find((b) => b.image === raw.base || b.name === raw.base);
+      if (raw.base === '')
+        issue('base', `Choose a base image: ${offered.map((b) => b.name).join(', ') || 'the system offers none (ask the hub admin)'}`);
+      else if (!chosen)
+        issue(
+          'base',
+          `"${raw.base}" is not a base image of this system; choose one of: ${offered.map((b) => b.name).join(', ') || 'none is offered'}`,
+        );
+      else base = chosen.image;
+      for (const problem of requirementProblems(raw.pip)) issue('pip', problem);
+      for (const problem of environmentProblems(raw.conda)) issue('conda', problem);
+      for (const problem of apt.problems) issue('apt', problem);
+      dockerfile = base
+        ? packagesDockerfile({ base, pip: raw.pip, conda: raw.conda, apt: apt.packages, files: files.map((f) => f.name) })
+        : '';
+    } else {
+      if (raw.dockerfile.trim() === '') issue('dockerfile', 'Enter the Dockerfile');
+      else if (Buffer.byteLength(raw.dockerfile) > context.limits.dockerfileBytes) {
+        issue(
+          'dockerfile',
+          `The Dockerfile has ${kib(Buffer.byteLength(raw.dockerfile))}; at most ${kib(context.limits.dockerfileBytes)} are allowed`,
+        );
+      } else {
+        const parsed = dockerfileImages(raw.dockerfile);
+        for (const problem of parsed.problems) issue('dockerfile', problem);
+        for (const { image, line } of parsed.images) {
+          const problem = allowed(image);
+          if (problem) issue('dockerfile', `Line ${line}: ${problem}`);
+        }
+      }
+    }
+
+    const git = gitSource(raw, context, issue);
+    if (git && files.length > 0) issue('files', 'Upload files or name a git repository as the build context, not both');
+    if (git && raw.mode === 'packages') issue('gitUrl', 'A git repository is the context of a Dockerfile; switch to the Dockerfile mode');
+
+    return {
+      name: raw.name,
+      system: system as System,
+      mountPath,
+      mode: raw.mode,
+      base,
+      pip: raw.mode === 'packages' ? raw.pip : '',
+      conda: raw.mode === 'packages' ? raw.conda : '',
+      apt: raw.mode === 'packages' ? apt.packages.join(' ') : '',
+      dockerfile,
+      files,
+      git,
+    };
+  });
+}
+
+/** The git context of a request, or null; issues name the git fields. */
+function gitSource(
+  raw: z.output<typeof BuildInputSchema>,
+  context: BuildSchemaContext,
+  issue: (field: BuildField, message: string) => void,
+): GitSource | null {
+  if (raw.gitUrl === '') {
+    if (raw.gitToken !== '') issue('gitUrl', 'An access token goes with a repository: enter its URL');
+    return null;
+  }
+  let url: URL;
+  try {
+    url = new URL(raw.gitUrl);
+  } catch {
+    issue('gitUrl', 'Enter the repository as an https URL, e.g. https://github.com/lab/env.git');
+    return null;
+  }
+  if (url.username || url.password) {
+    issue('gitUrl', 'Put no credentials in the URL: enter the access token in its own field, where it is stored encrypted');
+    return null;
+  }
+  const trusted = context.gitHostTrusted(url.host);
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && trusted)) {
+    issue('gitUrl', 'The repository URL starts with https://');
+    return null;
+  }
+  if (url.search || url.hash) issue('gitUrl', 'The repository URL has no ?query or #fragment');
+  if (raw.gitRef !== '' && !GIT_REF.test(raw.gitRef)) {
+    issue('gitRef', 'A branch, tag or commit: letters, digits, . _ / -, e.g. main, v1.2 or a commit id');
+  }
+  const previous = context.previousGit;
+  const token: TokenChange =
+    raw.gitToken !== ''
+      ? { action: 'set', token: raw.gitToken }
+      : previous?.hasToken && previous.url === url.href
+        ? { action: 'keep' }
+        : { action: 'none' };
+  return { url: url.href, ref: raw.gitRef, username: raw.gitUsername, token };
+}
+
+function kib(bytes: number): string {
+  return bytes >= 1024 * 1024 ? `${(bytes / 1024 / 1024).toFixed(1)} MiB` : `${Math.ceil(bytes / 1024)} KiB`;
+}

@@ -1,0 +1,311 @@
+/** Rows of `builds`: each build's inputs, state and log, and the job rules of jobs/claims.ts. Through knex. */
+import type { Knex } from 'knex';
+import { beatJobs, claimJob, recoverStaleJobs, type JobTable } from '../jobs/claims.js';
+import type { Sealed } from '../secrets/keyring.js';
+import { fromJson, toDate, toDateOrNull } from '../store/rows.js';
+import type { BuildMode } from './recipe.js';
+
+export const BUILD_STATUSES = ['queued', 'running', 'succeeded', 'failed'] as const;
+export type BuildStatus = (typeof BUILD_STATUSES)[number];
+export type BuildPhase = 'context' | 'building' | 'pushing';
+
+export interface BuildRow {
+  id: number;
+  imageId: number;
+  owner: string;
+  number: number;
+  status: BuildStatus;
+  phase: BuildPhase | null;
+  requestedBy: string;
+  mode: BuildMode;
+  base: string | null;
+  pip: string;
+  conda: string;
+  apt: string;
+  dockerfile: string;
+  /** The uploaded files, as builds/context.ts packs them. */
+  files: Buffer | null;
+  fileNames: Array<{ name: string; size: number }>;
+  gitUrl: string | null;
+  gitRef: string | null;
+  gitUsername: string | null;
+  gitToken: Sealed | null;
+  gitCommit: string | null;
+  target: string;
+  digest: string | null;
+  step: number;
+  steps: number;
+  message: string | null;
+  log: string;
+  runner: string | null;
+  heartbeatAt: Date | null;
+  attempts: number;
+  createdAt: Date;
+  startedAt: Date | null;
+  finishedAt: Date | null;
+}
+
+export type NewBuild = Omit<
+  BuildRow,
+  | 'id'
+  | 'status'
+  | 'phase'
+  | 'digest'
+  | 'step'
+  | 'steps'
+  | 'message'
+  | 'log'
+  | 'runner'
+  | 'heartbeatAt'
+  | 'attempts'
+  | 'startedAt'
+  | 'finishedAt'
+  | 'gitCommit'
+>;
+
+const BUILD_JOBS: JobTable = { table: 'builds', queued: 'queued', running: 'running', startedColumn: 'started_at' };
+
+/** The columns a list of builds needs (not the inputs, files or log). */
+const SUMMARY_COLUMNS = [
+  'id',
+  'image_id',
+  'owner',
+  'number',
+  'status',
+  'phase',
+  'target',
+  'digest',
+  'step',
+  'steps',
+  'message',
+  'created_at',
+  'started_at',
+  'finished_at',
+] as const;
+
+export type BuildSummary = Pick<
+  BuildRow,
+  | 'id'
+  | 'imageId'
+  | 'owner'
+  | 'number'
+  | 'status'
+  | 'phase'
+  | 'target'
+  | 'digest'
+  | 'step'
+  | 'steps'
+  | 'message'
+  | 'createdAt'
+  | 'startedAt'
+  | 'finishedAt'
+>;
+
+type Row = Record<string, unknown>;
+
+const text = (v: unknown) => (v === null || v === undefined ? null : String(v));
+
+function summaryFromRow(r: Row): BuildSummary {
+  return {
+    id: Number(r.id),
+    imageId: Number(r.image_id),
+    owner: String(r.owner),
+    number: Number(r.number),
+    status: r.status as BuildStatus,
+    phase: text(r.phase) as BuildPhase | null,
+    target: String(r.target),
+    digest: text(r.digest),
+    step: Number(r.step),
+    steps: Number(r.steps),
+    message: text(r.message),
+    createdAt: toDate(r.created_at),
+    startedAt: toDateOrNull(r.started_at),
+    finishedAt: toDateOrNull(r.finished_at),
+  };
+}
+
+function fromRow(r: Row): BuildRow {
+  return {
+    ...summaryFromRow(r),
+    requestedBy: String(r.requested_by),
+    mode: r.mode as BuildMode,
+    base: text(r.base),
+    pip: String(r.pip),
+    conda: String(r.conda),
+    apt: String(r.apt),
+    dockerfile: String(r.dockerfile),
+    files: r.files ? Buffer.from(r.files as Buffer) : null,
+    fileNames: fromJson<Array<{ name: string; size: number }>>(r.file_names),
+    gitUrl: text(r.git_url),
+    gitRef: text(r.git_ref),
+    gitUsername: text(r.git_username),
+    gitToken: r.git_token_ciphertext
+      ? {
+          ciphertext: new Uint8Array(r.git_token_ciphertext as Buffer),
+          nonce: new Uint8Array(r.git_token_nonce as Buffer),
+          keyId: String(r.git_token_key_id),
+        }
+      : null,
+    gitCommit: text(r.git_commit),
+    log: String(r.log),
+    runner: text(r.runner),
+    heartbeatAt: toDateOrNull(r.heartbeat_at),
+    attempts: Number(r.attempts),
+  };
+}
+
+function toRow(b: NewBuild): Row {
+  return {
+    image_id: b.imageId,
+    owner: b.owner,
+    number: b.number,
+    requested_by: b.requestedBy,
+    mode: b.mode,
+    base: b.base,
+    pip: b.pip,
+    conda: b.conda,
+    apt: b.apt,
+    dockerfile: b.dockerfile,
+    files: b.files,
+    file_names: JSON.stringify(b.fileNames),
+    git_url: b.gitUrl,
+    git_ref: b.gitRef,
+    git_username: b.gitUsername,
+    git_token_ciphertext: b.gitToken ? Buffer.from(b.gitToken.ciphertext) : null,
+    git_token_nonce: b.gitToken ? Buffer.from(b.gitToken.nonce) : null,
+    git_token_key_id: b.gitToken?.keyId ?? null,
+    target: b.target,
+    created_at: b.createdAt,
+  };
+}
+
+export class BuildStore {
+  constructor(private readonly db: Knex) {}
+
+  /** Inserts a queued build; `db` may be a transaction. */
+  static async insert(db: Knex | Knex.Transaction, build: NewBuild): Promise<number> {
+    const [row] = (await db('builds')
+      .insert({ ...toRow(build), status: 'queued', log: '', step: 0, steps: 0, attempts: 0 })
+      .returning('id')) as Array<{ id: number } | number>;
+    return typeof row === 'object' ? Number(row.id) : Number(row);
+  }
+
+  async get(id: number): Promise<BuildRow | undefined> {
+    const row = (await this.db('builds').where({ id }).first()) as Row | undefined;
+    return row ? fromRow(row) : undefined;
+  }
+
+  /** Build `number` of one of `owner`'s images. */
+  async byNumber(owner: string, imageId: number, number: number): Promise<BuildRow | undefined> {
+    const row = (await this.db('builds').where({ owner, image_id: imageId, number }).first()) as Row | undefined;
+    return row ? fromRow(row) : undefined;
+  }
+
+  /** The newest build of each image (those that have one). */
+  async latestFor(owner: string, imageIds: number[]): Promise<Map<number, BuildSummary>> {
+    if (imageIds.length === 0) return new Map();
+    const newest = this.db('builds').max('number').where('image_id', this.db.ref('b.image_id'));
+    const rows = (await this.db('builds as b')
+      .select(SUMMARY_COLUMNS.map((c) => `b.${c}`))
+      .where('b.owner', owner)
+      .whereIn('b.image_id', imageIds)
+      .andWhere('b.number', newest)) as Row[];
+    return new Map(rows.map((r) => [Number(r.image_id), summaryFromRow(r)]));
+  }
+
+  /** The builds of one image, newest first. */
+  async forImage(owner: string, imageId: number, limit = 20): Promise<BuildSummary[]> {
+    const rows = (await this.db('builds')
+      .select(SUMMARY_COLUMNS)
+      .where({ owner, image_id: imageId })
+      .orderBy('number', 'desc')
+      .limit(limit)) as Row[];
+    return rows.map(summaryFromRow);
+  }
+
+  /** Whether the image was ever built successfully. */
+  async everSucceeded(imageId: number): Promise<boolean> {
+    return (await this.db('builds').where({ image_id: imageId, status: 'succeeded' }).first('id')) !== undefined;
+  }
+
+  /** The number the next build of an image gets. */
+  static async nextNumber(db: Knex | Knex.Transaction, imageId: number): Promise<number> {
+    const row = (await db('builds').where({ image_id: imageId }).max('number as n').first()) as { n: number | null } | undefined;
+    return Number(row?.n ?? 0) + 1;
+  }
+
+  /** Builds of `owner` waiting or running. */
+  async activeFor(owner: string): Promise<number> {
+    const row = (await this.db('builds').where({ owner }).whereIn('status', ['queued', 'running']).count({ n: '*' }).first()) as {
+      n: number | string;
+    };
+    return Number(row.n);
+  }
+
+  async queued(limit: number): Promise<number[]> {
+    const rows = (await this.db('builds').select('id').where({ status: 'queued' }).orderBy('id').limit(limit)) as Array<{ id: number }>;
+    return rows.map((r) => Number(r.id));
+  }
+
+  claim(id: number, runner: string, now: Date): Promise<boolean> {
+    return claimJob(this.db, BUILD_JOBS, id, runner, now);
+  }
+
+  heartbeat(ids: number[], runner: string, now: Date): Promise<void> {
+    return beatJobs(this.db, BUILD_JOBS, ids, runner, now);
+  }
+
+  /** Builds whose replica stopped: queued again (a new attempt starts from scratch), or ended in words. */
+  recoverStale(before: Date, maxAttempts: number, now: Date): Promise<{ requeued: number; failed: number }> {
+    return recoverStaleJobs(this.db, BUILD_JOBS, {
+      before,
+      maxAttempts,
+      ended: {
+        status: 'failed',
+        phase: null,
+        finished_at: now,
+        message: 'The build was interrupted twice (the service restarted while it ran). Start it again with Rebuild.',
+      },
+    });
+  }
+
+  /** The running build's state: phase, step, log. */
+  async progress(id: number, patch: Partial<Pick<BuildRow, 'phase' | 'step' | 'steps' | 'log' | 'gitCommit'>>): Promise<void> {
+    await this.db('builds')
+      .where({ id, status: 'running' })
+      .update({
+        ...(patch.phase !== undefined ? { phase: patch.phase } : {}),
+        ...(patch.step !== undefined ? { step: patch.step } : {}),
+        ...(patch.steps !== undefined ? { steps: patch.steps } : {}),
+        ...(patch.log !== undefined ? { log: patch.log } : {}),
+        ...(patch.gitCommit !== undefined ? { git_commit: patch.gitCommit } : {}),
+      });
+  }
+
+  /** A build this runner gives back (the service is stopping): queued again for any replica. */
+  async requeue(id: number, runner: string, log: string): Promise<void> {
+    await this.db('builds')
+      .where({ id, runner, status: 'running' })
+      .update({ status: 'queued', phase: null, runner: null, heartbeat_at: null, step: 0, steps: 0, log });
+  }
+
+  /** Ends a build, unless it was recovered meanwhile by another replica (then its result is not this runner's). */
+  async finish(
+    id: number,
+    runner: string,
+    result: { status: 'succeeded' | 'failed'; message: string | null; digest?: string | null; log: string },
+    now: Date,
+  ): Promise<boolean> {
+    const changed = await this.db('builds')
+      .where({ id, runner, status: 'running' })
+      .update({
+        status: result.status,
+        phase: null,
+        message: result.message,
+        digest: result.digest ?? null,
+        log: result.log,
+        finished_at: now,
+      });
+    return changed === 1;
+  }
+}

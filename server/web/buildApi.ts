@@ -1,0 +1,65 @@
+/**
+ * Building in the JSON API: the systems that build, a new built image, its
+ * builds, one build with its log, and a rebuild (no body: the same inputs).
+ * The build service decides who may; routes parse, call and present.
+ */
+import type { Router } from 'express';
+import type { BuildService, BuildView } from '../builds/service.js';
+import type { System } from '../systems/schema.js';
+import { identityOf } from './apiAuth.js';
+import { parseApiId, parseUserName } from './params.js';
+import { presentImage } from './presenters.js';
+
+export function presentBuild(build: BuildView) {
+  return {
+    id: build.id,
+    imageId: build.imageId,
+    number: build.number,
+    status: build.status,
+    phase: build.phase,
+    label: build.label,
+    step: build.step,
+    steps: build.steps,
+    image: build.target,
+    digest: build.digest,
+    message: build.message,
+    createdAt: build.createdAt.toISOString(),
+    startedAt: build.startedAt?.toISOString() ?? null,
+    finishedAt: build.finishedAt?.toISOString() ?? null,
+    durationMs: build.durationMs,
+  };
+}
+
+function presentBuildSystem(system: System) {
+  return {
+    slug: system.slug,
+    displayName: system.displayName,
+    network: system.build.network,
+    baseImages: system.build.baseImages,
+  };
+}
+
+export function buildApiRoutes(router: Router, deps: { builds: BuildService }): void {
+  const { builds } = deps;
+  const image = (req: { params: Record<string, string> }) =>
+    [parseUserName(req.params.name ?? ''), parseApiId(req.params.id ?? '')] as const;
+
+  router.get('/build-systems', async (_req, res) => {
+    res.json((await builds.systemsForBuilding()).map(presentBuildSystem));
+  });
+  router.post('/users/:name/builds', async (req, res) => {
+    const created = await builds.create(identityOf(req), parseUserName(req.params.name), req.body, req.uploads ?? []);
+    res.status(202).json({ image: presentImage(created.image), build: presentBuild(created.build) });
+  });
+  router.get('/users/:name/images/:id/builds', async (req, res) => {
+    res.json((await builds.list(identityOf(req), ...image(req))).map(presentBuild));
+  });
+  router.post('/users/:name/images/:id/builds', async (req, res) => {
+    const edited = req.body && Object.keys(req.body as object).length > 0 ? req.body : undefined;
+    res.status(202).json(presentBuild(await builds.rebuild(identityOf(req), ...image(req), edited, req.uploads ?? [])));
+  });
+  router.get('/users/:name/images/:id/builds/:number', async (req, res) => {
+    const found = await builds.get(identityOf(req), ...image(req), parseApiId(req.params.number));
+    res.json({ ...presentBuild(found.build), log: found.log, inputs: found.inputs });
+  });
+}

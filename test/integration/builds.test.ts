@@ -1,0 +1,393 @@
+/**
+ * Building images with a real Docker engine, a real registry on loopback and
+ * a git smart-HTTP server on loopback: base image + a pip package from a
+ * wheel in the context, a failing RUN, a build past its time, a build without
+ * network, git contexts public and private, and requests that must be
+ * refused before anything is stored or built.
+ */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type Docker from 'dockerode';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AppError } from '../../server/errors.js';
+import { createKeyring } from '../../server/secrets/keyring.js';
+import { openDatabase, type Knex } from '../../server/store/db.js';
+import { migrateLatest } from '../../server/store/migrate.js';
+import type { System } from '../../server/systems/schema.js';
+import { buildServices, type BuildServices } from '../support/builds.js';
+import { ciDocker } from '../support/docker.js';
+import { startGitServer, type GitServer } from '../support/gitServer.js';
+import { testUser } from '../support/identities.js';
+import { pushImage } from '../support/images.js';
+import { startRegistries, type TestRegistries } from '../support/registry.js';
+import { testSystem } from '../support/systems.js';
+
+const LAYER = process.env.TEST_DEBIAN_JUPYTERHUB_LAYER;
+let registries: TestRegistries;
+let git: GitServer;
+let docker: Docker;
+let db: Knex;
+let dir: string;
+let services: BuildServices;
+let wheel: UploadedWheel;
+const ada = testUser('ada');
+
+interface UploadedWheel {
+  name: string;
+  content: Buffer;
+}
+
+/** A pure-Python wheel, written with Python's zipfile: no package index is reachable here. */
+function greetingWheel(): UploadedWheel {
+  const file = path.join(dir, 'ci_greeting-1.0-py3-none-any.whl');
+  execFileSync('/usr/bin/python3', [
+    '-c',
+    `import zipfile
+with zipfile.ZipFile(${JSON.stringify(file)}, 'w') as z:
+    z.writestr('ci_greeting/__init__.py', 'def hello():\\n    return "hello from a built image"\\n')
+    z.writestr('ci_greeting-1.0.dist-info/METADATA', 'Metadata-Version: 2.1\\nName: ci-greeting\\nVersion: 1.0\\n')
+    z.writestr('ci_greeting-1.0.dist-info/WHEEL', 'Wheel-Version: 1.0\\nGenerator: ci\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n')
+    z.writestr('ci_greeting-1.0.dist-info/RECORD', 'ci_greeting/__init__.py,,\\nci_greeting-1.0.dist-info/METADATA,,\\nci_greeting-1.0.dist-info/WHEEL,,\\nci_greeting-1.0.dist-info/RECORD,,\\n')
+`,
+  ]);
+  return { name: path.basename(file), content: fs.readFileSync(file) };
+}
+
+function buildSystem(overrides: Partial<System['build']> = {}, slug = 'default'): System {
+  return testSystem({
+    slug,
+    displayName: slug === 'default' ? 'Default' : 'No network',
+    allowedRegistries: [`${registries.open}/*`],
+    build: {
+      enabled: true,
+      pushTo: `${registries.open}/built`,
+      network: 'default',
+      baseImages: [{ name: 'Debian with JupyterHub', image: `${registries.open}/base/debian:1` }],
+      ...overrides,
+    },
+  });
+}
+
+/** Untagged images and all containers of the engine: what a build must not leave behind. */
+async function leftovers(): Promise<{ dangling: number; containers: number }> {
+  const dangling = await docker.listImages({ filters: { dangling: ['true'] } });
+  const containers = await docker.listContainers({ all: true });
+  return { dangling: dangling.length, containers: containers.length };
+}
+
+async function refused(raw: Record<string, unknown>, files: UploadedWheel[] = []): Promise<AppError> {
+  const err = await services.builds.create(ada, 'ada', raw, files).catch((e: unknown) => e);
+  expect(err).toBeInstanceOf(AppError);
+  return err as AppError;
+}
+
+beforeAll(async () => {
+  if (!LAYER || !fs.existsSync(LAYER))
+    throw new Error('TEST_DEBIAN_JUPYTERHUB_LAYER is not set: run the tests through .ci/run (.ci/debian-image builds the image)');
+  docker = ciDocker();
+  registries = await startRegistries();
+  git = await startGitServer();
+  await pushImage(registries.open, 'base/debian', '1', { layers: [{ path: LAYER }] });
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ci-builds-'));
+  wheel = greetingWheel();
+  db = openDatabase(`sqlite://${dir}/db.sqlite`);
+  await migrateLatest(db);
+  services = buildServices(db, {
+    keyring: await createKeyring([new Uint8Array(32).fill(9)]),
+    trustedRegistries: registries.trusted,
+    trustedGitHosts: [git.host],
+    systems: [buildSystem(), buildSystem({ network: 'none' }, 'offline')],
+    timeoutMs: 120_000,
+  });
+}, 300_000);
+
+afterAll(async () => {
+  await db?.destroy();
+  await registries?.stop();
+  await git?.stop();
+  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+describe('building from a base image plus packages', { timeout: 300_000 }, () => {
+  it('builds, pushes, checks and pins the pushed digest; the package imports in the image', async () => {
+    const { image, build } = await services.builds.create(
+      ada,
+      'ada',
+      { name: 'greeting-env', system: 'default', mode: 'packages', base: 'Debian with JupyterHub', pip: '--no-index\nci-greeting==1.0\n' },
+      [wheel],
+    );
+    expect(build.status).toBe('queued');
+    expect(image.reference).toBe(`${registries.open}/built/ada/greeting-env:1`);
+    const done = await services.run(build.id);
+    if (done.status !== 'succeeded') console.log(done.log);
+    expect(done.status).toBe('succeeded');
+    expect(done.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(done.log).toMatch(/Successfully installed ci-greeting-1.0/);
+    expect(done.steps).toBeGreaterThan(0);
+
+    // The check was queued by the build; run it as a worker would.
+    const [check] = await services.checkServices.store.forImage('ada', image.id);
+    expect(check?.status).toBe('queued');
+    await services.checkServices.store.claim(check!.id, 'test', new Date());
+    await services.checks.execute((await services.checkServices.store.get(check!.id))!);
+    const checked = (await services.checkServices.store.get(check!.id))!;
+    if (checked.status !== 'passed') console.log(checked.log, checked.findings);
+    expect(checked.status).toBe('passed');
+    expect(checked.manifestDigest ?? checked.digest).toBe(done.digest);
+    const view = await services.checkServices.images.load('ada', image.id);
+    expect(view.status.code).toBe('passed');
+
+    // In the pushed image, pinned by digest, with no network: the package imports.
+    const pinned = `${registries.open}/built/ada/greeting-env@${done.digest}`;
+    const out = execFileSync('docker', [
+      'run',
+      '--rm',
+      '--network',
+      'none',
+      '--user',
+      '1000:100',
+      pinned,
+      'python3',
+      '-c',
+      'import ci_greeting; print(ci_greeting.hello())',
+    ]);
+    expect(out.toString().trim()).toBe('hello from a built image');
+  });
+});
+
+describe('a failing build', { timeout: 300_000 }, () => {
+  it('says at which step it failed, keeps the output, and leaves no container or untagged layer', async () => {
+    const before = await leftovers();
+    const { build } = await services.builds.create(
+      ada,
+      'ada',
+      {
+        name: 'fails',
+        system: 'default',
+        mode: 'dockerfile',
+        dockerfile: `FROM ${registries.open}/base/debian:1\nRUN echo first-step-${Date.now()} > /first\nRUN echo "compiling went wrong" >&2; exit 3\n`,
+      },
+      [],
+    );
+    const done = await services.run(build.id);
+    expect(done.status).toBe('failed');
+    expect(done.message).toMatch(/^Build failed at step 3 of 3 \(RUN echo "compiling went wrong"/);
+    expect(done.message).toMatch(/returned a non-zero code: 3/);
+    expect(done.log).toMatch(/compiling went wrong/);
+    expect(await leftovers()).toEqual(before);
+  });
+
+  it('stops a build past its time limit and leaves nothing behind', async () => {
+    const quick = buildServices(db, {
+      keyring: await createKeyring([new Uint8Array(32).fill(9)]),
+      trustedRegistries: registries.trusted,
+      trustedGitHosts: [],
+      systems: [buildSystem()],
+      timeoutMs: 8_000,
+    });
+    const before = await leftovers();
+    const { build } = await quick.builds.create(
+      ada,
+      'ada',
+      {
+        name: 'sleeps',
+        system: 'default',
+        mode: 'dockerfile',
+        dockerfile: `FROM ${registries.open}/base/debian:1\nRUN echo before-${Date.now()} > /before\nRUN sleep 300\n`,
+      },
+      [],
+    );
+    const done = await quick.run(build.id);
+    expect(done.status).toBe('failed');
+    expect(done.message).toMatch(/took longer than 8 s and was stopped at step 3 of 3 \(RUN sleep 300\)/);
+    // The engine removes the step's container once the cancelled request ends.
+    for (let i = 0; i < 50 && JSON.stringify(await leftovers()) !== JSON.stringify(before); i++)
+      await new Promise((r) => setTimeout(r, 200));
+    expect(await leftovers()).toEqual(before);
+  });
+
+  it('fails a RUN that reaches for the network on a system that builds without one, saying so', async () => {
+    const { build } = await services.builds.create(
+      ada,
+      'ada',
+      {
+        name: 'offline',
+        system: 'offline',
+        mode: 'dockerfile',
+        dockerfile: `FROM ${registries.open}/base/debian:1\nRUN python3 -c "import socket; socket.create_connection(('192.0.2.1', 80), timeout=5)"\n`,
+      },
+      [],
+    );
+    const done = await services.run(build.id);
+    expect(done.status).toBe('failed');
+    expect(done.log).toMatch(/Network is unreachable/);
+    expect(done.message).toMatch(/This system builds without a network: RUN steps cannot download anything/);
+  });
+});
+
+describe('a git build context', { timeout: 300_000 }, () => {
+  it('builds a public repository at the pinned commit, not its newest', async () => {
+    const pinned = git.commit('lab/env.git', { 'message.txt': 'from the pinned commit\n' });
+    git.commit('lab/env.git', { 'message.txt': 'from a later commit\n' });
+    const { build } = await services.builds.create(
+      ada,
+      'ada',
+      {
+        name: 'from-git',
+        system: 'default',
+        mode: 'dockerfile',
+        dockerfile: `FROM ${registries.open}/base/debian:1\nCOPY message.txt /message.txt\n`,
+        gitUrl: `${git.origin}/lab/env.git`,
+        gitRef: pinned,
+      },
+      [],
+    );
+    const done = await services.run(build.id);
+    if (done.status !== 'succeeded') console.log(done.log);
+    expect(done.status).toBe('succeeded');
+    expect(done.gitCommit).toBe(pinned);
+    const out = execFileSync('docker', ['run', '--rm', '--network', 'none', done.target, 'cat', '/message.txt']);
+    expect(out.toString()).toBe('from the pinned commit\n');
+  });
+
+  it('fetches a private repository with its token, which appears in no log, answer or layer', async () => {
+    git.commit('private/secret-env.git', { 'setup.sh': '#!/bin/sh\necho private-setup-ran > /private-setup\n' });
+    const missing = await services.builds.create(
+      ada,
+      'ada',
+      {
+        name: 'private-no-token',
+        system: 'default',
+        mode: 'dockerfile',
+        dockerfile: `FROM ${registries.open}/base/debian:1\nCOPY . /src\n`,
+        gitUrl: `${git.origin}/private/secret-env.git`,
+      },
+      [],
+    );
+    const failed = await services.run(missing.build.id);
+    expect(failed.status).toBe('failed');
+    expect(failed.message).toMatch(/needs an access token: the repository is private/);
+
+    const { image, build } = await services.builds.create(
+      ada,
+      'ada',
+      {
+        name: 'private-env',
+        system: 'default',
+        mode: 'dockerfile',
+        dockerfile: `FROM ${registries.open}/base/debian:1\nCOPY . /src\nRUN sh /src/setup.sh && ls -a /src\n`,
+        gitUrl: `${git.origin}/private/secret-env.git`,
+        gitToken: git.token,
+      },
+      [],
+    );
+    const done = await services.run(build.id);
+    if (done.status !== 'succeeded') console.log(done.log);
+    expect(done.status).toBe('succeeded');
+    expect(done.log).not.toContain(git.token);
+    expect(JSON.stringify(await services.builds.get(ada, 'ada', image.id, 1))).not.toContain(git.token);
+    const rows = JSON.stringify(await db('builds').select('log', 'message', 'git_url', 'git_username'));
+    expect(rows).not.toContain(git.token);
+    // Every layer of the pushed image, as the engine exports it: no token, no .git.
+    const saved = execFileSync('docker', ['save', done.target], { maxBuffer: 1024 * 1024 * 1024 });
+    expect(saved.includes(Buffer.from(git.token))).toBe(false);
+    const listing = execFileSync('docker', ['run', '--rm', '--network', 'none', done.target, 'ls', '-a', '/src']).toString();
+    expect(listing).toContain('setup.sh');
+    expect(listing).not.toContain('.git');
+
+    // A rebuild with the same inputs keeps the stored token.
+    const again = await services.builds.rebuild(ada, 'ada', image.id, undefined, []);
+    expect((await services.run(again.id)).status).toBe('succeeded');
+  });
+});
+
+describe('requests that are refused before anything is stored', { timeout: 60_000 }, () => {
+  const base = { system: 'default', mode: 'dockerfile' };
+  const cases: Array<[string, Record<string, unknown>, string, RegExp, UploadedWheel[]?]> = [
+    [
+      'a Dockerfile over the size limit',
+      { name: 'big', dockerfile: `FROM x\n${'# padding\n'.repeat(8000)}` },
+      'dockerfile',
+      /at most 64 KiB/,
+    ],
+    [
+      'a FROM outside the allowed registries',
+      { name: 'elsewhere', dockerfile: 'FROM docker.io/library/python:3.12\n' },
+      'dockerfile',
+      /Line 1: docker\.io\/library\/python is not among the registries/,
+    ],
+    [
+      'a FROM with an undefined build argument',
+      { name: 'argful', dockerfile: 'FROM ${BASE}\n' },
+      'dockerfile',
+      /uses a build argument without a default/,
+    ],
+    [
+      'an unknown base image',
+      { name: 'unknown-base', mode: 'packages', base: 'Fedora 40' },
+      'base',
+      /"Fedora 40" is not a base image of this system/,
+    ],
+    [
+      'a malformed requirements line',
+      { name: 'bad-req', mode: 'packages', base: 'Debian with JupyterHub', pip: 'numpy==1.26\nthis is not a package\n' },
+      'pip',
+      /Line 2: "this is not a package" is not a requirement/,
+    ],
+    [
+      'a requirements line naming another file',
+      { name: 'bad-req2', mode: 'packages', base: 'Debian with JupyterHub', pip: '-r other.txt\n' },
+      'pip',
+      /Line 1: "-r other.txt" is not an option a build can use/,
+    ],
+    [
+      'a malformed apt package',
+      { name: 'bad-apt', mode: 'packages', base: 'Debian with JupyterHub', apt: 'git; rm -rf /' },
+      'apt',
+      /is not a package name|are not package names/,
+    ],
+    [
+      'an environment.yml without dependencies',
+      { name: 'bad-conda', mode: 'packages', base: 'Debian with JupyterHub', conda: 'name: x\n' },
+      'conda',
+      /lists no dependencies/,
+    ],
+    [
+      'an upload too large',
+      { name: 'big-upload', dockerfile: 'FROM 127.0.0.1:1/x\n' },
+      'files',
+      /at most 1\.0 MiB are allowed/,
+      [{ name: 'data.bin', content: Buffer.alloc(1024 * 1024 + 1) }],
+    ],
+    ['a name that is not a path component', { name: 'My Env!', dockerfile: `FROM x\n` }, 'name', /lower-case letters and digits/],
+    [
+      'a token inside the repository URL',
+      { name: 'url-token', dockerfile: 'FROM x\n', gitUrl: 'https://user:secret@example.org/a.git' },
+      'gitUrl',
+      /Put no credentials in the URL/,
+    ],
+    [
+      'a plain-http repository on an untrusted host',
+      { name: 'http-git', dockerfile: 'FROM x\n', gitUrl: 'http://example.org/a.git' },
+      'gitUrl',
+      /starts with https/,
+    ],
+  ];
+  it.each(cases)('%s: 400 naming the field, nothing saved', async (_what, raw, field, message, files = []) => {
+    const images = await db('images').count({ n: '*' }).first();
+    const builds = await db('builds').count({ n: '*' }).first();
+    const err = await refused({ ...base, ...raw }, files);
+    expect(err.status).toBe(400);
+    expect(err.fields[field]).toMatch(message);
+    expect(await db('images').count({ n: '*' }).first()).toEqual(images);
+    expect(await db('builds').count({ n: '*' }).first()).toEqual(builds);
+  });
+
+  it('refuses a second image of the same name with 409 on the name', async () => {
+    const err = await refused({ ...base, name: 'greeting-env', dockerfile: `FROM ${registries.open}/base/debian:1\n` });
+    expect(err.status).toBe(409);
+    expect(err.field).toBe('name');
+  });
+});

@@ -1,0 +1,80 @@
+/**
+ * The build service wired as the app wires it, on a database of the test's
+ * own, with the real Docker engine and registries: for tests and benchmarks
+ * that build without a hub. Builds run when the test says so ({@link run}).
+ */
+import { BuildService } from '../../server/builds/service.js';
+import { BuildStore, type BuildRow } from '../../server/builds/store.js';
+import { GitFetcher } from '../../server/builds/git.js';
+import { ImageStore } from '../../server/images/store.js';
+import type { CheckService } from '../../server/checks/service.js';
+import { createLogger } from '../../server/log.js';
+import { RegistryClient } from '../../server/registry/client.js';
+import { DockerEngine, dockerFromHost } from '../../server/runner/engine.js';
+import { DockerBuilder } from '../../server/runner/dockerBuilder.js';
+import type { Keyring } from '../../server/secrets/keyring.js';
+import type { Knex } from '../../server/store/db.js';
+import { staticCatalog, type System } from '../../server/systems/schema.js';
+import { checkServices, type CheckServices } from './checkServices.js';
+import { testAccess } from './identities.js';
+
+export interface BuildServices {
+  builds: BuildService;
+  store: BuildStore;
+  checks: CheckService;
+  checkServices: CheckServices;
+  engine: DockerEngine;
+  /** Claims build `id` and runs it to its end, as a worker would. */
+  run(id: number, signal?: AbortSignal): Promise<BuildRow>;
+}
+
+export function buildServices(
+  db: Knex,
+  options: {
+    keyring: Keyring;
+    trustedRegistries: string[];
+    trustedGitHosts: string[];
+    systems: System[];
+    timeoutMs?: number;
+    uploadBytes?: number;
+  },
+): BuildServices {
+  const registry = new RegistryClient({ trustedHosts: options.trustedRegistries });
+  const engine = new DockerEngine(dockerFromHost(process.env.DOCKER_HOST));
+  const services = checkServices(db, { registry, keyring: options.keyring, systems: options.systems });
+  const checks = services.checks({
+    engine,
+    runLimits: { timeoutMs: 60_000, memoryBytes: 512 * 1024 * 1024, pids: 64, outputBytes: 16 * 1024 },
+  });
+  const store = new BuildStore(db);
+  const catalog = staticCatalog(options.systems);
+  const builds = new BuildService({
+    store,
+    images: services.images,
+    imageStore: new ImageStore(db),
+    systems: { ...catalog, credentialFor: async () => undefined },
+    access: testAccess,
+    keyring: options.keyring,
+    registry,
+    git: new GitFetcher({ trustedHosts: options.trustedGitHosts, maxBytes: 50 * 1024 * 1024, timeoutMs: 30_000 }),
+    builder: new DockerBuilder(engine),
+    check: (owner, imageId) => checks.queue(owner, imageId),
+    limits: { dockerfileBytes: 64 * 1024, uploadBytes: options.uploadBytes ?? 1024 * 1024, uploadFiles: 20 },
+    builderLimits: { memoryBytes: 1024 * 1024 * 1024, cpus: 2, timeoutMs: options.timeoutMs ?? 600_000 },
+    maxQueuedPerUser: 100,
+    maxStreamsPerUser: 4,
+    logger: createLogger('silent'),
+  });
+  return {
+    builds,
+    store,
+    checks,
+    checkServices: services,
+    engine,
+    async run(id, signal = new AbortController().signal) {
+      if (!(await store.claim(id, 'test', new Date()))) throw new Error(`build ${id} was not queued`);
+      await builds.execute((await store.get(id)) as BuildRow, 'test', signal);
+      return (await store.get(id)) as BuildRow;
+    },
+  };
+}
