@@ -5,6 +5,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { benchBuild } from './build.js';
 import { benchLaunch } from './launch.js';
 import { benchPages } from './pages.js';
 import { benchSpawn } from './spawn.js';
@@ -16,6 +17,7 @@ const sections: Array<[string, () => Promise<BenchRow[]>]> = [
   ['pages and repeated checks', () => benchPages()],
   ['static check', () => benchStaticCheck()],
   ['spawn', () => benchSpawn()],
+  ['build', () => benchBuild()],
 ];
 const only = process.argv[2];
 

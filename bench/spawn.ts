@@ -22,7 +22,7 @@ const USER = 'bench';
 const SYSTEM = 'bench-docker';
 
 /** The cached Debian layer, built by .ci/debian-image when this machine has none yet. */
-function debianLayer(): string {
+export function debianLayer(): string {
   if (process.env.TEST_DEBIAN_JUPYTERHUB_LAYER) return process.env.TEST_DEBIAN_JUPYTERHUB_LAYER;
   const out = execFileSync('bash', ['.ci/debian-image'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
   const layer = /TEST_DEBIAN_JUPYTERHUB_LAYER=(\S+)/.exec(out)?.[1];

@@ -57,6 +57,8 @@ import { DockerBuilder } from './runner/dockerBuilder.js';
 import { SystemStore } from './systems/store.js';
 import { adminPagesRouter } from './web/adminPages.js';
 import { imagePagesRouter } from './web/imagePages.js';
+import { buildPagesRouter } from './web/buildPages.js';
+import { buildUploads } from './web/uploads.js';
 import './web/types.js';
 
 /** Everything the app needs from outside; tests pass their own. */
@@ -368,6 +370,8 @@ export function createApp(deps: AppDeps): App {
     res.locals.isAdmin = req.user ? isServiceAdmin(req.user) : false;
     next();
   });
+  // A build form sends files (multipart): parsed before the CSRF check reads its token, for logged-in users only.
+  pages.post(['/builds', '/images/:id/rebuild'], requireLogin(prefix), ...buildUploads(uploadLimits));
   pages.use(express.urlencoded({ extended: false, limit: '64kb' }));
   const csrf = csrfSync({
     getTokenFromRequest: (req) => (req.body as { _csrf?: string } | undefined)?._csrf,
@@ -390,7 +394,8 @@ export function createApp(deps: AppDeps): App {
   );
   pages.use(
     requireLogin(prefix),
-    imagePagesRouter({ images, checks, sharing, prefix, draining: draining.signal }),
+    imagePagesRouter({ images, checks, sharing, builds, prefix, draining: draining.signal }),
+    buildPagesRouter({ builds, images, prefix, draining: draining.signal }),
     adminPagesRouter({ systems, prefix }),
   );
   router.use(pages);

@@ -10,6 +10,7 @@ import type { ImageService, ImageView } from '../images/service.js';
 import type { SharingService } from '../sharing/service.js';
 import type { System } from '../systems/schema.js';
 import { parseId } from './params.js';
+import type { BuildService } from '../builds/service.js';
 import { presentCheckPage, presentTile } from './presenters.js';
 
 /** Values to show back in the form: everything the user typed except the password. */
@@ -46,10 +47,11 @@ export function imagePagesRouter(deps: {
   images: ImageService;
   checks: CheckService;
   sharing: SharingService;
+  builds: Pick<BuildService, 'latestFor'>;
   prefix: string;
   draining: AbortSignal;
 }): Router {
-  const { images, checks, sharing, prefix, draining } = deps;
+  const { images, checks, sharing, builds, prefix, draining } = deps;
   const router = Router();
   const owner = (req: Request) => {
     if (!req.user) throw unauthenticated('Please log in.');
@@ -98,9 +100,13 @@ export function imagePagesRouter(deps: {
   async function renderHome(req: Request, res: Response, problem?: { imageId: number; message: string; status: number; groups?: string }) {
     const user = owner(req);
     const [own, shares] = await Promise.all([images.list(user, user.name), sharing.sharesOfAll(user, user.name)]);
+    const built = await builds.latestFor(
+      user.name,
+      own.map((i) => i.id),
+    );
     const list = await Promise.all(
       own.map(async (image) => ({
-        ...presentTile(image),
+        ...presentTile(image, built.get(image.id)),
         shares: shares.get(image.id),
         shareProblem: problem?.imageId === image.id ? problem.message : undefined,
         // What the user typed stays in the field when it was refused.

@@ -2,6 +2,7 @@
  * How images, checks and systems are shown: the API's JSON (each answer
  * with its zod schema) and the pages' view objects. Never a secret.
  */
+import { isBuildActive, type BuildView } from '../builds/service.js';
 import { z } from 'zod';
 import { FindingSchema } from '../checks/report.js';
 import { CHECK_STATUSES, isActive, type CheckRow } from '../checks/store.js';
@@ -184,11 +185,19 @@ export function presentSystem(system: System): z.infer<typeof SystemResponseSche
 }
 
 /** An image as its tile shows it. */
-export function presentTile(image: ImageView) {
+export function presentTile(image: ImageView, build?: BuildView) {
+  const building = build !== undefined && isBuildActive(build.status);
+  // Until its first build is pushed, a built image's state is its build's.
+  const status =
+    build && (building || (build.status === 'failed' && image.status.code === 'never'))
+      ? { ...image.status, code: building ? 'building' : 'build_failed', label: build.label, checkId: undefined }
+      : image.status;
   return {
     ...image,
+    status,
+    build: build ? { ...build, duration: build.durationMs === null ? '' : `${Math.round(build.durationMs / 1000)} s` } : undefined,
     startText: image.start ? readinessText(image.start) : undefined,
-    busy: image.status.code === 'checking' || image.start?.state === 'preparing',
+    busy: image.status.code === 'checking' || image.start?.state === 'preparing' || building,
   };
 }
 

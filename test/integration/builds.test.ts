@@ -16,7 +16,7 @@ import { createKeyring } from '../../server/secrets/keyring.js';
 import { openDatabase, type Knex } from '../../server/store/db.js';
 import { migrateLatest } from '../../server/store/migrate.js';
 import type { System } from '../../server/systems/schema.js';
-import { buildServices, type BuildServices } from '../support/builds.js';
+import { buildServices, greetingWheel, type BuildServices, type UploadedWheel } from '../support/builds.js';
 import { ciDocker } from '../support/docker.js';
 import { startGitServer, type GitServer } from '../support/gitServer.js';
 import { testUser } from '../support/identities.js';
@@ -33,27 +33,6 @@ let dir: string;
 let services: BuildServices;
 let wheel: UploadedWheel;
 const ada = testUser('ada');
-
-interface UploadedWheel {
-  name: string;
-  content: Buffer;
-}
-
-/** A pure-Python wheel, written with Python's zipfile: no package index is reachable here. */
-function greetingWheel(): UploadedWheel {
-  const file = path.join(dir, 'ci_greeting-1.0-py3-none-any.whl');
-  execFileSync('/usr/bin/python3', [
-    '-c',
-    `import zipfile
-with zipfile.ZipFile(${JSON.stringify(file)}, 'w') as z:
-    z.writestr('ci_greeting/__init__.py', 'def hello():\\n    return "hello from a built image"\\n')
-    z.writestr('ci_greeting-1.0.dist-info/METADATA', 'Metadata-Version: 2.1\\nName: ci-greeting\\nVersion: 1.0\\n')
-    z.writestr('ci_greeting-1.0.dist-info/WHEEL', 'Wheel-Version: 1.0\\nGenerator: ci\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n')
-    z.writestr('ci_greeting-1.0.dist-info/RECORD', 'ci_greeting/__init__.py,,\\nci_greeting-1.0.dist-info/METADATA,,\\nci_greeting-1.0.dist-info/WHEEL,,\\nci_greeting-1.0.dist-info/RECORD,,\\n')
-`,
-  ]);
-  return { name: path.basename(file), content: fs.readFileSync(file) };
-}
 
 function buildSystem(overrides: Partial<System['build']> = {}, slug = 'default'): System {
   return testSystem({
@@ -91,7 +70,7 @@ beforeAll(async () => {
   git = await startGitServer();
   await pushImage(registries.open, 'base/debian', '1', { layers: [{ path: LAYER }] });
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ci-builds-'));
-  wheel = greetingWheel();
+  wheel = greetingWheel(dir);
   db = openDatabase(`sqlite://${dir}/db.sqlite`);
   await migrateLatest(db);
   services = buildServices(db, {

@@ -3,6 +3,9 @@
  * own, with the real Docker engine and registries: for tests and benchmarks
  * that build without a hub. Builds run when the test says so ({@link run}).
  */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
 import { BuildService } from '../../server/builds/service.js';
 import { BuildStore, type BuildRow } from '../../server/builds/store.js';
 import { GitFetcher } from '../../server/builds/git.js';
@@ -77,4 +80,25 @@ export function buildServices(
       return (await store.get(id)) as BuildRow;
     },
   };
+}
+
+export interface UploadedWheel {
+  name: string;
+  content: Buffer;
+}
+
+/** A pure-Python wheel (ci-greeting 1.0), written with Python's zipfile into `dir`: no package index is reachable here. */
+export function greetingWheel(dir: string): UploadedWheel {
+  const file = path.join(dir, 'ci_greeting-1.0-py3-none-any.whl');
+  execFileSync('/usr/bin/python3', [
+    '-c',
+    `import zipfile
+with zipfile.ZipFile(${JSON.stringify(file)}, 'w') as z:
+    z.writestr('ci_greeting/__init__.py', 'def hello():\\n    return "hello from a built image"\\n')
+    z.writestr('ci_greeting-1.0.dist-info/METADATA', 'Metadata-Version: 2.1\\nName: ci-greeting\\nVersion: 1.0\\n')
+    z.writestr('ci_greeting-1.0.dist-info/WHEEL', 'Wheel-Version: 1.0\\nGenerator: ci\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n')
+    z.writestr('ci_greeting-1.0.dist-info/RECORD', 'ci_greeting/__init__.py,,\\nci_greeting-1.0.dist-info/METADATA,,\\nci_greeting-1.0.dist-info/WHEEL,,\\nci_greeting-1.0.dist-info/RECORD,,\\n')
+`,
+  ]);
+  return { name: path.basename(file), content: fs.readFileSync(file) };
 }

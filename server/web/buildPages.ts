@@ -1,0 +1,192 @@
+/**
+ * Building on the researcher's pages: the build form (new, or edited for a
+ * rebuild), a build's page with its live log, and Rebuild. The build
+ * service decides who may; routes parse, call and render.
+ */
+import { Router, type Request, type Response } from 'express';
+import { AppError, unauthenticated } from '../errors.js';
+import type { BuildInputs, BuildService, BuildView } from '../builds/service.js';
+import { isBuildActive } from '../builds/service.js';
+import type { ImageService } from '../images/service.js';
+import { parseId } from './params.js';
+
+const FIELDS = [
+  'name',
+  'system',
+  'mountPath',
+  'mode',
+  'base',
+  'pip',
+  'conda',
+  'apt',
+  'dockerfile',
+  'gitUrl',
+  'gitRef',
+  'gitUsername',
+] as const;
+type FormValues = Record<(typeof FIELDS)[number], string>;
+
+/** What the user typed, to show back (never the token). */
+function formValues(body: Record<string, unknown>): FormValues {
+  const values = Object.fromEntries(FIELDS.map((f) => [f, typeof body[f] === 'string' ? body[f] : ''])) as FormValues;
+  values.mode ||= 'packages';
+  return values;
+}
+
+function inputsAsValues(inputs: BuildInputs, image: { name: string; system: string; mountPath: string }, mode?: string): FormValues {
+  const useDockerfile = mode === 'dockerfile' || inputs.mode === 'dockerfile';
+  return {
+    name: image.name,
+    system: image.system,
+    mountPath: image.mountPath,
+    mode: useDockerfile ? 'dockerfile' : 'packages',
+    base: inputs.base ?? '',
+    pip: inputs.pip,
+    conda: inputs.conda,
+    apt: inputs.apt,
+    dockerfile: useDockerfile ? inputs.dockerfile : '',
+    gitUrl: inputs.gitUrl ?? '',
+    gitRef: inputs.gitRef ?? '',
+    gitUsername: inputs.gitUsername ?? '',
+  };
+}
+
+function duration(ms: number | null): string {
+  if (ms === null) return '';
+  return ms < 60_000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.floor(ms / 60_000)} min ${Math.round((ms % 60_000) / 1000)} s`;
+}
+
+export function presentBuildPage(build: BuildView) {
+  return { ...build, active: isBuildActive(build.status), duration: duration(build.durationMs) };
+}
+
+export function buildPagesRouter(deps: { builds: BuildService; images: ImageService; prefix: string; draining: AbortSignal }): Router {
+  const { builds, images, prefix, draining } = deps;
+  const router = Router();
+  const owner = (req: Request) => {
+    if (!req.user) throw unauthenticated('Please log in.');
+    return req.user;
+  };
+
+  async function renderForm(
+    req: Request,
+    res: Response,
+    options: {
+      values: FormValues;
+      imageId?: number;
+      tokenStored?: boolean;
+      files?: Array<{ name: string; size: number }>;
+      errors?: Record<string, string>;
+      status?: number;
+    },
+  ) {
+    const systems = await builds.systemsForBuilding();
+    const selected = options.values.system || systems[0]?.slug || '';
+    res.status(options.status ?? 200).render('pages/build-form', {
+      title: options.imageId ? `Rebuild ${options.values.name}` : 'Build an image',
+      action: options.imageId ? `${prefix}images/${options.imageId}/rebuild` : `${prefix}builds`,
+      rebuild: options.imageId !== undefined,
+      values: options.values,
+      errors: options.errors ?? {},
+      hasErrors: Object.keys(options.errors ?? {}).length > 0,
+      systems: systems.map((s) => ({ ...s, selected: s.slug === selected })),
+      bases: systems.flatMap((s) =>
+        s.build.baseImages.map((b) => ({
+          ...b,
+          system: s.displayName,
+          selected: b.name === options.values.base || b.image === options.values.base,
+        })),
+      ),
+      packagesMode: options.values.mode !== 'dockerfile',
+      tokenHelp: `${options.tokenStored ? 'A token is stored; leave this blank to keep it. ' : ''}Stored encrypted, used only to fetch the repository.`,
+      files: options.files ?? [],
+      csrfToken: req.csrfToken?.(),
+    });
+  }
+
+  /** Runs a build request; a refused input shows the form again with the messages next to their fields. */
+  async function submit(req: Request, res: Response, imageId: number | undefined) {
+    const user = owner(req);
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    try {
+      if (imageId === undefined) {
+        const { image } = await builds.create(user, user.name, body, req.uploads ?? []);
+        return res.redirect(303, `${prefix}images/${image.id}/builds/1`);
+      }
+      const edited = typeof body.mode === 'string' ? body : undefined;
+      const build = await builds.rebuild(user, user.name, imageId, edited, req.uploads ?? []);
+      return res.redirect(303, `${prefix}images/${imageId}/builds/${build.number}`);
+    } catch (err) {
+      if (!(err instanceof AppError) || Object.keys(err.fields).length === 0) throw err;
+      const values = formValues(body);
+      if (imageId !== undefined) values.name = (await images.get(user, user.name, imageId)).name;
+      await renderForm(req, res, { values, ...(imageId !== undefined ? { imageId } : {}), errors: err.fields, status: err.status });
+    }
+  }
+
+  router.get('/builds/new', (req, res) => renderForm(req, res, { values: formValues({}) }));
+  router.post('/builds', (req, res) => submit(req, res, undefined));
+  router.post('/images/:id/rebuild', (req, res) => submit(req, res, parseId(req.params.id)));
+  router.get('/images/:id/rebuild', async (req, res) => {
+    const user = owner(req);
+    const image = await images.get(user, user.name, parseId(req.params.id));
+    const [latest] = await builds.list(user, user.name, image.id);
+    if (!latest) return res.redirect(303, `${prefix}images/${image.id}/edit`);
+    const { inputs } = await builds.get(user, user.name, image.id, latest.number);
+    const mode = typeof req.query.mode === 'string' ? req.query.mode : undefined;
+    await renderForm(req, res, {
+      values: inputsAsValues(
+        inputs,
+        { name: image.name, system: image.system.slug, mountPath: image.mountPathIsDefault ? '' : image.mountPath },
+        mode,
+      ),
+      imageId: image.id,
+      tokenStored: inputs.gitTokenStored,
+      files: inputs.files,
+    });
+  });
+
+  router.get('/images/:id/builds/:number', async (req, res) => {
+    const user = owner(req);
+    const image = await images.get(user, user.name, parseId(req.params.id));
+    const found = await builds.get(user, user.name, image.id, parseId(req.params.number, 'Build'));
+    const history = await builds.list(user, user.name, image.id);
+    res.render('pages/build', {
+      title: `Build ${found.build.number} of ${image.name}`,
+      refreshSeconds: isBuildActive(found.build.status) ? 3 : undefined,
+      image,
+      build: presentBuildPage(found.build),
+      buildLog: found.log,
+      inputs: found.inputs,
+      history: history.map(presentBuildPage),
+      csrfToken: req.csrfToken?.(),
+    });
+  });
+
+  // Server-Sent Events: the build's state and log until it ends (any replica can serve it).
+  router.get('/images/:id/builds/:number/events', async (req, res) => {
+    const user = owner(req);
+    let closed = false;
+    req.on('close', () => (closed = true));
+    await builds.follow(
+      user,
+      user.name,
+      parseId(req.params.id),
+      parseId(req.params.number, 'Build'),
+      ({ build, log }) => {
+        if (!res.headersSent) {
+          res.set({ 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-store', 'X-Accel-Buffering': 'no' });
+          res.flushHeaders();
+        }
+        const page = presentBuildPage(build);
+        res.write(
+          `event: progress\ndata: ${JSON.stringify({ status: build.status, label: build.label, duration: page.duration, log })}\n\n`,
+        );
+        if (!page.active) res.write(`event: done\ndata: ${JSON.stringify({ status: build.status })}\n\n`);
+      },
+      () => closed || draining.aborted,
+    );
+    res.end();
+  });
+  return router;
+}

@@ -1,0 +1,237 @@
+/**
+ * Building as a researcher does it, on a real JupyterHub, Docker engine and
+ * registry, in Chromium: the build form with a base image, a requirement and
+ * its wheel, the build page's live log, the tile going from building to
+ * checked, and the launch answering the pushed digest. Then what an upload
+ * too large gets from the API, and the service killed during a build.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BuildStore } from '../../server/builds/store.js';
+import { createKeyring } from '../../server/secrets/keyring.js';
+import { openDatabase } from '../../server/store/db.js';
+import { migrateLatest } from '../../server/store/migrate.js';
+import { hubLogin, launchBrowser, screenshot } from '../support/browser.js';
+import { buildServices, greetingWheel, type UploadedWheel } from '../support/builds.js';
+import { ciDocker } from '../support/docker.js';
+import { testUser } from '../support/identities.js';
+import { startHub, type TestHub } from '../support/hub.js';
+import { pushImage } from '../support/images.js';
+import { startRegistries, type TestRegistries } from '../support/registry.js';
+import { startService } from '../support/service.js';
+import { testSystem } from '../support/systems.js';
+
+const LAYER = process.env.TEST_DEBIAN_JUPYTERHUB_LAYER;
+const SYSTEM = 'builder';
+let hub: TestHub;
+let registries: TestRegistries;
+let browser: Browser;
+let page: Page;
+let dir: string;
+let wheel: UploadedWheel;
+let token: string;
+
+beforeAll(async () => {
+  if (!LAYER || !fs.existsSync(LAYER))
+    throw new Error('TEST_DEBIAN_JUPYTERHUB_LAYER is not set: run the tests through .ci/run (.ci/debian-image builds the image)');
+  registries = await startRegistries();
+  await pushImage(registries.open, 'base/debian', '1', { layers: [{ path: LAYER }] });
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ci-e2e-builds-'));
+  wheel = greetingWheel(dir);
+  const systemsFile = path.join(dir, 'systems.json');
+  fs.writeFileSync(
+    systemsFile,
+    JSON.stringify([
+      {
+        slug: SYSTEM,
+        displayName: 'Builds here',
+        allowedRegistries: [`${registries.open}/*`],
+        mountPrefixes: ['/home/jovyan'],
+        defaultMountPath: '/home/jovyan/work',
+        spawner: 'docker',
+        enabled: true,
+        runCheck: true,
+        buildEnabled: true,
+        buildPushTo: `${registries.open}/built`,
+        buildBaseImages: [`Debian with JupyterHub = ${registries.open}/base/debian:1`],
+      },
+    ]),
+  );
+  hub = await startHub(18900, {
+    CUSTOM_IMAGES_TRUSTED_REGISTRIES: registries.trusted.join(','),
+    CUSTOM_IMAGES_SYSTEMS_FILE: systemsFile,
+    CUSTOM_IMAGES_BUILD_UPLOAD_MAX_KB: '512',
+    CUSTOM_IMAGES_RUN_CHECKS: 'true',
+  });
+  token = await hub.userToken('ada');
+  browser = await launchBrowser();
+  ({ page } = await hubLogin(browser, hub, 'ada'));
+}, 600_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await hub?.stop();
+  await registries?.stop();
+  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+async function api(method: string, route: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
+  const res = await fetch(`${hub.serviceUrl}api/v1/${route}`, {
+    method,
+    headers: { Authorization: `token ${token}`, 'Content-Type': 'application/json' },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  const text = await res.text();
+  return { status: res.status, body: (text ? JSON.parse(text) : {}) as Record<string, unknown> };
+}
+
+describe('building in the browser', { timeout: 600_000 }, () => {
+  it('builds base image + a pip package, streams the log, checks it, and the launch answers the pushed digest', async () => {
+    await page.goto(hub.serviceUrl);
+    await page.getByTestId('build-image').click();
+    await page.fill('#f-name', 'greeting-env');
+    await page.getByTestId('mode-packages').check();
+    await page.selectOption('#f-base', 'Debian with JupyterHub');
+    await page.fill('#f-pip', '--no-index\nci-greeting==1.0\n');
+    await page.getByTestId('files').setInputFiles({ name: wheel.name, mimeType: 'application/octet-stream', buffer: wheel.content });
+    await page.getByTestId('build').click();
+    await page.waitForURL(/\/images\/\d+\/builds\/1$/);
+    const imageId = Number(/images\/(\d+)\/builds/.exec(page.url())?.[1]);
+    // The page follows the build live, then reloads when it has ended.
+    await page
+      .locator('[data-testid=build-status][data-status=succeeded], [data-testid=build-status][data-status=failed]')
+      .waitFor({ timeout: 300_000 });
+    await screenshot(page, 'build-page');
+    expect(await page.getByTestId('build-status').getAttribute('data-status')).toBe('succeeded');
+    await expect(page.getByTestId('build-log').textContent()).resolves.toMatch(/Successfully installed ci-greeting-1.0/);
+    await expect(page.getByTestId('build-dockerfile').textContent()).resolves.toContain(`FROM ${registries.open}/base/debian:1`);
+    const digest = (await page.getByTestId('build-digest').textContent())?.trim();
+    expect(digest).toMatch(/^sha256:/);
+
+    // The tile: building, then checked OK once the run check passed.
+    await page.goto(hub.serviceUrl);
+    const tile = page.locator(`#image-${imageId}`);
+    await expect(tile.getByTestId('tile-build').textContent()).resolves.toContain('Build 1: Built (build 1)');
+    await tile.locator('[data-testid=status].badge-passed').waitFor({ timeout: 180_000 });
+    await screenshot(page, 'build-tile');
+
+    const launch = await fetch(`${hub.serviceUrl}api/v1/users/ada/images/${imageId}/launch`, {
+      headers: { Authorization: `token ${hub.launchToken}` },
+    });
+    const answer = (await launch.json()) as { image: string };
+    if (launch.status !== 200) console.log(answer);
+    expect(launch.status).toBe(200);
+    expect(answer.image).toBe(`${registries.open}/built/ada/greeting-env@${digest}`);
+  });
+
+  it('shows a refused request next to its field, and keeps nothing', async () => {
+    await page.goto(`${hub.serviceUrl}builds/new`);
+    await page.fill('#f-name', 'bad-requirements');
+    await page.selectOption('#f-base', 'Debian with JupyterHub');
+    await page.fill('#f-pip', 'numpy==1.26\nthis is not a package\n');
+    await page.getByTestId('build').click();
+    await expect(page.getByTestId('error-pip').textContent()).resolves.toMatch(/Line 2: "this is not a package" is not a requirement/);
+    const images = await api('GET', 'users/ada/images');
+    expect((images.body as unknown as Array<{ name: string }>).map((i) => i.name)).not.toContain('bad-requirements');
+  });
+
+  it('answers an upload over the limit with 413 naming the files, and builds nothing', async () => {
+    const form = new FormData();
+    form.set('name', 'too-big');
+    form.set('system', SYSTEM);
+    form.set('mode', 'dockerfile');
+    form.set('dockerfile', `FROM ${registries.open}/base/debian:1\nCOPY data.bin /data.bin\n`);
+    form.append('files', new Blob([Buffer.alloc(600 * 1024)]), 'data.bin');
+    const res = await fetch(`${hub.serviceUrl}api/v1/users/ada/builds`, {
+      method: 'POST',
+      headers: { Authorization: `token ${token}` },
+      body: form,
+    });
+    const body = (await res.json()) as { field?: string; message?: string };
+    expect(res.status).toBe(413);
+    expect(body.field).toBe('files');
+    expect(body.message).toMatch(/larger than 512 KiB/);
+    const images = await api('GET', 'users/ada/images');
+    expect((images.body as unknown as Array<{ name: string }>).map((i) => i.name)).not.toContain('too-big');
+  });
+});
+
+describe('the service killed during a build', { timeout: 300_000 }, () => {
+  it('leaves no build running, and queues the build again after the restart, which then finishes', async () => {
+    const docker = ciDocker();
+    const db = openDatabase(`sqlite://${dir}/restart.sqlite`);
+    await migrateLatest(db);
+    const system = testSystem({
+      allowedRegistries: [`${registries.open}/*`],
+      build: { enabled: true, pushTo: `${registries.open}/restart`, network: 'default', baseImages: [] },
+    });
+    const keyring = await createKeyring([new Uint8Array(32).fill(5)]);
+    // Queued through the service's own code, then left to the service process to run.
+    const { builds } = buildServices(db, { keyring, trustedRegistries: registries.trusted, trustedGitHosts: [], systems: [system] });
+    const marker = `restart-${Date.now()}`;
+    const { image, build } = await builds.create(
+      testUser('ada'),
+      'ada',
+      {
+        name: 'slow',
+        system: 'default',
+        mode: 'dockerfile',
+        dockerfile: `FROM ${registries.open}/base/debian:1\nRUN echo ${marker} && sleep 15\n`,
+      },
+      [],
+    );
+    await db('systems').insert({
+      slug: 'default',
+      display_name: 'Default',
+      description: '',
+      enabled: true,
+      allowed_registries: JSON.stringify(system.allowedRegistries),
+      mount_prefixes: '[]',
+      default_mount_path: system.defaultMountPath,
+      platform: system.platform,
+      spawner: 'docker',
+      policy: JSON.stringify(system.policy),
+      build: JSON.stringify(system.build),
+      created_at: new Date(),
+      updated_at: new Date(),
+    });
+    const env = {
+      CUSTOM_IMAGES_DATABASE_URL: `sqlite://${dir}/restart.sqlite`,
+      CUSTOM_IMAGES_CRYPT_KEY: Buffer.alloc(32, 5).toString('base64'),
+      CUSTOM_IMAGES_TRUSTED_REGISTRIES: registries.trusted.join(','),
+      CUSTOM_IMAGES_RUN_CHECKS: 'false',
+      DOCKER_HOST: process.env.DOCKER_HOST ?? 'unix:///var/run/docker.sock',
+    };
+    const store = new BuildStore(db);
+    const running = async () => (await docker.listContainers()).filter((c) => c.Command.includes(marker));
+    let service = await startService(env);
+    for (let i = 0; i < 300 && (await running()).length === 0; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(await running()).toHaveLength(1);
+    await service.kill('SIGKILL');
+    // The engine ends the build when its request ends with the process.
+    for (let i = 0; i < 100 && (await running()).length > 0; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(await running()).toEqual([]);
+    expect((await store.get(build.id))?.status).toBe('running');
+
+    service = await startService(env);
+    try {
+      // After the heartbeat goes stale, the build is queued again and run from the start.
+      let row = await store.get(build.id);
+      for (let i = 0; i < 900 && row?.status !== 'succeeded' && row?.status !== 'failed'; i++) {
+        await new Promise((r) => setTimeout(r, 200));
+        row = await store.get(build.id);
+      }
+      if (row?.status !== 'succeeded') console.log(row?.log, service.log());
+      expect(row?.status).toBe('succeeded');
+      expect(row?.attempts).toBe(2);
+      expect(row?.log).toMatch(/The service restarted during the last attempt; building again from the start/);
+      expect((await db('images').where({ id: image.id }).first()).reference).toBe(`${registries.open}/restart/ada/slow:1`);
+    } finally {
+      await service.kill('SIGTERM');
+      await db.destroy();
+    }
+  });
+});
