@@ -62,6 +62,17 @@ const commaList = (what: string) =>
     )
     .refine((list) => list.length > 0, { message: `must list ${what}` });
 
+/** Hosts (`host` or `host:port`), comma-separated, in lower case; unset is none. */
+const hostList = z
+  .string()
+  .default('')
+  .transform((raw) =>
+    raw
+      .split(',')
+      .map((h) => h.trim().toLowerCase())
+      .filter(Boolean),
+  );
+
 function envSchema(cwd: string) {
   return z.object({
     JUPYTERHUB_API_URL: httpUrl("the hub's API, e.g. http://127.0.0.1:8081/hub/api"),
@@ -98,15 +109,7 @@ function envSchema(cwd: string) {
     CUSTOM_IMAGES_AUTH_CACHE_SECONDS: z.coerce.number().int().min(0, 'must be 0 or more seconds').default(300),
     CUSTOM_IMAGES_LOG_LEVEL: z.enum(LOG_LEVELS, { message: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info'),
     DOCKER_HOST: z.string().min(1).optional(),
-    CUSTOM_IMAGES_TRUSTED_REGISTRIES: z
-      .string()
-      .default('')
-      .transform((raw) =>
-        raw
-          .split(',')
-          .map((h) => h.trim().toLowerCase())
-          .filter(Boolean),
-      ),
+    CUSTOM_IMAGES_TRUSTED_REGISTRIES: hostList,
     CUSTOM_IMAGES_MAX_IMAGE_GB: z.coerce.number().positive('must be a positive number of gigabytes').default(32),
     CUSTOM_IMAGES_REGISTRY_TIMEOUT_SECONDS: z.coerce
       .number()
@@ -154,15 +157,7 @@ function envSchema(cwd: string) {
     CUSTOM_IMAGES_BUILD_CPUS: z.coerce.number().positive('must be a positive number of CPUs').max(256).default(2),
     CUSTOM_IMAGES_BUILD_UPLOAD_MAX_KB: z.coerce.number().int().min(1, 'must be 1 or more').default(10240),
     CUSTOM_IMAGES_BUILD_GIT_MAX_MB: z.coerce.number().int().min(1, 'must be 1 or more').default(200),
-    CUSTOM_IMAGES_TRUSTED_GIT_HOSTS: z
-      .string()
-      .default('')
-      .transform((raw) =>
-        raw
-          .split(',')
-          .map((h) => h.trim().toLowerCase())
-          .filter(Boolean),
-      ),
+    CUSTOM_IMAGES_TRUSTED_GIT_HOSTS: hostList,
     CUSTOM_IMAGES_SYSTEMS_FILE: z
       .string()
       .optional()

@@ -6,29 +6,22 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import tar from 'tar-stream';
+import type tar from 'tar-stream';
+import { tarball } from '../runner/tarball.js';
 import type { UploadedFile } from './recipe.js';
 
 /** Where the context holds the Dockerfile that is built (the build API's `dockerfile`). */
 export const CONTEXT_DOCKERFILE = '.custom-images.Dockerfile';
 
 /** Packs the context; `tree` is a folder (a git work tree) whose files go in beside the uploads. */
-export async function buildContext(dockerfile: string, files: UploadedFile[], tree?: string): Promise<Buffer> {
-  const pack = tar.pack();
-  const chunks: Buffer[] = [];
-  pack.on('data', (chunk: unknown) => chunks.push(chunk as Buffer));
-  const ended = new Promise<void>((resolve, reject) => {
-    pack.on('end', resolve);
-    pack.on('error', reject);
-  });
-  const mtime = new Date(0);
+export function buildContext(dockerfile: string, files: UploadedFile[], tree?: string): Promise<Buffer> {
   // Fixed times and modes: unchanged inputs give an unchanged context, and the engine's layer cache holds.
-  pack.entry({ name: CONTEXT_DOCKERFILE, mode: 0o644, mtime }, dockerfile);
-  for (const file of files) pack.entry({ name: file.name, mode: 0o644, mtime }, file.content);
-  if (tree) addTree(pack, tree, '', mtime);
-  pack.finalize();
-  await ended;
-  return Buffer.concat(chunks);
+  const mtime = new Date(0);
+  return tarball((pack) => {
+    pack.entry({ name: CONTEXT_DOCKERFILE, mode: 0o644, mtime }, dockerfile);
+    for (const file of files) pack.entry({ name: file.name, mode: 0o644, mtime }, file.content);
+    if (tree) addTree(pack, tree, '', mtime);
+  });
 }
 
 function addTree(pack: tar.Pack, root: string, relative: string, mtime: Date): void {

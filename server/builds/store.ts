@@ -2,7 +2,7 @@
 import type { Knex } from 'knex';
 import { beatJobs, claimJob, recoverStaleJobs, type JobTable } from '../jobs/claims.js';
 import type { Sealed } from '../secrets/keyring.js';
-import { fromJson, toDate, toDateOrNull } from '../store/rows.js';
+import { fromJson, sealedFromRow, toDate, toDateOrNull } from '../store/rows.js';
 import type { BuildMode } from './recipe.js';
 
 export const BUILD_STATUSES = ['queued', 'running', 'succeeded', 'failed'] as const;
@@ -139,13 +139,7 @@ function fromRow(r: Row): BuildRow {
     gitUrl: text(r.git_url),
     gitRef: text(r.git_ref),
     gitUsername: text(r.git_username),
-    gitToken: r.git_token_ciphertext
-      ? {
-          ciphertext: new Uint8Array(r.git_token_ciphertext as Buffer),
-          nonce: new Uint8Array(r.git_token_nonce as Buffer),
-          keyId: String(r.git_token_key_id),
-        }
-      : null,
+    gitToken: r.git_token_ciphertext ? sealedFromRow(r, 'git_token_') : null,
     gitCommit: text(r.git_commit),
     log: String(r.log),
     runner: text(r.runner),

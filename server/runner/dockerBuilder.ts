@@ -85,22 +85,11 @@ export class DockerBuilder implements ImageBuilder {
           if (started) request.onStep(started.step, started.steps, started.instruction);
         }
       };
-      await new Promise<void>((resolve) => {
-        this.engine.docker.modem.followProgress(
-          stream,
-          (err: Error | null) => {
-            if (err && !failure) failure = err.message;
-            resolve();
-          },
-          (event: BuildEvent) => {
-            if (event.error || event.errorDetail) {
-              failure = event.errorDetail?.message ?? event.error;
-              request.onOutput(`${failure}\n`);
-            } else if (event.stream) onText(event.stream);
-            else if (event.status) request.onOutput(`${event.status}\n`);
-          },
-        );
+      failure = await this.engine.followStream<BuildEvent>(stream, (event) => {
+        if (event.stream) onText(event.stream);
+        else if (event.status) request.onOutput(`${event.status}\n`);
       });
+      if (failure) request.onOutput(`${failure}\n`);
     } catch (err) {
       if (!signal.aborted) throw engineError(err, 'build the image');
       failure = 'stopped';
@@ -154,19 +143,9 @@ export class DockerBuilder implements ImageBuilder {
         authconfig: { ...(login ?? { username: '', password: '' }), serveraddress: registryKey },
         abortSignal: signal,
       } as Parameters<typeof image.push>[0])) as NodeJS.ReadableStream;
-      await new Promise<void>((resolve) => {
-        this.engine.docker.modem.followProgress(
-          stream,
-          (err: Error | null) => {
-            if (err && !failure) failure = err.message;
-            resolve();
-          },
-          (event: BuildEvent) => {
-            if (event.error || event.errorDetail) failure = event.errorDetail?.message ?? event.error;
-            else if (event.aux?.Digest) digest = event.aux.Digest;
-            else if (event.status && !/^(Preparing|Waiting|Pushing)$/.test(event.status)) onOutput(`${event.status}\n`);
-          },
-        );
+      failure = await this.engine.followStream<BuildEvent>(stream, (event) => {
+        if (event.aux?.Digest) digest = event.aux.Digest;
+        else if (event.status && !/^(Preparing|Waiting|Pushing)$/.test(event.status)) onOutput(`${event.status}\n`);
       });
     } catch (err) {
       throw engineError(err, `push ${tag}`);

@@ -5,8 +5,8 @@
  */
 import path from 'node:path/posix';
 import Docker from 'dockerode';
-import tar from 'tar-stream';
 import { AppError, upstream } from '../errors.js';
+import { tarball } from './tarball.js';
 
 export interface PullAuth {
   username: string;
@@ -180,23 +180,36 @@ export class DockerEngine {
       { once: true },
     );
     const layers = new Map<string, LayerProgress>();
-    // The engine reports a failed pull inside the stream ({"error": …}), not as an HTTP error.
     let failure: string | undefined;
-    await new Promise<void>((resolve, reject) => {
+    try {
+      failure = await this.followStream<PullEvent>(stream, (event) => {
+        trackPull(layers, event);
+        onProgress?.(pullProgress(layers, event.status ?? ''));
+      });
+    } catch (err) {
+      throw engineError(err, `pull ${reference}`);
+    }
+    if (failure) throw upstream('failed', `The Docker engine could not pull ${reference}: ${failure}`);
+  }
+
+  /**
+   * Reads a progress stream of the engine (pull, build, push) to its end,
+   * giving each event to `onEvent`. The engine reports a failure inside the
+   * stream (`{"error": …}`), not as an HTTP error: that message is what this
+   * resolves with; a broken stream rejects.
+   */
+  followStream<E extends { error?: string; errorDetail?: { message?: string } }>(
+    stream: NodeJS.ReadableStream,
+    onEvent: (event: E) => void,
+  ): Promise<string | undefined> {
+    let failure: string | undefined;
+    return new Promise((resolve, reject) => {
       this.docker.modem.followProgress(
         stream,
-        (err: Error | null) => {
-          if (err) reject(engineError(err, `pull ${reference}`));
-          else if (failure) reject(upstream('failed', `The Docker engine could not pull ${reference}: ${failure}`));
-          else resolve();
-        },
-        (event: PullEvent) => {
-          if (event.error || event.errorDetail) {
-            failure = event.errorDetail?.message ?? event.error;
-            return;
-          }
-          trackPull(layers, event);
-          onProgress?.(pullProgress(layers, event.status ?? ''));
+        (err: Error | null) => (err ? reject(err) : resolve(failure)),
+        (event: E) => {
+          if (event.error || event.errorDetail) failure ??= event.errorDetail?.message ?? event.error;
+          else onEvent(event);
         },
       );
     });
@@ -271,16 +284,6 @@ export class DockerEngine {
 }
 
 /** A tar with one directory entry, owned by uid:gid, mode 0755. */
-async function directoryEntry(name: string, uid: number, gid: number): Promise<Buffer> {
-  const pack = tar.pack();
-  const chunks: Buffer[] = [];
-  pack.on('data', (chunk: unknown) => chunks.push(chunk as Buffer));
-  const ended = new Promise<void>((resolve, reject) => {
-    pack.on('end', resolve);
-    pack.on('error', reject);
-  });
-  pack.entry({ name, type: 'directory', mode: 0o755, uid, gid, mtime: new Date() });
-  pack.finalize();
-  await ended;
-  return Buffer.concat(chunks);
+function directoryEntry(name: string, uid: number, gid: number): Promise<Buffer> {
+  return tarball((pack) => pack.entry({ name, type: 'directory', mode: 0o755, uid, gid, mtime: new Date() }));
 }

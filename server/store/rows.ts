@@ -29,6 +29,10 @@ export function sealedToColumns(sealed: Sealed): SealedColumns {
 }
 
 /** Sealed columns of a row back to the values the keyring opens. */
-export function sealedFromRow(r: Record<string, unknown>): Sealed {
-  return { ciphertext: new Uint8Array(r.ciphertext as Buffer), nonce: new Uint8Array(r.nonce as Buffer), keyId: String(r.key_id) };
+export function sealedFromRow(r: Record<string, unknown>, prefix = ''): Sealed {
+  return {
+    ciphertext: new Uint8Array(r[`${prefix}ciphertext`] as Buffer),
+    nonce: new Uint8Array(r[`${prefix}nonce`] as Buffer),
+    keyId: String(r[`${prefix}key_id`]),
+  };
 }

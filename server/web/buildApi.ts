@@ -4,40 +4,10 @@
  * The build service decides who may; routes parse, call and present.
  */
 import type { Router } from 'express';
-import type { BuildService, BuildView } from '../builds/service.js';
-import type { System } from '../systems/schema.js';
+import type { BuildService } from '../builds/service.js';
 import { identityOf } from './apiAuth.js';
 import { parseApiId, parseUserName } from './params.js';
-import { presentImage } from './presenters.js';
-
-export function presentBuild(build: BuildView) {
-  return {
-    id: build.id,
-    imageId: build.imageId,
-    number: build.number,
-    status: build.status,
-    phase: build.phase,
-    label: build.label,
-    step: build.step,
-    steps: build.steps,
-    image: build.target,
-    digest: build.digest,
-    message: build.message,
-    createdAt: build.createdAt.toISOString(),
-    startedAt: build.startedAt?.toISOString() ?? null,
-    finishedAt: build.finishedAt?.toISOString() ?? null,
-    durationMs: build.durationMs,
-  };
-}
-
-function presentBuildSystem(system: System) {
-  return {
-    slug: system.slug,
-    displayName: system.displayName,
-    network: system.build.network,
-    baseImages: system.build.baseImages,
-  };
-}
+import { presentBuild, presentBuildSystem, presentImage } from './presenters.js';
 
 export function buildApiRoutes(router: Router, deps: { builds: BuildService }): void {
   const { builds } = deps;

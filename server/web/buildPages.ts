@@ -9,6 +9,7 @@ import type { BuildInputs, BuildService, BuildView } from '../builds/service.js'
 import { isBuildActive } from '../builds/service.js';
 import type { ImageService } from '../images/service.js';
 import { parseId } from './params.js';
+import { progressStream } from './sse.js';
 
 const FIELDS = [
   'name',
@@ -166,25 +167,20 @@ export function buildPagesRouter(deps: { builds: BuildService; images: ImageServ
   // Server-Sent Events: the build's state and log until it ends (any replica can serve it).
   router.get('/images/:id/builds/:number/events', async (req, res) => {
     const user = owner(req);
-    let closed = false;
-    req.on('close', () => (closed = true));
+    const stream = progressStream(req, res, draining);
     await builds.follow(
       user,
       user.name,
       parseId(req.params.id),
       parseId(req.params.number, 'Build'),
       ({ build, log }) => {
-        if (!res.headersSent) {
-          res.set({ 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-store', 'X-Accel-Buffering': 'no' });
-          res.flushHeaders();
-        }
         const page = presentBuildPage(build);
-        res.write(
-          `event: progress\ndata: ${JSON.stringify({ status: build.status, label: build.label, duration: page.duration, log })}\n\n`,
+        stream.send(
+          { status: build.status, label: build.label, duration: page.duration, log },
+          page.active ? undefined : { status: build.status },
         );
-        if (!page.active) res.write(`event: done\ndata: ${JSON.stringify({ status: build.status })}\n\n`);
       },
-      () => closed || draining.aborted,
+      stream.closed,
     );
     res.end();
   });

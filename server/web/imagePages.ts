@@ -10,6 +10,7 @@ import type { ImageService, ImageView } from '../images/service.js';
 import type { SharingService } from '../sharing/service.js';
 import type { System } from '../systems/schema.js';
 import { parseId } from './params.js';
+import { progressStream } from './sse.js';
 import type { BuildService } from '../builds/service.js';
 import { presentCheckPage, presentTile } from './presenters.js';
 
@@ -202,22 +203,18 @@ export function imagePagesRouter(deps: {
   // Server-Sent Events: the job's progress until it ends (any replica can serve it).
   router.get('/images/:id/checks/:checkId/events', async (req, res) => {
     const user = owner(req);
-    let closed = false;
-    req.on('close', () => (closed = true));
+    const stream = progressStream(req, res, draining);
     await checks.follow(
       user,
       user.name,
       parseId(req.params.id),
       parseId(req.params.checkId, 'Check'),
-      (check) => {
-        if (!res.headersSent) {
-          res.set({ 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-store', 'X-Accel-Buffering': 'no' });
-          res.flushHeaders();
-        }
-        res.write(`event: progress\ndata: ${JSON.stringify({ status: check.status, progress: check.progress, log: check.log })}\n\n`);
-        if (!isActive(check.status)) res.write(`event: done\ndata: ${JSON.stringify({ status: check.status })}\n\n`);
-      },
-      () => closed || draining.aborted,
+      (check) =>
+        stream.send(
+          { status: check.status, progress: check.progress, log: check.log },
+          isActive(check.status) ? undefined : { status: check.status },
+        ),
+      stream.closed,
     );
     res.end();
   });

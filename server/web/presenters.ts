@@ -3,6 +3,8 @@
  * with its zod schema) and the pages' view objects. Never a secret.
  */
 import { isBuildActive, type BuildView } from '../builds/service.js';
+import { BUILD_STATUSES } from '../builds/store.js';
+import { BUILD_NETWORKS } from '../systems/schema.js';
 import { z } from 'zod';
 import { FindingSchema } from '../checks/report.js';
 import { CHECK_STATUSES, isActive, type CheckRow } from '../checks/store.js';
@@ -177,6 +179,12 @@ export const SystemResponseSchema = z.object({
     requirePip: z.boolean(),
     python: z.object({ min: z.string().optional(), max: z.string().optional() }),
   }),
+  build: z.object({
+    enabled: z.boolean(),
+    pushTo: z.string(),
+    network: z.enum(BUILD_NETWORKS),
+    baseImages: z.array(z.object({ name: z.string(), image: z.string() })),
+  }),
 });
 
 /** The API's form of a system. */
@@ -221,4 +229,47 @@ export function presentCheckPage(check: CheckRow) {
       check.durationMs === null ? '' : check.durationMs < 1000 ? `${check.durationMs} ms` : `${(check.durationMs / 1000).toFixed(1)} s`,
     startedAt: (check.startedAt ?? check.createdAt).toISOString(),
   };
+}
+
+export const BuildResponseSchema = z.object({
+  id: z.number().int().positive(),
+  imageId: z.number().int().positive(),
+  number: z.number().int().positive(),
+  status: z.enum(BUILD_STATUSES),
+  phase: z.enum(['context', 'building', 'pushing']).nullable(),
+  /** What the tile says: "Building (step 2 of 5)", "Build failed at step 3". */
+  label: z.string(),
+  step: z.number().int(),
+  steps: z.number().int(),
+  /** Where the build is pushed: registry/repository:number. */
+  image: z.string(),
+  digest: z.string().nullable(),
+  message: z.string().nullable(),
+  createdAt: z.string(),
+  startedAt: z.string().nullable(),
+  finishedAt: z.string().nullable(),
+  durationMs: z.number().nullable(),
+});
+
+/** The API's form of a build (never its files' content or token). */
+export function presentBuild(build: BuildView): z.infer<typeof BuildResponseSchema> {
+  return BuildResponseSchema.parse({
+    ...build,
+    image: build.target,
+    createdAt: build.createdAt.toISOString(),
+    startedAt: build.startedAt?.toISOString() ?? null,
+    finishedAt: build.finishedAt?.toISOString() ?? null,
+  });
+}
+
+/** A system that builds, as the build form and API show it. */
+export const BuildSystemResponseSchema = z.object({
+  slug: z.string(),
+  displayName: z.string(),
+  network: z.enum(BUILD_NETWORKS),
+  baseImages: z.array(z.object({ name: z.string(), image: z.string() })),
+});
+
+export function presentBuildSystem(system: System): z.infer<typeof BuildSystemResponseSchema> {
+  return BuildSystemResponseSchema.parse({ ...system, ...system.build });
 }

@@ -1,11 +1,8 @@
-// Live state and log of a running build (Server-Sent Events). Without
-// JavaScript the page reloads itself (a <noscript> refresh) until it ends.
+// Live state and log of a running build. Without JavaScript the page
+// reloads itself (a <noscript> refresh) until the build has ended.
 (function () {
   var status = document.querySelector('[data-events]');
-  if (!status || !window.EventSource) return;
-  var source = new EventSource(status.getAttribute('data-events'));
-  source.addEventListener('progress', function (event) {
-    var data = JSON.parse(event.data);
+  window.followProgress(status, function (data) {
     var label = status.querySelector('[data-testid=build-label]');
     if (label) label.textContent = data.label;
     var duration = status.querySelector('[data-field=duration]');
@@ -17,14 +14,4 @@
       if (atEnd) window.scrollTo(0, document.body.scrollHeight);
     }
   });
-  source.addEventListener('done', function () {
-    source.close();
-    window.location.reload();
-  });
-  source.onerror = function () {
-    if (source.readyState === 2)
-      setTimeout(function () {
-        window.location.reload();
-      }, 5000);
-  };
 })();

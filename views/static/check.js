@@ -2,8 +2,6 @@
 // the page reloads itself (a <noscript> refresh) until the check is done.
 (function () {
   var verdict = document.querySelector('[data-events]');
-  if (!verdict || !window.EventSource) return;
-  var source = new EventSource(verdict.getAttribute('data-events'));
   function bytes(n) {
     if (!n) return '0 bytes';
     var units = ['bytes', 'kB', 'MB', 'GB', 'TB'];
@@ -14,8 +12,7 @@
     }
     return (u === 0 ? n : n.toFixed(n >= 100 ? 0 : 1)) + ' ' + units[u];
   }
-  source.addEventListener('progress', function (event) {
-    var data = JSON.parse(event.data);
+  window.followProgress(verdict, function (data) {
     var p = data.progress || {};
     var message = verdict.querySelector('[data-testid=progress-message]');
     if (message) message.textContent = p.message || '';
@@ -36,15 +33,4 @@
     var log = document.querySelector('[data-testid=log]');
     if (log && typeof data.log === 'string') log.textContent = data.log;
   });
-  source.addEventListener('done', function () {
-    source.close();
-    window.location.reload();
-  });
-  // Refused (too many pages following checks) or gone: reload later instead.
-  source.onerror = function () {
-    if (source.readyState === 2)
-      setTimeout(function () {
-        window.location.reload();
-      }, 5000);
-  };
 })();

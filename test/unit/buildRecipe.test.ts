@@ -1,0 +1,149 @@
+/** The pure parts of building: what a Dockerfile pulls, package lists, the written Dockerfile, names and progress. */
+import { describe, expect, it } from 'vitest';
+import { dockerfileImages } from '../../server/builds/dockerfile.js';
+import { aptPackages, environmentProblems, packagesDockerfile, requirementProblems } from '../../server/builds/packages.js';
+import { buildLabel, userPathComponent } from '../../server/builds/service.js';
+import type { BuildSummary } from '../../server/builds/store.js';
+import { BuildProgress } from '../../server/runner/dockerBuilder.js';
+
+describe('the images a Dockerfile pulls', () => {
+  it('names each FROM and COPY --from image once, not stages, scratch or stage indexes', () => {
+    const parsed = dockerfileImages(
+      [
+        '# syntax comment',
+        'ARG BASE=quay.io/jupyter/base-notebook',
+        'ARG TAG=2024-05-27',
+        'FROM --platform=linux/amd64 ${BASE}:${TAG} AS build',
+        'RUN echo \\',
+        '  continued',
+        'FROM scratch AS empty',
+        'FROM build',
+        'COPY --from=build /a /a',
+        'COPY --from=0 /b /b',
+        'COPY --from=registry.example.org/tools/helper:1 /bin/helper /bin/helper',
+      ].join('\n'),
+    );
+    expect(parsed.problems).toEqual([]);
+    expect(parsed.images).toEqual([
+      { image: 'quay.io/jupyter/base-notebook:2024-05-27', line: 4 },
+      { image: 'registry.example.org/tools/helper:1', line: 11 },
+    ]);
+  });
+
+  it('refuses a FROM with an argument that has no default, and a file without FROM', () => {
+    expect(dockerfileImages('ARG BASE\nFROM $BASE\n').problems).toEqual([
+      "Line 2: FROM $BASE uses a build argument without a default; write the image's name",
+    ]);
+    expect(dockerfileImages('RUN echo hi\n').problems[0]).toMatch(/has no FROM line/);
+  });
+
+  it('reads lines continued with the escape character a parser directive sets', () => {
+    const parsed = dockerfileImages('# escape=`\nFROM `\n  python:3.12\n');
+    expect(parsed.images).toEqual([{ image: 'python:3.12', line: 2 }]);
+  });
+});
+
+describe('package lists', () => {
+  it('accepts what pip reads in a requirements file', () => {
+    const good = [
+      'numpy==1.26.4',
+      'pandas>=2,<3',
+      'requests[socks] ~= 2.31',
+      'torch ; platform_machine == "x86_64"',
+      'mypkg @ https://example.org/mypkg-1.0.tar.gz',
+      '--extra-index-url https://pypi.example.org/simple',
+      '--no-index',
+      '  # a comment',
+      'scipy  # trailing comment',
+      '',
+    ].join('\n');
+    expect(requirementProblems(good)).toEqual([]);
+  });
+
+  it('names the line of what pip would not read, and options that refer to other files', () => {
+    expect(requirementProblems('numpy\nnumpy>=>1\n-e git+https://x/y.git\n')).toEqual([
+      'Line 2: "numpy>=>1" is not a requirement; write a package name with an optional version, e.g. numpy==1.26.4 or pandas>=2',
+      'Line 3: "-e git+https://x/y.git" is not an option a build can use (-e refers to other files or checkouts); list the packages themselves',
+    ]);
+  });
+
+  it('takes apt names and versions, refuses shell', () => {
+    expect(aptPackages('libgdal-dev, graphviz\ngit=1:2.39.2-1')).toEqual({
+      packages: ['libgdal-dev', 'graphviz', 'git=1:2.39.2-1'],
+      problems: [],
+    });
+    expect(aptPackages('git;rm -rf /').problems).toHaveLength(1);
+  });
+
+  it('wants an environment.yml with dependencies', () => {
+    expect(environmentProblems('channels: [conda-forge]\ndependencies:\n  - xarray=2024.3\n')).toEqual([]);
+    expect(environmentProblems('- just a list')[0]).toMatch(/is a mapping with "dependencies:"/);
+    expect(environmentProblems('dependencies: [')[0]).toMatch(/not valid YAML/);
+    expect(environmentProblems('')).toEqual([]);
+  });
+});
+
+describe('the Dockerfile written for packages', () => {
+  it('installs apt, conda and pip as root from the uploads, then switches to the notebook user', () => {
+    const text = packagesDockerfile({
+      base: 'quay.io/jupyter/scipy-notebook:2024-05-27',
+      pip: "ci-greeting==1.0\n# not this\nit's==1\n",
+      conda: 'dependencies:\n  - xarray\n',
+      apt: ['graphviz'],
+      files: ['ci greeting.whl'],
+    });
+    const lines = text.split('\n');
+    expect(lines[1]).toBe('FROM quay.io/jupyter/scipy-notebook:2024-05-27');
+    expect(lines[2]).toBe('USER root');
+    expect(text).toContain('apt-get install -y --no-install-recommends graphviz');
+    expect(text).toContain('COPY ["ci greeting.whl","/tmp/custom-images/files/"]');
+    expect(text).toContain("'it'\\''s==1'");
+    expect(text).not.toContain('not this');
+    expect(text).toContain('conda env update -n base -f /tmp/custom-images/environment.yml');
+    expect(text).toContain(
+      'python3 -m pip install --no-cache-dir --find-links /tmp/custom-images/files -r /tmp/custom-images/requirements.txt',
+    );
+    expect(lines.at(-2)).toBe('USER ${NB_UID:-1000}');
+    // The instructions the service itself pulls: only the base.
+    expect(dockerfileImages(text).images.map((i) => i.image)).toEqual(['quay.io/jupyter/scipy-notebook:2024-05-27']);
+  });
+});
+
+describe('names and progress', () => {
+  it('makes a hub user name a repository path component, keeping distinct names distinct', () => {
+    expect(userPathComponent('ada')).toBe('ada');
+    expect(userPathComponent('Ada.Lovelace@example.org')).toMatch(/^ada-lovelace-example-org-[0-9a-f]{6}$/);
+    expect(userPathComponent('ADA')).not.toBe(userPathComponent('ada'));
+  });
+
+  it('counts steps and the layers a build committed, not those from the cache', () => {
+    const progress = new BuildProgress();
+    const output = [
+      'Step 1/3 : FROM base',
+      ' ---> 0123456789ab',
+      'Step 2/3 : RUN make',
+      ' ---> Using cache',
+      ' ---> 1111111111aa',
+      'Step 3/3 : RUN make install',
+      ' ---> Running in 99887766aabb',
+      'Removing intermediate container 99887766aabb',
+      ' ---> 2222222222bb',
+    ];
+    const steps = output.map((l) => progress.line(l)).filter(Boolean);
+    expect(steps).toEqual([
+      { step: 1, steps: 3, instruction: 'FROM base' },
+      { step: 2, steps: 3, instruction: 'RUN make' },
+      { step: 3, steps: 3, instruction: 'RUN make install' },
+    ]);
+    expect(progress.created).toEqual(['2222222222bb']);
+  });
+
+  it('says what a build is doing, in the words of its tile', () => {
+    const build = { status: 'running', phase: 'building', step: 2, steps: 5, number: 3 } as BuildSummary;
+    expect(buildLabel(build)).toBe('Building (step 2 of 5)');
+    expect(buildLabel({ ...build, phase: 'pushing' })).toBe('Pushing');
+    expect(buildLabel({ ...build, status: 'failed' })).toBe('Build failed at step 2');
+    expect(buildLabel({ ...build, status: 'succeeded' })).toBe('Built (build 3)');
+    expect(buildLabel({ ...build, status: 'queued' })).toBe('Build queued');
+  });
+});
