@@ -35,7 +35,7 @@ export async function benchBuild(): Promise<BenchRow[]> {
     const wheel = greetingWheel(dir);
     const system = testSystem({
       allowedRegistries: [`${registries.open}/*`],
-      build: { enabled: true, pushTo: `${registries.open}/bench`, network: 'default', baseImages: [{ name: 'Debian', image: base }] },
+      build: { enabled: true, pushTo: `${registries.open}/bench`, network: 'host', baseImages: [{ name: 'Debian', image: base }] },
     });
     const services = buildServices(db, {
       keyring: await createKeyring([new Uint8Array(32).fill(3)]),

@@ -160,6 +160,12 @@ def _demo_systems():
             "mountPrefixes": ["/home/jovyan", "/data"],
             "defaultMountPath": "/home/jovyan/work",
             "spawner": "docker",
+            # "Build an image": results go to the demo registry; the demo image is the base offered.
+            "buildEnabled": True,
+            "buildPushTo": f"{registry}/built",
+            # Like the demo's servers, build steps use the host's network (no default bridge needed).
+            "buildNetwork": "host",
+            "buildBaseImages": [f"Debian with JupyterHub 3.0 = {registry}/demo/jupyterhub:3.0"],
         })
     path = state_dir / "demo-systems.json"
     path.write_text(json.dumps(systems))

@@ -329,8 +329,11 @@ export class BuildService {
       );
       log(`Pushed ${job.target}@${digest}\n`);
       const status = await end('succeeded', null, digest);
-      await this.deps.imageStore.setReference(job.owner, job.imageId, job.target, this.now());
-      await this.untagPrevious(job, builder);
+      // Two rebuilds may run at once: the image follows the newest build, whichever ends last.
+      if ((await store.newestSucceeded(job.imageId)) === job.number) {
+        await this.deps.imageStore.setReference(job.owner, job.imageId, job.target, this.now());
+        await this.untagPrevious(job, builder);
+      }
       await this.deps
         .check(job.owner, job.imageId)
         .catch((err: unknown) => logger.warn({ err, build: job.id }, 'could not queue the check of a built image'));

@@ -217,9 +217,11 @@ export class BuildStore {
     return rows.map(summaryFromRow);
   }
 
-  /** Whether the image was ever built successfully. */
-  async everSucceeded(imageId: number): Promise<boolean> {
-    return (await this.db('builds').where({ image_id: imageId, status: 'succeeded' }).first('id')) !== undefined;
+  /** The number of the image's newest successful build; 0 when none succeeded. */
+  async newestSucceeded(imageId: number): Promise<number> {
+    const row = (await this.db('builds').where({ image_id: imageId, status: 'succeeded' }).max('number as n').first()) as
+      { n: number | null } | undefined;
+    return Number(row?.n ?? 0);
   }
 
   /** The number the next build of an image gets. */

@@ -55,6 +55,8 @@ beforeAll(async () => {
         enabled: true,
         runCheck: true,
         buildEnabled: true,
+        // The default bridge cannot be created on these machines: build steps use the host's network.
+        buildNetwork: 'host',
         buildPushTo: `${registries.open}/built`,
         buildBaseImages: [`Debian with JupyterHub = ${registries.open}/base/debian:1`],
       },
@@ -105,6 +107,9 @@ describe('building in the browser', { timeout: 600_000 }, () => {
       .locator('[data-testid=build-status][data-status=succeeded], [data-testid=build-status][data-status=failed]')
       .waitFor({ timeout: 300_000 });
     await screenshot(page, 'build-page');
+    if ((await page.getByTestId('build-status').getAttribute('data-status')) !== 'succeeded') {
+      console.log(await page.getByTestId('build-status').textContent(), await page.getByTestId('build-log').textContent());
+    }
     expect(await page.getByTestId('build-status').getAttribute('data-status')).toBe('succeeded');
     await expect(page.getByTestId('build-log').textContent()).resolves.toMatch(/Successfully installed ci-greeting-1.0/);
     await expect(page.getByTestId('build-dockerfile').textContent()).resolves.toContain(`FROM ${registries.open}/base/debian:1`);
@@ -166,7 +171,7 @@ describe('the service killed during a build', { timeout: 300_000 }, () => {
     await migrateLatest(db);
     const system = testSystem({
       allowedRegistries: [`${registries.open}/*`],
-      build: { enabled: true, pushTo: `${registries.open}/restart`, network: 'default', baseImages: [] },
+      build: { enabled: true, pushTo: `${registries.open}/restart`, network: 'host', baseImages: [] },
     });
     const keyring = await createKeyring([new Uint8Array(32).fill(5)]);
     // Queued through the service's own code, then left to the service process to run.
@@ -209,6 +214,7 @@ describe('the service killed during a build', { timeout: 300_000 }, () => {
     const running = async () => (await docker.listContainers()).filter((c) => c.Command.includes(marker));
     let service = await startService(env);
     for (let i = 0; i < 300 && (await running()).length === 0; i++) await new Promise((r) => setTimeout(r, 100));
+    if ((await running()).length !== 1) console.log(await store.get(build.id), service.log());
     expect(await running()).toHaveLength(1);
     await service.kill('SIGKILL');
     // The engine ends the build when its request ends with the process.

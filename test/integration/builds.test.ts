@@ -42,18 +42,31 @@ function buildSystem(overrides: Partial<System['build']> = {}, slug = 'default')
     build: {
       enabled: true,
       pushTo: `${registries.open}/built`,
-      network: 'default',
+      network: 'host',
       baseImages: [{ name: 'Debian with JupyterHub', image: `${registries.open}/base/debian:1` }],
       ...overrides,
     },
   });
 }
 
-/** Untagged images and all containers of the engine: what a build must not leave behind. */
-async function leftovers(): Promise<{ dangling: number; containers: number }> {
-  const dangling = await docker.listImages({ filters: { dangling: ['true'] } });
-  const containers = await docker.listContainers({ all: true });
-  return { dangling: dangling.length, containers: containers.length };
+/** Every image id in the engine, intermediate layers included. */
+async function imageIds(): Promise<Set<string>> {
+  return new Set((await docker.listImages({ all: true })).map((i) => i.Id));
+}
+
+/** What a build whose steps name `marker` left in the engine: images made since `before`, and containers. */
+async function leftBehind(before: Set<string>, marker: string): Promise<{ layers: string[]; containers: string[] }> {
+  const layers: string[] = [];
+  for (const id of await imageIds()) {
+    if (before.has(id)) continue;
+    const history = (await docker
+      .getImage(id)
+      .history()
+      .catch(() => [])) as Array<{ CreatedBy?: string }>;
+    if (history.some((h) => String(h.CreatedBy ?? '').includes(marker))) layers.push(id);
+  }
+  const containers = (await docker.listContainers({ all: true })).filter((c) => c.Command.includes(marker)).map((c) => c.Id);
+  return { layers, containers };
 }
 
 async function refused(raw: Record<string, unknown>, files: UploadedWheel[] = []): Promise<AppError> {
@@ -138,7 +151,8 @@ describe('building from a base image plus packages', { timeout: 300_000 }, () =>
 
 describe('a failing build', { timeout: 300_000 }, () => {
   it('says at which step it failed, keeps the output, and leaves no container or untagged layer', async () => {
-    const before = await leftovers();
+    const before = await imageIds();
+    const marker = `fails-${Date.now()}`;
     const { build } = await services.builds.create(
       ada,
       'ada',
@@ -146,7 +160,7 @@ describe('a failing build', { timeout: 300_000 }, () => {
         name: 'fails',
         system: 'default',
         mode: 'dockerfile',
-        dockerfile: `FROM ${registries.open}/base/debian:1\nRUN echo first-step-${Date.now()} > /first\nRUN echo "compiling went wrong" >&2; exit 3\n`,
+        dockerfile: `FROM ${registries.open}/base/debian:1\nRUN echo ${marker} > /first\nRUN echo "compiling went wrong" >&2; exit 3\n`,
       },
       [],
     );
@@ -155,7 +169,9 @@ describe('a failing build', { timeout: 300_000 }, () => {
     expect(done.message).toMatch(/^Build failed at step 3 of 3 \(RUN echo "compiling went wrong"/);
     expect(done.message).toMatch(/returned a non-zero code: 3/);
     expect(done.log).toMatch(/compiling went wrong/);
-    expect(await leftovers()).toEqual(before);
+    // Step 2 committed a layer with the marker; the failed build removed it again.
+    expect(done.log).toMatch(new RegExp(`Step 2/3 : RUN echo ${marker}`));
+    expect(await leftBehind(before, marker)).toEqual({ layers: [], containers: [] });
   });
 
   it('stops a build past its time limit and leaves nothing behind', async () => {
@@ -166,7 +182,8 @@ describe('a failing build', { timeout: 300_000 }, () => {
       systems: [buildSystem()],
       timeoutMs: 8_000,
     });
-    const before = await leftovers();
+    const before = await imageIds();
+    const marker = `sleeps-${Date.now()}`;
     const { build } = await quick.builds.create(
       ada,
       'ada',
@@ -174,17 +191,18 @@ describe('a failing build', { timeout: 300_000 }, () => {
         name: 'sleeps',
         system: 'default',
         mode: 'dockerfile',
-        dockerfile: `FROM ${registries.open}/base/debian:1\nRUN echo before-${Date.now()} > /before\nRUN sleep 300\n`,
+        dockerfile: `FROM ${registries.open}/base/debian:1\nRUN echo ${marker} > /before\nRUN sleep 300 # ${marker}\n`,
       },
       [],
     );
     const done = await quick.run(build.id);
     expect(done.status).toBe('failed');
-    expect(done.message).toMatch(/took longer than 8 s and was stopped at step 3 of 3 \(RUN sleep 300\)/);
+    expect(done.message).toMatch(/took longer than 8 s and was stopped at step 3 of 3 \(RUN sleep 300/);
     // The engine removes the step's container once the cancelled request ends.
-    for (let i = 0; i < 50 && JSON.stringify(await leftovers()) !== JSON.stringify(before); i++)
+    const clean = { layers: [], containers: [] };
+    for (let i = 0; i < 50 && JSON.stringify(await leftBehind(before, marker)) !== JSON.stringify(clean); i++)
       await new Promise((r) => setTimeout(r, 200));
-    expect(await leftovers()).toEqual(before);
+    expect(await leftBehind(before, marker)).toEqual(clean);
   });
 
   it('fails a RUN that reaches for the network on a system that builds without one, saying so', async () => {
@@ -229,6 +247,25 @@ describe('a git build context', { timeout: 300_000 }, () => {
     expect(done.gitCommit).toBe(pinned);
     const out = execFileSync('docker', ['run', '--rm', '--network', 'none', done.target, 'cat', '/message.txt']);
     expect(out.toString()).toBe('from the pinned commit\n');
+  });
+
+  it('fetches through the address guard: a host on a private address that no admin trusts is refused', async () => {
+    const { build } = await services.builds.create(
+      ada,
+      'ada',
+      {
+        name: 'internal-git',
+        system: 'default',
+        mode: 'dockerfile',
+        dockerfile: `FROM ${registries.open}/base/debian:1\n`,
+        gitUrl: 'https://127.0.0.1:9/internal/repo.git',
+      },
+      [],
+    );
+    const done = await services.run(build.id);
+    expect(done.status).toBe('failed');
+    expect(done.message).toMatch(/The git host 127\.0\.0\.1 is on a private or internal network address/);
+    expect(done.message).toMatch(/CUSTOM_IMAGES_TRUSTED_GIT_HOSTS/);
   });
 
   it('fetches a private repository with its token, which appears in no log, answer or layer', async () => {

@@ -25,6 +25,7 @@ async function upAndDown(db: Knex): Promise<void> {
   expect(await migrateLatest(db)).toEqual(names);
   expect(await tables(db)).toEqual([
     'audit',
+    'builds',
     'checks',
     'credentials',
     'deployment',
