@@ -123,6 +123,8 @@ export function createApp(deps: AppDeps): App {
       defaultLayout: 'main',
       layoutsDir: path.join(VIEWS_DIR, 'layouts'),
       partialsDir: path.join(VIEWS_DIR, 'partials'),
+      // A standalone partial's lines are indented by default, a textarea's value with them (a Dockerfile shown back).
+      compilerOptions: { preventIndent: true },
       helpers: {
         concat: (...parts: unknown[]) => parts.slice(0, -1).join(''),
         bytes: (value: unknown) => formatBytes(Number(value) || 0),

@@ -107,7 +107,7 @@ export function buildLabel(build: BuildSummary): string {
     if (build.phase === 'building') return `Building${of}`;
     return 'Preparing the build';
   }
-  if (build.status === 'succeeded') return `Built (build ${build.number})`;
+  if (build.status === 'succeeded') return 'Built';
   return build.step > 0 ? `Build failed at step ${build.step}` : 'Build failed';
 }
 

@@ -75,7 +75,10 @@ export class DockerBuilder implements ImageBuilder {
       )) as NodeJS.ReadableStream;
       signal.addEventListener('abort', () => (stream as NodeJS.ReadableStream & { destroy?: () => void }).destroy?.(), { once: true });
       let pending = '';
-      const onText = (text: string) => {
+      const onText = (raw: string) => {
+        // The classic builder colours a step's stderr with terminal escapes; a page shows plain text.
+        // eslint-disable-next-line no-control-regex
+        const text = raw.replace(/\u001b\[[0-9;]*m/g, '');
         request.onOutput(text);
         pending += text;
         const lines = pending.split('\n');

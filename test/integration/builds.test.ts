@@ -205,6 +205,37 @@ describe('a failing build', { timeout: 300_000 }, () => {
     expect(await leftBehind(before, marker)).toEqual(clean);
   });
 
+  it('queues a build again when its replica stops (SIGTERM), leaving nothing running', async () => {
+    const before = await imageIds();
+    const marker = `stopped-${Date.now()}`;
+    const { build } = await services.builds.create(
+      ada,
+      'ada',
+      {
+        name: 'stopped',
+        system: 'default',
+        mode: 'dockerfile',
+        dockerfile: `FROM ${registries.open}/base/debian:1\nRUN echo ${marker} > /first\nRUN sleep 300 # ${marker}\n`,
+      },
+      [],
+    );
+    const stopping = new AbortController();
+    const running = services.run(build.id, stopping.signal);
+    for (let i = 0; i < 300 && (await leftBehind(before, marker)).containers.length === 0; i++)
+      await new Promise((r) => setTimeout(r, 100));
+    stopping.abort();
+    const row = await running;
+    expect(row.status).toBe('queued');
+    expect(row.runner).toBeNull();
+    expect(row.log).toMatch(/Step 3\/3 : RUN sleep 300/);
+    expect(row.log).toMatch(/The service stopped during the build; it is queued again/);
+    const clean = { layers: [], containers: [] };
+    for (let i = 0; i < 50 && JSON.stringify(await leftBehind(before, marker)) !== JSON.stringify(clean); i++)
+      await new Promise((r) => setTimeout(r, 200));
+    expect(await leftBehind(before, marker)).toEqual(clean);
+    await db('builds').where({ id: build.id }).delete();
+  });
+
   it('fails a RUN that reaches for the network on a system that builds without one, saying so', async () => {
     const { build } = await services.builds.create(
       ada,

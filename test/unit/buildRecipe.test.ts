@@ -143,7 +143,7 @@ describe('names and progress', () => {
     expect(buildLabel(build)).toBe('Building (step 2 of 5)');
     expect(buildLabel({ ...build, phase: 'pushing' })).toBe('Pushing');
     expect(buildLabel({ ...build, status: 'failed' })).toBe('Build failed at step 2');
-    expect(buildLabel({ ...build, status: 'succeeded' })).toBe('Built (build 3)');
+    expect(buildLabel({ ...build, status: 'succeeded' })).toBe('Built');
     expect(buildLabel({ ...build, status: 'queued' })).toBe('Build queued');
   });
 });

@@ -1,0 +1,16 @@
+// The build form shows the fields of the chosen mode only; without
+// JavaScript both sets stay visible and the chosen mode decides.
+(function () {
+  var radios = document.querySelectorAll('input[name=mode]');
+  function show() {
+    var checked = document.querySelector('input[name=mode]:checked');
+    var mode = checked ? checked.value : 'packages';
+    document.querySelectorAll('fieldset[data-mode]').forEach(function (set) {
+      set.hidden = set.getAttribute('data-mode') !== mode;
+    });
+  }
+  radios.forEach(function (radio) {
+    radio.addEventListener('change', show);
+  });
+  show();
+})();
