@@ -18,6 +18,7 @@ import { hubLogin, launchBrowser, screenshot } from '../support/browser.js';
 import { buildServices, greetingWheel, type UploadedWheel } from '../support/builds.js';
 import { ciDocker } from '../support/docker.js';
 import { testUser } from '../support/identities.js';
+import { startGitServer, type GitServer } from '../support/gitServer.js';
 import { startHub, type TestHub } from '../support/hub.js';
 import { pushImage } from '../support/images.js';
 import { startRegistries, type TestRegistries } from '../support/registry.js';
@@ -33,6 +34,7 @@ let page: Page;
 let dir: string;
 let wheel: UploadedWheel;
 let token: string;
+let git: GitServer;
 
 beforeAll(async () => {
   if (!LAYER || !fs.existsSync(LAYER))
@@ -62,8 +64,10 @@ beforeAll(async () => {
       },
     ]),
   );
+  git = await startGitServer();
   hub = await startHub(18900, {
     CUSTOM_IMAGES_TRUSTED_REGISTRIES: registries.trusted.join(','),
+    CUSTOM_IMAGES_TRUSTED_GIT_HOSTS: git.host,
     CUSTOM_IMAGES_SYSTEMS_FILE: systemsFile,
     CUSTOM_IMAGES_BUILD_UPLOAD_MAX_KB: '512',
     CUSTOM_IMAGES_RUN_CHECKS: 'true',
@@ -77,6 +81,7 @@ afterAll(async () => {
   await browser?.close();
   await hub?.stop();
   await registries?.stop();
+  await git?.stop();
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
 
@@ -144,6 +149,35 @@ describe('building in the browser', { timeout: 600_000 }, () => {
     await expect(page.getByTestId('error-pip').textContent()).resolves.toMatch(/Line 2: "this is not a package" is not a requirement/);
     const images = await api('GET', 'users/ada/images');
     expect((images.body as unknown as Array<{ name: string }>).map((i) => i.name)).not.toContain('bad-requirements');
+  });
+
+  it("keeps a private repository's token out of every page, answer and log", async () => {
+    const secret = git.token;
+    git.commit('private/course.git', { 'notes.txt': 'course material\n' });
+    const created = await api('POST', 'users/ada/builds', {
+      name: 'course-env',
+      system: SYSTEM,
+      mode: 'dockerfile',
+      dockerfile: `FROM ${registries.open}/base/debian:1\nCOPY notes.txt /notes.txt\n`,
+      gitUrl: `${git.origin}/private/course.git`,
+      gitRef: 'main',
+      gitToken: secret,
+    });
+    expect(created.status).toBe(202);
+    const imageId = (created.body.image as { id: number }).id;
+    let build = await api('GET', `users/ada/images/${imageId}/builds/1`);
+    for (let i = 0; i < 600 && (build.body.status === 'queued' || build.body.status === 'running'); i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      build = await api('GET', `users/ada/images/${imageId}/builds/1`);
+    }
+    expect(build.body.status).toBe('succeeded');
+    const pages: string[] = [JSON.stringify(created.body), JSON.stringify(build.body)];
+    for (const route of [`images/${imageId}/builds/1`, `images/${imageId}/rebuild`, '']) {
+      await page.goto(`${hub.serviceUrl}${route}`);
+      pages.push(await page.content());
+    }
+    expect(pages.join('\n')).toContain('token stored');
+    for (const text of [...pages, hub.log()]) expect(text).not.toContain(secret);
   });
 
   it('answers an upload over the limit with 413 naming the files, and builds nothing', async () => {
