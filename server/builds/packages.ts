@@ -29,30 +29,50 @@ const REQUIREMENT = new RegExp(
     `(?:\\(?\\s*${VERSION_CLAUSE}(?:\\s*,\\s*${VERSION_CLAUSE})*\\s*\\)?|@\\s*\\S+)?\\s*(?:;.+)?$`,
 );
 
-/** A Debian package name, optionally with `=version`. */
-const APT_PACKAGE = /^[a-z0-9][a-z0-9+.-]+(?:=[A-Za-z0-9.+:~-]+)?$/;
+/** A Debian package name, optionally with `:architecture` and `=version`. */
+const APT_PACKAGE = /^[a-z0-9][a-z0-9+.-]+(?::[a-z0-9-]+)?(?:=[A-Za-z0-9.+:~-]+)?$/;
+
+/** A requirement given as a URL alone: an archive, a wheel, or a VCS checkout (`git+https://…#egg=name`). */
+const URL_REQUIREMENT = /^(?:(?:git|hg|svn|bzr)\+)?(?:https?|ssh):\/\/\S+$/;
+
+/** The logical lines of a requirements file (continuations joined), each with the number of its first line. */
+function logicalLines(text: string): Array<{ line: string; number: number }> {
+  const result: Array<{ line: string; number: number }> = [];
+  let current: { line: string; number: number } | undefined;
+  text.split(/\r?\n/).forEach((raw, index) => {
+    const part = raw.replace(/(^|\s)#.*$/, '');
+    const continued = /\\\s*$/.test(part);
+    const text = part.replace(/\\\s*$/, '').trim();
+    current = current ? { line: `${current.line} ${text}`.trim(), number: current.number } : { line: text, number: index + 1 };
+    if (continued) return;
+    if (current.line !== '') result.push(current);
+    current = undefined;
+  });
+  if (current && current.line !== '') result.push(current);
+  return result;
+}
 
 /** Problems of a requirements.txt, each naming its line; empty when pip would read it. */
 export function requirementProblems(text: string): string[] {
   const problems: string[] = [];
-  text.split(/\r?\n/).forEach((raw, index) => {
-    const line = raw.replace(/(^|\s)#.*$/, '').trim();
-    if (line === '') return;
+  for (const { line: raw, number } of logicalLines(text)) {
+    // Hash-checking mode (pip-compile --generate-hashes) puts --hash options after the requirement.
+    const line = raw.replace(/\s+--hash[=\s]\S+/g, '').trim();
     if (line.startsWith('-')) {
       const option = line.split(/[\s=]/)[0] ?? '';
       if (!PIP_OPTIONS.has(option)) {
         problems.push(
-          `Line ${index + 1}: "${line}" is not an option a build can use (${option} refers to other files or checkouts); list the packages themselves`,
+          `Line ${number}: "${line}" is not an option a build can use (${option} refers to other files or checkouts); list the packages themselves`,
         );
       }
-      return;
+      continue;
     }
-    if (!REQUIREMENT.test(line)) {
+    if (!REQUIREMENT.test(line) && !URL_REQUIREMENT.test(line)) {
       problems.push(
-        `Line ${index + 1}: "${line}" is not a requirement; write a package name with an optional version, e.g. numpy==1.26.4 or pandas>=2`,
+        `Line ${number}: "${line}" is not a requirement; write a package name with an optional version, e.g. numpy==1.26.4 or pandas>=2`,
       );
     }
-  });
+  }
   return problems;
 }
 

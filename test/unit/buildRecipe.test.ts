@@ -55,9 +55,22 @@ describe('package lists', () => {
       '--no-index',
       '  # a comment',
       'scipy  # trailing comment',
+      'git+https://github.com/lab/tool.git@v1.2#egg=tool',
+      'https://example.org/wheels/extra-1.0-py3-none-any.whl',
+      '# pip-compile --generate-hashes output:',
+      'attrs==23.2.0 \\',
+      '    --hash=sha256:935dc3b529c262f6cf76e50877d35a4bd3c1de194fd41f47a2b7ae8f19971f30 \\',
+      '    --hash=sha256:99b87a485a5820b23b879f04c2305b44b951b502fd64be915879d77a7e8fc6f1',
+      '    # via -r requirements.in',
       '',
     ].join('\n');
     expect(requirementProblems(good)).toEqual([]);
+  });
+
+  it('counts lines from the first line of a continued requirement', () => {
+    expect(requirementProblems('numpy \\\n  ==1.26\nnot a package\n')).toEqual([
+      'Line 3: "not a package" is not a requirement; write a package name with an optional version, e.g. numpy==1.26.4 or pandas>=2',
+    ]);
   });
 
   it('names the line of what pip would not read, and options that refer to other files', () => {
@@ -73,6 +86,7 @@ describe('package lists', () => {
       problems: [],
     });
     expect(aptPackages('git;rm -rf /').problems).toHaveLength(1);
+    expect(aptPackages('libc6:i386').problems).toEqual([]);
   });
 
   it('wants an environment.yml with dependencies', () => {
