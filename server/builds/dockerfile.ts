@@ -1,3 +1,6 @@
+import { parseReference, ReferenceError } from '../registry/reference.js';
+import { registryAllowed } from '../systems/schema.js';
+
 /**
  * What a Dockerfile pulls in: the images its `FROM` lines and `COPY --from`
  * name, with build arguments declared before the first FROM substituted as
@@ -103,4 +106,38 @@ export function dockerfileImages(text: string): DockerfileImages {
   if (!seenFrom)
     problems.push('The Dockerfile has no FROM line: start with FROM and the base image, e.g. FROM quay.io/jupyter/base-notebook');
   return { images, problems };
+}
+
+/** Where a Dockerfile may pull from, and how large it may be. */
+export interface DockerfileRules {
+  allowedRegistries: readonly string[];
+  /** The system's name, for messages. */
+  systemName: string;
+  maxBytes: number;
+}
+
+/** What is wrong with a Dockerfile under a system's rules (size, FROM lines, images outside its registries), line by line. */
+export function dockerfileProblems(text: string, rules: DockerfileRules): string[] {
+  const bytes = Buffer.byteLength(text);
+  if (bytes > rules.maxBytes) return [`The Dockerfile has ${kib(bytes)}; at most ${kib(rules.maxBytes)} are allowed`];
+  const parsed = dockerfileImages(text);
+  const problems = [...parsed.problems];
+  for (const { image, line } of parsed.images) {
+    try {
+      const reference = parseReference(image);
+      if (!registryAllowed(rules.allowedRegistries, reference.registry, reference.repository)) {
+        problems.push(
+          `Line ${line}: ${reference.registry}/${reference.repository} is not among the registries ${rules.systemName} allows (${rules.allowedRegistries.join(', ')})`,
+        );
+      }
+    } catch (err) {
+      if (!(err instanceof ReferenceError)) throw err;
+      problems.push(`Line ${line}: "${image}" is not an image reference: ${err.message}`);
+    }
+  }
+  return problems;
+}
+
+export function kib(bytes: number): string {
+  return bytes >= 1024 * 1024 ? `${(bytes / 1024 / 1024).toFixed(1)} MiB` : `${Math.ceil(bytes / 1024)} KiB`;
 }

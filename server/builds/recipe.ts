@@ -6,9 +6,8 @@
  */
 import { z } from 'zod';
 import { checkMountPath, MOUNT_PATH_MAX_LENGTH } from '../images/mountPath.js';
-import { parseReference, ReferenceError } from '../registry/reference.js';
-import { registryAllowed, type System } from '../systems/schema.js';
-import { dockerfileImages } from './dockerfile.js';
+import type { System } from '../systems/schema.js';
+import { dockerfileProblems, kib } from './dockerfile.js';
 import { aptPackages, environmentProblems, packagesDockerfile, requirementProblems } from './packages.js';
 
 export const BUILD_MODES = ['packages', 'dockerfile'] as const;
@@ -62,7 +61,7 @@ export interface BuildRecipe {
   pip: string;
   conda: string;
   apt: string;
-  /** What is built: the researcher's Dockerfile, or the one written for the packages. */
+  /** What is built: the researcher's Dockerfile, or the one written for the packages; blank: the git repository's own. */
   dockerfile: string;
   files: UploadedFile[];
   git: GitSource | null;
@@ -135,18 +134,6 @@ export function buildInputSchema(context: BuildSchemaContext) {
       names.add(file.name);
     }
 
-    const allowed = (image: string): string | undefined => {
-      if (!system) return undefined;
-      try {
-        const reference = parseReference(image);
-        if (registryAllowed(system.allowedRegistries, reference.registry, reference.repository)) return undefined;
-        return `${reference.registry}/${reference.repository} is not among the registries ${system.displayName} allows (${system.allowedRegistries.join(', ')})`;
-      } catch (err) {
-        if (err instanceof ReferenceError) return `"${image}" is not an image reference: ${err.message}`;
-        throw err;
-      }
-    };
-
     let base: string | null = null;
     let dockerfile = raw.dockerfile;
     const apt = aptPackages(raw.apt);
@@ -167,21 +154,18 @@ export function buildInputSchema(context: BuildSchemaContext) {
       dockerfile = base
         ? packagesDockerfile({ base, pip: raw.pip, conda: raw.conda, apt: apt.packages, files: files.map((f) => f.name) })
         : '';
-    } else {
-      if (raw.dockerfile.trim() === '') issue('dockerfile', 'Enter the Dockerfile');
-      else if (Buffer.byteLength(raw.dockerfile) > context.limits.dockerfileBytes) {
-        issue(
-          'dockerfile',
-          `The Dockerfile has ${kib(Buffer.byteLength(raw.dockerfile))}; at most ${kib(context.limits.dockerfileBytes)} are allowed`,
-        );
-      } else {
-        const parsed = dockerfileImages(raw.dockerfile);
-        for (const problem of parsed.problems) issue('dockerfile', problem);
-        for (const { image, line } of parsed.images) {
-          const problem = allowed(image);
-          if (problem) issue('dockerfile', `Line ${line}: ${problem}`);
-        }
-      }
+    } else if (raw.dockerfile.trim() === '') {
+      // With a repository, its own Dockerfile is built (checked when it has been fetched).
+      if (raw.gitUrl === '')
+        issue('dockerfile', "Enter the Dockerfile, or name a git repository and leave this blank to build the repository's Dockerfile");
+      dockerfile = '';
+    } else if (system) {
+      const rules = {
+        allowedRegistries: system.allowedRegistries,
+        systemName: system.displayName,
+        maxBytes: context.limits.dockerfileBytes,
+      };
+      for (const problem of dockerfileProblems(raw.dockerfile, rules)) issue('dockerfile', problem);
     }
 
     const git = gitSource(raw, context, issue);
@@ -242,8 +226,4 @@ function gitSource(
         ? { action: 'keep' }
         : { action: 'none' };
   return { url: url.href, ref: raw.gitRef, username: raw.gitUsername, token };
-}
-
-function kib(bytes: number): string {
-  return bytes >= 1024 * 1024 ? `${(bytes / 1024 / 1024).toFixed(1)} MiB` : `${Math.ceil(bytes / 1024)} KiB`;
 }

@@ -6,52 +6,28 @@
  * build and a check is queued, after which it is an image like any other.
  */
 import { createHash } from 'node:crypto';
-import fs from 'node:fs';
 import { auditEntry } from '../audit/store.js';
-import { AppError, conflict, invalidInput, notFound, tooManyRequests } from '../errors.js';
+import { conflict, invalidInput, notFound, tooManyRequests } from '../errors.js';
 import type { AccessRules } from '../hub/access.js';
 import type { HubIdentity } from '../hub/identity.js';
 import type { ImageService, ImageView } from '../images/service.js';
-import type { ImageStore } from '../images/store.js';
-import { ThrottledWriter } from '../jobs/throttle.js';
 import { Followers } from '../jobs/follow.js';
-import type { Logger } from '../log.js';
-import type { RegistryClient } from '../registry/client.js';
-import { parseReference, registryAuthKey } from '../registry/reference.js';
-import type { Keyring } from '../secrets/keyring.js';
-import type { System, SystemCatalog } from '../systems/schema.js';
-import { BoundedOutput } from '../runner/runCheck.js';
-import type { BuildLimits as BuilderLimits, ImageBuilder, RegistryLogin } from './builder.js';
-import { buildContext, CONTEXT_DOCKERFILE, packFiles, unpackFiles } from './context.js';
-import { dockerfileImages } from './dockerfile.js';
-import type { GitFetcher } from './git.js';
-import { buildInputSchema, type BuildLimits, type BuildRecipe, type UploadedFile } from './recipe.js';
+import { parseReference } from '../registry/reference.js';
+import type { System } from '../systems/schema.js';
+import { packFiles, unpackFiles } from './context.js';
+import { buildInputSchema, type BuildRecipe, type UploadedFile } from './recipe.js';
 import { BuildStore, type BuildRow, type BuildStatus, type BuildSummary } from './store.js';
 import { inputError } from '../forms.js';
+import { runBuild, tokenAssociatedData, type BuildRunDeps } from './run.js';
 
-export interface BuildServiceDeps {
-  store: BuildStore;
+/** What a build run needs (builds/run.ts), and what requests need besides. */
+export interface BuildServiceDeps extends BuildRunDeps {
   images: ImageService;
-  imageStore: ImageStore;
-  systems: SystemCatalog & {
-    credentialFor(reference: ReturnType<typeof parseReference>): Promise<RegistryLogin | undefined>;
-  };
   access: AccessRules;
-  keyring: Keyring;
-  registry: Pick<RegistryClient, 'assertEngineMayPull'>;
-  git: GitFetcher;
-  /** Undefined without a Docker engine: builds wait for a replica that has one. */
-  builder: ImageBuilder | undefined;
-  /** Queues the check of a freshly built image. */
-  check: (owner: string, imageId: number) => Promise<unknown>;
-  limits: BuildLimits;
-  builderLimits: BuilderLimits;
   maxQueuedPerUser: number;
   maxStreamsPerUser: number;
   /** Told when a build was queued (wakes the worker). */
   onQueued?: () => void;
-  logger: Logger;
-  now?: () => Date;
 }
 
 /** A build as pages and the API show it: never its files' content or the token. */
@@ -74,14 +50,6 @@ export interface BuildInputs {
   gitUsername: string | null;
   gitTokenStored: boolean;
   gitCommit: string | null;
-}
-
-const LOG_BYTES = 256 * 1024;
-const PROGRESS_EVERY_MS = 500;
-
-/** The associated data of a build's git token: bound to its image and owner (rebuilds carry it over). */
-function tokenAssociatedData(imageId: number, owner: string): string {
-  return `custom-images/git-token/v1/${imageId}/${owner}`;
 }
 
 /** A hub user name as a path component of a repository: lower case, and a short hash when that changed it. */
@@ -237,121 +205,9 @@ export class BuildService {
     await this.followers.follow(owner, await read(), read, (s) => isBuildActive(s.build.status), send, closed);
   }
 
-  /** Runs a claimed build to its end; returns how it ended. */
-  async execute(job: BuildRow, runner: string, stop: AbortSignal): Promise<BuildStatus> {
-    const { store, logger } = this.deps;
-    const secrets: string[] = [];
-    const output = new BoundedOutput(LOG_BYTES);
-    const redact = (text: string) => secrets.reduce((t, s) => t.split(s).join('***'), text);
-    const log = (text: string) => output.add(redact(text));
-    // The whole state goes with every write: the writer keeps only the newest.
-    const state: Parameters<BuildStore['progress']>[1] = { phase: 'context', step: 0, steps: 0 };
-    const progress = new ThrottledWriter<Parameters<BuildStore['progress']>[1]>((p) => store.progress(job.id, p), PROGRESS_EVERY_MS);
-    const save = (patch: Parameters<BuildStore['progress']>[1] = {}) => {
-      Object.assign(state, patch);
-      progress.set({ ...state, log: output.toString() });
-    };
-    const end = async (status: 'succeeded' | 'failed', message: string | null, digest?: string): Promise<BuildStatus> => {
-      if (stop.aborted && status === 'failed') {
-        // Stopped for a restart, not by the build: another replica (or this one, started again) takes it.
-        log('The service stopped during the build; it is queued again.\n');
-        await progress.flush();
-        await store.requeue(job.id, runner, output.toString());
-        return 'queued';
-      }
-      if (message) log(`${message}\n`);
-      await progress.flush();
-      await store.finish(job.id, runner, { status, message, digest: digest ?? null, log: output.toString() }, this.now());
-      return status;
-    };
-    let tree: string | undefined;
-    try {
-      const builder = this.deps.builder;
-      if (!builder) return await end('failed', 'This replica has no Docker engine to build with.');
-      const image = await this.deps.imageStore.get(job.owner, job.imageId);
-      if (!image) return await end('failed', 'The image was deleted.');
-      const system = await this.deps.systems.get(image.system);
-      if (!system?.build.enabled)
-        return await end('failed', `Building is turned off on ${system?.displayName ?? image.system}; ask the hub admin.`);
-      save({ phase: 'context' });
-      if (job.attempts > 1) log('The service restarted during the last attempt; building again from the start.\n');
-      const files = job.files ? unpackFiles(job.files) : [];
-      if (job.gitUrl) {
-        const token = job.gitToken ? this.deps.keyring.open(job.gitToken, tokenAssociatedData(job.imageId, job.owner)) : undefined;
-        if (token) secrets.push(token);
-        log(`Fetching ${job.gitUrl}${job.gitRef ? ` at ${job.gitRef}` : ''}\n`);
-        const fetched = await this.deps.git.fetch({
-          url: job.gitUrl,
-          ref: job.gitRef ?? '',
-          username: job.gitUsername ?? '',
-          token,
-          signal: stop,
-        });
-        tree = fetched.dir;
-        log(`Checked out commit ${fetched.commit}\n`);
-        save({ gitCommit: fetched.commit });
-      }
-      const context = await buildContext(job.dockerfile, files, tree);
-      // The engine pulls FROM images and pushes by itself: the same address rule as for pulls, checked here.
-      const logins: Record<string, RegistryLogin> = {};
-      for (const { image: from } of dockerfileImages(job.dockerfile).images) {
-        const reference = parseReference(from);
-        await this.deps.registry.assertEngineMayPull(reference.registry);
-        const login = await this.deps.systems.credentialFor(reference);
-        if (login) logins[registryAuthKey(reference.registry)] = login;
-      }
-      const target = parseReference(job.target);
-      await this.deps.registry.assertEngineMayPull(target.registry);
-      save({ phase: 'building' });
-      const built = await builder.build({
-        context,
-        dockerfile: CONTEXT_DOCKERFILE,
-        tag: job.target,
-        network: system.build.network,
-        limits: this.deps.builderLimits,
-        registryLogins: logins,
-        signal: stop,
-        onStep: (step, steps) => save({ step, steps }),
-        onOutput: (text) => {
-          log(text);
-          save();
-        },
-      });
-      if (!built.ok) return await end('failed', failureMessage(built, system, this.deps.builderLimits.timeoutMs));
-      save({ phase: 'pushing' });
-      log(`Pushing ${job.target}\n`);
-      const digest = await builder.push(
-        job.target,
-        await this.deps.systems.credentialFor(target),
-        registryAuthKey(target.registry),
-        log,
-        stop,
-      );
-      log(`Pushed ${job.target}@${digest}\n`);
-      const status = await end('succeeded', null, digest);
-      // Two rebuilds may run at once: the image follows the newest build, whichever ends last.
-      if ((await store.newestSucceeded(job.imageId)) === job.number) {
-        await this.deps.imageStore.setReference(job.owner, job.imageId, job.target, this.now());
-        await this.untagPrevious(job, builder);
-      }
-      await this.deps
-        .check(job.owner, job.imageId)
-        .catch((err: unknown) => logger.warn({ err, build: job.id }, 'could not queue the check of a built image'));
-      return status;
-    } catch (err) {
-      const message = err instanceof AppError || err instanceof Error ? err.message : String(err);
-      logger.warn({ build: job.id, reason: redact(message) }, 'build failed');
-      return await end('failed', redact(message));
-    } finally {
-      if (tree) fs.rmSync(tree, { recursive: true, force: true });
-    }
-  }
-
-  /** The previous build's local tag goes once a newer one is pushed (its layers stay as the cache). */
-  private async untagPrevious(job: BuildRow, builder: ImageBuilder): Promise<void> {
-    if (job.number <= 1) return;
-    const previous = await this.deps.store.byNumber(job.owner, job.imageId, job.number - 1);
-    if (previous && previous.target !== job.target) await builder.untag(previous.target);
+  /** Runs a claimed build to its end (builds/run.ts); returns how it ended. */
+  execute(job: BuildRow, runner: string, stop: AbortSignal): Promise<BuildStatus> {
+    return runBuild(this.deps, job, runner, stop);
   }
 
   private async validate(
@@ -495,22 +351,4 @@ function inputsOf(row: BuildRow): BuildInputs {
     gitTokenStored: row.gitToken !== null,
     gitCommit: row.gitCommit,
   };
-}
-
-/** Why a build failed, in words: the step, the builder's reason, and what to do about it. */
-function failureMessage(
-  result: Extract<Awaited<ReturnType<ImageBuilder['build']>>, { ok: false }>,
-  system: System,
-  timeoutMs: number,
-): string {
-  const at = result.step > 0 ? ` at step ${result.step} of ${result.steps} (${result.instruction})` : '';
-  if (result.timedOut) {
-    const limit = timeoutMs >= 120_000 ? `${Math.round(timeoutMs / 60_000)} minutes` : `${Math.round(timeoutMs / 1000)} s`;
-    return `The build took longer than ${limit} and was stopped${at}. Build fewer packages at once, or ask the hub admin for a longer time limit.`;
-  }
-  const network =
-    system.build.network === 'none' && /^RUN\b/i.test(result.instruction)
-      ? ' This system builds without a network: RUN steps cannot download anything. Put what they need in the build context (uploaded files or a git repository).'
-      : '';
-  return `Build failed${at}: ${result.reason.replace(/\.$/, '')}.${network}`;
 }

@@ -281,6 +281,34 @@ describe('a git build context', { timeout: 300_000 }, () => {
     expect(out.toString()).toBe('from the pinned commit\n');
   });
 
+  it("builds the repository's own Dockerfile when the form leaves it blank, under the system's rules", async () => {
+    const fromGit = (name: string, repo: string) =>
+      services.builds.create(ada, 'ada', { name, system: 'default', mode: 'dockerfile', gitUrl: `${git.origin}/${repo}` }, []);
+    git.commit('lab/with-dockerfile.git', {
+      Dockerfile: `FROM ${registries.open}/base/debian:1\nCOPY hello.txt /hello.txt\n`,
+      'hello.txt': 'from the repository\n',
+    });
+    const good = await services.run((await fromGit('repo-dockerfile', 'lab/with-dockerfile.git')).build.id);
+    if (good.status !== 'succeeded') console.log(good.log);
+    expect(good.status).toBe('succeeded');
+    expect(good.log).toMatch(/Building the repository's Dockerfile/);
+    expect(execFileSync('docker', ['run', '--rm', '--network', 'none', good.target, 'cat', '/hello.txt']).toString()).toBe(
+      'from the repository\n',
+    );
+
+    git.commit('lab/elsewhere.git', { Dockerfile: 'FROM docker.io/library/python:3.12\n' });
+    const elsewhere = await services.run((await fromGit('repo-elsewhere', 'lab/elsewhere.git')).build.id);
+    expect(elsewhere.status).toBe('failed');
+    expect(elsewhere.message).toMatch(
+      /The repository's Dockerfile cannot be built here: Line 1: docker\.io\/library\/python is not among the registries/,
+    );
+
+    git.commit('lab/no-dockerfile.git', { 'README.md': 'nothing to build\n' });
+    const none = await services.run((await fromGit('repo-none', 'lab/no-dockerfile.git')).build.id);
+    expect(none.status).toBe('failed');
+    expect(none.message).toMatch(/The repository has no Dockerfile at its top/);
+  });
+
   it('fetches through the address guard: a host on a private address that no admin trusts is refused', async () => {
     const { build } = await services.builds.create(
       ada,
