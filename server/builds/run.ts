@@ -62,7 +62,7 @@ export async function runBuild(deps: BuildRunDeps, job: BuildRow, runner: string
   const progress = new ThrottledWriter<Parameters<BuildStore['progress']>[1]>((p) => store.progress(job.id, p), PROGRESS_EVERY_MS);
   const save = (patch: Parameters<BuildStore['progress']>[1] = {}) => {
     Object.assign(state, patch);
-    progress.set({ ...state, log: output.toString() });
+    progress.set(() => ({ ...state, log: output.toString() }));
   };
   const end = async (status: 'succeeded' | 'failed', message: string | null, digest?: string): Promise<BuildStatus> => {
     if (stop.aborted && status === 'failed') {

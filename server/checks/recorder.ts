@@ -59,7 +59,7 @@ export class CheckRecorder {
   }
 
   private save(): void {
-    this.writer.set({ progress: { ...this.progress }, log: this.text() });
+    this.writer.set(() => ({ progress: { ...this.progress }, log: this.text() }));
   }
 
   private text(): string {

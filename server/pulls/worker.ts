@@ -117,7 +117,7 @@ export class PullWorker {
         await engine.pull(
           row.image,
           credentials ? { ...credentials, serveraddress: registryAuthKey(reference.registry) } : undefined,
-          (p) => progress.set(p),
+          (p) => progress.set(() => p),
           this.options.timeoutMs,
         );
       }
