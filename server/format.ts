@@ -1,3 +1,8 @@
+/** 64 KiB, 10.0 MiB: limits as they are configured (binary units, `…_KB` and `…_MB` variables). */
+export function formatKiB(bytes: number): string {
+  return bytes >= 1024 * 1024 ? `${(bytes / 1024 / 1024).toFixed(1)} MiB` : `${Math.ceil(bytes / 1024)} KiB`;
+}
+
 /** 1.5 GB, 300 MB, 12 kB: sizes as people read them (decimal units, as registries and Docker show them). */
 export function formatBytes(bytes: number): string {
   const units = ['bytes', 'kB', 'MB', 'GB', 'TB'];

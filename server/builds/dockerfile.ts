@@ -1,5 +1,6 @@
 import { parseReference, ReferenceError } from '../registry/reference.js';
 import { registryAllowed } from '../systems/schema.js';
+import { formatKiB } from '../format.js';
 
 /**
  * What a Dockerfile pulls in: the images its `FROM` lines and `COPY --from`
@@ -119,7 +120,7 @@ export interface DockerfileRules {
 /** What is wrong with a Dockerfile under a system's rules (size, FROM lines, images outside its registries), line by line. */
 export function dockerfileProblems(text: string, rules: DockerfileRules): string[] {
   const bytes = Buffer.byteLength(text);
-  if (bytes > rules.maxBytes) return [`The Dockerfile has ${kib(bytes)}; at most ${kib(rules.maxBytes)} are allowed`];
+  if (bytes > rules.maxBytes) return [`The Dockerfile has ${formatKiB(bytes)}; at most ${formatKiB(rules.maxBytes)} are allowed`];
   const parsed = dockerfileImages(text);
   const problems = [...parsed.problems];
   for (const { image, line } of parsed.images) {
@@ -136,8 +137,4 @@ export function dockerfileProblems(text: string, rules: DockerfileRules): string
     }
   }
   return problems;
-}
-
-export function kib(bytes: number): string {
-  return bytes >= 1024 * 1024 ? `${(bytes / 1024 / 1024).toFixed(1)} MiB` : `${Math.ceil(bytes / 1024)} KiB`;
 }

@@ -7,7 +7,8 @@
 import { z } from 'zod';
 import { checkMountPath, MOUNT_PATH_MAX_LENGTH } from '../images/mountPath.js';
 import type { System } from '../systems/schema.js';
-import { dockerfileProblems, kib } from './dockerfile.js';
+import { dockerfileProblems } from './dockerfile.js';
+import { formatKiB } from '../format.js';
 import { aptPackages, environmentProblems, packagesDockerfile, requirementProblems } from './packages.js';
 
 export const BUILD_MODES = ['packages', 'dockerfile'] as const;
@@ -123,7 +124,7 @@ export function buildInputSchema(context: BuildSchemaContext) {
     if (total > context.limits.uploadBytes) {
       issue(
         'files',
-        `The uploaded files have ${kib(total)} together; at most ${kib(context.limits.uploadBytes)} are allowed. Put larger inputs in a git repository.`,
+        `The uploaded files have ${formatKiB(total)} together; at most ${formatKiB(context.limits.uploadBytes)} are allowed. Put larger inputs in a git repository.`,
       );
     }
     const names = new Set<string>();

@@ -19,7 +19,8 @@ import type { Keyring } from '../secrets/keyring.js';
 import type { System, SystemCatalog } from '../systems/schema.js';
 import type { BuildLimits as BuilderLimits, BuildResult, ImageBuilder, RegistryLogin } from './builder.js';
 import { buildContext, CONTEXT_DOCKERFILE, unpackFiles } from './context.js';
-import { dockerfileImages, dockerfileProblems, kib } from './dockerfile.js';
+import { dockerfileImages, dockerfileProblems } from './dockerfile.js';
+import { formatKiB } from '../format.js';
 import type { GitFetcher } from './git.js';
 import type { BuildLimits } from './recipe.js';
 import type { BuildRow, BuildStatus, BuildStore } from './store.js';
@@ -184,7 +185,7 @@ function repositoryDockerfile(tree: string | undefined, maxBytes: number): strin
     );
   }
   if (stat.size > maxBytes)
-    throw upstream('failed', `The repository's Dockerfile has ${kib(stat.size)}; at most ${kib(maxBytes)} are allowed.`);
+    throw upstream('failed', `The repository's Dockerfile has ${formatKiB(stat.size)}; at most ${formatKiB(maxBytes)} are allowed.`);
   return fs.readFileSync(file, 'utf8');
 }
 

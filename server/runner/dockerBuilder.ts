@@ -119,12 +119,8 @@ export class DockerBuilder implements ImageBuilder {
   private async removeLayers(ids: string[]): Promise<void> {
     for (const id of [...ids].reverse()) {
       for (let attempt = 0; attempt < 40; attempt++) {
-        const status = await this.engine.docker
-          .getImage(id)
-          .remove({ force: false, noprune: false })
-          .then(() => 200)
-          .catch((err: { statusCode?: number }) => err.statusCode ?? 500);
-        if (status !== 409) break;
+        const outcome = await this.engine.removeImage(id).catch(() => 'failed');
+        if (outcome !== 'in_use') break;
         await new Promise((r) => setTimeout(r, 250));
       }
     }

@@ -7,6 +7,7 @@
 import express, { type RequestHandler } from 'express';
 import multer from 'multer';
 import { AppError } from '../errors.js';
+import { formatKiB } from '../format.js';
 import type { UploadedFile } from '../builds/recipe.js';
 
 declare module 'express-serve-static-core' {
@@ -22,7 +23,7 @@ export function buildUploads(limits: { uploadBytes: number; uploadFiles: number 
   const tooLarge = () =>
     new AppError(
       'payload_too_large',
-      `The uploaded files are larger than ${Math.round(limits.uploadBytes / 1024)} KiB together; put larger inputs in a git repository.`,
+      `The uploaded files are larger than ${formatKiB(limits.uploadBytes)} together; put larger inputs in a git repository.`,
       { field: 'files' },
     );
   const multipart = multer({
