@@ -1,3 +1,11 @@
+/** 850 ms, 12.3 s, 4 min 5 s: how long a job took; blank when it has not started. */
+export function formatDuration(ms: number | null): string {
+  if (ms === null) return '';
+  if (ms < 1000) return `${ms} ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
+  return `${Math.floor(ms / 60_000)} min ${Math.round((ms % 60_000) / 1000)} s`;
+}
+
 /** 64 KiB, 10.0 MiB: limits as they are configured (binary units, `…_KB` and `…_MB` variables). */
 export function formatKiB(bytes: number): string {
   return bytes >= 1024 * 1024 ? `${(bytes / 1024 / 1024).toFixed(1)} MiB` : `${Math.ceil(bytes / 1024)} KiB`;

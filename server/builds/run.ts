@@ -8,7 +8,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { AppError, upstream } from '../errors.js';
+import { upstream } from '../errors.js';
 import type { ImageStore } from '../images/store.js';
 import { ThrottledWriter } from '../jobs/throttle.js';
 import type { Logger } from '../log.js';
@@ -159,7 +159,7 @@ export async function runBuild(deps: BuildRunDeps, job: BuildRow, runner: string
       .catch((err: unknown) => logger.warn({ err, build: job.id }, 'could not queue the check of a built image'));
     return status;
   } catch (err) {
-    const message = err instanceof AppError || err instanceof Error ? err.message : String(err);
+    const message = err instanceof Error ? err.message : String(err);
     logger.warn({ build: job.id, reason: redact(message) }, 'build failed');
     return await end('failed', redact(message));
   } finally {

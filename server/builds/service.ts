@@ -52,6 +52,13 @@ export interface BuildInputs {
   gitCommit: string | null;
 }
 
+/** A build with its log and inputs. */
+export interface BuildDetails {
+  build: BuildView;
+  log: string;
+  inputs: BuildInputs;
+}
+
 /** A hub user name as a path component of a repository: lower case, and a short hash when that changed it. */
 export function userPathComponent(name: string): string {
   const plain = name
@@ -116,7 +123,7 @@ export class BuildService {
         },
         now,
       );
-      const buildId = await BuildStore.insert(store.db, this.newBuild(actor, owner, imageId, 1, target, recipe, undefined, now));
+      const buildId = await BuildStore.insert(store.db, this.newBuild(actor, owner, imageId, 1, target, recipe, null, now));
       await store.audit(auditEntry(actor, 'image.build', { type: 'image', id: String(imageId) }, this.auditDetails(recipe, 1)), now);
       return { imageId, buildId };
     });
@@ -133,9 +140,8 @@ export class BuildService {
     this.deps.access.writeImagesOf(actor, owner);
     const image = await this.deps.imageStore.get(owner, imageId);
     if (!image) throw notFound('Image');
-    const previous = (await this.deps.store.forImage(owner, imageId, 1))[0];
-    if (!previous) throw conflict('This image was not built by the service; there is nothing to rebuild.');
-    const last = (await this.deps.store.get(previous.id)) as BuildRow;
+    const last = await this.deps.store.newest(owner, imageId);
+    if (!last) throw conflict('This image was not built by the service; there is nothing to rebuild.');
     const keptFiles = files.length === 0 && last.files ? unpackFiles(last.files) : files;
     const recipe = await this.validate(
       raw === undefined
@@ -149,11 +155,8 @@ export class BuildService {
     const buildId = await this.deps.imageStore.transaction(async (store) => {
       const number = await BuildStore.nextNumber(store.db, imageId);
       const target = this.target(recipe.system, owner, image.name, number);
-      const keepToken = recipe.git?.token.action === 'keep' ? last.gitToken : undefined;
-      const id = await BuildStore.insert(
-        store.db,
-        this.newBuild(actor, owner, imageId, number, target, recipe, keepToken ?? undefined, now),
-      );
+      const keptToken = recipe.git?.token.action === 'keep' ? last.gitToken : null;
+      const id = await BuildStore.insert(store.db, this.newBuild(actor, owner, imageId, number, target, recipe, keptToken, now));
       if (recipe.mountPath !== image.mountPath || recipe.system.slug !== image.system) {
         await store.update(owner, imageId, { ...image, system: recipe.system.slug, mountPath: recipe.mountPath }, now);
       }
@@ -177,16 +180,18 @@ export class BuildService {
   }
 
   /** One build with its log and inputs. */
-  async get(
-    actor: HubIdentity,
-    owner: string,
-    imageId: number,
-    number: number,
-  ): Promise<{ build: BuildView; log: string; inputs: BuildInputs }> {
+  async get(actor: HubIdentity, owner: string, imageId: number, number: number): Promise<BuildDetails> {
     this.deps.access.readImagesOf(actor, owner);
     const row = await this.deps.store.byNumber(owner, imageId, number);
     if (!row) throw notFound('Build');
-    return { build: viewOf(row), log: row.log, inputs: inputsOf(row) };
+    return detailsOf(row);
+  }
+
+  /** The newest build of an image with its log and inputs (what a rebuild starts from); undefined if it has none. */
+  async newest(actor: HubIdentity, owner: string, imageId: number): Promise<BuildDetails | undefined> {
+    this.deps.access.readImagesOf(actor, owner);
+    const row = await this.deps.store.newest(owner, imageId);
+    return row ? detailsOf(row) : undefined;
   }
 
   /** Follows a build until it ends, giving each state (with its log) to `send`. */
@@ -254,12 +259,11 @@ export class BuildService {
     number: number,
     target: string,
     recipe: BuildRecipe,
-    keptToken: BuildRow['gitToken'] | undefined,
+    keptToken: BuildRow['gitToken'],
     now: Date,
   ): Parameters<typeof BuildStore.insert>[1] {
     const git = recipe.git;
-    const token =
-      git?.token.action === 'set' ? this.deps.keyring.seal(git.token.token, tokenAssociatedData(imageId, owner)) : (keptToken ?? null);
+    const token = git?.token.action === 'set' ? this.deps.keyring.seal(git.token.token, tokenAssociatedData(imageId, owner)) : keptToken;
     return {
       imageId,
       owner,
@@ -334,6 +338,10 @@ function viewOf(build: BuildSummary): BuildView {
   };
   const durationMs = build.startedAt ? (build.finishedAt ?? new Date()).getTime() - build.startedAt.getTime() : null;
   return { ...summary, durationMs, label: buildLabel(build) };
+}
+
+function detailsOf(row: BuildRow): BuildDetails {
+  return { build: viewOf(row), log: row.log, inputs: inputsOf(row) };
 }
 
 function inputsOf(row: BuildRow): BuildInputs {

@@ -195,6 +195,12 @@ export class BuildStore {
     return row ? fromRow(row) : undefined;
   }
 
+  /** The newest build of one of `owner`'s images. */
+  async newest(owner: string, imageId: number): Promise<BuildRow | undefined> {
+    const row = (await this.db('builds').where({ owner, image_id: imageId }).orderBy('number', 'desc').first()) as Row | undefined;
+    return row ? fromRow(row) : undefined;
+  }
+
   /** The newest build of each image (those that have one). */
   async latestFor(owner: string, imageIds: number[]): Promise<Map<number, BuildSummary>> {
     if (imageIds.length === 0) return new Map();

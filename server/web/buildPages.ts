@@ -5,11 +5,12 @@
  */
 import { Router, type Request, type Response } from 'express';
 import { AppError, unauthenticated } from '../errors.js';
-import type { BuildInputs, BuildService, BuildView } from '../builds/service.js';
+import type { BuildInputs, BuildService } from '../builds/service.js';
 import { isBuildActive } from '../builds/service.js';
 import type { ImageService } from '../images/service.js';
 import { parseId } from './params.js';
 import { progressStream } from './sse.js';
+import { presentBuildPage } from './presenters.js';
 
 const FIELDS = [
   'name',
@@ -50,15 +51,6 @@ function inputsAsValues(inputs: BuildInputs, image: { name: string; system: stri
     gitRef: inputs.gitRef ?? '',
     gitUsername: inputs.gitUsername ?? '',
   };
-}
-
-function duration(ms: number | null): string {
-  if (ms === null) return '';
-  return ms < 60_000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.floor(ms / 60_000)} min ${Math.round((ms % 60_000) / 1000)} s`;
-}
-
-export function presentBuildPage(build: BuildView) {
-  return { ...build, active: isBuildActive(build.status), duration: duration(build.durationMs) };
 }
 
 export function buildPagesRouter(deps: { builds: BuildService; images: ImageService; prefix: string; draining: AbortSignal }): Router {
@@ -120,8 +112,18 @@ export function buildPagesRouter(deps: { builds: BuildService; images: ImageServ
     } catch (err) {
       if (!(err instanceof AppError) || Object.keys(err.fields).length === 0) throw err;
       const values = formValues(body);
-      if (imageId !== undefined) values.name = (await images.get(user, user.name, imageId)).name;
-      await renderForm(req, res, { values, ...(imageId !== undefined ? { imageId } : {}), errors: err.fields, status: err.status });
+      if (imageId === undefined) return renderForm(req, res, { values, errors: err.fields, status: err.status });
+      // A refused rebuild still keeps the stored token and files when left blank: the form says so again.
+      values.name = (await images.get(user, user.name, imageId)).name;
+      const inputs = (await builds.newest(user, user.name, imageId))?.inputs;
+      await renderForm(req, res, {
+        values,
+        imageId,
+        tokenStored: inputs?.gitTokenStored ?? false,
+        files: inputs?.files ?? [],
+        errors: err.fields,
+        status: err.status,
+      });
     }
   }
 
@@ -131,9 +133,9 @@ export function buildPagesRouter(deps: { builds: BuildService; images: ImageServ
   router.get('/images/:id/rebuild', async (req, res) => {
     const user = owner(req);
     const image = await images.get(user, user.name, parseId(req.params.id));
-    const [latest] = await builds.list(user, user.name, image.id);
-    if (!latest) return res.redirect(303, `${prefix}images/${image.id}/edit`);
-    const { inputs } = await builds.get(user, user.name, image.id, latest.number);
+    const newest = await builds.newest(user, user.name, image.id);
+    if (!newest) return res.redirect(303, `${prefix}images/${image.id}/edit`);
+    const { inputs } = newest;
     const mode = typeof req.query.mode === 'string' ? req.query.mode : undefined;
     await renderForm(req, res, {
       values: inputsAsValues(

@@ -10,6 +10,7 @@ import { FindingSchema } from '../checks/report.js';
 import { CHECK_STATUSES, isActive, type CheckRow } from '../checks/store.js';
 import type { ImageView } from '../images/service.js';
 import { IMAGE_STATUSES } from '../images/status.js';
+import { formatDuration } from '../format.js';
 import type { StartReadiness } from '../pulls/service.js';
 import type { SharedImageView, SharesView } from '../sharing/service.js';
 import type { System } from '../systems/schema.js';
@@ -203,7 +204,7 @@ export function presentTile(image: ImageView, build?: BuildView) {
   return {
     ...image,
     status,
-    build: build ? { ...build, duration: build.durationMs === null ? '' : `${Math.round(build.durationMs / 1000)} s` } : undefined,
+    build: build ? presentBuildPage(build) : undefined,
     startText: image.start ? readinessText(image.start) : undefined,
     busy: image.status.code === 'checking' || image.start?.state === 'preparing' || building,
   };
@@ -225,8 +226,7 @@ export function presentCheckPage(check: CheckRow) {
     active: isActive(check.status),
     verdictText: VERDICT_TEXT[check.status],
     findings: [...check.findings].sort((a, b) => order[a.level] - order[b.level]),
-    duration:
-      check.durationMs === null ? '' : check.durationMs < 1000 ? `${check.durationMs} ms` : `${(check.durationMs / 1000).toFixed(1)} s`,
+    duration: formatDuration(check.durationMs),
     startedAt: (check.startedAt ?? check.createdAt).toISOString(),
   };
 }
@@ -272,4 +272,9 @@ export const BuildSystemResponseSchema = z.object({
 
 export function presentBuildSystem(system: System): z.infer<typeof BuildSystemResponseSchema> {
   return BuildSystemResponseSchema.parse({ ...system, ...system.build });
+}
+
+/** A build as its page, its history and its tile show it. */
+export function presentBuildPage(build: BuildView) {
+  return { ...build, active: isBuildActive(build.status), duration: formatDuration(build.durationMs) };
 }

@@ -176,6 +176,13 @@ describe('building in the browser', { timeout: 600_000 }, () => {
       await page.goto(`${hub.serviceUrl}${route}`);
       pages.push(await page.content());
     }
+    // A refused edit still keeps the stored token, and the form says so again.
+    await page.goto(`${hub.serviceUrl}images/${imageId}/rebuild`);
+    await page.fill('#f-dockerfile', 'FROM docker.io/library/python:3.12\n');
+    await page.getByTestId('build').click();
+    await expect(page.getByTestId('error-dockerfile').textContent()).resolves.toMatch(/is not among the registries/);
+    await expect(page.locator('#h-gitToken').textContent()).resolves.toContain('A token is stored; leave this blank to keep it.');
+    pages.push(await page.content());
     expect(pages.join('\n')).toContain('token stored');
     for (const text of [...pages, hub.log()]) expect(text).not.toContain(secret);
   });
