@@ -1,9 +1,9 @@
 /**
  * A build's git context, fetched by the service (isomorphic-git over smart
  * HTTP), never by the engine: every request goes through the same address
- * guard as registries (public addresses only, unless an admin trusts the
- * host), redirects are followed by hand without the token crossing hosts,
- * and the bytes received are bounded. The token goes in an Authorization
+ * guard and the same transport as registries (public addresses only, unless
+ * an admin trusts the host; redirects followed by hand, without the token
+ * crossing hosts or going to plain http), and the bytes received are bounded. The token goes in an Authorization
  * header only; it is never part of a URL, a log line or the context.
  */
 import fs from 'node:fs';
@@ -11,10 +11,11 @@ import os from 'node:os';
 import path from 'node:path';
 import git from 'isomorphic-git';
 import type { GitHttpRequest, GitHttpResponse, HttpClient } from 'isomorphic-git';
-import { fetch, type Dispatcher } from 'undici';
 import { AppError, upstream } from '../errors.js';
+import { formatKiB } from '../format.js';
 import { RegistryError } from '../registry/errors.js';
-import { checkLiteralHost, createGuardedDispatcher, type AddressPolicy } from '../registry/guard.js';
+import { createGuardedDispatcher, type AddressPolicy } from '../registry/guard.js';
+import { RegistryTransport } from '../registry/transport.js';
 
 export interface GitFetchRequest {
   url: string;
@@ -39,11 +40,9 @@ export interface GitFetcherOptions {
   timeoutMs: number;
 }
 
-const MAX_REDIRECTS = 5;
-
 export class GitFetcher {
   private readonly trusted: ReadonlySet<string>;
-  private readonly dispatchers = new Map<boolean, Dispatcher>();
+  private readonly transports = new Map<boolean, RegistryTransport>();
 
   constructor(private readonly options: GitFetcherOptions) {
     this.trusted = new Set(options.trustedHosts.map((h) => h.toLowerCase()));
@@ -79,63 +78,70 @@ export class GitFetcher {
     }
   }
 
-  /** isomorphic-git's HTTP client, on our guarded dispatcher. */
+  /**
+   * isomorphic-git's HTTP client on the registries' transport: the address
+   * guard on every hop, redirects by hand (no downgrade to http unless the
+   * host is trusted), the Authorization header for the repository's host
+   * only, retries on 429/5xx; and the bytes received counted.
+   */
   private client(start: URL, signal: AbortSignal): HttpClient {
-    const policy: AddressPolicy = { allowPrivate: this.isTrusted(start.host) };
-    let dispatcher = this.dispatchers.get(policy.allowPrivate);
-    if (!dispatcher) {
-      dispatcher = createGuardedDispatcher(policy, {
-        connectTimeoutMs: 10_000,
-        headersTimeoutMs: this.options.timeoutMs,
-        bodyTimeoutMs: this.options.timeoutMs,
-      });
-      this.dispatchers.set(policy.allowPrivate, dispatcher);
-    }
+    const transport = this.transport(this.isTrusted(start.host));
     let received = 0;
     const maxBytes = this.options.maxBytes;
     const request = async (req: GitHttpRequest): Promise<GitHttpResponse> => {
-      const body = req.body ? Buffer.concat(await collect(req.body)) : undefined;
-      let url = new URL(req.url);
-      for (let hop = 0; ; hop++) {
-        checkLiteralHost(url, policy);
-        // The token goes to the repository's host only.
-        const headers = Object.fromEntries(
-          Object.entries(req.headers ?? {}).filter(([name]) => url.host === start.host || name.toLowerCase() !== 'authorization'),
-        );
-        const response = await fetch(url, {
-          method: req.method ?? 'GET',
-          headers,
-          ...(body ? { body } : {}),
-          redirect: 'manual',
-          dispatcher,
-          signal,
-        });
-        const location = response.headers.get('location');
-        if (response.status >= 300 && response.status < 400 && location && hop < MAX_REDIRECTS) {
-          await response.body?.cancel();
-          url = new URL(location, url);
-          continue;
-        }
-        const stream = response.body;
-        async function* counted(): AsyncGenerator<Uint8Array> {
-          if (!stream) return;
-          for await (const chunk of stream) {
-            received += chunk.length;
-            if (received > maxBytes) throw new TooLarge(maxBytes);
-            yield chunk;
-          }
-        }
-        return {
-          url: url.href,
-          method: req.method ?? 'GET',
-          statusCode: response.status,
-          statusMessage: response.statusText,
-          headers: Object.fromEntries(response.headers.entries()),
-          body: counted(),
-        };
+      const headers: Record<string, string> = {};
+      let authorization: string | undefined;
+      for (const [name, value] of Object.entries(req.headers ?? {})) {
+        if (name.toLowerCase() === 'authorization') authorization = value;
+        else headers[name] = value;
       }
+      const method = req.method === 'POST' ? 'POST' : 'GET';
+      const response = await transport.request(req.url, {
+        method,
+        headers,
+        ...(req.body ? { body: Buffer.concat(await collect(req.body)) } : {}),
+        authorization: authorization ? { host: start.host, value: authorization } : undefined,
+        signal,
+      });
+      const stream = response.body;
+      async function* counted(): AsyncGenerator<Uint8Array> {
+        if (!stream) return;
+        for await (const chunk of stream) {
+          received += chunk.length;
+          if (received > maxBytes) throw new TooLarge(maxBytes);
+          yield chunk;
+        }
+      }
+      return {
+        url: response.url || req.url,
+        method,
+        statusCode: response.status,
+        statusMessage: response.statusText,
+        headers: Object.fromEntries(response.headers.entries()),
+        body: counted(),
+      };
     };
     return { request };
+  }
+
+  /** One transport for hosts on public addresses, one for the hosts an admin trusts. */
+  private transport(trusted: boolean): RegistryTransport {
+    let transport = this.transports.get(trusted);
+    if (!transport) {
+      const policy: AddressPolicy = { allowPrivate: trusted };
+      transport = new RegistryTransport({
+        dispatcher: createGuardedDispatcher(policy, {
+          connectTimeoutMs: 10_000,
+          headersTimeoutMs: this.options.timeoutMs,
+          bodyTimeoutMs: this.options.timeoutMs,
+        }),
+        policy,
+        attempts: 3,
+        maxRetryWaitMs: 10_000,
+      });
+      this.transports.set(trusted, transport);
+    }
+    return transport;
   }
 }
 
@@ -182,7 +188,7 @@ function gitError(err: unknown, request: GitFetchRequest): AppError {
     const max = (err instanceof TooLarge ? err : (cause as TooLarge)).maxBytes;
     return upstream(
       'failed',
-      `The repository ${where.host}${where.pathname} is larger than ${Math.round(max / 1048576)} MB; build from a smaller repository.`,
+      `The repository ${where.host}${where.pathname} is larger than ${formatKiB(max)}; build from a smaller repository.`,
       err,
     );
   }

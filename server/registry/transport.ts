@@ -19,7 +19,10 @@ export interface TransportOptions {
 }
 
 export interface RegistryRequest {
-  method?: 'GET' | 'HEAD';
+  /** POST for git's smart HTTP (builds/git.ts), which goes through the same guard and redirect rules. */
+  method?: 'GET' | 'HEAD' | 'POST';
+  /** A POST's body (sent again on a retry or a 307/308 redirect). */
+  body?: Uint8Array;
   headers?: Record<string, string>;
   /** Sent only to this host (host[:port]); dropped on a redirect elsewhere. */
   authorization?: { host: string; value: string } | undefined;
@@ -125,13 +128,20 @@ export class RegistryTransport {
     let url = start;
     for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
       checkLiteralHost(url, this.options.policy);
-      const headers: Record<string, string> = { 'User-Agent': 'custom-images (JupyterHub service)', ...request.headers };
+      // The caller's own User-Agent wins (a git client names itself, as git hosts expect).
+      const headers: Record<string, string> = {
+        ...(Object.keys(request.headers ?? {}).some((h) => h.toLowerCase() === 'user-agent')
+          ? {}
+          : { 'User-Agent': 'custom-images (JupyterHub service)' }),
+        ...request.headers,
+      };
       if (request.authorization && request.authorization.host === url.host) headers.Authorization = request.authorization.value;
       let response: Response;
       try {
         response = await fetch(url, {
           method: request.method ?? 'GET',
           headers,
+          ...(request.body ? { body: request.body } : {}),
           redirect: 'manual',
           dispatcher: this.options.dispatcher,
           ...(request.signal ? { signal: request.signal } : {}),
