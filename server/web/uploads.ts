@@ -53,14 +53,17 @@ export function buildUploads(limits: { uploadBytes: number; uploadFiles: number 
         if ((err as { type?: string } | undefined)?.type === 'entity.too.large') return next(tooLarge());
         if (err) return next(err);
         const body = (req.body ?? {}) as { files?: unknown };
-        const files = Array.isArray(body.files) ? body.files : [];
-        req.uploads = files.map((f: unknown, i) => {
-          const file = f as { name?: unknown; content?: unknown };
-          if (typeof file?.name !== 'string' || typeof file.content !== 'string') {
-            throw new AppError('bad_request', `files[${i}] is {"name": "...", "content": "<base64>"}`, { field: 'files' });
-          }
-          return { name: file.name, content: Buffer.from(file.content, 'base64') };
-        });
+        const files = Array.isArray(body.files) ? (body.files as unknown[]) : [];
+        // This runs in the parser's callback, not in a route: a refusal goes to next(), never thrown.
+        const bad = files.findIndex(
+          (f) => typeof (f as { name?: unknown })?.name !== 'string' || typeof (f as { content?: unknown }).content !== 'string',
+        );
+        if (bad >= 0)
+          return next(new AppError('bad_request', `files[${bad}] is {"name": "...", "content": "<base64>"}`, { field: 'files' }));
+        req.uploads = (files as Array<{ name: string; content: string }>).map((f) => ({
+          name: f.name,
+          content: Buffer.from(f.content, 'base64'),
+        }));
         delete body.files;
         next();
       });

@@ -187,6 +187,23 @@ describe('building in the browser', { timeout: 600_000 }, () => {
     for (const text of [...pages, hub.log()]) expect(text).not.toContain(secret);
   });
 
+  it('answers malformed files in a JSON request with 400 naming files, and keeps serving', async () => {
+    const refused = await api('POST', 'users/ada/builds', {
+      name: 'bad-files',
+      system: SYSTEM,
+      mode: 'dockerfile',
+      dockerfile: `FROM ${registries.open}/base/debian:1\n`,
+      files: [{ name: 'a.txt', content: 'YQ==' }, { name: 7 }],
+    });
+    expect(refused.status).toBe(400);
+    expect(refused.body.field).toBe('files');
+    expect(refused.body.message).toMatch(/files\[1\] is \{"name": "\.\.\.", "content": "<base64>"\}/);
+    expect((await api('GET', 'users/ada/images')).status).toBe(200);
+    expect(((await api('GET', 'users/ada/images')).body as unknown as Array<{ name: string }>).map((i) => i.name)).not.toContain(
+      'bad-files',
+    );
+  });
+
   it('answers an upload over the limit with 413 naming the files, and builds nothing', async () => {
     const form = new FormData();
     form.set('name', 'too-big');
