@@ -156,8 +156,10 @@ export function packagesDockerfile(recipe: PackageRecipe): string {
         `else conda env update -n base -f ${WORK}/environment.yml; fi \\\n && (conda clean -afy || true)`,
     );
   }
-  if (requirementLines(recipe.pip).length > 0) {
-    out.push(writeFile(`${WORK}/requirements.txt`, requirementLines(recipe.pip).join('\n')));
+  // The requirements as they were checked: continuations joined, comments and blank lines dropped.
+  const requirements = logicalLines(recipe.pip).map((l) => l.line);
+  if (requirements.length > 0) {
+    out.push(writeFile(`${WORK}/requirements.txt`, requirements.join('\n')));
     // Debian 12 and Ubuntu 23.04+ mark their Python as externally managed; older pip ignores the variable.
     out.push(
       `RUN PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install --no-cache-dir${recipe.files.length > 0 ? ` --find-links ${WORK}/files` : ''} -r ${WORK}/requirements.txt`,
@@ -165,12 +167,4 @@ export function packagesDockerfile(recipe: PackageRecipe): string {
   }
   out.push('USER ${NB_UID:-1000}');
   return `${out.join('\n')}\n`;
-}
-
-/** The requirement lines that say something (no blanks, no comments). */
-function requirementLines(text: string): string[] {
-  return text
-    .split(/\r?\n/)
-    .map((l) => l.replace(/(^|\s)#.*$/, '').trim())
-    .filter(Boolean);
 }

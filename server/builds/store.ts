@@ -7,7 +7,9 @@ import type { BuildMode } from './recipe.js';
 
 export const BUILD_STATUSES = ['queued', 'running', 'succeeded', 'failed'] as const;
 export type BuildStatus = (typeof BUILD_STATUSES)[number];
-export type BuildPhase = 'context' | 'building' | 'pushing';
+/** While a build runs: preparing its context, building, or pushing. */
+export const BUILD_PHASES = ['context', 'building', 'pushing'] as const;
+export type BuildPhase = (typeof BUILD_PHASES)[number];
 
 export interface BuildRow {
   id: number;

@@ -145,11 +145,9 @@ export class ImageStore {
     await this.db('images').where({ owner, id }).update({ reference, reference_input: reference, updated_at: now });
   }
 
-  /** Whether `owner` has an image called `name` (other than `except`). */
-  async nameTaken(owner: string, name: string, except?: number): Promise<boolean> {
-    const query = this.db('images').where({ owner, name });
-    if (except !== undefined) query.whereNot({ id: except });
-    return (await query.first('id')) !== undefined;
+  /** Whether `owner` has an image called `name`. */
+  async nameTaken(owner: string, name: string): Promise<boolean> {
+    return (await this.db('images').where({ owner, name }).first('id')) !== undefined;
   }
 
   async update(owner: string, id: number, fields: Omit<ImageFields, 'owner'>, now: Date): Promise<void> {

@@ -3,7 +3,7 @@
  * with its zod schema) and the pages' view objects. Never a secret.
  */
 import { isBuildActive, type BuildView } from '../builds/service.js';
-import { BUILD_STATUSES } from '../builds/store.js';
+import { BUILD_PHASES, BUILD_STATUSES } from '../builds/store.js';
 import { BUILD_NETWORKS } from '../systems/schema.js';
 import { z } from 'zod';
 import { FindingSchema } from '../checks/report.js';
@@ -236,7 +236,7 @@ export const BuildResponseSchema = z.object({
   imageId: z.number().int().positive(),
   number: z.number().int().positive(),
   status: z.enum(BUILD_STATUSES),
-  phase: z.enum(['context', 'building', 'pushing']).nullable(),
+  phase: z.enum(BUILD_PHASES).nullable(),
   /** What the tile says: "Building (step 2 of 5)", "Build failed at step 3". */
   label: z.string(),
   step: z.number().int(),

@@ -101,7 +101,7 @@ describe('the Dockerfile written for packages', () => {
   it('installs apt, conda and pip as root from the uploads, then switches to the notebook user', () => {
     const text = packagesDockerfile({
       base: 'quay.io/jupyter/scipy-notebook:2024-05-27',
-      pip: "ci-greeting==1.0\n# not this\nit's==1\n",
+      pip: "ci-greeting==1.0\n# not this\nit's==1\nattrs==23.2.0 \\\n    --hash=sha256:abc  # via x\n",
       conda: 'dependencies:\n  - xarray\n',
       apt: ['graphviz'],
       files: ['ci greeting.whl'],
@@ -113,6 +113,9 @@ describe('the Dockerfile written for packages', () => {
     expect(text).toContain('COPY ["ci greeting.whl","/tmp/custom-images/files/"]');
     expect(text).toContain("'it'\\''s==1'");
     expect(text).not.toContain('not this');
+    // Written as checked: a continued requirement on one line, its comment gone.
+    expect(text).toContain("'attrs==23.2.0 --hash=sha256:abc'");
+    expect(text).not.toContain('via x');
     expect(text).toContain('conda env update -n base -f /tmp/custom-images/environment.yml');
     expect(text).toContain(
       'python3 -m pip install --no-cache-dir --find-links /tmp/custom-images/files -r /tmp/custom-images/requirements.txt',
