@@ -22,23 +22,23 @@ export function instructions(text: string): Instruction[] {
   const directive = /^#\s*escape\s*=\s*([\\`])\s*$/i.exec(lines.find((l) => l.trim() !== '') ?? '');
   const escape = directive?.[1] ?? '\\';
   const result: Instruction[] = [];
+  const finish = (instruction: { text: string; line: number }) => {
+    const m = /^(\S+)\s*(.*)$/.exec(instruction.text);
+    if (m) result.push({ keyword: (m[1] ?? '').toUpperCase(), args: (m[2] ?? '').trim(), line: instruction.line });
+  };
   let current: { text: string; line: number } | undefined;
   lines.forEach((raw, index) => {
     const trimmed = raw.trim();
-    if (trimmed.startsWith('#') || (trimmed === '' && current)) return;
-    if (trimmed === '') return;
+    // Blank and comment lines end nothing: a continued instruction goes on after them, as Docker reads it.
+    if (trimmed === '' || trimmed.startsWith('#')) return;
     const continued = trimmed.endsWith(escape);
     const part = continued ? trimmed.slice(0, -1) : trimmed;
     current = current ? { text: `${current.text} ${part}`, line: current.line } : { text: part, line: index + 1 };
     if (continued) return;
-    const m = /^(\S+)\s*(.*)$/.exec(current.text);
-    if (m) result.push({ keyword: (m[1] ?? '').toUpperCase(), args: (m[2] ?? '').trim(), line: current.line });
+    finish(current);
     current = undefined;
   });
-  if (current) {
-    const m = /^(\S+)\s*(.*)$/.exec(current.text);
-    if (m) result.push({ keyword: (m[1] ?? '').toUpperCase(), args: (m[2] ?? '').trim(), line: current.line });
-  }
+  if (current) finish(current);
   return result;
 }
 
