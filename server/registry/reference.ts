@@ -70,7 +70,7 @@ export function registryAuthKey(registry: string): string {
 }
 
 /** Strips a leading `https://` (and `http://`), as people paste registry URLs. */
-function stripScheme(input: string): string {
+export function stripScheme(input: string): string {
   return input.replace(/^https?:\/\//i, '');
 }
 

@@ -10,7 +10,7 @@ import { conflict, notFound } from '../errors.js';
 import type { AccessRules } from '../hub/access.js';
 import { isServiceAdmin, type HubIdentity } from '../hub/identity.js';
 import { checkMountPath } from '../images/mountPath.js';
-import { hostProblem, parseReference, type ImageReference } from '../registry/reference.js';
+import { hostProblem, parseReference, stripScheme, type ImageReference } from '../registry/reference.js';
 import { resealWithCurrentKey, type Keyring, type RotationResult } from '../secrets/keyring.js';
 import { checkbox, inputError, lines } from '../forms.js';
 import {
@@ -87,7 +87,13 @@ export const SystemInputSchema = z
       .regex(/^(\d+\.\d+)?$/, 'A Python version is major.minor, e.g. 3.12')
       .default(''),
     buildEnabled: checkbox,
-    buildPushTo: z.string().trim().max(400, 'The push path has at most 400 characters').default(''),
+    /** As pasted (a scheme, a trailing slash) to registry/path. */
+    buildPushTo: z
+      .string()
+      .trim()
+      .max(400, 'The push path has at most 400 characters')
+      .default('')
+      .transform((v) => stripScheme(v).replace(/\/+$/, '')),
     buildNetwork: z.enum(BUILD_NETWORKS, { message: 'The build network is default, none or host' }).default('default'),
     /** "Name = image" or "image", one a line. */
     buildBaseImages: lines,
@@ -139,7 +145,7 @@ export const SystemInputSchema = z
       },
       build: {
         enabled: input.buildEnabled,
-        pushTo: input.buildPushTo.replace(/^https?:\/\//, '').replace(/\/+$/, ''),
+        pushTo: input.buildPushTo,
         network: input.buildNetwork,
         baseImages: input.buildBaseImages.map(baseImageLine),
       },
@@ -168,18 +174,17 @@ function referenceProblem(image: string): string | undefined {
  * Where built images go: a registry path the system itself offers images
  * from, so that a built image is checked and launched under the same rules.
  */
-function buildPushProblem(pushTo: string, enabled: boolean, allowedRegistries: readonly string[]): string | undefined {
-  const path = pushTo.replace(/^https?:\/\//, '').replace(/\/+$/, '');
+function buildPushProblem(path: string, enabled: boolean, allowedRegistries: readonly string[]): string | undefined {
   if (path === '')
     return enabled ? 'Enter the registry path built images are pushed to, e.g. registry.example.org/custom-images' : undefined;
   let reference: ImageReference;
   try {
     reference = parseReference(`${path}/user/image:1`);
   } catch (err) {
-    return `"${pushTo}" is not a registry path such as registry.example.org/custom-images (${err instanceof Error ? err.message : String(err)})`;
+    return `"${path}" is not a registry path such as registry.example.org/custom-images (${err instanceof Error ? err.message : String(err)})`;
   }
   if (!path.startsWith(`${reference.registry}/`))
-    return `"${pushTo}" must start with the registry's host, e.g. registry.example.org/custom-images`;
+    return `"${path}" must start with the registry's host, e.g. registry.example.org/custom-images`;
   if (!registryAllowed(allowedRegistries, reference.registry, reference.repository)) {
     return `Built images are pushed to ${path}, which the allowed registries must include (add ${path}/*)`;
   }

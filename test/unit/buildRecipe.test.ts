@@ -5,6 +5,7 @@ import { aptPackages, environmentProblems, packagesDockerfile, requirementProble
 import { buildLabel, userPathComponent } from '../../server/builds/service.js';
 import type { BuildSummary } from '../../server/builds/store.js';
 import { BuildProgress } from '../../server/runner/dockerBuilder.js';
+import { SystemInputSchema } from '../../server/systems/service.js';
 
 describe('the images a Dockerfile pulls', () => {
   it('names each FROM and COPY --from image once, not stages, scratch or stage indexes', () => {
@@ -162,5 +163,40 @@ describe('names and progress', () => {
     expect(buildLabel({ ...build, status: 'failed' })).toBe('Build failed at step 2');
     expect(buildLabel({ ...build, status: 'succeeded' })).toBe('Built');
     expect(buildLabel({ ...build, status: 'queued' })).toBe('Build queued');
+  });
+});
+
+describe("a system's build settings (admin form and seed files)", () => {
+  const system = { slug: 'b', displayName: 'B', allowedRegistries: 'registry.example.org/*', defaultMountPath: '/home/jovyan/work' };
+
+  it('takes a pasted push path, the network and "Name = image" base lines', () => {
+    const parsed = SystemInputSchema.parse({
+      ...system,
+      buildEnabled: 'on',
+      buildPushTo: 'https://registry.example.org/custom-images/',
+      buildNetwork: 'none',
+      buildBaseImages: 'SciPy = quay.io/jupyter/scipy-notebook:2024-05-27\nregistry.example.org/base:1',
+    });
+    expect(parsed.build).toEqual({
+      enabled: true,
+      pushTo: 'registry.example.org/custom-images',
+      network: 'none',
+      baseImages: [
+        { name: 'SciPy', image: 'quay.io/jupyter/scipy-notebook:2024-05-27' },
+        { name: 'registry.example.org/base:1', image: 'registry.example.org/base:1' },
+      ],
+    });
+  });
+
+  it.each([
+    [{ buildEnabled: 'on' }, 'buildPushTo', /Enter the registry path built images are pushed to/],
+    [{ buildEnabled: 'on', buildPushTo: 'other.example.org/built' }, 'buildPushTo', /which the allowed registries must include/],
+    [{ buildPushTo: 'custom-images' }, 'buildPushTo', /must start with the registry's host/],
+    [{ buildNetwork: 'bridge0' }, 'buildNetwork', /default, none or host/],
+    [{ buildBaseImages: 'Bad = not a reference!' }, 'buildBaseImages', /^Bad = not a reference!: /],
+  ])('refuses %j in %s', (fields, field, message) => {
+    const result = SystemInputSchema.safeParse({ ...system, ...fields });
+    expect(result.success).toBe(false);
+    expect(result.error?.issues.find((i) => i.path[0] === field)?.message).toMatch(message);
   });
 });
