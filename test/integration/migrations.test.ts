@@ -90,6 +90,34 @@ describe('migrations', () => {
       const applied = await Promise.all(replicas.map((db) => migrateLatest(db)));
       expect(applied.flat().sort()).toEqual([...names].sort());
       expect(await migrationStatus(replicas[0]!)).toEqual({ applied: names, pending: [] });
+      expect(await replicas[0]!('knex_migrations_lock').select('is_locked')).toEqual([{ is_locked: 0 }]);
     }
+  }, 120_000);
+
+  // The state that race leaves when two replicas each insert knex's lock row: every later
+  // lock touched two rows and failed, so every start waited out its minute and gave up.
+  it.each(['SQLite', 'PostgreSQL'])('start on %s when an earlier race left two lock rows', async (kind) => {
+    let db: Knex;
+    if (kind === 'SQLite') {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ci-mig-'));
+      db = openDatabase(`sqlite://${dir}/db.sqlite`);
+      cleanups.push(async () => {
+        await db.destroy();
+        fs.rmSync(dir, { recursive: true, force: true });
+      });
+    } else {
+      const pg = await createTestDatabase();
+      db = openDatabase(pg.url);
+      cleanups.push(async () => {
+        await db.destroy();
+        await pg.drop();
+      });
+    }
+    await migrationStatus(db); // creates knex's tables and its one lock row
+    await db('knex_migrations_lock').insert({ is_locked: 0 });
+
+    expect(await migrateLatest(db, 10_000)).toEqual(names);
+    expect(await db('knex_migrations_lock').select('is_locked')).toEqual([{ is_locked: 0 }]);
+    expect(await migrationStatus(db)).toEqual({ applied: names, pending: [] });
   });
 });
