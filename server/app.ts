@@ -283,7 +283,12 @@ export function createApp(deps: AppDeps): App {
     builder: deps.engine ? new DockerBuilder(deps.engine) : undefined,
     check: (owner, imageId) => checks.queue(owner, imageId),
     limits: { dockerfileBytes: 64 * 1024, uploadBytes: config.builds.uploadBytes, uploadFiles: BUILD_UPLOAD_FILES },
-    builderLimits: { memoryBytes: config.builds.memoryBytes, cpus: config.builds.cpus, timeoutMs: config.builds.timeoutMs },
+    builderLimits: {
+      memoryBytes: config.builds.memoryBytes,
+      cpus: config.builds.cpus,
+      timeoutMs: config.builds.timeoutMs,
+      cgroupParent: config.builds.cgroupParent,
+    },
     maxQueuedPerUser: config.builds.maxQueuedPerUser,
     maxStreamsPerUser: config.checks.maxStreamsPerUser,
     onQueued: () => buildWorker.nudge(),

@@ -155,6 +155,16 @@ function envSchema(cwd: string) {
       .default(1800),
     CUSTOM_IMAGES_BUILD_MEMORY_MB: z.coerce.number().int().min(256, 'must be at least 256 MB').default(4096),
     CUSTOM_IMAGES_BUILD_CPUS: z.coerce.number().positive('must be a positive number of CPUs').max(256).default(2),
+    CUSTOM_IMAGES_BUILD_CGROUP_PARENT: z.preprocess(
+      (v) => v || undefined,
+      z
+        .string()
+        .regex(
+          /^\/?[A-Za-z0-9_][A-Za-z0-9_.-]*(\/[A-Za-z0-9_][A-Za-z0-9_.-]*)*$/,
+          'must be a cgroup path such as /custom-images-build, or a systemd slice such as custom-images-build.slice',
+        )
+        .optional(),
+    ),
     CUSTOM_IMAGES_BUILD_UPLOAD_MAX_KB: z.coerce.number().int().min(1, 'must be 1 or more').default(10240),
     CUSTOM_IMAGES_BUILD_GIT_MAX_MB: z.coerce.number().int().min(1, 'must be 1 or more').default(200),
     CUSTOM_IMAGES_TRUSTED_GIT_HOSTS: hostList,
@@ -235,6 +245,8 @@ export interface Config {
     timeoutMs: number;
     memoryBytes: number;
     cpus: number;
+    /** The cgroup (with a pids limit set by the host admin) build steps run under. */
+    cgroupParent: string | undefined;
     /** All files uploaded with one build together. */
     uploadBytes: number;
     gitMaxBytes: number;
@@ -348,6 +360,7 @@ export function parseConfig(env: Record<string, string | undefined>, cwd: string
       timeoutMs: e.CUSTOM_IMAGES_BUILD_TIMEOUT_SECONDS * 1000,
       memoryBytes: e.CUSTOM_IMAGES_BUILD_MEMORY_MB * 1024 * 1024,
       cpus: e.CUSTOM_IMAGES_BUILD_CPUS,
+      cgroupParent: e.CUSTOM_IMAGES_BUILD_CGROUP_PARENT,
       uploadBytes: e.CUSTOM_IMAGES_BUILD_UPLOAD_MAX_KB * 1024,
       gitMaxBytes: e.CUSTOM_IMAGES_BUILD_GIT_MAX_MB * 1024 * 1024,
       trustedGitHosts: e.CUSTOM_IMAGES_TRUSTED_GIT_HOSTS,

@@ -15,6 +15,12 @@ export interface BuildLimits {
   memoryBytes: number;
   cpus: number;
   timeoutMs: number;
+  /**
+   * A cgroup the host admin made for build steps, with a limit on processes:
+   * the engine's builder has no pids limit of its own, but puts each step's
+   * container under this parent, whose limit then binds them all.
+   */
+  cgroupParent?: string;
 }
 
 export interface BuildRequest {
@@ -47,6 +53,8 @@ export type BuildResult =
       /** What the builder said, e.g. "The command '/bin/sh -c exit 3' returned a non-zero code: 3". */
       reason: string;
       timedOut: boolean;
+      /** The last output of the failed step, to say why it failed in words. */
+      stepOutput: string;
     };
 
 export interface ImageBuilder {

@@ -16,10 +16,11 @@ import type { RegistryClient } from '../registry/client.js';
 import { parseReference, registryAuthKey, type ImageReference } from '../registry/reference.js';
 import { BoundedOutput } from '../runner/runCheck.js';
 import type { Keyring } from '../secrets/keyring.js';
-import type { System, SystemCatalog } from '../systems/schema.js';
-import type { BuildLimits as BuilderLimits, BuildResult, ImageBuilder, RegistryLogin } from './builder.js';
+import type { SystemCatalog } from '../systems/schema.js';
+import type { BuildLimits as BuilderLimits, ImageBuilder, RegistryLogin } from './builder.js';
 import { buildContext, CONTEXT_DOCKERFILE, unpackFiles } from './context.js';
 import { dockerfileImages, dockerfileProblems } from './dockerfile.js';
+import { buildFailureMessage } from './failure.js';
 import { formatKiB } from '../format.js';
 import type { GitFetcher } from './git.js';
 import type { BuildLimits } from './recipe.js';
@@ -143,7 +144,7 @@ export async function runBuild(deps: BuildRunDeps, job: BuildRow, runner: string
         save();
       },
     });
-    if (!built.ok) return await end('failed', failureMessage(built, system, deps.builderLimits.timeoutMs));
+    if (!built.ok) return await end('failed', buildFailureMessage(built, system.build.network, deps.builderLimits));
     save({ phase: 'pushing' });
     log(`Pushing ${job.target}\n`);
     const digest = await builder.push(job.target, await deps.systems.credentialFor(target), registryAuthKey(target.registry), log, stop);
@@ -187,18 +188,4 @@ function repositoryDockerfile(tree: string | undefined, maxBytes: number): strin
   if (stat.size > maxBytes)
     throw upstream('failed', `The repository's Dockerfile has ${formatKiB(stat.size)}; at most ${formatKiB(maxBytes)} are allowed.`);
   return fs.readFileSync(file, 'utf8');
-}
-
-/** Why a build failed, in words: the step, the builder's reason, and what to do about it. */
-function failureMessage(result: Extract<BuildResult, { ok: false }>, system: System, timeoutMs: number): string {
-  const at = result.step > 0 ? ` at step ${result.step} of ${result.steps} (${result.instruction})` : '';
-  if (result.timedOut) {
-    const limit = timeoutMs >= 120_000 ? `${Math.round(timeoutMs / 60_000)} minutes` : `${Math.round(timeoutMs / 1000)} s`;
-    return `The build took longer than ${limit} and was stopped${at}. Build fewer packages at once, or ask the hub admin for a longer time limit.`;
-  }
-  const network =
-    system.build.network === 'none' && /^RUN\b/i.test(result.instruction)
-      ? ' This system builds without a network: RUN steps cannot download anything. Put what they need in the build context (uploaded files or a git repository).'
-      : '';
-  return `Build failed${at}: ${result.reason.replace(/\.$/, '')}.${network}`;
 }

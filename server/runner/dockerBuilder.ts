@@ -1,6 +1,7 @@
 /**
  * Builds on the Docker engine (dockerode's build API, the engine's classic
  * builder): the build's network as the system says, memory and CPU limits,
+ * processes through the admin's cgroup parent (the builder has no pids limit),
  * no privileged mode and no host mounts (the classic builder has neither),
  * intermediate containers always removed, and a time limit that cancels the
  * build (the engine stops it when the request ends). A failed or stopped
@@ -18,11 +19,15 @@ type BuildEvent = {
   aux?: { ID?: string; Digest?: string; Tag?: string };
 };
 
+const STEP_OUTPUT_CHARS = 4096;
+
 /** Folds the classic builder's output into steps and the layers it created. */
 export class BuildProgress {
   step = 0;
   steps = 0;
   instruction = '';
+  /** The current step's last lines of output. */
+  stepOutput = '';
   /** Image ids this build committed (not those taken from the cache), oldest first. */
   readonly created: string[] = [];
   private running = false;
@@ -35,8 +40,10 @@ export class BuildProgress {
       this.steps = Number(step[2]);
       this.instruction = step[3] ?? '';
       this.running = false;
+      this.stepOutput = '';
       return { step: this.step, steps: this.steps, instruction: this.instruction };
     }
+    this.stepOutput = (this.stepOutput + text + '\n').slice(-STEP_OUTPUT_CHARS);
     if (/^ ---> Running in [0-9a-f]+$/.test(text)) this.running = true;
     const committed = /^ ---> ([0-9a-f]{12,64})$/.exec(text);
     if (committed?.[1] && this.running) {
@@ -69,6 +76,7 @@ export class DockerBuilder implements ImageBuilder {
           memswap: request.limits.memoryBytes,
           cpuperiod: 100_000,
           cpuquota: Math.round(request.limits.cpus * 100_000),
+          ...(request.limits.cgroupParent ? { cgroupparent: request.limits.cgroupParent } : {}),
           registryconfig: request.registryLogins,
           abortSignal: signal,
         } as Parameters<typeof this.engine.docker.buildImage>[1],
@@ -108,6 +116,7 @@ export class DockerBuilder implements ImageBuilder {
       instruction: progress.instruction,
       reason: (failure ?? 'stopped').trim(),
       timedOut: timeout.signal.aborted,
+      stepOutput: progress.stepOutput,
     };
   }
 

@@ -1,8 +1,8 @@
 /**
  * Building images with a real Docker engine, a real registry on loopback and
  * a git smart-HTTP server on loopback: base image + a pip package from a
- * wheel in the context, a failing RUN, a build past its time, a build without
- * network, git contexts public and private, and requests that must be
+ * wheel in the context, a failing RUN, a build past its time, a build held to
+ * the processes of a cgroup parent, a build without network, git contexts public and private, and requests that must be
  * refused before anything is stored or built.
  */
 import { execFileSync } from 'node:child_process';
@@ -17,6 +17,7 @@ import { openDatabase, type Knex } from '../../server/store/db.js';
 import { migrateLatest } from '../../server/store/migrate.js';
 import type { System } from '../../server/systems/schema.js';
 import { buildServices, greetingWheel, type BuildServices, type UploadedWheel } from '../support/builds.js';
+import { pidsCgroup } from '../support/cgroup.js';
 import { ciDocker } from '../support/docker.js';
 import { startGitServer, type GitServer } from '../support/gitServer.js';
 import { testUser } from '../support/identities.js';
@@ -235,6 +236,65 @@ describe('a failing build', { timeout: 300_000 }, () => {
       await new Promise((r) => setTimeout(r, 200));
     expect(await leftBehind(before, marker)).toEqual(clean);
     await db('builds').where({ id: build.id }).delete();
+  });
+
+  it("holds a step to the processes of the admin's cgroup parent, and says so", async () => {
+    const cgroup = await pidsCgroup(docker, `ci-build-pids-${process.pid}`, 40);
+    try {
+      const limited = buildServices(db, {
+        keyring: await createKeyring([new Uint8Array(32).fill(9)]),
+        trustedRegistries: registries.trusted,
+        trustedGitHosts: [],
+        systems: [buildSystem()],
+        cgroupParent: cgroup.parent,
+      });
+      const before = await imageIds();
+      const marker = `forks-${Date.now()}`;
+      const { build } = await limited.builds.create(
+        ada,
+        'ada',
+        {
+          name: 'forks',
+          system: 'default',
+          mode: 'dockerfile',
+          // A hundred processes at once, as an unbounded make -j would start; the parent allows 40.
+          dockerfile: `FROM ${registries.open}/base/debian:1\nRUN for i in $(seq 100); do sleep 5 & done; wait # ${marker}\n`,
+        },
+        [],
+      );
+      const done = await limited.run(build.id);
+      expect(done.status).toBe('failed');
+      expect(done.log).toMatch(/Cannot fork/);
+      expect(done.message).toMatch(/^Build failed at step 2 of 2 \(RUN for i in/);
+      expect(done.message).toMatch(/started more processes than a build step may run at once/);
+      expect(await leftBehind(before, marker)).toEqual({ layers: [], containers: [] });
+    } finally {
+      await cgroup.remove();
+    }
+  });
+
+  it('says a step killed at its memory limit ran out of memory', async () => {
+    const small = buildServices(db, {
+      keyring: await createKeyring([new Uint8Array(32).fill(9)]),
+      trustedRegistries: registries.trusted,
+      trustedGitHosts: [],
+      systems: [buildSystem()],
+      memoryBytes: 256 * 1024 * 1024,
+    });
+    const { build } = await small.builds.create(
+      ada,
+      'ada',
+      {
+        name: 'hungry',
+        system: 'default',
+        mode: 'dockerfile',
+        dockerfile: `FROM ${registries.open}/base/debian:1\nRUN python3 -c "held = b'x' * (600 * 1024 * 1024)"\n`,
+      },
+      [],
+    );
+    const done = await small.run(build.id);
+    expect(done.status).toBe('failed');
+    expect(done.message).toMatch(/returned a non-zero code: 137\. The step was killed, most likely for using more than the 256 MiB/);
   });
 
   it('fails a RUN that reaches for the network on a system that builds without one, saying so', async () => {

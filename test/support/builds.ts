@@ -40,6 +40,8 @@ export function buildServices(
     systems: System[];
     timeoutMs?: number;
     uploadBytes?: number;
+    cgroupParent?: string;
+    memoryBytes?: number;
   },
 ): BuildServices {
   const registry = new RegistryClient({ trustedHosts: options.trustedRegistries });
@@ -63,7 +65,12 @@ export function buildServices(
     builder: new DockerBuilder(engine),
     check: (owner, imageId) => checks.queue(owner, imageId),
     limits: { dockerfileBytes: 64 * 1024, uploadBytes: options.uploadBytes ?? 1024 * 1024, uploadFiles: 20 },
-    builderLimits: { memoryBytes: 1024 * 1024 * 1024, cpus: 2, timeoutMs: options.timeoutMs ?? 600_000 },
+    builderLimits: {
+      memoryBytes: options.memoryBytes ?? 1024 * 1024 * 1024,
+      cpus: 2,
+      timeoutMs: options.timeoutMs ?? 600_000,
+      cgroupParent: options.cgroupParent,
+    },
     maxQueuedPerUser: 100,
     maxStreamsPerUser: 4,
     logger: createLogger('silent'),

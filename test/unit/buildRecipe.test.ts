@@ -1,6 +1,7 @@
-/** The pure parts of building: what a Dockerfile pulls, package lists, the written Dockerfile, names and progress. */
+/** The pure parts of building: what a Dockerfile pulls, package lists, the written Dockerfile, names, progress and failures. */
 import { describe, expect, it } from 'vitest';
 import { dockerfileImages } from '../../server/builds/dockerfile.js';
+import { buildFailureMessage } from '../../server/builds/failure.js';
 import { aptPackages, environmentProblems, packagesDockerfile, requirementProblems } from '../../server/builds/packages.js';
 import { buildLabel, userPathComponent } from '../../server/builds/service.js';
 import type { BuildSummary } from '../../server/builds/store.js';
@@ -154,6 +155,8 @@ describe('names and progress', () => {
       { step: 3, steps: 3, instruction: 'RUN make install' },
     ]);
     expect(progress.created).toEqual(['2222222222bb']);
+    // The output kept for a failure's words is the last step's, not the build's.
+    expect(progress.stepOutput).toBe(' ---> Running in 99887766aabb\nRemoving intermediate container 99887766aabb\n ---> 2222222222bb\n');
   });
 
   it('says what a build is doing, in the words of its tile', () => {
@@ -163,6 +166,52 @@ describe('names and progress', () => {
     expect(buildLabel({ ...build, status: 'failed' })).toBe('Build failed at step 2');
     expect(buildLabel({ ...build, status: 'succeeded' })).toBe('Built');
     expect(buildLabel({ ...build, status: 'queued' })).toBe('Build queued');
+  });
+});
+
+describe('why a build failed, in words', () => {
+  const limits = { timeoutMs: 1_800_000, memoryBytes: 4096 * 1024 * 1024 };
+  const failed = (instruction: string, code: number, stepOutput = '') => ({
+    ok: false as const,
+    step: 4,
+    steps: 6,
+    instruction,
+    reason: `The command '/bin/sh -c ${instruction.slice(4)}' returned a non-zero code: ${code}`,
+    timedOut: false,
+    stepOutput,
+  });
+
+  it('names the step and the time limit of a build that ran out of time', () => {
+    expect(buildFailureMessage({ ...failed('RUN make', 137), timedOut: true }, 'default', limits)).toBe(
+      'The build took longer than 30 minutes and was stopped at step 4 of 6 (RUN make). Build fewer packages at once, or ask the hub admin for a longer time limit.',
+    );
+  });
+
+  it("reads a step killed with SIGKILL as out of memory, and names the step's memory", () => {
+    const message = buildFailureMessage(failed('RUN pip install torch', 137), 'default', limits);
+    expect(message).toMatch(/^Build failed at step 4 of 6 \(RUN pip install torch\): The command .* returned a non-zero code: 137\./);
+    expect(message).toMatch(/killed, most likely for using more than the 4096 MiB of memory a build step has/);
+    expect(buildFailureMessage(failed('RUN pip install torch', 1), 'default', limits)).not.toMatch(/memory/);
+  });
+
+  it.each([
+    'sh: 1: Cannot fork',
+    '/bin/bash: fork: retry: Resource temporarily unavailable',
+    "/bin/sh: can't fork: Resource temporarily unavailable",
+    "RuntimeError: can't start new thread",
+    'BlockingIOError: [Errno 11] Resource temporarily unavailable',
+    'pthread_create failed: Resource temporarily unavailable',
+  ])('reads "%s" as the limit on processes', (line) => {
+    const message = buildFailureMessage(failed('RUN make -j', 2, `cc -c a.c\n${line}\n`), 'default', limits);
+    expect(message).toMatch(/started more processes than a build step may run at once/);
+  });
+
+  it('explains a failed RUN on a system without a network, and nothing else elsewhere', () => {
+    const offline = buildFailureMessage(failed('RUN pip install numpy', 1, 'Network is unreachable\n'), 'none', limits);
+    expect(offline).toMatch(/This system builds without a network/);
+    expect(buildFailureMessage(failed('RUN pip install numpy', 1), 'default', limits)).toBe(
+      "Build failed at step 4 of 6 (RUN pip install numpy): The command '/bin/sh -c pip install numpy' returned a non-zero code: 1.",
+    );
   });
 });
 

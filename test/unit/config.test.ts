@@ -36,6 +36,15 @@ describe('parseConfig', () => {
     expect(parseConfig({ ...HUB_ENV, CUSTOM_IMAGES_REGISTRY_TIMEOUT_SECONDS: '5' }).registries.timeoutMs).toBe(5_000);
   });
 
+  it('takes a cgroup path or a systemd slice as the parent of build steps, and nothing when unset or blank', () => {
+    const parent = (value?: string) => parseConfig({ ...HUB_ENV, CUSTOM_IMAGES_BUILD_CGROUP_PARENT: value }).builds.cgroupParent;
+    expect(parent('/custom-images-build')).toBe('/custom-images-build');
+    expect(parent('/hosts/builds.d/custom_images')).toBe('/hosts/builds.d/custom_images');
+    expect(parent('custom-images-build.slice')).toBe('custom-images-build.slice');
+    expect(parent('')).toBeUndefined();
+    expect(parent()).toBeUndefined();
+  });
+
   it('marks cookies Secure when the public URL is https', () => {
     const config = parseConfig({ ...HUB_ENV, JUPYTERHUB_PUBLIC_URL: 'https://hub.example.org/' });
     expect(config.service.secureCookies).toBe(true);
@@ -62,6 +71,8 @@ describe('parseConfig', () => {
     [{ JUPYTERHUB_OAUTH_ACCESS_SCOPES: 'access:services' }, /^JUPYTERHUB_OAUTH_ACCESS_SCOPES must be a JSON list/],
     [{ CUSTOM_IMAGES_REGISTRY_TIMEOUT_SECONDS: '0' }, /^CUSTOM_IMAGES_REGISTRY_TIMEOUT_SECONDS must be 1 or more/],
     [{ CUSTOM_IMAGES_REGISTRY_TIMEOUT_SECONDS: '2.5' }, /^CUSTOM_IMAGES_REGISTRY_TIMEOUT_SECONDS must be a whole number of seconds/],
+    [{ CUSTOM_IMAGES_BUILD_CGROUP_PARENT: '/../escape' }, /^CUSTOM_IMAGES_BUILD_CGROUP_PARENT must be a cgroup path/],
+    [{ CUSTOM_IMAGES_BUILD_CGROUP_PARENT: 'a b' }, /^CUSTOM_IMAGES_BUILD_CGROUP_PARENT must be a cgroup path/],
   ])('refuses %o with one line naming the variable', (patch, expected) => {
     const found = problems({ ...HUB_ENV, ...patch });
     expect(found).toHaveLength(1);

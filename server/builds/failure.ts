@@ -1,0 +1,35 @@
+/**
+ * Why a build failed, in words a researcher can act on: the step, what the
+ * builder said, and what the usual causes of that ending are.
+ */
+import type { BuildLimits, BuildResult } from './builder.js';
+import type { BuildNetwork } from '../systems/schema.js';
+
+// The ways shells, libc and Python say that a new process or thread was refused (EAGAIN): a limit on processes.
+const PROCESS_REFUSED =
+  /\bfork: (retry: )?Resource temporarily unavailable|\b(cannot|can't) fork\b|can't start new thread|pthread_create.*(Resource temporarily unavailable|EAGAIN)|\bBlockingIOError: \[Errno 11\]/i;
+
+export function buildFailureMessage(
+  result: Extract<BuildResult, { ok: false }>,
+  network: BuildNetwork,
+  limits: Pick<BuildLimits, 'timeoutMs' | 'memoryBytes'>,
+): string {
+  const at = result.step > 0 ? ` at step ${result.step} of ${result.steps} (${result.instruction})` : '';
+  if (result.timedOut) {
+    const ms = limits.timeoutMs;
+    const limit = ms >= 120_000 ? `${Math.round(ms / 60_000)} minutes` : `${Math.round(ms / 1000)} s`;
+    return `The build took longer than ${limit} and was stopped${at}. Build fewer packages at once, or ask the hub admin for a longer time limit.`;
+  }
+  const run = /^RUN\b/i.test(result.instruction);
+  let advice = '';
+  if (run && /non-zero code: 137$/.test(result.reason.replace(/\.$/, '').trim())) {
+    // 137 is 128 + SIGKILL: what the kernel's out-of-memory killer sends inside the step's memory limit.
+    advice = ` The step was killed, most likely for using more than the ${Math.round(limits.memoryBytes / 1024 / 1024)} MiB of memory a build step has. Install fewer packages at once, or build with fewer parallel jobs.`;
+  } else if (run && PROCESS_REFUSED.test(result.stepOutput)) {
+    advice = ' The step started more processes than a build step may run at once. Build with fewer parallel jobs (for example make -j2).';
+  } else if (run && network === 'none') {
+    advice =
+      ' This system builds without a network: RUN steps cannot download anything. Put what they need in the build context (uploaded files or a git repository).';
+  }
+  return `Build failed${at}: ${result.reason.replace(/\.$/, '')}.${advice}`;
+}
