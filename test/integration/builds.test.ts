@@ -17,6 +17,7 @@ import { openDatabase, type Knex } from '../../server/store/db.js';
 import { migrateLatest } from '../../server/store/migrate.js';
 import type { System } from '../../server/systems/schema.js';
 import { buildServices, greetingWheel, type BuildServices, type UploadedWheel } from '../support/builds.js';
+import type { BuildRow } from '../../server/builds/store.js';
 import { pidsCgroup } from '../support/cgroup.js';
 import { ciDocker } from '../support/docker.js';
 import { startGitServer, type GitServer } from '../support/gitServer.js';
@@ -68,6 +69,23 @@ async function leftBehind(before: Set<string>, marker: string): Promise<{ layers
   }
   const containers = (await docker.listContainers({ all: true })).filter((c) => c.Command.includes(marker)).map((c) => c.Id);
   return { layers, containers };
+}
+
+/** The build services with other limits than the suite's: a time limit, a cgroup parent, a step's memory. */
+async function servicesWith(limits: { timeoutMs?: number; cgroupParent?: string; memoryBytes?: number }): Promise<BuildServices> {
+  return buildServices(db, {
+    keyring: await createKeyring([new Uint8Array(32).fill(9)]),
+    trustedRegistries: registries.trusted,
+    trustedGitHosts: [],
+    systems: [buildSystem()],
+    ...limits,
+  });
+}
+
+/** Builds `dockerfile` as image `name` of ada's on `system`, to its end. */
+async function buildDockerfile(on: BuildServices, name: string, dockerfile: string, system = 'default'): Promise<BuildRow> {
+  const { build } = await on.builds.create(ada, 'ada', { name, system, mode: 'dockerfile', dockerfile }, []);
+  return on.run(build.id);
 }
 
 async function refused(raw: Record<string, unknown>, files: UploadedWheel[] = []): Promise<AppError> {
@@ -154,18 +172,11 @@ describe('a failing build', { timeout: 300_000 }, () => {
   it('says at which step it failed, keeps the output, and leaves no container or untagged layer', async () => {
     const before = await imageIds();
     const marker = `fails-${Date.now()}`;
-    const { build } = await services.builds.create(
-      ada,
-      'ada',
-      {
-        name: 'fails',
-        system: 'default',
-        mode: 'dockerfile',
-        dockerfile: `FROM ${registries.open}/base/debian:1\nRUN echo ${marker} > /first\nRUN echo "compiling went wrong" >&2; exit 3\n`,
-      },
-      [],
+    const done = await buildDockerfile(
+      services,
+      'fails',
+      `FROM ${registries.open}/base/debian:1\nRUN echo ${marker} > /first\nRUN echo "compiling went wrong" >&2; exit 3\n`,
     );
-    const done = await services.run(build.id);
     expect(done.status).toBe('failed');
     expect(done.message).toMatch(/^Build failed at step 3 of 3 \(RUN echo "compiling went wrong"/);
     expect(done.message).toMatch(/returned a non-zero code: 3/);
@@ -176,27 +187,14 @@ describe('a failing build', { timeout: 300_000 }, () => {
   });
 
   it('stops a build past its time limit and leaves nothing behind', async () => {
-    const quick = buildServices(db, {
-      keyring: await createKeyring([new Uint8Array(32).fill(9)]),
-      trustedRegistries: registries.trusted,
-      trustedGitHosts: [],
-      systems: [buildSystem()],
-      timeoutMs: 15_000,
-    });
+    const quick = await servicesWith({ timeoutMs: 15_000 });
     const before = await imageIds();
     const marker = `sleeps-${Date.now()}`;
-    const { build } = await quick.builds.create(
-      ada,
-      'ada',
-      {
-        name: 'sleeps',
-        system: 'default',
-        mode: 'dockerfile',
-        dockerfile: `FROM ${registries.open}/base/debian:1\nRUN echo ${marker} > /before\nRUN sleep 300 # ${marker}\n`,
-      },
-      [],
+    const done = await buildDockerfile(
+      quick,
+      'sleeps',
+      `FROM ${registries.open}/base/debian:1\nRUN echo ${marker} > /before\nRUN sleep 300 # ${marker}\n`,
     );
-    const done = await quick.run(build.id);
     expect(done.status).toBe('failed');
     expect(done.message).toMatch(/took longer than 15 s and was stopped at step 3 of 3 \(RUN sleep 300/);
     // The engine removes the step's container once the cancelled request ends.
@@ -209,17 +207,8 @@ describe('a failing build', { timeout: 300_000 }, () => {
   it('queues a build again when its replica stops (SIGTERM), leaving nothing running', async () => {
     const before = await imageIds();
     const marker = `stopped-${Date.now()}`;
-    const { build } = await services.builds.create(
-      ada,
-      'ada',
-      {
-        name: 'stopped',
-        system: 'default',
-        mode: 'dockerfile',
-        dockerfile: `FROM ${registries.open}/base/debian:1\nRUN echo ${marker} > /first\nRUN sleep 300 # ${marker}\n`,
-      },
-      [],
-    );
+    const dockerfile = `FROM ${registries.open}/base/debian:1\nRUN echo ${marker} > /first\nRUN sleep 300 # ${marker}\n`;
+    const { build } = await services.builds.create(ada, 'ada', { name: 'stopped', system: 'default', mode: 'dockerfile', dockerfile }, []);
     const stopping = new AbortController();
     const running = services.run(build.id, stopping.signal);
     // Stopped while the last step runs: its container is there.
@@ -241,28 +230,12 @@ describe('a failing build', { timeout: 300_000 }, () => {
   it("holds a step to the processes of the admin's cgroup parent, and says so", async () => {
     const cgroup = await pidsCgroup(docker, `ci-build-pids-${process.pid}`, 40);
     try {
-      const limited = buildServices(db, {
-        keyring: await createKeyring([new Uint8Array(32).fill(9)]),
-        trustedRegistries: registries.trusted,
-        trustedGitHosts: [],
-        systems: [buildSystem()],
-        cgroupParent: cgroup.parent,
-      });
+      const limited = await servicesWith({ cgroupParent: cgroup.parent });
       const before = await imageIds();
       const marker = `forks-${Date.now()}`;
-      const { build } = await limited.builds.create(
-        ada,
-        'ada',
-        {
-          name: 'forks',
-          system: 'default',
-          mode: 'dockerfile',
-          // A hundred processes at once, as an unbounded make -j would start; the parent allows 40.
-          dockerfile: `FROM ${registries.open}/base/debian:1\nRUN for i in $(seq 100); do sleep 5 & done; wait # ${marker}\n`,
-        },
-        [],
-      );
-      const done = await limited.run(build.id);
+      // A hundred processes at once, as an unbounded make -j would start; the parent allows 40.
+      const forks = `FROM ${registries.open}/base/debian:1\nRUN for i in $(seq 100); do sleep 5 & done; wait # ${marker}\n`;
+      const done = await buildDockerfile(limited, 'forks', forks);
       expect(done.status).toBe('failed');
       expect(done.log).toMatch(/Cannot fork/);
       expect(done.message).toMatch(/^Build failed at step 2 of 2 \(RUN for i in/);
@@ -274,42 +247,23 @@ describe('a failing build', { timeout: 300_000 }, () => {
   });
 
   it('says a step killed at its memory limit ran out of memory', async () => {
-    const small = buildServices(db, {
-      keyring: await createKeyring([new Uint8Array(32).fill(9)]),
-      trustedRegistries: registries.trusted,
-      trustedGitHosts: [],
-      systems: [buildSystem()],
-      memoryBytes: 256 * 1024 * 1024,
-    });
-    const { build } = await small.builds.create(
-      ada,
-      'ada',
-      {
-        name: 'hungry',
-        system: 'default',
-        mode: 'dockerfile',
-        dockerfile: `FROM ${registries.open}/base/debian:1\nRUN python3 -c "held = b'x' * (600 * 1024 * 1024)"\n`,
-      },
-      [],
+    const small = await servicesWith({ memoryBytes: 256 * 1024 * 1024 });
+    const done = await buildDockerfile(
+      small,
+      'hungry',
+      `FROM ${registries.open}/base/debian:1\nRUN python3 -c "held = b'x' * (600 * 1024 * 1024)"\n`,
     );
-    const done = await small.run(build.id);
     expect(done.status).toBe('failed');
     expect(done.message).toMatch(/returned a non-zero code: 137\. The step was killed, most likely for using more than the 256 MiB/);
   });
 
   it('fails a RUN that reaches for the network on a system that builds without one, saying so', async () => {
-    const { build } = await services.builds.create(
-      ada,
-      'ada',
-      {
-        name: 'offline',
-        system: 'offline',
-        mode: 'dockerfile',
-        dockerfile: `FROM ${registries.open}/base/debian:1\nRUN python3 -c "import socket; socket.create_connection(('192.0.2.1', 80), timeout=5)"\n`,
-      },
-      [],
+    const done = await buildDockerfile(
+      services,
+      'offline',
+      `FROM ${registries.open}/base/debian:1\nRUN python3 -c "import socket; socket.create_connection(('192.0.2.1', 80), timeout=5)"\n`,
+      'offline',
     );
-    const done = await services.run(build.id);
     expect(done.status).toBe('failed');
     expect(done.log).toMatch(/Network is unreachable/);
     expect(done.message).toMatch(/This system builds without a network: RUN steps cannot download anything/);
