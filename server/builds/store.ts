@@ -1,6 +1,6 @@
 /** Rows of `builds`: each build's inputs, state and log, and the job rules of jobs/claims.ts. Through knex. */
 import type { Knex } from 'knex';
-import { beatJobs, claimJob, recoverStaleJobs, type JobTable } from '../jobs/claims.js';
+import { activeJobsOf, beatJobs, claimJob, queuedJobs, recoverStaleJobs, type JobTable } from '../jobs/claims.js';
 import type { Sealed } from '../secrets/keyring.js';
 import { fromJson, sealedFromRow, toDate, toDateOrNull } from '../store/rows.js';
 import type { BuildMode } from './recipe.js';
@@ -239,16 +239,12 @@ export class BuildStore {
   }
 
   /** Builds of `owner` waiting or running. */
-  async activeFor(owner: string): Promise<number> {
-    const row = (await this.db('builds').where({ owner }).whereIn('status', ['queued', 'running']).count({ n: '*' }).first()) as {
-      n: number | string;
-    };
-    return Number(row.n);
+  activeFor(owner: string): Promise<number> {
+    return activeJobsOf(this.db, BUILD_JOBS, owner);
   }
 
-  async queued(limit: number): Promise<number[]> {
-    const rows = (await this.db('builds').select('id').where({ status: 'queued' }).orderBy('id').limit(limit)) as Array<{ id: number }>;
-    return rows.map((r) => Number(r.id));
+  queued(limit: number): Promise<number[]> {
+    return queuedJobs(this.db, BUILD_JOBS, limit);
   }
 
   claim(id: number, runner: string, now: Date): Promise<boolean> {

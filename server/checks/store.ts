@@ -4,7 +4,7 @@ import type { Knex } from 'knex';
 import type { Finding, ImageFacts } from '../inspect/analyze.js';
 import { LAYER_INDEX_VERSION, type LayerIndex } from '../inspect/layerIndex.js';
 import { fromJson, toDate, toDateOrNull } from '../store/rows.js';
-import { beatJobs, claimJob, recoverStaleJobs, type JobTable } from '../jobs/claims.js';
+import { activeJobsOf, beatJobs, claimJob, queuedJobs, recoverStaleJobs, type JobTable } from '../jobs/claims.js';
 import { mayReuse, type LayerIndexCache } from './layerCache.js';
 import type { CheckProgress } from './staticCheck.js';
 
@@ -183,17 +183,13 @@ export class CheckStore {
   }
 
   /** How many checks of `owner` are queued or running, on every replica. */
-  async activeFor(owner: string): Promise<number> {
-    const [row] = (await this.db('checks').where({ owner }).whereIn('status', ACTIVE_STATUSES).count({ n: '*' })) as Array<{
-      n: number | string;
-    }>;
-    return Number(row?.n ?? 0);
+  activeFor(owner: string): Promise<number> {
+    return activeJobsOf(this.db, CHECK_JOBS, owner);
   }
 
   /** Oldest queued jobs first. */
-  async queued(limit: number): Promise<number[]> {
-    const rows = (await this.db('checks').select('id').where({ status: 'queued' }).orderBy('id').limit(limit)) as Array<{ id: number }>;
-    return rows.map((r) => Number(r.id));
+  queued(limit: number): Promise<number[]> {
+    return queuedJobs(this.db, CHECK_JOBS, limit);
   }
 
   /** Claims a queued job for `runner` (see {@link claimJob}). */

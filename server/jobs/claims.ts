@@ -16,6 +16,24 @@ export interface JobTable {
   startedColumn?: string;
 }
 
+/** Queued jobs (those matching `where`, if given), oldest first: the ids a worker tries to claim. */
+export async function queuedJobs(db: Knex, jobs: JobTable, limit: number, where: Record<string, unknown> = {}): Promise<number[]> {
+  const rows = (await db(jobs.table)
+    .select('id')
+    .where({ ...where, status: jobs.queued })
+    .orderBy('id')
+    .limit(limit)) as Array<{ id: number }>;
+  return rows.map((r) => Number(r.id));
+}
+
+/** How many jobs of `owner` are queued or running, on every replica. */
+export async function activeJobsOf(db: Knex, jobs: JobTable, owner: string): Promise<number> {
+  const [row] = (await db(jobs.table).where({ owner }).whereIn('status', [jobs.queued, jobs.running]).count({ n: '*' })) as Array<{
+    n: number | string;
+  }>;
+  return Number(row?.n ?? 0);
+}
+
 /** Claims queued job `id` for `runner`; true when this caller won it. */
 export async function claimJob(db: Knex, jobs: JobTable, id: number, runner: string, now: Date): Promise<boolean> {
   const changed = await db(jobs.table)

@@ -1,6 +1,6 @@
 /** Rows of `engine_images`: what the service keeps, or is pulling, in each Docker engine. Through knex. */
 import type { Knex } from 'knex';
-import { beatJobs, claimJob, recoverStaleJobs, type JobTable } from '../jobs/claims.js';
+import { beatJobs, claimJob, queuedJobs, recoverStaleJobs, type JobTable } from '../jobs/claims.js';
 import { toDate, toDateOrNull } from '../store/rows.js';
 
 export type EngineImageStatus = 'queued' | 'pulling' | 'ready' | 'failed' | 'removed';
@@ -140,11 +140,8 @@ export class EngineImageStore {
   }
 
   /** Queued pulls for `engine`, oldest first. */
-  async queued(engine: string, limit: number): Promise<number[]> {
-    const rows = (await this.db('engine_images').select('id').where({ engine, status: 'queued' }).orderBy('id').limit(limit)) as Array<{
-      id: number;
-    }>;
-    return rows.map((r) => Number(r.id));
+  queued(engine: string, limit: number): Promise<number[]> {
+    return queuedJobs(this.db, PULL_JOBS, limit, { engine });
   }
 
   claim(id: number, runner: string, now: Date): Promise<boolean> {
