@@ -203,9 +203,12 @@ export class BuildService {
     send: (state: { build: BuildView; log: string }) => void,
     closed: () => boolean,
   ): Promise<void> {
+    this.deps.access.readImagesOf(actor, owner);
+    // Not get(): that reads the inputs too, uploaded files included, and this runs twice a second.
     const read = async () => {
-      const { build, log } = await this.get(actor, owner, imageId, number);
-      return { build, log };
+      const found = await this.deps.store.stateOf(owner, imageId, number);
+      if (!found) throw notFound('Build');
+      return { build: viewOf(found.build), log: found.log };
     };
     await this.followers.follow(owner, await read(), read, (s) => isBuildActive(s.build.status), send, closed);
   }

@@ -197,6 +197,15 @@ export class BuildStore {
     return row ? fromRow(row) : undefined;
   }
 
+  /** Build `number`'s state and log, without its inputs (read twice a second while a page follows it). */
+  async stateOf(owner: string, imageId: number, number: number): Promise<{ build: BuildSummary; log: string } | undefined> {
+    const row = (await this.db('builds')
+      .select([...SUMMARY_COLUMNS, 'log'])
+      .where({ owner, image_id: imageId, number })
+      .first()) as Row | undefined;
+    return row ? { build: summaryFromRow(row), log: String(row.log) } : undefined;
+  }
+
   /** The newest build of one of `owner`'s images. */
   async newest(owner: string, imageId: number): Promise<BuildRow | undefined> {
     const row = (await this.db('builds').where({ owner, image_id: imageId }).orderBy('number', 'desc').first()) as Row | undefined;
