@@ -3,8 +3,9 @@
  * HTTP), never by the engine: every request goes through the same address
  * guard and the same transport as registries (public addresses only, unless
  * an admin trusts the host; redirects followed by hand, without the token
- * crossing hosts or going to plain http), and the bytes received are bounded. The token goes in an Authorization
- * header only; it is never part of a URL, a log line or the context.
+ * crossing hosts or going to plain http), and the bytes received are
+ * bounded. The token goes in an Authorization header only; it is never part
+ * of a URL, a log line or the context.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -14,7 +15,7 @@ import type { GitHttpRequest, GitHttpResponse, HttpClient } from 'isomorphic-git
 import { AppError, upstream } from '../errors.js';
 import { formatKiB } from '../format.js';
 import { RegistryError } from '../registry/errors.js';
-import { createGuardedDispatcher, type AddressPolicy } from '../registry/guard.js';
+import type { AddressPolicy } from '../registry/guard.js';
 import { RegistryTransport } from '../registry/transport.js';
 
 export interface GitFetchRequest {
@@ -42,10 +43,21 @@ export interface GitFetcherOptions {
 
 export class GitFetcher {
   private readonly trusted: ReadonlySet<string>;
-  private readonly transports = new Map<boolean, RegistryTransport>();
+  /** One transport for hosts on public addresses, one for the hosts an admin trusts. */
+  private readonly publicOnly: RegistryTransport;
+  private readonly anyAddress: RegistryTransport;
 
   constructor(private readonly options: GitFetcherOptions) {
     this.trusted = new Set(options.trustedHosts.map((h) => h.toLowerCase()));
+    const transport = (policy: AddressPolicy) =>
+      new RegistryTransport({
+        policy,
+        timeouts: { connectTimeoutMs: 10_000, headersTimeoutMs: options.timeoutMs, bodyTimeoutMs: options.timeoutMs },
+        attempts: 3,
+        maxRetryWaitMs: 10_000,
+      });
+    this.publicOnly = transport({ allowPrivate: false });
+    this.anyAddress = transport({ allowPrivate: true });
   }
 
   isTrusted(host: string): boolean {
@@ -85,7 +97,7 @@ export class GitFetcher {
    * only, retries on 429/5xx; and the bytes received counted.
    */
   private client(start: URL, signal: AbortSignal): HttpClient {
-    const transport = this.transport(this.isTrusted(start.host));
+    const transport = this.isTrusted(start.host) ? this.anyAddress : this.publicOnly;
     let received = 0;
     const maxBytes = this.options.maxBytes;
     const request = async (req: GitHttpRequest): Promise<GitHttpResponse> => {
@@ -122,26 +134,6 @@ export class GitFetcher {
       };
     };
     return { request };
-  }
-
-  /** One transport for hosts on public addresses, one for the hosts an admin trusts. */
-  private transport(trusted: boolean): RegistryTransport {
-    let transport = this.transports.get(trusted);
-    if (!transport) {
-      const policy: AddressPolicy = { allowPrivate: trusted };
-      transport = new RegistryTransport({
-        dispatcher: createGuardedDispatcher(policy, {
-          connectTimeoutMs: 10_000,
-          headersTimeoutMs: this.options.timeoutMs,
-          bodyTimeoutMs: this.options.timeoutMs,
-        }),
-        policy,
-        attempts: 3,
-        maxRetryWaitMs: 10_000,
-      });
-      this.transports.set(trusted, transport);
-    }
-    return transport;
   }
 }
 
@@ -183,19 +175,19 @@ async function resolve(dir: string, ref: string): Promise<string> {
 function gitError(err: unknown, request: GitFetchRequest): AppError {
   if (err instanceof AppError) return err;
   const where = new URL(request.url);
-  const cause = (err as { cause?: unknown }).cause;
-  if (err instanceof TooLarge || cause instanceof TooLarge) {
-    const max = (err instanceof TooLarge ? err : (cause as TooLarge)).maxBytes;
+  // isomorphic-git wraps what our HTTP client threw in an error of its own.
+  const thrown = [err, (err as { cause?: unknown }).cause];
+  const tooLarge = thrown.find((e) => e instanceof TooLarge);
+  if (tooLarge) {
     return upstream(
       'failed',
-      `The repository ${where.host}${where.pathname} is larger than ${formatKiB(max)}; build from a smaller repository.`,
+      `The repository ${where.host}${where.pathname} is larger than ${formatKiB(tooLarge.maxBytes)}; build from a smaller repository.`,
       err,
     );
   }
-  if (err instanceof RegistryError || cause instanceof RegistryError) {
-    const refused = (err instanceof RegistryError ? err : (cause as RegistryError)).message
-      .replace(/The registry/g, 'The git host')
-      .replace(/registries/g, 'git hosts');
+  const guard = thrown.find((e) => e instanceof RegistryError);
+  if (guard) {
+    const refused = guard.message.replace(/The registry/g, 'The git host').replace(/registries/g, 'git hosts');
     return upstream('failed', refused.replace('CUSTOM_IMAGES_TRUSTED_REGISTRIES', 'CUSTOM_IMAGES_TRUSTED_GIT_HOSTS'), err);
   }
   const code = (err as { code?: string }).code ?? '';

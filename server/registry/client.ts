@@ -16,7 +16,7 @@ import { DigestCache, TokenCache } from './caches.js';
 import { parseChallenges, type Challenge } from './challenge.js';
 import { readLimited, verifyDigest, VerifyingStream } from './digest.js';
 import { RegistryError } from './errors.js';
-import { assertPublicHost, bareHost, createGuardedDispatcher, type AddressPolicy } from './guard.js';
+import { assertPublicHost, bareHost, type AddressPolicy } from './guard.js';
 import { parseManifest, type ParsedManifest } from './manifest.js';
 import { ACCEPT_MANIFESTS, type Descriptor, type ImageConfig, type RegistryCredentials, type ResolvedImage } from './media.js';
 import { formatPlatform, normalizePlatform, offeredPlatforms, selectPlatform, type Platform } from './platform.js';
@@ -85,12 +85,12 @@ export class RegistryClient {
     this.digests = new DigestCache(options.digestTtlMs ?? 10_000, now);
     const transport = (policy: AddressPolicy) =>
       new RegistryTransport({
-        dispatcher: createGuardedDispatcher(policy, {
+        policy,
+        timeouts: {
           connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
           headersTimeoutMs: options.headersTimeoutMs ?? 30_000,
           bodyTimeoutMs: options.bodyTimeoutMs ?? 60_000,
-        }),
-        policy,
+        },
         attempts: options.attempts ?? 4,
         maxRetryWaitMs: options.maxRetryWaitMs ?? 10_000,
         ...(options.sleep ? { sleep: options.sleep } : {}),

@@ -130,10 +130,13 @@ type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | dns.
  * An undici dispatcher whose DNS lookup refuses private answers for untrusted
  * hosts, so the check applies to the address actually connected to.
  */
-export function createGuardedDispatcher(
-  policy: AddressPolicy,
-  options: { connectTimeoutMs: number; headersTimeoutMs: number; bodyTimeoutMs: number },
-): Dispatcher {
+export interface GuardedDispatcherTimeouts {
+  connectTimeoutMs: number;
+  headersTimeoutMs: number;
+  bodyTimeoutMs: number;
+}
+
+export function createGuardedDispatcher(policy: AddressPolicy, options: GuardedDispatcherTimeouts): Dispatcher {
   const lookup = (hostname: string, lookupOptions: dns.LookupOptions, callback: LookupCallback) => {
     dns.lookup(hostname, { ...lookupOptions, all: true }, (err, addresses) => {
       if (err) return callback(err, []);

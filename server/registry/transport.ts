@@ -5,11 +5,12 @@
  */
 import { fetch, type Dispatcher, type Response } from 'undici';
 import { RegistryError } from './errors.js';
-import { checkLiteralHost, type AddressPolicy } from './guard.js';
+import { checkLiteralHost, createGuardedDispatcher, type AddressPolicy, type GuardedDispatcherTimeouts } from './guard.js';
 
 export interface TransportOptions {
-  dispatcher: Dispatcher;
+  /** Which addresses the transport may connect to: checked on every connection and every redirect. */
   policy: AddressPolicy;
+  timeouts: GuardedDispatcherTimeouts;
   /** Attempts for 429/5xx and dropped connections, the first included. */
   attempts: number;
   /** Longest wait between attempts; a longer Retry-After gives up at once. */
@@ -81,9 +82,12 @@ function networkError(url: URL, err: unknown): RegistryError {
 /** Performs guarded requests to registries and their token realms. */
 export class RegistryTransport {
   private readonly sleep: (ms: number) => Promise<void>;
+  private readonly dispatcher: Dispatcher;
 
   constructor(private readonly options: TransportOptions) {
     this.sleep = options.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
+    // The connections' guard and the redirects' check follow one policy.
+    this.dispatcher = createGuardedDispatcher(options.policy, options.timeouts);
   }
 
   /**
@@ -143,7 +147,7 @@ export class RegistryTransport {
           headers,
           ...(request.body ? { body: request.body } : {}),
           redirect: 'manual',
-          dispatcher: this.options.dispatcher,
+          dispatcher: this.dispatcher,
           ...(request.signal ? { signal: request.signal } : {}),
         });
       } catch (err) {

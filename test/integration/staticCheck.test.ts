@@ -10,7 +10,6 @@ import { memoryLayerCache, type LayerIndexCache } from '../../server/checks/laye
 import { runStaticCheck, type StaticCheckResult } from '../../server/checks/staticCheck.js';
 import type { UnpackLimits } from '../../server/inspect/layerIndex.js';
 import { RegistryClient, type RegistryCredentials } from '../../server/registry/client.js';
-import { createGuardedDispatcher } from '../../server/registry/guard.js';
 import { RegistryTransport } from '../../server/registry/transport.js';
 import { parseReference } from '../../server/registry/reference.js';
 import { OPEN_POLICY, type ImagePolicy } from '../../server/systems/schema.js';
@@ -408,8 +407,8 @@ describe('trusted registries', () => {
     // whatever it names: here the address of a registry the admin trusts.
     const policy = { allowPrivate: false };
     const transport = new RegistryTransport({
-      dispatcher: createGuardedDispatcher(policy, { connectTimeoutMs: 1000, headersTimeoutMs: 1000, bodyTimeoutMs: 1000 }),
       policy,
+      timeouts: { connectTimeoutMs: 1000, headersTimeoutMs: 1000, bodyTimeoutMs: 1000 },
       attempts: 1,
       maxRetryWaitMs: 0,
     });
