@@ -3,16 +3,13 @@
  * admins and holders of custom:custom-images:admin in; anyone else gets 403.
  */
 import { Router, type Request, type Response } from 'express';
-import { AppError, unauthenticated } from '../errors.js';
-import type { HubIdentity } from '../hub/identity.js';
+import { AppError } from '../errors.js';
 import { DEFAULT_GID, DEFAULT_UID, type System } from '../systems/schema.js';
 import type { SystemService } from '../systems/service.js';
+import { loggedInUser } from './auth.js';
 import { parseSlug } from './params.js';
 
-function actor(req: Request): HubIdentity {
-  if (!req.user) throw unauthenticated('Please log in.');
-  return req.user;
-}
+const actor = loggedInUser;
 
 /** The form's values for a system (lists one per line). */
 function formValues(system: Partial<System> | Record<string, unknown>) {

@@ -6,11 +6,11 @@
  * hub again with the session's token every few minutes, so that a user the
  * hub demoted or removed loses what they may no longer do.
  */
-import { Router, type RequestHandler } from 'express';
+import { Router, type Request, type RequestHandler } from 'express';
 import type { Passport } from 'passport';
 import { forbidden, unauthenticated } from '../errors.js';
 import type { SessionTokenSealer } from '../hub/sessionToken.js';
-import { hasAccessScope } from '../hub/identity.js';
+import { hasAccessScope, type HubIdentity } from '../hub/identity.js';
 import type { TokenAuthenticator } from '../hub/tokenAuth.js';
 
 declare module 'express-session' {
@@ -99,6 +99,12 @@ export function keepSessionCurrent(options: {
     }
     next();
   };
+}
+
+/** The user a page request is for: routes behind {@link requireLogin} always have one. */
+export function loggedInUser(req: Request): HubIdentity {
+  if (!req.user) throw unauthenticated('Please log in.');
+  return req.user;
 }
 
 /** Pages need a logged-in user: others are sent to login and brought back. */

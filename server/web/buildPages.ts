@@ -4,10 +4,11 @@
  * service decides who may; routes parse, call and render.
  */
 import { Router, type Request, type Response } from 'express';
-import { AppError, unauthenticated } from '../errors.js';
+import { AppError } from '../errors.js';
 import type { BuildInputs, BuildService } from '../builds/service.js';
 import { isBuildActive } from '../builds/service.js';
 import type { ImageService } from '../images/service.js';
+import { loggedInUser } from './auth.js';
 import { parseId } from './params.js';
 import { progressStream } from './sse.js';
 import { presentBuildPage } from './presenters.js';
@@ -56,10 +57,7 @@ function inputsAsValues(inputs: BuildInputs, image: { name: string; system: stri
 export function buildPagesRouter(deps: { builds: BuildService; images: ImageService; prefix: string; draining: AbortSignal }): Router {
   const { builds, images, prefix, draining } = deps;
   const router = Router();
-  const owner = (req: Request) => {
-    if (!req.user) throw unauthenticated('Please log in.');
-    return req.user;
-  };
+  const owner = loggedInUser;
 
   async function renderForm(
     req: Request,

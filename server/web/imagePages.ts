@@ -3,12 +3,13 @@
  * Server-rendered; every POST carries a CSRF token tied to the session.
  */
 import { Router, type Request, type Response } from 'express';
-import { AppError, notFound, unauthenticated } from '../errors.js';
+import { AppError, notFound } from '../errors.js';
 import type { CheckService } from '../checks/service.js';
 import { isActive } from '../checks/store.js';
 import type { ImageService, ImageView } from '../images/service.js';
 import type { SharingService } from '../sharing/service.js';
 import type { System } from '../systems/schema.js';
+import { loggedInUser } from './auth.js';
 import { parseId } from './params.js';
 import { progressStream } from './sse.js';
 import type { BuildService } from '../builds/service.js';
@@ -54,10 +55,7 @@ export function imagePagesRouter(deps: {
 }): Router {
   const { images, checks, sharing, builds, prefix, draining } = deps;
   const router = Router();
-  const owner = (req: Request) => {
-    if (!req.user) throw unauthenticated('Please log in.');
-    return req.user;
-  };
+  const owner = loggedInUser;
 
   async function renderForm(
     req: Request,
