@@ -40,7 +40,6 @@ import type { ImageReference } from './registry/reference.js';
 import { ImageStore } from './images/store.js';
 import type { Keyring } from './secrets/keyring.js';
 import { AccessRules } from './hub/access.js';
-import { isServiceAdmin } from './hub/identity.js';
 import { LaunchService } from './launch/service.js';
 import { LaunchStore } from './launch/store.js';
 import { HubGroups } from './hub/groups.js';
@@ -374,7 +373,7 @@ export function createApp(deps: AppDeps): App {
   );
   pages.use((req, res, next) => {
     res.locals.user = req.user;
-    res.locals.isAdmin = req.user ? isServiceAdmin(req.user) : false;
+    res.locals.isAdmin = req.user ? access.isAdmin(req.user) : false;
     next();
   });
   // A build form sends files (multipart): parsed before the CSRF check reads its token, for logged-in users only.

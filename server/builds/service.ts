@@ -95,8 +95,17 @@ export class BuildService {
     this.followers = new Followers(deps.maxStreamsPerUser, 'build');
   }
 
-  /** The systems a user may build on: enabled, with building on. */
-  async systemsForBuilding(): Promise<System[]> {
+  /**
+   * The systems `actor` may build on, with their build settings (networks,
+   * base images): enabled, with building on; only for those who may build.
+   */
+  async systemsFor(actor: HubIdentity): Promise<System[]> {
+    this.deps.access.buildImages(actor);
+    return this.systemsForBuilding();
+  }
+
+  /** The systems that build: enabled, with building on. */
+  private async systemsForBuilding(): Promise<System[]> {
     return (await this.deps.systems.listEnabled()).filter((s) => s.build.enabled);
   }
 

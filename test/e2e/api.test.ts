@@ -26,15 +26,24 @@ let db: Knex;
 const tokens: Record<string, string> = {};
 const good = passingImage();
 
+/** The seed fields of a system that builds, pushing to the open registry. */
+let buildsOn: Record<string, unknown>;
+
 beforeAll(async () => {
   registries = await startRegistries();
+  buildsOn = {
+    buildEnabled: true,
+    buildPushTo: `${registries.open}/built`,
+    buildNetwork: 'none',
+    buildBaseImages: [`Base = ${registries.open}/lab/good:1`],
+  };
   await pushImage(registries.open, 'lab/good', '1', good);
   await pushImage(registries.open, 'lab/moving', '1', good);
   await pushImage(registries.open, 'lab/broken', '1', { layers: [{ files: pythonWithJupyterhub() }] });
   await pushImage(registries.open, 'lab/root', '1', { ...good, user: '0' });
   const allowed = [`${registries.open}/*`, `${registries.basic}/*`];
   const systemsFile = writeSystemsFile([
-    dockerSeed(allowed),
+    dockerSeed(allowed, buildsOn),
     dockerSeed(allowed, { slug: 'kube', displayName: 'Kubernetes', spawner: 'kubernetes', requireUid1000: true }),
     dockerSeed(allowed, { slug: 'off', displayName: 'Switched off', mountPrefixes: [], spawner: undefined }),
   ]);
@@ -45,6 +54,10 @@ beforeAll(async () => {
   tokens.admin = await hub.userToken('admin');
   tokens.noscope = await hub.userToken('uma', { scopes: ['read:users:name!user=uma'] });
   tokens.launcher = hub.launchToken;
+  // A hub admin's tokens that were not issued for this service: the token of their notebook server
+  // (JupyterHub's server role; an image they launch can read it), and one with the admin scope only.
+  tokens.adminServer = await hub.userToken('admin', { scopes: ['users:activity!user=admin', 'access:servers!user=admin'] });
+  tokens.adminScopeOnly = await hub.userToken('admin', { scopes: ['custom:custom-images:admin'] });
 }, 120_000);
 
 afterAll(async () => {
@@ -166,6 +179,53 @@ describe('GET systems', () => {
     expect(slugs(await api('launcher', 'GET', 'systems'))).toEqual(['dock', 'kube', 'off']);
     expect((await api('noscope', 'GET', 'systems')).status).toBe(403);
     expect((await api(undefined, 'GET', 'systems')).status).toBe(401);
+  });
+});
+
+describe('admin routes (issue #22)', () => {
+  it("answer a hub admin's token only when it carries the service's access scope as well", async () => {
+    const shares = async () => (await api('uma', 'GET', `users/uma/images/${ids.good}/shares`)).body;
+    for (const who of ['adminServer', 'adminScopeOnly']) {
+      // The hub says who they are, an admin; the service refuses all the same, in words.
+      expect((await api(who, 'GET', 'me')).body).toMatchObject({ name: 'admin', admin: true });
+      const systems = await api(who, 'GET', 'systems');
+      expect(systems.status, who).toBe(403);
+      expect(systems.body.message).toContain('access:services!service=custom-images');
+      expect((await api(who, 'GET', 'build-systems')).status, who).toBe(403);
+      const publish = await api(who, 'PUT', `users/uma/images/${ids.good}/publish`, { description: 'by a stray token' });
+      expect(publish.status, who).toBe(403);
+      expect(publish.body.message).toMatch(/needs the scope access:services!service=custom-images/);
+      expect(await shares()).toMatchObject({ published: null });
+      expect((await api(who, 'DELETE', `users/uma/images/${ids.good}/publish`)).status, who).toBe(403);
+    }
+    // The admin's own token for the service (as the hub gives it: all the admin's scopes) works.
+    expect((await api('admin', 'GET', 'systems')).status).toBe(200);
+    expect((await api('admin', 'PUT', `users/uma/images/${ids.good}/publish`, { description: 'Course' })).status).toBe(200);
+    expect(await shares()).toMatchObject({ published: { by: 'admin', description: 'Course' } });
+    expect((await api('adminServer', 'DELETE', `users/uma/images/${ids.good}/publish`)).status).toBe(403);
+    expect((await api('admin', 'DELETE', `users/uma/images/${ids.good}/publish`)).status).toBe(204);
+    expect(await shares()).toMatchObject({ published: null });
+  });
+});
+
+describe('GET build-systems (issue #22)', () => {
+  it('answers only hub users with access to the service, and only the systems that build', async () => {
+    const res = await api('uma', 'GET', 'build-systems');
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual([
+      {
+        slug: 'dock',
+        displayName: 'Docker hosts',
+        network: 'none',
+        baseImages: [{ name: 'Base', image: `${registries.open}/lab/good:1` }],
+      },
+    ]);
+    for (const who of ['launcher', 'noscope', 'adminServer', 'adminScopeOnly']) {
+      const refused = await api(who, 'GET', 'build-systems');
+      expect(refused.status, who).toBe(403);
+      expect(JSON.stringify(refused.body), who).not.toContain('lab/good');
+    }
+    expect((await api(undefined, 'GET', 'build-systems')).status).toBe(401);
   });
 });
 
@@ -303,7 +363,7 @@ describe('launch', () => {
       new Uint8Array(Buffer.from(fs.readFileSync(path.join(hub.dir, 'crypt_key'), 'utf8').trim(), 'base64')),
     ]);
     const systems = new SystemService({ store: new SystemStore(db), keyring, access: testAccess });
-    const admin: HubIdentity = { kind: 'user', name: 'admin', admin: true, groups: [], scopes: [] };
+    const admin: HubIdentity = { kind: 'user', name: 'admin', admin: true, groups: [], scopes: ['access:services'] };
     await systems.putCredential(admin, { pattern: `${registries.basic}/*`, username: 'whole-registry', password: 'not-this-one' });
     await systems.putCredential(admin, { pattern: `${registries.basic}/lab/*`, username: USER, password: PASSWORD });
     await systems.putCredential(admin, { pattern: `${registries.open}/*`, username: 'other-registry', password: 'nor-this-one' });
