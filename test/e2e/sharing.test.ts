@@ -204,6 +204,28 @@ describe('sharing with a hub group', () => {
   });
 });
 
+describe('a shared image its owner deleted (issue #22)', () => {
+  it("Bob's start is refused with the words of an unshared one, and so is an id that never was", async () => {
+    // Bob is back in lab (previous test); the hub's answer about his groups is kept for 1 s.
+    await new Promise((r) => setTimeout(r, 1500));
+    const id = await savePrivate('kube', 'lab env (deleted later)');
+    await checked('ada', id);
+    await api('ada', 'PUT', `users/ada/images/${id}/shares`, { groups: ['lab'] });
+    expect((await api('launcher', 'GET', `users/bob/images/${id}/launch`)).status).toBe(200);
+
+    await api('ada', 'DELETE', `users/ada/images/${id}/shares/lab`);
+    const unshared = await api('launcher', 'GET', `users/bob/images/${id}/launch`);
+    expect(unshared.status).toBe(404);
+    await api('ada', 'PUT', `users/ada/images/${id}/shares`, { groups: ['lab'] });
+    expect((await api('ada', 'DELETE', `users/ada/images/${id}`)).status).toBe(204);
+    const deleted = await api('launcher', 'GET', `users/bob/images/${id}/launch`);
+    const never = await api('launcher', 'GET', `users/bob/images/2147483000/launch`);
+    // The same answer, word for word: none tells Bob (or anyone trying ids) which ids exist.
+    expect(deleted).toEqual(unshared);
+    expect(never).toEqual(unshared);
+  });
+});
+
 describe('starting a shared image from the hub', () => {
   it("Bob starts Ada's private image on the Docker system: the engine pulls it with her login, his server starts", async () => {
     const id = await savePrivate('dock', 'lab env (docker)');
