@@ -196,6 +196,8 @@ export class LaunchService {
         uid: runAs.uid,
         gid: runAs.gid,
         labels: { 'custom-images.owner': owner, 'custom-images.system': system.slug },
+        // The user's own data: filled from their own image only, never from one shared with them.
+        fillFromImage: owner === user,
       });
       pull = { kind: 'docker', pulled: true };
     } else {
