@@ -51,6 +51,7 @@ import { SystemService } from './systems/service.js';
 import { BuildService } from './builds/service.js';
 import { BuildStore } from './builds/store.js';
 import { BuildWorker } from './builds/worker.js';
+import { ReplicaStore } from './jobs/replicas.js';
 import { GitFetcher } from './builds/git.js';
 import { DockerBuilder } from './runner/dockerBuilder.js';
 import { SystemStore } from './systems/store.js';
@@ -266,6 +267,7 @@ export function createApp(deps: AppDeps): App {
     concurrency: config.checks.concurrency,
   });
   const buildStore = new BuildStore(db);
+  const replicas = new ReplicaStore(db);
   const builds = new BuildService({
     store: buildStore,
     images,
@@ -291,12 +293,14 @@ export function createApp(deps: AppDeps): App {
     maxQueuedPerUser: config.builds.maxQueuedPerUser,
     maxStreamsPerUser: config.checks.maxStreamsPerUser,
     onQueued: () => buildWorker.nudge(),
+    replicas,
     logger,
   });
   const buildWorker = new BuildWorker({
     store: buildStore,
     builds,
     canBuild: deps.engine !== undefined,
+    replicas,
     logger,
     concurrency: config.builds.concurrency,
   });

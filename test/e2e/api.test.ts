@@ -5,6 +5,7 @@
  * and the launch refusals with their messages.
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testAccess } from '../support/identities.js';
@@ -12,7 +13,13 @@ import { ciDocker, removeDataVolumes } from '../support/docker.js';
 import { openDatabase, type Knex } from '../../server/store/db.js';
 import type { HubIdentity } from '../../server/hub/identity.js';
 import { LaunchResponseSchema } from '../../server/launch/service.js';
+import { createApp } from '../../server/app.js';
+import { parseConfig } from '../../server/config.js';
+import { createHubClient } from '../../server/hub/client.js';
+import { createLogger } from '../../server/log.js';
+import { RegistryClient } from '../../server/registry/client.js';
 import { createKeyring } from '../../server/secrets/keyring.js';
+import { migrateLatest } from '../../server/store/migrate.js';
 import { SystemService } from '../../server/systems/service.js';
 import { SystemStore } from '../../server/systems/store.js';
 import { startHub, waitForCheck, type TestHub } from '../support/hub.js';
@@ -226,6 +233,74 @@ describe('GET build-systems (issue #22)', () => {
       expect(JSON.stringify(refused.body), who).not.toContain('lab/good');
     }
     expect((await api(undefined, 'GET', 'build-systems')).status).toBe(401);
+  });
+});
+
+describe('a service without a build engine (issue #22)', () => {
+  let engineless: { url: string; db: Knex; close(): Promise<void> };
+
+  beforeAll(async () => {
+    // The app as main.ts composes it, without an engine, on a database of its own (no replica there can
+    // build), asking the test's hub who tokens belong to.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ci-engineless-'));
+    const config = parseConfig({
+      JUPYTERHUB_API_URL: hub.apiUrl,
+      JUPYTERHUB_API_TOKEN: hub.serviceToken,
+      CUSTOM_IMAGES_DATABASE_URL: `sqlite://${dir}/db.sqlite`,
+      CUSTOM_IMAGES_TRUSTED_REGISTRIES: registries.trusted.join(','),
+    });
+    const edb = openDatabase(config.databaseUrl);
+    await migrateLatest(edb);
+    const built = createApp({
+      config,
+      db: edb,
+      hub: createHubClient({ apiUrl: config.hub.apiUrl, apiToken: config.hub.apiToken }),
+      logger: createLogger('silent'),
+      keyring: await createKeyring([new Uint8Array(32).fill(6)]),
+      registry: new RegistryClient({ trustedHosts: registries.trusted }),
+      engine: undefined,
+    });
+    await built.seedSystems([dockerSeed([`${registries.open}/*`], buildsOn)]);
+    built.worker.start();
+    const server = built.app.listen(0, '127.0.0.1');
+    await new Promise((r) => server.once('listening', r));
+    const { port } = server.address() as { port: number };
+    engineless = {
+      url: `http://127.0.0.1:${port}${config.service.prefix}api/v1/`,
+      db: edb,
+      async close() {
+        await new Promise((r) => server.close(r));
+        await built.worker.stop();
+        await built.close();
+        await edb.destroy();
+        fs.rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  });
+
+  afterAll(async () => {
+    await engineless?.close();
+  });
+
+  it('refuses a build request with 503 in words, and queues nothing', async () => {
+    const headers = { Authorization: `token ${tokens.uma}`, 'Content-Type': 'application/json' };
+    expect((await fetch(`${engineless.url}build-systems`, { headers })).status).toBe(200);
+    const res = await fetch(`${engineless.url}users/uma/builds`, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({ name: 'env', system: 'dock', mode: 'packages', base: 'Base', pip: 'xarray==2024.3.0' }),
+    });
+    expect(res.status).toBe(503);
+    expect(((await res.json()) as { message: string }).message).toMatch(/^This site has no build engine running .*nothing was queued/);
+    expect(await engineless.db('images')).toEqual([]);
+    expect(await engineless.db('builds')).toEqual([]);
+    // This replica says that it is alive, and that it cannot build (its worker's first tick writes it).
+    let rows: Array<{ can_build: unknown }> = [];
+    for (let i = 0; i < 100 && rows.length === 0; i++) {
+      rows = (await engineless.db('replicas')) as Array<{ can_build: unknown }>;
+      if (rows.length === 0) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(rows.map((r) => Boolean(r.can_build))).toEqual([false]);
   });
 });
 
