@@ -37,8 +37,10 @@ Runs on JupyterHub 3.x, 4.x and 5.x (Bootstrap 3 markup before 5.0, Bootstrap 5
 from 5.0). Needs only what JupyterHub itself needs (tornado).
 """
 import base64
+import hashlib
 import inspect
 import json
+import re
 from html import escape
 from urllib.parse import quote, urlencode
 
@@ -360,7 +362,15 @@ def _add_named(items, name):
 
 
 def pull_secret_name(spawner):
-    return f"custom-images-pull-{spawner.user.escaped_name if hasattr(spawner.user, 'escaped_name') else spawner.user.name}".lower()[:253]
+    """The name of the user's image pull Secret: a valid Kubernetes object name (a DNS-1123
+    subdomain: lower-case letters, digits and "-", at most 253 characters) for every hub name,
+    and a different one for every other hub name. Hub names may hold "@", "_", "." or upper
+    case, and differ only in case; the full SHA-256 of the exact name tells them apart, the
+    readable part in front only helps people find a user's Secret."""
+    name = spawner.user.name
+    readable = re.sub(r"[^a-z0-9]+", "-", name.lower())[:40].strip("-")
+    digest = hashlib.sha256(name.encode("utf-8")).hexdigest()
+    return "-".join(part for part in ("custom-images-pull", readable, digest) if part)
 
 
 async def ensure_pull_secret(spawner, dockerconfigjson):

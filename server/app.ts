@@ -40,7 +40,6 @@ import type { ImageReference } from './registry/reference.js';
 import { ImageStore } from './images/store.js';
 import type { Keyring } from './secrets/keyring.js';
 import { AccessRules } from './hub/access.js';
-import { isServiceAdmin } from './hub/identity.js';
 import { LaunchService } from './launch/service.js';
 import { LaunchStore } from './launch/store.js';
 import { HubGroups } from './hub/groups.js';
@@ -52,6 +51,7 @@ import { SystemService } from './systems/service.js';
 import { BuildService } from './builds/service.js';
 import { BuildStore } from './builds/store.js';
 import { BuildWorker } from './builds/worker.js';
+import { ReplicaStore } from './jobs/replicas.js';
 import { GitFetcher } from './builds/git.js';
 import { DockerBuilder } from './runner/dockerBuilder.js';
 import { SystemStore } from './systems/store.js';
@@ -267,6 +267,7 @@ export function createApp(deps: AppDeps): App {
     concurrency: config.checks.concurrency,
   });
   const buildStore = new BuildStore(db);
+  const replicas = new ReplicaStore(db);
   const builds = new BuildService({
     store: buildStore,
     images,
@@ -292,12 +293,14 @@ export function createApp(deps: AppDeps): App {
     maxQueuedPerUser: config.builds.maxQueuedPerUser,
     maxStreamsPerUser: config.checks.maxStreamsPerUser,
     onQueued: () => buildWorker.nudge(),
+    replicas,
     logger,
   });
   const buildWorker = new BuildWorker({
     store: buildStore,
     builds,
     canBuild: deps.engine !== undefined,
+    replicas,
     logger,
     concurrency: config.builds.concurrency,
   });
@@ -374,7 +377,7 @@ export function createApp(deps: AppDeps): App {
   );
   pages.use((req, res, next) => {
     res.locals.user = req.user;
-    res.locals.isAdmin = req.user ? isServiceAdmin(req.user) : false;
+    res.locals.isAdmin = req.user ? access.isAdmin(req.user) : false;
     next();
   });
   // A build form sends files (multipart): parsed before the CSRF check reads its token, for logged-in users only.

@@ -8,8 +8,10 @@ import asyncio
 import json
 import logging
 import os
+import re
 import sys
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from types import SimpleNamespace
@@ -200,10 +202,50 @@ def test_kubespawner_secret_created_or_updated(exists, expected):
     spawner = fake_spawner(api=api, namespace="jhub", image_pull_secrets=[], volume_mounts=[], uid=None, pvc_name="claim-ada")
     asyncio.run(hook.CustomImages("http://x/", "t", "/").apply_kubernetes(spawner, PARAMS))
     assert [c[0] for c in api.calls] == expected
-    assert spawner.image_pull_secrets == [{"name": "custom-images-pull-ada"}]
+    assert spawner.image_pull_secrets == [{"name": hook.pull_secret_name(spawner)}]
+    assert [c[2] for c in api.calls if c[0] == "create"] == [hook.pull_secret_name(spawner)]
     assert spawner.volumes[-1] == {"name": "custom-images-data", "persistentVolumeClaim": {"claimName": "claim-ada"}}
     assert spawner.volume_mounts[-1] == {"name": "custom-images-data", "mountPath": "/home/jovyan/work"}
     assert (spawner.uid, spawner.gid, spawner.working_dir) == (1000, 100, "/home/jovyan/work")
+
+
+# Names JupyterHub accepts that made invalid Secret names ("@", "_", "%" from escaped_name, a dot at
+# the end, too long) or one Secret for two users (differing only in case, or equal once escaped).
+PULL_SECRET_USERS = [
+    "ada",
+    "Ada",
+    "ADA",
+    "ada@example.org",
+    "ada_lovelace",
+    "ada.lovelace",
+    "ada-lovelace",
+    "ada lovelace",
+    "ada%20lovelace",
+    "zoë",
+    "zoe",
+    "_",
+    "-",
+    "ada.",
+    "x" * 300,
+    "x" * 301,
+]
+DNS_1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+def escaped(name):
+    """JupyterHub's User.escaped_name."""
+    return urllib.parse.quote(name, safe="@~")
+
+
+@pytest.mark.parametrize("name", PULL_SECRET_USERS)
+def test_pull_secret_name_is_a_valid_kubernetes_name(name):
+    secret = hook.pull_secret_name(fake_spawner(user=SimpleNamespace(name=name, escaped_name=escaped(name))))
+    assert len(secret) <= 253 and DNS_1123_SUBDOMAIN.match(secret), secret
+
+
+def test_pull_secret_names_differ_for_different_users():
+    names = {hook.pull_secret_name(fake_spawner(user=SimpleNamespace(name=n, escaped_name=escaped(n)))) for n in PULL_SECRET_USERS}
+    assert len(names) == len(PULL_SECRET_USERS)
 
 
 def test_modify_pod_hook_wins_over_profile_overrides():
@@ -218,7 +260,7 @@ def test_modify_pod_hook_wins_over_profile_overrides():
     assert container["volume_mounts"] == [{"name": "custom-images-data", "mountPath": "/home/jovyan/work"}]
     assert container["security_context"] == {"run_as_user": 1000, "run_as_group": 100}
     assert container["working_dir"] == "/home/jovyan/work"
-    assert pod["spec"]["image_pull_secrets"] == [{"name": "custom-images-pull-ada"}]
+    assert pod["spec"]["image_pull_secrets"] == [{"name": hook.pull_secret_name(spawner)}]
 
 
 # -- against the running service ---------------------------------------------------

@@ -7,11 +7,12 @@
  */
 import { createHash } from 'node:crypto';
 import { auditEntry } from '../audit/store.js';
-import { conflict, invalidInput, notFound, tooManyRequests } from '../errors.js';
+import { conflict, invalidInput, notFound, tooManyRequests, upstream } from '../errors.js';
 import type { AccessRules } from '../hub/access.js';
 import type { HubIdentity } from '../hub/identity.js';
 import type { ImageService, ImageView } from '../images/service.js';
 import { Followers } from '../jobs/follow.js';
+import type { ReplicaStore } from '../jobs/replicas.js';
 import { parseReference } from '../registry/reference.js';
 import type { System } from '../systems/schema.js';
 import { packFiles, unpackFiles } from './context.js';
@@ -28,6 +29,8 @@ export interface BuildServiceDeps extends BuildRunDeps {
   maxStreamsPerUser: number;
   /** Told when a build was queued (wakes the worker). */
   onQueued?: () => void;
+  /** Whether some replica that can build is alive; asked only by a replica without a builder of its own. */
+  replicas?: Pick<ReplicaStore, 'builderAlive'>;
 }
 
 /** A build as pages and the API show it: never its files' content or the token. */
@@ -95,8 +98,17 @@ export class BuildService {
     this.followers = new Followers(deps.maxStreamsPerUser, 'build');
   }
 
-  /** The systems a user may build on: enabled, with building on. */
-  async systemsForBuilding(): Promise<System[]> {
+  /**
+   * The systems `actor` may build on, with their build settings (networks,
+   * base images): enabled, with building on; only for those who may build.
+   */
+  async systemsFor(actor: HubIdentity): Promise<System[]> {
+    this.deps.access.buildImages(actor);
+    return this.systemsForBuilding();
+  }
+
+  /** The systems that build: enabled, with building on. */
+  private async systemsForBuilding(): Promise<System[]> {
     return (await this.deps.systems.listEnabled()).filter((s) => s.build.enabled);
   }
 
@@ -108,6 +120,7 @@ export class BuildService {
       throw conflict(`You have an image called ${recipe.name} already: choose another name, or rebuild that one`, { field: 'name' });
     }
     await this.assertQueueRoom(owner);
+    await this.assertSomeoneBuilds();
     const now = this.now();
     const { imageId, buildId } = await this.deps.imageStore.transaction(async (store) => {
       const target = this.target(recipe.system, owner, recipe.name, 1);
@@ -151,6 +164,7 @@ export class BuildService {
       last.gitUrl ? { url: last.gitUrl, hasToken: last.gitToken !== null } : undefined,
     );
     await this.assertQueueRoom(owner);
+    await this.assertSomeoneBuilds();
     const now = this.now();
     const buildId = await this.deps.imageStore.transaction(async (store) => {
       const number = await BuildStore.nextNumber(store.db, imageId);
@@ -248,6 +262,20 @@ export class BuildService {
         60,
       );
     }
+  }
+
+  /**
+   * Only replicas with a Docker engine claim builds: where none is running, a
+   * queued build would wait for ever in one of its owner's queue slots. 503,
+   * nothing queued.
+   */
+  private async assertSomeoneBuilds(): Promise<void> {
+    if (this.deps.builder) return;
+    if (await this.deps.replicas?.builderAlive(this.now())) return;
+    throw upstream(
+      'unavailable',
+      'This site has no build engine running (no replica of custom-images with a Docker engine), so nothing was queued. Try again later, or ask the hub admin.',
+    );
   }
 
   /** Where build `number` is pushed. */

@@ -298,6 +298,18 @@ export class BuildStore {
       .update({ status: 'queued', phase: null, runner: null, heartbeat_at: null, step: 0, steps: 0, log });
   }
 
+  /**
+   * Queued builds created before `before`, ended in words: no replica could
+   * build them (builds/worker.ts). Only rows still queued: one claimed
+   * meanwhile runs.
+   */
+  async endQueuedBefore(before: Date, message: string, now: Date): Promise<number> {
+    return this.db('builds')
+      .where({ status: 'queued' })
+      .andWhere('created_at', '<', before)
+      .update({ status: 'failed', phase: null, message, finished_at: now });
+  }
+
   /** Ends a build, unless it was recovered meanwhile by another replica (then its result is not this runner's). */
   async finish(
     id: number,

@@ -20,7 +20,7 @@ import { parseReference, registryAuthKey } from '../registry/reference.js';
 import { runAsFor } from '../systems/runAs.js';
 import type { DockerEngine } from '../runner/engine.js';
 import { registryAllowed, type SystemCatalog } from '../systems/schema.js';
-import type { SharingService } from '../sharing/service.js';
+import { notShared, type SharingService } from '../sharing/service.js';
 import type { LaunchStore } from './store.js';
 
 export const LaunchResponseSchema = z.object({
@@ -86,7 +86,9 @@ export class LaunchService {
     this.deps.access.readImagesOf(actor, user);
     const rows = await this.deps.store.load(imageId);
     const { sharing } = this.deps;
-    if (!rows || (rows.image.owner !== user && !sharing)) throw notFound('Image');
+    // Where images are shared, an id that is gone (its owner deleted it) is answered as one that was unshared.
+    if (!rows) throw sharing ? notShared() : notFound('Image');
+    if (rows.image.owner !== user && !sharing) throw notFound('Image');
     const { image, check } = rows;
     const owner = image.owner;
     if (owner !== user) await sharing?.usableBy(actor, user, image);
@@ -194,6 +196,8 @@ export class LaunchService {
         uid: runAs.uid,
         gid: runAs.gid,
         labels: { 'custom-images.owner': owner, 'custom-images.system': system.slug },
+        // The user's own data: filled from their own image only, never from one shared with them.
+        fillFromImage: owner === user,
       });
       pull = { kind: 'docker', pulled: true };
     } else {

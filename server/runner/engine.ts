@@ -105,6 +105,13 @@ export interface VolumeRequest {
   uid: number;
   gid: number;
   labels: Record<string, string>;
+  /**
+   * Whether a new volume is filled with the image's content at `target`, as
+   * Docker fills a volume at its first mount: for the image's owner. Someone
+   * else's image (shared, published) would leave its files in the user's data
+   * for good, startup files run by every later server of theirs included.
+   */
+  fillFromImage: boolean;
 }
 
 export class DockerEngine {
@@ -245,9 +252,9 @@ export class DockerEngine {
    * server's uid:gid. A new volume is root's (or the image directory's owner's)
    * wherever the image lacks that path, and the notebook user could not write
    * its own data. No process runs: a container of the image is created (which
-   * mounts the volume, copying the image's content there as Docker does),
-   * the directory entry is written through the archive API, and the container
-   * is removed.
+   * mounts the volume, copying the image's content there as Docker does, unless
+   * `fillFromImage` is false: `nocopy`), the directory entry is written through
+   * the archive API, and the container is removed.
    */
   async prepareVolume(request: VolumeRequest): Promise<void> {
     const owner = `${request.uid}:${request.gid}`;
@@ -267,7 +274,10 @@ export class DockerEngine {
         Cmd: [],
         Labels: request.labels,
         NetworkDisabled: true,
-        HostConfig: { NetworkMode: 'none', Mounts: [{ Type: 'volume', Source: request.name, Target: request.target }] },
+        HostConfig: {
+          NetworkMode: 'none',
+          Mounts: [{ Type: 'volume', Source: request.name, Target: request.target, VolumeOptions: noCopy(!request.fillFromImage) }],
+        },
       });
       try {
         await container.putArchive(await directoryEntry(path.basename(request.target), request.uid, request.gid), {
@@ -281,6 +291,15 @@ export class DockerEngine {
       throw engineError(err, `prepare the data volume ${request.name}`);
     }
   }
+}
+
+/**
+ * A mount's volume options with only NoCopy: the engine's API takes each
+ * field as optional (the typings ask for labels and a driver, which would
+ * describe a volume to create, not one to mount).
+ */
+function noCopy(value: boolean): Docker.MountSettings['VolumeOptions'] {
+  return { NoCopy: value } as Docker.MountSettings['VolumeOptions'];
 }
 
 /** A tar with one directory entry, owned by uid:gid, mode 0755. */

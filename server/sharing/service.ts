@@ -56,8 +56,12 @@ const CopyInputSchema = z.object({
   name: z.string().optional(),
 });
 
-/** The words a receiver gets for an image that is not (or no longer) theirs to use; the same whether it exists or not. */
-function notShared(): AppError {
+/**
+ * The words a receiver gets for an image that is not (or no longer) theirs to
+ * use: the same whether it exists, was unshared or was deleted, so that no
+ * answer tells one id from another.
+ */
+export function notShared(): AppError {
   return new AppError(
     'not_found',
     'The chosen image is not yours and not shared with you (any more): its owner may have stopped sharing it or deleted it, or you are no longer in the group it was shared with.',

@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { auditEntry } from '../audit/store.js';
 import { conflict, notFound } from '../errors.js';
 import type { AccessRules } from '../hub/access.js';
-import { isServiceAdmin, type HubIdentity } from '../hub/identity.js';
+import type { HubIdentity } from '../hub/identity.js';
 import { checkMountPath } from '../images/mountPath.js';
 import { hostProblem, parseReference, stripScheme, type ImageReference } from '../registry/reference.js';
 import { resealWithCurrentKey, type Keyring, type RotationResult } from '../secrets/keyring.js';
@@ -245,7 +245,7 @@ export class SystemService implements SystemCatalog {
    */
   async listFor(actor: HubIdentity): Promise<System[]> {
     this.rules().useService(actor);
-    if (isServiceAdmin(actor)) {
+    if (this.rules().isAdmin(actor)) {
       const all = await this.deps.store.list();
       if (all.length > 0) return all;
     }

@@ -14,8 +14,8 @@ export function buildApiRoutes(router: Router, deps: { builds: BuildService }): 
   const image = (req: { params: Record<string, string> }) =>
     [parseUserName(req.params.name ?? ''), parseApiId(req.params.id ?? '')] as const;
 
-  router.get('/build-systems', async (_req, res) => {
-    res.json((await builds.systemsForBuilding()).map(presentBuildSystem));
+  router.get('/build-systems', async (req, res) => {
+    res.json((await builds.systemsFor(identityOf(req))).map(presentBuildSystem));
   });
   router.post('/users/:name/builds', async (req, res) => {
     const created = await builds.create(identityOf(req), parseUserName(req.params.name), req.body, req.uploads ?? []);

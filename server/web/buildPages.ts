@@ -71,7 +71,7 @@ export function buildPagesRouter(deps: { builds: BuildService; images: ImageServ
       status?: number;
     },
   ) {
-    const systems = await builds.systemsForBuilding();
+    const systems = await builds.systemsFor(owner(req));
     const selected = options.values.system || systems[0]?.slug || '';
     res.status(options.status ?? 200).render('pages/build-form', {
       title: options.imageId ? `Rebuild ${options.values.name}` : 'Build an image',

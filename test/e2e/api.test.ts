@@ -5,6 +5,7 @@
  * and the launch refusals with their messages.
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testAccess } from '../support/identities.js';
@@ -12,7 +13,13 @@ import { ciDocker, removeDataVolumes } from '../support/docker.js';
 import { openDatabase, type Knex } from '../../server/store/db.js';
 import type { HubIdentity } from '../../server/hub/identity.js';
 import { LaunchResponseSchema } from '../../server/launch/service.js';
+import { createApp } from '../../server/app.js';
+import { parseConfig } from '../../server/config.js';
+import { createHubClient } from '../../server/hub/client.js';
+import { createLogger } from '../../server/log.js';
+import { RegistryClient } from '../../server/registry/client.js';
 import { createKeyring } from '../../server/secrets/keyring.js';
+import { migrateLatest } from '../../server/store/migrate.js';
 import { SystemService } from '../../server/systems/service.js';
 import { SystemStore } from '../../server/systems/store.js';
 import { startHub, waitForCheck, type TestHub } from '../support/hub.js';
@@ -26,15 +33,24 @@ let db: Knex;
 const tokens: Record<string, string> = {};
 const good = passingImage();
 
+/** The seed fields of a system that builds, pushing to the open registry. */
+let buildsOn: Record<string, unknown>;
+
 beforeAll(async () => {
   registries = await startRegistries();
+  buildsOn = {
+    buildEnabled: true,
+    buildPushTo: `${registries.open}/built`,
+    buildNetwork: 'none',
+    buildBaseImages: [`Base = ${registries.open}/lab/good:1`],
+  };
   await pushImage(registries.open, 'lab/good', '1', good);
   await pushImage(registries.open, 'lab/moving', '1', good);
   await pushImage(registries.open, 'lab/broken', '1', { layers: [{ files: pythonWithJupyterhub() }] });
   await pushImage(registries.open, 'lab/root', '1', { ...good, user: '0' });
   const allowed = [`${registries.open}/*`, `${registries.basic}/*`];
   const systemsFile = writeSystemsFile([
-    dockerSeed(allowed),
+    dockerSeed(allowed, buildsOn),
     dockerSeed(allowed, { slug: 'kube', displayName: 'Kubernetes', spawner: 'kubernetes', requireUid1000: true }),
     dockerSeed(allowed, { slug: 'off', displayName: 'Switched off', mountPrefixes: [], spawner: undefined }),
   ]);
@@ -45,6 +61,10 @@ beforeAll(async () => {
   tokens.admin = await hub.userToken('admin');
   tokens.noscope = await hub.userToken('uma', { scopes: ['read:users:name!user=uma'] });
   tokens.launcher = hub.launchToken;
+  // A hub admin's tokens that were not issued for this service: the token of their notebook server
+  // (JupyterHub's server role; an image they launch can read it), and one with the admin scope only.
+  tokens.adminServer = await hub.userToken('admin', { scopes: ['users:activity!user=admin', 'access:servers!user=admin'] });
+  tokens.adminScopeOnly = await hub.userToken('admin', { scopes: ['custom:custom-images:admin'] });
 }, 120_000);
 
 afterAll(async () => {
@@ -166,6 +186,121 @@ describe('GET systems', () => {
     expect(slugs(await api('launcher', 'GET', 'systems'))).toEqual(['dock', 'kube', 'off']);
     expect((await api('noscope', 'GET', 'systems')).status).toBe(403);
     expect((await api(undefined, 'GET', 'systems')).status).toBe(401);
+  });
+});
+
+describe('admin routes (issue #22)', () => {
+  it("answer a hub admin's token only when it carries the service's access scope as well", async () => {
+    const shares = async () => (await api('uma', 'GET', `users/uma/images/${ids.good}/shares`)).body;
+    for (const who of ['adminServer', 'adminScopeOnly']) {
+      // The hub says who they are, an admin; the service refuses all the same, in words.
+      expect((await api(who, 'GET', 'me')).body).toMatchObject({ name: 'admin', admin: true });
+      const systems = await api(who, 'GET', 'systems');
+      expect(systems.status, who).toBe(403);
+      expect(systems.body.message).toContain('access:services!service=custom-images');
+      expect((await api(who, 'GET', 'build-systems')).status, who).toBe(403);
+      const publish = await api(who, 'PUT', `users/uma/images/${ids.good}/publish`, { description: 'by a stray token' });
+      expect(publish.status, who).toBe(403);
+      expect(publish.body.message).toMatch(/needs the scope access:services!service=custom-images/);
+      expect(await shares()).toMatchObject({ published: null });
+      expect((await api(who, 'DELETE', `users/uma/images/${ids.good}/publish`)).status, who).toBe(403);
+    }
+    // The admin's own token for the service (as the hub gives it: all the admin's scopes) works.
+    expect((await api('admin', 'GET', 'systems')).status).toBe(200);
+    expect((await api('admin', 'PUT', `users/uma/images/${ids.good}/publish`, { description: 'Course' })).status).toBe(200);
+    expect(await shares()).toMatchObject({ published: { by: 'admin', description: 'Course' } });
+    expect((await api('adminServer', 'DELETE', `users/uma/images/${ids.good}/publish`)).status).toBe(403);
+    expect((await api('admin', 'DELETE', `users/uma/images/${ids.good}/publish`)).status).toBe(204);
+    expect(await shares()).toMatchObject({ published: null });
+  });
+});
+
+describe('GET build-systems (issue #22)', () => {
+  it('answers only hub users with access to the service, and only the systems that build', async () => {
+    const res = await api('uma', 'GET', 'build-systems');
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual([
+      {
+        slug: 'dock',
+        displayName: 'Docker hosts',
+        network: 'none',
+        baseImages: [{ name: 'Base', image: `${registries.open}/lab/good:1` }],
+      },
+    ]);
+    for (const who of ['launcher', 'noscope', 'adminServer', 'adminScopeOnly']) {
+      const refused = await api(who, 'GET', 'build-systems');
+      expect(refused.status, who).toBe(403);
+      expect(JSON.stringify(refused.body), who).not.toContain('lab/good');
+    }
+    expect((await api(undefined, 'GET', 'build-systems')).status).toBe(401);
+  });
+});
+
+describe('a service without a build engine (issue #22)', () => {
+  let engineless: { url: string; db: Knex; close(): Promise<void> };
+
+  beforeAll(async () => {
+    // The app as main.ts composes it, without an engine, on a database of its own (no replica there can
+    // build), asking the test's hub who tokens belong to.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ci-engineless-'));
+    const config = parseConfig({
+      JUPYTERHUB_API_URL: hub.apiUrl,
+      JUPYTERHUB_API_TOKEN: hub.serviceToken,
+      CUSTOM_IMAGES_DATABASE_URL: `sqlite://${dir}/db.sqlite`,
+      CUSTOM_IMAGES_TRUSTED_REGISTRIES: registries.trusted.join(','),
+    });
+    const edb = openDatabase(config.databaseUrl);
+    await migrateLatest(edb);
+    const built = createApp({
+      config,
+      db: edb,
+      hub: createHubClient({ apiUrl: config.hub.apiUrl, apiToken: config.hub.apiToken }),
+      logger: createLogger('silent'),
+      keyring: await createKeyring([new Uint8Array(32).fill(6)]),
+      registry: new RegistryClient({ trustedHosts: registries.trusted }),
+      engine: undefined,
+    });
+    await built.seedSystems([dockerSeed([`${registries.open}/*`], buildsOn)]);
+    built.worker.start();
+    const server = built.app.listen(0, '127.0.0.1');
+    await new Promise((r) => server.once('listening', r));
+    const { port } = server.address() as { port: number };
+    engineless = {
+      url: `http://127.0.0.1:${port}${config.service.prefix}api/v1/`,
+      db: edb,
+      async close() {
+        await new Promise((r) => server.close(r));
+        await built.worker.stop();
+        await built.close();
+        await edb.destroy();
+        fs.rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  });
+
+  afterAll(async () => {
+    await engineless?.close();
+  });
+
+  it('refuses a build request with 503 in words, and queues nothing', async () => {
+    const headers = { Authorization: `token ${tokens.uma}`, 'Content-Type': 'application/json' };
+    expect((await fetch(`${engineless.url}build-systems`, { headers })).status).toBe(200);
+    const res = await fetch(`${engineless.url}users/uma/builds`, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({ name: 'env', system: 'dock', mode: 'packages', base: 'Base', pip: 'xarray==2024.3.0' }),
+    });
+    expect(res.status).toBe(503);
+    expect(((await res.json()) as { message: string }).message).toMatch(/^This site has no build engine running .*nothing was queued/);
+    expect(await engineless.db('images')).toEqual([]);
+    expect(await engineless.db('builds')).toEqual([]);
+    // This replica says that it is alive, and that it cannot build (its worker's first tick writes it).
+    let rows: Array<{ can_build: unknown }> = [];
+    for (let i = 0; i < 100 && rows.length === 0; i++) {
+      rows = (await engineless.db('replicas')) as Array<{ can_build: unknown }>;
+      if (rows.length === 0) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(rows.map((r) => Boolean(r.can_build))).toEqual([false]);
   });
 });
 
@@ -303,7 +438,7 @@ describe('launch', () => {
       new Uint8Array(Buffer.from(fs.readFileSync(path.join(hub.dir, 'crypt_key'), 'utf8').trim(), 'base64')),
     ]);
     const systems = new SystemService({ store: new SystemStore(db), keyring, access: testAccess });
-    const admin: HubIdentity = { kind: 'user', name: 'admin', admin: true, groups: [], scopes: [] };
+    const admin: HubIdentity = { kind: 'user', name: 'admin', admin: true, groups: [], scopes: ['access:services'] };
     await systems.putCredential(admin, { pattern: `${registries.basic}/*`, username: 'whole-registry', password: 'not-this-one' });
     await systems.putCredential(admin, { pattern: `${registries.basic}/lab/*`, username: USER, password: PASSWORD });
     await systems.putCredential(admin, { pattern: `${registries.open}/*`, username: 'other-registry', password: 'nor-this-one' });

@@ -4,9 +4,11 @@
  * Chromium. Ada shares with the group `lab`; Bob is in it, Carol is not; an
  * admin publishes an image for everyone on a system.
  */
+import { randomBytes } from 'node:crypto';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hubLogin, launchBrowser, screenshot } from '../support/browser.js';
+import { ciDocker, removeImagesFrom, volumeEntries } from '../support/docker.js';
 import { hubApi, startHub, stopServer, waitForCheck, type TestHub } from '../support/hub.js';
 import { passingImage, pushImage } from '../support/images.js';
 import { PASSWORD, startRegistries, USER, type TestRegistries } from '../support/registry.js';
@@ -16,6 +18,8 @@ let hub: TestHub;
 let registries: TestRegistries;
 let browser: Browser;
 const tokens: Record<string, string> = {};
+/** Data volumes made by launches for users of this file alone, removed at the end. */
+const volumes: string[] = [];
 /** Ada's private image (her registry password), on the Kubernetes system: the launch answers the pull secret. */
 let privateId: number;
 let privateCheckId: number;
@@ -105,6 +109,17 @@ afterAll(async () => {
   await browser?.close();
   await hub?.stop();
   await registries?.stop();
+  // The data volumes this file's own users got, and the images its launches pulled.
+  if (volumes.length > 0) {
+    const docker = ciDocker();
+    for (const volume of volumes) {
+      await docker
+        .getVolume(volume)
+        .remove()
+        .catch(() => undefined);
+    }
+  }
+  if (registries) await removeImagesFrom(registries.trusted);
 });
 
 describe('sharing with a hub group', () => {
@@ -201,6 +216,72 @@ describe('sharing with a hub group', () => {
     expect(gone.body.message).toMatch(/no longer in the group/);
     expect(list((await api('bob', 'GET', 'users/bob/shared')).body).map((i) => i.id)).not.toContain(privateId);
     await hubApi(hub, 'POST', '/groups/lab/users', { users: ['bob'] });
+  });
+});
+
+describe('a shared image its owner deleted (issue #22)', () => {
+  it("Bob's start is refused with the words of an unshared one, and so is an id that never was", async () => {
+    // Bob is back in lab (previous test); the hub's answer about his groups is kept for 1 s.
+    await new Promise((r) => setTimeout(r, 1500));
+    const id = await savePrivate('kube', 'lab env (deleted later)');
+    await checked('ada', id);
+    await api('ada', 'PUT', `users/ada/images/${id}/shares`, { groups: ['lab'] });
+    expect((await api('launcher', 'GET', `users/bob/images/${id}/launch`)).status).toBe(200);
+
+    await api('ada', 'DELETE', `users/ada/images/${id}/shares/lab`);
+    const unshared = await api('launcher', 'GET', `users/bob/images/${id}/launch`);
+    expect(unshared.status).toBe(404);
+    await api('ada', 'PUT', `users/ada/images/${id}/shares`, { groups: ['lab'] });
+    expect((await api('ada', 'DELETE', `users/ada/images/${id}`)).status).toBe(204);
+    const deleted = await api('launcher', 'GET', `users/bob/images/${id}/launch`);
+    const never = await api('launcher', 'GET', `users/bob/images/2147483000/launch`);
+    // The same answer, word for word: none tells Bob (or anyone trying ids) which ids exist.
+    expect(deleted).toEqual(unshared);
+    expect(never).toEqual(unshared);
+  });
+});
+
+describe("a receiver's data volume (issue #22)", () => {
+  it("is created empty for someone else's image, never filled from it; the owner's own launch fills theirs as before", async () => {
+    // Users of this run only, so that their volumes are new.
+    const suffix = randomBytes(3).toString('hex');
+    const [owner, receiver, group] = [`own${suffix}`, `rcv${suffix}`, `vol${suffix}`];
+    tokens[owner] = await hub.userToken(owner);
+    await hub.userToken(receiver);
+    expect((await hubApi(hub, 'POST', `/groups/${group}`)).status).toBe(201);
+    expect((await hubApi(hub, 'POST', `/groups/${group}/users`, { users: [receiver] })).status).toBe(200);
+    // The owner's image has a file at the mount path: a startup file IPython runs in every session there.
+    const startup = '.ipython/profile_default/startup/00-owner.py';
+    const image = passingImage();
+    await pushImage(registries.open, 'lab/startup', '1', {
+      ...image,
+      layers: [...image.layers, { files: { [`/home/jovyan/work/${startup}`]: "print('the owner ran this')\n" } }],
+    });
+    const saved = await api(owner, 'POST', `users/${owner}/images`, {
+      system: 'dock',
+      name: 'startup env',
+      image: `${registries.open}/lab/startup:1`,
+    });
+    expect(saved.status).toBe(201);
+    const id = Number(saved.body.id);
+    await checked(owner, id);
+    await api(owner, 'PUT', `users/${owner}/images/${id}/shares`, { groups: [group] });
+
+    const theirs = await api('launcher', 'GET', `users/${receiver}/images/${id}/launch`);
+    expect(theirs.status).toBe(200);
+    const own = await api('launcher', 'GET', `users/${owner}/images/${id}/launch`);
+    expect(own.status).toBe(200);
+    const volumeOf = (launch: { body: Json }) => String((launch.body.mount as Json).volume);
+    volumes.push(volumeOf(theirs), volumeOf(own));
+    const docker = ciDocker();
+    // The receiver's volume: only its top directory, handed to the server's uid:gid.
+    expect(await volumeEntries(docker, volumeOf(theirs), String(theirs.body.image))).toEqual([
+      { name: '', type: 'directory', uid: 1000, gid: 100 },
+    ]);
+    // The owner's volume: the image's content at the mount path, as Docker fills a new volume.
+    const owners = await volumeEntries(docker, volumeOf(own), String(own.body.image));
+    expect(owners.map((e) => e.name)).toContain(startup);
+    expect(owners.find((e) => e.name === '')).toMatchObject({ uid: 1000, gid: 100 });
   });
 });
 

@@ -34,6 +34,7 @@ async function upAndDown(db: Knex): Promise<void> {
     'images',
     'layer_indexes',
     'registry_credentials',
+    'replicas',
     'sessions',
     'systems',
   ]);

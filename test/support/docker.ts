@@ -6,7 +6,9 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import Docker from 'dockerode';
+import tar from 'tar-stream';
 import { CHECK_LABEL } from '../../server/runner/runCheck.js';
 
 /** The engine .ci/services started. */
@@ -112,5 +114,54 @@ export async function removeImagesFrom(hosts: string[]): Promise<void> {
         .remove({ force: true })
         .catch(() => undefined);
     }
+  }
+}
+
+/** An entry of a volume: its path inside the volume ('' is the volume's top directory), type and owner. */
+export interface VolumeEntry {
+  name: string;
+  type: string;
+  uid: number;
+  gid: number;
+}
+
+/**
+ * What a volume holds, read through the engine's archive API from a container
+ * of `image` (already in the engine) that is created but never started, and
+ * that mounts the volume with `nocopy`: reading it puts nothing into it.
+ */
+export async function volumeEntries(docker: Docker, volume: string, image: string): Promise<VolumeEntry[]> {
+  const mountPoint = '/ci-reads-this-volume';
+  const container = await docker.createContainer({
+    Image: image,
+    Entrypoint: ['ci-reads-a-volume'],
+    Cmd: [],
+    NetworkDisabled: true,
+    HostConfig: {
+      NetworkMode: 'none',
+      Mounts: [
+        {
+          Type: 'volume',
+          Source: volume,
+          Target: mountPoint,
+          VolumeOptions: { NoCopy: true } as Docker.MountSettings['VolumeOptions'],
+        },
+      ],
+    },
+  });
+  try {
+    const archive = (await container.getArchive({ path: mountPoint })) as NodeJS.ReadableStream;
+    const entries: VolumeEntry[] = [];
+    const extract = tar.extract();
+    extract.on('entry', (header, stream, next) => {
+      const name = header.name.replace(/^[^/]*\/?/, '').replace(/\/$/, '');
+      entries.push({ name, type: header.type ?? 'file', uid: header.uid ?? 0, gid: header.gid ?? 0 });
+      stream.on('end', next);
+      stream.resume();
+    });
+    await pipeline(archive, extract);
+    return entries.sort((a, b) => a.name.localeCompare(b.name));
+  } finally {
+    await container.remove({ force: true, v: false });
   }
 }

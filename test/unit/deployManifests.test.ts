@@ -148,3 +148,79 @@ describe("the README's Zero to JupyterHub values", () => {
     expect(run.status).toBe(0);
   });
 });
+
+describe('what the pods may reach (issue #22)', () => {
+  const pod = () => byKind('Deployment').spec.template;
+  const selects = (selector: Record<string, string>, labels: Record<string, string>) =>
+    Object.entries(selector).every(([key, value]) => labels[key] === value);
+  /** A z2jh pod of `component` (hub, proxy, singleuser), as the chart labels it. */
+  const z2jhPod = (component: string) => ({ app: 'jupyterhub', component, release: 'jhub' });
+  const ports = (rule: Any) =>
+    (rule.ports ?? []).map((p: { port: number | string; protocol?: string }) => `${p.port}/${p.protocol ?? 'TCP'}`);
+  /** The egress rules that allow `port` (and only ports listed), with their peers. */
+  const egressTo = (port: string) => byKind('NetworkPolicy').spec.egress.filter((rule: Any) => ports(rule).includes(port));
+
+  it('carry no service account token: the pod and its own service account say so', () => {
+    const spec = pod().spec;
+    const account = byKind('ServiceAccount');
+    expect(spec.serviceAccountName).toBe(account.metadata.name);
+    expect(spec.automountServiceAccountToken).toBe(false);
+    expect(account.automountServiceAccountToken).toBe(false);
+  });
+
+  it('a NetworkPolicy selects the pods for both directions', () => {
+    const policy = byKind('NetworkPolicy');
+    expect(selects(policy.spec.podSelector.matchLabels, pod().metadata.labels)).toBe(true);
+    expect([...policy.spec.policyTypes].sort()).toEqual(['Egress', 'Ingress']);
+  });
+
+  it('lets in only the hub and the proxy, on the service port', () => {
+    const { ingress } = byKind('NetworkPolicy').spec;
+    expect(ingress).toHaveLength(1);
+    const [rule] = ingress;
+    expect(ports(rule)).toEqual(['http/TCP']);
+    const peers: Any[] = rule.from;
+    for (const peer of peers) expect(Object.keys(peer)).toEqual(['podSelector']);
+    const admits = (labels: Record<string, string>) => peers.some((p) => selects(p.podSelector.matchLabels, labels));
+    expect(admits(z2jhPod('hub'))).toBe(true);
+    expect(admits(z2jhPod('proxy'))).toBe(true);
+    // Notebook servers (anything a researcher runs) and pods of other apps do not get in.
+    expect(admits(z2jhPod('singleuser-server'))).toBe(false);
+    expect(admits({ app: 'other' })).toBe(false);
+  });
+
+  it('lets out only the hub API, DNS, the database and https; https never to private or metadata addresses', () => {
+    const { egress } = byKind('NetworkPolicy').spec;
+    // Every rule names its ports: no rule opens everything.
+    for (const rule of egress) expect(ports(rule).length, JSON.stringify(rule)).toBeGreaterThan(0);
+    const allowed = new Set(egress.flatMap((rule: Any) => ports(rule)));
+    const env = Object.fromEntries(pod().spec.containers[0].env.map((e: { name: string; value: string }) => [e.name, e.value]));
+    const hubPort = new URL(env.JUPYTERHUB_API_URL).port;
+    const databasePort = new URL(byKind('Secret').stringData.CUSTOM_IMAGES_DATABASE_URL).port;
+    expect([...allowed].sort()).toEqual([`${hubPort}/TCP`, `${databasePort}/TCP`, '443/TCP', '53/TCP', '53/UDP'].sort());
+
+    const [toHub] = egressTo(`${hubPort}/TCP`);
+    expect(toHub.to).toHaveLength(1);
+    expect(toHub.to[0].podSelector.matchLabels).toEqual({ app: 'jupyterhub', component: 'hub' });
+
+    const [https] = egressTo('443/TCP');
+    const blocks: Array<{ cidr: string; except?: string[] }> = https.to.map((peer: Any) => peer.ipBlock);
+    const v4 = blocks.find((b) => b.cidr === '0.0.0.0/0');
+    expect(v4?.except).toEqual(
+      expect.arrayContaining(['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '169.254.0.0/16', '127.0.0.0/8', '100.64.0.0/10']),
+    );
+    const v6 = blocks.find((b) => b.cidr === '::/0');
+    expect(v6?.except).toEqual(expect.arrayContaining(['fc00::/7', 'fe80::/10', '::1/128']));
+    expect(blocks.every((b) => b.cidr === '0.0.0.0/0' || b.cidr === '::/0')).toBe(true);
+
+    // The cloud metadata address is reachable on no port.
+    for (const rule of egress) {
+      for (const peer of rule.to ?? []) {
+        const block = peer.ipBlock as { cidr: string; except?: string[] } | undefined;
+        if (block && (block.cidr === '0.0.0.0/0' || block.cidr === '169.254.0.0/16')) {
+          expect(block.except ?? [], JSON.stringify(rule)).toEqual(expect.arrayContaining([expect.stringMatching(/^169\.254\./)]));
+        }
+      }
+    }
+  });
+});
