@@ -51,7 +51,7 @@ import type { DockerEngine } from './runner/engine.js';
 import { SystemService } from './systems/service.js';
 import { BuildService } from './builds/service.js';
 import { BuildStore } from './builds/store.js';
-import { BuildWorker } from './builds/worker.js';
+import { buildWorker as createBuildWorker } from './builds/worker.js';
 import { GitFetcher } from './builds/git.js';
 import { DockerBuilder } from './runner/dockerBuilder.js';
 import { SystemStore } from './systems/store.js';
@@ -193,6 +193,7 @@ export function createApp(deps: AppDeps): App {
   const engineImages = new EngineImageStore(db);
   const pullWorker: PullWorker | undefined = deps.engine
     ? new PullWorker({
+        db,
         store: engineImages,
         engine: deps.engine,
         credentials: (owner: string, imageId: number, reference: ImageReference): Promise<RegistryCredentials | undefined> =>
@@ -260,6 +261,7 @@ export function createApp(deps: AppDeps): App {
     pulls,
   });
   const checkWorker = createCheckWorker({
+    db,
     store: checkStore,
     checks,
     engine: config.checks.runImages ? deps.engine : undefined,
@@ -294,7 +296,8 @@ export function createApp(deps: AppDeps): App {
     onQueued: () => buildWorker.nudge(),
     logger,
   });
-  const buildWorker = new BuildWorker({
+  const buildWorker = createBuildWorker({
+    db,
     store: buildStore,
     builds,
     canBuild: deps.engine !== undefined,

@@ -1,17 +1,18 @@
 /**
- * Runs queued builds on this replica's builder, at most
- * CUSTOM_IMAGES_BUILD_CONCURRENCY at once, with the claiming and heartbeat
- * rules of every job (jobs/worker.ts): a build whose replica died is queued
- * again, and after a second interruption ended in words. A replica without
- * an engine claims none. At shutdown the builds in hand are stopped and
- * queued again.
+ * The worker that runs queued builds on this replica's builder, at most
+ * CUSTOM_IMAGES_BUILD_CONCURRENCY at once, with the lifecycle of jobs/: a
+ * build whose replica died is queued again, and after a second interruption
+ * ended in words; at shutdown the builds in hand are stopped and queued
+ * again. A replica without an engine claims none.
  */
+import type { Knex } from 'knex';
 import type { Logger } from '../log.js';
 import { JobWorker } from '../jobs/worker.js';
 import type { BuildService } from './service.js';
 import type { BuildRow, BuildStore } from './store.js';
 
 export interface BuildWorkerOptions {
+  db: Knex;
   store: BuildStore;
   builds: BuildService;
   /** Whether this replica can build (has an engine). */
@@ -22,41 +23,16 @@ export interface BuildWorkerOptions {
   staleMs?: number;
 }
 
-export class BuildWorker {
-  private readonly jobs: JobWorker<BuildRow>;
-  private stopping = new AbortController();
-
-  constructor(options: BuildWorkerOptions) {
-    const { store } = options;
-    this.jobs = new JobWorker<BuildRow>({
-      what: 'build',
-      queue: {
-        queued: async (limit) => (options.canBuild ? store.queued(limit) : []),
-        get: (id) => store.get(id),
-        claim: (id, runner, now) => store.claim(id, runner, now),
-        heartbeat: (ids, runner, now) => store.heartbeat(ids, runner, now),
-        recoverStale: (before, maxAttempts, now) => store.recoverStale(before, maxAttempts, now),
-      },
-      run: (job) => options.builds.execute(job, this.jobs.id, this.stopping.signal),
-      logger: options.logger,
-      concurrency: options.concurrency,
-      ...(options.pollMs !== undefined ? { pollMs: options.pollMs } : {}),
-      ...(options.staleMs !== undefined ? { staleMs: options.staleMs } : {}),
-    });
-  }
-
-  start(): void {
-    this.stopping = new AbortController();
-    this.jobs.start();
-  }
-
-  nudge(): void {
-    this.jobs.nudge();
-  }
-
-  /** Stops claiming, stops the builds in hand (they are queued again) and waits for them. */
-  async stop(): Promise<void> {
-    this.stopping.abort();
-    await this.jobs.stop();
-  }
+export function buildWorker(options: BuildWorkerOptions): JobWorker<BuildRow> {
+  return new JobWorker<BuildRow>({
+    db: options.db,
+    kind: options.builds.jobKind,
+    load: (id) => options.store.get(id),
+    takes: async () => (options.canBuild ? {} : undefined),
+    run: (row, job) => options.builds.execute(row, job),
+    logger: options.logger,
+    concurrency: options.concurrency,
+    ...(options.pollMs !== undefined ? { pollMs: options.pollMs } : {}),
+    ...(options.staleMs !== undefined ? { staleMs: options.staleMs } : {}),
+  });
 }
