@@ -1,7 +1,7 @@
 /**
  * A job in the hands of this replica's worker, as its work function sees it:
- * the signal that says stop (its deadline passed, or the replica is
- * stopping a kind that is queued again), and the only writes a run makes to
+ * the signal that says stop (its deadline, counted from the claim, passed;
+ * or the replica is stopping a kind that is queued again), and the only writes a run makes to
  * its row, each guarded by the runner and the running status (jobs/held.ts).
  * Progress is written at most every `kind.progressEveryMs`, the newest
  * state only; after the end, nothing more is written.
@@ -21,8 +21,10 @@ export type StopReason = 'deadline' | 'stop';
 export class RunningJob implements JobHandle {
   private readonly controller = new AbortController();
   private readonly writer: ThrottledWriter<JobColumns>;
+  private readonly deadline: NodeJS.Timeout | undefined;
   private ended = false;
 
+  /** Holds the job from now: its deadline, if its kind has one, runs from here. */
   constructor(
     private readonly db: Knex,
     readonly kind: JobKind,
@@ -30,6 +32,10 @@ export class RunningJob implements JobHandle {
     readonly runner: string,
   ) {
     this.writer = new ThrottledWriter((columns) => writeProgress(db, kind, this, columns).then(() => undefined), kind.progressEveryMs);
+    if (kind.deadline) {
+      this.deadline = setTimeout(() => this.abort('deadline'), kind.deadline.ms);
+      this.deadline.unref();
+    }
   }
 
   /** Aborted at the deadline, or when the replica stops a job of a kind that is queued again. */
@@ -62,9 +68,26 @@ export class RunningJob implements JobHandle {
     return this.writer.flush();
   }
 
+  /** Resolves `graceMs` after the deadline passed (never, for a kind without one). */
+  overdue(graceMs: number): Promise<'overdue'> {
+    return new Promise((resolve) => {
+      const after = () => {
+        if (this.stopReason === 'deadline') setTimeout(() => resolve('overdue'), graceMs).unref();
+      };
+      if (this.signal.aborted) after();
+      else this.signal.addEventListener('abort', after, { once: true });
+    });
+  }
+
+  /** Lets go of the timers (the run has ended, one way or another). */
+  release(): void {
+    clearTimeout(this.deadline);
+  }
+
   /** Writes the end (`columns` carry the end status); false when this runner no longer held the job. */
   async finish(columns: JobColumns): Promise<boolean> {
     if (this.ended) return false;
+    this.release();
     await this.writer.flush();
     this.ended = true;
     return finishJob(this.db, this.kind, this, columns);
@@ -73,6 +96,7 @@ export class RunningJob implements JobHandle {
   /** Gives the job back to the queue (this replica stops); false when this runner no longer held it. */
   async requeue(columns: JobColumns = {}): Promise<boolean> {
     if (this.ended) return false;
+    this.release();
     await this.writer.flush();
     this.ended = true;
     return requeueJob(this.db, this.kind, this, columns);

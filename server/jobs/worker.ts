@@ -103,21 +103,12 @@ export class JobWorker<J> {
   private begin(job: RunningJob, row: J): void {
     const { kind, logger } = this.options;
     const id = job.id;
-    let deadline: NodeJS.Timeout | undefined;
-    let grace: NodeJS.Timeout | undefined;
-    const overdue = new Promise<'overdue'>((resolve) => {
-      if (!kind.deadline) return;
-      deadline = setTimeout(() => {
-        job.abort('deadline');
-        grace = setTimeout(() => resolve('overdue'), this.options.deadlineGraceMs ?? DEADLINE_GRACE_MS);
-      }, kind.deadline.ms);
-    });
     const run = this.options.run(row, job).then(async (outcome) => {
       // A run that returned without writing its end (it was stopped) must not leave the job running.
       if (!job.done && job.stopReason === 'stop') await job.requeue();
       return outcome;
     });
-    const settled = Promise.race([run, overdue])
+    const settled = Promise.race([run, job.overdue(this.options.deadlineGraceMs ?? DEADLINE_GRACE_MS)])
       .then(async (outcome) => {
         if (outcome === 'overdue' && kind.deadline) {
           const ended = await job.finish(kind.deadline.exceeded(new Date()));
@@ -127,8 +118,7 @@ export class JobWorker<J> {
       })
       .catch((err: unknown) => logger.error({ err, [kind.what]: id }, `${kind.what} job failed`))
       .finally(() => {
-        clearTimeout(deadline);
-        clearTimeout(grace);
+        job.release();
         this.running.delete(id);
         this.nudge();
       });
