@@ -193,6 +193,7 @@ export function createApp(deps: AppDeps): App {
   const engineImages = new EngineImageStore(db);
   const pullWorker: PullWorker | undefined = deps.engine
     ? new PullWorker({
+        db,
         store: engineImages,
         engine: deps.engine,
         credentials: (owner: string, imageId: number, reference: ImageReference): Promise<RegistryCredentials | undefined> =>
@@ -260,6 +261,7 @@ export function createApp(deps: AppDeps): App {
     pulls,
   });
   const checkWorker = createCheckWorker({
+    db,
     store: checkStore,
     checks,
     engine: config.checks.runImages ? deps.engine : undefined,
@@ -297,6 +299,7 @@ export function createApp(deps: AppDeps): App {
     logger,
   });
   const buildWorker = new BuildWorker({
+    db,
     store: buildStore,
     builds,
     canBuild: deps.engine !== undefined,

@@ -14,6 +14,7 @@ export interface RegistryLogin {
 export interface BuildLimits {
   memoryBytes: number;
   cpus: number;
+  /** The build job's deadline (builds/job.ts), for messages: the job's signal stops the build then. */
   timeoutMs: number;
   /**
    * A cgroup the host admin made for build steps, with a limit on processes:
@@ -34,7 +35,7 @@ export interface BuildRequest {
   limits: BuildLimits;
   /** Logins for the registries FROM lines pull from, keyed as Docker keys registries. */
   registryLogins: Record<string, RegistryLogin>;
-  /** Stops the build (the service is stopping); the time limit is the builder's own. */
+  /** Stops the build: its time limit passed, or the service is stopping. */
   signal: AbortSignal;
   /** A step started: its number, how many there are, and its instruction. */
   onStep: (step: number, steps: number, instruction: string) => void;
@@ -52,7 +53,6 @@ export type BuildResult =
       instruction: string;
       /** What the builder said, e.g. "The command '/bin/sh -c exit 3' returned a non-zero code: 3". */
       reason: string;
-      timedOut: boolean;
       /** The last output of the failed step, to say why it failed in words. */
       stepOutput: string;
     };

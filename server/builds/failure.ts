@@ -9,13 +9,15 @@ import type { BuildNetwork } from '../systems/schema.js';
 const PROCESS_REFUSED =
   /\bfork: (retry: )?Resource temporarily unavailable|\b(cannot|can't) fork\b|can't start new thread|pthread_create.*(Resource temporarily unavailable|EAGAIN)|\bBlockingIOError: \[Errno 11\]/i;
 
+/** Why `result` failed; `pastDeadline`: the build was stopped at its time limit. */
 export function buildFailureMessage(
   result: Extract<BuildResult, { ok: false }>,
+  pastDeadline: boolean,
   network: BuildNetwork,
   limits: Pick<BuildLimits, 'timeoutMs' | 'memoryBytes'>,
 ): string {
   const at = result.step > 0 ? ` at step ${result.step} of ${result.steps} (${result.instruction})` : '';
-  if (result.timedOut) {
+  if (pastDeadline) {
     const ms = limits.timeoutMs;
     const limit = ms >= 120_000 ? `${Math.round(ms / 60_000)} minutes` : `${Math.round(ms / 1000)} s`;
     return `The build took longer than ${limit} and was stopped${at}. Build fewer packages at once, or ask the hub admin for a longer time limit.`;

@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { upstream } from '../errors.js';
 import type { ImageStore } from '../images/store.js';
-import { ThrottledWriter } from '../jobs/throttle.js';
+import type { RunningJob } from '../jobs/running.js';
 import type { Logger } from '../log.js';
 import type { RegistryClient } from '../registry/client.js';
 import { parseReference, registryAuthKey, type ImageReference } from '../registry/reference.js';
@@ -24,7 +24,7 @@ import { buildFailureMessage } from './failure.js';
 import { formatKiB } from '../format.js';
 import type { GitFetcher } from './git.js';
 import type { BuildLimits } from './recipe.js';
-import type { BuildRow, BuildStatus, BuildStore } from './store.js';
+import type { BuildPhase, BuildRow, BuildStatus, BuildStore } from './store.js';
 
 export interface BuildRunDeps {
   store: BuildStore;
@@ -44,39 +44,48 @@ export interface BuildRunDeps {
 }
 
 const LOG_BYTES = 256 * 1024;
-const PROGRESS_EVERY_MS = 500;
 
 /** The associated data of a build's git token: bound to its image and owner (rebuilds carry it over). */
 export function tokenAssociatedData(imageId: number, owner: string): string {
   return `custom-images/git-token/v1/${imageId}/${owner}`;
 }
 
+/** What a running build shows: its phase and step (and the commit it builds, once fetched). */
+interface BuildState {
+  phase: BuildPhase;
+  step: number;
+  steps: number;
+  gitCommit?: string;
+}
+
 /** Runs a claimed build to its end and stores how it ended: queued again when the replica stops. */
-export async function runBuild(deps: BuildRunDeps, job: BuildRow, runner: string, stop: AbortSignal): Promise<BuildStatus> {
+export async function runBuild(deps: BuildRunDeps, job: BuildRow, held: RunningJob): Promise<BuildStatus> {
   const { store, logger } = deps;
   const now = deps.now ?? (() => new Date());
   const secrets: string[] = [];
   const output = new BoundedOutput(LOG_BYTES);
   const redact = (text: string) => secrets.reduce((t, s) => t.split(s).join('***'), text);
   const log = (text: string) => output.add(redact(text));
-  // The whole state goes with every write: the writer keeps only the newest.
-  const state: Parameters<BuildStore['progress']>[1] = { phase: 'context', step: 0, steps: 0 };
-  const progress = new ThrottledWriter<Parameters<BuildStore['progress']>[1]>((p) => store.progress(job.id, p), PROGRESS_EVERY_MS);
-  const save = (patch: Parameters<BuildStore['progress']>[1] = {}) => {
+  const state: BuildState = { phase: 'context', step: 0, steps: 0 };
+  const save = (patch: Partial<BuildState> = {}) => {
     Object.assign(state, patch);
-    progress.set(() => ({ ...state, log: output.toString() }));
+    held.progress(() => ({
+      phase: state.phase,
+      step: state.step,
+      steps: state.steps,
+      ...(state.gitCommit ? { git_commit: state.gitCommit } : {}),
+      log: output.toString(),
+    }));
   };
   const end = async (status: 'succeeded' | 'failed', message: string | null, digest?: string): Promise<BuildStatus> => {
-    if (stop.aborted && status === 'failed') {
+    if (held.stopReason === 'stop' && status === 'failed') {
       // Stopped for a restart, not by the build: another replica (or this one, started again) takes it.
       log('The service stopped during the build; it is queued again.\n');
-      await progress.flush();
-      await store.requeue(job.id, runner, output.toString());
+      await held.requeue({ log: output.toString() });
       return 'queued';
     }
     if (message) log(`${message}\n`);
-    await progress.flush();
-    await store.finish(job.id, runner, { status, message, digest: digest ?? null, log: output.toString() }, now());
+    await held.finish({ status, phase: null, message, digest: digest ?? null, log: output.toString(), finished_at: now() });
     return status;
   };
   let tree: string | undefined;
@@ -100,7 +109,7 @@ export async function runBuild(deps: BuildRunDeps, job: BuildRow, runner: string
         ref: job.gitRef ?? '',
         username: job.gitUsername ?? '',
         token,
-        signal: stop,
+        signal: held.signal,
       });
       tree = fetched.dir;
       log(`Checked out commit ${fetched.commit}\n`);
@@ -137,17 +146,24 @@ export async function runBuild(deps: BuildRunDeps, job: BuildRow, runner: string
       network: system.build.network,
       limits: deps.builderLimits,
       registryLogins: logins,
-      signal: stop,
+      signal: held.signal,
       onStep: (step, steps) => save({ step, steps }),
       onOutput: (text) => {
         log(text);
         save();
       },
     });
-    if (!built.ok) return await end('failed', buildFailureMessage(built, system.build.network, deps.builderLimits));
+    if (!built.ok)
+      return await end('failed', buildFailureMessage(built, held.stopReason === 'deadline', system.build.network, deps.builderLimits));
     save({ phase: 'pushing' });
     log(`Pushing ${job.target}\n`);
-    const digest = await builder.push(job.target, await deps.systems.credentialFor(target), registryAuthKey(target.registry), log, stop);
+    const digest = await builder.push(
+      job.target,
+      await deps.systems.credentialFor(target),
+      registryAuthKey(target.registry),
+      log,
+      held.signal,
+    );
     log(`Pushed ${job.target}@${digest}\n`);
     const status = await end('succeeded', null, digest);
     // Two rebuilds may run at once: the image follows the newest build, whichever ends last.

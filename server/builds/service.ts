@@ -7,12 +7,15 @@
  */
 import { createHash } from 'node:crypto';
 import { auditEntry } from '../audit/store.js';
-import { conflict, invalidInput, notFound, tooManyRequests, upstream } from '../errors.js';
+import { conflict, invalidInput, notFound, upstream } from '../errors.js';
 import type { AccessRules } from '../hub/access.js';
 import type { HubIdentity } from '../hub/identity.js';
 import type { ImageService, ImageView } from '../images/service.js';
 import { Followers } from '../jobs/follow.js';
+import type { JobKind } from '../jobs/kind.js';
 import type { ReplicaStore } from '../jobs/replicas.js';
+import type { RunningJob } from '../jobs/running.js';
+import { buildJobKind } from './job.js';
 import { parseReference } from '../registry/reference.js';
 import type { System } from '../systems/schema.js';
 import { packFiles, unpackFiles } from './context.js';
@@ -90,12 +93,15 @@ export function buildLabel(build: BuildSummary): string {
 }
 
 export class BuildService {
+  /** Build jobs as jobs/ runs them, with this service's time limit. */
+  readonly jobKind: JobKind;
   private readonly now: () => Date;
   private readonly followers: Followers;
 
   constructor(private readonly deps: BuildServiceDeps) {
     this.now = deps.now ?? (() => new Date());
     this.followers = new Followers(deps.maxStreamsPerUser, 'build');
+    this.jobKind = buildJobKind(deps.builderLimits.timeoutMs);
   }
 
   /**
@@ -119,7 +125,7 @@ export class BuildService {
     if (await this.deps.imageStore.nameTaken(owner, recipe.name)) {
       throw conflict(`You have an image called ${recipe.name} already: choose another name, or rebuild that one`, { field: 'name' });
     }
-    await this.assertQueueRoom(owner);
+    await this.deps.store.assertQueueRoom(owner, this.deps.maxQueuedPerUser);
     await this.assertSomeoneBuilds();
     const now = this.now();
     const { imageId, buildId } = await this.deps.imageStore.transaction(async (store) => {
@@ -163,7 +169,7 @@ export class BuildService {
       keptFiles,
       last.gitUrl ? { url: last.gitUrl, hasToken: last.gitToken !== null } : undefined,
     );
-    await this.assertQueueRoom(owner);
+    await this.deps.store.assertQueueRoom(owner, this.deps.maxQueuedPerUser);
     await this.assertSomeoneBuilds();
     const now = this.now();
     const buildId = await this.deps.imageStore.transaction(async (store) => {
@@ -228,8 +234,8 @@ export class BuildService {
   }
 
   /** Runs a claimed build to its end (builds/run.ts); returns how it ended. */
-  execute(job: BuildRow, runner: string, stop: AbortSignal): Promise<BuildStatus> {
-    return runBuild(this.deps, job, runner, stop);
+  execute(row: BuildRow, job: RunningJob): Promise<BuildStatus> {
+    return runBuild(this.deps, row, job);
   }
 
   private async validate(
@@ -252,16 +258,6 @@ export class BuildService {
       });
     }
     return recipe;
-  }
-
-  private async assertQueueRoom(owner: string): Promise<void> {
-    const active = await this.deps.store.activeFor(owner);
-    if (active >= this.deps.maxQueuedPerUser) {
-      throw tooManyRequests(
-        `${owner} has ${active} builds waiting or running already (at most ${this.deps.maxQueuedPerUser}). Start another one when one of them is done.`,
-        60,
-      );
-    }
   }
 
   /**

@@ -1,6 +1,7 @@
 /** Rows of `builds`: each build's inputs, state and log, and the job rules of jobs/claims.ts. Through knex. */
 import type { Knex } from 'knex';
-import { activeJobsOf, beatJobs, claimJob, queuedJobs, recoverStaleJobs, type JobTable } from '../jobs/claims.js';
+import { assertQueueRoom } from '../jobs/queueRoom.js';
+import { BUILD_JOB } from './job.js';
 import type { Sealed } from '../secrets/keyring.js';
 import { fromJson, sealedFromRow, toDate, toDateOrNull } from '../store/rows.js';
 import type { BuildMode } from './recipe.js';
@@ -64,8 +65,6 @@ export type NewBuild = Omit<
   | 'finishedAt'
   | 'gitCommit'
 >;
-
-const BUILD_JOBS: JobTable = { table: 'builds', queued: 'queued', running: 'running', startedColumn: 'started_at' };
 
 /** The columns a list of builds needs (not the inputs, files or log). */
 const SUMMARY_COLUMNS = [
@@ -247,57 +246,6 @@ export class BuildStore {
     return Number(row?.n ?? 0) + 1;
   }
 
-  /** Builds of `owner` waiting or running. */
-  activeFor(owner: string): Promise<number> {
-    return activeJobsOf(this.db, BUILD_JOBS, owner);
-  }
-
-  queued(limit: number): Promise<number[]> {
-    return queuedJobs(this.db, BUILD_JOBS, limit);
-  }
-
-  claim(id: number, runner: string, now: Date): Promise<boolean> {
-    return claimJob(this.db, BUILD_JOBS, id, runner, now);
-  }
-
-  heartbeat(ids: number[], runner: string, now: Date): Promise<void> {
-    return beatJobs(this.db, BUILD_JOBS, ids, runner, now);
-  }
-
-  /** Builds whose replica stopped: queued again (a new attempt starts from scratch), or ended in words. */
-  recoverStale(before: Date, maxAttempts: number, now: Date): Promise<{ requeued: number; failed: number }> {
-    return recoverStaleJobs(this.db, BUILD_JOBS, {
-      before,
-      maxAttempts,
-      ended: {
-        status: 'failed',
-        phase: null,
-        finished_at: now,
-        message: 'The build was interrupted twice (the service restarted while it ran). Start it again with Rebuild.',
-      },
-    });
-  }
-
-  /** The running build's state: phase, step, log. */
-  async progress(id: number, patch: Partial<Pick<BuildRow, 'phase' | 'step' | 'steps' | 'log' | 'gitCommit'>>): Promise<void> {
-    await this.db('builds')
-      .where({ id, status: 'running' })
-      .update({
-        ...(patch.phase !== undefined ? { phase: patch.phase } : {}),
-        ...(patch.step !== undefined ? { step: patch.step } : {}),
-        ...(patch.steps !== undefined ? { steps: patch.steps } : {}),
-        ...(patch.log !== undefined ? { log: patch.log } : {}),
-        ...(patch.gitCommit !== undefined ? { git_commit: patch.gitCommit } : {}),
-      });
-  }
-
-  /** A build this runner gives back (the service is stopping): queued again for any replica. */
-  async requeue(id: number, runner: string, log: string): Promise<void> {
-    await this.db('builds')
-      .where({ id, runner, status: 'running' })
-      .update({ status: 'queued', phase: null, runner: null, heartbeat_at: null, step: 0, steps: 0, log });
-  }
-
   /**
    * Queued builds created before `before`, ended in words: no replica could
    * build them (builds/worker.ts). Only rows still queued: one claimed
@@ -310,23 +258,8 @@ export class BuildStore {
       .update({ status: 'failed', phase: null, message, finished_at: now });
   }
 
-  /** Ends a build, unless it was recovered meanwhile by another replica (then its result is not this runner's). */
-  async finish(
-    id: number,
-    runner: string,
-    result: { status: 'succeeded' | 'failed'; message: string | null; digest?: string | null; log: string },
-    now: Date,
-  ): Promise<boolean> {
-    const changed = await this.db('builds')
-      .where({ id, runner, status: 'running' })
-      .update({
-        status: result.status,
-        phase: null,
-        message: result.message,
-        digest: result.digest ?? null,
-        log: result.log,
-        finished_at: now,
-      });
-    return changed === 1;
+  /** Refuses a new build of `owner` who has `max` waiting or running (429). */
+  assertQueueRoom(owner: string, max: number): Promise<void> {
+    return assertQueueRoom(this.db, BUILD_JOB, owner, max, 60);
   }
 }

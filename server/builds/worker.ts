@@ -11,6 +11,7 @@
  * ever run; and such a replica ends the builds that waited longer than a
  * bound while no replica could build, freeing their owners' queue slots.
  */
+import type { Knex } from 'knex';
 import type { Logger } from '../log.js';
 import { REPLICA_BEAT_MS, type ReplicaStore } from '../jobs/replicas.js';
 import { JobWorker } from '../jobs/worker.js';
@@ -21,6 +22,7 @@ import type { BuildRow, BuildStore } from './store.js';
 export const BUILD_ENGINE_WAIT_MS = 10 * 60_000;
 
 export interface BuildWorkerOptions {
+  db: Knex;
   store: BuildStore;
   builds: BuildService;
   /** Whether this replica can build (has an engine). */
@@ -45,22 +47,17 @@ export function noEngineMessage(waitMs: number): string {
 export class BuildWorker {
   private readonly jobs: JobWorker<BuildRow>;
   private readonly now: () => Date;
-  private stopping = new AbortController();
   private lastBeat = 0;
 
   constructor(private readonly options: BuildWorkerOptions) {
     const { store } = options;
     this.now = options.now ?? (() => new Date());
     this.jobs = new JobWorker<BuildRow>({
-      what: 'build',
-      queue: {
-        queued: async (limit) => (options.canBuild ? store.queued(limit) : []),
-        get: (id) => store.get(id),
-        claim: (id, runner, now) => store.claim(id, runner, now),
-        heartbeat: (ids, runner, now) => store.heartbeat(ids, runner, now),
-        recoverStale: (before, maxAttempts, now) => store.recoverStale(before, maxAttempts, now),
-      },
-      run: (job) => options.builds.execute(job, this.jobs.id, this.stopping.signal),
+      db: options.db,
+      kind: options.builds.jobKind,
+      load: (id) => store.get(id),
+      takes: async () => (options.canBuild ? {} : undefined),
+      run: (row, job) => options.builds.execute(row, job),
       logger: options.logger,
       concurrency: options.concurrency,
       ...(options.pollMs !== undefined ? { pollMs: options.pollMs } : {}),
@@ -70,7 +67,6 @@ export class BuildWorker {
   }
 
   start(): void {
-    this.stopping = new AbortController();
     this.lastBeat = 0;
     this.jobs.start();
   }
@@ -81,7 +77,6 @@ export class BuildWorker {
 
   /** Stops claiming, stops the builds in hand (they are queued again) and waits for them; then leaves `replicas`. */
   async stop(): Promise<void> {
-    this.stopping.abort();
     await this.jobs.stop();
     await this.options.replicas.leave(this.jobs.id).catch((err: unknown) => {
       // Its row goes stale by itself: the others stop counting on it after REPLICA_LIVE_MS.

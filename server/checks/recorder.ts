@@ -1,31 +1,30 @@
 /**
  * What a running check has to say, stored as it goes so that any replica can
- * show it: log lines and progress, written at most twice a second, then the
- * result once.
+ * show it: log lines and progress (written at the kind's pace by the job's
+ * guarded writer), then the result once.
  */
 import type { Finding } from '../inspect/analyze.js';
-import { ThrottledWriter } from '../jobs/throttle.js';
+import type { RunningJob } from '../jobs/running.js';
 import type { CheckProgress } from './staticCheck.js';
-import type { CheckRow, CheckStatus, CheckStore } from './store.js';
-
-const PROGRESS_EVERY_MS = 500;
+import { checkColumns, type CheckRow, type CheckStatus } from './store.js';
 
 export class CheckRecorder {
   private readonly lines: string[] = [];
   private progress: CheckProgress;
-  private readonly writer: ThrottledWriter<{ progress: CheckProgress; log: string }>;
   private readonly started: Date;
   /** The result is stored: whatever the job still says (a check stopped at its deadline) is dropped. */
   private done: CheckStatus | undefined;
+  private resolveEnded!: (status: CheckStatus) => void;
+  /** Resolves with the stored status once the result is written, by the run or by its deadline. */
+  readonly ended = new Promise<CheckStatus>((resolve) => (this.resolveEnded = resolve));
 
   constructor(
-    private readonly store: CheckStore,
-    private readonly job: CheckRow,
+    private readonly job: RunningJob,
+    row: CheckRow,
     private readonly now: () => Date,
   ) {
     this.started = now();
-    this.progress = job.progress ?? { phase: 'resolve', message: '', layersDone: 0, layersTotal: 0, bytesRead: 0, bytesTotal: 0 };
-    this.writer = new ThrottledWriter((snapshot) => store.update(job.id, snapshot), PROGRESS_EVERY_MS);
+    this.progress = row.progress ?? { phase: 'resolve', message: '', layersDone: 0, layersTotal: 0, bytesRead: 0, bytesTotal: 0 };
   }
 
   /** One line of the check's log, as a build log has. */
@@ -45,21 +44,23 @@ export class CheckRecorder {
   async finish(status: CheckStatus, findings: Finding[], extra: Partial<CheckRow> = {}): Promise<CheckStatus> {
     if (this.done) return this.done;
     this.done = status;
-    await this.writer.flush();
-    await this.store.update(this.job.id, {
-      status,
-      findings,
-      log: this.text(),
-      progress: { ...this.progress, phase: 'done', message: status },
-      finishedAt: this.now(),
-      durationMs: this.now().getTime() - this.started.getTime(),
-      ...extra,
-    });
+    await this.job.finish(
+      checkColumns({
+        status,
+        findings,
+        log: this.text(),
+        progress: { ...this.progress, phase: 'done', message: status },
+        finishedAt: this.now(),
+        durationMs: this.now().getTime() - this.started.getTime(),
+        ...extra,
+      }),
+    );
+    this.resolveEnded(status);
     return status;
   }
 
   private save(): void {
-    this.writer.set(() => ({ progress: { ...this.progress }, log: this.text() }));
+    this.job.progress(() => checkColumns({ progress: { ...this.progress }, log: this.text() }));
   }
 
   private text(): string {

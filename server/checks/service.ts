@@ -4,7 +4,7 @@
  * within a deadline, and followed from any replica, since progress and log
  * are stored as the job goes.
  */
-import { conflict, notFound, tooManyRequests } from '../errors.js';
+import { conflict, notFound } from '../errors.js';
 import { Followers } from '../jobs/follow.js';
 import type { HubClient } from '../hub/client.js';
 import type { AccessRules } from '../hub/access.js';
@@ -19,7 +19,10 @@ import { policyHash } from '../systems/policy.js';
 import type { SystemCatalog } from '../systems/schema.js';
 import type { LayerIndexCache } from './layerCache.js';
 import { CheckRun } from './run.js';
+import { checkJobKind, deadlineFinding } from './job.js';
+import type { JobKind } from '../jobs/kind.js';
 import { CheckRecorder } from './recorder.js';
+import type { RunningJob } from '../jobs/running.js';
 import { isActive, type CheckRow, type CheckStatus, type CheckStore } from './store.js';
 
 export interface CheckServiceDeps {
@@ -34,7 +37,7 @@ export interface CheckServiceDeps {
   runLimits: RunLimits;
   /** How long the run check's pull may take. */
   pullTimeoutMs?: number | undefined;
-  /** How long a whole check may take. */
+  /** How long a whole check may take (the deadline of its job kind, checks/job.ts). */
   deadlineMs: number;
   /** Checks one user may have queued or running at once. */
   maxQueuedPerUser: number;
@@ -56,6 +59,8 @@ export interface CheckServiceDeps {
 const HUB_VERSION_TTL_MS = 3600_000;
 
 export class CheckService {
+  /** Check jobs as jobs/ runs them, with this service's deadline. */
+  readonly jobKind: JobKind;
   private hubVersion: { value: string | undefined; at: number } | undefined;
   private readonly followers: Followers;
   private readonly now: () => Date;
@@ -63,6 +68,7 @@ export class CheckService {
   constructor(private readonly deps: CheckServiceDeps) {
     this.now = deps.now ?? (() => new Date());
     this.followers = new Followers(deps.maxStreamsPerUser, 'running check');
+    this.jobKind = checkJobKind(deps.deadlineMs);
   }
 
   /** Whether checks also start the image in Docker. */
@@ -80,14 +86,7 @@ export class CheckService {
   /** Queues a check for the service's own reasons (a build finished); the caller has checked who asks. */
   async queue(owner: string, imageId: number): Promise<CheckRow> {
     const image = await this.deps.images.load(owner, imageId);
-    // One user cannot fill the queue for everyone.
-    const active = await this.deps.store.activeFor(owner);
-    if (active >= this.deps.maxQueuedPerUser) {
-      throw tooManyRequests(
-        `${owner} has ${active} checks waiting or running already (at most ${this.deps.maxQueuedPerUser}). Start another one when one of them is done.`,
-        30,
-      );
-    }
+    await this.deps.store.assertQueueRoom(owner, this.deps.maxQueuedPerUser);
     const system = await this.deps.systems.get(image.system.slug);
     if (!system) throw conflict(`The system "${image.system.slug}" of this image no longer exists; choose another system.`);
     const check: Omit<CheckRow, 'id'> = {
@@ -123,39 +122,24 @@ export class CheckService {
 
   /**
    * Runs a claimed job to its end and stores the result; engine or registry
-   * failures end in `error`. A check that outlives its deadline ends in
-   * `error` then, its registry requests and container stopped: a registry
-   * that sends a byte every few seconds holds no worker for ever.
+   * failures end in `error`. At the job's deadline (jobs/ aborts its signal)
+   * the check ends in `error` at once, its registry requests and container
+   * stopped: a registry that sends a byte every few seconds holds no worker
+   * for ever.
    */
-  async execute(job: CheckRow): Promise<CheckStatus> {
-    const record = new CheckRecorder(this.deps.store, job, this.now);
-    const deadline = new AbortController();
-    const seconds = Math.round(this.deps.deadlineMs / 1000);
-    let timer: NodeJS.Timeout | undefined;
-    const stopped = new Promise<CheckStatus>((resolve) => {
-      timer = setTimeout(() => {
-        deadline.abort();
-        record.log(`Stopped: the check took longer than ${seconds} s.`);
-        resolve(
-          record.finish(
-            'error',
-            [
-              {
-                code: 'check.deadline',
-                level: 'error',
-                message: `The check took longer than ${seconds >= 120 ? `${Math.round(seconds / 60)} minutes` : `${seconds} seconds`} and was stopped. The registry may be very slow at the moment; try again later.`,
-              },
-            ],
-            { kind: 'static' },
-          ),
-        );
-      }, this.deps.deadlineMs);
-    });
+  async execute(row: CheckRow, job: RunningJob): Promise<CheckStatus> {
+    const record = new CheckRecorder(job, row, this.now);
+    const atDeadline = () => {
+      if (job.stopReason !== 'deadline') return;
+      record.log(`Stopped: the check took longer than ${Math.round(this.deps.deadlineMs / 1000)} s.`);
+      void record.finish('error', [deadlineFinding(this.deps.deadlineMs)], { kind: 'static' });
+    };
+    job.signal.addEventListener('abort', atDeadline, { once: true });
     try {
-      const run = new CheckRun({ ...this.deps, hubVersion: () => this.hubVersionCached() }, job, record, deadline.signal);
-      return await Promise.race([run.run(), stopped]);
+      const run = new CheckRun({ ...this.deps, hubVersion: () => this.hubVersionCached() }, row, record, job.signal);
+      return await Promise.race([run.run(), record.ended]);
     } finally {
-      clearTimeout(timer);
+      job.signal.removeEventListener('abort', atDeadline);
     }
   }
 

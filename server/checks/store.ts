@@ -4,7 +4,8 @@ import type { Knex } from 'knex';
 import type { Finding, ImageFacts } from '../inspect/analyze.js';
 import { LAYER_INDEX_VERSION, type LayerIndex } from '../inspect/layerIndex.js';
 import { fromJson, toDate, toDateOrNull } from '../store/rows.js';
-import { activeJobsOf, beatJobs, claimJob, queuedJobs, recoverStaleJobs, type JobTable } from '../jobs/claims.js';
+import { assertQueueRoom } from '../jobs/queueRoom.js';
+import { CHECK_JOB } from './job.js';
 import { mayReuse, type LayerIndexCache } from './layerCache.js';
 import type { CheckProgress } from './staticCheck.js';
 
@@ -59,8 +60,6 @@ export type NewCheck = Omit<CheckRow, 'id' | 'runner' | 'heartbeatAt' | 'attempt
   Partial<Pick<CheckRow, 'runner' | 'heartbeatAt' | 'attempts' | 'repository' | 'access'>>;
 
 type Row = Record<string, unknown>;
-
-const CHECK_JOBS: JobTable = { table: 'checks', queued: 'queued', running: 'running', startedColumn: 'started_at' };
 
 /** The columns of a check that decide a launch: all but its log and progress, which can be long. */
 export const CHECK_RESULT_COLUMNS = [
@@ -120,7 +119,8 @@ export function checkFromRow(r: Row): CheckRow {
   };
 }
 
-function toRow(c: Partial<NewCheck>): Row {
+/** A check's fields as columns of its row (the fields given only): what inserts and the job's guarded writes store. */
+export function checkColumns(c: Partial<NewCheck>): Row {
   const row: Row = {};
   const set = (key: string, value: unknown) => {
     if (value !== undefined) row[key] = value;
@@ -174,50 +174,13 @@ export class CheckStore {
   }
 
   async insert(check: NewCheck): Promise<number> {
-    const [row] = (await this.db('checks').insert(toRow(check)).returning('id')) as Array<{ id: number } | number>;
+    const [row] = (await this.db('checks').insert(checkColumns(check)).returning('id')) as Array<{ id: number } | number>;
     return typeof row === 'object' ? Number(row.id) : Number(row);
   }
 
-  async update(id: number, patch: Partial<NewCheck>): Promise<void> {
-    await this.db('checks').where({ id }).update(toRow(patch));
-  }
-
-  /** How many checks of `owner` are queued or running, on every replica. */
-  activeFor(owner: string): Promise<number> {
-    return activeJobsOf(this.db, CHECK_JOBS, owner);
-  }
-
-  /** Oldest queued jobs first. */
-  queued(limit: number): Promise<number[]> {
-    return queuedJobs(this.db, CHECK_JOBS, limit);
-  }
-
-  /** Claims a queued job for `runner` (see {@link claimJob}). */
-  claim(id: number, runner: string, now: Date): Promise<boolean> {
-    return claimJob(this.db, CHECK_JOBS, id, runner, now);
-  }
-
-  heartbeat(ids: number[], runner: string, now: Date): Promise<void> {
-    return beatJobs(this.db, CHECK_JOBS, ids, runner, now);
-  }
-
-  /** Running jobs whose runner stopped beating: put back in the queue, or given up after `maxAttempts`. */
-  recoverStale(before: Date, maxAttempts: number, now: Date): Promise<{ requeued: number; failed: number }> {
-    return recoverStaleJobs(this.db, CHECK_JOBS, {
-      before,
-      maxAttempts,
-      ended: {
-        status: 'error',
-        finished_at: now,
-        findings: JSON.stringify([
-          {
-            code: 'check.interrupted',
-            level: 'error',
-            message: 'The check was interrupted (the service restarted while it ran). Press "Check now" to run it again.',
-          },
-        ]),
-      },
-    });
+  /** Refuses a new check of `owner` who has `max` waiting or running (429). */
+  assertQueueRoom(owner: string, max: number): Promise<void> {
+    return assertQueueRoom(this.db, CHECK_JOB, owner, max, 30);
   }
 
   async get(id: number): Promise<CheckRow | undefined> {

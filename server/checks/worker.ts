@@ -3,6 +3,7 @@
  * containers that a killed replica left behind: every half minute, and at
  * once after jobs of a stopped replica were recovered.
  */
+import type { Knex } from 'knex';
 import { JobWorker } from '../jobs/worker.js';
 import type { Logger } from '../log.js';
 import type { DockerEngine } from '../runner/engine.js';
@@ -14,6 +15,7 @@ import type { CheckRow, CheckStore } from './store.js';
 const ORPHAN_SWEEP_MS = 30_000;
 
 export interface CheckWorkerOptions {
+  db: Knex;
   store: CheckStore;
   checks: CheckService;
   /** The engine run checks use; undefined without one. */
@@ -22,21 +24,20 @@ export interface CheckWorkerOptions {
   concurrency: number;
   pollMs?: number;
   staleMs?: number;
-  maxAttempts?: number;
 }
 
 export function checkWorker(options: CheckWorkerOptions): JobWorker<CheckRow> {
   const { store, engine, logger } = options;
   let lastSweep = 0;
   return new JobWorker<CheckRow>({
-    what: 'check',
-    queue: store,
-    run: (job) => options.checks.execute(job),
+    db: options.db,
+    kind: options.checks.jobKind,
+    load: (id) => store.get(id),
+    run: (row, job) => options.checks.execute(row, job),
     logger,
     concurrency: options.concurrency,
     ...(options.pollMs !== undefined ? { pollMs: options.pollMs } : {}),
     ...(options.staleMs !== undefined ? { staleMs: options.staleMs } : {}),
-    ...(options.maxAttempts !== undefined ? { maxAttempts: options.maxAttempts } : {}),
     async housekeeping(recovered) {
       if (!engine || (!recovered && Date.now() - lastSweep < ORPHAN_SWEEP_MS)) return;
       lastSweep = Date.now();

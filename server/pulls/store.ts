@@ -1,6 +1,5 @@
 /** Rows of `engine_images`: what the service keeps, or is pulling, in each Docker engine. Through knex. */
 import type { Knex } from 'knex';
-import { beatJobs, claimJob, queuedJobs, recoverStaleJobs, type JobTable } from '../jobs/claims.js';
 import { toDate, toDateOrNull } from '../store/rows.js';
 
 export type EngineImageStatus = 'queued' | 'pulling' | 'ready' | 'failed' | 'removed';
@@ -34,8 +33,6 @@ export interface Requester {
 }
 
 type Row = Record<string, unknown>;
-
-const PULL_JOBS: JobTable = { table: 'engine_images', queued: 'queued', running: 'pulling' };
 
 function fromRow(r: Row): EngineImageRow {
   return {
@@ -137,51 +134,6 @@ export class EngineImageStore {
   /** A launch started a server of the image. */
   async used(engine: string, image: string, now: Date): Promise<void> {
     await this.db('engine_images').where({ engine, image }).update({ last_used_at: now });
-  }
-
-  /** Queued pulls for `engine`, oldest first. */
-  queued(engine: string, limit: number): Promise<number[]> {
-    return queuedJobs(this.db, PULL_JOBS, limit, { engine });
-  }
-
-  claim(id: number, runner: string, now: Date): Promise<boolean> {
-    return claimJob(this.db, PULL_JOBS, id, runner, now);
-  }
-
-  heartbeat(ids: number[], runner: string, now: Date): Promise<void> {
-    return beatJobs(this.db, PULL_JOBS, ids, runner, now);
-  }
-
-  /** Pulls whose replica stopped beating: queued again, or failed after `maxAttempts`. */
-  recoverStale(before: Date, maxAttempts: number, now: Date): Promise<{ requeued: number; failed: number }> {
-    return recoverStaleJobs(this.db, PULL_JOBS, {
-      before,
-      maxAttempts,
-      ended: { status: 'failed', finished_at: now, message: 'The pull was interrupted (the service restarted while it ran).' },
-    });
-  }
-
-  async progress(id: number, progress: { currentBytes: number; totalBytes: number; fraction: number }): Promise<void> {
-    await this.db('engine_images')
-      .where({ id, status: 'pulling' })
-      .update({ current_bytes: progress.currentBytes, total_bytes: progress.totalBytes, fraction: progress.fraction });
-  }
-
-  async finish(
-    id: number,
-    outcome: { status: 'ready' | 'failed'; message: string | null; pulledByService: boolean },
-    now: Date,
-  ): Promise<void> {
-    await this.db('engine_images')
-      .where({ id })
-      .update({
-        status: outcome.status,
-        message: outcome.message,
-        finished_at: now,
-        runner: null,
-        heartbeat_at: null,
-        ...(outcome.status === 'ready' ? { fraction: 1, pulled_by_service: outcome.pulledByService } : {}),
-      });
   }
 
   /** Images this service pulled into `engine` that no launch used since `before`. */

@@ -1,18 +1,21 @@
 /**
  * Runs the queued pulls of this replica's Docker engine, a few at once, with
- * the same claiming and heartbeat rules as check jobs (replicas on one engine
- * pull an image once), and removes the images this service pulled that no
- * launch used for `keepDays` and no container uses.
+ * the lifecycle of jobs/ (replicas on one engine pull an image once; the pull
+ * timeout is the job's deadline), and removes the images this service pulled
+ * that no launch used for `keepDays` and no container uses.
  */
-import type { Logger } from '../log.js';
+import type { Knex } from 'knex';
+import type { RunningJob } from '../jobs/running.js';
 import { JobWorker } from '../jobs/worker.js';
-import { ThrottledWriter } from '../jobs/throttle.js';
+import type { Logger } from '../log.js';
 import type { RegistryCredentials } from '../registry/client.js';
 import { parseReference, registryAuthKey, type ImageReference } from '../registry/reference.js';
-import type { DockerEngine, PullProgress } from '../runner/engine.js';
+import { pullTooSlow, type DockerEngine, type PullProgress } from '../runner/engine.js';
+import { pullJobKind } from './job.js';
 import type { EngineImageRow, EngineImageStore } from './store.js';
 
 export interface PullWorkerOptions {
+  db: Knex;
   store: EngineImageStore;
   engine: DockerEngine;
   /** The credentials of the configuration that asked for the image (its own, else the site's). */
@@ -31,7 +34,6 @@ export interface PullWorkerOptions {
 }
 
 const CLEANUP_EVERY_MS = 3600_000;
-const PROGRESS_EVERY_MS = 500;
 const DAY_MS = 86_400_000;
 
 export class PullWorker {
@@ -43,16 +45,12 @@ export class PullWorker {
     this.now = options.now ?? (() => new Date());
     const { store, engine } = options;
     this.jobs = new JobWorker<EngineImageRow>({
-      what: 'pull',
+      db: options.db,
+      kind: pullJobKind(options.timeoutMs),
+      load: (id) => store.byId(id),
       // Only this engine's pulls: another engine's images are no use here.
-      queue: {
-        queued: async (limit) => store.queued(await engine.id(), limit),
-        get: (id) => store.byId(id),
-        claim: (id, runner, now) => store.claim(id, runner, now),
-        heartbeat: (ids, runner, now) => store.heartbeat(ids, runner, now),
-        recoverStale: (before, maxAttempts, now) => store.recoverStale(before, maxAttempts, now),
-      },
-      run: (row) => this.pull(row),
+      takes: async () => ({ engine: await engine.id() }),
+      run: (row, job) => this.pull(row, job),
       logger: options.logger,
       concurrency: options.concurrency ?? 2,
       ...(options.pollMs !== undefined ? { pollMs: options.pollMs } : {}),
@@ -100,15 +98,11 @@ export class PullWorker {
     return result;
   }
 
-  private async pull(row: EngineImageRow): Promise<string> {
-    const { store, engine, logger } = this.options;
+  private async pull(row: EngineImageRow, job: RunningJob): Promise<string> {
+    const { engine, logger } = this.options;
     const reference = parseReference(row.image);
     const credentials =
       row.owner !== null && row.imageId !== null ? await this.options.credentials(row.owner, row.imageId, reference) : undefined;
-    const progress = new ThrottledWriter<PullProgress>(
-      (p) => store.progress(row.id, { currentBytes: p.current, totalBytes: p.total, fraction: p.fraction }),
-      PROGRESS_EVERY_MS,
-    );
     const started = Date.now();
     try {
       const there = await engine.hasImage(row.image);
@@ -117,18 +111,18 @@ export class PullWorker {
         await engine.pull(
           row.image,
           credentials ? { ...credentials, serveraddress: registryAuthKey(reference.registry) } : undefined,
-          (p) => progress.set(() => p),
-          this.options.timeoutMs,
+          (p: PullProgress) => job.progress(() => ({ current_bytes: p.current, total_bytes: p.total, fraction: p.fraction })),
+          undefined,
+          job.signal,
         );
       }
-      await progress.flush();
-      await store.finish(row.id, { status: 'ready', message: null, pulledByService: !there }, this.now());
+      await job.finish({ status: 'ready', message: null, finished_at: this.now(), fraction: 1, pulled_by_service: !there });
       logger.info({ image: row.image, ms: Date.now() - started, pulled: !there }, 'image ready to start');
       return 'ready';
     } catch (err) {
-      await progress.flush();
-      const message = err instanceof Error ? err.message : String(err);
-      await store.finish(row.id, { status: 'failed', message, pulledByService: false }, this.now());
+      const message =
+        job.stopReason === 'deadline' ? pullTooSlow(row.image, this.options.timeoutMs) : err instanceof Error ? err.message : String(err);
+      await job.finish({ status: 'failed', message, finished_at: this.now() });
       logger.warn({ image: row.image, reason: message }, 'pre-pull failed; Start will pull the image');
       return 'failed';
     }

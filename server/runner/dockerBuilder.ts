@@ -58,9 +58,7 @@ export class DockerBuilder implements ImageBuilder {
   constructor(private readonly engine: DockerEngine) {}
 
   async build(request: BuildRequest): Promise<BuildResult> {
-    const timeout = new AbortController();
-    const timer = setTimeout(() => timeout.abort(), request.limits.timeoutMs);
-    const signal = AbortSignal.any([timeout.signal, request.signal]);
+    const signal = request.signal;
     const progress = new BuildProgress();
     let failure: string | undefined;
     try {
@@ -104,8 +102,6 @@ export class DockerBuilder implements ImageBuilder {
     } catch (err) {
       if (!signal.aborted) throw engineError(err, 'build the image');
       failure = 'stopped';
-    } finally {
-      clearTimeout(timer);
     }
     if (!failure && !signal.aborted) return { ok: true };
     await this.removeLayers(progress.created);
@@ -115,7 +111,6 @@ export class DockerBuilder implements ImageBuilder {
       steps: progress.steps,
       instruction: progress.instruction,
       reason: (failure ?? 'stopped').trim(),
-      timedOut: timeout.signal.aborted,
       stepOutput: progress.stepOutput,
     };
   }

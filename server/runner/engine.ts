@@ -114,6 +114,11 @@ export interface VolumeRequest {
   fillFromImage: boolean;
 }
 
+/** The words of a pull the engine did not finish in time. */
+export function pullTooSlow(image: string, timeoutMs: number): string {
+  return `The Docker engine did not finish pulling ${image} within ${Math.round(timeoutMs / 1000)} s; it was stopped. Try again later, or ask the hub admin about the registry's speed.`;
+}
+
 export class DockerEngine {
   private engineId: Promise<string> | undefined;
 
@@ -159,11 +164,7 @@ export class DockerEngine {
       await this.pullUntil(reference, auth, signal ? AbortSignal.any([abort.signal, signal]) : abort.signal, onProgress);
     } catch (err) {
       if (!abort.signal.aborted) throw err;
-      throw upstream(
-        'timeout',
-        `The Docker engine did not finish pulling ${reference} within ${Math.round((timeoutMs ?? 0) / 1000)} s; it was stopped. Try again later, or ask the hub admin about the registry's speed.`,
-        err,
-      );
+      throw upstream('timeout', pullTooSlow(reference, timeoutMs ?? 0), err);
     } finally {
       clearTimeout(timer);
     }

@@ -21,7 +21,7 @@ import { createKeyring } from '../../server/secrets/keyring.js';
 import { openDatabase, type Knex } from '../../server/store/db.js';
 import { migrateLatest } from '../../server/store/migrate.js';
 import type { System } from '../../server/systems/schema.js';
-import { checkServices } from '../support/checkServices.js';
+import { checkServices, type CheckServices } from '../support/checkServices.js';
 import { testUser } from '../support/identities.js';
 import { testSystem } from '../support/systems.js';
 import { checkContainers, ciDocker, startPrivateDockerd } from '../support/docker.js';
@@ -44,6 +44,7 @@ let quickChecks: CheckService;
 /** A replica without a Docker engine. */
 let engineless: CheckService;
 let store: CheckStore;
+let services: CheckServices;
 const ada = testUser('ada');
 
 const system: System = testSystem();
@@ -73,7 +74,7 @@ beforeAll(async () => {
   db = openDatabase(`sqlite://${dir}/db.sqlite`);
   await migrateLatest(db);
   const keyring = await createKeyring([new Uint8Array(32).fill(7)]);
-  const services = checkServices(db, { registry: new RegistryClient({ trustedHosts: registries.trusted }), keyring, systems: [system] });
+  services = checkServices(db, { registry: new RegistryClient({ trustedHosts: registries.trusted }), keyring, systems: [system] });
   ({ store, images } = services);
   const service = (timeoutS: number, withEngine = true) =>
     services.checks({
@@ -101,9 +102,7 @@ async function check(image: string, credentials?: { username: string; password: 
   });
   const job = await service.request(ada, 'ada', saved.id);
   expect(job.kind).toBe('full');
-  await store.claim(job.id, 'test', new Date());
-  await service.execute((await store.get(job.id))!);
-  return (await store.get(job.id))!;
+  return services.run(service, job.id);
 }
 
 describe('the run check', { timeout: 180_000 }, () => {
@@ -154,9 +153,7 @@ describe('the run check', { timeout: 180_000 }, () => {
     const saved = await images.create(ada, 'ada', { system: 'default', image: `${registries.open}/run/engineless:1` });
     const job = await checks.request(ada, 'ada', saved.id);
     expect(job.kind).toBe('full');
-    await store.claim(job.id, 'engineless', new Date());
-    await engineless.execute((await store.get(job.id))!);
-    const row = (await store.get(job.id))!;
+    const row = await services.run(engineless, job.id, 'engineless');
     expect(row).toMatchObject({ status: 'passed', kind: 'static' });
     expect(row.findings.map((f) => f.code)).toContain('run.skipped');
   });

@@ -9,7 +9,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { BuildService } from '../../server/builds/service.js';
+import { BUILD_JOB } from '../../server/builds/job.js';
 import { BuildStore } from '../../server/builds/store.js';
+import { activeJobsOf } from '../../server/jobs/queuedJobs.js';
 import { BUILD_ENGINE_WAIT_MS, BuildWorker, noEngineMessage } from '../../server/builds/worker.js';
 import { GitFetcher } from '../../server/builds/git.js';
 import { AppError } from '../../server/errors.js';
@@ -67,6 +69,7 @@ async function engineless(db: Knex, now: () => Date = () => new Date()): Promise
 /** A worker of a replica without an engine, as the app starts it; `until` is polled until it holds, then the worker stops. */
 async function runEnginelessWorker(db: Knex, builds: BuildService, until: () => Promise<boolean>): Promise<void> {
   const worker = new BuildWorker({
+    db,
     store: new BuildStore(db),
     builds,
     canBuild: false,
@@ -126,7 +129,7 @@ describe.each<Engine>(['SQLite', 'PostgreSQL'])('builds without an engine, on %s
     const hourAgo = new Date(Date.now() - 60 * MINUTE);
     await replicas.beat('builder-1', true, hourAgo);
     const old = await (await engineless(db, () => hourAgo)).create(ada, 'ada', request('waited'), []);
-    expect(await store.activeFor('ada')).toBe(1);
+    expect(await activeJobsOf(db, BUILD_JOB, 'ada')).toBe(1);
 
     const builds = await engineless(db);
     await runEnginelessWorker(db, builds, async () => (await store.get(old.build.id))?.status !== 'queued');
@@ -135,7 +138,7 @@ describe.each<Engine>(['SQLite', 'PostgreSQL'])('builds without an engine, on %s
     expect(ended?.message).toMatch(/No build engine of this site ran for 10 minutes/);
     expect(ended?.finishedAt).not.toBeNull();
     // The owner's slot is free again.
-    expect(await store.activeFor('ada')).toBe(0);
+    expect(await activeJobsOf(db, BUILD_JOB, 'ada')).toBe(0);
   });
 
   it('a queued build keeps waiting while a replica that can build is alive, or for the bound after the last one went', async () => {

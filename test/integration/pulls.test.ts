@@ -57,6 +57,7 @@ async function freshImage(repo: string, megabytes = 0): Promise<PullTarget & { i
 function parts(db: Knex, options: { keepDays?: number; now?: () => Date } = {}) {
   const store = new EngineImageStore(db);
   const worker = new PullWorker({
+    db,
     store,
     engine,
     credentials: async () => undefined,
@@ -145,6 +146,7 @@ describe.each<Engine>(['SQLite', 'PostgreSQL'])('images kept in the engine (%s)'
     const crawl = await throttledProxy(registries.open, 100_000);
     const store = new EngineImageStore(db);
     const worker = new PullWorker({
+      db,
       store,
       engine,
       credentials: async () => undefined,

@@ -98,16 +98,15 @@ afterAll(async () => {
 async function setUp(db: Knex) {
   const keyring = await createKeyring([new Uint8Array(32).fill(9)]);
   const registry = new RegistryClient({ trustedHosts: [...registries.trusted, hostile.host], attempts: 1 });
-  const { store, images, checks: build } = checkServices(db, { registry, keyring });
+  const services = checkServices(db, { registry, keyring });
+  const { images, checks: build } = services;
   // One layer cache for everybody, as the service has.
   const checks = build();
   /** Saves an image for `owner` and runs its check to the end; the stored check. */
   const check = async (owner: string, fields: Record<string, string>): Promise<CheckRow> => {
     const saved = await images.create(testUser(owner), owner, { system: 'default', ...fields });
     const job = await checks.request(testUser(owner), owner, saved.id);
-    await store.claim(job.id, 'test', new Date());
-    await checks.execute((await store.get(job.id))!);
-    return (await store.get(job.id))!;
+    return services.run(checks, job.id);
   };
   return { check };
 }

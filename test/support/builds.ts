@@ -9,6 +9,7 @@ import path from 'node:path';
 import { BuildService } from '../../server/builds/service.js';
 import { BuildStore, type BuildRow } from '../../server/builds/store.js';
 import { GitFetcher } from '../../server/builds/git.js';
+import { holdJob } from '../../server/jobs/running.js';
 import { ImageStore } from '../../server/images/store.js';
 import type { CheckService } from '../../server/checks/service.js';
 import { createLogger } from '../../server/log.js';
@@ -82,8 +83,11 @@ export function buildServices(
     checkServices: services,
     engine,
     async run(id, signal = new AbortController().signal) {
-      if (!(await store.claim(id, 'test', new Date()))) throw new Error(`build ${id} was not queued`);
-      await builds.execute((await store.get(id)) as BuildRow, 'test', signal);
+      const job = await holdJob(db, builds.jobKind, id, 'test');
+      if (!job) throw new Error(`build ${id} was not queued`);
+      // `signal` is the replica stopping, as the worker tells its jobs.
+      signal.addEventListener('abort', () => job.abort('stop'), { once: true });
+      await builds.execute((await store.get(id)) as BuildRow, job);
       return (await store.get(id)) as BuildRow;
     },
   };

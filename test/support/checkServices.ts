@@ -4,7 +4,8 @@
  */
 import { memoryLayerCache } from '../../server/checks/layerCache.js';
 import { CheckService, type CheckServiceDeps } from '../../server/checks/service.js';
-import { CheckStore } from '../../server/checks/store.js';
+import { CheckStore, type CheckRow } from '../../server/checks/store.js';
+import { holdJob } from '../../server/jobs/running.js';
 import { ImageService } from '../../server/images/service.js';
 import { ImageStore } from '../../server/images/store.js';
 import type { RegistryClient } from '../../server/registry/client.js';
@@ -19,6 +20,8 @@ export interface CheckServices {
   images: ImageService;
   /** A check service with `overrides` over the defaults below; each call builds another on the same stores. */
   checks(overrides?: Partial<CheckServiceDeps>): CheckService;
+  /** Claims queued check `id` and runs it to its end with `checks`, as a worker would; the stored check. */
+  run(checks: CheckService, id: number, runner?: string): Promise<CheckRow>;
 }
 
 export function checkServices(db: Knex, deps: { registry: RegistryClient; keyring: Keyring; systems?: System[] }): CheckServices {
@@ -46,5 +49,11 @@ export function checkServices(db: Knex, deps: { registry: RegistryClient; keyrin
         keepPulledImages: false,
         ...overrides,
       }),
+    async run(checks, id, runner = 'test') {
+      const job = await holdJob(db, checks.jobKind, id, runner);
+      if (!job) throw new Error(`check ${id} was not queued`);
+      await checks.execute((await store.get(id))!, job);
+      return (await store.get(id))!;
+    },
   };
 }

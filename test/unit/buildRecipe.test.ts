@@ -177,21 +177,20 @@ describe('why a build failed, in words', () => {
     steps: 6,
     instruction,
     reason: `The command '/bin/sh -c ${instruction.slice(4)}' returned a non-zero code: ${code}`,
-    timedOut: false,
     stepOutput,
   });
 
   it('names the step and the time limit of a build that ran out of time', () => {
-    expect(buildFailureMessage({ ...failed('RUN make', 137), timedOut: true }, 'default', limits)).toBe(
+    expect(buildFailureMessage(failed('RUN make', 137), true, 'default', limits)).toBe(
       'The build took longer than 30 minutes and was stopped at step 4 of 6 (RUN make). Build fewer packages at once, or ask the hub admin for a longer time limit.',
     );
   });
 
   it("reads a step killed with SIGKILL as out of memory, and names the step's memory", () => {
-    const message = buildFailureMessage(failed('RUN pip install torch', 137), 'default', limits);
+    const message = buildFailureMessage(failed('RUN pip install torch', 137), false, 'default', limits);
     expect(message).toMatch(/^Build failed at step 4 of 6 \(RUN pip install torch\): The command .* returned a non-zero code: 137\./);
     expect(message).toMatch(/killed, most likely for using more than the 4096 MiB of memory a build step has/);
-    expect(buildFailureMessage(failed('RUN pip install torch', 1), 'default', limits)).not.toMatch(/memory/);
+    expect(buildFailureMessage(failed('RUN pip install torch', 1), false, 'default', limits)).not.toMatch(/memory/);
   });
 
   it.each([
@@ -202,14 +201,14 @@ describe('why a build failed, in words', () => {
     'BlockingIOError: [Errno 11] Resource temporarily unavailable',
     'pthread_create failed: Resource temporarily unavailable',
   ])('reads "%s" as the limit on processes', (line) => {
-    const message = buildFailureMessage(failed('RUN make -j', 2, `cc -c a.c\n${line}\n`), 'default', limits);
+    const message = buildFailureMessage(failed('RUN make -j', 2, `cc -c a.c\n${line}\n`), false, 'default', limits);
     expect(message).toMatch(/started more processes than a build step may run at once/);
   });
 
   it('explains a failed RUN on a system without a network, and nothing else elsewhere', () => {
-    const offline = buildFailureMessage(failed('RUN pip install numpy', 1, 'Network is unreachable\n'), 'none', limits);
+    const offline = buildFailureMessage(failed('RUN pip install numpy', 1, 'Network is unreachable\n'), false, 'none', limits);
     expect(offline).toMatch(/This system builds without a network/);
-    expect(buildFailureMessage(failed('RUN pip install numpy', 1), 'default', limits)).toBe(
+    expect(buildFailureMessage(failed('RUN pip install numpy', 1), false, 'default', limits)).toBe(
       "Build failed at step 4 of 6 (RUN pip install numpy): The command '/bin/sh -c pip install numpy' returned a non-zero code: 1.",
     );
   });

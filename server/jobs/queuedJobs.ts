@@ -1,0 +1,20 @@
+import type { Knex } from 'knex';
+import type { JobKind } from './kind.js';
+
+/** Queued jobs (those matching `where`, if given), oldest first: the ids a worker tries to claim. */
+export async function queuedJobs(db: Knex, kind: JobKind, limit: number, where: Record<string, unknown> = {}): Promise<number[]> {
+  const rows = (await db(kind.table)
+    .select('id')
+    .where({ ...where, status: kind.queued })
+    .orderBy('id')
+    .limit(limit)) as Array<{ id: number }>;
+  return rows.map((r) => Number(r.id));
+}
+
+/** How many jobs of `owner` are queued or running, on every replica. */
+export async function activeJobsOf(db: Knex, kind: JobKind, owner: string): Promise<number> {
+  const [row] = (await db(kind.table).where({ owner }).whereIn('status', [kind.queued, kind.running]).count({ n: '*' })) as Array<{
+    n: number | string;
+  }>;
+  return Number(row?.n ?? 0);
+}
