@@ -207,12 +207,14 @@ export function createApp(deps: AppDeps): App {
   const pulls: PullService | undefined =
     deps.engine && pullWorker ? new PullService({ store: engineImages, engine: deps.engine, wake: () => pullWorker.nudge() }) : undefined;
   const imageStore = new ImageStore(db);
+  const buildStore = new BuildStore(db);
   const images = new ImageService({
     store: imageStore,
     access,
     systems,
     keyring: deps.keyring,
     checks: checkStore,
+    builds: buildStore,
     readiness: pulls,
     siteCredentials: (reference, candidates) => systems.credentialFor(reference, candidates),
   });
@@ -268,7 +270,6 @@ export function createApp(deps: AppDeps): App {
     logger,
     concurrency: config.checks.concurrency,
   });
-  const buildStore = new BuildStore(db);
   const replicas = new ReplicaStore(db);
   const builds = new BuildService({
     store: buildStore,

@@ -11,6 +11,7 @@ import { conflict, invalidInput, notFound, upstream } from '../errors.js';
 import type { AccessRules } from '../hub/access.js';
 import type { HubIdentity } from '../hub/identity.js';
 import type { ImageService, ImageView } from '../images/service.js';
+import { buildLabel, isBuildActive } from '../images/status.js';
 import { Followers } from '../jobs/follow.js';
 import type { JobKind } from '../jobs/kind.js';
 import type { ReplicaStore } from '../jobs/replicas.js';
@@ -73,23 +74,6 @@ export function userPathComponent(name: string): string {
     .replace(/^-+|-+$/g, '');
   if (plain === name && plain !== '') return plain;
   return `${plain || 'user'}-${createHash('sha256').update(name).digest('hex').slice(0, 6)}`;
-}
-
-export function isBuildActive(status: BuildStatus): boolean {
-  return status === 'queued' || status === 'running';
-}
-
-/** What the tile says of a build. */
-export function buildLabel(build: BuildSummary): string {
-  const of = build.steps > 0 ? ` (step ${build.step} of ${build.steps})` : '';
-  if (build.status === 'queued') return 'Build queued';
-  if (build.status === 'running') {
-    if (build.phase === 'pushing') return 'Pushing';
-    if (build.phase === 'building') return `Building${of}`;
-    return 'Preparing the build';
-  }
-  if (build.status === 'succeeded') return 'Built';
-  return build.step > 0 ? `Build failed at step ${build.step}` : 'Build failed';
 }
 
 export class BuildService {

@@ -6,7 +6,8 @@
 import type { Finding } from '../inspect/analyze.js';
 import type { RunningJob } from '../jobs/running.js';
 import type { CheckProgress } from './staticCheck.js';
-import { checkColumns, type CheckRow, type CheckStatus } from './store.js';
+import type { CheckStatus } from './status.js';
+import { checkColumns, type CheckRow } from './store.js';
 
 export class CheckRecorder {
   private readonly lines: string[] = [];

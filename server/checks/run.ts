@@ -20,7 +20,8 @@ import { registryAllowed, type System, type SystemCatalog } from '../systems/sch
 import type { LayerIndexCache } from './layerCache.js';
 import type { CheckRecorder } from './recorder.js';
 import { registryFinding, runStaticCheck, type StaticCheckResult } from './staticCheck.js';
-import { PUBLIC_ACCESS, type CheckRow, type CheckStatus, type CheckStore } from './store.js';
+import type { CheckStatus } from './status.js';
+import { PUBLIC_ACCESS, type CheckRow, type CheckStore } from './store.js';
 
 /** What a check job needs from the service around it. */
 export interface CheckRunDeps {

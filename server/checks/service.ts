@@ -23,7 +23,8 @@ import { checkJobKind, deadlineFinding } from './job.js';
 import type { JobKind } from '../jobs/kind.js';
 import { CheckRecorder } from './recorder.js';
 import type { RunningJob } from '../jobs/running.js';
-import { isActive, type CheckRow, type CheckStatus, type CheckStore } from './store.js';
+import { isActive, type CheckStatus } from './status.js';
+import type { CheckRow, CheckStore } from './store.js';
 
 export interface CheckServiceDeps {
   store: CheckStore;

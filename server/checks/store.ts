@@ -8,18 +8,7 @@ import { assertQueueRoom } from '../jobs/queueRoom.js';
 import { CHECK_JOB } from './job.js';
 import { mayReuse, type LayerIndexCache } from './layerCache.js';
 import type { CheckProgress } from './staticCheck.js';
-
-/** Every status a check has: queued and running while it is active, then one of the three results. */
-export const CHECK_STATUSES = ['queued', 'running', 'passed', 'failed', 'error'] as const;
-export type CheckStatus = (typeof CHECK_STATUSES)[number];
-
-/** The statuses of a check that has not ended yet. */
-const ACTIVE_STATUSES: readonly CheckStatus[] = ['queued', 'running'];
-
-/** A check that has not ended yet. */
-export function isActive(status: CheckStatus): boolean {
-  return ACTIVE_STATUSES.includes(status);
-}
+import type { CheckStatus } from './status.js';
 
 /** The access of a check made without credentials. */
 export const PUBLIC_ACCESS = 'public';

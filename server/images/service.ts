@@ -13,7 +13,7 @@ import type { Keyring } from '../secrets/keyring.js';
 import type { System, SystemCatalog } from '../systems/schema.js';
 import type { RegistryCredentialRow } from '../systems/store.js';
 import { fieldErrors, imageInputSchema, unpinnedWarning, type ImageInput } from './schema.js';
-import { imageStatus, type CheckSummary, type ImageStatus } from './status.js';
+import { imageStatus, type BuildSummaryForStatus, type CheckSummary, type ImageStatus } from './status.js';
 import type { CredentialRow, ImageRow, ImageStore } from './store.js';
 
 export type { ImageStatus };
@@ -61,6 +61,8 @@ export interface ImageServiceDeps {
   siteCredentials?: (reference: ImageReference, candidates?: readonly RegistryCredentialRow[]) => Promise<RegistryCredentials | undefined>;
   /** The newest check of each image, for its status. */
   checks?: { latestFor(owner: string, imageIds: number[]): Promise<Map<number, CheckSummary>> };
+  /** The newest build of each image the service built, for its status. */
+  builds?: { latestFor(owner: string, imageIds: number[]): Promise<Map<number, BuildSummaryForStatus>> };
   /** What the Docker engine holds of checked images; undefined without an engine. */
   readiness?: { readiness(images: string[]): Promise<Map<string, StartReadiness>> } | undefined;
   now?: () => Date;
@@ -97,7 +99,7 @@ export class ImageService {
     const rows = await this.deps.store.list(owner);
     const ids = rows.map((r) => r.id);
     const credentials = await this.deps.store.credentialsFor(owner, ids);
-    const checks = (await this.deps.checks?.latestFor(owner, ids)) ?? new Map<number, CheckSummary>();
+    const [checks, builds] = await this.latestOf(owner, ids);
     // One lookup per system, not per image.
     const systems = new Map<string, Promise<System | undefined>>();
     const systemOf = (slug: string) => {
@@ -105,7 +107,7 @@ export class ImageService {
       return systems.get(slug) as Promise<System | undefined>;
     };
     const views = await Promise.all(
-      rows.map(async (row) => this.view(row, await systemOf(row.system), credentials.get(row.id), checks.get(row.id))),
+      rows.map(async (row) => this.view(row, await systemOf(row.system), credentials.get(row.id), checks.get(row.id), builds.get(row.id))),
     );
     return this.withReadiness(views, checks);
   }
@@ -120,12 +122,28 @@ export class ImageService {
   async load(owner: string, id: number): Promise<ImageView> {
     const row = await this.deps.store.get(owner, id);
     if (!row) throw notFound('Image');
-    const checks = (await this.deps.checks?.latestFor(owner, [id])) ?? new Map<number, CheckSummary>();
+    const [checks, builds] = await this.latestOf(owner, [id]);
     const [view] = await this.withReadiness(
-      [this.view(row, await this.deps.systems.get(row.system), await this.deps.store.credentialFor(owner, id), checks.get(id))],
+      [
+        this.view(
+          row,
+          await this.deps.systems.get(row.system),
+          await this.deps.store.credentialFor(owner, id),
+          checks.get(id),
+          builds.get(id),
+        ),
+      ],
       checks,
     );
     return view as ImageView;
+  }
+
+  /** The newest check and build of each image: what its status is made of. */
+  private async latestOf(owner: string, ids: number[]): Promise<[Map<number, CheckSummary>, Map<number, BuildSummaryForStatus>]> {
+    return Promise.all([
+      this.deps.checks?.latestFor(owner, ids) ?? new Map<number, CheckSummary>(),
+      this.deps.builds?.latestFor(owner, ids) ?? new Map<number, BuildSummaryForStatus>(),
+    ]);
   }
 
   /** Adds how far each passed image on a Docker system is from a fast start (one query for all). */
@@ -281,6 +299,7 @@ export class ImageService {
     system: System | undefined,
     credential: CredentialRow | undefined,
     check: CheckSummary | undefined,
+    build: BuildSummaryForStatus | undefined,
   ): ImageView {
     const reference = parseReference(row.reference);
     return {
@@ -294,7 +313,7 @@ export class ImageService {
       mountPath: row.mountPath ?? system?.defaultMountPath ?? '',
       mountPathIsDefault: row.mountPath === null,
       credential: credential ? { registry: credential.registry, username: credential.username } : undefined,
-      status: imageStatus(row, check),
+      status: imageStatus(row, check, build),
       start: undefined,
       systemSpawner: system?.spawner,
       warnings: reference.unpinned ? [unpinnedWarning(reference)] : [],

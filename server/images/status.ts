@@ -1,14 +1,19 @@
-/** An image's status, derived from its configuration and its newest check. Pure. */
-import { isActive, type CheckStatus } from '../checks/store.js';
+/**
+ * An image's status, in one place: derived from its configuration, its
+ * newest check and its newest build. Pure; tiles, the API, the spawn form's
+ * filter and shared views all read it from here.
+ */
+import { isActive, type CheckStatus } from '../checks/status.js';
 
 /** Every status an image has, as tiles, the API and its filter name them. */
-export const IMAGE_STATUSES = ['never', 'checking', 'passed', 'failed', 'changed'] as const;
+export const IMAGE_STATUSES = ['never', 'building', 'build_failed', 'checking', 'passed', 'failed', 'changed'] as const;
 export type ImageStatusCode = (typeof IMAGE_STATUSES)[number];
 
 export interface ImageStatus {
   code: ImageStatusCode;
   label: string;
   at: Date | undefined;
+  /** The check the status comes from (its page); undefined while the status is a build's. */
   checkId: number | undefined;
 }
 
@@ -25,12 +30,52 @@ export interface CheckSummary {
   manifestDigest: string | null;
 }
 
+/** What of a build the status needs (builds/store.ts's summary has it). */
+export interface BuildSummaryForStatus {
+  status: 'queued' | 'running' | 'succeeded' | 'failed';
+  /** While running: preparing its context, building, or pushing. */
+  phase: 'context' | 'building' | 'pushing' | null;
+  step: number;
+  steps: number;
+  createdAt: Date;
+  finishedAt: Date | null;
+}
+
+/** Whether a build is waiting or running. */
+export function isBuildActive(status: BuildSummaryForStatus['status']): boolean {
+  return status === 'queued' || status === 'running';
+}
+
+/** What a tile says of a build. */
+export function buildLabel(build: Pick<BuildSummaryForStatus, 'status' | 'phase' | 'step' | 'steps'>): string {
+  const of = build.steps > 0 ? ` (step ${build.step} of ${build.steps})` : '';
+  if (build.status === 'queued') return 'Build queued';
+  if (build.status === 'running') {
+    if (build.phase === 'pushing') return 'Pushing';
+    if (build.phase === 'building') return `Building${of}`;
+    return 'Preparing the build';
+  }
+  if (build.status === 'succeeded') return 'Built';
+  return build.step > 0 ? `Build failed at step ${build.step}` : 'Build failed';
+}
+
 /**
- * never checked (grey), checking, checked OK (green), check failed (red), or
+ * building (a build is queued or running: what it will push is not checked
+ * yet), build failed (the image has nothing checked to fall back on), never
+ * checked (grey), checking, checked OK (green), check failed (red), or
  * changed since the last check (orange): the image or its system changed.
  */
-export function imageStatus(image: { reference: string; system: string }, check: CheckSummary | undefined): ImageStatus {
-  if (!check) return { code: 'never', label: 'Never checked', at: undefined, checkId: undefined };
+export function imageStatus(
+  image: { reference: string; system: string },
+  check: CheckSummary | undefined,
+  build?: BuildSummaryForStatus,
+): ImageStatus {
+  if (build && isBuildActive(build.status)) return { code: 'building', label: buildLabel(build), at: build.createdAt, checkId: undefined };
+  if (!check) {
+    if (build?.status === 'failed')
+      return { code: 'build_failed', label: buildLabel(build), at: build.finishedAt ?? build.createdAt, checkId: undefined };
+    return { code: 'never', label: 'Never checked', at: undefined, checkId: undefined };
+  }
   const at = check.finishedAt ?? check.createdAt;
   if (isActive(check.status)) return { code: 'checking', label: 'Checking…', at, checkId: check.id };
   if (check.reference !== image.reference || check.system !== image.system) {

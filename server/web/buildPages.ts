@@ -6,7 +6,7 @@
 import { Router, type Request, type Response } from 'express';
 import { AppError } from '../errors.js';
 import type { BuildInputs, BuildService } from '../builds/service.js';
-import { isBuildActive } from '../builds/service.js';
+import { isBuildActive } from '../images/status.js';
 import type { ImageService } from '../images/service.js';
 import { loggedInUser } from './auth.js';
 import { parseId } from './params.js';

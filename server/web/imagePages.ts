@@ -5,7 +5,7 @@
 import { Router, type Request, type Response } from 'express';
 import { AppError, notFound } from '../errors.js';
 import type { CheckService } from '../checks/service.js';
-import { isActive } from '../checks/store.js';
+import { isActive } from '../checks/status.js';
 import type { ImageService, ImageView } from '../images/service.js';
 import type { SharingService } from '../sharing/service.js';
 import type { System } from '../systems/schema.js';

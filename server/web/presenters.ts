@@ -2,12 +2,14 @@
  * How images, checks and systems are shown: the API's JSON (each answer
  * with its zod schema) and the pages' view objects. Never a secret.
  */
-import { isBuildActive, type BuildView } from '../builds/service.js';
+import type { BuildView } from '../builds/service.js';
+import { isBuildActive } from '../images/status.js';
 import { BUILD_PHASES, BUILD_STATUSES } from '../builds/store.js';
 import { BUILD_NETWORKS } from '../systems/schema.js';
 import { z } from 'zod';
 import { FindingSchema } from '../checks/report.js';
-import { CHECK_STATUSES, isActive, type CheckRow } from '../checks/store.js';
+import { CHECK_STATUSES, isActive } from '../checks/status.js';
+import type { CheckRow } from '../checks/store.js';
 import type { ImageView } from '../images/service.js';
 import { IMAGE_STATUSES } from '../images/status.js';
 import { formatDuration } from '../format.js';
@@ -193,20 +195,13 @@ export function presentSystem(system: System): z.infer<typeof SystemResponseSche
   return SystemResponseSchema.parse(system);
 }
 
-/** An image as its tile shows it. */
+/** An image as its tile shows it: its status as images/status.ts decided it, and a link to its newest build. */
 export function presentTile(image: ImageView, build?: BuildView) {
-  const building = build !== undefined && isBuildActive(build.status);
-  // Until its first build is pushed, a built image's state is its build's.
-  const status =
-    build && (building || (build.status === 'failed' && image.status.code === 'never'))
-      ? { ...image.status, code: building ? 'building' : 'build_failed', label: build.label, checkId: undefined }
-      : image.status;
   return {
     ...image,
-    status,
     build: build ? presentBuildPage(build) : undefined,
     startText: image.start ? readinessText(image.start) : undefined,
-    busy: image.status.code === 'checking' || image.start?.state === 'preparing' || building,
+    busy: image.status.code === 'checking' || image.status.code === 'building' || image.start?.state === 'preparing',
   };
 }
 

@@ -187,6 +187,41 @@ describe('building in the browser', { timeout: 600_000 }, () => {
     for (const text of [...pages, hub.log()]) expect(text).not.toContain(secret);
   });
 
+  it('says the same of a building image in the API and on its tile, while it builds and once it is checked', async () => {
+    const created = await api('POST', 'users/ada/builds', {
+      name: 'slow-env',
+      system: SYSTEM,
+      mode: 'dockerfile',
+      dockerfile: `FROM ${registries.open}/base/debian:1\nRUN sleep 10\n`,
+    });
+    expect(created.status).toBe(202);
+    const imageId = (created.body.image as { id: number }).id;
+    // Queued, preparing, building or pushing: the tile and the API name the status alike while the build goes on.
+    await page.goto(hub.serviceUrl);
+    const badge = page.locator(`#image-${imageId} [data-testid=status]`);
+    expect(await badge.getAttribute('class')).toContain('badge-building');
+    const answer = await api('GET', `users/ada/images/${imageId}`);
+    expect(answer.body.status).toMatchObject({
+      code: 'building',
+      label: expect.stringMatching(/^(Build queued|Preparing the build|Building|Pushing)/),
+    });
+    expect(await badge.textContent()).toMatch(/^(Build queued|Preparing the build|Building|Pushing)/);
+    let build = await api('GET', `users/ada/images/${imageId}/builds/1`);
+    for (let i = 0; i < 600 && (build.body.status === 'queued' || build.body.status === 'running'); i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      build = await api('GET', `users/ada/images/${imageId}/builds/1`);
+    }
+    expect(build.body.status).toBe('succeeded');
+    let image = await api('GET', `users/ada/images/${imageId}`);
+    for (let i = 0; i < 900 && (image.body.status as { code: string }).code !== 'passed'; i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      image = await api('GET', `users/ada/images/${imageId}`);
+    }
+    expect(image.body.status).toMatchObject({ code: 'passed', label: 'Checked OK' });
+    await page.goto(hub.serviceUrl);
+    expect(await badge.getAttribute('class')).toContain('badge-passed');
+  });
+
   it('answers malformed files in a JSON request with 400 naming files, and keeps serving', async () => {
     const refused = await api('POST', 'users/ada/builds', {
       name: 'bad-files',

@@ -6,6 +6,7 @@ import { memoryLayerCache } from '../../server/checks/layerCache.js';
 import { CheckService, type CheckServiceDeps } from '../../server/checks/service.js';
 import { CheckStore, type CheckRow } from '../../server/checks/store.js';
 import { holdJob } from '../../server/jobs/running.js';
+import { BuildStore } from '../../server/builds/store.js';
 import { ImageService } from '../../server/images/service.js';
 import { ImageStore } from '../../server/images/store.js';
 import type { RegistryClient } from '../../server/registry/client.js';
@@ -27,7 +28,14 @@ export interface CheckServices {
 export function checkServices(db: Knex, deps: { registry: RegistryClient; keyring: Keyring; systems?: System[] }): CheckServices {
   const systems = staticCatalog(deps.systems ?? [testSystem()]);
   const store = new CheckStore(db);
-  const images = new ImageService({ store: new ImageStore(db), access: testAccess, systems, keyring: deps.keyring, checks: store });
+  const images = new ImageService({
+    store: new ImageStore(db),
+    access: testAccess,
+    systems,
+    keyring: deps.keyring,
+    checks: store,
+    builds: new BuildStore(db),
+  });
   return {
     store,
     images,
