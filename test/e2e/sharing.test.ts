@@ -132,7 +132,7 @@ describe('sharing with a hub group', () => {
     expect(bobs.status).toBe(200);
     const adas = await api('launcher', 'GET', `users/ada/images/${privateId}/launch`);
     expect(bobs.body).toMatchObject({ owner: 'ada', user: 'bob', uid: 1000, gid: 100 });
-    expect((bobs.body.mount as Json).volume).toContain('-bob-');
+    expect((bobs.body.mount as Json).volume).toContain('-bob.');
     expect((bobs.body.mount as Json).volume).not.toBe((adas.body.mount as Json).volume);
     const secret = JSON.parse(String((bobs.body.pull as Json).dockerconfigjson)) as { auths: Record<string, { username: string }> };
     expect(secret.auths[registries.basic]?.username).toBe(USER);
@@ -218,7 +218,7 @@ describe('starting a shared image from the hub', () => {
     // The registry wants a password, Bob has none and no site credential exists: Ada's pulled it.
     expect(hub.log()).toMatch(
       new RegExp(
-        `custom-images: launching ${registries.basic}/lab/env@sha256:[0-9a-f]{64} for bob on dock \\(mount jupyterhub-user-bob-dock-`,
+        `custom-images: launching ${registries.basic}/lab/env@sha256:[0-9a-f]{64} for bob on dock \\(mount jupyterhub-user-bob\\.dock\\.`,
       ),
     );
     await stopServer(hub, 'bob');
@@ -291,7 +291,7 @@ describe('published by an admin', () => {
     const carols = await api('launcher', 'GET', `users/carol/images/${publicId}/launch`);
     expect(carols.status).toBe(200);
     expect(carols.body).toMatchObject({ owner: 'admin', user: 'carol' });
-    expect((carols.body.mount as Json).volume).toContain('-carol-');
+    expect((carols.body.mount as Json).volume).toContain('-carol.');
 
     expect((await api('admin', 'DELETE', `users/admin/images/${publicId}/publish`)).status).toBe(204);
     expect(list((await api('carol', 'GET', 'users/carol/shared')).body)).toEqual([]);
