@@ -187,7 +187,14 @@ export function createApp(deps: AppDeps): App {
 
   const authenticate = createTokenAuthenticator({ hub, cacheSeconds: config.authCacheSeconds });
   const access = new AccessRules(config.hub.accessScopes);
-  const systems = new SystemService({ store: new SystemStore(db), keyring: deps.keyring, defaultSystem: config.defaultSystem, access });
+  const buildStore = new BuildStore(db);
+  const systems = new SystemService({
+    store: new SystemStore(db),
+    keyring: deps.keyring,
+    defaultSystem: config.defaultSystem,
+    access,
+    pushedBy: (repository) => buildStore.pushersOf(repository),
+  });
   const checkStore = new CheckStore(db);
   // Images kept in the engine for launches: pulled after a check passes, removed when unused.
   const engineImages = new EngineImageStore(db);
@@ -213,7 +220,8 @@ export function createApp(deps: AppDeps): App {
     keyring: deps.keyring,
     checks: checkStore,
     readiness: pulls,
-    siteCredentials: (reference, candidates) => systems.credentialFor(reference, candidates),
+    siteCredentials: (reference, owner, candidates) => systems.credentialFor(reference, owner, candidates),
+    builtImageProblem: (reference, user) => systems.builtImageProblem(reference, user),
   });
   const audit = new AuditLog(db);
   const sharing = new SharingService({
@@ -266,7 +274,6 @@ export function createApp(deps: AppDeps): App {
     logger,
     concurrency: config.checks.concurrency,
   });
-  const buildStore = new BuildStore(db);
   const builds = new BuildService({
     store: buildStore,
     images,

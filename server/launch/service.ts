@@ -110,6 +110,9 @@ export class LaunchService {
         `${system.displayName} no longer offers images from ${reference.registry}/${reference.repository} (allowed now: ${system.allowedRegistries.join(', ')}). Choose another image for "${image.name}" in custom images.`,
       );
     }
+    // Saved before the rule, or before an admin made this a push path: the site's credential reads every build there.
+    const notYours = await this.deps.images.builtImageProblem(reference, owner);
+    if (notYours) throw conflict(`"${image.name}" cannot be started: ${notYours}`);
     const target = image.mountPath ?? system.defaultMountPath;
     const mount = checkMountPath(target, system.mountPrefixes);
     if (!mount.ok) {

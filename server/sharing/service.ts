@@ -16,6 +16,7 @@ import { imageStatus, type CheckSummary, type ImageStatus } from '../images/stat
 import type { ImageRow, ImageStore } from '../images/store.js';
 import type { System, SystemCatalog } from '../systems/schema.js';
 import type { ShareStore } from './store.js';
+import { parseReference } from '../registry/reference.js';
 
 /** What a receiver sees of someone else's image: never its credential or check log. */
 export interface SharedImageView {
@@ -218,6 +219,12 @@ export class SharingService {
     const image = await this.deps.imageStore.getById(parsed.data.from);
     if (!image || image.owner === user) throw notShared();
     await this.usableBy(actor, user, image);
+    // A copy would read the owner's build with the site's credential after any share ends.
+    if (await this.deps.images.builtImageProblem(parseReference(image.reference), user)) {
+      throw conflict(
+        `"${image.name}" is ${image.owner}'s build: it can be started from "Shared with you" while it is shared, not copied into your images.`,
+      );
+    }
     return this.deps.images.create(actor, user, {
       name: parsed.data.name?.trim() || image.name,
       system: image.system,

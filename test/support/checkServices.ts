@@ -11,6 +11,7 @@ import type { RegistryClient } from '../../server/registry/client.js';
 import type { Keyring } from '../../server/secrets/keyring.js';
 import type { Knex } from '../../server/store/db.js';
 import { staticCatalog, type System } from '../../server/systems/schema.js';
+import type { SystemService } from '../../server/systems/service.js';
 import { testAccess } from './identities.js';
 import { testSystem } from './systems.js';
 
@@ -21,10 +22,32 @@ export interface CheckServices {
   checks(overrides?: Partial<CheckServiceDeps>): CheckService;
 }
 
-export function checkServices(db: Knex, deps: { registry: RegistryClient; keyring: Keyring; systems?: System[] }): CheckServices {
-  const systems = staticCatalog(deps.systems ?? [testSystem()]);
+export function checkServices(
+  db: Knex,
+  deps: {
+    registry: RegistryClient;
+    keyring: Keyring;
+    systems?: System[];
+    /** Systems stored in `db`, with the site's credentials and the push paths' owners, instead of `systems`. */
+    sites?: SystemService;
+  },
+): CheckServices {
+  const sites = deps.sites;
+  const systems = sites ?? staticCatalog(deps.systems ?? [testSystem()]);
   const store = new CheckStore(db);
-  const images = new ImageService({ store: new ImageStore(db), access: testAccess, systems, keyring: deps.keyring, checks: store });
+  const images = new ImageService({
+    store: new ImageStore(db),
+    access: testAccess,
+    systems,
+    keyring: deps.keyring,
+    checks: store,
+    ...(sites
+      ? {
+          siteCredentials: (reference, owner, candidates) => sites.credentialFor(reference, owner, candidates),
+          builtImageProblem: (reference, user) => sites.builtImageProblem(reference, user),
+        }
+      : {}),
+  });
   return {
     store,
     images,

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { dockerfileImages } from '../../server/builds/dockerfile.js';
 import { buildFailureMessage } from '../../server/builds/failure.js';
 import { aptPackages, environmentProblems, packagesDockerfile, requirementProblems } from '../../server/builds/packages.js';
-import { buildLabel, userPathComponent } from '../../server/builds/service.js';
+import { buildLabel } from '../../server/builds/service.js';
 import type { BuildSummary } from '../../server/builds/store.js';
 import { BuildProgress } from '../../server/runner/dockerBuilder.js';
 import { SystemInputSchema } from '../../server/systems/service.js';
@@ -129,12 +129,6 @@ describe('the Dockerfile written for packages', () => {
 });
 
 describe('names and progress', () => {
-  it('makes a hub user name a repository path component, keeping distinct names distinct', () => {
-    expect(userPathComponent('ada')).toBe('ada');
-    expect(userPathComponent('Ada.Lovelace@example.org')).toMatch(/^ada-lovelace-example-org-[0-9a-f]{6}$/);
-    expect(userPathComponent('ADA')).not.toBe(userPathComponent('ada'));
-  });
-
   it('counts steps and the layers a build committed, not those from the cache', () => {
     const progress = new BuildProgress();
     const output = [
