@@ -410,7 +410,7 @@ export function createApp(deps: AppDeps): App {
     requireLogin(prefix),
     imagePagesRouter({ images, checks, sharing, builds, prefix, draining: draining.signal }),
     buildPagesRouter({ builds, images, prefix, draining: draining.signal }),
-    adminPagesRouter({ systems, prefix }),
+    adminPagesRouter({ systems, sharing, prefix }),
   );
   router.use(pages);
 

@@ -77,7 +77,7 @@ export class LaunchService {
     if (!rows || (rows.image.owner !== user && !sharing)) throw notFound('Image');
     const { image, check } = rows;
     const owner = image.owner;
-    if (owner !== user) await sharing?.usableBy(actor, user, image);
+    if (owner !== user) await sharing?.usableBy(actor, user, image, check);
     // A system without a row is the configured default one (or none at all): the catalog knows which.
     const system = rows.system ?? (await this.deps.systems.get(image.system));
     if (!system) throw conflict(`The system of "${image.name}" no longer exists. Choose another system for it in custom images.`);
