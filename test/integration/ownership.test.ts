@@ -45,6 +45,7 @@ let systems: SystemService;
 let services: BuildServices;
 let launches: LaunchService;
 let system: System;
+let alicesManifest: Buffer;
 const alice = testUser('alice');
 const bob = testUser('bob');
 const admin: HubIdentity = { ...testUser('root'), admin: true };
@@ -80,6 +81,7 @@ beforeAll(async () => {
   const debian = await pushImage(registries.open, 'base/debian', '1', { layers: [{ path: LAYER }] });
   // Alice's image, a real one (its check starts it), as her build would have pushed it.
   await copyImage(registries.open, 'base/debian', 'built/alice/env', '1', debian.manifest);
+  alicesManifest = debian.manifest;
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ci-ownership-'));
   db = openDatabase(`sqlite://${dir}/db.sqlite`);
   await migrateLatest(db);
@@ -229,6 +231,69 @@ describe("Alice's image under the push path", { timeout: 120_000 }, () => {
       expect.objectContaining({ code: 'registry.not_yours', message: expect.stringMatching(/not one of yours/) }),
     ]);
     expect(aliceRequests(from)).toEqual([]);
+  });
+});
+
+describe('images built under the earlier, shared user components', { timeout: 120_000 }, () => {
+  it("stay their builder's: the user whose component it is now can neither read nor overwrite them", async () => {
+    // alice.smith built env before components were one-to-one: it went to the hub user alice-smith-634258's path.
+    const legacy = `${proxy.host}/built/alice-smith-634258/env:1`;
+    await copyImage(registries.open, 'built/alice/env', 'built/alice-smith-634258/env', '1', alicesManifest);
+    const imageId = await new ImageStore(db).insert(
+      {
+        owner: 'alice.smith',
+        name: 'env',
+        system: 'default',
+        referenceInput: legacy,
+        reference: legacy,
+        registry: proxy.host,
+        mountPath: null,
+      },
+      new Date(),
+    );
+    // Her build, as it was recorded: who pushed where.
+    await BuildStore.insert(db, {
+      imageId,
+      owner: 'alice.smith',
+      number: 1,
+      requestedBy: 'alice.smith',
+      mode: 'dockerfile',
+      base: null,
+      pip: '',
+      conda: '',
+      apt: '',
+      dockerfile: `FROM ${registries.open}/base/debian:1\n`,
+      files: null,
+      fileNames: [],
+      gitUrl: null,
+      gitRef: null,
+      gitUsername: null,
+      gitToken: null,
+      target: legacy,
+      createdAt: new Date(),
+    });
+
+    const images = services.checkServices.images;
+    expect(await images.builtImageProblem(parseReference(legacy), 'alice.smith')).toBeUndefined();
+    expect(await images.pullCredentials('alice.smith', imageId, parseReference(legacy))).toEqual({ username: USER, password: PASSWORD });
+    const them = testUser('alice-smith-634258');
+    const from = proxy.requests.length;
+    const saved = await refusal(images.create(them, 'alice-smith-634258', { system: 'default', image: legacy }));
+    expect(saved.field).toBe('image');
+    const overwrite = await refusal(
+      services.builds.create(
+        them,
+        'alice-smith-634258',
+        { name: 'env', system: 'default', mode: 'dockerfile', dockerfile: `FROM ${registries.open}/base/debian:1\n` },
+        [],
+      ),
+    );
+    expect(overwrite).toMatchObject({
+      status: 409,
+      field: 'name',
+      message: expect.stringContaining('holds images another user built earlier'),
+    });
+    expect(proxy.requests.slice(from).filter((r) => r.includes('/built/alice-smith-634258/'))).toEqual([]);
   });
 });
 

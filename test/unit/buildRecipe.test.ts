@@ -237,6 +237,14 @@ describe("a system's build settings (admin form and seed files)", () => {
     [{ buildPushTo: 'custom-images' }, 'buildPushTo', /must start with the registry's host/],
     [{ buildNetwork: 'bridge0' }, 'buildNetwork', /default, none or host/],
     [{ buildBaseImages: 'Bad = not a reference!' }, 'buildBaseImages', /^Bad = not a reference!: /],
+    // Room for the user's part and the image's name within 255 characters.
+    [{ buildPushTo: `registry.example.org/${'p'.repeat(69)}` }, 'buildPushTo', /at most 89 characters/],
+    // A base image there would be some user's build, which that user can overwrite.
+    [
+      { buildPushTo: 'registry.example.org/built', buildBaseImages: 'Base = registry.example.org/built/base/debian:1' },
+      'buildBaseImages',
+      /not kept under the push path registry\.example\.org\/built/,
+    ],
   ])('refuses %j in %s', (fields, field, message) => {
     const result = SystemInputSchema.safeParse({ ...system, ...fields });
     expect(result.success).toBe(false);
