@@ -187,7 +187,14 @@ export function createApp(deps: AppDeps): App {
 
   const authenticate = createTokenAuthenticator({ hub, cacheSeconds: config.authCacheSeconds });
   const access = new AccessRules(config.hub.accessScopes);
-  const systems = new SystemService({ store: new SystemStore(db), keyring: deps.keyring, defaultSystem: config.defaultSystem, access });
+  const buildStore = new BuildStore(db);
+  const systems = new SystemService({
+    store: new SystemStore(db),
+    keyring: deps.keyring,
+    defaultSystem: config.defaultSystem,
+    access,
+    pushedBy: (repository) => buildStore.pushersOf(repository),
+  });
   const checkStore = new CheckStore(db);
   // Images kept in the engine for launches: pulled after a check passes, removed when unused.
   const engineImages = new EngineImageStore(db);
@@ -207,7 +214,6 @@ export function createApp(deps: AppDeps): App {
   const pulls: PullService | undefined =
     deps.engine && pullWorker ? new PullService({ store: engineImages, engine: deps.engine, wake: () => pullWorker.nudge() }) : undefined;
   const imageStore = new ImageStore(db);
-  const buildStore = new BuildStore(db);
   const images = new ImageService({
     store: imageStore,
     access,
@@ -216,7 +222,8 @@ export function createApp(deps: AppDeps): App {
     checks: checkStore,
     builds: buildStore,
     readiness: pulls,
-    siteCredentials: (reference, candidates) => systems.credentialFor(reference, candidates),
+    siteCredentials: (reference, owner, candidates) => systems.credentialFor(reference, owner, candidates),
+    builtImageProblem: (reference, user) => systems.builtImageProblem(reference, user),
   });
   const audit = new AuditLog(db);
   const sharing = new SharingService({
@@ -410,7 +417,7 @@ export function createApp(deps: AppDeps): App {
     requireLogin(prefix),
     imagePagesRouter({ images, checks, sharing, builds, prefix, draining: draining.signal }),
     buildPagesRouter({ builds, images, prefix, draining: draining.signal }),
-    adminPagesRouter({ systems, prefix }),
+    adminPagesRouter({ systems, sharing, prefix }),
   );
   router.use(pages);
 

@@ -29,7 +29,12 @@ import type { BuildPhase, BuildRow, BuildStatus, BuildStore } from './store.js';
 export interface BuildRunDeps {
   store: BuildStore;
   imageStore: ImageStore;
-  systems: SystemCatalog & { credentialFor(reference: ImageReference): Promise<RegistryLogin | undefined> };
+  systems: SystemCatalog & {
+    /** The site's login for `user`'s pull or push of `reference`; never for another user's build. */
+    credentialFor(reference: ImageReference, user: string): Promise<RegistryLogin | undefined>;
+    /** Why `user` may not build from `reference` (another user's build), in words; undefined when they may. */
+    builtImageProblem(reference: ImageReference, user: string): Promise<string | undefined>;
+  };
   keyring: Keyring;
   registry: Pick<RegistryClient, 'assertEngineMayPull'>;
   git: GitFetcher;
@@ -130,10 +135,13 @@ export async function runBuild(deps: BuildRunDeps, job: BuildRow, held: RunningJ
     const context = await buildContext(dockerfile, files, tree);
     // The engine pulls FROM images and pushes by itself: the same address rule as for pulls, checked here.
     const logins: Record<string, RegistryLogin> = {};
-    for (const { image: from } of dockerfileImages(dockerfile).images) {
+    for (const { image: from, line } of dockerfileImages(dockerfile).images) {
       const reference = parseReference(from);
+      // A repository's Dockerfile is read only now; a typed one was held to this when it was submitted.
+      const notYours = await deps.systems.builtImageProblem(reference, job.owner);
+      if (notYours) return await end('failed', `The Dockerfile cannot be built here: Line ${line}: ${notYours}`);
       await deps.registry.assertEngineMayPull(reference.registry);
-      const login = await deps.systems.credentialFor(reference);
+      const login = await deps.systems.credentialFor(reference, job.owner);
       if (login) logins[registryAuthKey(reference.registry)] = login;
     }
     const target = parseReference(job.target);
@@ -159,16 +167,17 @@ export async function runBuild(deps: BuildRunDeps, job: BuildRow, held: RunningJ
     log(`Pushing ${job.target}\n`);
     const digest = await builder.push(
       job.target,
-      await deps.systems.credentialFor(target),
+      await deps.systems.credentialFor(target, job.owner),
       registryAuthKey(target.registry),
       log,
       held.signal,
     );
     log(`Pushed ${job.target}@${digest}\n`);
     const status = await end('succeeded', null, digest);
-    // Two rebuilds may run at once: the image follows the newest build, whichever ends last.
+    // Two rebuilds may run at once: the image follows the newest build, whichever ends last. It names
+    // the pushed digest, not the tag: whatever is pushed to the tag later is not what was built.
     if ((await store.newestSucceeded(job.imageId)) === job.number) {
-      await deps.imageStore.setReference(job.owner, job.imageId, job.target, now());
+      await deps.imageStore.setReference(job.owner, job.imageId, `${job.target}@${digest}`, now());
       await untagPrevious(deps.store, job, builder);
     }
     await deps

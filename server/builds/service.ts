@@ -5,7 +5,6 @@
  * `<pushTo>/<user>/<name>:<number>`, then the image points at the pushed
  * build and a check is queued, after which it is an image like any other.
  */
-import { createHash } from 'node:crypto';
 import { auditEntry } from '../audit/store.js';
 import { conflict, invalidInput, notFound, upstream } from '../errors.js';
 import type { AccessRules } from '../hub/access.js';
@@ -24,6 +23,8 @@ import { buildInputSchema, type BuildRecipe, type UploadedFile } from './recipe.
 import { BuildStore, type BuildRow, type BuildStatus, type BuildSummary } from './store.js';
 import { inputError } from '../forms.js';
 import { runBuild, tokenAssociatedData, type BuildRunDeps } from './run.js';
+import { dockerfileImages } from './dockerfile.js';
+import { userPathComponent } from './pushPath.js';
 
 /** What a build run needs (builds/run.ts), and what requests need besides. */
 export interface BuildServiceDeps extends BuildRunDeps {
@@ -66,16 +67,6 @@ export interface BuildDetails {
   inputs: BuildInputs;
 }
 
-/** A hub user name as a path component of a repository: lower case, and a short hash when that changed it. */
-export function userPathComponent(name: string): string {
-  const plain = name
-    .toLowerCase()
-    .replace(/[^a-z0-9]+/g, '-')
-    .replace(/^-+|-+$/g, '');
-  if (plain === name && plain !== '') return plain;
-  return `${plain || 'user'}-${createHash('sha256').update(name).digest('hex').slice(0, 6)}`;
-}
-
 export class BuildService {
   /** Build jobs as jobs/ runs them, with this service's time limit. */
   readonly jobKind: JobKind;
@@ -105,12 +96,13 @@ export class BuildService {
   /** Validates, saves the image and queues build 1; nothing is stored when anything is wrong. */
   async create(actor: HubIdentity, owner: string, raw: unknown, files: UploadedFile[]): Promise<{ image: ImageView; build: BuildView }> {
     this.deps.access.writeImagesOf(actor, owner);
-    const recipe = await this.validate(raw, files, undefined);
+    const recipe = await this.validate(raw, files, undefined, owner);
     if (await this.deps.imageStore.nameTaken(owner, recipe.name)) {
       throw conflict(`You have an image called ${recipe.name} already: choose another name, or rebuild that one`, { field: 'name' });
     }
     await this.deps.store.assertQueueRoom(owner, this.deps.maxQueuedPerUser);
     await this.assertSomeoneBuilds();
+    await this.assertTargetIsOwn(recipe.system, owner, recipe.name);
     const now = this.now();
     const { imageId, buildId } = await this.deps.imageStore.transaction(async (store) => {
       const target = this.target(recipe.system, owner, recipe.name, 1);
@@ -152,9 +144,11 @@ export class BuildService {
         : { ...(raw as object), name: image.name },
       keptFiles,
       last.gitUrl ? { url: last.gitUrl, hasToken: last.gitToken !== null } : undefined,
+      owner,
     );
     await this.deps.store.assertQueueRoom(owner, this.deps.maxQueuedPerUser);
     await this.assertSomeoneBuilds();
+    await this.assertTargetIsOwn(recipe.system, owner, image.name);
     const now = this.now();
     const buildId = await this.deps.imageStore.transaction(async (store) => {
       const number = await BuildStore.nextNumber(store.db, imageId);
@@ -226,6 +220,7 @@ export class BuildService {
     raw: unknown,
     files: UploadedFile[],
     previousGit: { url: string; hasToken: boolean } | undefined,
+    owner: string,
   ): Promise<BuildRecipe> {
     const result = buildInputSchema({
       systems: await this.systemsForBuilding(),
@@ -241,6 +236,7 @@ export class BuildService {
         gitToken: 'This service has no encryption key (CUSTOM_IMAGES_CRYPT_KEY), so it cannot store tokens; ask the hub admin.',
       });
     }
+    await this.assertOwnImages(recipe, owner);
     return recipe;
   }
 
@@ -258,7 +254,34 @@ export class BuildService {
     );
   }
 
-  /** Where build `number` is pushed. */
+  /**
+   * A build reads what it pulls with the site's credential: never another
+   * user's build (a copy of it would outlive their share). A repository's
+   * own Dockerfile is held to the same rule when it is built (builds/run.ts).
+   */
+  private async assertOwnImages(recipe: BuildRecipe, owner: string): Promise<void> {
+    for (const { image, line } of dockerfileImages(recipe.dockerfile).images) {
+      const problem = await this.deps.images.builtImageProblem(parseReference(image), owner);
+      if (!problem) continue;
+      if (recipe.mode === 'packages') throw invalidInput({ base: problem });
+      throw invalidInput({ dockerfile: `Line ${line}: ${problem}` });
+    }
+  }
+
+  /**
+   * Refuses a push over another user's images: before user components were
+   * one-to-one, two hub names could share one, and the other user's images
+   * keep the repository their builds pushed to.
+   */
+  private async assertTargetIsOwn(system: System, owner: string, name: string): Promise<void> {
+    const target = parseReference(this.target(system, owner, name, 1));
+    const repository = `${target.registry}/${target.repository}`;
+    if ((await this.deps.store.pushersOf(repository)).some((user) => user !== owner)) {
+      throw conflict(`${repository} holds images another user built earlier: choose another name for this image`, { field: 'name' });
+    }
+  }
+
+  /** Where build `number` is pushed: under the owner's own path component, one-to-one with their hub name. */
   private target(system: System, owner: string, name: string, number: number): string {
     return `${system.build.pushTo}/${userPathComponent(owner)}/${name}:${number}`;
   }

@@ -240,6 +240,20 @@ export class BuildStore {
     return Number(row?.n ?? 0);
   }
 
+  /**
+   * The users whose builds target `repository` (`registry/repository`, any
+   * tag), queued or done: whose built images are there (builds/pushPath.ts).
+   */
+  async pushersOf(repository: string): Promise<string[]> {
+    const prefix = `${repository}:`;
+    // substr, not LIKE: "_" in a repository is a LIKE wildcard, and SQLite's LIKE ignores case.
+    const rows = (await this.db('builds')
+      .distinct('owner')
+      .whereRaw('substr(target, 1, cast(? as integer)) = ?', [prefix.length, prefix])
+      .orderBy('owner')) as Row[];
+    return rows.map((r) => String(r.owner));
+  }
+
   /** The number the next build of an image gets. */
   static async nextNumber(db: Knex | Knex.Transaction, imageId: number): Promise<number> {
     const row = (await db('builds').where({ image_id: imageId }).max('number as n').first()) as { n: number | null } | undefined;

@@ -86,6 +86,12 @@ export class CheckRun {
         },
       ]);
     }
+    // Saved before the rule, or before an admin made this a push path: refused before any registry hears of it.
+    const notYours = await this.deps.images.builtImageProblem(reference, job.owner);
+    if (notYours) {
+      this.log("The image is another user's build; the registry was not contacted.");
+      return this.finish('failed', [{ code: 'registry.not_yours', level: 'error', message: notYours }]);
+    }
     const credentials = job.imageId === null ? undefined : await this.deps.images.pullCredentials(job.owner, job.imageId, reference);
     const scope = this.scopeOf(reference, credentials);
 

@@ -56,9 +56,18 @@ export interface ImageServiceDeps {
   keyring: Keyring;
   /**
    * Credentials an admin stored for the image's registry pattern, used when
-   * the image has none; chosen among `candidates` when the caller read them.
+   * the image (of `owner`) has none; chosen among `candidates` when the caller read them.
    */
-  siteCredentials?: (reference: ImageReference, candidates?: readonly RegistryCredentialRow[]) => Promise<RegistryCredentials | undefined>;
+  siteCredentials?: (
+    reference: ImageReference,
+    owner: string,
+    candidates?: readonly RegistryCredentialRow[],
+  ) => Promise<RegistryCredentials | undefined>;
+  /**
+   * Why `user` may not have `reference` as their image: another user's
+   * build under a push path (systems/service.ts); undefined when they may.
+   */
+  builtImageProblem?: (reference: ImageReference, user: string) => Promise<string | undefined>;
   /** The newest check of each image, for its status. */
   checks?: { latestFor(owner: string, imageIds: number[]): Promise<Map<number, CheckSummary>> };
   /** The newest build of each image the service built, for its status. */
@@ -167,7 +176,7 @@ export class ImageService {
   /** Validates and saves a new configuration; nothing is stored when anything is wrong. */
   async create(actor: HubIdentity, owner: string, raw: unknown): Promise<ImageView> {
     this.deps.access.writeImagesOf(actor, owner);
-    const input = await this.validate(raw, undefined, undefined);
+    const input = await this.validate(raw, undefined, undefined, owner);
     const sealedFor = this.sealer(input, owner);
     const now = this.now();
     const id = await this.deps.store.transaction(async (store) => {
@@ -185,7 +194,7 @@ export class ImageService {
     const row = await this.deps.store.get(owner, id);
     if (!row) throw notFound('Image');
     const existing = await this.deps.store.credentialFor(owner, id);
-    const input = await this.validate(raw, existing, row.system);
+    const input = await this.validate(raw, existing, row.system, owner);
     const sealedFor = this.sealer(input, owner);
     const now = this.now();
     await this.deps.store.transaction(async (store) => {
@@ -231,7 +240,17 @@ export class ImageService {
 
   /** What a pull of the image authenticates with: its own login, else the site's for its registry, else nothing. */
   async pullCredentials(owner: string, id: number, reference: ImageReference): Promise<RegistryCredentials | undefined> {
-    return this.pullWith(await this.openCredential(owner, id), reference);
+    return this.pullWith(await this.openCredential(owner, id), reference, owner);
+  }
+
+  /**
+   * Why `owner` may not use `reference` as their image (someone else's build),
+   * in words; undefined when they may. Checks, pulls and launches ask before
+   * they contact a registry, with the image's owner (a receiver launches the
+   * owner's image).
+   */
+  async builtImageProblem(reference: ImageReference, owner: string): Promise<string | undefined> {
+    return this.deps.builtImageProblem?.(reference, owner);
   }
 
   /**
@@ -246,7 +265,7 @@ export class ImageService {
   ): Promise<{ reference: ImageReference; pull: RegistryCredentials | undefined }> {
     const reference = parseReference(image.reference);
     const own = credential ? this.open(credential, image.owner) : undefined;
-    return { reference, pull: await this.pullWith(own, reference, siteCandidates) };
+    return { reference, pull: await this.pullWith(own, reference, image.owner, siteCandidates) };
   }
 
   /** Opens with the owner the caller asked for: a row moved to another owner does not open. */
@@ -258,18 +277,27 @@ export class ImageService {
   private async pullWith(
     own: OpenedCredential | undefined,
     reference: ImageReference,
+    owner: string,
     siteCandidates?: readonly RegistryCredentialRow[],
   ): Promise<RegistryCredentials | undefined> {
     if (own) return { username: own.username, password: own.password };
-    return this.deps.siteCredentials?.(reference, siteCandidates);
+    return this.deps.siteCredentials?.(reference, owner, siteCandidates);
   }
 
-  private async validate(raw: unknown, existing: CredentialRow | undefined, currentSystem: string | undefined): Promise<ImageInput> {
+  private async validate(
+    raw: unknown,
+    existing: CredentialRow | undefined,
+    currentSystem: string | undefined,
+    owner: string,
+  ): Promise<ImageInput> {
     const systems = await this.listSystems(currentSystem);
     const result = imageInputSchema({ systems, existingCredential: existing }).safeParse(raw);
     if (!result.success) {
       throw invalidInput(fieldErrors(result.error) as Record<string, string>);
     }
+    // With the user's own registry password too: the push path is the service's, its images their builders'.
+    const notYours = await this.builtImageProblem(result.data.reference, owner);
+    if (notYours) throw invalidInput({ image: notYours });
     return result.data;
   }
 

@@ -16,8 +16,12 @@ export interface ImageRow {
   reference: string;
   registry: string;
   mountPath: string | null;
-  /** Set when an admin published the image for everyone on its system. */
-  published: { at: Date; by: string; description: string } | null;
+  /**
+   * Set when an admin published the image for everyone on its system: the
+   * digest they published (null for publications from before digests were
+   * recorded), offered only while the image is checked at that digest (sharing/publication.ts).
+   */
+  published: { at: Date; by: string; description: string; digest: string | null } | null;
   /** Launches of the image by users other than its owner (shared or published). */
   launchesByOthers: number;
   createdAt: Date;
@@ -50,6 +54,7 @@ export const IMAGE_COLUMNS = [
   'published_at',
   'published_by',
   'published_description',
+  'published_digest',
   'launches_by_others',
   'created_at',
   'updated_at',
@@ -82,7 +87,12 @@ export function imageFromRow(r: Row): ImageRow {
     published:
       r.published_at === null || r.published_at === undefined
         ? null
-        : { at: toDate(r.published_at), by: String(r.published_by), description: String(r.published_description ?? '') },
+        : {
+            at: toDate(r.published_at),
+            by: String(r.published_by),
+            description: String(r.published_description ?? ''),
+            digest: r.published_digest === null || r.published_digest === undefined ? null : String(r.published_digest),
+          },
     launchesByOthers: Number(r.launches_by_others ?? 0),
     createdAt: toDate(r.created_at),
     updatedAt: toDate(r.updated_at),
@@ -178,6 +188,7 @@ export class ImageStore {
         published_at: published?.at ?? null,
         published_by: published?.by ?? null,
         published_description: published?.description ?? null,
+        published_digest: published?.digest ?? null,
       });
   }
 

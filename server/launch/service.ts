@@ -4,7 +4,6 @@
  * — or, on Docker hosts, the image already pulled so that the secret never
  * leaves the service. Refusals are 409s with a message for the researcher.
  */
-import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import type { AuditLog } from '../audit/store.js';
 import { policyHash } from '../systems/policy.js';
@@ -22,6 +21,7 @@ import type { DockerEngine } from '../runner/engine.js';
 import { registryAllowed, type SystemCatalog } from '../systems/schema.js';
 import { notShared, type SharingService } from '../sharing/service.js';
 import type { LaunchStore } from './store.js';
+import { dataVolume, dataVolumeName, VOLUME_OWNER_LABEL, VOLUME_SYSTEM_LABEL, VOLUME_USER_LABEL } from './volumes.js';
 
 export const LaunchResponseSchema = z.object({
   image: z.string(),
@@ -43,18 +43,6 @@ export const LaunchResponseSchema = z.object({
   check: z.object({ id: z.number().int(), kind: z.enum(['static', 'full']), finishedAt: z.string().nullable() }),
 });
 export type LaunchParams = z.infer<typeof LaunchResponseSchema>;
-
-/** A Docker volume name for the user's data: safe characters, distinct for distinct names. */
-function volumeName(owner: string, system: string): string {
-  const safe = (s: string) =>
-    s
-      .toLowerCase()
-      .replace(/[^a-z0-9_.-]+/g, '-')
-      .replace(/^[-.]+/, '')
-      .slice(0, 40) || 'x';
-  const tag = createHash('sha256').update(`${owner}\u0000${system}`).digest('hex').slice(0, 8);
-  return `jupyterhub-user-${safe(owner)}-${safe(system)}-${tag}`;
-}
 
 export interface LaunchServiceDeps {
   audit: AuditLog;
@@ -91,7 +79,7 @@ export class LaunchService {
     if (rows.image.owner !== user && !sharing) throw notFound('Image');
     const { image, check } = rows;
     const owner = image.owner;
-    if (owner !== user) await sharing?.usableBy(actor, user, image);
+    if (owner !== user) await sharing?.usableBy(actor, user, image, check);
     // A system without a row is the configured default one (or none at all): the catalog knows which.
     const system = rows.system ?? (await this.deps.systems.get(image.system));
     if (!system) throw conflict(`The system of "${image.name}" no longer exists. Choose another system for it in custom images.`);
@@ -124,6 +112,9 @@ export class LaunchService {
         `${system.displayName} no longer offers images from ${reference.registry}/${reference.repository} (allowed now: ${system.allowedRegistries.join(', ')}). Choose another image for "${image.name}" in custom images.`,
       );
     }
+    // Saved before the rule, or before an admin made this a push path: the site's credential reads every build there.
+    const notYours = await this.deps.images.builtImageProblem(reference, owner);
+    if (notYours) throw conflict(`"${image.name}" cannot be started: ${notYours}`);
     const target = image.mountPath ?? system.defaultMountPath;
     const mount = checkMountPath(target, system.mountPrefixes);
     if (!mount.ok) {
@@ -152,8 +143,9 @@ export class LaunchService {
     }
     const pinned = pinnedImage(reference, digest);
     const runAs = runAsFor(system.policy, check.facts ?? undefined);
-    const volume = volumeName(user, system.slug);
     const { engine, pulls } = this.deps;
+    // A volume the service prepares may be one of the user's from before names were one-to-one.
+    const volume = system.spawner === 'docker' && engine ? await dataVolume(engine, user, system.slug) : dataVolumeName(user, system.slug);
 
     let pull: LaunchParams['pull'];
     if (system.spawner === 'kubernetes') {
@@ -195,7 +187,7 @@ export class LaunchService {
         target: mount.path,
         uid: runAs.uid,
         gid: runAs.gid,
-        labels: { 'custom-images.owner': owner, 'custom-images.system': system.slug },
+        labels: { [VOLUME_OWNER_LABEL]: owner, [VOLUME_SYSTEM_LABEL]: system.slug, [VOLUME_USER_LABEL]: user },
         // The user's own data: filled from their own image only, never from one shared with them.
         fillFromImage: owner === user,
       });

@@ -223,6 +223,18 @@ export class DockerEngine {
     });
   }
 
+  /** The labels of volume `name`; undefined when there is no such volume. */
+  async volumeLabels(name: string): Promise<Record<string, string> | undefined> {
+    const volume = (await this.docker
+      .getVolume(name)
+      .inspect()
+      .catch((err: { statusCode?: number }) => {
+        if (err.statusCode === 404) return undefined;
+        throw engineError(err, `inspect the volume ${name}`);
+      })) as { Labels?: Record<string, string> | null } | undefined;
+    return volume ? (volume.Labels ?? {}) : undefined;
+  }
+
   async hasImage(reference: string): Promise<boolean> {
     try {
       await this.docker.getImage(reference).inspect();

@@ -58,6 +58,11 @@ export class ShareStore {
     return images.map((image) => ({ image, groups: through.get(image.id) ?? [] }));
   }
 
+  /** Every published image, whoever owns it, by system and id (withdrawn ones too: sharing/publication.ts decides). */
+  async published(): Promise<ImageRow[]> {
+    return ((await this.db('images').whereNotNull('published_at').orderBy(['system', 'id'])) as Row[]).map(imageFromRow);
+  }
+
   /** Whether image `id` is shared with one of `groups`. */
   async sharedWithAny(id: number, groups: readonly string[]): Promise<boolean> {
     if (groups.length === 0) return false;

@@ -13,6 +13,7 @@ import { checkMountPath } from '../images/mountPath.js';
 import { hostProblem, parseReference, stripScheme, type ImageReference } from '../registry/reference.js';
 import { resealWithCurrentKey, type Keyring, type RotationResult } from '../secrets/keyring.js';
 import { checkbox, inputError, lines } from '../forms.js';
+import { builtImageProblem, parsePushPath, PUSH_PATH_MAX_LENGTH, underPushPath, type PushPath } from '../builds/pushPath.js';
 import {
   BUILD_NETWORKS,
   DEFAULT_GID,
@@ -111,8 +112,10 @@ export const SystemInputSchema = z
     if (!mount.ok) ctx.addIssue({ code: 'custom', path: ['defaultMountPath'], message: mount.message });
     const pushProblem = buildPushProblem(input.buildPushTo, input.buildEnabled, input.allowedRegistries);
     if (pushProblem) ctx.addIssue({ code: 'custom', path: ['buildPushTo'], message: pushProblem });
+    const pushPath = pushProblem ? undefined : parsePushPath(input.buildPushTo);
     for (const line of input.buildBaseImages) {
-      const problem = referenceProblem(baseImageLine(line).image);
+      const image = baseImageLine(line).image;
+      const problem = referenceProblem(image) ?? (pushPath ? underOwnPushPath(image, pushPath) : undefined);
       if (problem) ctx.addIssue({ code: 'custom', path: ['buildBaseImages'], message: `${line}: ${problem}` });
     }
     if (input.uidMax !== undefined && input.uidMax < (input.uid ?? DEFAULT_UID)) {
@@ -161,6 +164,12 @@ function baseImageLine(line: string): { name: string; image: string } {
   return { name: name || image, image };
 }
 
+/** A base image under the push path would be some user's build, which that user can overwrite. */
+function underOwnPushPath(image: string, pushPath: PushPath): string | undefined {
+  if (!underPushPath(parseReference(image), [pushPath])) return undefined;
+  return `base images are not kept under the push path ${pushPath.path}, where users' builds go (a user could overwrite it): push it elsewhere`;
+}
+
 function referenceProblem(image: string): string | undefined {
   try {
     parseReference(image);
@@ -177,6 +186,8 @@ function referenceProblem(image: string): string | undefined {
 function buildPushProblem(path: string, enabled: boolean, allowedRegistries: readonly string[]): string | undefined {
   if (path === '')
     return enabled ? 'Enter the registry path built images are pushed to, e.g. registry.example.org/custom-images' : undefined;
+  // Room for the user's part and the image's name within the 255 characters of an image name.
+  if (path.length > PUSH_PATH_MAX_LENGTH) return `The push path has at most ${PUSH_PATH_MAX_LENGTH} characters`;
   let reference: ImageReference;
   try {
     reference = parseReference(`${path}/user/image:1`);
@@ -215,6 +226,11 @@ export interface SystemServiceDeps {
   access?: AccessRules;
   /** Offered while no admin defined a system (commands such as rotate-keys need none). */
   defaultSystem?: System | undefined;
+  /**
+   * The users whose builds were pushed to a repository (`registry/repository`):
+   * those it belongs to (builds/store.ts). Without it, a path's component alone decides.
+   */
+  pushedBy?: (repository: string) => Promise<string[]>;
   now?: () => Date;
 }
 
@@ -362,11 +378,15 @@ export class SystemService implements SystemCatalog {
 
   /**
    * The admin credential whose pattern matches the image most specifically,
-   * opened; undefined if none. `candidates`: the rows to choose from when the
-   * caller has read them already (a launch reads them with the image).
+   * opened, for a pull or push of `user`'s image; undefined if none, and
+   * for another user's built image (see {@link builtImageProblem}): the
+   * credential of a push path reads every user's builds. `candidates`: the
+   * rows to choose from when the caller has read them already (a launch
+   * reads them with the image).
    */
   async credentialFor(
     reference: ImageReference,
+    user: string,
     candidates?: readonly RegistryCredentialRow[],
   ): Promise<{ username: string; password: string } | undefined> {
     const matching = (candidates ?? (await this.deps.store.credentials()))
@@ -374,7 +394,25 @@ export class SystemService implements SystemCatalog {
       .sort((a, b) => b.pattern.length - a.pattern.length);
     const best = matching[0];
     if (!best) return undefined;
+    if (await this.builtImageProblem(reference, user)) return undefined;
     return { username: best.username, password: this.deps.keyring.open(best, adminCredentialAd(best.id, best.pattern)) };
+  }
+
+  /**
+   * Why `user` may not use `reference` as an image of their own: it lies
+   * under a system's push path and is not their build (another user's, or a
+   * path no build makes). Undefined when it is theirs or under no push path.
+   * Checked wherever a user's image is saved, built from, checked, pulled or
+   * launched; receivers of a share launch the owner's image, as its owner's.
+   */
+  async builtImageProblem(reference: ImageReference, user: string): Promise<string | undefined> {
+    return builtImageProblem(reference, user, await this.pushPaths(), async (repository) => (await this.deps.pushedBy?.(repository)) ?? []);
+  }
+
+  /** The push path of every system, building or not, enabled or not: images pushed there stay. */
+  private async pushPaths(): Promise<PushPath[]> {
+    const systems = [...(await this.deps.store.list()), ...(this.deps.defaultSystem ? [this.deps.defaultSystem] : [])];
+    return systems.flatMap((s) => parsePushPath(s.build.pushTo) ?? []);
   }
 
   private rules(): AccessRules {

@@ -1,10 +1,11 @@
 /**
- * Admin pages: systems and registry credentials. SystemService lets hub
+ * Admin pages: systems, registry credentials, and the images published for everyone. SystemService lets hub
  * admins and holders of custom:custom-images:admin in; anyone else gets 403.
  */
 import { Router, type Request, type Response } from 'express';
 import { AppError } from '../errors.js';
 import { DEFAULT_GID, DEFAULT_UID, type System } from '../systems/schema.js';
+import type { SharingService } from '../sharing/service.js';
 import type { SystemService } from '../systems/service.js';
 import { loggedInUser } from './auth.js';
 import { parseSlug } from './params.js';
@@ -43,8 +44,8 @@ function formValues(system: Partial<System> | Record<string, unknown>) {
   };
 }
 
-export function adminPagesRouter(deps: { systems: SystemService; prefix: string }): Router {
-  const { systems, prefix } = deps;
+export function adminPagesRouter(deps: { systems: SystemService; sharing: SharingService; prefix: string }): Router {
+  const { systems, sharing, prefix } = deps;
   const router = Router();
 
   const renderList = async (req: Request, res: Response, extra: Record<string, unknown> = {}, status = 200) => {
@@ -52,6 +53,7 @@ export function adminPagesRouter(deps: { systems: SystemService; prefix: string 
       title: 'Systems',
       systems: await systems.listAll(actor(req)),
       credentials: await systems.listCredentials(actor(req)),
+      publications: await sharing.publications(actor(req)),
       csrfToken: req.csrfToken?.(),
       credentialErrors: {},
       credentialValues: { pattern: '', username: '' },

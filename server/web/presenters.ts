@@ -14,7 +14,7 @@ import type { ImageView } from '../images/service.js';
 import { IMAGE_STATUSES } from '../images/status.js';
 import { formatDuration } from '../format.js';
 import type { StartReadiness } from '../pulls/service.js';
-import type { SharedImageView, SharesView } from '../sharing/service.js';
+import type { PublicationView, PublishedImageView, SharedImageView, SharesView } from '../sharing/service.js';
 import type { System } from '../systems/schema.js';
 
 /** "Preparing to start… 45 %", "Ready to start", or why it could not be prepared. */
@@ -108,18 +108,45 @@ export function presentShared(image: SharedImageView): z.infer<typeof SharedImag
   });
 }
 
+/** A publication: the digest published, and why it no longer serves (null while it does). */
+const PublicationSchema = z.object({
+  at: z.string(),
+  by: z.string(),
+  description: z.string(),
+  digest: z.string().nullable(),
+  withdrawn: z.string().nullable(),
+});
+
+function presentPublication(publication: PublicationView): z.infer<typeof PublicationSchema> {
+  return { ...publication, at: publication.at.toISOString() };
+}
+
 /** With whom an image is shared, for its owner. */
 export const SharesResponseSchema = z.object({
   groups: z.array(z.string()),
-  published: z.object({ at: z.string(), by: z.string(), description: z.string() }).nullable(),
+  published: PublicationSchema.nullable(),
   launchesByOthers: z.number().int(),
 });
 
 export function presentShares(shares: SharesView): z.infer<typeof SharesResponseSchema> {
   return SharesResponseSchema.parse({
     ...shares,
-    published: shares.published ? { ...shares.published, at: shares.published.at.toISOString() } : null,
+    published: shares.published ? presentPublication(shares.published) : null,
   });
+}
+
+/** A published image, for admins. */
+export const PublishedImageResponseSchema = z.object({
+  id: z.number().int().positive(),
+  owner: z.string(),
+  name: z.string(),
+  system: z.object({ slug: z.string(), displayName: z.string(), enabled: z.boolean() }),
+  image: z.string(),
+  publication: PublicationSchema,
+});
+
+export function presentPublished(image: PublishedImageView): z.infer<typeof PublishedImageResponseSchema> {
+  return PublishedImageResponseSchema.parse({ ...image, image: image.reference, publication: presentPublication(image.publication) });
 }
 
 export const CheckResponseSchema = z.object({

@@ -8,7 +8,7 @@ import type { Router } from 'express';
 import type { SharingService } from '../sharing/service.js';
 import { identityOf } from './apiAuth.js';
 import { parseApiId, parseListQuery, parseUserName } from './params.js';
-import { presentImage, presentShared, presentShares } from './presenters.js';
+import { presentImage, presentPublished, presentShared, presentShares } from './presenters.js';
 
 export function shareApiRoutes(router: Router, deps: { sharing: SharingService }): void {
   const { sharing } = deps;
@@ -38,5 +38,8 @@ export function shareApiRoutes(router: Router, deps: { sharing: SharingService }
   router.delete('/users/:name/images/:id/publish', async (req, res) => {
     await sharing.unpublish(identityOf(req), ...image(req));
     res.status(204).end();
+  });
+  router.get('/publications', async (req, res) => {
+    res.json((await sharing.publications(identityOf(req))).map(presentPublished));
   });
 }

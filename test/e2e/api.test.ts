@@ -314,7 +314,7 @@ describe('launch', () => {
       image: expect.stringMatching(new RegExp(`^${registries.basic}/lab/good@sha256:[0-9a-f]{64}$`)),
       system: 'kube',
       spawner: 'kubernetes',
-      mount: { volume: expect.stringMatching(/^jupyterhub-user-uma-kube-/), target: '/home/jovyan/work' },
+      mount: { volume: expect.stringMatching(/^jupyterhub-user-uma\.kube\.[0-9a-f]{64}$/), target: '/home/jovyan/work' },
       uid: 1000,
       gid: 100,
     });

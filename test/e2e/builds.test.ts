@@ -330,7 +330,8 @@ describe('the service killed during a build', { timeout: 300_000 }, () => {
       expect(row?.status).toBe('succeeded');
       expect(row?.attempts).toBe(2);
       expect(row?.log).toMatch(/The service restarted during the last attempt; building again from the start/);
-      expect((await db('images').where({ id: image.id }).first()).reference).toBe(`${registries.open}/restart/ada/slow:1`);
+      // Pinned to what was pushed.
+      expect((await db('images').where({ id: image.id }).first()).reference).toBe(`${registries.open}/restart/ada/slow:1@${row?.digest}`);
     } finally {
       await service.kill('SIGTERM');
       await db.destroy();

@@ -197,7 +197,7 @@ describe('a researcher starts their own image', { timeout: 300_000 }, () => {
     expect(info.Config.User).toBe('1000:100');
     const mount = info.Mounts.find((m) => m.Destination === '/home/jovyan/work');
     expect(mount).toMatchObject({ Type: 'volume', RW: true });
-    expect(mount?.Name).toMatch(/^jupyterhub-user-ada-dock-[0-9a-f]{8}$/);
+    expect(mount?.Name).toMatch(/^jupyterhub-user-ada\.dock\.[0-9a-f]{64}$/);
 
     // The image was in the engine: the registry saw at most the tag's confirmation (a HEAD), never a download.
     const atStart = recorded.requests.slice(before);
@@ -235,7 +235,7 @@ describe('a researcher starts their own image', { timeout: 300_000 }, () => {
     expect(await waitForServer(hub, 'bob')).toBe(true);
     expect((await server('bob', 'contents/notes.txt')).status).toBe(404);
     const bobMount = (await container('bob').inspect()).Mounts.find((m) => m.Destination === '/home/jovyan/work');
-    expect(bobMount?.Name).toMatch(/^jupyterhub-user-bob-dock-/);
+    expect(bobMount?.Name).toMatch(/^jupyterhub-user-bob\.dock\./);
     await stopServer(hub, 'bob');
   });
 

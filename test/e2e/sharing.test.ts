@@ -2,7 +2,9 @@
  * Sharing on a real hub: groups made through its API, a private image on a
  * registry with a password, the spawn form and the service's pages in
  * Chromium. Ada shares with the group `lab`; Bob is in it, Carol is not; an
- * admin publishes an image for everyone on a system.
+ * admin publishes an image for everyone on a system, as the digest they saw.
+ * Ada's build under the push path is read with the site's credential for
+ * her and her receivers, and for nobody else.
  */
 import { randomBytes } from 'node:crypto';
 import type { Browser } from 'playwright-core';
@@ -82,12 +84,13 @@ beforeAll(async () => {
     CUSTOM_IMAGES_TRUSTED_REGISTRIES: registries.trusted.join(','),
     CUSTOM_IMAGES_SYSTEMS_FILE: writeSystemsFile([
       dockerSeed(allowed),
-      dockerSeed(allowed, { slug: 'kube', displayName: 'Kubernetes', spawner: 'kubernetes' }),
+      // Built images are pushed under basic/built (building itself is not needed here).
+      dockerSeed(allowed, { slug: 'kube', displayName: 'Kubernetes', spawner: 'kubernetes', buildPushTo: `${registries.basic}/built` }),
     ]),
     // A user removed from a group at the hub loses what it shares within a second.
     CUSTOM_IMAGES_AUTH_CACHE_SECONDS: '1',
   });
-  for (const name of ['ada', 'bob', 'carol']) tokens[name] = await hub.userToken(name);
+  for (const name of ['ada', 'bob', 'carol', 'dan']) tokens[name] = await hub.userToken(name);
   tokens.admin = await hub.userToken('admin', { admin: true });
   tokens.launcher = hub.launchToken;
   expect((await hubApi(hub, 'POST', '/groups/lab')).status).toBe(201);
@@ -147,7 +150,7 @@ describe('sharing with a hub group', () => {
     expect(bobs.status).toBe(200);
     const adas = await api('launcher', 'GET', `users/ada/images/${privateId}/launch`);
     expect(bobs.body).toMatchObject({ owner: 'ada', user: 'bob', uid: 1000, gid: 100 });
-    expect((bobs.body.mount as Json).volume).toContain('-bob-');
+    expect((bobs.body.mount as Json).volume).toContain('-bob.');
     expect((bobs.body.mount as Json).volume).not.toBe((adas.body.mount as Json).volume);
     const secret = JSON.parse(String((bobs.body.pull as Json).dockerconfigjson)) as { auths: Record<string, { username: string }> };
     expect(secret.auths[registries.basic]?.username).toBe(USER);
@@ -299,7 +302,7 @@ describe('starting a shared image from the hub', () => {
     // The registry wants a password, Bob has none and no site credential exists: Ada's pulled it.
     expect(hub.log()).toMatch(
       new RegExp(
-        `custom-images: launching ${registries.basic}/lab/env@sha256:[0-9a-f]{64} for bob on dock \\(mount jupyterhub-user-bob-dock-`,
+        `custom-images: launching ${registries.basic}/lab/env@sha256:[0-9a-f]{64} for bob on dock \\(mount jupyterhub-user-bob\\.dock\\.`,
       ),
     );
     await stopServer(hub, 'bob');
@@ -372,7 +375,7 @@ describe('published by an admin', () => {
     const carols = await api('launcher', 'GET', `users/carol/images/${publicId}/launch`);
     expect(carols.status).toBe(200);
     expect(carols.body).toMatchObject({ owner: 'admin', user: 'carol' });
-    expect((carols.body.mount as Json).volume).toContain('-carol-');
+    expect((carols.body.mount as Json).volume).toContain('-carol.');
 
     expect((await api('admin', 'DELETE', `users/admin/images/${publicId}/publish`)).status).toBe(204);
     expect(list((await api('carol', 'GET', 'users/carol/shared')).body)).toEqual([]);
@@ -389,5 +392,126 @@ describe('published by an admin', () => {
     const privateCopy = await api('bob', 'POST', 'users/bob/copies', { from: privateId, name: 'my lab env' });
     expect(privateCopy.status).toBe(201);
     expect(privateCopy.body.credential).toBeNull();
+  });
+});
+
+/** The launch answer's pull secret: who it logs in as, per registry. */
+function pullLogins(body: Json): Record<string, string | undefined> {
+  const secret = JSON.parse(String((body.pull as Json).dockerconfigjson)) as { auths: Record<string, { username: string }> };
+  return Object.fromEntries(Object.entries(secret.auths).map(([registry, login]) => [registry, login.username]));
+}
+
+describe('a publication is of a digest', () => {
+  /** The same passing image with other content: another digest. */
+  const variant = (n: number) => ({
+    ...passingImage(),
+    env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', `CI_VARIANT=${n}`],
+  });
+
+  it("serves the digest the admin saw; the owner's new check or edit withdraws it in words, until an admin publishes again", async () => {
+    const first = await pushImage(registries.open, 'pub/env', '1', passingImage());
+    const saved = await api('dan', 'POST', 'users/dan/images', { system: 'kube', name: 'dan env', image: `${registries.open}/pub/env:1` });
+    expect(saved.status).toBe(201);
+    const id = Number(saved.body.id);
+    // Not before it is checked: there is no digest to publish.
+    expect((await api('admin', 'PUT', `users/dan/images/${id}/publish`, { description: 'x' })).status).toBe(409);
+    await checked('dan', id);
+    const stale = await api('admin', 'PUT', `users/dan/images/${id}/publish`, { digest: `sha256:${'0'.repeat(64)}` });
+    expect(stale).toMatchObject({ status: 409, body: { field: 'digest', message: expect.stringContaining(`it is now ${first.digest}`) } });
+    const published = await api('admin', 'PUT', `users/dan/images/${id}/publish`, { description: 'Dan env', digest: first.digest });
+    expect(published.body.published).toMatchObject({ digest: first.digest, withdrawn: null });
+    expect(list((await api('carol', 'GET', 'users/carol/shared')).body).map((i) => i.id)).toContain(id);
+    expect(await api('launcher', 'GET', `users/carol/images/${id}/launch`)).toMatchObject({ status: 200, body: { digest: first.digest } });
+
+    // The tag moves to other content, and Dan checks again: what everyone was offered is gone.
+    const second = await pushImage(registries.open, 'pub/env', '1', variant(2));
+    await checked('dan', id);
+    expect(list((await api('carol', 'GET', 'users/carol/shared')).body).map((i) => i.id)).not.toContain(id);
+    const refused = await api('launcher', 'GET', `users/carol/images/${id}/launch`);
+    expect(refused.status).toBe(409);
+    expect(refused.body.message).toBe(
+      `"dan env" was published for everyone, but dan changed it: it is now ${second.digest}, not the published ${first.digest}: the publication is withdrawn until an admin publishes it again.`,
+    );
+    expect((await api('dan', 'GET', `users/dan/images/${id}/shares`)).body.published).toMatchObject({
+      digest: first.digest,
+      withdrawn: expect.stringContaining(`dan changed it: it is now ${second.digest}`),
+    });
+    const publications = list((await api('admin', 'GET', 'publications')).body);
+    expect(publications.find((p) => p.id === id)).toMatchObject({
+      owner: 'dan',
+      publication: { digest: first.digest, withdrawn: expect.any(String) },
+    });
+    expect((await api('carol', 'GET', 'publications')).status).toBe(403);
+    // The admin's page says so.
+    const { context, page } = await hubLogin(browser, hub, 'admin');
+    await page.goto(`${hub.serviceUrl}admin/systems`);
+    const row = page.locator(`[data-testid=publications] tr[data-image="${id}"]`);
+    await expect(row.getByTestId('publication-state').textContent()).resolves.toMatch(/withdrawn\s+dan changed it/);
+    await screenshot(page, 'sharing-publication-withdrawn');
+    await context.close();
+
+    // An edit withdraws it too, at once, before any check.
+    const third = await pushImage(registries.open, 'pub/env', '2', variant(3));
+    const edited = await api('dan', 'PUT', `users/dan/images/${id}`, {
+      system: 'kube',
+      name: 'dan env',
+      image: `${registries.open}/pub/env:2`,
+    });
+    expect(edited.status).toBe(200);
+    const afterEdit = await api('launcher', 'GET', `users/carol/images/${id}/launch`);
+    expect(afterEdit.status).toBe(409);
+    expect(afterEdit.body.message).toMatch(/dan changed it after it was published .*until an admin publishes it again/);
+    expect((await spawnForm('carol')).join('\n')).not.toContain('dan env');
+
+    // An admin publishes what it is now: offered again, as that digest.
+    await checked('dan', id);
+    const again = await api('admin', 'PUT', `users/dan/images/${id}/publish`, { description: 'Dan env, new', digest: third.digest });
+    expect(again.body.published).toMatchObject({ digest: third.digest, withdrawn: null });
+    expect(await api('launcher', 'GET', `users/carol/images/${id}/launch`)).toMatchObject({ status: 200, body: { digest: third.digest } });
+  });
+});
+
+describe("a build under the push path is its owner's", () => {
+  it('is read with the site credential for Ada and her receivers; Bob cannot save it as his, nor copy it', async () => {
+    // The site's credential for built images: entered by the admin on their page.
+    const { context, page } = await hubLogin(browser, hub, 'admin');
+    await page.goto(`${hub.serviceUrl}admin/systems`);
+    await page.fill('#f-pattern', `${registries.basic}/built/*`);
+    await page.fill('#f-username', USER);
+    await page.fill('#f-password', PASSWORD);
+    await page.locator('form[action$="admin/credentials"] [type=submit]').click();
+    await expect(page.getByTestId('credentials').textContent()).resolves.toContain(`${registries.basic}/built/*`);
+    await context.close();
+
+    // Ada's build, as the builder pushed it; she saves it without a password of her own.
+    await pushImage(registries.open, 'built/ada/env', '1', passingImage());
+    const image = `${registries.basic}/built/ada/env:1`;
+    const saved = await api('ada', 'POST', 'users/ada/images', { system: 'kube', name: 'ada build', image });
+    expect(saved.status).toBe(201);
+    const id = Number(saved.body.id);
+    await checked('ada', id);
+    expect(pullLogins((await api('launcher', 'GET', `users/ada/images/${id}/launch`)).body)[registries.basic]).toBe(USER);
+
+    const bobs = await api('bob', 'POST', 'users/bob/images', { system: 'kube', name: 'mine now', image });
+    expect(bobs.status).toBe(400);
+    expect(bobs.body).toMatchObject({ field: 'image', message: expect.stringContaining('not one of yours (yours are under') });
+    expect(list((await api('bob', 'GET', 'users/bob/images')).body).map((i) => i.name)).not.toContain('mine now');
+
+    // Shared with lab: Bob launches it, pulled with the site's login; Carol cannot.
+    await api('ada', 'PUT', `users/ada/images/${id}/shares`, { groups: ['lab'] });
+    const bobLaunch = await api('launcher', 'GET', `users/bob/images/${id}/launch`);
+    expect(bobLaunch.status).toBe(200);
+    expect(pullLogins(bobLaunch.body)[registries.basic]).toBe(USER);
+    expect((await api('launcher', 'GET', `users/carol/images/${id}/launch`)).status).toBe(404);
+    // A copy would outlive the share.
+    const copy = await api('bob', 'POST', 'users/bob/copies', { from: id });
+    expect(copy.status).toBe(409);
+    expect(copy.body.message).toContain("is ada's build");
+
+    // Published: Carol launches it too.
+    expect((await api('admin', 'PUT', `users/ada/images/${id}/publish`, { description: 'Ada build' })).status).toBe(200);
+    const carols = await api('launcher', 'GET', `users/carol/images/${id}/launch`);
+    expect(carols.status).toBe(200);
+    expect(pullLogins(carols.body)[registries.basic]).toBe(USER);
   });
 });

@@ -64,7 +64,7 @@ describe('spawning from the hub', () => {
 
     expect(hub.log()).toMatch(
       new RegExp(
-        `custom-images: launching ${registries.open}/lab/good@sha256:[0-9a-f]{64} for wen on dock \\(mount jupyterhub-user-wen-dock-[0-9a-f]{8} at /home/jovyan/work, uid 1000, gid 100, pull docker\\)`,
+        `custom-images: launching ${registries.open}/lab/good@sha256:[0-9a-f]{64} for wen on dock \\(mount jupyterhub-user-wen\\.dock\\.[0-9a-f]{64} at /home/jovyan/work, uid 1000, gid 100, pull docker\\)`,
       ),
     );
     const res = await fetch(`${hub.url}/hub/api/users/wen`, { headers: { Authorization: `token ${hub.adminToken}` } });

@@ -49,7 +49,7 @@ async function engineless(db: Knex, now: () => Date = () => new Date()): Promise
     store: new BuildStore(db),
     images,
     imageStore: new ImageStore(db),
-    systems: { ...staticCatalog([system]), credentialFor: async () => undefined },
+    systems: { ...staticCatalog([system]), credentialFor: async () => undefined, builtImageProblem: async () => undefined },
     access: testAccess,
     keyring,
     registry,

@@ -17,8 +17,11 @@ import { RegistryClient } from '../../server/registry/client.js';
 import { DockerEngine, dockerFromHost } from '../../server/runner/engine.js';
 import { DockerBuilder } from '../../server/runner/dockerBuilder.js';
 import type { Keyring } from '../../server/secrets/keyring.js';
+import type { ImageReference } from '../../server/registry/reference.js';
 import type { Knex } from '../../server/store/db.js';
+import { builtImageProblem, parsePushPath } from '../../server/builds/pushPath.js';
 import { staticCatalog, type System } from '../../server/systems/schema.js';
+import type { SystemService } from '../../server/systems/service.js';
 import { checkServices, type CheckServices } from './checkServices.js';
 import { testAccess } from './identities.js';
 
@@ -43,22 +46,33 @@ export function buildServices(
     uploadBytes?: number;
     cgroupParent?: string;
     memoryBytes?: number;
+    /**
+     * The systems as the app has them, stored in `db` (instead of `systems`):
+     * with the site's credentials. Without it builds use none.
+     */
+    sites?: SystemService;
   },
 ): BuildServices {
   const registry = new RegistryClient({ trustedHosts: options.trustedRegistries });
   const engine = new DockerEngine(dockerFromHost(process.env.DOCKER_HOST));
-  const services = checkServices(db, { registry, keyring: options.keyring, systems: options.systems });
+  const services = checkServices(db, { registry, keyring: options.keyring, systems: options.systems, sites: options.sites });
   const checks = services.checks({
     engine,
     runLimits: { timeoutMs: 60_000, memoryBytes: 512 * 1024 * 1024, pids: 64, outputBytes: 16 * 1024 },
   });
   const store = new BuildStore(db);
-  const catalog = staticCatalog(options.systems);
+  const pushPaths = options.systems.flatMap((s) => parsePushPath(s.build.pushTo) ?? []);
+  const catalog = options.sites ?? {
+    ...staticCatalog(options.systems),
+    credentialFor: async () => undefined,
+    builtImageProblem: (reference: ImageReference, user: string) =>
+      builtImageProblem(reference, user, pushPaths, (repository) => store.pushersOf(repository)),
+  };
   const builds = new BuildService({
     store,
     images: services.images,
     imageStore: new ImageStore(db),
-    systems: { ...catalog, credentialFor: async () => undefined },
+    systems: catalog,
     access: testAccess,
     keyring: options.keyring,
     registry,

@@ -13,6 +13,7 @@ import type { RegistryClient } from '../../server/registry/client.js';
 import type { Keyring } from '../../server/secrets/keyring.js';
 import type { Knex } from '../../server/store/db.js';
 import { staticCatalog, type System } from '../../server/systems/schema.js';
+import type { SystemService } from '../../server/systems/service.js';
 import { testAccess } from './identities.js';
 import { testSystem } from './systems.js';
 
@@ -25,8 +26,18 @@ export interface CheckServices {
   run(checks: CheckService, id: number, runner?: string): Promise<CheckRow>;
 }
 
-export function checkServices(db: Knex, deps: { registry: RegistryClient; keyring: Keyring; systems?: System[] }): CheckServices {
-  const systems = staticCatalog(deps.systems ?? [testSystem()]);
+export function checkServices(
+  db: Knex,
+  deps: {
+    registry: RegistryClient;
+    keyring: Keyring;
+    systems?: System[];
+    /** Systems stored in `db`, with the site's credentials and the push paths' owners, instead of `systems`. */
+    sites?: SystemService;
+  },
+): CheckServices {
+  const sites = deps.sites;
+  const systems = sites ?? staticCatalog(deps.systems ?? [testSystem()]);
   const store = new CheckStore(db);
   const images = new ImageService({
     store: new ImageStore(db),
@@ -35,6 +46,12 @@ export function checkServices(db: Knex, deps: { registry: RegistryClient; keyrin
     keyring: deps.keyring,
     checks: store,
     builds: new BuildStore(db),
+    ...(sites
+      ? {
+          siteCredentials: (reference, owner, candidates) => sites.credentialFor(reference, owner, candidates),
+          builtImageProblem: (reference, user) => sites.builtImageProblem(reference, user),
+        }
+      : {}),
   });
   return {
     store,

@@ -3,7 +3,6 @@ import { describe, expect, it } from 'vitest';
 import { dockerfileImages } from '../../server/builds/dockerfile.js';
 import { buildFailureMessage } from '../../server/builds/failure.js';
 import { aptPackages, environmentProblems, packagesDockerfile, requirementProblems } from '../../server/builds/packages.js';
-import { userPathComponent } from '../../server/builds/service.js';
 import { buildLabel } from '../../server/images/status.js';
 import type { BuildSummary } from '../../server/builds/store.js';
 import { BuildProgress } from '../../server/runner/dockerBuilder.js';
@@ -130,12 +129,6 @@ describe('the Dockerfile written for packages', () => {
 });
 
 describe('names and progress', () => {
-  it('makes a hub user name a repository path component, keeping distinct names distinct', () => {
-    expect(userPathComponent('ada')).toBe('ada');
-    expect(userPathComponent('Ada.Lovelace@example.org')).toMatch(/^ada-lovelace-example-org-[0-9a-f]{6}$/);
-    expect(userPathComponent('ADA')).not.toBe(userPathComponent('ada'));
-  });
-
   it('counts steps and the layers a build committed, not those from the cache', () => {
     const progress = new BuildProgress();
     const output = [
@@ -243,6 +236,14 @@ describe("a system's build settings (admin form and seed files)", () => {
     [{ buildPushTo: 'custom-images' }, 'buildPushTo', /must start with the registry's host/],
     [{ buildNetwork: 'bridge0' }, 'buildNetwork', /default, none or host/],
     [{ buildBaseImages: 'Bad = not a reference!' }, 'buildBaseImages', /^Bad = not a reference!: /],
+    // Room for the user's part and the image's name within 255 characters.
+    [{ buildPushTo: `registry.example.org/${'p'.repeat(69)}` }, 'buildPushTo', /at most 89 characters/],
+    // A base image there would be some user's build, which that user can overwrite.
+    [
+      { buildPushTo: 'registry.example.org/built', buildBaseImages: 'Base = registry.example.org/built/base/debian:1' },
+      'buildBaseImages',
+      /not kept under the push path registry\.example\.org\/built/,
+    ],
   ])('refuses %j in %s', (fields, field, message) => {
     const result = SystemInputSchema.safeParse({ ...system, ...fields });
     expect(result.success).toBe(false);
