@@ -288,6 +288,8 @@ export function createApp(deps: AppDeps): App {
       cpus: config.builds.cpus,
       timeoutMs: config.builds.timeoutMs,
       cgroupParent: config.builds.cgroupParent,
+      diskBytes: config.builds.diskBytes,
+      imageBytes: config.builds.imageBytes,
     },
     maxQueuedPerUser: config.builds.maxQueuedPerUser,
     maxStreamsPerUser: config.checks.maxStreamsPerUser,

@@ -165,6 +165,8 @@ function envSchema(cwd: string) {
         )
         .optional(),
     ),
+    CUSTOM_IMAGES_BUILD_DISK_GB: z.coerce.number().positive('must be a positive number of gigabytes').default(20),
+    CUSTOM_IMAGES_BUILD_MAX_IMAGE_GB: z.coerce.number().positive('must be a positive number of gigabytes').default(32),
     CUSTOM_IMAGES_BUILD_UPLOAD_MAX_KB: z.coerce.number().int().min(1, 'must be 1 or more').default(10240),
     CUSTOM_IMAGES_BUILD_GIT_MAX_MB: z.coerce.number().int().min(1, 'must be 1 or more').default(200),
     CUSTOM_IMAGES_TRUSTED_GIT_HOSTS: hostList,
@@ -245,8 +247,12 @@ export interface Config {
     timeoutMs: number;
     memoryBytes: number;
     cpus: number;
-    /** The cgroup (with a pids limit set by the host admin) build steps run under. */
+    /** The cgroup (with a pids limit set by the host admin) build steps run under; without one, nothing builds. */
     cgroupParent: string | undefined;
+    /** What one build may write to the engine's disk (its layers and its running step's changes). */
+    diskBytes: number;
+    /** The largest image a build may make (unpacked, base included), checked before the push. */
+    imageBytes: number;
     /** All files uploaded with one build together. */
     uploadBytes: number;
     gitMaxBytes: number;
@@ -361,6 +367,8 @@ export function parseConfig(env: Record<string, string | undefined>, cwd: string
       memoryBytes: e.CUSTOM_IMAGES_BUILD_MEMORY_MB * 1024 * 1024,
       cpus: e.CUSTOM_IMAGES_BUILD_CPUS,
       cgroupParent: e.CUSTOM_IMAGES_BUILD_CGROUP_PARENT,
+      diskBytes: Math.round(e.CUSTOM_IMAGES_BUILD_DISK_GB * 1e9),
+      imageBytes: Math.round(e.CUSTOM_IMAGES_BUILD_MAX_IMAGE_GB * 1e9),
       uploadBytes: e.CUSTOM_IMAGES_BUILD_UPLOAD_MAX_KB * 1024,
       gitMaxBytes: e.CUSTOM_IMAGES_BUILD_GIT_MAX_MB * 1024 * 1024,
       trustedGitHosts: e.CUSTOM_IMAGES_TRUSTED_GIT_HOSTS,

@@ -21,6 +21,7 @@ import type { BuildLimits as BuilderLimits, ImageBuilder, RegistryLogin } from '
 import { buildContext, CONTEXT_DOCKERFILE, unpackFiles } from './context.js';
 import { dockerfileImages, dockerfileProblems } from './dockerfile.js';
 import { buildFailureMessage } from './failure.js';
+import { labelledDockerfile, layerMarker } from './layerLabel.js';
 import { formatKiB } from '../format.js';
 import type { GitFetcher } from './git.js';
 import type { BuildLimits } from './recipe.js';
@@ -118,7 +119,10 @@ export async function runBuild(deps: BuildRunDeps, job: BuildRow, runner: string
       if (problems.length > 0) return await end('failed', `The repository's Dockerfile cannot be built here: ${problems.join('; ')}`);
       log("Building the repository's Dockerfile\n");
     }
-    const context = await buildContext(dockerfile, files, tree);
+    // Every layer the engine commits carries the image's label: how the builder knows its own (builds/layerLabel.ts).
+    const marker = layerMarker((secret) => deps.keyring.fingerprint(secret), job.imageId);
+    const labelled = labelledDockerfile(dockerfile, marker);
+    const context = await buildContext(labelled.text, files, tree);
     // The engine pulls FROM images and pushes by itself: the same address rule as for pulls, checked here.
     const logins: Record<string, RegistryLogin> = {};
     for (const { image: from } of dockerfileImages(dockerfile).images) {
@@ -136,6 +140,7 @@ export async function runBuild(deps: BuildRunDeps, job: BuildRow, runner: string
       tag: job.target,
       network: system.build.network,
       limits: deps.builderLimits,
+      layers: { marker, added: labelled.added },
       registryLogins: logins,
       signal: stop,
       onStep: (step, steps) => save({ step, steps }),

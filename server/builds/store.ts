@@ -1,6 +1,6 @@
 /** Rows of `builds`: each build's inputs, state and log, and the job rules of jobs/claims.ts. Through knex. */
 import type { Knex } from 'knex';
-import { activeJobsOf, beatJobs, claimJob, queuedJobs, recoverStaleJobs, type JobTable } from '../jobs/claims.js';
+import { activeJobsOf, beatJobs, claimJob, recoverStaleJobs, type JobTable } from '../jobs/claims.js';
 import type { Sealed } from '../secrets/keyring.js';
 import { fromJson, sealedFromRow, toDate, toDateOrNull } from '../store/rows.js';
 import type { BuildMode } from './recipe.js';
@@ -252,12 +252,31 @@ export class BuildStore {
     return activeJobsOf(this.db, BUILD_JOBS, owner);
   }
 
-  queued(limit: number): Promise<number[]> {
-    return queuedJobs(this.db, BUILD_JOBS, limit);
+  /**
+   * Queued builds, oldest first, of images with no build running: one build
+   * of an image runs at a time, since its layers carry the image's label
+   * (builds/layerLabel.ts) and a second would take the first's for its own.
+   */
+  async queued(limit: number): Promise<number[]> {
+    const rows = (await this.db('builds as b')
+      .select('b.id')
+      .where('b.status', 'queued')
+      .whereNotExists(this.db('builds as r').select('r.id').whereRaw('r.image_id = b.image_id').andWhere('r.status', 'running'))
+      .orderBy('b.id')
+      .limit(limit)) as Array<{ id: number }>;
+    return rows.map((r) => Number(r.id));
   }
 
+  /** Claims queued build `id` for `runner`, unless a build of the same image runs; of replicas claiming at once, one wins. */
   claim(id: number, runner: string, now: Date): Promise<boolean> {
-    return claimJob(this.db, BUILD_JOBS, id, runner, now);
+    return this.db.transaction(async (trx) => {
+      const build = (await trx('builds').select('image_id').where({ id }).first()) as { image_id: number } | undefined;
+      if (!build) return false;
+      // Two claims of one image's builds wait for each other on the image's row (SQLite writes one at a time anyway).
+      if (trx.client.config.client === 'pg') await trx('images').select('id').where({ id: build.image_id }).forUpdate();
+      if (await trx('builds').where({ image_id: build.image_id, status: 'running' }).first('id')) return false;
+      return claimJob(trx, BUILD_JOBS, id, runner, now);
+    });
   }
 
   heartbeat(ids: number[], runner: string, now: Date): Promise<void> {

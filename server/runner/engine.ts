@@ -229,8 +229,21 @@ export class DockerEngine {
    * the engine refuses while any container, running or stopped, uses it.
    */
   async removeImage(reference: string): Promise<'removed' | 'in_use' | 'missing'> {
+    return this.remove(reference, false);
+  }
+
+  /**
+   * Removes one image by id and nothing else: its untagged parents stay
+   * (the engine would prune them otherwise, whoever's they are). Refused
+   * while a child image or a container uses it.
+   */
+  async removeLayer(id: string): Promise<'removed' | 'in_use' | 'missing'> {
+    return this.remove(id, true);
+  }
+
+  private async remove(reference: string, noprune: boolean): Promise<'removed' | 'in_use' | 'missing'> {
     try {
-      await this.docker.getImage(reference).remove({ force: false, noprune: false });
+      await this.docker.getImage(reference).remove({ force: false, noprune });
       return 'removed';
     } catch (err) {
       const status = (err as { statusCode?: number }).statusCode;

@@ -42,6 +42,8 @@ export function buildServices(
     uploadBytes?: number;
     cgroupParent?: string;
     memoryBytes?: number;
+    diskBytes?: number;
+    imageBytes?: number;
   },
 ): BuildServices {
   const registry = new RegistryClient({ trustedHosts: options.trustedRegistries });
@@ -70,6 +72,8 @@ export function buildServices(
       cpus: 2,
       timeoutMs: options.timeoutMs ?? 600_000,
       cgroupParent: options.cgroupParent,
+      diskBytes: options.diskBytes ?? 10e9,
+      imageBytes: options.imageBytes ?? 10e9,
     },
     maxQueuedPerUser: 100,
     maxStreamsPerUser: 4,
