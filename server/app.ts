@@ -187,7 +187,13 @@ export function createApp(deps: AppDeps): App {
 
   const authenticate = createTokenAuthenticator({ hub, cacheSeconds: config.authCacheSeconds });
   const access = new AccessRules(config.hub.accessScopes);
-  const systems = new SystemService({ store: new SystemStore(db), keyring: deps.keyring, defaultSystem: config.defaultSystem, access });
+  const systems = new SystemService({
+    store: new SystemStore(db),
+    keyring: deps.keyring,
+    defaultSystem: config.defaultSystem,
+    access,
+    buildProcessLimit: config.builds.cgroupParent !== undefined,
+  });
   const checkStore = new CheckStore(db);
   // Images kept in the engine for launches: pulled after a check passes, removed when unused.
   const engineImages = new EngineImageStore(db);

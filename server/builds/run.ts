@@ -89,6 +89,12 @@ export async function runBuild(deps: BuildRunDeps, job: BuildRow, runner: string
     const system = await deps.systems.get(image.system);
     if (!system?.build.enabled)
       return await end('failed', `Building is turned off on ${system?.displayName ?? image.system}; ask the hub admin.`);
+    // A system may have had building on before it needed a limit on processes: it builds nothing until the host has one.
+    if (!deps.builderLimits.cgroupParent)
+      return await end(
+        'failed',
+        'This service builds nothing yet: build steps would have no limit on processes. Ask the hub admin to set one up (CUSTOM_IMAGES_BUILD_CGROUP_PARENT).',
+      );
     save({ phase: 'context' });
     if (job.attempts > 1) log('The service restarted during the last attempt; building again from the start.\n');
     const files = job.files ? unpackFiles(job.files) : [];

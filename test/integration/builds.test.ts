@@ -18,7 +18,7 @@ import { migrateLatest } from '../../server/store/migrate.js';
 import type { System } from '../../server/systems/schema.js';
 import { buildServices, greetingWheel, type BuildServices, type UploadedWheel } from '../support/builds.js';
 import type { BuildRow } from '../../server/builds/store.js';
-import { pidsCgroup } from '../support/cgroup.js';
+import { pidsCgroup, type PidsCgroup } from '../support/cgroup.js';
 import { ciDocker } from '../support/docker.js';
 import { startGitServer, type GitServer } from '../support/gitServer.js';
 import { testUser } from '../support/identities.js';
@@ -34,6 +34,8 @@ let db: Knex;
 let dir: string;
 let services: BuildServices;
 let wheel: UploadedWheel;
+/** The limit on processes every build needs (CUSTOM_IMAGES_BUILD_CGROUP_PARENT), as a host admin sets it up. */
+let steps: PidsCgroup;
 const ada = testUser('ada');
 
 function buildSystem(overrides: Partial<System['build']> = {}, slug = 'default'): System {
@@ -100,6 +102,7 @@ async function servicesWith(limits: {
     trustedRegistries: registries.trusted,
     trustedGitHosts: [],
     systems: [buildSystem()],
+    cgroupParent: steps.parent,
     ...limits,
   });
 }
@@ -127,16 +130,19 @@ beforeAll(async () => {
   wheel = greetingWheel(dir);
   db = openDatabase(`sqlite://${dir}/db.sqlite`);
   await migrateLatest(db);
+  steps = await pidsCgroup(docker, `ci-builds-${process.pid}`, 512);
   services = buildServices(db, {
     keyring: await createKeyring([new Uint8Array(32).fill(9)]),
     trustedRegistries: registries.trusted,
     trustedGitHosts: [git.host],
     systems: [buildSystem(), buildSystem({ network: 'none' }, 'offline')],
     timeoutMs: 120_000,
+    cgroupParent: steps.parent,
   });
 }, 300_000);
 
 afterAll(async () => {
+  await steps?.remove();
   await db?.destroy();
   await registries?.stop();
   await git?.stop();
@@ -249,18 +255,19 @@ describe('a failing build', { timeout: 300_000 }, () => {
     await db('builds').where({ id: build.id }).delete();
   });
 
-  it("holds a step to the processes of the admin's cgroup parent, and says so", async () => {
+  it("stops a fork bomb at the processes of the admin's cgroup parent, and says so", async () => {
     const cgroup = await pidsCgroup(docker, `ci-build-pids-${process.pid}`, 40);
     try {
       const limited = await servicesWith({ cgroupParent: cgroup.parent });
       const before = await imageIds();
       const marker = `forks-${Date.now()}`;
-      // A hundred processes at once, as an unbounded make -j would start; the parent allows 40.
-      const forks = `FROM ${registries.open}/base/debian:1\nRUN for i in $(seq 100); do sleep 5 & done; wait # ${marker}\n`;
-      const done = await buildDockerfile(limited, 'forks', forks);
+      // Each call starts two more, ten deep: about two thousand processes at once unbounded (and no more, should
+      // the bound be missing on a test machine), each of the 1024 leaves leaving a file; the parent allows 40.
+      const bomb = `FROM ${registries.open}/base/debian:1\nRUN bomb() { if [ "$1" -gt 0 ]; then bomb $(($1 - 1)) & bomb $(($1 - 1)); wait; else sleep 5; mktemp /tmp/leaf.XXXXXX; fi; }; bomb 10 >/dev/null; test "$(ls /tmp | grep -c leaf)" -eq 1024 # ${marker}\n`;
+      const done = await buildDockerfile(limited, 'forks', bomb);
       expect(done.status).toBe('failed');
       expect(done.log).toMatch(/Cannot fork/);
-      expect(done.message).toMatch(/^Build failed at step 2 of 2 \(RUN for i in/);
+      expect(done.message).toMatch(/^Build failed at step 2 of 2 \(RUN bomb\(\)/);
       expect(done.message).toMatch(/started more processes than a build step may run at once/);
       expect(await leftBehind(before, marker)).toEqual({ layers: [], containers: [] });
     } finally {
