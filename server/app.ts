@@ -207,6 +207,7 @@ export function createApp(deps: AppDeps): App {
         logger,
         timeoutMs: config.pulls.timeoutMs,
         keepDays: config.pulls.keepDays,
+        budgetBytes: config.pulls.budgetBytes,
       })
     : undefined;
   const pulls: PullService | undefined =

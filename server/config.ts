@@ -146,6 +146,7 @@ function envSchema(cwd: string) {
       .int('must be a whole number of days')
       .min(0, 'must be 0 (keep them) or more days')
       .default(14),
+    CUSTOM_IMAGES_PULLED_IMAGES_GB: z.coerce.number().positive('must be a positive number of gigabytes').default(100),
     CUSTOM_IMAGES_BUILD_CONCURRENCY: z.coerce.number().int().min(1, 'must be 1 or more').max(16).default(1),
     CUSTOM_IMAGES_MAX_QUEUED_BUILDS_PER_USER: z.coerce.number().int().min(1, 'must be 1 or more').default(2),
     CUSTOM_IMAGES_BUILD_TIMEOUT_SECONDS: z.coerce
@@ -265,6 +266,8 @@ export interface Config {
     timeoutMs: number;
     /** Images the service pulled and no launch used this long are removed; 0 keeps them. */
     keepDays: number;
+    /** What the images the service keeps in one engine may take together; the least recently started go first. */
+    budgetBytes: number;
   };
   registries: {
     /** Registry hosts an admin allows on private addresses (and plain http), e.g. a site registry. */
@@ -376,6 +379,7 @@ export function parseConfig(env: Record<string, string | undefined>, cwd: string
     pulls: {
       timeoutMs: e.CUSTOM_IMAGES_PULL_TIMEOUT_SECONDS * 1000,
       keepDays: e.CUSTOM_IMAGES_PULLED_IMAGE_DAYS,
+      budgetBytes: Math.round(e.CUSTOM_IMAGES_PULLED_IMAGES_GB * 1e9),
     },
     registries: {
       trusted: e.CUSTOM_IMAGES_TRUSTED_REGISTRIES,
