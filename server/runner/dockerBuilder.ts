@@ -149,12 +149,17 @@ export class DockerBuilder implements ImageBuilder {
       await disk.stop();
     }
     if (!failure && !signal.aborted) {
-      tooLarge = await this.oversize(layers, request);
+      try {
+        tooLarge = await this.oversize(layers, request);
+      } catch (err) {
+        await this.discard(layers, request.tag);
+        throw err;
+      }
       if (!tooLarge) return { ok: true };
-      // Built, but not to be pushed: the tag goes (the image with it, when it was its only name), then its layers.
-      await this.engine.removeLayer(request.tag).catch(() => undefined);
+      await this.discard(layers, request.tag);
+    } else {
+      await layers.remove();
     }
-    await layers.remove();
     return {
       ok: false,
       step: progress.step,
@@ -165,6 +170,12 @@ export class DockerBuilder implements ImageBuilder {
       stepOutput: progress.stepOutput,
       ...(tooLarge ? { tooLarge } : {}),
     };
+  }
+
+  /** A built image that is not to be pushed: its tag goes (the image with it, when that was its only name), then its layers. */
+  private async discard(layers: BuildLayers, tag: string): Promise<void> {
+    await this.engine.removeLayer(tag).catch(() => undefined);
+    await layers.remove();
   }
 
   /** A finished build past a limit: what it wrote (once more: a step may have written past it between two looks), or the image's size. */

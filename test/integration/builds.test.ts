@@ -366,6 +366,44 @@ describe('what a build may write', { timeout: 300_000 }, () => {
 });
 
 describe("a build's own layers", { timeout: 300_000 }, () => {
+  it("labels every stage of a Dockerfile as Docker reads it, shows the researcher's steps, and rebuilds from the cache", async () => {
+    const marker = `stages-${Date.now()}`;
+    // An escape directive, a FROM continued over a comment, two stages.
+    const dockerfile = [
+      '# escape=`',
+      `FROM ${registries.open}/base/debian:1 \``,
+      '  # the first stage',
+      '  AS build',
+      `RUN echo ${marker} > /built`,
+      `FROM ${registries.open}/base/debian:1`,
+      'COPY --from=build /built /built',
+      '',
+    ].join('\n');
+    const { image, build } = await services.builds.create(
+      ada,
+      'ada',
+      { name: 'stages', system: 'default', mode: 'dockerfile', dockerfile },
+      [],
+    );
+    const done = await services.run(build.id);
+    if (done.status !== 'succeeded') console.log(done.log);
+    expect(done.status).toBe('succeeded');
+    expect(done.log).toMatch(/Step 1\/4 : FROM \S+ +AS build\n/);
+    expect(done.log).toMatch(new RegExp(`Step 2/4 : RUN echo ${marker}`));
+    expect(done.log).toMatch(/Step 4\/4 : COPY --from=build \/built \/built/);
+    expect(done.log).not.toMatch(/LABEL/);
+    const labels = (await docker.getImage(done.target).inspect()).Config.Labels ?? {};
+    expect(Object.keys(labels)).toEqual(['custom-images.layers']);
+    // The first stage's layers carry the same label: they are the build's own too (the label's, the RUN's, the COPY's).
+    const labelled = await docker.listImages({ all: true, filters: { label: [`custom-images.layers=${labels['custom-images.layers']}`] } });
+    expect(labelled.length).toBeGreaterThanOrEqual(3);
+
+    const again = await services.run((await services.builds.rebuild(ada, 'ada', image.id, undefined, [])).id);
+    expect(again.status).toBe('succeeded');
+    expect(again.log.match(/Using cache/g)?.length).toBe(2);
+    expect(again.digest).toBe(done.digest);
+  });
+
   it('removes no image that a failing RUN names in its output', async () => {
     const tag = `ci-someone-else-${process.pid}/env:1`;
     const victim = await someoneElsesImage(tag);
