@@ -15,6 +15,8 @@ import { createKeyring } from '../server/secrets/keyring.js';
 import { openDatabase } from '../server/store/db.js';
 import { migrateLatest } from '../server/store/migrate.js';
 import { buildServices, greetingWheel } from '../test/support/builds.js';
+import { pidsCgroup } from '../test/support/cgroup.js';
+import { ciDocker } from '../test/support/docker.js';
 import { testUser } from '../test/support/identities.js';
 import { pushImage } from '../test/support/images.js';
 import { startRegistries } from '../test/support/registry.js';
@@ -28,6 +30,8 @@ export async function benchBuild(): Promise<BenchRow[]> {
   const registries = await startRegistries();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-build-'));
   const db = openDatabase(`sqlite://${dir}/db.sqlite`);
+  // Building needs a limit on processes: the cgroup parent a host admin sets up.
+  const steps = await pidsCgroup(ciDocker(), `bench-build-${process.pid}`, 1024);
   try {
     await migrateLatest(db);
     const base = `${registries.open}/base/debian:1`;
@@ -42,6 +46,7 @@ export async function benchBuild(): Promise<BenchRow[]> {
       trustedRegistries: registries.trusted,
       trustedGitHosts: [],
       systems: [system],
+      cgroupParent: steps.parent,
     });
     const ada = testUser('ada');
     const written = packagesDockerfile({ base, pip: '--no-index\nci-greeting==1.0\n', conda: '', apt: [], files: [wheel.name] });
@@ -104,6 +109,7 @@ export async function benchBuild(): Promise<BenchRow[]> {
   } finally {
     await db.destroy();
     await registries.stop();
+    await steps.remove();
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }

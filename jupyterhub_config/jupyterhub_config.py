@@ -161,7 +161,8 @@ def _demo_systems():
             "defaultMountPath": "/home/jovyan/work",
             "spawner": "docker",
             # "Build an image": results go to the demo registry; the demo image is the base offered.
-            "buildEnabled": True,
+            # Building needs a limit on the processes of build steps (.ci/demo sets one up where it can).
+            "buildEnabled": bool(os.environ.get("CUSTOM_IMAGES_BUILD_CGROUP_PARENT")),
             "buildPushTo": f"{registry}/built",
             # Like the demo's servers, build steps use the host's network (no default bridge needed).
             "buildNetwork": "host",

@@ -194,6 +194,7 @@ export function createApp(deps: AppDeps): App {
     defaultSystem: config.defaultSystem,
     access,
     pushedBy: (repository) => buildStore.pushersOf(repository),
+    buildProcessLimit: config.builds.cgroupParent !== undefined,
   });
   const checkStore = new CheckStore(db);
   // Images kept in the engine for launches: pulled after a check passes, removed when unused.
@@ -209,6 +210,7 @@ export function createApp(deps: AppDeps): App {
         logger,
         timeoutMs: config.pulls.timeoutMs,
         keepDays: config.pulls.keepDays,
+        budgetBytes: config.pulls.budgetBytes,
       })
     : undefined;
   const pulls: PullService | undefined =
@@ -299,6 +301,8 @@ export function createApp(deps: AppDeps): App {
       cpus: config.builds.cpus,
       timeoutMs: config.builds.timeoutMs,
       cgroupParent: config.builds.cgroupParent,
+      diskBytes: config.builds.diskBytes,
+      imageBytes: config.builds.imageBytes,
     },
     maxQueuedPerUser: config.builds.maxQueuedPerUser,
     maxStreamsPerUser: config.checks.maxStreamsPerUser,

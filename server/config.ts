@@ -146,6 +146,7 @@ function envSchema(cwd: string) {
       .int('must be a whole number of days')
       .min(0, 'must be 0 (keep them) or more days')
       .default(14),
+    CUSTOM_IMAGES_PULLED_IMAGES_GB: z.coerce.number().positive('must be a positive number of gigabytes').default(100),
     CUSTOM_IMAGES_BUILD_CONCURRENCY: z.coerce.number().int().min(1, 'must be 1 or more').max(16).default(1),
     CUSTOM_IMAGES_MAX_QUEUED_BUILDS_PER_USER: z.coerce.number().int().min(1, 'must be 1 or more').default(2),
     CUSTOM_IMAGES_BUILD_TIMEOUT_SECONDS: z.coerce
@@ -165,6 +166,8 @@ function envSchema(cwd: string) {
         )
         .optional(),
     ),
+    CUSTOM_IMAGES_BUILD_DISK_GB: z.coerce.number().positive('must be a positive number of gigabytes').default(20),
+    CUSTOM_IMAGES_BUILD_MAX_IMAGE_GB: z.coerce.number().positive('must be a positive number of gigabytes').default(32),
     CUSTOM_IMAGES_BUILD_UPLOAD_MAX_KB: z.coerce.number().int().min(1, 'must be 1 or more').default(10240),
     CUSTOM_IMAGES_BUILD_GIT_MAX_MB: z.coerce.number().int().min(1, 'must be 1 or more').default(200),
     CUSTOM_IMAGES_TRUSTED_GIT_HOSTS: hostList,
@@ -245,8 +248,12 @@ export interface Config {
     timeoutMs: number;
     memoryBytes: number;
     cpus: number;
-    /** The cgroup (with a pids limit set by the host admin) build steps run under. */
+    /** The cgroup (with a pids limit set by the host admin) build steps run under; without one, nothing builds. */
     cgroupParent: string | undefined;
+    /** What one build may write to the engine's disk (its layers and its running step's changes). */
+    diskBytes: number;
+    /** The largest image a build may make (unpacked, base included), checked before the push. */
+    imageBytes: number;
     /** All files uploaded with one build together. */
     uploadBytes: number;
     gitMaxBytes: number;
@@ -259,6 +266,8 @@ export interface Config {
     timeoutMs: number;
     /** Images the service pulled and no launch used this long are removed; 0 keeps them. */
     keepDays: number;
+    /** What the images the service keeps in one engine may take together; the least recently started go first. */
+    budgetBytes: number;
   };
   registries: {
     /** Registry hosts an admin allows on private addresses (and plain http), e.g. a site registry. */
@@ -361,6 +370,8 @@ export function parseConfig(env: Record<string, string | undefined>, cwd: string
       memoryBytes: e.CUSTOM_IMAGES_BUILD_MEMORY_MB * 1024 * 1024,
       cpus: e.CUSTOM_IMAGES_BUILD_CPUS,
       cgroupParent: e.CUSTOM_IMAGES_BUILD_CGROUP_PARENT,
+      diskBytes: Math.round(e.CUSTOM_IMAGES_BUILD_DISK_GB * 1e9),
+      imageBytes: Math.round(e.CUSTOM_IMAGES_BUILD_MAX_IMAGE_GB * 1e9),
       uploadBytes: e.CUSTOM_IMAGES_BUILD_UPLOAD_MAX_KB * 1024,
       gitMaxBytes: e.CUSTOM_IMAGES_BUILD_GIT_MAX_MB * 1024 * 1024,
       trustedGitHosts: e.CUSTOM_IMAGES_TRUSTED_GIT_HOSTS,
@@ -368,6 +379,7 @@ export function parseConfig(env: Record<string, string | undefined>, cwd: string
     pulls: {
       timeoutMs: e.CUSTOM_IMAGES_PULL_TIMEOUT_SECONDS * 1000,
       keepDays: e.CUSTOM_IMAGES_PULLED_IMAGE_DAYS,
+      budgetBytes: Math.round(e.CUSTOM_IMAGES_PULLED_IMAGES_GB * 1e9),
     },
     registries: {
       trusted: e.CUSTOM_IMAGES_TRUSTED_REGISTRIES,

@@ -22,6 +22,18 @@ export interface BuildLimits {
    * container under this parent, whose limit then binds them all.
    */
   cgroupParent?: string;
+  /** What one build may write to the engine's disk: the layers it commits and its running step's changes. */
+  diskBytes: number;
+  /** The largest image a build may make (as the engine stores it, unpacked, its base included); checked before the push. */
+  imageBytes: number;
+}
+
+/** The label every layer of a build carries (builds/layerLabel.ts), as the builder needs it. */
+export interface BuildLayerLabel {
+  /** The label's value for this image's builds. */
+  marker: string;
+  /** The LABEL steps added to the researcher's Dockerfile (one after each FROM): their step numbers leave these out. */
+  added: number;
 }
 
 export interface BuildRequest {
@@ -33,6 +45,8 @@ export interface BuildRequest {
   tag: string;
   network: BuildNetwork;
   limits: BuildLimits;
+  /** The label the Dockerfile handed to the engine gives every layer: how the builder knows its own. */
+  layers: BuildLayerLabel;
   /** Logins for the registries FROM lines pull from, keyed as Docker keys registries. */
   registryLogins: Record<string, RegistryLogin>;
   /** Stops the build: its time limit passed, or the service is stopping. */
@@ -55,10 +69,16 @@ export type BuildResult =
       reason: string;
       /** The last output of the failed step, to say why it failed in words. */
       stepOutput: string;
+      /** The build went past a limit of bytes: what it wrote to the disk, or the image it made. */
+      tooLarge?: { what: 'disk' | 'image'; bytes: number };
     };
 
 export interface ImageBuilder {
-  /** Builds and tags the image; on failure, leaves nothing behind (no container, no untagged layer). */
+  /**
+   * Builds and tags the image; on failure (a time, disk or image size limit
+   * included), leaves nothing of its own behind (no container, no layer) and
+   * removes nothing else.
+   */
   build(request: BuildRequest): Promise<BuildResult>;
   /** Pushes the tagged image; returns the manifest digest the registry stored. */
   push(

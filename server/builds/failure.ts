@@ -4,6 +4,7 @@
  */
 import type { BuildLimits, BuildResult } from './builder.js';
 import type { BuildNetwork } from '../systems/schema.js';
+import { formatBytes } from '../format.js';
 
 // The ways shells, libc and Python say that a new process or thread was refused (EAGAIN): a limit on processes.
 const PROCESS_REFUSED =
@@ -14,9 +15,15 @@ export function buildFailureMessage(
   result: Extract<BuildResult, { ok: false }>,
   pastDeadline: boolean,
   network: BuildNetwork,
-  limits: Pick<BuildLimits, 'timeoutMs' | 'memoryBytes'>,
+  limits: Pick<BuildLimits, 'timeoutMs' | 'memoryBytes' | 'diskBytes' | 'imageBytes'>,
 ): string {
   const at = result.step > 0 ? ` at step ${result.step} of ${result.steps} (${result.instruction})` : '';
+  if (result.tooLarge?.what === 'disk') {
+    return `The build wrote more than the ${formatBytes(limits.diskBytes)} a build may write to the engine's disk (${formatBytes(result.tooLarge.bytes)} when it was measured) and was stopped${at}; what it wrote was removed. Remove downloads and caches in the RUN step that makes them, or ask the hub admin for a larger limit.`;
+  }
+  if (result.tooLarge?.what === 'image') {
+    return `The built image is ${formatBytes(result.tooLarge.bytes)}, more than the ${formatBytes(limits.imageBytes)} an image built here may have (its base image included); it was not pushed, and its layers were removed. Install less, or remove downloads and caches in the RUN step that makes them.`;
+  }
   if (pastDeadline) {
     const ms = limits.timeoutMs;
     const limit = ms >= 120_000 ? `${Math.round(ms / 60_000)} minutes` : `${Math.round(ms / 1000)} s`;

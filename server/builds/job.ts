@@ -11,6 +11,8 @@ export const BUILD_JOB: JobKind = {
   queued: 'queued',
   running: 'running',
   startedColumn: 'started_at',
+  // A build's layers carry its image's label (builds/layerLabel.ts): a second build of the image would take them for its own.
+  oneRunningPer: 'image_id',
   requeued: { phase: null, step: 0, steps: 0 },
   interrupted: (now) => ({
     status: 'failed',

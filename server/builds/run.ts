@@ -21,6 +21,7 @@ import type { BuildLimits as BuilderLimits, ImageBuilder, RegistryLogin } from '
 import { buildContext, CONTEXT_DOCKERFILE, unpackFiles } from './context.js';
 import { dockerfileImages, dockerfileProblems } from './dockerfile.js';
 import { buildFailureMessage } from './failure.js';
+import { labelledDockerfile, layerMarker } from './layerLabel.js';
 import { formatKiB } from '../format.js';
 import type { GitFetcher } from './git.js';
 import type { BuildLimits } from './recipe.js';
@@ -102,6 +103,12 @@ export async function runBuild(deps: BuildRunDeps, job: BuildRow, held: RunningJ
     const system = await deps.systems.get(image.system);
     if (!system?.build.enabled)
       return await end('failed', `Building is turned off on ${system?.displayName ?? image.system}; ask the hub admin.`);
+    // A system may have had building on before it needed a limit on processes: it builds nothing until the host has one.
+    if (!deps.builderLimits.cgroupParent)
+      return await end(
+        'failed',
+        'This service builds nothing yet: build steps would have no limit on processes. Ask the hub admin to set one up (CUSTOM_IMAGES_BUILD_CGROUP_PARENT).',
+      );
     save({ phase: 'context' });
     if (job.attempts > 1) log('The service restarted during the last attempt; building again from the start.\n');
     const files = job.files ? unpackFiles(job.files) : [];
@@ -132,7 +139,10 @@ export async function runBuild(deps: BuildRunDeps, job: BuildRow, held: RunningJ
       if (problems.length > 0) return await end('failed', `The repository's Dockerfile cannot be built here: ${problems.join('; ')}`);
       log("Building the repository's Dockerfile\n");
     }
-    const context = await buildContext(dockerfile, files, tree);
+    // Every layer the engine commits carries the image's label: how the builder knows its own (builds/layerLabel.ts).
+    const marker = layerMarker((secret) => deps.keyring.fingerprint(secret), job.imageId);
+    const labelled = labelledDockerfile(dockerfile, marker);
+    const context = await buildContext(labelled.text, files, tree);
     // The engine pulls FROM images and pushes by itself: the same address rule as for pulls, checked here.
     const logins: Record<string, RegistryLogin> = {};
     for (const { image: from, line } of dockerfileImages(dockerfile).images) {
@@ -153,6 +163,7 @@ export async function runBuild(deps: BuildRunDeps, job: BuildRow, held: RunningJ
       tag: job.target,
       network: system.build.network,
       limits: deps.builderLimits,
+      layers: { marker, added: labelled.added },
       registryLogins: logins,
       signal: held.signal,
       onStep: (step, steps) => save({ step, steps }),

@@ -18,6 +18,12 @@ export interface JobKind {
   running: string;
   /** Set to the claim's time, if the table records when a job started. */
   startedColumn?: string;
+  /**
+   * A column whose jobs run one at a time: a queued job waits while another
+   * with the same value runs (the builds of one image, whose layers carry
+   * that image's label).
+   */
+  oneRunningPer?: string;
   /** Columns a job queued again gets besides its status (what a new attempt must not inherit). */
   requeued: JobColumns;
   /** What a job interrupted `maxAttempts` times becomes: an end in words. */

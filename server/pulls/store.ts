@@ -146,6 +146,18 @@ export class EngineImageStore {
     return rows.map(fromRow);
   }
 
+  /**
+   * The images this service pulled into `engine` and keeps there, the least
+   * recently started first (one never started counts from when it was pulled,
+   * before any that was started).
+   */
+  async kept(engine: string): Promise<EngineImageRow[]> {
+    const rows = ((await this.db('engine_images').where({ engine, status: 'ready', pulled_by_service: true })) as Row[]).map(fromRow);
+    const started = (r: EngineImageRow) => r.lastUsedAt?.getTime() ?? -Infinity;
+    const pulled = (r: EngineImageRow) => (r.finishedAt ?? r.requestedAt).getTime();
+    return rows.sort((a, b) => started(a) - started(b) || pulled(a) - pulled(b) || a.id - b.id);
+  }
+
   async removed(id: number, now: Date): Promise<void> {
     await this.db('engine_images').where({ id, status: 'ready' }).update({ status: 'removed', finished_at: now });
   }

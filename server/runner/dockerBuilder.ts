@@ -3,12 +3,16 @@
  * builder): the build's network as the system says, memory and CPU limits,
  * processes through the admin's cgroup parent (the builder has no pids limit),
  * no privileged mode and no host mounts (the classic builder has neither),
- * intermediate containers always removed, and a time limit that cancels the
- * build (the engine stops it when the request ends). A failed or stopped
- * build removes the layers it created, so nothing dangles.
+ * intermediate containers always removed, a time limit that cancels the
+ * build (the engine stops it when the request ends), and a limit on what it
+ * writes, watched while it runs. The build's own layers are known from the
+ * engine (runner/buildLayers.ts): a failed or stopped build removes them,
+ * and nothing else.
  */
 import { upstream } from '../errors.js';
-import type { BuildRequest, BuildResult, ImageBuilder, RegistryLogin } from '../builds/builder.js';
+import { labelInstruction } from '../builds/layerLabel.js';
+import type { BuildLayerLabel, BuildRequest, BuildResult, ImageBuilder, RegistryLogin } from '../builds/builder.js';
+import { BuildLayers } from './buildLayers.js';
 import { engineError, type DockerEngine } from './engine.js';
 
 type BuildEvent = {
@@ -20,37 +24,57 @@ type BuildEvent = {
 };
 
 const STEP_OUTPUT_CHARS = 4096;
+/** How often a running build's disk use is measured. */
+const DISK_EVERY_MS = 2000;
 
-/** Folds the classic builder's output into steps and the layers it created. */
+/**
+ * Folds the classic builder's output into the researcher's steps: the LABEL
+ * steps added after each FROM are left out (not shown, not counted), so the
+ * step numbers are those of their Dockerfile. Text only: which layers the
+ * build made is never read from here.
+ */
 export class BuildProgress {
   step = 0;
   steps = 0;
   instruction = '';
   /** The current step's last lines of output. */
   stepOutput = '';
-  /** Image ids this build committed (not those taken from the cache), oldest first. */
-  readonly created: string[] = [];
-  private running = false;
+  /** Added steps seen so far. */
+  private hidden = 0;
+  private inAdded = false;
+  private readonly added: { instruction: string; count: number; marker: string };
 
-  /** Reads one line of output. Returns a new step, if this line starts one. */
-  line(text: string): { step: number; steps: number; instruction: string } | undefined {
+  constructor(layers: BuildLayerLabel) {
+    this.added = { instruction: labelInstruction(layers.marker), count: layers.added, marker: layers.marker };
+  }
+
+  /** Reads one line of output: what of it the researcher sees (undefined: nothing), and the step it starts, if any. */
+  line(text: string): { shown: string | undefined; started?: { step: number; steps: number; instruction: string } } {
     const step = /^Step (\d+)\/(\d+) : (.*)$/.exec(text);
     if (step) {
-      this.step = Number(step[1]);
-      this.steps = Number(step[2]);
-      this.instruction = step[3] ?? '';
-      this.running = false;
+      const instruction = step[3] ?? '';
+      if (instruction === this.added.instruction) {
+        this.hidden++;
+        this.inAdded = true;
+        return { shown: undefined };
+      }
+      this.inAdded = false;
+      this.step = Number(step[1]) - this.hidden;
+      this.steps = Math.max(this.step, Number(step[2]) - this.added.count);
+      this.instruction = this.redact(instruction);
       this.stepOutput = '';
-      return { step: this.step, steps: this.steps, instruction: this.instruction };
+      const started = { step: this.step, steps: this.steps, instruction: this.instruction };
+      return { shown: `Step ${this.step}/${this.steps} : ${this.instruction}`, started };
     }
-    this.stepOutput = (this.stepOutput + text + '\n').slice(-STEP_OUTPUT_CHARS);
-    if (/^ ---> Running in [0-9a-f]+$/.test(text)) this.running = true;
-    const committed = /^ ---> ([0-9a-f]{12,64})$/.exec(text);
-    if (committed?.[1] && this.running) {
-      this.created.push(committed[1]);
-      this.running = false;
-    }
-    return undefined;
+    if (this.inAdded) return { shown: undefined };
+    const shown = this.redact(text);
+    this.stepOutput = (this.stepOutput + shown + '\n').slice(-STEP_OUTPUT_CHARS);
+    return { shown };
+  }
+
+  /** The label's value stays out of what is shown (it is the image's, not the log's). */
+  redact(text: string): string {
+    return text.split(this.added.marker).join('…');
   }
 }
 
@@ -58,8 +82,15 @@ export class DockerBuilder implements ImageBuilder {
   constructor(private readonly engine: DockerEngine) {}
 
   async build(request: BuildRequest): Promise<BuildResult> {
-    const signal = request.signal;
-    const progress = new BuildProgress();
+    const overLimit = new AbortController();
+    const signal = AbortSignal.any([overLimit.signal, request.signal]);
+    const progress = new BuildProgress(request.layers);
+    const layers = await BuildLayers.before(this.engine, request.layers.marker);
+    let tooLarge: { what: 'disk' | 'image'; bytes: number } | undefined;
+    const disk = watchDisk(layers, request.limits.diskBytes, (bytes) => {
+      tooLarge = { what: 'disk', bytes };
+      overLimit.abort();
+    });
     let failure: string | undefined;
     try {
       const stream = (await this.engine.docker.buildImage(
@@ -69,6 +100,9 @@ export class DockerBuilder implements ImageBuilder {
           dockerfile: request.dockerfile,
           rm: true,
           forcerm: true,
+          // Always from the registry, with the build's own logins: never an image that only happens to be in the
+          // engine (another user's pre-pulled image by its digest, or any local image by its id: FROM 8fb64277bdd8).
+          pull: true,
           networkmode: request.network,
           memory: request.limits.memoryBytes,
           memswap: request.limits.memoryBytes,
@@ -81,30 +115,51 @@ export class DockerBuilder implements ImageBuilder {
       )) as NodeJS.ReadableStream;
       signal.addEventListener('abort', () => (stream as NodeJS.ReadableStream & { destroy?: () => void }).destroy?.(), { once: true });
       let pending = '';
+      const show = (line: string, newline: string) => {
+        const { shown, started } = progress.line(line);
+        if (started) request.onStep(started.step, started.steps, started.instruction);
+        if (shown !== undefined) request.onOutput(shown + newline);
+      };
       const onText = (raw: string) => {
         // The classic builder colours a step's stderr with terminal escapes; a page shows plain text.
         // eslint-disable-next-line no-control-regex
-        const text = raw.replace(/\u001b\[[0-9;]*m/g, '');
-        request.onOutput(text);
-        pending += text;
+        pending += raw.replace(/\u001b\[[0-9;]*m/g, '');
         const lines = pending.split('\n');
         pending = lines.pop() ?? '';
-        for (const line of lines) {
-          const started = progress.line(line);
-          if (started) request.onStep(started.step, started.steps, started.instruction);
+        for (const line of lines) show(line, '\n');
+        // A long line without its end (a progress bar) is shown as it comes, not held.
+        if (pending.length > STEP_OUTPUT_CHARS) {
+          show(pending, '');
+          pending = '';
         }
       };
       failure = await this.engine.followStream<BuildEvent>(stream, (event) => {
         if (event.stream) onText(event.stream);
-        else if (event.status) request.onOutput(`${event.status}\n`);
+        else if (event.status) request.onOutput(`${progress.redact(event.status)}\n`);
       });
-      if (failure) request.onOutput(`${failure}\n`);
+      if (pending) show(pending, '\n');
+      if (failure) {
+        failure = progress.redact(failure);
+        request.onOutput(`${failure}\n`);
+      }
     } catch (err) {
       if (!signal.aborted) throw engineError(err, 'build the image');
       failure = 'stopped';
+    } finally {
+      await disk.stop();
     }
-    if (!failure && !signal.aborted) return { ok: true };
-    await this.removeLayers(progress.created);
+    if (!failure && !signal.aborted) {
+      try {
+        tooLarge = await this.oversize(layers, request);
+      } catch (err) {
+        await this.discard(layers, request.tag);
+        throw err;
+      }
+      if (!tooLarge) return { ok: true };
+      await this.discard(layers, request.tag);
+    } else {
+      await layers.remove();
+    }
     return {
       ok: false,
       step: progress.step,
@@ -112,22 +167,27 @@ export class DockerBuilder implements ImageBuilder {
       instruction: progress.instruction,
       reason: (failure ?? 'stopped').trim(),
       stepOutput: progress.stepOutput,
+      ...(tooLarge ? { tooLarge } : {}),
     };
   }
 
-  /**
-   * Removes what a failed build committed, newest first; layers another image
-   * uses stay. A cancelled step's container may still be going away for a
-   * moment, holding its parent layer (409): that one is tried again.
-   */
-  private async removeLayers(ids: string[]): Promise<void> {
-    for (const id of [...ids].reverse()) {
-      for (let attempt = 0; attempt < 40; attempt++) {
-        const outcome = await this.engine.removeImage(id).catch(() => 'failed');
-        if (outcome !== 'in_use') break;
-        await new Promise((r) => setTimeout(r, 250));
-      }
+  /** A built image that is not to be pushed: its tag goes (the image with it, when that was its only name), then its layers. */
+  private async discard(layers: BuildLayers, tag: string): Promise<void> {
+    await this.engine.removeLayer(tag).catch(() => undefined);
+    await layers.remove();
+  }
+
+  /** A finished build past a limit: what it wrote (once more: a step may have written past it between two looks), or the image's size. */
+  private async oversize(layers: BuildLayers, request: BuildRequest): Promise<{ what: 'disk' | 'image'; bytes: number } | undefined> {
+    const written = await layers.written();
+    if (written > request.limits.diskBytes) return { what: 'disk', bytes: written };
+    let size: number;
+    try {
+      size = ((await this.engine.docker.getImage(request.tag).inspect()) as { Size: number }).Size;
+    } catch (err) {
+      throw engineError(err, `inspect the built image ${request.tag}`);
     }
+    return size > request.limits.imageBytes ? { what: 'image', bytes: size } : undefined;
   }
 
   async push(
@@ -161,4 +221,34 @@ export class DockerBuilder implements ImageBuilder {
   async untag(tag: string): Promise<void> {
     await this.engine.removeImage(tag).catch(() => undefined);
   }
+}
+
+/**
+ * Measures what a running build wrote every few seconds; past `limit`, calls
+ * `over` once. `stop` waits for a measurement under way.
+ */
+function watchDisk(layers: BuildLayers, limit: number, over: (bytes: number) => void): { stop(): Promise<void> } {
+  let measuring: Promise<void> | undefined;
+  let done = false;
+  const timer = setInterval(() => {
+    if (measuring || done) return;
+    measuring = layers
+      .written()
+      .then((bytes) => {
+        if (bytes > limit && !done) {
+          done = true;
+          over(bytes);
+        }
+      })
+      // The engine may be busy for a moment: the next look counts.
+      .catch(() => undefined)
+      .finally(() => (measuring = undefined));
+  }, DISK_EVERY_MS);
+  return {
+    async stop() {
+      done = true;
+      clearInterval(timer);
+      await measuring;
+    },
+  };
 }

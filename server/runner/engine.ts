@@ -245,12 +245,48 @@ export class DockerEngine {
   }
 
   /**
+   * An image's id and its size as the engine stores it (unpacked, layers
+   * shared with other images counted too); undefined when it is not there.
+   */
+  async imageSize(reference: string): Promise<{ id: string; bytes: number } | undefined> {
+    try {
+      const image = (await this.docker.getImage(reference).inspect()) as { Id: string; Size: number };
+      return { id: image.Id, bytes: image.Size };
+    } catch (err) {
+      if ((err as { statusCode?: number }).statusCode === 404) return undefined;
+      throw engineError(err, `inspect ${reference}`);
+    }
+  }
+
+  /** The ids of the images that containers, running or stopped, use (the engine refuses to remove those). */
+  async imagesInUse(): Promise<Set<string>> {
+    try {
+      return new Set((await this.docker.listContainers({ all: true })).map((c) => c.ImageID));
+    } catch (err) {
+      throw engineError(err, 'list its containers');
+    }
+  }
+
+  /**
    * Removes this reference of an image (another tag of the same image stays);
    * the engine refuses while any container, running or stopped, uses it.
    */
   async removeImage(reference: string): Promise<'removed' | 'in_use' | 'missing'> {
+    return this.remove(reference, false);
+  }
+
+  /**
+   * Removes one image by id and nothing else: its untagged parents stay
+   * (the engine would prune them otherwise, whoever's they are). Refused
+   * while a child image or a container uses it.
+   */
+  async removeLayer(id: string): Promise<'removed' | 'in_use' | 'missing'> {
+    return this.remove(id, true);
+  }
+
+  private async remove(reference: string, noprune: boolean): Promise<'removed' | 'in_use' | 'missing'> {
     try {
-      await this.docker.getImage(reference).remove({ force: false, noprune: false });
+      await this.docker.getImage(reference).remove({ force: false, noprune });
       return 'removed';
     } catch (err) {
       const status = (err as { statusCode?: number }).statusCode;

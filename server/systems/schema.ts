@@ -81,6 +81,14 @@ export const BuildSettingsSchema = z.object({
 });
 export type BuildSettings = z.infer<typeof BuildSettingsSchema>;
 
+/**
+ * Why building cannot be on without a limit on the processes of build steps:
+ * the engine's builder has none of its own, and a RUN step could start
+ * processes until the host has none left (the admin form, API and seed say so).
+ */
+export const BUILDS_NEED_PROCESS_LIMIT =
+  'Building cannot be turned on: build steps would have no limit on processes, and one RUN step could start processes until the Docker host has none left. The host admin makes a cgroup with a pids limit and names it in CUSTOM_IMAGES_BUILD_CGROUP_PARENT (README, "Building images"); then building can be turned on.';
+
 /** A system that builds nothing. */
 export const NO_BUILDS: BuildSettings = { enabled: false, pushTo: '', network: 'default', baseImages: [] };
 

@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { auditEntry } from '../audit/store.js';
-import { conflict, notFound } from '../errors.js';
+import { conflict, invalidInput, notFound } from '../errors.js';
 import type { AccessRules } from '../hub/access.js';
 import type { HubIdentity } from '../hub/identity.js';
 import { checkMountPath } from '../images/mountPath.js';
@@ -16,6 +16,7 @@ import { checkbox, inputError, lines } from '../forms.js';
 import { builtImageProblem, parsePushPath, PUSH_PATH_MAX_LENGTH, underPushPath, type PushPath } from '../builds/pushPath.js';
 import {
   BUILD_NETWORKS,
+  BUILDS_NEED_PROCESS_LIMIT,
   DEFAULT_GID,
   DEFAULT_UID,
   registryAllowed,
@@ -231,6 +232,12 @@ export interface SystemServiceDeps {
    * those it belongs to (builds/store.ts). Without it, a path's component alone decides.
    */
   pushedBy?: (repository: string) => Promise<string[]>;
+  /**
+   * Whether build steps have a limit on processes (the host admin's cgroup
+   * parent, CUSTOM_IMAGES_BUILD_CGROUP_PARENT): without one, no system may
+   * have building turned on.
+   */
+  buildProcessLimit?: boolean;
   now?: () => Date;
 }
 
@@ -292,6 +299,7 @@ export class SystemService implements SystemCatalog {
     const parsed = SystemInputSchema.safeParse(raw);
     if (!parsed.success) throw inputError(parsed.error, 'slug');
     const system = parsed.data;
+    this.assertBuildable(system);
     if (await this.deps.store.get(system.slug)) {
       throw conflict(`A system with the slug ${system.slug} exists already`, { field: 'slug' });
     }
@@ -309,6 +317,7 @@ export class SystemService implements SystemCatalog {
     const parsed = SystemInputSchema.safeParse({ ...(raw as object), slug });
     if (!parsed.success) throw inputError(parsed.error, 'slug');
     const system = parsed.data;
+    this.assertBuildable(system);
     await this.deps.store.transaction(async (store) => {
       await store.update(system, this.now());
       await store.audit(auditEntry(actor, 'system.update', { type: 'system', id: slug }, { before: existing, after: system }), this.now());
@@ -322,6 +331,8 @@ export class SystemService implements SystemCatalog {
     for (const raw of systems) {
       const parsed = SystemInputSchema.safeParse(raw);
       if (!parsed.success) throw new Error(`a seeded system is invalid: ${inputError(parsed.error, 'slug').message}`);
+      if (parsed.data.build.enabled && !this.deps.buildProcessLimit)
+        throw new Error(`the seeded system ${parsed.data.slug} has buildEnabled: ${BUILDS_NEED_PROCESS_LIMIT}`);
       if (await this.deps.store.get(parsed.data.slug)) continue;
       await this.deps.store.insert(parsed.data, this.now());
       created.push(parsed.data.slug);
@@ -413,6 +424,11 @@ export class SystemService implements SystemCatalog {
   private async pushPaths(): Promise<PushPath[]> {
     const systems = [...(await this.deps.store.list()), ...(this.deps.defaultSystem ? [this.deps.defaultSystem] : [])];
     return systems.flatMap((s) => parsePushPath(s.build.pushTo) ?? []);
+  }
+
+  /** Building on needs a limit on the processes of build steps. */
+  private assertBuildable(system: System): void {
+    if (system.build.enabled && !this.deps.buildProcessLimit) throw invalidInput({ buildEnabled: BUILDS_NEED_PROCESS_LIMIT });
   }
 
   private rules(): AccessRules {

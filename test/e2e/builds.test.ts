@@ -16,6 +16,7 @@ import { openDatabase } from '../../server/store/db.js';
 import { migrateLatest } from '../../server/store/migrate.js';
 import { hubLogin, launchBrowser, screenshot } from '../support/browser.js';
 import { buildServices, greetingWheel, type UploadedWheel } from '../support/builds.js';
+import { pidsCgroup, type PidsCgroup } from '../support/cgroup.js';
 import { ciDocker } from '../support/docker.js';
 import { testUser } from '../support/identities.js';
 import { startGitServer, type GitServer } from '../support/gitServer.js';
@@ -35,6 +36,8 @@ let dir: string;
 let wheel: UploadedWheel;
 let token: string;
 let git: GitServer;
+/** Building needs a limit on processes: the cgroup parent a host admin sets up. */
+let steps: PidsCgroup;
 
 beforeAll(async () => {
   if (!LAYER || !fs.existsSync(LAYER))
@@ -65,7 +68,9 @@ beforeAll(async () => {
     ]),
   );
   git = await startGitServer();
+  steps = await pidsCgroup(ciDocker(), `ci-e2e-builds-${process.pid}`, 1024);
   hub = await startHub(18900, {
+    CUSTOM_IMAGES_BUILD_CGROUP_PARENT: steps.parent,
     CUSTOM_IMAGES_TRUSTED_REGISTRIES: registries.trusted.join(','),
     CUSTOM_IMAGES_TRUSTED_GIT_HOSTS: git.host,
     CUSTOM_IMAGES_SYSTEMS_FILE: systemsFile,
@@ -82,6 +87,7 @@ afterAll(async () => {
   await hub?.stop();
   await registries?.stop();
   await git?.stop();
+  await steps?.remove();
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
 
@@ -304,6 +310,7 @@ describe('the service killed during a build', { timeout: 300_000 }, () => {
       CUSTOM_IMAGES_CRYPT_KEY: Buffer.alloc(32, 5).toString('base64'),
       CUSTOM_IMAGES_TRUSTED_REGISTRIES: registries.trusted.join(','),
       CUSTOM_IMAGES_RUN_CHECKS: 'false',
+      CUSTOM_IMAGES_BUILD_CGROUP_PARENT: steps.parent,
       DOCKER_HOST: process.env.DOCKER_HOST ?? 'unix:///var/run/docker.sock',
     };
     const store = new BuildStore(db);

@@ -18,11 +18,11 @@ import { migrateLatest } from '../../server/store/migrate.js';
 import type { System } from '../../server/systems/schema.js';
 import { buildServices, greetingWheel, type BuildServices, type UploadedWheel } from '../support/builds.js';
 import type { BuildRow } from '../../server/builds/store.js';
-import { pidsCgroup } from '../support/cgroup.js';
+import { pidsCgroup, type PidsCgroup } from '../support/cgroup.js';
 import { ciDocker } from '../support/docker.js';
 import { startGitServer, type GitServer } from '../support/gitServer.js';
 import { testUser } from '../support/identities.js';
-import { pushImage } from '../support/images.js';
+import { layerTar, pushImage } from '../support/images.js';
 import { startRegistries, type TestRegistries } from '../support/registry.js';
 import { testSystem } from '../support/systems.js';
 
@@ -34,6 +34,8 @@ let db: Knex;
 let dir: string;
 let services: BuildServices;
 let wheel: UploadedWheel;
+/** The limit on processes every build needs (CUSTOM_IMAGES_BUILD_CGROUP_PARENT), as a host admin sets it up. */
+let steps: PidsCgroup;
 const ada = testUser('ada');
 
 function buildSystem(overrides: Partial<System['build']> = {}, slug = 'default'): System {
@@ -71,13 +73,36 @@ async function leftBehind(before: Set<string>, marker: string): Promise<{ layers
   return { layers, containers };
 }
 
-/** The build services with other limits than the suite's: a time limit, a cgroup parent, a step's memory. */
-async function servicesWith(limits: { timeoutMs?: number; cgroupParent?: string; memoryBytes?: number }): Promise<BuildServices> {
+/** Whether the suite's registry holds `repository:tag`. */
+async function registryHas(repository: string, tag: string): Promise<boolean> {
+  const res = await fetch(`http://${registries.open}/v2/${repository}/manifests/${tag}`, {
+    method: 'HEAD',
+    headers: { Accept: 'application/vnd.docker.distribution.manifest.v2+json' },
+  });
+  return res.ok;
+}
+
+/** An image of the test's own, tagged as someone else's would be: one small layer, imported into the engine. */
+async function someoneElsesImage(tag: string): Promise<string> {
+  const layer = await layerTar({ '/etc/owner': `${tag} ${Date.now()}\n` });
+  execFileSync('docker', ['import', '-', tag], { input: layer, stdio: ['pipe', 'ignore', 'inherit'] });
+  return (await docker.getImage(tag).inspect()).Id;
+}
+
+/** The build services with other limits than the suite's: a time limit, a cgroup parent, a step's memory, disk and image size. */
+async function servicesWith(limits: {
+  timeoutMs?: number;
+  cgroupParent?: string;
+  memoryBytes?: number;
+  diskBytes?: number;
+  imageBytes?: number;
+}): Promise<BuildServices> {
   return buildServices(db, {
     keyring: await createKeyring([new Uint8Array(32).fill(9)]),
     trustedRegistries: registries.trusted,
     trustedGitHosts: [],
     systems: [buildSystem()],
+    cgroupParent: steps.parent,
     ...limits,
   });
 }
@@ -105,16 +130,19 @@ beforeAll(async () => {
   wheel = greetingWheel(dir);
   db = openDatabase(`sqlite://${dir}/db.sqlite`);
   await migrateLatest(db);
+  steps = await pidsCgroup(docker, `ci-builds-${process.pid}`, 512);
   services = buildServices(db, {
     keyring: await createKeyring([new Uint8Array(32).fill(9)]),
     trustedRegistries: registries.trusted,
     trustedGitHosts: [git.host],
     systems: [buildSystem(), buildSystem({ network: 'none' }, 'offline')],
     timeoutMs: 120_000,
+    cgroupParent: steps.parent,
   });
 }, 300_000);
 
 afterAll(async () => {
+  await steps?.remove();
   await db?.destroy();
   await registries?.stop();
   await git?.stop();
@@ -225,18 +253,19 @@ describe('a failing build', { timeout: 300_000 }, () => {
     await db('builds').where({ id: build.id }).delete();
   });
 
-  it("holds a step to the processes of the admin's cgroup parent, and says so", async () => {
+  it("stops a fork bomb at the processes of the admin's cgroup parent, and says so", async () => {
     const cgroup = await pidsCgroup(docker, `ci-build-pids-${process.pid}`, 40);
     try {
       const limited = await servicesWith({ cgroupParent: cgroup.parent });
       const before = await imageIds();
       const marker = `forks-${Date.now()}`;
-      // A hundred processes at once, as an unbounded make -j would start; the parent allows 40.
-      const forks = `FROM ${registries.open}/base/debian:1\nRUN for i in $(seq 100); do sleep 5 & done; wait # ${marker}\n`;
-      const done = await buildDockerfile(limited, 'forks', forks);
+      // Each call starts two more, ten deep: about two thousand processes at once unbounded (and no more, should
+      // the bound be missing on a test machine), each of the 1024 leaves leaving a file; the parent allows 40.
+      const bomb = `FROM ${registries.open}/base/debian:1\nRUN bomb() { if [ "$1" -gt 0 ]; then bomb $(($1 - 1)) & bomb $(($1 - 1)); wait; else sleep 5; mktemp /tmp/leaf.XXXXXX; fi; }; bomb 10 >/dev/null; test "$(ls /tmp | grep -c leaf)" -eq 1024 # ${marker}\n`;
+      const done = await buildDockerfile(limited, 'forks', bomb);
       expect(done.status).toBe('failed');
       expect(done.log).toMatch(/Cannot fork/);
-      expect(done.message).toMatch(/^Build failed at step 2 of 2 \(RUN for i in/);
+      expect(done.message).toMatch(/^Build failed at step 2 of 2 \(RUN bomb\(\)/);
       expect(done.message).toMatch(/started more processes than a build step may run at once/);
       expect(await leftBehind(before, marker)).toEqual({ layers: [], containers: [] });
     } finally {
@@ -265,6 +294,178 @@ describe('a failing build', { timeout: 300_000 }, () => {
     expect(done.status).toBe('failed');
     expect(done.log).toMatch(/Network is unreachable/);
     expect(done.message).toMatch(/This system builds without a network: RUN steps cannot download anything/);
+  });
+});
+
+describe('what a build may write', { timeout: 300_000 }, () => {
+  it('stops a build that writes more than its disk limit, says so, and leaves nothing', async () => {
+    const small = await servicesWith({ diskBytes: 100e6 });
+    const before = await imageIds();
+    const marker = `writes-${Date.now()}`;
+    // Written in one step that then waits: the running step's container is what is measured.
+    const done = await buildDockerfile(
+      small,
+      'writes',
+      `FROM ${registries.open}/base/debian:1\nRUN dd if=/dev/zero of=/big bs=1M count=300 && sleep 120 # ${marker}\n`,
+    );
+    expect(done.status).toBe('failed');
+    expect(done.message).toMatch(
+      /^The build wrote more than the 100 MB a build may write to the engine's disk \(\d+ MB when it was measured\) and was stopped at step 2 of 2 \(RUN dd/,
+    );
+    const clean = { layers: [], containers: [] };
+    for (let i = 0; i < 50 && JSON.stringify(await leftBehind(before, marker)) !== JSON.stringify(clean); i++)
+      await new Promise((r) => setTimeout(r, 200));
+    expect(await leftBehind(before, marker)).toEqual(clean);
+  });
+
+  it('counts the layers a build committed as well as its running step', async () => {
+    const small = await servicesWith({ diskBytes: 100e6 });
+    const before = await imageIds();
+    const marker = `layers-${Date.now()}`;
+    // Three steps of 60 MB each: none is over the limit alone, and the last one ends the build.
+    const step = (n: number) => `RUN dd if=/dev/urandom of=/part${n} bs=1M count=60 # ${marker}`;
+    const done = await buildDockerfile(small, 'layers', `FROM ${registries.open}/base/debian:1\n${[1, 2, 3].map(step).join('\n')}\n`);
+    expect(done.status).toBe('failed');
+    expect(done.message).toMatch(/^The build wrote more than the 100 MB a build may write/);
+    expect(await leftBehind(before, marker)).toEqual({ layers: [], containers: [] });
+    expect(await registryHas('built/ada/layers', '1')).toBe(false);
+  });
+
+  it('pushes no image larger than the limit, says so, and removes its layers', async () => {
+    const base =
+      (
+        await docker
+          .getImage(`${registries.open}/base/debian:1`)
+          .inspect()
+          .catch(() => undefined)
+      )?.Size ?? 0;
+    const limited = await servicesWith({ imageBytes: (base || 500e6) + 30e6 });
+    const before = await imageIds();
+    const marker = `large-${Date.now()}`;
+    const done = await buildDockerfile(
+      limited,
+      'large',
+      `FROM ${registries.open}/base/debian:1\nRUN dd if=/dev/urandom of=/large bs=1M count=50 # ${marker}\n`,
+    );
+    expect(done.status).toBe('failed');
+    expect(done.message).toMatch(
+      /^The built image is \d+ MB, more than the \d+ MB an image built here may have \(its base image included\); it was not pushed/,
+    );
+    expect(done.digest).toBeNull();
+    expect(await registryHas('built/ada/large', '1')).toBe(false);
+    expect(
+      await docker
+        .getImage(done.target)
+        .inspect()
+        .catch(() => 'gone'),
+    ).toBe('gone');
+    expect(await leftBehind(before, marker)).toEqual({ layers: [], containers: [] });
+  });
+});
+
+describe("a build's own layers", { timeout: 300_000 }, () => {
+  it("labels every stage of a Dockerfile as Docker reads it, shows the researcher's steps, and rebuilds from the cache", async () => {
+    const marker = `stages-${Date.now()}`;
+    // An escape directive, a FROM continued over a comment, two stages.
+    const dockerfile = [
+      '# escape=`',
+      `FROM ${registries.open}/base/debian:1 \``,
+      '  # the first stage',
+      '  AS build',
+      `RUN echo ${marker} > /built`,
+      `FROM ${registries.open}/base/debian:1`,
+      'COPY --from=build /built /built',
+      '',
+    ].join('\n');
+    const { image, build } = await services.builds.create(
+      ada,
+      'ada',
+      { name: 'stages', system: 'default', mode: 'dockerfile', dockerfile },
+      [],
+    );
+    const done = await services.run(build.id);
+    if (done.status !== 'succeeded') console.log(done.log);
+    expect(done.status).toBe('succeeded');
+    expect(done.log).toMatch(/Step 1\/4 : FROM \S+ +AS build\n/);
+    expect(done.log).toMatch(new RegExp(`Step 2/4 : RUN echo ${marker}`));
+    expect(done.log).toMatch(/Step 4\/4 : COPY --from=build \/built \/built/);
+    expect(done.log).not.toMatch(/LABEL/);
+    const labels = (await docker.getImage(done.target).inspect()).Config.Labels ?? {};
+    expect(Object.keys(labels)).toEqual(['custom-images.layers']);
+    // The first stage's layers carry the same label: they are the build's own too (the label's, the RUN's, the COPY's).
+    const labelled = await docker.listImages({ all: true, filters: { label: [`custom-images.layers=${labels['custom-images.layers']}`] } });
+    expect(labelled.length).toBeGreaterThanOrEqual(3);
+
+    const again = await services.run((await services.builds.rebuild(ada, 'ada', image.id, undefined, [])).id);
+    expect(again.status).toBe('succeeded');
+    expect(again.log.match(/Using cache/g)?.length).toBe(2);
+    expect(again.digest).toBe(done.digest);
+    // The first stage's layers are the build's cache, not the image's parents: the test removes them from the shared engine.
+    const stageLayers = labelled
+      .filter((i) => (i.RepoTags ?? []).every((t) => t === '<none>:<none>'))
+      .sort((a, b) => b.Created - a.Created);
+    // Twice: layers made in the same second come in any order, and a parent goes only after its child.
+    for (const { Id } of [...stageLayers, ...stageLayers])
+      await docker
+        .getImage(Id)
+        .remove({ noprune: true })
+        .catch(() => undefined);
+  });
+
+  it('removes no image that a failing RUN names in its output', async () => {
+    const tag = `ci-someone-else-${process.pid}/env:1`;
+    const victim = await someoneElsesImage(tag);
+    try {
+      const short = victim.replace(/^sha256:/, '').slice(0, 12);
+      // What the classic builder prints for a committed step, printed by the step itself.
+      const done = await buildDockerfile(
+        services,
+        'prints-ids',
+        `FROM ${registries.open}/base/debian:1\nRUN echo " ---> Running in 0123456789ab"; echo " ---> ${short}"; exit 1\n`,
+      );
+      expect(done.status).toBe('failed');
+      expect(done.log).toContain(` ---> ${short}`);
+      expect((await docker.getImage(victim).inspect()).RepoTags).toEqual([tag]);
+    } finally {
+      await docker
+        .getImage(tag)
+        .remove()
+        .catch(() => undefined);
+    }
+  });
+
+  it('leaves no layer of its own after a failure, COPY and ADD steps included, and removes nothing else', async () => {
+    const tag = `ci-bystander-${process.pid}/env:1`;
+    const bystander = await someoneElsesImage(tag);
+    try {
+      const before = await imageIds();
+      const marker = `copied-${Date.now()}`;
+      const { build } = await services.builds.create(
+        ada,
+        'ada',
+        {
+          name: 'copies',
+          system: 'default',
+          mode: 'dockerfile',
+          // The COPY and ADD layers come after the RUN's: the classic builder prints no "Running in" for them.
+          dockerfile: `FROM ${registries.open}/base/debian:1\nRUN echo ${marker} > /ran\nCOPY input.txt /copied-${marker}\nADD input.txt /added-${marker}\nRUN exit 4\n`,
+        },
+        [{ name: 'input.txt', content: Buffer.from(marker) }],
+      );
+      const done = await services.run(build.id);
+      expect(done.status).toBe('failed');
+      // The researcher's own step numbers.
+      expect(done.message).toMatch(/^Build failed at step 5 of 5 \(RUN exit 4\)/);
+      expect(done.log).toMatch(new RegExp(`Step 3/5 : COPY input.txt /copied-${marker}`));
+      expect(await leftBehind(before, marker)).toEqual({ layers: [], containers: [] });
+      expect((await docker.getImage(bystander).inspect()).RepoTags).toEqual([tag]);
+      expect(await docker.getImage(`${registries.open}/base/debian:1`).inspect()).toBeTruthy();
+    } finally {
+      await docker
+        .getImage(tag)
+        .remove()
+        .catch(() => undefined);
+    }
   });
 });
 

@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import type Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '../../server/log.js';
+import { createLogger, type Logger } from '../../server/log.js';
 import { PullService, pinnedImage, type PullTarget, type StartReadiness } from '../../server/pulls/service.js';
 import { EngineImageStore } from '../../server/pulls/store.js';
 import { PullWorker } from '../../server/pulls/worker.js';
@@ -54,7 +54,7 @@ async function freshImage(repo: string, megabytes = 0): Promise<PullTarget & { i
   return { owner: 'ada', imageId: 1, reference, digest, image };
 }
 
-function parts(db: Knex, options: { keepDays?: number; now?: () => Date } = {}) {
+function parts(db: Knex, options: { keepDays?: number; now?: () => Date; budgetBytes?: number; logger?: Logger } = {}) {
   const store = new EngineImageStore(db);
   const worker = new PullWorker({
     db,
@@ -62,14 +62,26 @@ function parts(db: Knex, options: { keepDays?: number; now?: () => Date } = {}) 
     engine,
     credentials: async () => undefined,
     mayPull: (registry) => guard.assertEngineMayPull(registry),
-    logger: createLogger('silent'),
+    logger: options.logger ?? createLogger('silent'),
     timeoutMs: 120_000,
     keepDays: options.keepDays ?? 14,
+    budgetBytes: options.budgetBytes ?? 1e12,
     pollMs: 100,
     ...(options.now ? { now: options.now } : {}),
   });
   const service = new PullService({ store, engine, wake: () => worker.nudge() });
   return { store, worker, service };
+}
+
+/** Asks for `target` to be kept in the engine, and waits until its pull has ended. */
+async function prePulled(service: PullService, target: PullTarget & { image: string }): Promise<StartReadiness | undefined> {
+  await service.request(target);
+  let state: StartReadiness | undefined;
+  for (let i = 0; i < 600 && state?.state !== 'ready' && state?.state !== 'failed'; i++) {
+    state = (await service.readiness([target.image])).get(target.image);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return state;
 }
 
 describe.each<Engine>(['SQLite', 'PostgreSQL'])('images kept in the engine (%s)', (kind) => {
@@ -154,6 +166,7 @@ describe.each<Engine>(['SQLite', 'PostgreSQL'])('images kept in the engine (%s)'
       logger: createLogger('silent'),
       timeoutMs: 1000,
       keepDays: 14,
+      budgetBytes: 1e12,
       pollMs: 100,
     });
     const service = new PullService({ store, engine, wake: () => worker.nudge() });
@@ -179,6 +192,51 @@ describe.each<Engine>(['SQLite', 'PostgreSQL'])('images kept in the engine (%s)'
       await removeImagesFrom([crawl.host]);
     }
   });
+
+  it(
+    'keeps pre-pulled images within the budget: the least recently started go first, never one a container uses, and what cannot fit is not kept',
+    { timeout: 120_000 },
+    async () => {
+      const db = await migratedDatabase(kind);
+      const lines: string[] = [];
+      const logger = createLogger('info', { write: (line: string) => void lines.push(line) });
+      // Room for two of these images (3 MB each as the engine counts them), not three.
+      const { service, store, worker } = parts(db, { budgetBytes: 7_500_000, logger });
+      const [started, neverStarted, next, last] = await Promise.all(
+        ['started', 'never-started', 'next', 'last'].map((name) => freshImage(`prepull/budget-${name}-${kind.toLowerCase()}`, 3)),
+      );
+      const holders: Docker.Container[] = [];
+      worker.start();
+      try {
+        const engineId = await engine.id();
+        expect(await prePulled(service, started!)).toEqual({ state: 'ready' });
+        expect(await prePulled(service, neverStarted!)).toEqual({ state: 'ready' });
+        await service.forLaunch(started!, () => Promise.reject(new Error('it is there')));
+
+        // A third one: the image never started goes, the one started stays.
+        expect(await prePulled(service, next!)).toEqual({ state: 'ready' });
+        expect(await engine.hasImage(neverStarted!.image)).toBe(false);
+        expect((await store.get(engineId, neverStarted!.image))?.status).toBe('removed');
+        expect(await engine.hasImage(started!.image)).toBe(true);
+        expect(await engine.hasImage(next!.image)).toBe(true);
+
+        // Servers' containers use both kept images: a fourth one cannot fit, is not kept, and Start will pull it.
+        for (const target of [started!, next!]) holders.push(await docker.createContainer({ Image: target.image, Cmd: ['true'] }));
+        expect(await prePulled(service, last!)).toEqual({
+          state: 'failed',
+          message: "the Docker host's room for images kept ready (7.5 MB) is taken by images in use",
+        });
+        expect(await engine.hasImage(last!.image)).toBe(false);
+        expect(await engine.hasImage(started!.image)).toBe(true);
+        expect(await engine.hasImage(next!.image)).toBe(true);
+        const skipped = lines.map((l) => JSON.parse(l) as { msg: string; image?: string }).find((l) => l.image === last!.image);
+        expect(skipped?.msg).toMatch(/^pre-pull skipped: .* CUSTOM_IMAGES_PULLED_IMAGES_GB \(7\.5 MB\) .* Start will pull the image$/);
+      } finally {
+        await worker.stop();
+        for (const holder of holders) await holder.remove({ force: true });
+      }
+    },
+  );
 
   it(
     'removes an image no launch used for the configured days, and keeps one a container uses and one used lately',

@@ -51,6 +51,8 @@ export function buildServices(
      * with the site's credentials. Without it builds use none.
      */
     sites?: SystemService;
+    diskBytes?: number;
+    imageBytes?: number;
   },
 ): BuildServices {
   const registry = new RegistryClient({ trustedHosts: options.trustedRegistries });
@@ -85,6 +87,8 @@ export function buildServices(
       cpus: 2,
       timeoutMs: options.timeoutMs ?? 600_000,
       cgroupParent: options.cgroupParent,
+      diskBytes: options.diskBytes ?? 10e9,
+      imageBytes: options.imageBytes ?? 10e9,
     },
     maxQueuedPerUser: 100,
     maxStreamsPerUser: 4,

@@ -129,28 +129,45 @@ describe('the Dockerfile written for packages', () => {
 });
 
 describe('names and progress', () => {
-  it('counts steps and the layers a build committed, not those from the cache', () => {
-    const progress = new BuildProgress();
+  it("counts the researcher's steps: the LABEL added after each FROM is neither shown nor counted", () => {
+    const progress = new BuildProgress({ marker: 'secret0', added: 2 });
     const output = [
-      'Step 1/3 : FROM base',
+      'Step 1/6 : FROM base AS build',
       ' ---> 0123456789ab',
-      'Step 2/3 : RUN make',
-      ' ---> Using cache',
+      'Step 2/6 : LABEL custom-images.layers=secret0',
+      ' ---> Running in 1234567890ab',
+      'Removing intermediate container 1234567890ab',
       ' ---> 1111111111aa',
-      'Step 3/3 : RUN make install',
-      ' ---> Running in 99887766aabb',
-      'Removing intermediate container 99887766aabb',
-      ' ---> 2222222222bb',
+      'Step 3/6 : RUN make',
+      ' ---> Using cache',
+      ' ---> 2222222222aa',
+      'Step 4/6 : FROM base',
+      ' ---> 0123456789ab',
+      'Step 5/6 : LABEL custom-images.layers=secret0',
+      ' ---> 3333333333aa',
+      'Step 6/6 : COPY --from=build /out /out',
+      'echo secret0',
     ];
-    const steps = output.map((l) => progress.line(l)).filter(Boolean);
-    expect(steps).toEqual([
-      { step: 1, steps: 3, instruction: 'FROM base' },
-      { step: 2, steps: 3, instruction: 'RUN make' },
-      { step: 3, steps: 3, instruction: 'RUN make install' },
+    const read = output.map((l) => progress.line(l));
+    expect(read.flatMap((r) => (r.started ? [r.started] : []))).toEqual([
+      { step: 1, steps: 4, instruction: 'FROM base AS build' },
+      { step: 2, steps: 4, instruction: 'RUN make' },
+      { step: 3, steps: 4, instruction: 'FROM base' },
+      { step: 4, steps: 4, instruction: 'COPY --from=build /out /out' },
     ]);
-    expect(progress.created).toEqual(['2222222222bb']);
+    expect(read.flatMap((r) => (r.shown === undefined ? [] : [r.shown]))).toEqual([
+      'Step 1/4 : FROM base AS build',
+      ' ---> 0123456789ab',
+      'Step 2/4 : RUN make',
+      ' ---> Using cache',
+      ' ---> 2222222222aa',
+      'Step 3/4 : FROM base',
+      ' ---> 0123456789ab',
+      'Step 4/4 : COPY --from=build /out /out',
+      'echo …',
+    ]);
     // The output kept for a failure's words is the last step's, not the build's.
-    expect(progress.stepOutput).toBe(' ---> Running in 99887766aabb\nRemoving intermediate container 99887766aabb\n ---> 2222222222bb\n');
+    expect(progress.stepOutput).toBe('echo …\n');
   });
 
   it('says what a build is doing, in the words of its tile', () => {
@@ -164,7 +181,7 @@ describe('names and progress', () => {
 });
 
 describe('why a build failed, in words', () => {
-  const limits = { timeoutMs: 1_800_000, memoryBytes: 4096 * 1024 * 1024 };
+  const limits = { timeoutMs: 1_800_000, memoryBytes: 4096 * 1024 * 1024, diskBytes: 20e9, imageBytes: 32e9 };
   const failed = (instruction: string, code: number, stepOutput = '') => ({
     ok: false as const,
     step: 4,
@@ -177,6 +194,15 @@ describe('why a build failed, in words', () => {
   it('names the step and the time limit of a build that ran out of time', () => {
     expect(buildFailureMessage(failed('RUN make', 137), true, 'default', limits)).toBe(
       'The build took longer than 30 minutes and was stopped at step 4 of 6 (RUN make). Build fewer packages at once, or ask the hub admin for a longer time limit.',
+    );
+  });
+
+  it('names the limit a build wrote past, or the size its image went past', () => {
+    expect(buildFailureMessage({ ...failed('RUN dd', 137), tooLarge: { what: 'disk', bytes: 21.5e9 } }, false, 'default', limits)).toBe(
+      "The build wrote more than the 20.0 GB a build may write to the engine's disk (21.5 GB when it was measured) and was stopped at step 4 of 6 (RUN dd); what it wrote was removed. Remove downloads and caches in the RUN step that makes them, or ask the hub admin for a larger limit.",
+    );
+    expect(buildFailureMessage({ ...failed('RUN dd', 0), tooLarge: { what: 'image', bytes: 40e9 } }, false, 'default', limits)).toMatch(
+      /^The built image is 40\.0 GB, more than the 32\.0 GB an image built here may have \(its base image included\); it was not pushed/,
     );
   });
 

@@ -1,0 +1,160 @@
+/**
+ * One build's layers, as the engine knows them (never from the build's
+ * output, which a RUN step can print anything into): the images the build
+ * committed are those that were not in the engine when it started, carry no
+ * tag or digest, and carry the build's layer label or descend from an image
+ * that does (builds/layerLabel.ts puts the label after each FROM, so every
+ * layer of the build descends from one: a LABEL of the researcher's own
+ * with the same key cannot take a layer out of the count). Only one build of
+ * an image runs at a time (builds/store.ts), so no other build of it
+ * commits layers under the same label meanwhile. A build that someone else
+ * runs FROM this image at the same time (it was shared with them) descends
+ * from it too: its newest layer, if childless and unused, goes with this
+ * build's clean-up, and its writes count to this build's disk.
+ */
+import { LAYER_LABEL } from '../builds/layerLabel.js';
+import { engineError, type DockerEngine } from './engine.js';
+
+interface ImageSummary {
+  Id: string;
+  ParentId: string;
+  RepoTags?: string[] | null;
+  RepoDigests?: string[] | null;
+  Labels?: Record<string, string> | null;
+  Size: number;
+}
+
+/** An image this build committed: its id, and the bytes its own layer adds to its parent. */
+export interface BuildLayer {
+  id: string;
+  bytes: number;
+}
+
+const untagged = (image: ImageSummary) =>
+  (image.RepoTags ?? []).every((t) => t === '<none>:<none>') && (image.RepoDigests ?? []).every((d) => d === '<none>@<none>');
+
+export class BuildLayers {
+  private constructor(
+    private readonly engine: DockerEngine,
+    private readonly marker: string,
+    /** Every image id in the engine when the build started. */
+    private readonly before: ReadonlySet<string>,
+  ) {}
+
+  /** Notes what the engine holds before the build starts. */
+  static async before(engine: DockerEngine, marker: string): Promise<BuildLayers> {
+    const images = await list(engine);
+    return new BuildLayers(engine, marker, new Set(images.map((i) => i.Id)));
+  }
+
+  /** The images this build committed so far and that have no name (what a clean-up may remove), children before their parents. */
+  async created(): Promise<BuildLayer[]> {
+    return (await this.committed()).filter((l) => l.untagged).map(({ id, bytes }) => ({ id, bytes }));
+  }
+
+  /** The images this build committed so far, its tagged result included, children before their parents. */
+  private async committed(): Promise<Array<BuildLayer & { untagged: boolean }>> {
+    const images = new Map((await list(this.engine)).map((i) => [i.Id, i]));
+    const ours = new Map<string, boolean>();
+    const isOurs = (image: ImageSummary): boolean => {
+      const chain: ImageSummary[] = [];
+      let found = false;
+      for (let at: ImageSummary | undefined = image; at; at = images.get(at.ParentId)) {
+        const known = ours.get(at.Id);
+        if (known !== undefined) {
+          found = known;
+          break;
+        }
+        chain.push(at);
+        if (at.Labels?.[LAYER_LABEL] === this.marker) {
+          found = true;
+          break;
+        }
+      }
+      for (const link of chain) ours.set(link.Id, found);
+      return found;
+    };
+    const depth = new Map<string, number>();
+    const layers: Array<BuildLayer & { untagged: boolean; depth: number }> = [];
+    for (const image of images.values()) {
+      if (this.before.has(image.Id) || !isOurs(image)) continue;
+      const parent = images.get(image.ParentId);
+      layers.push({
+        id: image.Id,
+        bytes: Math.max(0, image.Size - (parent?.Size ?? 0)),
+        untagged: untagged(image),
+        depth: depthOf(image, images, depth),
+      });
+    }
+    return layers.sort((a, b) => b.depth - a.depth).map(({ id, bytes, untagged }) => ({ id, bytes, untagged }));
+  }
+
+  /**
+   * What the build wrote to the engine's disk so far: its committed layers,
+   * and the changes of its step containers (they run an image that carries
+   * the label or descends from one).
+   */
+  async written(): Promise<number> {
+    const layers = await this.committed();
+    const starts = await this.labelStarts();
+    let containers: Array<{ SizeRw?: number }> = [];
+    if (starts.length > 0) {
+      try {
+        // `ancestor` matches containers of the given images and of every image descending from them.
+        containers = (await this.engine.docker.listContainers({ all: true, size: true, filters: { ancestor: starts } })) as Array<{
+          SizeRw?: number;
+        }>;
+      } catch (err) {
+        throw engineError(err, "measure a build's containers");
+      }
+    }
+    return layers.reduce((sum, l) => sum + l.bytes, 0) + containers.reduce((sum, c) => sum + (c.SizeRw ?? 0), 0);
+  }
+
+  /**
+   * Removes what the build committed, newest first. Never by force: an image
+   * with a child or in use stays. A cancelled step's container may still be
+   * going away for a moment, holding its parent (409): that one is tried again.
+   */
+  async remove(): Promise<void> {
+    for (const { id } of await this.created()) {
+      for (let attempt = 0; attempt < 40; attempt++) {
+        const outcome = await this.engine.removeLayer(id).catch(() => 'failed');
+        if (outcome !== 'in_use') break;
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    }
+  }
+
+  /** The images carrying the label whose parent does not: where the build's layers begin (one a stage). */
+  private async labelStarts(): Promise<string[]> {
+    const images = await list(this.engine, { label: [`${LAYER_LABEL}=${this.marker}`] });
+    const ids = new Set(images.map((i) => i.Id));
+    return images.filter((i) => !ids.has(i.ParentId)).map((i) => i.Id);
+  }
+}
+
+async function list(engine: DockerEngine, filters?: Record<string, string[]>): Promise<ImageSummary[]> {
+  try {
+    return (await engine.docker.listImages({ all: true, ...(filters ? { filters } : {}) })) as unknown as ImageSummary[];
+  } catch (err) {
+    throw engineError(err, 'list its images');
+  }
+}
+
+function depthOf(image: ImageSummary, images: Map<string, ImageSummary>, memo: Map<string, number>): number {
+  const chain: ImageSummary[] = [];
+  let at: ImageSummary | undefined = image;
+  let base = 0;
+  while (at) {
+    const known = memo.get(at.Id);
+    if (known !== undefined) {
+      base = known;
+      break;
+    }
+    chain.push(at);
+    at = images.get(at.ParentId);
+  }
+  for (const link of chain.reverse()) memo.set(link.Id, ++base);
+  return memo.get(image.Id) ?? 0;
+}
