@@ -19,6 +19,7 @@ import type { Keyring } from '../secrets/keyring.js';
 import type { SystemCatalog } from '../systems/schema.js';
 import type { BuildLimits as BuilderLimits, ImageBuilder, RegistryLogin } from './builder.js';
 import { buildContext, CONTEXT_DOCKERFILE, unpackFiles } from './context.js';
+import { checkBaseTriggers } from './baseTriggers.js';
 import { dockerfileImages, dockerfileProblems } from './dockerfile.js';
 import { buildFailureMessage } from './failure.js';
 import { formatKiB } from '../format.js';
@@ -31,7 +32,7 @@ export interface BuildRunDeps {
   imageStore: ImageStore;
   systems: SystemCatalog & { credentialFor(reference: ImageReference): Promise<RegistryLogin | undefined> };
   keyring: Keyring;
-  registry: Pick<RegistryClient, 'assertEngineMayPull'>;
+  registry: Pick<RegistryClient, 'assertEngineMayPull' | 'session'>;
   git: GitFetcher;
   /** Undefined without a Docker engine: builds wait for a replica that has one. */
   builder: ImageBuilder | undefined;
@@ -107,21 +108,30 @@ export async function runBuild(deps: BuildRunDeps, job: BuildRow, runner: string
       save({ gitCommit: fetched.commit });
     }
     let dockerfile = job.dockerfile;
-    if (dockerfile === '') {
-      // The repository's own Dockerfile, under the same rules as one typed in the form.
-      dockerfile = repositoryDockerfile(tree, deps.limits.dockerfileBytes);
-      const problems = dockerfileProblems(dockerfile, {
-        allowedRegistries: system.allowedRegistries,
-        systemName: system.displayName,
-        maxBytes: deps.limits.dockerfileBytes,
-      });
-      if (problems.length > 0) return await end('failed', `The repository's Dockerfile cannot be built here: ${problems.join('; ')}`);
-      log("Building the repository's Dockerfile\n");
-    }
+    const fromRepository = dockerfile === '';
+    if (fromRepository) dockerfile = repositoryDockerfile(tree, deps.limits.dockerfileBytes);
+    // The repository's own Dockerfile, under the same rules as one typed in the form; a typed one again,
+    // as the system's rules are now (a rebuild runs a Dockerfile checked under older ones).
+    const rules = { allowedRegistries: system.allowedRegistries, systemName: system.displayName, maxBytes: deps.limits.dockerfileBytes };
+    const problems = dockerfileProblems(dockerfile, rules);
+    if (problems.length > 0)
+      return await end(
+        'failed',
+        `${fromRepository ? "The repository's Dockerfile" : 'The Dockerfile'} cannot be built here: ${problems.join('; ')}`,
+      );
+    if (fromRepository) log("Building the repository's Dockerfile\n");
+    const pulled = dockerfileImages(dockerfile).images;
+    // Base images' build triggers run in this build: held to the same rules before the engine sees anything.
+    const triggered = await checkBaseTriggers(
+      { registry: deps.registry, credentialFor: (r) => deps.systems.credentialFor(r) },
+      pulled,
+      rules,
+      stop,
+    );
     const context = await buildContext(dockerfile, files, tree);
     // The engine pulls FROM images and pushes by itself: the same address rule as for pulls, checked here.
     const logins: Record<string, RegistryLogin> = {};
-    for (const { image: from } of dockerfileImages(dockerfile).images) {
+    for (const { image: from } of [...pulled, ...triggered]) {
       const reference = parseReference(from);
       await deps.registry.assertEngineMayPull(reference.registry);
       const login = await deps.systems.credentialFor(reference);
