@@ -11,7 +11,7 @@ import { upstream } from '../errors.js';
 import type { RegistryClient } from '../registry/client.js';
 import { parseReference, type ImageReference } from '../registry/reference.js';
 import type { RegistryLogin } from './builder.js';
-import { imageProblem, triggerFindings, type DockerfileRules, type PulledImage } from './dockerfile.js';
+import { imageProblem, triggerFindings, type BasePin, type DockerfileRules, type PulledImage } from './dockerfile.js';
 
 export interface BaseTriggerDeps {
   registry: Pick<RegistryClient, 'session'>;
@@ -21,23 +21,27 @@ export interface BaseTriggerDeps {
 
 /**
  * Checks the triggers of each base image (`kind: 'from'`) and returns the
- * images they pull (`COPY --from`), already held to the allowed registries;
- * fails the build in words naming the base image and the trigger otherwise.
+ * digest each was checked at (the build names it: pinBaseImages) and the
+ * images the triggers pull (`COPY --from`), already held to the allowed
+ * registries; fails the build in words naming the base image and the
+ * trigger otherwise.
  */
 export async function checkBaseTriggers(
   deps: BaseTriggerDeps,
   images: readonly PulledImage[],
   rules: Pick<DockerfileRules, 'allowedRegistries' | 'systemName'>,
   signal?: AbortSignal,
-): Promise<PulledImage[]> {
+): Promise<{ pins: BasePin[]; images: PulledImage[] }> {
   const pulled: PulledImage[] = [];
+  const pins: BasePin[] = [];
   for (const base of images) {
     if (base.kind !== 'from') continue;
     const reference = parseReference(base.image);
     let triggers: string[];
     try {
       const session = deps.registry.session(reference, await deps.credentialFor(reference), signal);
-      const { configs } = await session.imageConfigs();
+      const { digest, configs } = await session.imageConfigs();
+      pins.push({ line: base.line, image: base.image, digest });
       triggers = [...new Set(configs.flatMap(({ config }) => config.config?.OnBuild ?? []))];
     } catch (err) {
       const reason = err instanceof Error ? err.message : String(err);
@@ -61,5 +65,5 @@ export async function checkBaseTriggers(
       );
     }
   }
-  return pulled;
+  return { pins, images: pulled };
 }

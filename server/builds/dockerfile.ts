@@ -350,3 +350,33 @@ export function dockerfileProblems(text: string, rules: DockerfileRules): string
   }
   return problems;
 }
+
+/** A base image pinned to the digest its checks read. */
+export interface BasePin {
+  /** The line of its FROM. */
+  line: number;
+  /** The image as the FROM names it, after substitution. */
+  image: string;
+  digest: string;
+}
+
+/**
+ * The Dockerfile with each pinned FROM naming its image by the digest that
+ * was checked (`registry/repository@sha256:…`), so that the engine builds from exactly
+ * that content: not from a tag pushed again since, nor from an older copy
+ * it holds under the same name. The FROM's lines are replaced by one line
+ * and blank lines, so every other instruction keeps its line.
+ */
+export function pinBaseImages(text: string, pins: readonly BasePin[]): string {
+  const lines = text.split('\n');
+  for (const instruction of instructions(text)) {
+    const pin = pins.find((p) => p.line === instruction.line);
+    if (instruction.keyword !== 'FROM' || !pin) continue;
+    const reference = parseReference(pin.image);
+    const stage = instruction.values.length === 3 ? ` AS ${instruction.values[2]}` : '';
+    const flags = instruction.flags.map((flag) => `${flag} `).join('');
+    lines[instruction.line - 1] = `FROM ${flags}${reference.registry}/${reference.repository}@${pin.digest}${stage}`;
+    for (let i = instruction.line; i < instruction.endLine; i++) lines[i] = '';
+  }
+  return lines.join('\n');
+}

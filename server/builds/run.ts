@@ -20,7 +20,7 @@ import type { SystemCatalog } from '../systems/schema.js';
 import type { BuildLimits as BuilderLimits, ImageBuilder, RegistryLogin } from './builder.js';
 import { buildContext, CONTEXT_DOCKERFILE, unpackFiles } from './context.js';
 import { checkBaseTriggers } from './baseTriggers.js';
-import { dockerfileImages, dockerfileProblems } from './dockerfile.js';
+import { dockerfileImages, dockerfileProblems, pinBaseImages } from './dockerfile.js';
 import { buildFailureMessage } from './failure.js';
 import { formatKiB } from '../format.js';
 import type { GitFetcher } from './git.js';
@@ -121,14 +121,15 @@ export async function runBuild(deps: BuildRunDeps, job: BuildRow, runner: string
       );
     if (fromRepository) log("Building the repository's Dockerfile\n");
     const pulled = dockerfileImages(dockerfile).images;
-    // Base images' build triggers run in this build: held to the same rules before the engine sees anything.
-    const triggered = await checkBaseTriggers(
+    // Base images' build triggers run in this build: held to the same rules before the engine sees anything,
+    // and the engine builds from the digests that were checked.
+    const { pins, images: triggered } = await checkBaseTriggers(
       { registry: deps.registry, credentialFor: (r) => deps.systems.credentialFor(r) },
       pulled,
       rules,
       stop,
     );
-    const context = await buildContext(dockerfile, files, tree);
+    const context = await buildContext(pinBaseImages(dockerfile, pins), files, tree);
     // The engine pulls FROM images and pushes by itself: the same address rule as for pulls, checked here.
     const logins: Record<string, RegistryLogin> = {};
     for (const { image: from } of [...pulled, ...triggered]) {

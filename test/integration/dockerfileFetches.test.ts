@@ -7,6 +7,7 @@
  * address a researcher aims at (the cloud's metadata service, an internal
  * host): it must see no connection. Real engine, registry and git server.
  */
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -184,6 +185,26 @@ describe('what the checks at submission cannot see is checked before the engine'
       expect(row.log).not.toMatch(/Step 1\//);
     },
   );
+
+  it('builds from the digest it checked, not from an older copy the engine holds under the same tag', async () => {
+    const repository = `base/retagged-${++counter}`;
+    const reference = `${registries.open}/${repository}:1`;
+    // Once the tag held an image whose trigger fetches from the listener, and the engine pulled it then
+    // (as a build racing a push could have made it do).
+    await pushImage(registries.open, repository, '1', {
+      layers: [{ files: { '/etc/hostname': 'old\n' } }],
+      onBuild: [`ADD http://127.0.0.1:${port}/x /x`],
+    });
+    execFileSync('docker', ['pull', '-q', reference]);
+    // Now the tag holds a harmless image: what the registry shows the check.
+    await pushImage(registries.open, repository, '1', { layers: [{ files: { '/etc/hostname': 'new\n' } }] });
+    const done = (await submitAndRun(`FROM ${reference}\nLABEL a=b\n`)) as BuildRow;
+    expect(connections).toBe(0);
+    if (done.status !== 'succeeded') console.log(done.log);
+    expect(done.status).toBe('succeeded');
+    expect(done.log).toMatch(new RegExp(`Step 1/2 : FROM ${registries.open}/${repository}@sha256:[0-9a-f]{64}`));
+    expect(done.log).not.toMatch(/Executing 1 build trigger/);
+  });
 
   it('still runs the triggers of a base image that keep to the rules', async () => {
     await pushImage(registries.open, 'base/kind-trigger', '1', {

@@ -5,7 +5,14 @@
  * was bypassed are cases here.
  */
 import { describe, expect, it } from 'vitest';
-import { dockerfileImages, dockerfileProblems, isRemoteSource, triggerFindings } from '../../server/builds/dockerfile.js';
+import {
+  dockerfileImages,
+  dockerfileProblems,
+  instructions,
+  isRemoteSource,
+  pinBaseImages,
+  triggerFindings,
+} from '../../server/builds/dockerfile.js';
 
 const rules = { allowedRegistries: ['registry.example.org/*'], systemName: 'Default', maxBytes: 64 * 1024 };
 const BASE = 'FROM registry.example.org/base:1';
@@ -145,5 +152,42 @@ describe("a base image's build triggers", () => {
     expect(found.images).toEqual([
       { image: '127.0.0.1:5999/evil', line: 1, kind: 'copy', trigger: 'COPY --from=127.0.0.1:5999/evil /a /a' },
     ]);
+  });
+});
+
+describe('the engine builds from the digests that were checked', () => {
+  const digest = `sha256:${'a'.repeat(64)}`;
+  it('names each pinned base image by its digest, keeping flags, stage names and every other line', () => {
+    const text = [
+      'ARG TAG=1',
+      'FROM --platform=linux/amd64 registry.example.org/base:${TAG} \\',
+      '  # a comment inside',
+      '  AS build',
+      'RUN make',
+      'FROM build',
+      'FROM registry.example.org/other@sha256:' + 'b'.repeat(64),
+      'COPY --from=build /a /a',
+    ].join('\n');
+    const pinned = pinBaseImages(text, [
+      { line: 2, image: 'registry.example.org/base:1', digest },
+      { line: 7, image: 'registry.example.org/other@sha256:' + 'b'.repeat(64), digest: 'sha256:' + 'b'.repeat(64) },
+    ]);
+    expect(pinned.split('\n')).toEqual([
+      'ARG TAG=1',
+      `FROM --platform=linux/amd64 registry.example.org/base@${digest} AS build`,
+      '',
+      '',
+      'RUN make',
+      'FROM build',
+      'FROM registry.example.org/other@sha256:' + 'b'.repeat(64),
+      'COPY --from=build /a /a',
+    ]);
+    expect(instructions(pinned).map((i) => [i.keyword, i.line])).toEqual(instructions(text).map((i) => [i.keyword, i.line]));
+  });
+
+  it('names a Docker Hub image in full', () => {
+    expect(pinBaseImages('FROM python:3.12\n', [{ line: 1, image: 'python:3.12', digest }])).toBe(
+      `FROM docker.io/library/python@${digest}\n`,
+    );
   });
 });
