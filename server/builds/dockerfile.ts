@@ -64,9 +64,12 @@ const INT64_MAX = 2n ** 63n - 1n;
  * `user@host:path`) or the legacy `github.com/…` form.
  */
 export function isRemoteSource(source: string): boolean {
-  return (
-    /^[a-z][a-z0-9+.-]*:\/\//i.test(source) || /^[^/\s]+@[^/\s]+:/.test(source) || /^git@/i.test(source) || /^github\.com\//i.test(source)
-  );
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(source) || /^git@/i.test(source) || /^github\.com\//i.test(source)) return true;
+  // user@host:path, as git and scp write it: an @ and after it a colon, before any / (found without backtracking).
+  const head = source.split('/', 1)[0] ?? '';
+  const at = head.indexOf('@');
+  const colon = head.indexOf(':', at + 1);
+  return at > 0 && colon > at + 1 && !/\s/.test(head.slice(0, colon));
 }
 
 /** The images `text` builds from, and what is wrong with it (line by line). */

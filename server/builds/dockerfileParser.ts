@@ -39,8 +39,9 @@ export const ENGINE_DIALECT: DockerfileDialect = {
 };
 
 /** Every combination of the switches: what some Docker version may do. */
-export const DIALECTS: readonly DockerfileDialect[] = (() => {
-  const keys = Object.keys(ENGINE_DIALECT) as Array<keyof DockerfileDialect>;
+export const DIALECTS: readonly DockerfileDialect[] = combinations(Object.keys(ENGINE_DIALECT) as Array<keyof DockerfileDialect>);
+
+function combinations(keys: ReadonlyArray<keyof DockerfileDialect>): DockerfileDialect[] {
   const all: DockerfileDialect[] = [];
   for (let mask = 0; mask < 1 << keys.length; mask++) {
     const dialect = { ...ENGINE_DIALECT };
@@ -50,7 +51,47 @@ export const DIALECTS: readonly DockerfileDialect[] = (() => {
     all.push(dialect);
   }
   return all;
-})();
+}
+
+/**
+ * The readings that can differ from the engine's: a switch whose difference
+ * needs something the text does not have (two carriage returns, a line
+ * ending in two escape characters, a `check` directive or an unusual space
+ * among leading comments, text after a JSON array, a backtick) keeps the
+ * engine's setting. Line ends and continuations act together, so those two
+ * are combined; each other switch acts alone (the escape directive is
+ * compared itself; JSON and flags are read per instruction from the same
+ * joined line), so it is toggled alone: at most 7 readings, not 32.
+ */
+function dialectsFor(text: string): DockerfileDialect[] {
+  const leadingComments = text
+    .replace(/^\uFEFF/, '')
+    .split('\n', 64)
+    .filter((_line, i, all) => all.slice(0, i + 1).every((l) => trimLeft(l).startsWith('#')))
+    .join('\n');
+  const relevant: Record<keyof DockerfileDialect, boolean> = {
+    lineEnd: text.includes('\r\r'),
+    continuation: /(\\\\|``)[ \t\r]*(\n|$)/.test(text),
+    directives: /check|[\v\u0080-\uffff]/i.test(leadingComments),
+    json: /\][ \t\v\f]*[^\s]/.test(text),
+    flagEscape: text.includes('`') && text.includes('--'),
+  };
+  const flip = (key: keyof DockerfileDialect, dialect: DockerfileDialect): DockerfileDialect => ({
+    ...dialect,
+    [key]: dialect[key] === 'legacy' ? 'current' : 'legacy',
+  });
+  const readings: DockerfileDialect[] = [];
+  for (const lineEnd of relevant.lineEnd ? [false, true] : [false]) {
+    for (const continuation of relevant.continuation ? [false, true] : [false]) {
+      let dialect = ENGINE_DIALECT;
+      if (lineEnd) dialect = flip('lineEnd', dialect);
+      if (continuation) dialect = flip('continuation', dialect);
+      if (lineEnd || continuation) readings.push(dialect);
+    }
+  }
+  for (const key of ['directives', 'json', 'flagEscape'] as const) if (relevant[key]) readings.push(flip(key, ENGINE_DIALECT));
+  return readings;
+}
 
 /** One instruction as Docker's parser gives it. */
 export interface Instruction {
@@ -86,15 +127,45 @@ export interface ParsedDockerfile {
 
 /** Go's unicode.IsSpace. */
 const SPACE = /\p{White_Space}/u;
-const isSpace = (ch: string) => SPACE.test(ch);
-/** Go's regexp `\s`, and the whitespace Docker splits arguments on. */
-const GO_SPACE = '[\\t\\n\\f\\r ]';
+const isSpace = (ch: string) => ch === ' ' || (ch >= '\t' && ch <= '\r') || (ch > '\x7f' && SPACE.test(ch));
+/** Go's regexp `\s`. */
+const isGoSpace = (ch: string | undefined) => ch === ' ' || ch === '\t' || ch === '\n' || ch === '\f' || ch === '\r';
+/** The whitespace Docker splits arguments on. */
 const ARG_SPACE = /[\t\v\f\r ]+/;
-const trimLeft = (s: string) => s.replace(/^\p{White_Space}+/u, '');
-const trimSpace = (s: string) => s.replace(/^\p{White_Space}+|\p{White_Space}+$/gu, '');
+// Trimming walks the string: a regular expression anchored at the end backtracks over every run of spaces.
+const trimLeft = (s: string) => {
+  let i = 0;
+  while (i < s.length && isSpace(s[i] as string)) i++;
+  return s.slice(i);
+};
+const trimSpace = (s: string) => {
+  let end = s.length;
+  while (end > 0 && isSpace(s[end - 1] as string)) end--;
+  return trimLeft(s.slice(0, end));
+};
 
-const LEGACY_DIRECTIVE = new RegExp(`^#${GO_SPACE}*([a-zA-Z][a-zA-Z0-9]*)${GO_SPACE}*=${GO_SPACE}*(.+?)${GO_SPACE}*$`);
-const CURRENT_DIRECTIVE = new RegExp(`^([a-zA-Z][a-zA-Z0-9]*)${GO_SPACE}*=${GO_SPACE}*(.+?)${GO_SPACE}*$`);
+/**
+ * `name = value` of a parser directive (after its `#`), as Docker's
+ * `([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$` matches it, read without a
+ * regular expression (that one backtracks quadratically over spaces).
+ */
+function directive(text: string): [string, string] | undefined {
+  let i = 0;
+  if (!/[a-zA-Z]/.test(text[i] ?? '')) return undefined;
+  while (/[a-zA-Z0-9]/.test(text[i] ?? '')) i++;
+  const name = text.slice(0, i);
+  while (isGoSpace(text[i])) i++;
+  if (text[i] !== '=') return undefined;
+  const rest = text.slice(i + 1);
+  let start = 0;
+  while (isGoSpace(rest[start])) start++;
+  let end = rest.length;
+  while (end > start && isGoSpace(rest[end - 1])) end--;
+  if (end > start) return [name, rest.slice(start, end)];
+  // Only spaces after `=`: the lazy group still takes one of them.
+  return rest === '' ? undefined : [name, rest.slice(-1)];
+}
+
 /** Go's bufio.Scanner refuses longer lines: Docker fails the whole file. */
 const MAX_LINE_BYTES = 64 * 1024 - 1;
 
@@ -172,19 +243,22 @@ class DirectiveState {
 
   consider(line: string, number: number): void {
     if (this.done) return;
-    let match: RegExpExecArray | null;
-    if (this.dialect.directives === 'legacy') {
-      match = LEGACY_DIRECTIVE.exec(line);
+    let match: [string, string] | undefined;
+    if (!line.startsWith('#')) match = undefined;
+    else if (this.dialect.directives === 'legacy') {
+      let i = 1;
+      while (isGoSpace(line[i])) i++;
+      match = directive(line.slice(i));
     } else {
-      match = line.startsWith('#') ? CURRENT_DIRECTIVE.exec(trimLeft(line.slice(1))) : null;
+      match = directive(trimLeft(line.slice(1)));
     }
-    const name = match?.[1]?.toLowerCase() ?? '';
+    const name = match?.[0].toLowerCase() ?? '';
     if (!match || !this.known.has(name)) {
       this.done = true;
       return;
     }
     if (this.seen.some((d) => d.name === name)) throw new ParseError(`only one ${name} parser directive can be used`, number);
-    const value = match[2] ?? '';
+    const value = match[1];
     this.seen.push({ name, value, line: number });
     if (name === 'escape') {
       if (value !== '`' && value !== '\\') throw new ParseError(`invalid escape token '${value}' does not match \` or \\`, number);
@@ -499,7 +573,7 @@ export function parseDockerfile(text: string): DockerfileReading {
   const engine = parseWith(text, ENGINE_DIALECT);
   if (engine.error) return engine;
   const reference = signature(engine);
-  for (const dialect of DIALECTS) {
+  for (const dialect of dialectsFor(text)) {
     const other = parseWith(text, dialect);
     if (other.error) continue;
     const theirs = signature(other);

@@ -244,6 +244,7 @@ describe('texts Docker versions read differently are reported, not guessed', () 
   it.each([
     ['a line ending in an escaped escape character', 'FROM a\nRUN echo \\\\\nFROM b\n', 2],
     ['a continuation followed by two carriage returns', 'FROM a\nRUN echo \\\r\r\nFROM b\n', 2],
+    ['an escaped escape character followed by two carriage returns (two switches together)', 'FROM a\nRUN echo \\\\\r\r\nFROM b\n', 2],
     ['a JSON array followed by more text', 'FROM a\nCOPY ["x", "/y"] z\n', 2],
     ['an escape directive after a check directive', '# syntax=x\n# check=skip=all\n# escape=`\nFROM a\n', 3],
     ['an escape directive after a no-break space', '#\u00a0escape=`\nFROM a\nRUN x `\nFROM b\n', 1],

@@ -191,3 +191,17 @@ describe('the engine builds from the digests that were checked', () => {
     );
   });
 });
+
+describe('the largest Dockerfiles a researcher may send are read whatever they hold', () => {
+  // Inputs on which anchored regular expressions backtrack quadratically (npm run bench dockerfile measures them).
+  it.each([
+    ['a directive line of spaces', `# syntax=${' '.repeat(60_000)}x\n${BASE}\n`, []],
+    ['an instruction with a long run of spaces', `${BASE}\nRUN${' '.repeat(60_000)}true\n`, []],
+    ['ADD of a source of @ signs', `${BASE}\nADD ${'@'.repeat(60_000)} /x\n`, []],
+    ['ADD of a git source after many @ signs', `${BASE}\nADD u${'@'.repeat(30_000)}h:r /x\n`, [/^Line 2: ADD would make the engine fetch/]],
+  ])('%s', (_name, text, expected) => {
+    const found = problems(text);
+    expect(found).toHaveLength(expected.length);
+    expected.forEach((message, i) => expect(found[i]).toMatch(message));
+  });
+});
