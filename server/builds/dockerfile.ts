@@ -53,6 +53,27 @@ interface Checked {
 type Stages = readonly string[];
 
 const STAGE_NAME = /^[a-z][a-z0-9-_.]*$/;
+/** The instructions Docker's builder knows; it refuses a Dockerfile with any other. */
+const KEYWORDS = new Set([
+  'ADD',
+  'ARG',
+  'CMD',
+  'COPY',
+  'ENTRYPOINT',
+  'ENV',
+  'EXPOSE',
+  'FROM',
+  'HEALTHCHECK',
+  'LABEL',
+  'MAINTAINER',
+  'ONBUILD',
+  'RUN',
+  'SHELL',
+  'STOPSIGNAL',
+  'USER',
+  'VOLUME',
+  'WORKDIR',
+]);
 const HEREDOC = /^(\d*)<<(-?)([^<]*)$/;
 const GO_SPACE = '[\\t\\n\\f\\r ]';
 const ONBUILD_PREFIX = new RegExp(`^${GO_SPACE}*ONBUILD${GO_SPACE}*`, 'i');
@@ -95,6 +116,10 @@ export function dockerfileImages(text: string): DockerfileImages {
 
   for (const instruction of reading.instructions) {
     const { keyword, line } = instruction;
+    if (!KEYWORDS.has(keyword)) {
+      findings.push({ line, message: `${keyword.slice(0, 40)} is not an instruction Docker knows` });
+      continue;
+    }
     if (keyword === 'FROM') {
       if (current) {
         stages.push(current.name);

@@ -226,9 +226,7 @@ describe('parser directives', () => {
     expect(images(text)).toEqual(expected);
   });
 
-  it('the engine agrees: each case was built with its classic builder', () => {
-    // The expectations above were seen on Docker 20.10 (`docker build` without BuildKit) with LABEL
-    // steps instead of RUN; the dialect that reads as it does is the one the checks use.
+  it("reads as the engine's classic builder does (test/integration/dockerfileEngine.test.ts builds these cases)", () => {
     expect(ENGINE_DIALECT).toEqual({
       lineEnd: 'legacy',
       continuation: 'current',

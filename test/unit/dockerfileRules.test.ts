@@ -118,6 +118,7 @@ describe('images outside the allowed registries are refused, however the Dockerf
       /Docker versions read this instruction differently/,
     ],
     ['a line Docker cannot read', `${BASE}\nENV PATH\n`, /Line 2: Docker cannot read this line: ENV must have two arguments/],
+    ['an instruction Docker does not know', `${BASE}\n\uFEFF# escape=\`\n`, /Line 2: \uFEFF# is not an instruction Docker knows/],
   ])('refuses %s', (_name, text, message) => {
     expect(problems(text).join('\n')).toMatch(message);
   });
