@@ -225,7 +225,12 @@ function scanLines(text: string, dialect: DockerfileDialect): string[] {
   if (text === '') return [];
   const lines = text.split('\n');
   if (lines.at(-1) === '') lines.pop();
-  return lines.map((line) => (dialect.lineEnd === 'legacy' ? line.replace(/\r$/, '') : line.replace(/[\r\n]+$/, '')));
+  return lines.map((line) => {
+    if (dialect.lineEnd === 'legacy') return line.endsWith('\r') ? line.slice(0, -1) : line;
+    let end = line.length;
+    while (end > 0 && line[end - 1] === '\r') end--;
+    return line.slice(0, end);
+  });
 }
 
 const isComment = (line: string) => trimLeft(line).startsWith('#');

@@ -199,6 +199,7 @@ describe('the largest Dockerfiles a researcher may send are read whatever they h
     ['a directive line of spaces', `# syntax=${' '.repeat(60_000)}x\n${BASE}\n`, []],
     ['an instruction with a long run of spaces', `${BASE}\nRUN${' '.repeat(60_000)}true\n`, []],
     ['ADD of a source of @ signs', `${BASE}\nADD ${'@'.repeat(60_000)} /x\n`, []],
+    ['a line of carriage returns', `${BASE}\nLABEL a="${'\r'.repeat(60_000)}"\n`, []],
     ['ADD of a git source after many @ signs', `${BASE}\nADD u${'@'.repeat(30_000)}h:r /x\n`, [/^Line 2: ADD would make the engine fetch/]],
   ])('%s', (_name, text, expected) => {
     const found = problems(text);
