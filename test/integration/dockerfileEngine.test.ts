@@ -31,6 +31,8 @@ function engineSteps(text: string): string[] {
   const output = execFileSync('docker', ['build', '--no-cache', '--network', 'none', '-f', file, dir], {
     env: { ...process.env, DOCKER_BUILDKIT: '0' },
     encoding: 'utf8',
+    // The client's notice that the classic builder is deprecated goes to stderr: kept out of the test's output.
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
   const built = /Successfully built ([0-9a-f]+)/.exec(output)?.[1];
   if (built) execFileSync('docker', ['rmi', built], { stdio: 'ignore' });
