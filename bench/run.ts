@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { benchBuild } from './build.js';
+import { benchDockerfile } from './dockerfile.js';
 import { benchLaunch } from './launch.js';
 import { benchPages } from './pages.js';
 import { benchSpawn } from './spawn.js';
@@ -18,6 +19,7 @@ const sections: Array<[string, () => Promise<BenchRow[]>]> = [
   ['static check', () => benchStaticCheck()],
   ['spawn', () => benchSpawn()],
   ['build', () => benchBuild()],
+  ['dockerfile', () => benchDockerfile()],
 ];
 const only = process.argv[2];
 

@@ -19,7 +19,8 @@ import type { Keyring } from '../secrets/keyring.js';
 import type { SystemCatalog } from '../systems/schema.js';
 import type { BuildLimits as BuilderLimits, ImageBuilder, RegistryLogin } from './builder.js';
 import { buildContext, CONTEXT_DOCKERFILE, unpackFiles } from './context.js';
-import { dockerfileImages, dockerfileProblems } from './dockerfile.js';
+import { checkBaseTriggers } from './baseTriggers.js';
+import { dockerfileImages, dockerfileProblems, pinBaseImages, type PulledImage } from './dockerfile.js';
 import { buildFailureMessage } from './failure.js';
 import { labelledDockerfile, layerMarker } from './layerLabel.js';
 import { formatKiB } from '../format.js';
@@ -37,7 +38,7 @@ export interface BuildRunDeps {
     builtImageProblem(reference: ImageReference, user: string): Promise<string | undefined>;
   };
   keyring: Keyring;
-  registry: Pick<RegistryClient, 'assertEngineMayPull'>;
+  registry: Pick<RegistryClient, 'assertEngineMayPull' | 'session'>;
   git: GitFetcher;
   /** Undefined without a Docker engine: builds wait for a replica that has one. */
   builder: ImageBuilder | undefined;
@@ -128,28 +129,41 @@ export async function runBuild(deps: BuildRunDeps, job: BuildRow, held: RunningJ
       save({ gitCommit: fetched.commit });
     }
     let dockerfile = job.dockerfile;
-    if (dockerfile === '') {
-      // The repository's own Dockerfile, under the same rules as one typed in the form.
-      dockerfile = repositoryDockerfile(tree, deps.limits.dockerfileBytes);
-      const problems = dockerfileProblems(dockerfile, {
-        allowedRegistries: system.allowedRegistries,
-        systemName: system.displayName,
-        maxBytes: deps.limits.dockerfileBytes,
-      });
-      if (problems.length > 0) return await end('failed', `The repository's Dockerfile cannot be built here: ${problems.join('; ')}`);
-      log("Building the repository's Dockerfile\n");
-    }
+    const fromRepository = dockerfile === '';
+    if (fromRepository) dockerfile = repositoryDockerfile(tree, deps.limits.dockerfileBytes);
+    // The repository's own Dockerfile, under the same rules as one typed in the form; a typed one again,
+    // as the system's rules are now (a rebuild runs a Dockerfile checked under older ones).
+    const rules = { allowedRegistries: system.allowedRegistries, systemName: system.displayName, maxBytes: deps.limits.dockerfileBytes };
+    const problems = dockerfileProblems(dockerfile, rules);
+    if (problems.length > 0)
+      return await end(
+        'failed',
+        `${fromRepository ? "The repository's Dockerfile" : 'The Dockerfile'} cannot be built here: ${problems.join('; ')}`,
+      );
+    if (fromRepository) log("Building the repository's Dockerfile\n");
+    const pulled = dockerfileImages(dockerfile).images;
+    // Another user's build is never read with the site's credential, not even for its triggers: refused
+    // before any registry hears of it (a typed Dockerfile was held to this when it was submitted).
+    const notOwn = await notOwnImage(deps, job.owner, pulled);
+    if (notOwn) return await end('failed', `The Dockerfile cannot be built here: ${notOwn}`);
+    // Base images' build triggers run in this build: held to the same rules before the engine sees anything,
+    // and the engine builds from the digests that were checked.
+    const { pins, images: triggered } = await checkBaseTriggers(
+      { registry: deps.registry, credentialFor: (r) => deps.systems.credentialFor(r, job.owner) },
+      pulled,
+      rules,
+      held.signal,
+    );
+    const notOwnTriggered = await notOwnImage(deps, job.owner, triggered);
+    if (notOwnTriggered) return await end('failed', `A base image's build trigger cannot run here: ${notOwnTriggered}`);
     // Every layer the engine commits carries the image's label: how the builder knows its own (builds/layerLabel.ts).
     const marker = layerMarker((secret) => deps.keyring.fingerprint(secret), job.imageId);
-    const labelled = labelledDockerfile(dockerfile, marker);
+    const labelled = labelledDockerfile(pinBaseImages(dockerfile, pins), marker);
     const context = await buildContext(labelled.text, files, tree);
     // The engine pulls FROM images and pushes by itself: the same address rule as for pulls, checked here.
     const logins: Record<string, RegistryLogin> = {};
-    for (const { image: from, line } of dockerfileImages(dockerfile).images) {
+    for (const { image: from } of [...pulled, ...triggered]) {
       const reference = parseReference(from);
-      // A repository's Dockerfile is read only now; a typed one was held to this when it was submitted.
-      const notYours = await deps.systems.builtImageProblem(reference, job.owner);
-      if (notYours) return await end('failed', `The Dockerfile cannot be built here: Line ${line}: ${notYours}`);
       await deps.registry.assertEngineMayPull(reference.registry);
       const login = await deps.systems.credentialFor(reference, job.owner);
       if (login) logins[registryAuthKey(reference.registry)] = login;
@@ -202,6 +216,15 @@ export async function runBuild(deps: BuildRunDeps, job: BuildRow, held: RunningJ
   } finally {
     if (tree) fs.rmSync(tree, { recursive: true, force: true });
   }
+}
+
+/** Why one of `images` is not `owner`'s to build from (another user's build, builds/pushPath.ts), naming its line. */
+async function notOwnImage(deps: BuildRunDeps, owner: string, images: readonly PulledImage[]): Promise<string | undefined> {
+  for (const { image, line } of images) {
+    const problem = await deps.systems.builtImageProblem(parseReference(image), owner);
+    if (problem) return `Line ${line}: ${problem}`;
+  }
+  return undefined;
 }
 
 /** The previous build's local tag goes once a newer one is pushed (its layers stay as the cache). */

@@ -18,7 +18,7 @@ import { readLimited, verifyDigest, VerifyingStream } from './digest.js';
 import { RegistryError } from './errors.js';
 import { assertPublicHost, bareHost, type AddressPolicy } from './guard.js';
 import { parseManifest, type ParsedManifest } from './manifest.js';
-import { ACCEPT_MANIFESTS, type Descriptor, type ImageConfig, type RegistryCredentials, type ResolvedImage } from './media.js';
+import { ACCEPT_MANIFESTS, MEDIA, type Descriptor, type ImageConfig, type RegistryCredentials, type ResolvedImage } from './media.js';
 import { formatPlatform, normalizePlatform, offeredPlatforms, selectPlatform, type Platform } from './platform.js';
 import { registryApiHost, type ImageReference } from './reference.js';
 import { RegistryTransport } from './transport.js';
@@ -250,6 +250,64 @@ export class RegistrySession {
       layers,
       size,
     };
+  }
+
+  /**
+   * The configs of every image the reference offers: each platform's of an
+   * index (an attestation or other non-image entry skipped), or the one of a
+   * single manifest. For what the engine may take from an image whichever
+   * platform it picks, such as its build triggers. At most `maxImages`.
+   */
+  async imageConfigs(maxImages = 64): Promise<{ digest: string; configs: Array<{ platform: string; config: ImageConfig }> }> {
+    const ref = this.reference.digest ?? this.reference.tag ?? 'latest';
+    const top = await this.manifest(ref, this.reference.digest);
+    const images: Array<{ manifest: ParsedManifest; platform: string }> = [];
+    if (top.kind === 'index') {
+      const entries = ((top.body.manifests ?? []) as Descriptor[]).filter(
+        (d) => (d.mediaType === MEDIA.ociManifest || d.mediaType === MEDIA.dockerManifest) && d.platform?.os !== 'unknown',
+      );
+      if (entries.length > maxImages) {
+        throw new RegistryError(
+          'registry.too_large',
+          `${this.reference.normalized} offers ${entries.length} images; at most ${maxImages} are read.`,
+        );
+      }
+      for (const entry of entries) {
+        images.push({
+          manifest: await this.manifest(entry.digest, entry.digest),
+          platform: formatPlatform(
+            normalizePlatform({
+              os: entry.platform?.os ?? '',
+              architecture: entry.platform?.architecture ?? '',
+              variant: entry.platform?.variant,
+            }),
+          ),
+        });
+      }
+    } else {
+      images.push({ manifest: top, platform: '' });
+    }
+    const configs: Array<{ platform: string; config: ImageConfig }> = [];
+    for (const { manifest, platform } of images) {
+      if (manifest.kind !== 'manifest')
+        throw new RegistryError('registry.unsupported', 'An image index points to another index; nested indexes are not supported.');
+      const descriptor = manifest.body.config as Descriptor | undefined;
+      if (!descriptor?.digest || !Number.isSafeInteger(descriptor.size) || descriptor.size <= 0)
+        throw new RegistryError('registry.protocol', `The manifest of ${this.reference.normalized} has no config of a stated size.`);
+      if (descriptor.size > this.client.limits.config) {
+        throw new RegistryError(
+          'registry.too_large',
+          `The image config is ${descriptor.size} bytes; at most ${this.client.limits.config} are read.`,
+        );
+      }
+      const bytes = await this.readBlob(descriptor, this.client.limits.config);
+      try {
+        configs.push({ platform, config: JSON.parse(bytes.toString('utf8')) as ImageConfig });
+      } catch (cause) {
+        throw new RegistryError('registry.protocol', 'The image config is not valid JSON.', { cause });
+      }
+    }
+    return { digest: top.digest, configs };
   }
 
   /** Streams a blob, verifying its size and digest as it passes; errors surface on the stream. */

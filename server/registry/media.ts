@@ -33,6 +33,8 @@ export interface ImageConfig {
     Entrypoint?: string[] | null;
     Cmd?: string[] | null;
     WorkingDir?: string;
+    /** Build triggers: instructions the engine runs when a Dockerfile builds FROM this image. */
+    OnBuild?: string[] | null;
   };
 }
 

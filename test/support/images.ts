@@ -44,6 +44,8 @@ export interface ImageSpec {
   platform?: string;
   /** Docker media types instead of OCI. */
   docker?: boolean;
+  /** Build triggers in the config (`OnBuild`), as an ONBUILD line leaves them. */
+  onBuild?: string[];
 }
 
 /** The OCI digest of some bytes. */
@@ -196,6 +198,7 @@ export async function pushImage(
         User: spec.user ?? '',
         Cmd: ['jupyterhub-singleuser'],
         ...(spec.volumes ? { Volumes: Object.fromEntries(spec.volumes.map((v) => [v, {}])) } : {}),
+        ...(spec.onBuild ? { OnBuild: spec.onBuild } : {}),
       },
       rootfs: { type: 'layers', diff_ids: diffIds },
     }),

@@ -27,8 +27,8 @@ describe('the images a Dockerfile pulls', () => {
     );
     expect(parsed.problems).toEqual([]);
     expect(parsed.images).toEqual([
-      { image: 'quay.io/jupyter/base-notebook:2024-05-27', line: 4 },
-      { image: 'registry.example.org/tools/helper:1', line: 11 },
+      { image: 'quay.io/jupyter/base-notebook:2024-05-27', line: 4, kind: 'from', stages: [] },
+      { image: 'registry.example.org/tools/helper:1', line: 11, kind: 'copy' },
     ]);
   });
 
@@ -41,7 +41,7 @@ describe('the images a Dockerfile pulls', () => {
 
   it('reads lines continued with the escape character a parser directive sets', () => {
     const parsed = dockerfileImages('# escape=`\nFROM `\n  python:3.12\n');
-    expect(parsed.images).toEqual([{ image: 'python:3.12', line: 2 }]);
+    expect(parsed.images).toEqual([{ image: 'python:3.12', line: 2, kind: 'from', stages: [] }]);
   });
 });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { escapeCharacter, labelInstruction, labelledDockerfile, layerMarker, LAYER_LABEL } from '../../server/builds/layerLabel.js';
+import { labelInstruction, labelledDockerfile, layerMarker, LAYER_LABEL } from '../../server/builds/layerLabel.js';
 
 const LABEL = labelInstruction('m0');
 
@@ -30,27 +30,10 @@ describe('the label after each FROM', () => {
       1,
     ],
     ['a FROM continued past the end of the file', 'FROM a \\', `FROM a \n${LABEL}`, 1],
-    ['a FROM continued past the end into blank lines', 'FROM a \\\n\n# end\n', `FROM a \n${LABEL}\n\n# end\n`, 1],
+    ['a FROM continued past the end into blank lines', 'FROM a \\\n\n# end\n', `FROM a \n\n# end\n${LABEL}\n`, 1],
     ['FROM in a comment', '# FROM x\nFROM a\n', `# FROM x\nFROM a\n${LABEL}\n`, 1],
   ])('%s', (_what, written, built, added) => {
     expect(labelledDockerfile(written, 'm0')).toEqual({ text: built, added });
-  });
-});
-
-describe("the escape directive, as Docker's parser reads it", () => {
-  it.each<[string, string, string]>([
-    ['none', 'FROM a\n', '\\'],
-    ['at the top', '# escape=`\nFROM a\n', '`'],
-    ['in upper case with spaces', '# ESCAPE = ` \nFROM a\n', '`'],
-    ['after a byte-order mark', '\uFEFF# escape=`\nFROM a\n', '`'],
-    ['indented', '   # escape=`\nFROM a\n', '`'],
-    ['after a syntax directive', '# syntax=docker/dockerfile:1\n# escape=`\nFROM a\n', '`'],
-    ['after a blank line: a comment', '\n# escape=`\nFROM a\n', '\\'],
-    ['after a comment: a comment', '# hello\n# escape=`\nFROM a\n', '\\'],
-    ['after an unknown directive: a comment', '# foo=bar\n# escape=`\nFROM a\n', '\\'],
-    ['after the first instruction: a comment', 'FROM a\n# escape=`\n', '\\'],
-  ])('%s', (_what, text, escape) => {
-    expect(escapeCharacter(text.split('\n'))).toBe(escape);
   });
 });
 
