@@ -7,9 +7,12 @@
  */
 import type { HubClient } from './client.js';
 
+/** How old the kept group names must be before a name missing from them makes the hub be asked again. */
+const REFRESH_AFTER_MS = 2000;
+
 export class HubGroups {
   private readonly members = new Map<string, { groups: Promise<string[]>; expires: number }>();
-  private names: { list: Promise<string[]>; expires: number } | undefined;
+  private names: { list: Promise<string[]>; expires: number; fetched: number } | undefined;
 
   constructor(
     private readonly hub: Pick<HubClient, 'groupsOf' | 'groupNames'>,
@@ -32,9 +35,25 @@ export class HubGroups {
   /** The names of the hub's groups. */
   groupNames(): Promise<string[]> {
     if (this.names && this.names.expires > this.now()) return this.names.list;
+    return this.fetchNames();
+  }
+
+  /**
+   * The hub's group names, asked again when one of `wanted` is not among
+   * those kept (a group an admin made a moment ago), at most once every few
+   * seconds: unknown names typed in a form must not make every request ask the hub.
+   */
+  async groupNamesWith(wanted: readonly string[]): Promise<string[]> {
+    const kept = await this.groupNames();
+    const missing = wanted.some((name) => !kept.includes(name));
+    if (!missing || !this.names || this.now() - this.names.fetched < REFRESH_AFTER_MS) return kept;
+    return this.fetchNames();
+  }
+
+  private fetchNames(): Promise<string[]> {
     const list = this.hub.groupNames();
     list.catch(() => (this.names = undefined));
-    this.names = { list, expires: this.now() + this.cacheSeconds * 1000 };
+    this.names = { list, expires: this.now() + this.cacheSeconds * 1000, fetched: this.now() };
     return list;
   }
 }

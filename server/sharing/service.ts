@@ -156,7 +156,7 @@ export class SharingService {
     const parsed = ShareInputSchema.safeParse(raw);
     if (!parsed.success) throw inputError(parsed.error, 'input');
     const groups = [...new Set(parsed.data.groups.map((g) => g.trim()))];
-    const known = new Set(await this.deps.groups.groupNames());
+    const known = new Set(await this.deps.groups.groupNamesWith(groups));
     const unknown = groups.filter((g) => !known.has(g));
     if (unknown.length > 0) {
       throw invalidInput({

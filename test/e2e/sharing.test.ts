@@ -268,7 +268,7 @@ describe("a receiver's data volume (issue #22)", () => {
     expect(saved.status).toBe(201);
     const id = Number(saved.body.id);
     await checked(owner, id);
-    await api(owner, 'PUT', `users/${owner}/images/${id}/shares`, { groups: [group] });
+    expect((await api(owner, 'PUT', `users/${owner}/images/${id}/shares`, { groups: [group] })).status).toBe(200);
 
     const theirs = await api('launcher', 'GET', `users/${receiver}/images/${id}/launch`);
     expect(theirs.status).toBe(200);
