@@ -59,6 +59,9 @@ import { adminPagesRouter } from './web/adminPages.js';
 import { imagePagesRouter } from './web/imagePages.js';
 import { buildPagesRouter } from './web/buildPages.js';
 import { buildUploads } from './web/uploads.js';
+import { createStorage } from './storage/index.js';
+import { storagePagesRouter } from './web/storagePages.js';
+import { registerStorageMetrics } from './web/storageMetrics.js';
 import './web/types.js';
 
 /** Everything the app needs from outside; tests pass their own. */
@@ -226,7 +229,24 @@ export function createApp(deps: AppDeps): App {
     readiness: pulls,
     siteCredentials: (reference, owner, candidates) => systems.credentialFor(reference, owner, candidates),
     builtImageProblem: (reference, user) => systems.builtImageProblem(reference, user),
+    // Quotas and the clean-up (storage/): declared below, called on requests only.
+    quota: (owner, system, adding) => storage.quota(owner, system, adding),
+    onDelete: (store, imageId, now) => storage.onDelete(store, imageId, now),
   });
+  const storage = createStorage({
+    db,
+    access,
+    hub,
+    registry: deps.registry,
+    engine: deps.engine,
+    logger,
+    defaults: config.storage.defaults,
+    everyMs: config.storage.everyMs,
+    defaultSystem: config.defaultSystem,
+    credentialFor: (reference, owner) => systems.credentialFor(reference, owner),
+    images: () => images,
+  });
+  registerStorageMetrics(metrics.registry, storage.service);
   const audit = new AuditLog(db);
   const sharing = new SharingService({
     access,
@@ -309,6 +329,7 @@ export function createApp(deps: AppDeps): App {
     onQueued: () => buildWorker.nudge(),
     replicas,
     logger,
+    quota: storage.quota,
   });
   const buildWorker = new BuildWorker({
     db,
@@ -324,14 +345,18 @@ export function createApp(deps: AppDeps): App {
       checkWorker.start();
       pullWorker?.start();
       buildWorker.start();
+      storage.worker.start();
     },
     async stop() {
-      await Promise.all([checkWorker.stop(), pullWorker?.stop(), buildWorker.stop()]);
+      await Promise.all([checkWorker.stop(), pullWorker?.stop(), buildWorker.stop(), storage.worker.stop()]);
     },
   };
   // The API on the app itself, before everything the pages need.
   const uploadLimits = { uploadBytes: config.builds.uploadBytes, uploadFiles: BUILD_UPLOAD_FILES };
-  app.use(`${apiPrefix}v1`, apiRouter({ authenticate, systems, launches, images, checks, sharing, builds, uploadLimits }));
+  app.use(
+    `${apiPrefix}v1`,
+    apiRouter({ authenticate, systems, launches, images, checks, sharing, builds, uploadLimits, storage: storage.service }),
+  );
   const draining = new AbortController();
   const router = express.Router();
   router.use('/static', express.static(path.join(VIEWS_DIR, 'static'), { maxAge: '1h' }));
@@ -419,9 +444,10 @@ export function createApp(deps: AppDeps): App {
   );
   pages.use(
     requireLogin(prefix),
-    imagePagesRouter({ images, checks, sharing, builds, prefix, draining: draining.signal }),
+    imagePagesRouter({ images, checks, sharing, builds, prefix, draining: draining.signal, storage: storage.service }),
     buildPagesRouter({ builds, images, prefix, draining: draining.signal }),
     adminPagesRouter({ systems, sharing, prefix }),
+    storagePagesRouter({ storage: storage.service, prefix }),
   );
   router.use(pages);
 

@@ -61,6 +61,11 @@ export class AccessRules {
     this.requireAdmin(actor, 'manage systems');
   }
 
+  /** Storage, the clean-up and its dry run, keeping a volume: admins ({@link isAdmin}). */
+  manageStorage(actor: HubIdentity): void {
+    this.requireAdmin(actor, 'see storage or run the clean-up');
+  }
+
   /** Publishing an image for everyone on a system: admins ({@link isAdmin}). */
   publishImages(actor: HubIdentity): void {
     this.requireAdmin(actor, 'publish images for everyone on a system');

@@ -4,6 +4,7 @@ import { writeAudit, type AuditEntry } from '../audit/store.js';
 import type { Sealed } from '../secrets/keyring.js';
 import { fromJson, sealedFromRow, sealedToColumns, toDate } from '../store/rows.js';
 import { BuildSettingsSchema, ImagePolicySchema, NO_BUILDS, type System } from './schema.js';
+import { StorageSettingsSchema } from './storage.js';
 
 type Row = Record<string, unknown>;
 
@@ -20,6 +21,7 @@ export const SYSTEM_COLUMNS = [
   'spawner',
   'policy',
   'build',
+  'storage',
 ] as const;
 
 /** The columns {@link registryCredentialFromRow} reads. */
@@ -48,6 +50,7 @@ export function systemFromRow(r: Row): System {
     spawner: r.spawner as System['spawner'],
     policy: ImagePolicySchema.parse(fromJson(r.policy)),
     build: r.build === null || r.build === undefined ? NO_BUILDS : BuildSettingsSchema.parse(fromJson(r.build)),
+    storage: r.storage === null || r.storage === undefined ? undefined : StorageSettingsSchema.parse(fromJson(r.storage)),
   };
 }
 
@@ -64,6 +67,7 @@ function toRow(s: System): Row {
     spawner: s.spawner,
     policy: JSON.stringify(s.policy),
     build: JSON.stringify(s.build),
+    storage: s.storage ? JSON.stringify(s.storage) : null,
   };
 }
 

@@ -21,6 +21,8 @@ import { shareApiRoutes } from './shareApi.js';
 import { buildApiRoutes } from './buildApi.js';
 import { buildUploads } from './uploads.js';
 import type { BuildService } from '../builds/service.js';
+import type { StorageService } from '../storage/service.js';
+import { storageApiRoutes } from './storageApi.js';
 
 /** `GET api/v1/me`: who the token belongs to, as the service sees it. */
 export const MeResponseSchema = HubIdentitySchema.pick({ kind: true, name: true, admin: true, groups: true, scopes: true });
@@ -34,6 +36,8 @@ export interface ApiDeps {
   sharing: SharingService;
   builds: BuildService;
   uploadLimits: { uploadBytes: number; uploadFiles: number };
+  /** Quotas, the clean-up and users' data (storage/); without it, those routes are not there. */
+  storage?: StorageService;
 }
 
 export function apiRouter(deps: ApiDeps): Router {
@@ -52,6 +56,7 @@ export function apiRouter(deps: ApiDeps): Router {
   imageApiRoutes(router, deps);
   shareApiRoutes(router, deps);
   buildApiRoutes(router, deps);
+  if (deps.storage) storageApiRoutes(router, { storage: deps.storage, systems: deps.systems });
   router.use(notFoundHandler());
   return router;
 }

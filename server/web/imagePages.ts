@@ -14,6 +14,8 @@ import { parseId } from './params.js';
 import { progressStream } from './sse.js';
 import type { BuildService } from '../builds/service.js';
 import { presentCheckPage, presentTile } from './presenters.js';
+import type { StorageService } from '../storage/service.js';
+import { presentQuotaPage } from './storagePresenters.js';
 
 /** Values to show back in the form: everything the user typed except the password. */
 function formValues(body: Record<string, unknown>) {
@@ -52,6 +54,8 @@ export function imagePagesRouter(deps: {
   builds: Pick<BuildService, 'latestFor'>;
   prefix: string;
   draining: AbortSignal;
+  /** Use against quotas, shown above the tiles (storage/). */
+  storage?: Pick<StorageService, 'quotasOf'>;
 }): Router {
   const { images, checks, sharing, builds, prefix, draining } = deps;
   const router = Router();
@@ -113,7 +117,10 @@ export function imagePagesRouter(deps: {
       })),
     );
     const saved = list.find((i) => String(i.id) === req.query.saved);
+    const quotas = ((await deps.storage?.quotasOf(user, user.name)) ?? []).map(presentQuotaPage);
     res.status(problem?.status ?? 200).render('pages/images', {
+      quotas,
+      quotaFull: quotas.some((q) => q.images.full || q.builds.full || q.registry.full),
       title: 'My custom images',
       images: list,
       shared: await sharing.sharedWith(user, user.name),

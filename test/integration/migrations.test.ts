@@ -26,8 +26,12 @@ async function upAndDown(db: Knex): Promise<void> {
   expect(await tables(db)).toEqual([
     'audit',
     'builds',
+    'built_manifests',
     'checks',
+    'cleanup_runs',
     'credentials',
+    'data_removal_requests',
+    'data_volumes',
     'deployment',
     'engine_images',
     'image_shares',
@@ -37,6 +41,7 @@ async function upAndDown(db: Knex): Promise<void> {
     'replicas',
     'sessions',
     'systems',
+    'volume_launches',
   ]);
   expect((await migrationStatus(db)).pending).toEqual([]);
   // One deployment id, created with the database.
