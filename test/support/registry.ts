@@ -52,6 +52,9 @@ export interface TestRegistries {
   tokenRequests: Array<{ user: string | undefined; scope: string; refused?: true }>;
   /** The registries as an admin trusts them (host:port each), for CUSTOM_IMAGES_TRUSTED_REGISTRIES. */
   trusted: string[];
+  /** The folder all three store in, and the open registry's configuration (for `docker-registry garbage-collect`). */
+  storage: string;
+  openConfig: string;
   stop(): Promise<void>;
 }
 
@@ -180,6 +183,8 @@ ${auth}`;
     token: `127.0.0.1:${tokenPort}`,
     tokenRequests,
     trusted: [`127.0.0.1:${openPort}`, `127.0.0.1:${basicPort}`, `127.0.0.1:${tokenPort}`],
+    storage,
+    openConfig: path.join(dir, 'config-0.yml'),
     async stop() {
       for (const proc of procs) proc.kill('SIGTERM');
       await new Promise<void>((r) => issuer.close(() => r()));
@@ -334,4 +339,22 @@ export async function throttledProxy(
         server.close(() => r());
       }),
   };
+}
+
+/**
+ * The registry's own garbage collection (`docker-registry garbage-collect`)
+ * over a configuration's storage: removes the blobs no manifest references
+ * any more. Returns what it printed.
+ */
+export function garbageCollect(config: string): string {
+  return execFileSync(REGISTRY_BIN, ['garbage-collect', config], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+/** Bytes of the files under `dir` (what a registry's storage takes on disk). */
+export function bytesOnDisk(dir: string): number {
+  let sum = 0;
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (entry.isFile()) sum += fs.statSync(path.join(entry.parentPath, entry.name)).size;
+  }
+  return sum;
 }
