@@ -32,6 +32,8 @@ export interface StorageDeps {
   defaults: StorageDefaults;
   /** How often the clean-up runs; 0: only when an admin asks. */
   everyMs: number;
+  /** How often the worker looks for runs (tests shorten it). */
+  pollMs?: number;
   /** The system offered while none is stored (config). */
   defaultSystem?: System | undefined;
   credentialFor: (reference: ImageReference, owner: string) => Promise<RegistryCredentials | undefined>;
@@ -84,6 +86,7 @@ export function createStorage(deps: StorageDeps): Storage {
     engine: deps.engine,
     everyMs: deps.everyMs,
     logger: deps.logger,
+    ...(deps.pollMs !== undefined ? { pollMs: deps.pollMs } : {}),
     ...(deps.now ? { now: deps.now } : {}),
   });
   const engine = deps.engine;

@@ -358,3 +358,64 @@ export function bytesOnDisk(dir: string): number {
   }
   return sum;
 }
+
+/** What a {@link scriptedProxy} does with one request: pass it on, answer it with a status, or pass it on and drop the answer. */
+export type ProxyAction = 'pass' | 'drop-answer' | { status: number };
+
+/**
+ * A registry whose answers a test scripts request by request: `script`
+ * decides for each (with how many of its method came before), and every
+ * request is logged with the status the client got (0: no answer).
+ */
+export async function scriptedProxy(
+  target: string,
+  script: (req: { method: string; url: string }, nthOfMethod: number) => ProxyAction,
+): Promise<{ host: string; log: Array<{ method: string; url: string; status: number }>; setScript(next: typeof script): void; stop(): Promise<void> }> {
+  let current = script;
+  const log: Array<{ method: string; url: string; status: number }> = [];
+  const counts = new Map<string, number>();
+  const [host, port] = target.split(':');
+  const server = http.createServer((req, res) => {
+    const method = req.method ?? '';
+    const url = req.url ?? '';
+    const n = (counts.get(method) ?? 0) + 1;
+    counts.set(method, n);
+    const action = current({ method, url }, n);
+    const entry = { method, url, status: 0 };
+    log.push(entry);
+    if (typeof action === 'object') {
+      entry.status = action.status;
+      res.writeHead(action.status, { 'Content-Type': 'application/json' });
+      res.end(JSON.stringify({ errors: [{ code: 'UNAVAILABLE', message: `scripted ${action.status}` }] }));
+      return;
+    }
+    const upstream = http.request({ host, port: Number(port), path: url, method, headers: req.headers }, (up) => {
+      if (action === 'drop-answer') {
+        // The registry did it; the client never hears so.
+        up.resume();
+        up.on('end', () => res.destroy());
+        return;
+      }
+      entry.status = up.statusCode ?? 0;
+      res.writeHead(up.statusCode ?? 502, up.headers);
+      up.pipe(res);
+    });
+    upstream.on('error', () => res.destroy());
+    req.pipe(upstream);
+  });
+  const listenPort = await freePort();
+  await new Promise<void>((r) => server.listen(listenPort, '127.0.0.1', r));
+  return {
+    host: `127.0.0.1:${listenPort}`,
+    log,
+    setScript: (next) => {
+      current = next;
+      counts.clear();
+    },
+    stop: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
+}

@@ -138,6 +138,9 @@ export function storageServices(
     hub?: Pick<HubClient, 'userNames' | 'userExists'>;
     engine?: DockerEngine;
     images?: Parameters<typeof createStorage>[0]['images'];
+    /** How often runs are due (0: only when asked), and how often the worker looks. */
+    everyMs?: number;
+    pollMs?: number;
   },
 ): StorageServices {
   const systems = new SystemService({ store: new SystemStore(db), keyring: options.keyring, access: testAccess, now: options.now });
@@ -150,7 +153,8 @@ export function storageServices(
     engine: options.engine,
     logger: createLogger('silent'),
     defaults: options.defaults ?? TEST_STORAGE_DEFAULTS,
-    everyMs: 0,
+    everyMs: options.everyMs ?? 0,
+    ...(options.pollMs !== undefined ? { pollMs: options.pollMs } : {}),
     credentialFor: (reference, owner) => systems.credentialFor(reference, owner),
     images:
       options.images ??
