@@ -29,7 +29,7 @@ export interface QuotaUsage {
   images: Measure;
   builds: Measure;
   registryBytes: Measure;
-  /** The user's images that have builds in the registry, largest first. */
+  /** The user's images that hold builds (in the registry, or waiting and running), largest first. */
   largest: Array<{ imageId: number; name: string; builds: number; bytes: number }>;
   /** Days a superseded build stays in the registry on this system. */
   retentionDays: number;
@@ -48,19 +48,25 @@ export interface Adding {
   builds?: number;
 }
 
-function largestOf(manifests: BuiltManifestRow[]): QuotaUsage['largest'] {
-  const byImage = new Map<number, BuiltManifestRow[]>();
+/** The images that hold builds (in the registry, or waiting and running), largest first. */
+function largestOf(manifests: BuiltManifestRow[], active: Map<number, { name: string; builds: number }>): QuotaUsage['largest'] {
+  const byImage = new Map<number, { name: string; manifests: BuiltManifestRow[]; active: number }>();
   for (const m of manifests) {
-    const list = byImage.get(m.imageId);
-    if (list) list.push(m);
-    else byImage.set(m.imageId, [m]);
+    const entry = byImage.get(m.imageId);
+    if (entry) entry.manifests.push(m);
+    else byImage.set(m.imageId, { name: m.imageName, manifests: [m], active: 0 });
   }
-  return [...byImage.values()]
-    .map((list) => ({
-      imageId: list[0]!.imageId,
-      name: list[0]!.imageName,
-      builds: list.length,
-      bytes: distinctBytes(list.map((m) => m.blobs)),
+  for (const [imageId, { name, builds }] of active) {
+    const entry = byImage.get(imageId);
+    if (entry) entry.active = builds;
+    else byImage.set(imageId, { name, manifests: [], active: builds });
+  }
+  return [...byImage]
+    .map(([imageId, entry]) => ({
+      imageId,
+      name: entry.name,
+      builds: entry.manifests.length + entry.active,
+      bytes: distinctBytes(entry.manifests.map((m) => m.blobs)),
     }))
     .sort((a, b) => b.bytes - a.bytes || b.builds - a.builds);
 }
@@ -82,14 +88,15 @@ export class Quotas {
     const [images, manifests, active] = await Promise.all([
       store.imageCount(system.slug, owner),
       store.manifestsOfImages(system.slug, owner),
-      store.activeBuildCount(system.slug, owner),
+      store.activeBuildsByImage(system.slug, owner),
     ]);
+    const activeBuilds = [...active.values()].reduce((sum, a) => sum + a.builds, 0);
     return {
       system: { slug: system.slug, displayName: system.displayName },
       images: { used: images, limit: limits.images },
-      builds: { used: manifests.length + active, limit: limits.builds },
+      builds: { used: manifests.length + activeBuilds, limit: limits.builds },
       registryBytes: { used: distinctBytes(manifests.map((m) => m.blobs)), limit: limits.registryBytes },
-      largest: largestOf(manifests),
+      largest: largestOf(manifests, active),
       retentionDays: Math.round((rules.retentionMs / 86_400_000) * 10) / 10,
     };
   }

@@ -539,14 +539,17 @@ export class StorageStore {
     return Number(row?.n ?? 0);
   }
 
-  /** Builds waiting or running for images on `system` (of `owner`, or everyone's). */
-  async activeBuildCount(system: string, owner?: string): Promise<number> {
+  /** Builds waiting or running per image on `system` (of `owner`, or everyone's), with the image's name. */
+  async activeBuildsByImage(system: string, owner?: string): Promise<Map<number, { name: string; builds: number }>> {
     const query = this.db('builds as b')
       .join('images as i', 'i.id', 'b.image_id')
       .where('i.system', system)
-      .whereIn('b.status', ['queued', 'running']);
+      .whereIn('b.status', ['queued', 'running'])
+      .groupBy('i.id', 'i.name')
+      .select('i.id', 'i.name')
+      .count({ n: '*' });
     if (owner !== undefined) query.andWhere('b.owner', owner);
-    const [row] = (await query.count({ n: '*' })) as Array<{ n: number | string }>;
-    return Number(row?.n ?? 0);
+    const rows = (await query) as Array<{ id: number; name: string; n: number | string }>;
+    return new Map(rows.map((r) => [Number(r.id), { name: String(r.name), builds: Number(r.n) }]));
   }
 }
