@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { benchBuild } from './build.js';
+import { benchCleanup } from './cleanup.js';
 import { benchDockerfile } from './dockerfile.js';
 import { benchLaunch } from './launch.js';
 import { benchPages } from './pages.js';
@@ -20,6 +21,7 @@ const sections: Array<[string, () => Promise<BenchRow[]>]> = [
   ['spawn', () => benchSpawn()],
   ['build', () => benchBuild()],
   ['dockerfile', () => benchDockerfile()],
+  ['cleanup', () => benchCleanup()],
 ];
 const only = process.argv[2];
 

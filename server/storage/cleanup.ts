@@ -237,7 +237,6 @@ export class Cleanup {
     const summary = emptySummary();
     const auditCursor = await this.readLaunches();
     job?.progress(() => ({ audit_cursor: auditCursor }));
-    await this.measure({}, job?.signal);
     const plan = await this.registryPlan(true);
     const byId = new Map(plan.map((p) => [p.manifest.id, p]));
     const leftOver = await store.leftDeleting(run);
@@ -261,7 +260,7 @@ export class Cleanup {
     let fatal: string | undefined;
     await eachLimited(
       rows,
-      this.deps.concurrency ?? 8,
+      this.deps.concurrency ?? 16,
       () => fatal !== undefined || (job?.signal.aborted ?? false),
       async (manifest) => {
         const verdict = byId.get(manifest.id)?.verdict;
@@ -299,6 +298,8 @@ export class Cleanup {
       },
     );
     await flush();
+    // What stays is measured (quotas and the storage page count it); what went needs no reading.
+    if (!fatal) await this.measure({}, job?.signal);
     if (fatal) {
       summary.problems.push(fatal);
       return {

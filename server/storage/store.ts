@@ -322,15 +322,18 @@ export class StorageStore {
   async deleted(run: number, done: Array<{ id: number; at: Date; entry: AuditEntry }>): Promise<number> {
     if (done.length === 0) return 0;
     return this.db.transaction(async (trx) => {
-      const entries: Array<{ entry: AuditEntry; at: Date }> = [];
-      for (const item of done) {
-        const changed = await trx('built_manifests')
-          .where({ id: item.id, status: 'deleting', delete_run: run })
-          .update({ status: 'deleted', deleted_at: item.at, message: null });
-        if (changed === 1) entries.push({ entry: item.entry, at: item.at });
+      const ids = done.map((d) => d.id);
+      // In one transaction: what this run still holds is marked deleted, and only that is audited.
+      const held = new Set(
+        ((await trx('built_manifests').whereIn('id', ids).andWhere({ status: 'deleting', delete_run: run }).pluck('id')) as number[]).map(Number),
+      );
+      const recorded = done.filter((d) => held.has(d.id));
+      const at = recorded.reduce((latest, d) => (d.at > latest ? d.at : latest), new Date(0));
+      for (const part of chunks(recorded.map((d) => d.id))) {
+        await trx('built_manifests').whereIn('id', part).update({ status: 'deleted', deleted_at: at, message: null });
       }
-      if (entries.length > 0) for (const part of chunks(entries, 200)) await writeAudit(trx, part);
-      return entries.length;
+      for (const part of chunks(recorded, 200)) await writeAudit(trx, part.map(({ entry, at }) => ({ entry, at })));
+      return recorded.length;
     });
   }
 

@@ -22,6 +22,8 @@ export function storagePagesRouter(deps: { storage: StorageService; prefix: stri
       title: 'Storage',
       ...overview,
       orphans: overview.volumes.filter((v) => v.orphan !== null),
+      // An engine's id is long: the page shows its start, the API all of it.
+      recentRuns: overview.recentRuns.map((r) => ({ ...r, engine: r.engine ? `${r.engine.slice(0, 14)}…` : null })),
       owned: overview.volumes.filter((v) => v.orphan === null).length,
       queued: req.query.queued === '1',
       csrfToken: csrf(req),

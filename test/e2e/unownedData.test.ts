@@ -14,6 +14,7 @@ import path from 'node:path';
 import type Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../../server/store/db.js';
+import { hubLogin, launchBrowser, screenshot } from '../support/browser.js';
 import { ciDocker, removeDataVolumes, removeImagesFrom } from '../support/docker.js';
 import { hubApi, startHub, waitForCheck, type TestHub } from '../support/hub.js';
 import { pushImage } from '../support/images.js';
@@ -32,7 +33,12 @@ const tokens = new Map<string, string>();
 const volumes = new Map<string, string>();
 let pinned = '';
 
-async function api(who: string, method: string, route: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown> & unknown[] }> {
+async function api(
+  who: string,
+  method: string,
+  route: string,
+  body?: unknown,
+): Promise<{ status: number; body: Record<string, unknown> & unknown[] }> {
   const res = await fetch(`${hub.serviceUrl}api/v1/${route}`, {
     method,
     headers: { Authorization: `token ${tokens.get(who)}`, 'Content-Type': 'application/json' },
@@ -84,7 +90,15 @@ async function cleanUp(): Promise<Record<string, unknown>> {
   }
 }
 
-type VolumeView = { name: string; user: string; bytes: number | null; lastUsedAt: string | null; orphan: { reason: string } | null; next: string; id: number };
+type VolumeView = {
+  name: string;
+  user: string;
+  bytes: number | null;
+  lastUsedAt: string | null;
+  orphan: { reason: string } | null;
+  next: string;
+  id: number;
+};
 
 async function listed(): Promise<VolumeView[]> {
   return ((await api('admin', 'GET', 'storage')).body.volumes as VolumeView[]).filter((v) => [...volumes.values()].includes(v.name));
@@ -201,7 +215,7 @@ describe('data nobody owns', () => {
     const db = openDatabase(hub.databaseUrl);
     try {
       const removals = (await db('audit').where({ action: 'storage.volume.remove' }).select('details')) as Array<{ details: string }>;
-      expect(removals.map((r) => (JSON.parse(r.details) as { volume: string; reason: string }))).toEqual(
+      expect(removals.map((r) => JSON.parse(r.details) as { volume: string; reason: string })).toEqual(
         expect.arrayContaining([
           expect.objectContaining({ volume: volumes.get('vanisher'), reason: 'user_removed' }),
           expect.objectContaining({ volume: volumes.get('asker'), reason: 'user_asked' }),
@@ -210,6 +224,39 @@ describe('data nobody owns', () => {
       expect(removals).toHaveLength(2);
     } finally {
       await db.destroy();
+    }
+  });
+
+  it('shows admins storage on a page and in gauges, and users their quota and data', async () => {
+    const metrics = await fetch(`${hub.serviceUrl}metrics`, { headers: { Authorization: `token ${tokens.get('admin')}` } });
+    const text = await metrics.text();
+    expect(text).toMatch(new RegExp(`custom_images_storage_system_bytes\\{system="${SYSTEM}",kind="volumes"\\} [1-9]`));
+    expect(text).toMatch(/custom_images_storage_user_bytes\{user="keeper",system="cleanup-e2e",kind="volumes"\} [1-9]/);
+    expect(text).toMatch(/custom_images_cleanup_last_run_success\{kind="volumes",engine="[^"]+"\} 1/);
+    expect(text).toMatch(/custom_images_cleanup_last_run_removed\{kind="volumes",engine="[^"]+"\} 1/);
+
+    const browser = await launchBrowser();
+    try {
+      const { page } = await hubLogin(browser, hub, 'admin');
+      await page.goto(`${hub.serviceUrl}admin/storage`);
+      expect(await page.locator('[data-testid=storage-users] tr[data-user=keeper]').count()).toBe(1);
+      const marked = page.locator(`[data-testid=orphan-volumes] tr[data-volume="${volumes.get('marked')}"]`);
+      expect(await marked.getByTestId('volume-next').innerText()).toBe('kept by admin');
+      expect(await page.locator('[data-testid=cleanup-runs] tr[data-status=succeeded]').count()).toBeGreaterThan(0);
+      await screenshot(page, 'storage-admin');
+      await Promise.all([page.waitForURL('**/admin/storage/dry-run'), page.getByTestId('dry-run').click()]);
+      expect(await page.getByTestId('dry-run-summary').count()).toBe(1);
+
+      const keeper = await hubLogin(browser, hub, 'keeper');
+      await keeper.page.goto(hub.serviceUrl);
+      const quota = keeper.page.locator(`[data-testid=quota] tr[data-system="${SYSTEM}"]`);
+      expect(await quota.getByTestId('quota-images').innerText()).toBe('1 of 50');
+      await screenshot(keeper.page, 'storage-quota');
+      await keeper.page.goto(`${hub.serviceUrl}data`);
+      expect(await keeper.page.getByTestId('my-volumes').innerText()).toContain(volumes.get('keeper'));
+      expect(await keeper.page.getByTestId('request-removal').count()).toBe(1);
+    } finally {
+      await browser.close();
     }
   });
 });
