@@ -32,8 +32,12 @@ export class CleanupWorker {
   private readonly registryJobs: JobWorker<CleanupRunRow>;
   private readonly volumeJobs: JobWorker<CleanupRunRow> | undefined;
   private readonly now: () => Date;
-  /** The last slot this replica asked for, so that it asks once per slot. */
-  private asked = '';
+  /**
+   * The period this replica last asked for, so that it asks once per
+   * period; it starts as the current one: a replica that starts (a restart,
+   * a test) does not run a clean-up at once, the period that begins next does.
+   */
+  private asked: string | undefined;
 
   constructor(private readonly options: CleanupWorkerOptions) {
     this.now = options.now ?? (() => new Date());
@@ -79,12 +83,12 @@ export class CleanupWorker {
     if (everyMs <= 0) return;
     const now = this.now();
     const period = String(Math.floor(now.getTime() / everyMs));
+    if (this.asked === undefined) this.asked = period;
+    if (this.asked === period) return;
     const engineId = engine ? await engine.id() : '';
-    const key = `${period}:${engineId}`;
-    if (this.asked === key) return;
     const made = await runs.schedule('registry', '', `registry:${everyMs}:${period}`, now);
     if (engine) await runs.schedule('volumes', engineId, `volumes:${engineId}:${everyMs}:${period}`, now);
-    this.asked = key;
+    this.asked = period;
     if (made !== undefined) this.options.logger.info({ run: made }, 'clean-up due');
   }
 

@@ -150,12 +150,18 @@ describe('two replicas on one PostgreSQL', () => {
       await migrateLatest(first);
       const { manifests } = await seed(first, proxy.host, 'replica', 4, 4);
       const registry = () => new RegistryClient({ trustedHosts: [proxy.host] });
-      // Two replicas: each its own connections, registry client and worker, due every hour.
+      // Two replicas: each its own connections, registry client and worker, due every hour. They start
+      // within an hour's period, run nothing at start, and both find the next period due when it begins.
+      let shift = 0;
+      const now = () => new Date(Date.now() + shift);
       for (const db of [first, second]) {
-        const storage = storageServices(db, { registry: registry(), keyring, now: () => new Date(), everyMs: 3600_000, pollMs: 100 });
+        const storage = storageServices(db, { registry: registry(), keyring, now, everyMs: 3600_000, pollMs: 100 });
         storage.worker.start();
         workers.push(storage.worker);
       }
+      await new Promise((r) => setTimeout(r, 1000));
+      expect(await first('cleanup_runs').count({ n: '*' })).toEqual([{ n: '0' }]);
+      shift = 3600_000;
       const deadline = Date.now() + 120_000;
       for (;;) {
         const ended = await first('cleanup_runs').where({ kind: 'registry' }).whereIn('status', ['succeeded', 'failed']).first();
