@@ -187,12 +187,15 @@ export class StorageService {
     return item;
   }
 
-  /** `owner`'s use of each system they have images on or may use, against the quotas there. */
-  async quotasOf(actor: HubIdentity, owner: string): Promise<QuotaUsage[]> {
+  /**
+   * `owner`'s use of each system they have images on or may build on,
+   * against the quotas there. `imageSystems`: the systems of their images,
+   * when the caller has listed them already (My images).
+   */
+  async quotasOf(actor: HubIdentity, owner: string, imageSystems?: readonly string[]): Promise<QuotaUsage[]> {
     this.deps.access.readImagesOf(actor, owner);
     const systems = await this.deps.systems();
-    const images = await this.deps.images.list(actor, owner);
-    const used = new Set(images.map((i) => i.system.slug));
+    const used = new Set(imageSystems ?? (await this.deps.images.list(actor, owner)).map((i) => i.system.slug));
     const shown = systems.filter((s) => used.has(s.slug) || (s.enabled && s.build.enabled));
     return Promise.all(shown.map((system) => this.deps.quotas.usage(system, owner)));
   }

@@ -117,7 +117,13 @@ export function imagePagesRouter(deps: {
       })),
     );
     const saved = list.find((i) => String(i.id) === req.query.saved);
-    const quotas = ((await deps.storage?.quotasOf(user, user.name)) ?? []).map(presentQuotaPage);
+    const quotas = (
+      (await deps.storage?.quotasOf(
+        user,
+        user.name,
+        own.map((i) => i.system.slug),
+      )) ?? []
+    ).map(presentQuotaPage);
     res.status(problem?.status ?? 200).render('pages/images', {
       quotas,
       quotaFull: quotas.some((q) => q.images.full || q.builds.full || q.registry.full),
