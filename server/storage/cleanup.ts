@@ -28,7 +28,7 @@ import { storageRules, type StorageDefaults } from '../systems/storage.js';
 import { keptDigests, sharedAndPublished } from './keptDigests.js';
 import { judgeManifests, REASON_TEXT, type ManifestVerdict } from './rules.js';
 import type { CleanupRunStore, PulledUsage, RunSummary } from './runs.js';
-import type { StorageStore} from './store.js';
+import type { StorageStore } from './store.js';
 import { manifestKey, type BuiltManifestRow, type DataVolumeRow } from './store.js';
 import { judgeVolume, ORPHAN_TEXT, orphanOf, volumeOwner, type VolumeContext, type VolumeVerdict } from './volumeRules.js';
 

@@ -16,6 +16,7 @@ import type { System } from '../systems/schema.js';
 import type { StorageDefaults } from '../systems/storage.js';
 import { SystemStore } from '../systems/store.js';
 import { Cleanup } from './cleanup.js';
+import { keptDigests } from './keptDigests.js';
 import { Quotas, type Adding } from './quota.js';
 import { CleanupRunStore } from './runs.js';
 import { StorageService } from './service.js';
@@ -78,7 +79,12 @@ export function createStorage(deps: StorageDeps): Storage {
     logger: deps.logger,
     ...(deps.now ? { now: deps.now } : {}),
   });
-  const quotas = new Quotas({ store, defaults: deps.defaults, measure: (owner) => cleanup.measure({ owner }) });
+  const quotas = new Quotas({
+    store,
+    defaults: deps.defaults,
+    measure: (owner) => cleanup.measure({ owner }),
+    kept: (owner) => keptDigests(deps.db, owner === undefined ? {} : { owner }),
+  });
   const worker = new CleanupWorker({
     db: deps.db,
     runs,

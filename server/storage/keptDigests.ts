@@ -24,15 +24,18 @@ function repositoryOf(reference: string): { repository: string; digest: string |
  * Every image's current digest (the one its reference pins, else the one
  * its newest check found: what a launch starts) and, where the table
  * `revisions` exists, every digest an image keeps as a revision. Keys
- * `registry/repository@digest`.
+ * `registry/repository@digest`. `owner`: only that user's images.
  */
-export async function keptDigests(db: Knex): Promise<KeptDigests> {
+export async function keptDigests(db: Knex, filter: { owner?: string } = {}): Promise<KeptDigests> {
   const kept = new Map<string, 'current' | 'revision'>();
-  const rows = (await db('images as i')
+  const query = db('images as i')
     .leftJoin('checks as c', function () {
       this.on('c.id', '=', db.raw('(select max(newest.id) from checks newest where newest.image_id = i.id)'));
     })
-    .select('i.id', 'i.reference', 'c.digest', 'c.manifest_digest')) as Row[];
+    .select('i.id', 'i.reference', 'c.digest', 'c.manifest_digest');
+  // One owner's images suffice for their builds: nobody else may point at them (builds/pushPath.ts).
+  if (filter.owner !== undefined) query.where('i.owner', filter.owner);
+  const rows = (await query) as Row[];
   const repositories = new Map<number, string>();
   for (const row of rows) {
     const parsed = repositoryOf(String(row.reference));
@@ -47,7 +50,9 @@ export async function keptDigests(db: Knex): Promise<KeptDigests> {
     const present: string[] = [];
     for (const column of columns) if (await db.schema.hasColumn('revisions', column)) present.push(column);
     if (present.length > 0) {
-      for (const row of (await db('revisions').select(['image_id', ...present])) as Row[]) {
+      const revisions = db('revisions').select(['image_id', ...present]);
+      if (filter.owner !== undefined) revisions.whereIn('image_id', [...repositories.keys()]);
+      for (const row of (await revisions) as Row[]) {
         const repository = repositories.get(Number(row.image_id));
         if (!repository) continue;
         for (const column of present) {

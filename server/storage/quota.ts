@@ -15,6 +15,7 @@ import { formatBytes } from '../format.js';
 import type { System } from '../systems/schema.js';
 import { storageRules, type Limits, type StorageDefaults } from '../systems/storage.js';
 import { distinctBytes } from './rules.js';
+import type { KeptDigests } from './rules.js';
 import type { BuiltManifestRow, StorageStore } from './store.js';
 
 /** One measure against its limit (undefined: none). */
@@ -40,6 +41,8 @@ export interface QuotaDeps {
   defaults: StorageDefaults;
   /** Reads the sizes of `owner`'s built manifests never measured (a registry read; failures leave them unmeasured). */
   measure: (owner: string) => Promise<unknown>;
+  /** The digests images (`owner`'s, or everyone's) point at (storage/keptDigests.ts). */
+  kept: (owner?: string) => Promise<KeptDigests>;
 }
 
 /** What is being added: a new image, a new build, or both. */
@@ -87,7 +90,7 @@ export class Quotas {
     const limits: Limits = owner === undefined ? rules.system : rules.user;
     const [images, manifests, active] = await Promise.all([
       store.imageCount(system.slug, owner),
-      store.manifestsOfImages(system.slug, owner),
+      this.deps.kept(owner).then((kept) => store.manifestsCounted(system.slug, kept, owner)),
       store.activeBuildsByImage(system.slug, owner),
     ]);
     const activeBuilds = [...active.values()].reduce((sum, a) => sum + a.builds, 0);

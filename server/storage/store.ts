@@ -247,11 +247,14 @@ export class StorageStore {
   }
 
   /**
-   * The manifests of `owner`'s images (or everyone's) on `system` that are
-   * still in the registry: those of images that exist, on the system they are on now.
+   * The manifests of `owner`'s (or everyone's) builds on `system` still in
+   * the registry that quotas count: those of images that exist (on the
+   * system they are on now), and those of deleted images that an image
+   * still points at (`kept`, keys `registry/repository@digest`): deleting
+   * an image frees its share, but not what another image keeps.
    */
-  async manifestsOfImages(system: string, owner?: string): Promise<BuiltManifestRow[]> {
-    const query = this.db('built_manifests as m')
+  async manifestsCounted(system: string, kept: ReadonlyMap<string, unknown>, owner?: string): Promise<BuiltManifestRow[]> {
+    const ofImages = this.db('built_manifests as m')
       .join('images as i', function () {
         this.on('i.id', '=', 'm.image_id').andOn('i.owner', '=', 'm.owner');
       })
@@ -259,8 +262,17 @@ export class StorageStore {
       .whereNot('m.status', 'deleted')
       .whereNull('m.image_deleted_at')
       .andWhere('i.system', system);
-    if (owner !== undefined) query.andWhere('m.owner', owner);
-    return ((await query) as Row[]).map(manifestFromRow);
+    const ofDeleted = this.db('built_manifests as m')
+      .select('m.*')
+      .whereNot('m.status', 'deleted')
+      .whereNotNull('m.image_deleted_at')
+      .andWhere('m.system', system);
+    if (owner !== undefined) {
+      ofImages.andWhere('m.owner', owner);
+      ofDeleted.andWhere('m.owner', owner);
+    }
+    const stillKept = ((await ofDeleted) as Row[]).map(manifestFromRow).filter((m) => kept.has(manifestKey(m.repository, m.digest)));
+    return [...((await ofImages) as Row[]).map(manifestFromRow), ...stillKept];
   }
 
   /** Manifests whose blobs were never read from the registry. */
@@ -325,14 +337,20 @@ export class StorageStore {
       const ids = done.map((d) => d.id);
       // In one transaction: what this run still holds is marked deleted, and only that is audited.
       const held = new Set(
-        ((await trx('built_manifests').whereIn('id', ids).andWhere({ status: 'deleting', delete_run: run }).pluck('id')) as number[]).map(Number),
+        ((await trx('built_manifests').whereIn('id', ids).andWhere({ status: 'deleting', delete_run: run }).pluck('id')) as number[]).map(
+          Number,
+        ),
       );
       const recorded = done.filter((d) => held.has(d.id));
       const at = recorded.reduce((latest, d) => (d.at > latest ? d.at : latest), new Date(0));
       for (const part of chunks(recorded.map((d) => d.id))) {
         await trx('built_manifests').whereIn('id', part).update({ status: 'deleted', deleted_at: at, message: null });
       }
-      for (const part of chunks(recorded, 200)) await writeAudit(trx, part.map(({ entry, at }) => ({ entry, at })));
+      for (const part of chunks(recorded, 200))
+        await writeAudit(
+          trx,
+          part.map(({ entry, at }) => ({ entry, at })),
+        );
       return recorded.length;
     });
   }

@@ -14,7 +14,22 @@ const KINDS = [
   ['pulled', 'pulledBytes'],
 ] as const;
 
+/** Figures for a scrape; none (the gauges left empty) when the database does not answer, rather than no metrics at all. */
+async function orNothing<T>(read: () => Promise<T>, nothing: T): Promise<T> {
+  try {
+    return await read();
+  } catch {
+    return nothing;
+  }
+}
+
 export function registerStorageMetrics(registry: Registry, storage: Pick<StorageService, 'usageCached' | 'lastRuns'>): void {
+  const empty = {
+    bySystem: [],
+    byUser: [],
+    total: { registryBytes: 0, builds: 0, volumeBytes: 0, volumes: 0, pulledBytes: 0, pulledImages: 0 },
+  };
+  const usage = () => orNothing(() => storage.usageCached(), empty);
   new Gauge({
     name: 'custom_images_storage_system_bytes',
     help: 'Bytes per system: built images in the site registry (each blob once), data volumes, images kept in engines for fast starts',
@@ -22,8 +37,8 @@ export function registerStorageMetrics(registry: Registry, storage: Pick<Storage
     registers: [registry],
     async collect() {
       this.reset();
-      const usage = await storage.usageCached();
-      for (const s of usage.bySystem) for (const [kind, field] of KINDS) this.set({ system: s.system, kind }, s[field]);
+      const figures = await usage();
+      for (const s of figures.bySystem) for (const [kind, field] of KINDS) this.set({ system: s.system, kind }, s[field]);
     },
   });
   new Gauge({
@@ -33,8 +48,8 @@ export function registerStorageMetrics(registry: Registry, storage: Pick<Storage
     registers: [registry],
     async collect() {
       this.reset();
-      const usage = await storage.usageCached();
-      for (const u of usage.byUser)
+      const figures = await usage();
+      for (const u of figures.byUser)
         for (const [kind, field] of KINDS) if (u[field] > 0) this.set({ user: u.user, system: u.system, kind }, u[field]);
     },
   });
@@ -45,7 +60,7 @@ export function registerStorageMetrics(registry: Registry, storage: Pick<Storage
     registers: [registry],
     async collect() {
       this.reset();
-      for (const s of (await storage.usageCached()).bySystem) this.set({ system: s.system }, s.builds);
+      for (const s of (await usage()).bySystem) this.set({ system: s.system }, s.builds);
     },
   });
   const lastRun = (name: string, help: string, value: (run: Awaited<ReturnType<StorageService['lastRuns']>>[number]) => number) =>
@@ -56,7 +71,7 @@ export function registerStorageMetrics(registry: Registry, storage: Pick<Storage
       registers: [registry],
       async collect() {
         this.reset();
-        for (const run of await storage.lastRuns()) this.set({ kind: run.kind, engine: run.engine }, value(run));
+        for (const run of await orNothing(() => storage.lastRuns(), [])) this.set({ kind: run.kind, engine: run.engine }, value(run));
       },
     });
   lastRun('custom_images_cleanup_last_run_timestamp_seconds', 'When the last clean-up of each lane ended', (r) =>

@@ -160,7 +160,8 @@ beforeAll(async () => {
       if (n % 8 === 2) image.published = builds[1]!.digest;
       if (n % 7 === 3) image.revision = builds[0]!.digest;
       // Started: build 3 two days ago (kept), build 2 twenty days ago (not kept for that).
-      if (n % 4 === 0) image.launches.push({ digest: builds[2]!.digest, at: daysBefore(2) }, { digest: builds[1]!.digest, at: daysBefore(20) });
+      if (n % 4 === 0)
+        image.launches.push({ digest: builds[2]!.digest, at: daysBefore(2) }, { digest: builds[1]!.digest, at: daysBefore(20) });
       // Deleted 10 days ago (all its builds go) or 3 days ago (all stay for now).
       if (n % 10 === 5) image.deletedAt = daysBefore(10);
       if (n % 10 === 7) image.deletedAt = daysBefore(3);
@@ -171,7 +172,8 @@ beforeAll(async () => {
         builds: builds.map((b) => ({ number: b.number, digest: b.digest, finishedAt: b.pushedAt })),
         current: image.current,
       });
-      if (image.shared) await db('image_shares').insert({ image_id: image.id, group_name: 'lab', shared_by: owner, created_at: daysBefore(25) });
+      if (image.shared)
+        await db('image_shares').insert({ image_id: image.id, group_name: 'lab', shared_by: owner, created_at: daysBefore(25) });
       if (image.published) {
         await new ImageStore(db).setPublished(image.id, { at: daysBefore(19), by: 'root', description: 'course', digest: image.published });
       }
@@ -184,7 +186,14 @@ beforeAll(async () => {
             action: 'image.launch',
             targetType: 'image',
             targetId: String(image.id),
-            details: { owner, user: owner, image: `${image.repository}@${launch.digest}`, digest: launch.digest, system: system.slug, pull: 'kubernetes' },
+            details: {
+              owner,
+              user: owner,
+              image: `${image.repository}@${launch.digest}`,
+              digest: launch.digest,
+              system: system.slug,
+              pull: 'kubernetes',
+            },
           },
           launch.at,
         );
@@ -202,7 +211,11 @@ beforeAll(async () => {
       onDelete: storage.onDelete,
       now: () => image.deletedAt as Date,
     });
-    await deletion.remove({ kind: 'user', name: image.owner, admin: false, groups: [], scopes: ['access:services'] }, image.owner, image.id);
+    await deletion.remove(
+      { kind: 'user', name: image.owner, admin: false, groups: [], scopes: ['access:services'] },
+      image.owner,
+      image.id,
+    );
   }
 }, 600_000);
 
@@ -216,13 +229,12 @@ describe('a month of builds, cleaned up', () => {
   it('the dry run lists exactly what the model deletes, and removes nothing', async () => {
     const dry = await storage.service.dryRun(admin);
     const wouldGo = new Set(dry.manifests.filter((m) => !m.verdict.keep).map((m) => `${m.manifest.repository}@${m.manifest.digest}`));
-    const modelGoes = new Set(
-      images.flatMap((i) => i.builds.filter((b) => !expectedKept(i, b)).map((b) => `${i.repository}@${b.digest}`)),
-    );
+    const modelGoes = new Set(images.flatMap((i) => i.builds.filter((b) => !expectedKept(i, b)).map((b) => `${i.repository}@${b.digest}`)));
     expect(wouldGo).toEqual(modelGoes);
     expect(modelGoes.size).toBeGreaterThan(50);
     expect(modelGoes.size).toBeLessThan(200 - 40);
-    for (const image of images) for (const b of image.builds) expect(await inRegistry(image.repository.replace(`${registries.open}/`, ''), b.digest)).toBe(true);
+    for (const image of images)
+      for (const b of image.builds) expect(await inRegistry(image.repository.replace(`${registries.open}/`, ''), b.digest)).toBe(true);
   });
 
   it('leaves the registry holding exactly the manifests the rules keep, each removal audited once', async () => {
@@ -236,7 +248,12 @@ describe('a month of builds, cleaned up', () => {
       for (const build of image.builds) {
         const expected = expectedKept(image, build);
         if (expected) kept++;
-        expect({ image: image.name, owner: image.owner, build: build.number, there: await inRegistry(image.repository.slice(registries.open.length + 1), build.digest) }).toEqual({
+        expect({
+          image: image.name,
+          owner: image.owner,
+          build: build.number,
+          there: await inRegistry(image.repository.slice(registries.open.length + 1), build.digest),
+        }).toEqual({
           image: image.name,
           owner: image.owner,
           build: build.number,

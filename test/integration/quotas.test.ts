@@ -103,7 +103,9 @@ describe('builds kept', () => {
 
     const rebuild = await refusal(builds.builds.rebuild(ada, 'ada', image.id, undefined, []));
     expect(rebuild).toMatchObject({ status: 409, code: 'quota_exceeded', field: 'system' });
-    expect(rebuild.message).toContain('Your images on Lab keep 4 builds in the site registry (queued and running ones included), the most one user may keep (4)');
+    expect(rebuild.message).toContain(
+      'Your images on Lab keep 4 builds in the site registry (queued and running ones included), the most one user may keep (4)',
+    );
     expect(rebuild.message).toContain('Delete an image you no longer need: its builds go with it.');
     expect(rebuild.message).toContain('“env1” (4 builds');
     const another = await refusal(builds.builds.create(ada, 'ada', { name: 'env2', system: 'lab', ...dockerfile() }, []));
@@ -150,8 +152,7 @@ describe('registry bytes', () => {
     }
     const imageId = await insertBuiltImage(db, { owner: 'bob', name: 'env', system: big, builds: pushed });
     const [first, second] = pushed.map((p) => p.manifest);
-    const expected =
-      first!.config.size + first!.layers[0]!.size + first!.layers[1]!.size + second!.config.size + second!.layers[1]!.size;
+    const expected = first!.config.size + first!.layers[0]!.size + first!.layers[1]!.size + second!.config.size + second!.layers[1]!.size;
     expect(expected).toBeGreaterThan(40_000);
 
     const refused = await refusal(builds.builds.create(bob, 'bob', { name: 'more', system: 'big', ...dockerfile() }, []));
@@ -166,7 +167,19 @@ describe('registry bytes', () => {
     expect(quota?.registryBytes).toEqual({ used: expected, limit: 40_000 });
     expect(quota?.largest).toEqual([{ imageId, name: 'env', builds: 2, bytes: expected }]);
 
+    // Another image of bob's points at build 2: deleting the built image frees only what nothing keeps.
+    const pin = await images.create(bob, 'bob', {
+      name: 'pin',
+      system: 'big',
+      image: `${registries.open}/big/bob/env:2@${pushed[1]!.digest}`,
+    });
     await images.remove(bob, 'bob', imageId);
+    const kept = second!.config.size + second!.layers[0]!.size + second!.layers[1]!.size;
+    const [after] = (await storage.service.quotasOf(bob, 'bob')).filter((q) => q.system.slug === 'big');
+    expect(after?.registryBytes.used).toBe(kept);
+    await images.remove(bob, 'bob', pin.id);
+    const [freed] = (await storage.service.quotasOf(bob, 'bob')).filter((q) => q.system.slug === 'big');
+    expect(freed?.registryBytes.used).toBe(0);
     expect((await builds.builds.create(bob, 'bob', { name: 'more', system: 'big', ...dockerfile() }, [])).build.status).toBe('queued');
   });
 });

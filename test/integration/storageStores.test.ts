@@ -40,7 +40,7 @@ describe.each<Engine>(['SQLite', 'PostgreSQL'])('storage stores on %s', (engine)
       [`${REGISTRY}/built/ada/env`, digest(2), 2, imageId, 'lab'],
       [`${REGISTRY}/built/ada/env`, digest(3), 3, imageId, 'lab'],
     ]);
-    expect((await store.manifestsOfImages('lab', 'ada')).length).toBe(3);
+    expect((await store.manifestsCounted('lab', new Map(), 'ada')).length).toBe(3);
     expect(await store.activeBuildsByImage('lab', 'ada')).toEqual(new Map());
 
     // Deleted in a transaction, as the image service deletes: the manifests stay, their grace starts.
@@ -50,7 +50,10 @@ describe.each<Engine>(['SQLite', 'PostgreSQL'])('storage stores on %s', (engine)
     });
     expect(await db('builds').count({ n: '*' })).toEqual([{ n: engine === 'SQLite' ? 0 : '0' }]);
     expect((await store.liveManifests()).map((m) => m.imageDeletedAt)).toEqual([at(10), at(10), at(10)]);
-    expect(await store.manifestsOfImages('lab', 'ada')).toEqual([]);
+    expect(await store.manifestsCounted('lab', new Map(), 'ada')).toEqual([]);
+    // Another image of hers still points at build 3: it stays in the registry, and in her quota.
+    const kept = new Map([[`${REGISTRY}/built/ada/env@${digest(3)}`, 'current']]);
+    expect((await store.manifestsCounted('lab', kept, 'ada')).map((m) => m.digest)).toEqual([digest(3)]);
 
     // Deleted from the registry by a run, once: a second record of the same deletion changes nothing.
     const [first] = await store.liveManifests();

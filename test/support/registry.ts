@@ -370,7 +370,12 @@ export type ProxyAction = 'pass' | 'drop-answer' | { status: number };
 export async function scriptedProxy(
   target: string,
   script: (req: { method: string; url: string }, nthOfMethod: number) => ProxyAction,
-): Promise<{ host: string; log: Array<{ method: string; url: string; status: number }>; setScript(next: typeof script): void; stop(): Promise<void> }> {
+): Promise<{
+  host: string;
+  log: Array<{ method: string; url: string; status: number }>;
+  setScript(next: typeof script): void;
+  stop(): Promise<void>;
+}> {
   let current = script;
   const log: Array<{ method: string; url: string; status: number }> = [];
   const counts = new Map<string, number>();
