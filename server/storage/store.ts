@@ -123,6 +123,45 @@ function chunks<T>(list: readonly T[], size = CHUNK): T[][] {
   return out;
 }
 
+/** Lets other work (requests) run: a clean-up over many rows must not hold the event loop. */
+const yieldTurn = () => new Promise((resolve) => setImmediate(resolve));
+
+/**
+ * All rows of a query, read page by page by id (`idColumn`, selected as
+ * `id`), with a turn for other work between pages: SQLite answers
+ * synchronously, and ten thousand rows at once would hold every request.
+ */
+async function paged(query: () => Knex.QueryBuilder, idColumn = 'id', size = 1000): Promise<Row[]> {
+  const out: Row[] = [];
+  for (let after = 0; ;) {
+    const page = (await query().andWhere(idColumn, '>', after).orderBy(idColumn).limit(size)) as Row[];
+    out.push(...page);
+    if (page.length < size) return out;
+    after = Number(page[page.length - 1]?.id);
+    await yieldTurn();
+  }
+}
+
+/** The columns of built_manifests that recording builds compares (not the blobs). */
+const RECORD_COLUMNS = [
+  'id',
+  'repository',
+  'digest',
+  'owner',
+  'system',
+  'image_id',
+  'image_name',
+  'build_number',
+  'pushed_at',
+  'image_deleted_at',
+  'unused_since',
+  'last_launched_at',
+  'status',
+  'delete_run',
+  'deleted_at',
+  'message',
+];
+
 /** The repository a build's target (`registry/repository:number`) names, as `registry/repository`. */
 function repositoryOf(target: string): string | undefined {
   try {
@@ -144,23 +183,29 @@ export class StorageStore {
    * pushed again after it was deleted is back.
    */
   async recordBuilds(filter: { owner?: string; imageId?: number } = {}): Promise<number> {
-    const query = this.db('builds as b')
-      .join('images as i', 'i.id', 'b.image_id')
-      .select('b.image_id', 'b.owner', 'b.number', 'b.target', 'b.digest', 'b.finished_at', 'i.system', 'i.name')
-      .where('b.status', 'succeeded')
-      .whereNotNull('b.digest');
-    if (filter.owner !== undefined) query.andWhere('b.owner', filter.owner);
-    if (filter.imageId !== undefined) query.andWhere('b.image_id', filter.imageId);
-    const builds = (await query) as Row[];
+    const builds = await paged(() => {
+      const query = this.db('builds as b')
+        .join('images as i', 'i.id', 'b.image_id')
+        .select('b.id', 'b.image_id', 'b.owner', 'b.number', 'b.target', 'b.digest', 'b.finished_at', 'i.system', 'i.name')
+        .where('b.status', 'succeeded')
+        .whereNotNull('b.digest');
+      if (filter.owner !== undefined) query.andWhere('b.owner', filter.owner);
+      if (filter.imageId !== undefined) query.andWhere('b.image_id', filter.imageId);
+      return query;
+    }, 'b.id');
     if (builds.length === 0) return 0;
     const known = new Map<string, BuiltManifestRow>();
-    const existing = this.db('built_manifests').select('*');
-    if (filter.owner !== undefined) existing.where({ owner: filter.owner });
-    if (filter.imageId !== undefined) existing.where({ image_id: filter.imageId });
-    for (const row of ((await existing) as Row[]).map(manifestFromRow)) known.set(manifestKey(row.repository, row.digest), row);
+    const existing = await paged(() => {
+      const query = this.db('built_manifests').select(RECORD_COLUMNS);
+      if (filter.owner !== undefined) query.where({ owner: filter.owner });
+      if (filter.imageId !== undefined) query.where({ image_id: filter.imageId });
+      return query;
+    });
+    for (const row of existing.map(manifestFromRow)) known.set(manifestKey(row.repository, row.digest), row);
     // The newest push of each digest.
     const newest = new Map<string, Row & { repository: string; pushedAt: Date }>();
-    for (const build of builds) {
+    for (const [n, build] of builds.entries()) {
+      if (n % 1000 === 999) await yieldTurn();
       const repository = repositoryOf(String(build.target));
       if (!repository) continue;
       const key = manifestKey(repository, String(build.digest));
@@ -236,7 +281,7 @@ export class StorageStore {
 
   /** Every manifest not deleted yet. */
   async liveManifests(): Promise<BuiltManifestRow[]> {
-    return ((await this.db('built_manifests').whereNot({ status: 'deleted' }).orderBy('id')) as Row[]).map(manifestFromRow);
+    return (await paged(() => this.db('built_manifests').whereNot({ status: 'deleted' }))).map(manifestFromRow);
   }
 
   /** The manifests the clean-up deleted, newest first. */
