@@ -36,6 +36,8 @@ let services: BuildServices;
 let wheel: UploadedWheel;
 /** The limit on processes every build needs (CUSTOM_IMAGES_BUILD_CGROUP_PARENT), as a host admin sets it up. */
 let steps: PidsCgroup;
+/** The base image's digest: builds pull their base images by the digest the service checked (builds/baseTriggers.ts). */
+let baseDigest: string;
 const ada = testUser('ada');
 
 function buildSystem(overrides: Partial<System['build']> = {}, slug = 'default'): System {
@@ -125,7 +127,7 @@ beforeAll(async () => {
   docker = ciDocker();
   registries = await startRegistries();
   git = await startGitServer();
-  await pushImage(registries.open, 'base/debian', '1', { layers: [{ path: LAYER }] });
+  baseDigest = (await pushImage(registries.open, 'base/debian', '1', { layers: [{ path: LAYER }] })).digest;
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ci-builds-'));
   wheel = greetingWheel(dir);
   db = openDatabase(`sqlite://${dir}/db.sqlite`);
@@ -459,7 +461,7 @@ describe("a build's own layers", { timeout: 300_000 }, () => {
       expect(done.log).toMatch(new RegExp(`Step 3/5 : COPY input.txt /copied-${marker}`));
       expect(await leftBehind(before, marker)).toEqual({ layers: [], containers: [] });
       expect((await docker.getImage(bystander).inspect()).RepoTags).toEqual([tag]);
-      expect(await docker.getImage(`${registries.open}/base/debian:1`).inspect()).toBeTruthy();
+      expect(await docker.getImage(`${registries.open}/base/debian@${baseDigest}`).inspect()).toBeTruthy();
     } finally {
       await docker
         .getImage(tag)

@@ -122,7 +122,7 @@ describe.each(['SQLite', 'PostgreSQL'] as const)('the job lifecycle on %s', (eng
     expect(await finishJob(db, KIND, { id, runner: 'old' }, { status: 'done', note: 'stale result' })).toBe(false);
     expect(await read(db, id)).toEqual(before);
     expect(await finishJob(db, KIND, { id, runner: 'new' }, { status: 'done', note: 'result' })).toBe(true);
-    expect(await read(db, id)).toMatchObject({ status: 'done', note: 'result', runner: null, heartbeat_at: null });
+    expect(await read(db, id)).toMatchObject({ status: 'done', note: 'result', runner: 'new' });
     // Ended once: a second end (a late duplicate) changes nothing.
     expect(await finishJob(db, KIND, { id, runner: 'new' }, { status: 'broken' })).toBe(false);
     await expect(finishJob(db, KIND, { id, runner: 'new' }, { status: 'busy' })).rejects.toThrow(/end status/);
@@ -210,7 +210,7 @@ describe('the worker', () => {
     w.start();
     await until(async () => (await read(db, id)).status === 'broken');
     await w.stop();
-    expect(await read(db, id)).toMatchObject({ status: 'broken', note: 'stopped: deadline', runner: null });
+    expect(await read(db, id)).toMatchObject({ status: 'broken', note: 'stopped: deadline' });
   });
 
   it('ends a run that ignores its deadline itself, and the run’s late end changes nothing', async () => {
@@ -227,7 +227,7 @@ describe('the worker', () => {
     await until(async () => late !== undefined);
     await w.stop();
     expect(await late).toBe(false);
-    expect(await read(db, id)).toMatchObject({ status: 'broken', note: 'by the lifecycle', runner: null });
+    expect(await read(db, id)).toMatchObject({ status: 'broken', note: 'by the lifecycle' });
   });
 
   it('on stop, queues again the jobs of a kind that is re-queued, and lets the others end', async () => {
@@ -325,7 +325,7 @@ describe.each(['SQLite', 'PostgreSQL'] as const)('each job kind on %s', (engine)
     expect(await store.get(id)).toMatchObject({ status: 'running', runner: 'new', log: 'the newer run\n', findings: [] });
 
     await newer.finish('passed', []);
-    expect(await store.get(id)).toMatchObject({ status: 'passed', runner: null, log: 'the newer run\n', attempts: 2 });
+    expect(await store.get(id)).toMatchObject({ status: 'passed', runner: 'new', log: 'the newer run\n', attempts: 2 });
   });
 });
 

@@ -12,6 +12,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildStepsCgroup } from '../support/cgroup.js';
+import { ciDocker } from '../support/docker.js';
 import { AuditLog } from '../../server/audit/store.js';
 import { BuildStore } from '../../server/builds/store.js';
 import { AppError } from '../../server/errors.js';
@@ -90,6 +92,7 @@ beforeAll(async () => {
     keyring,
     access: testAccess,
     pushedBy: (repository) => buildStore.pushersOf(repository),
+    buildProcessLimit: true,
   });
   system = testSystem({
     allowedRegistries: [`${registries.open}/*`, `${proxy.host}/*`],
@@ -105,7 +108,14 @@ beforeAll(async () => {
   // The site reads and pushes everything on that registry with one account.
   await systems.putCredential(admin, { pattern: `${proxy.host}/*`, username: USER, password: PASSWORD });
   const trustedRegistries = [...registries.trusted, proxy.host];
-  services = buildServices(db, { keyring, trustedRegistries, trustedGitHosts: [git.host], systems: [system], sites: systems });
+  services = buildServices(db, {
+    keyring,
+    trustedRegistries,
+    trustedGitHosts: [git.host],
+    systems: [system],
+    sites: systems,
+    cgroupParent: await buildStepsCgroup(ciDocker()),
+  });
   launches = new LaunchService({
     audit: new AuditLog(db),
     access: testAccess,
