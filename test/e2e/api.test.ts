@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testAccess } from '../support/identities.js';
+import { buildStepsCgroup } from '../support/cgroup.js';
 import { ciDocker, removeDataVolumes } from '../support/docker.js';
 import { openDatabase, type Knex } from '../../server/store/db.js';
 import type { HubIdentity } from '../../server/hub/identity.js';
@@ -54,7 +55,12 @@ beforeAll(async () => {
     dockerSeed(allowed, { slug: 'kube', displayName: 'Kubernetes', spawner: 'kubernetes', requireUid1000: true }),
     dockerSeed(allowed, { slug: 'off', displayName: 'Switched off', mountPrefixes: [], spawner: undefined }),
   ]);
-  hub = await startHub(18400, { CUSTOM_IMAGES_TRUSTED_REGISTRIES: registries.trusted.join(','), CUSTOM_IMAGES_SYSTEMS_FILE: systemsFile });
+  hub = await startHub(18400, {
+    CUSTOM_IMAGES_TRUSTED_REGISTRIES: registries.trusted.join(','),
+    CUSTOM_IMAGES_SYSTEMS_FILE: systemsFile,
+    // Building needs a limit on processes (a system that builds is seeded).
+    CUSTOM_IMAGES_BUILD_CGROUP_PARENT: await buildStepsCgroup(ciDocker()),
+  });
   db = openDatabase(hub.databaseUrl);
   tokens.uma = await hub.userToken('uma');
   tokens.vic = await hub.userToken('vic');
@@ -248,6 +254,7 @@ describe('a service without a build engine (issue #22)', () => {
       JUPYTERHUB_API_TOKEN: hub.serviceToken,
       CUSTOM_IMAGES_DATABASE_URL: `sqlite://${dir}/db.sqlite`,
       CUSTOM_IMAGES_TRUSTED_REGISTRIES: registries.trusted.join(','),
+      CUSTOM_IMAGES_BUILD_CGROUP_PARENT: await buildStepsCgroup(ciDocker()),
     });
     const edb = openDatabase(config.databaseUrl);
     await migrateLatest(edb);
