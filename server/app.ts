@@ -48,6 +48,7 @@ import { SharingService } from './sharing/service.js';
 import { ShareStore } from './sharing/store.js';
 import { AuditLog } from './audit/store.js';
 import type { DockerEngine } from './runner/engine.js';
+import type { WorkDir } from './workDir.js';
 import { SystemService } from './systems/service.js';
 import { BuildService } from './builds/service.js';
 import { BuildStore } from './builds/store.js';
@@ -71,6 +72,8 @@ export interface AppDeps {
   registry: RegistryClient;
   /** The Docker engine for pulls and run checks; undefined when none is configured. */
   engine?: DockerEngine | undefined;
+  /** Where temporary files go (git checkouts, build contexts, uploads); main opens it under config.workDir. */
+  workDir: WorkDir;
 }
 
 /** Background work: started after listen, stopped (waiting for work in hand) at shutdown. */
@@ -278,11 +281,23 @@ export function createApp(deps: AppDeps): App {
     git: new GitFetcher({
       trustedHosts: config.builds.trustedGitHosts,
       maxBytes: config.builds.gitMaxBytes,
+      checkout: {
+        maxBytes: config.builds.checkoutBytes,
+        maxFiles: config.builds.checkoutFiles,
+        maxObjectBytes: config.builds.gitFileBytes,
+      },
+      workDir: deps.workDir,
       timeoutMs: config.registries.timeoutMs,
     }),
+    workDir: deps.workDir,
     builder: deps.engine ? new DockerBuilder(deps.engine) : undefined,
     check: (owner, imageId) => checks.queue(owner, imageId),
-    limits: { dockerfileBytes: 64 * 1024, uploadBytes: config.builds.uploadBytes, uploadFiles: BUILD_UPLOAD_FILES },
+    limits: {
+      dockerfileBytes: 64 * 1024,
+      uploadBytes: config.builds.uploadBytes,
+      uploadFiles: BUILD_UPLOAD_FILES,
+      contextBytes: config.builds.contextBytes,
+    },
     builderLimits: {
       memoryBytes: config.builds.memoryBytes,
       cpus: config.builds.cpus,

@@ -3,20 +3,27 @@
  * HTTP), never by the engine: every request goes through the same address
  * guard and the same transport as registries (public addresses only, unless
  * an admin trusts the host; redirects followed by hand, without the token
- * crossing hosts or going to plain http), and the bytes received are
- * bounded. The token goes in an Authorization header only; it is never part
- * of a URL, a log line or the context.
+ * crossing hosts or going to plain http). The token goes in an
+ * Authorization header only; it is never part of a URL, a log line or the
+ * context.
+ *
+ * What a repository may cost is bounded three times over: the bytes
+ * received; each object of the pack before isomorphic-git inflates it
+ * (builds/pack.ts); and the checkout, planned from its trees before a file
+ * is written and counted again as it is written (builds/checkoutFs.ts), in
+ * bytes and files. The checkout goes to the service's work directory (on the
+ * data volume, not /tmp), one file at a time.
  */
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import git from 'isomorphic-git';
 import type { GitHttpRequest, GitHttpResponse, HttpClient } from 'isomorphic-git';
 import { AppError, upstream } from '../errors.js';
-import { formatKiB } from '../format.js';
+import { formatMiB } from '../format.js';
 import { RegistryError } from '../registry/errors.js';
 import type { AddressPolicy } from '../registry/guard.js';
 import { RegistryTransport } from '../registry/transport.js';
+import type { WorkDir } from '../workDir.js';
+import { checkoutFs, CheckoutTooLarge, type CheckoutLimits } from './checkoutFs.js';
+import { PackObjectTooLarge, PackUnreadable } from './pack.js';
 
 export interface GitFetchRequest {
   url: string;
@@ -38,6 +45,10 @@ export interface GitFetcherOptions {
   trustedHosts: readonly string[];
   /** The most a fetch may download. */
   maxBytes: number;
+  /** What the checkout may write, and the largest object the repository may hold. */
+  checkout: CheckoutLimits;
+  /** Where checkouts go. */
+  workDir: WorkDir;
   timeoutMs: number;
 }
 
@@ -66,7 +77,10 @@ export class GitFetcher {
 
   /** Clones the repository and checks out `ref`; errors say what went wrong in words. */
   async fetch(request: GitFetchRequest): Promise<FetchedRepository> {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'custom-images-git-'));
+    const dir = this.options.workDir.make('git');
+    const fs = checkoutFs(dir, this.options.checkout);
+    // One cache for all the calls: the pack is read into memory once, not once a call.
+    const cache = {};
     const http = this.client(new URL(request.url), request.signal);
     const username = request.username || 'oauth2';
     const onAuth = request.token ? () => ({ username, password: request.token }) : () => ({ cancel: true });
@@ -76,16 +90,20 @@ export class GitFetcher {
         fs,
         http,
         dir,
+        cache,
         url: request.url,
         onAuth,
+        noCheckout: true,
         // A named branch or the default one needs only its tip; a commit or tag needs the history that holds it.
-        ...(ref === '' ? { singleBranch: true, depth: 1 } : { singleBranch: false, noCheckout: true }),
+        ...(ref === '' ? { singleBranch: true, depth: 1 } : { singleBranch: false }),
       });
-      if (ref !== '') await git.checkout({ fs, dir, ref: await resolve(dir, ref), force: true });
-      const commit = await git.resolveRef({ fs, dir, ref: 'HEAD' });
+      const commit = ref === '' ? await git.resolveRef({ fs, dir, ref: 'HEAD' }) : await resolve(fs, dir, ref);
+      await assertCheckoutFits(fs, dir, cache, commit, this.options.checkout);
+      // One file at a time: isomorphic-git holds each file's content whole while it writes it.
+      await git.checkout({ fs, dir, cache, ref: commit, force: true, nonBlocking: true, batchSize: 1 });
       return { dir, commit };
     } catch (err) {
-      fs.rmSync(dir, { recursive: true, force: true });
+      this.options.workDir.remove(dir);
       throw gitError(err, request);
     }
   }
@@ -143,6 +161,52 @@ class TooLarge extends Error {
   }
 }
 
+type CheckoutFs = ReturnType<typeof checkoutFs>;
+
+/** Nested folders deeper than this are refused: no checkout needs them, and the plan below recurses. */
+const MAX_DEPTH = 256;
+
+/**
+ * Plans the checkout of `commit` from its trees before a file is written:
+ * the bytes and entries its work tree would get. Each distinct tree and blob
+ * is read once (a tree named a thousand times is counted a thousand times,
+ * read once), and the plan stops at the first limit it passes.
+ */
+async function assertCheckoutFits(fs: CheckoutFs, dir: string, cache: object, commit: string, limits: CheckoutLimits): Promise<void> {
+  const blobs = new Map<string, number>();
+  const trees = new Map<string, { bytes: number; files: number }>();
+  const check = (sum: { bytes: number; files: number }) => {
+    if (sum.files > limits.maxFiles) throw new CheckoutTooLarge('files', limits.maxFiles);
+    if (sum.bytes > limits.maxBytes) throw new CheckoutTooLarge('bytes', limits.maxBytes);
+  };
+  const tree = async (oid: string, depth: number): Promise<{ bytes: number; files: number }> => {
+    const known = trees.get(oid);
+    if (known) return known;
+    if (depth > MAX_DEPTH) throw new CheckoutTooLarge('depth', MAX_DEPTH);
+    const sum = { bytes: 0, files: 0 };
+    for (const entry of (await git.readTree({ fs, dir, cache, oid })).tree) {
+      sum.files += 1;
+      if (entry.type === 'tree') {
+        const sub = await tree(entry.oid, depth + 1);
+        sum.bytes += sub.bytes;
+        sum.files += sub.files;
+      } else if (entry.type === 'blob') {
+        let size = blobs.get(entry.oid);
+        if (size === undefined) {
+          size = (await git.readBlob({ fs, dir, cache, oid: entry.oid })).blob.byteLength;
+          blobs.set(entry.oid, size);
+        }
+        sum.bytes += size;
+      }
+      check(sum);
+    }
+    trees.set(oid, sum);
+    return sum;
+  };
+  const { commit: read } = await git.readCommit({ fs, dir, cache, oid: commit });
+  check(await tree(read.tree, 0));
+}
+
 async function collect(body: AsyncIterableIterator<Uint8Array> | Uint8Array[]): Promise<Uint8Array[]> {
   const chunks: Uint8Array[] = [];
   for await (const chunk of body) chunks.push(chunk);
@@ -150,7 +214,7 @@ async function collect(body: AsyncIterableIterator<Uint8Array> | Uint8Array[]): 
 }
 
 /** A branch, a tag, or a (possibly abbreviated) commit id, to the commit it names. */
-async function resolve(dir: string, ref: string): Promise<string> {
+async function resolve(fs: CheckoutFs, dir: string, ref: string): Promise<string> {
   for (const candidate of [`refs/remotes/origin/${ref}`, `refs/tags/${ref}`, ref]) {
     try {
       const oid = await git.resolveRef({ fs, dir, ref: candidate });
@@ -171,21 +235,48 @@ async function resolve(dir: string, ref: string): Promise<string> {
   throw upstream('failed', `The repository has no branch, tag or commit "${ref}".`);
 }
 
+/** Every error inside `err`: isomorphic-git wraps what our HTTP client or file system threw (cause, errors). */
+function thrownWithin(err: unknown, depth = 0): unknown[] {
+  if (!err || typeof err !== 'object' || depth > 4) return [err];
+  const inner = err as { cause?: unknown; errors?: unknown[] };
+  return [err, ...thrownWithin(inner.cause, depth + 1), ...(inner.errors ?? []).flatMap((e) => thrownWithin(e, depth + 1))];
+}
+
 /** What went wrong with a fetch, for the build's message and log; never the token. */
 function gitError(err: unknown, request: GitFetchRequest): AppError {
   if (err instanceof AppError) return err;
   const where = new URL(request.url);
-  // isomorphic-git wraps what our HTTP client threw in an error of its own.
-  const thrown = [err, (err as { cause?: unknown }).cause];
-  const tooLarge = thrown.find((e) => e instanceof TooLarge);
-  if (tooLarge) {
+  const thrown = thrownWithin(err);
+  const find = <T>(type: new (...args: never[]) => T): T | undefined => thrown.find((e): e is T => e instanceof type);
+  const received = find(TooLarge);
+  if (received) {
     return upstream(
       'failed',
-      `The repository ${where.host}${where.pathname} is larger than ${formatKiB(tooLarge.maxBytes)}; build from a smaller repository.`,
+      `The repository ${where.host}${where.pathname} is larger than ${formatMiB(received.maxBytes)} (CUSTOM_IMAGES_BUILD_GIT_MAX_MB); build from a smaller repository.`,
       err,
     );
   }
-  const guard = thrown.find((e) => e instanceof RegistryError);
+  const object = find(PackObjectTooLarge);
+  if (object) {
+    return upstream(
+      'failed',
+      `The repository holds a file of ${formatMiB(object.bytes)}; at most ${formatMiB(object.maxBytes)} (CUSTOM_IMAGES_BUILD_GIT_FILE_MAX_MB) are allowed. Keep large data out of the repository.`,
+      err,
+    );
+  }
+  const checkout = find(CheckoutTooLarge);
+  if (checkout) {
+    const what =
+      checkout.limit === 'bytes'
+        ? `is larger than ${formatMiB(checkout.max)} (CUSTOM_IMAGES_BUILD_CHECKOUT_MAX_MB)`
+        : checkout.limit === 'files'
+          ? `has more than ${checkout.max} files (CUSTOM_IMAGES_BUILD_CHECKOUT_MAX_FILES)`
+          : `has folders nested more than ${checkout.max} deep`;
+    return upstream('failed', `The repository's checkout ${what}; build from a smaller repository.`, err);
+  }
+  const unreadable = find(PackUnreadable);
+  if (unreadable) return upstream('failed', `${where.host}${where.pathname} sent a pack git cannot read: ${unreadable.message}.`, err);
+  const guard = find(RegistryError);
   if (guard) {
     const refused = guard.message.replace(/The registry/g, 'The git host').replace(/registries/g, 'git hosts');
     return upstream('failed', refused.replace('CUSTOM_IMAGES_TRUSTED_REGISTRIES', 'CUSTOM_IMAGES_TRUSTED_GIT_HOSTS'), err);

@@ -8,6 +8,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import type { Readable } from 'node:stream';
 import { upstream } from '../errors.js';
 import type { ImageStore } from '../images/store.js';
 import { ThrottledWriter } from '../jobs/throttle.js';
@@ -24,6 +25,7 @@ import { buildFailureMessage } from './failure.js';
 import { formatKiB } from '../format.js';
 import type { GitFetcher } from './git.js';
 import type { BuildLimits } from './recipe.js';
+import type { WorkDir } from '../workDir.js';
 import type { BuildRow, BuildStatus, BuildStore } from './store.js';
 
 export interface BuildRunDeps {
@@ -37,8 +39,13 @@ export interface BuildRunDeps {
   builder: ImageBuilder | undefined;
   /** Queues the check of a freshly built image. */
   check: (owner: string, imageId: number) => Promise<unknown>;
-  limits: BuildLimits;
+  limits: BuildLimits & {
+    /** The context sent to the engine. */
+    contextBytes: number;
+  };
   builderLimits: BuilderLimits;
+  /** Where git checkouts go (the data volume, not /tmp). */
+  workDir: WorkDir;
   logger: Logger;
   now?: () => Date;
 }
@@ -66,7 +73,16 @@ export async function runBuild(deps: BuildRunDeps, job: BuildRow, runner: string
     Object.assign(state, patch);
     progress.set(() => ({ ...state, log: output.toString() }));
   };
+  let tree: string | undefined;
+  let context: Readable | undefined;
+  // Before a build is shown as ended, its temporary files are gone (and again in `finally`, whatever happened).
+  const removeTemporaryFiles = () => {
+    // A build that ended before the engine read all of the context: its files are closed.
+    context?.destroy();
+    if (tree) deps.workDir.remove(tree);
+  };
   const end = async (status: 'succeeded' | 'failed', message: string | null, digest?: string): Promise<BuildStatus> => {
+    removeTemporaryFiles();
     if (stop.aborted && status === 'failed') {
       // Stopped for a restart, not by the build: another replica (or this one, started again) takes it.
       log('The service stopped during the build; it is queued again.\n');
@@ -79,7 +95,6 @@ export async function runBuild(deps: BuildRunDeps, job: BuildRow, runner: string
     await store.finish(job.id, runner, { status, message, digest: digest ?? null, log: output.toString() }, now());
     return status;
   };
-  let tree: string | undefined;
   try {
     const builder = deps.builder;
     if (!builder) return await end('failed', 'This replica has no Docker engine to build with.');
@@ -118,7 +133,7 @@ export async function runBuild(deps: BuildRunDeps, job: BuildRow, runner: string
       if (problems.length > 0) return await end('failed', `The repository's Dockerfile cannot be built here: ${problems.join('; ')}`);
       log("Building the repository's Dockerfile\n");
     }
-    const context = await buildContext(dockerfile, files, tree);
+    context = buildContext(dockerfile, files, tree, deps.limits.contextBytes);
     // The engine pulls FROM images and pushes by itself: the same address rule as for pulls, checked here.
     const logins: Record<string, RegistryLogin> = {};
     for (const { image: from } of dockerfileImages(dockerfile).images) {
@@ -144,6 +159,8 @@ export async function runBuild(deps: BuildRunDeps, job: BuildRow, runner: string
         save();
       },
     });
+    // The engine has the context: the checkout is not needed for the push.
+    removeTemporaryFiles();
     if (!built.ok) return await end('failed', buildFailureMessage(built, system.build.network, deps.builderLimits));
     save({ phase: 'pushing' });
     log(`Pushing ${job.target}\n`);
@@ -164,7 +181,7 @@ export async function runBuild(deps: BuildRunDeps, job: BuildRow, runner: string
     logger.warn({ build: job.id, reason: redact(message) }, 'build failed');
     return await end('failed', redact(message));
   } finally {
-    if (tree) fs.rmSync(tree, { recursive: true, force: true });
+    removeTemporaryFiles();
   }
 }
 

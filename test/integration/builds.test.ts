@@ -25,6 +25,7 @@ import { testUser } from '../support/identities.js';
 import { pushImage } from '../support/images.js';
 import { startRegistries, type TestRegistries } from '../support/registry.js';
 import { testSystem } from '../support/systems.js';
+import { WorkDir } from '../../server/workDir.js';
 
 const LAYER = process.env.TEST_DEBIAN_JUPYTERHUB_LAYER;
 let registries: TestRegistries;
@@ -111,10 +112,12 @@ beforeAll(async () => {
     trustedGitHosts: [git.host],
     systems: [buildSystem(), buildSystem({ network: 'none' }, 'offline')],
     timeoutMs: 120_000,
+    workDir: WorkDir.open(path.join(dir, 'work')),
   });
 }, 300_000);
 
 afterAll(async () => {
+  services?.workDir.close();
   await db?.destroy();
   await registries?.stop();
   await git?.stop();

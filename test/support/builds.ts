@@ -5,10 +5,13 @@
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { BuildService } from '../../server/builds/service.js';
 import { BuildStore, type BuildRow } from '../../server/builds/store.js';
 import { GitFetcher } from '../../server/builds/git.js';
+import type { CheckoutLimits } from '../../server/builds/checkoutFs.js';
+import { WorkDir } from '../../server/workDir.js';
 import { ImageStore } from '../../server/images/store.js';
 import type { CheckService } from '../../server/checks/service.js';
 import { createLogger } from '../../server/log.js';
@@ -27,6 +30,8 @@ export interface BuildServices {
   checks: CheckService;
   checkServices: CheckServices;
   engine: DockerEngine;
+  /** Where the build's checkouts went. */
+  workDir: WorkDir;
   /** Claims build `id` and runs it to its end, as a worker would. */
   run(id: number, signal?: AbortSignal): Promise<BuildRow>;
 }
@@ -40,6 +45,10 @@ export function buildServices(
     systems: System[];
     timeoutMs?: number;
     uploadBytes?: number;
+    /** Where checkouts go; a fresh folder under the system's temporary one when not given. */
+    workDir?: WorkDir;
+    checkout?: Partial<CheckoutLimits>;
+    contextBytes?: number;
     cgroupParent?: string;
     memoryBytes?: number;
   },
@@ -52,6 +61,7 @@ export function buildServices(
     runLimits: { timeoutMs: 60_000, memoryBytes: 512 * 1024 * 1024, pids: 64, outputBytes: 16 * 1024 },
   });
   const store = new BuildStore(db);
+  const workDir = options.workDir ?? WorkDir.open(fs.mkdtempSync(path.join(os.tmpdir(), 'ci-work-')));
   const catalog = staticCatalog(options.systems);
   const builds = new BuildService({
     store,
@@ -61,10 +71,22 @@ export function buildServices(
     access: testAccess,
     keyring: options.keyring,
     registry,
-    git: new GitFetcher({ trustedHosts: options.trustedGitHosts, maxBytes: 50 * 1024 * 1024, timeoutMs: 30_000 }),
+    git: new GitFetcher({
+      trustedHosts: options.trustedGitHosts,
+      maxBytes: 50 * 1024 * 1024,
+      checkout: { maxBytes: 512 * 1024 * 1024, maxFiles: 100_000, maxObjectBytes: 50 * 1024 * 1024, ...options.checkout },
+      workDir,
+      timeoutMs: 30_000,
+    }),
+    workDir,
     builder: new DockerBuilder(engine),
     check: (owner, imageId) => checks.queue(owner, imageId),
-    limits: { dockerfileBytes: 64 * 1024, uploadBytes: options.uploadBytes ?? 1024 * 1024, uploadFiles: 20 },
+    limits: {
+      dockerfileBytes: 64 * 1024,
+      uploadBytes: options.uploadBytes ?? 1024 * 1024,
+      uploadFiles: 20,
+      contextBytes: options.contextBytes ?? 512 * 1024 * 1024,
+    },
     builderLimits: {
       memoryBytes: options.memoryBytes ?? 1024 * 1024 * 1024,
       cpus: 2,
@@ -81,6 +103,7 @@ export function buildServices(
     checks,
     checkServices: services,
     engine,
+    workDir,
     async run(id, signal = new AbortController().signal) {
       if (!(await store.claim(id, 'test', new Date()))) throw new Error(`build ${id} was not queued`);
       await builds.execute((await store.get(id)) as BuildRow, 'test', signal);
