@@ -2,10 +2,12 @@
  * A build's git context, fetched by the service (isomorphic-git over smart
  * HTTP), never by the engine: every request goes through the same address
  * guard and the same transport as registries (public addresses only, unless
- * an admin trusts the host; redirects followed by hand, without the token
- * crossing hosts or going to plain http). The token goes in an
- * Authorization header only; it is never part of a URL, a log line or the
- * context.
+ * an admin trusts the host). Trust belongs to a host[:port]: a redirect is
+ * followed by hand and held to the trust of the host it names, never lent
+ * the trust of the host that sent it (private addresses and plain http only
+ * for a host trusted in its own right), and the token never crosses to
+ * another host. The token goes in an Authorization header only; it is never
+ * part of a URL, a log line or the context.
  *
  * What a repository may cost is bounded three times over: the bytes
  * received; each object of the pack before isomorphic-git inflates it
@@ -54,21 +56,17 @@ export interface GitFetcherOptions {
 
 export class GitFetcher {
   private readonly trusted: ReadonlySet<string>;
-  /** One transport for hosts on public addresses, one for the hosts an admin trusts. */
-  private readonly publicOnly: RegistryTransport;
-  private readonly anyAddress: RegistryTransport;
+  /** Each host its own trust, the first request's and every redirect's alike. */
+  private readonly transport: RegistryTransport;
 
   constructor(private readonly options: GitFetcherOptions) {
     this.trusted = new Set(options.trustedHosts.map((h) => h.toLowerCase()));
-    const transport = (policy: AddressPolicy) =>
-      new RegistryTransport({
-        policy,
-        timeouts: { connectTimeoutMs: 10_000, headersTimeoutMs: options.timeoutMs, bodyTimeoutMs: options.timeoutMs },
-        attempts: 3,
-        maxRetryWaitMs: 10_000,
-      });
-    this.publicOnly = transport({ allowPrivate: false });
-    this.anyAddress = transport({ allowPrivate: true });
+    this.transport = new RegistryTransport({
+      policy: (url): AddressPolicy => ({ allowPrivate: this.isTrusted(url.host) }),
+      timeouts: { connectTimeoutMs: 10_000, headersTimeoutMs: options.timeoutMs, bodyTimeoutMs: options.timeoutMs },
+      attempts: 3,
+      maxRetryWaitMs: 10_000,
+    });
   }
 
   isTrusted(host: string): boolean {
@@ -110,12 +108,13 @@ export class GitFetcher {
 
   /**
    * isomorphic-git's HTTP client on the registries' transport: the address
-   * guard on every hop, redirects by hand (no downgrade to http unless the
-   * host is trusted), the Authorization header for the repository's host
-   * only, retries on 429/5xx; and the bytes received counted.
+   * guard on every hop, redirects by hand (each hop's host its own trust;
+   * plain http only to a trusted host), the Authorization header for the
+   * repository's host only, retries on 429/5xx; and the bytes received
+   * counted.
    */
   private client(start: URL, signal: AbortSignal): HttpClient {
-    const transport = this.isTrusted(start.host) ? this.anyAddress : this.publicOnly;
+    const transport = this.transport;
     let received = 0;
     const maxBytes = this.options.maxBytes;
     const request = async (req: GitHttpRequest): Promise<GitHttpResponse> => {
