@@ -327,8 +327,8 @@ export function createApp(deps: AppDeps): App {
     },
   };
   // The API on the app itself, before everything the pages need.
-  const uploadLimits = { uploadBytes: config.builds.uploadBytes, uploadFiles: BUILD_UPLOAD_FILES };
-  app.use(`${apiPrefix}v1`, apiRouter({ authenticate, systems, launches, images, checks, sharing, builds, uploadLimits }));
+  const uploads = buildUploads({ uploadBytes: config.builds.uploadBytes, uploadFiles: BUILD_UPLOAD_FILES }, deps.workDir);
+  app.use(`${apiPrefix}v1`, apiRouter({ authenticate, systems, launches, images, checks, sharing, builds, buildUploads: uploads }));
   const draining = new AbortController();
   const router = express.Router();
   router.use('/static', express.static(path.join(VIEWS_DIR, 'static'), { maxAge: '1h' }));
@@ -393,7 +393,7 @@ export function createApp(deps: AppDeps): App {
     next();
   });
   // A build form sends files (multipart): parsed before the CSRF check reads its token, for logged-in users only.
-  pages.post(['/builds', '/images/:id/rebuild'], requireLogin(prefix), ...buildUploads(uploadLimits));
+  pages.post(['/builds', '/images/:id/rebuild'], requireLogin(prefix), ...uploads);
   pages.use(express.urlencoded({ extended: false, limit: '64kb' }));
   const csrf = csrfSync({
     getTokenFromRequest: (req) => (req.body as { _csrf?: string } | undefined)?._csrf,
