@@ -128,15 +128,3 @@ function treeEntries(root: string): TreeEntry[] {
   walk('');
   return entries;
 }
-
-/** Uploaded files as stored with a build (a rebuild and a restarted build read them back). */
-export function packFiles(files: ContextFile[]): Buffer {
-  return Buffer.from(JSON.stringify(files.map((f) => ({ name: f.name, content: f.content.toString('base64') }))));
-}
-
-export function unpackFiles(stored: Buffer): ContextFile[] {
-  return (JSON.parse(stored.toString('utf8')) as Array<{ name: string; content: string }>).map((f) => ({
-    name: f.name,
-    content: Buffer.from(f.content, 'base64'),
-  }));
-}

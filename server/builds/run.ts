@@ -19,7 +19,7 @@ import { BoundedOutput } from '../runner/runCheck.js';
 import type { Keyring } from '../secrets/keyring.js';
 import type { SystemCatalog } from '../systems/schema.js';
 import type { BuildLimits as BuilderLimits, ImageBuilder, RegistryLogin } from './builder.js';
-import { buildContext, CONTEXT_DOCKERFILE, unpackFiles } from './context.js';
+import { buildContext, CONTEXT_DOCKERFILE } from './context.js';
 import { dockerfileImages, dockerfileProblems } from './dockerfile.js';
 import { buildFailureMessage } from './failure.js';
 import { formatKiB } from '../format.js';
@@ -105,7 +105,7 @@ export async function runBuild(deps: BuildRunDeps, job: BuildRow, runner: string
       return await end('failed', `Building is turned off on ${system?.displayName ?? image.system}; ask the hub admin.`);
     save({ phase: 'context' });
     if (job.attempts > 1) log('The service restarted during the last attempt; building again from the start.\n');
-    const files = job.files ? unpackFiles(job.files) : [];
+    const files = await store.contents(job.id);
     if (job.gitUrl) {
       const token = job.gitToken ? deps.keyring.open(job.gitToken, tokenAssociatedData(job.imageId, job.owner)) : undefined;
       if (token) secrets.push(token);
