@@ -2,8 +2,9 @@
  * The file system isomorphic-git writes a build's checkout through: every
  * path must lie inside the checkout's folder, what the work tree gets is
  * counted as it is written (bytes and entries) and refused past the limits,
- * and a pack is checked before isomorphic-git indexes it (builds/pack.ts:
- * no object inflates past the largest file allowed). Counting what is
+ * and a pack is checked before isomorphic-git inflates anything of it, when
+ * it is written or first read (builds/pack.ts: no object inflates past the
+ * largest file allowed). Counting what is
  * written, not what was received, is what holds against a small pack whose
  * checkout is large.
  */
@@ -49,6 +50,13 @@ export function checkoutFs(root: string, limits: CheckoutLimits) {
   const written: CheckoutCount = { bytes: 0, files: 0 };
   // Once refused, always refused: isomorphic-git retries a failed write after making its folder.
   let refused: CheckoutTooLarge | undefined;
+  /** Packs checked already (isomorphic-git reads a pack again to check out). */
+  const checked = new Set<string>();
+  const checkOnce = async (full: string, data: Uint8Array) => {
+    if (checked.has(full)) return;
+    await checkPack(data, limits.maxObjectBytes);
+    checked.add(full);
+  };
 
   const inside = (p: unknown): string => {
     if (typeof p !== 'string') throw new TypeError('a path is required');
@@ -76,11 +84,18 @@ export function checkoutFs(root: string, limits: CheckoutLimits) {
   return {
     written,
     async readFile(p: string, options?: { encoding?: BufferEncoding } | BufferEncoding) {
-      return fsp.readFile(inside(p), options);
+      const full = inside(p);
+      const data = await fsp.readFile(full, options);
+      if (!PACK.test(full) || typeof data === 'string') return data;
+      // A pack fetched to disk is checked when isomorphic-git first reads it (to index it), before it inflates anything.
+      await checkOnce(full, data);
+      // isomorphic-git copies what it reads into a Buffer (Buffer.from), which for a pack is the largest copy of all;
+      // from an ArrayBuffer, Buffer.from makes a view instead.
+      return data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? data.buffer : data;
     },
     async writeFile(p: string, data: Data, options?: WriteOptions) {
       const full = inside(p);
-      if (PACK.test(full) && typeof data !== 'string') checkPack(data, limits.maxObjectBytes);
+      if (PACK.test(full) && typeof data !== 'string') await checkOnce(full, data);
       const commit = admit(full, sizeOf(data, options));
       await fsp.writeFile(full, data, options);
       commit();

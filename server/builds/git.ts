@@ -16,6 +16,7 @@
  * bytes and files. The checkout goes to the service's work directory (on the
  * data volume, not /tmp), one file at a time.
  */
+import path from 'node:path';
 import git from 'isomorphic-git';
 import type { GitHttpRequest, GitHttpResponse, HttpClient } from 'isomorphic-git';
 import { AppError, upstream } from '../errors.js';
@@ -26,6 +27,7 @@ import { RegistryTransport } from '../registry/transport.js';
 import type { WorkDir } from '../workDir.js';
 import { checkoutFs, CheckoutTooLarge, type CheckoutLimits } from './checkoutFs.js';
 import { PackObjectTooLarge, PackUnreadable } from './pack.js';
+import { PackFile, packToDisk } from './uploadPack.js';
 
 export interface GitFetchRequest {
   url: string;
@@ -73,34 +75,45 @@ export class GitFetcher {
     return this.trusted.has(host.toLowerCase());
   }
 
-  /** Clones the repository and checks out `ref`; errors say what went wrong in words. */
+  /**
+   * Fetches the repository and checks out `ref`; errors say what went wrong
+   * in words. The pack goes to disk as it arrives (builds/uploadPack.ts) and
+   * is checked (builds/pack.ts) and indexed once complete.
+   */
   async fetch(request: GitFetchRequest): Promise<FetchedRepository> {
     const dir = this.options.workDir.make('git');
     const fs = checkoutFs(dir, this.options.checkout);
     // One cache for all the calls: the pack is read into memory once, not once a call.
     const cache = {};
-    const http = this.client(new URL(request.url), request.signal);
+    const pack = new PackFile(path.join(dir, '.git', 'objects', 'pack'));
+    const http = this.client(new URL(request.url), request.signal, pack);
     const username = request.username || 'oauth2';
     const onAuth = request.token ? () => ({ username, password: request.token }) : () => ({ cancel: true });
     try {
       const ref = request.ref;
-      await git.clone({
+      await git.init({ fs, dir });
+      await git.addRemote({ fs, dir, remote: 'origin', url: request.url });
+      const fetched = await git.fetch({
         fs,
         http,
         dir,
         cache,
-        url: request.url,
+        remote: 'origin',
         onAuth,
-        noCheckout: true,
         // A named branch or the default one needs only its tip; a commit or tag needs the history that holds it.
-        ...(ref === '' ? { singleBranch: true, depth: 1 } : { singleBranch: false }),
+        ...(ref === '' ? { singleBranch: true, depth: 1, tags: false } : { singleBranch: false, tags: true }),
       });
-      const commit = ref === '' ? await git.resolveRef({ fs, dir, ref: 'HEAD' }) : await resolve(fs, dir, ref);
+      const packFile = await pack.finish();
+      // Read through the checkout's file system, which checks every object before isomorphic-git inflates it.
+      if (packFile) await git.indexPack({ fs, dir, cache, filepath: path.relative(dir, packFile) });
+      const commit = ref === '' ? fetched.fetchHead : await resolve(fs, dir, ref);
+      if (!commit) throw upstream('failed', 'The repository has no commits.');
       await assertCheckoutFits(fs, dir, cache, commit, this.options.checkout);
       // One file at a time: isomorphic-git holds each file's content whole while it writes it.
       await git.checkout({ fs, dir, cache, ref: commit, force: true, nonBlocking: true, batchSize: 1 });
       return { dir, commit };
     } catch (err) {
+      await pack.abandon();
       this.options.workDir.remove(dir);
       throw gitError(err, request);
     }
@@ -113,7 +126,7 @@ export class GitFetcher {
    * repository's host only, retries on 429/5xx; and the bytes received
    * counted.
    */
-  private client(start: URL, signal: AbortSignal): HttpClient {
+  private client(start: URL, signal: AbortSignal, pack: PackFile): HttpClient {
     const transport = this.transport;
     let received = 0;
     const maxBytes = this.options.maxBytes;
@@ -141,13 +154,15 @@ export class GitFetcher {
           yield chunk;
         }
       }
+      // The answer that carries the pack: its pack data goes to disk, the rest on to isomorphic-git.
+      const carriesPack = method === 'POST' && new URL(req.url).pathname.endsWith('/git-upload-pack') && response.ok;
       return {
         url: response.url || req.url,
         method,
         statusCode: response.status,
         statusMessage: response.statusText,
         headers: Object.fromEntries(response.headers.entries()),
-        body: counted(),
+        body: carriesPack ? packToDisk(counted(), pack) : counted(),
       };
     };
     return { request };

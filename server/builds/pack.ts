@@ -3,8 +3,9 @@
  * isomorphic-git inflates every object whole in memory (and more than once:
  * while indexing, resolving deltas and checking out), and a blob of zeros
  * compresses a thousandfold, so one object of a small pack could take the
- * process down. Each object is inflated here once, never past what its
- * header declares nor past the limit, and dropped before the next one.
+ * process down. Each object is inflated here once, a chunk at a time (what
+ * it inflates to is counted, never held), and refused past what its header
+ * declares or past the limit.
  *
  * The format: https://git-scm.com/docs/pack-format (version 2; objects are a
  * type-and-size header, for deltas a base reference, then a zlib stream).
@@ -41,10 +42,10 @@ export interface PackSummary {
 }
 
 /**
- * Checks every object of a pack against `maxObjectBytes`; throws
+ * Checks every object of a pack against `maxObjectBytes`; rejects with
  * {@link PackObjectTooLarge} at the first one past it, before inflating it.
  */
-export function checkPack(pack: Uint8Array, maxObjectBytes: number): PackSummary {
+export async function checkPack(pack: Uint8Array, maxObjectBytes: number): Promise<PackSummary> {
   const bytes = Buffer.from(pack.buffer, pack.byteOffset, pack.byteLength);
   if (bytes.length < 32 || bytes.toString('latin1', 0, 4) !== 'PACK') throw new PackUnreadable('it does not start with PACK');
   const version = bytes.readUInt32BE(4);
@@ -75,31 +76,48 @@ export function checkPack(pack: Uint8Array, maxObjectBytes: number): PackSummary
     }
     // What the object inflates to; a delta's own data is smaller than what it builds, checked below.
     if (size > maxObjectBytes) throw new PackObjectTooLarge(size, maxObjectBytes);
-    let inflated: { buffer: Buffer; engine: zlib.Inflate };
-    try {
-      inflated = zlib.inflateSync(bytes.subarray(at, end), { info: true, maxOutputLength: Math.max(1, size) }) as unknown as {
-        buffer: Buffer;
-        engine: zlib.Inflate;
-      };
-    } catch (err) {
-      const code = (err as { code?: string }).code;
-      throw new PackUnreadable(
-        code === 'ERR_BUFFER_TOO_LARGE' ? 'an object is larger than its header says' : `an object does not inflate (${code ?? 'error'})`,
-      );
-    }
-    if (inflated.buffer.length !== size) throw new PackUnreadable('an object is smaller than its header says');
-    at += inflated.engine.bytesWritten;
+    const inflated = await inflatedSize(bytes.subarray(at, end), size);
+    at += inflated.consumed;
     let built = size;
     if (type === OFS_DELTA || type === REF_DELTA) {
       // A delta's data starts with the size of its base, then the size of what it builds.
       const cursor = { at: 0 };
-      varint(inflated.buffer, cursor);
-      built = varint(inflated.buffer, cursor);
+      varint(inflated.head, cursor);
+      built = varint(inflated.head, cursor);
       if (built > maxObjectBytes) throw new PackObjectTooLarge(built, maxObjectBytes);
     }
     largest = Math.max(largest, built);
   }
   return { objects: count, largestBytes: largest };
+}
+
+/** A delta header's two sizes take at most ten bytes each. */
+const HEAD_BYTES = 20;
+
+/**
+ * Inflates one zlib stream from the start of `input` (the rest of the pack
+ * follows it), a chunk at a time: how many bytes it took, and the first
+ * bytes of what it gave. Refused when it gives more or less than `size`.
+ */
+function inflatedSize(input: Buffer, size: number): Promise<{ consumed: number; head: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const inflate = zlib.createInflate({ chunkSize: 64 * 1024 });
+    let out = 0;
+    let head = Buffer.alloc(0);
+    inflate.on('data', (chunk: Buffer) => {
+      if (head.length < HEAD_BYTES) head = Buffer.concat([head, chunk.subarray(0, HEAD_BYTES - head.length)]);
+      out += chunk.length;
+      if (out > size) inflate.destroy(new PackUnreadable('an object is larger than its header says'));
+    });
+    inflate.once('error', (err: Error & { code?: string }) =>
+      reject(err instanceof PackUnreadable ? err : new PackUnreadable(`an object does not inflate (${err.code ?? err.message})`)),
+    );
+    inflate.once('end', () => {
+      if (out !== size) reject(new PackUnreadable('an object is smaller than its header says'));
+      else resolve({ consumed: inflate.bytesWritten, head });
+    });
+    inflate.end(input);
+  });
 }
 
 /** A delta header's size: seven bits a byte, least significant first. */

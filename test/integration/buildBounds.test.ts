@@ -3,13 +3,15 @@
  * it runs (node dist/server/main.js, its own process, with a real Docker
  * engine, registry and git smart-HTTP server on loopback): repositories of a
  * few kilobytes whose checkout would be a gigabyte, one blob that inflates to
- * hundreds of megabytes, thousands of files, and a context of 400 MB that
- * must stream to the engine from disk. Each fails in words naming its limit
- * (or, within the limits, builds), the process's peak resident memory
- * (VmHWM) stays under 300 MB, and the work directory holds nothing
- * afterwards. The process has no usable /tmp (TMPDIR names a path under a
+ * hundreds of megabytes, as much random data as the default limits allow,
+ * thousands of files, and a context of 400 MB that must stream to the engine
+ * from disk. Each fails in words naming its limit (or, within the limits,
+ * builds), the process's peak resident memory (VmHWM) stays under 300 MB
+ * (the service alone, idle, holds about 130), and the work directory holds
+ * nothing afterwards. The process has no usable /tmp (TMPDIR names a path under a
  * regular file), as in the documented read-only container.
  */
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -187,7 +189,39 @@ describe("a build's repository is bounded as written, in memory and on disk", { 
     const { proc } = await startBuilder();
     const done = await buildRepository('bombs/one-blob.git');
     expect(done.status).toBe('failed');
-    expect(done.message).toMatch(/holds a file of 400 MiB; at most 50 MiB \(CUSTOM_IMAGES_BUILD_GIT_FILE_MAX_MB\)/);
+    expect(done.message).toMatch(/holds a file of 400 MiB; at most 16 MiB \(CUSTOM_IMAGES_BUILD_GIT_FILE_MAX_MB\)/);
+    expect(peakRss(proc.pid!)).toBeLessThan(RSS_LIMIT);
+    expect(leftovers()).toEqual([]);
+  });
+
+  it('fetches what the default limits allow (32 MiB of pack that does not compress, in files of 16 MiB) within the bound, and refuses more', async () => {
+    // The worst case for memory at the defaults: isomorphic-git holds the pack, and each file whole, several times over.
+    const random = (files: number) => {
+      const repo = `random/${files}.git`;
+      const blobs = Array.from({ length: files }, () => crypto.randomBytes(Math.floor(15.9 * MiB)));
+      const entries = blobs.map((blob, i) => `100644 blob ${git.git(repo, ['hash-object', '-w', '--stdin'], blob)}\tdata${i}.bin`);
+      for (const [name, content] of Object.entries({ Dockerfile: DOCKERFILE(), 'small.txt': 'beside random data\n' }))
+        entries.push(`100644 blob ${git.git(repo, ['hash-object', '-w', '--stdin'], content)}\t${name}`);
+      git.git(repo, [
+        'update-ref',
+        'refs/heads/main',
+        git.git(repo, ['commit-tree', git.git(repo, ['mktree'], `${entries.join('\n')}\n`), '-m', 'data']),
+      ]);
+      git.git(repo, ['symbolic-ref', 'HEAD', 'refs/heads/main']);
+      return repo;
+    };
+    const within = random(2);
+    expect(packBytes(git, within)).toBeGreaterThan(31 * MiB);
+    const { proc } = await startBuilder();
+    const done = await buildRepository(within);
+    if (done.status !== 'succeeded') console.log(done.log, service?.log());
+    expect(done.status).toBe('succeeded');
+    expect(peakRss(proc.pid!)).toBeLessThan(RSS_LIMIT);
+    expect(leftovers()).toEqual([]);
+
+    const over = await buildRepository(random(3));
+    expect(over.status).toBe('failed');
+    expect(over.message).toMatch(/is larger than 32 MiB \(CUSTOM_IMAGES_BUILD_GIT_MAX_MB\)/);
     expect(peakRss(proc.pid!)).toBeLessThan(RSS_LIMIT);
     expect(leftovers()).toEqual([]);
   });

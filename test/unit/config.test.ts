@@ -51,7 +51,8 @@ describe('parseConfig', () => {
     expect(config.builds).toMatchObject({
       checkoutBytes: 512 * 1024 * 1024,
       checkoutFiles: 100_000,
-      gitFileBytes: 50 * 1024 * 1024,
+      gitFileBytes: 16 * 1024 * 1024,
+      gitMaxBytes: 32 * 1024 * 1024,
       contextBytes: 512 * 1024 * 1024,
     });
     const set = parseConfig(
