@@ -73,8 +73,9 @@ export function buildServices(
     registry,
     git: new GitFetcher({
       trustedHosts: options.trustedGitHosts,
-      maxBytes: 50 * 1024 * 1024,
-      checkout: { maxBytes: 512 * 1024 * 1024, maxFiles: 100_000, maxObjectBytes: 50 * 1024 * 1024, ...options.checkout },
+      // The service's defaults (server/config.ts).
+      maxBytes: 32 * 1024 * 1024,
+      checkout: { maxBytes: 512 * 1024 * 1024, maxFiles: 100_000, maxObjectBytes: 16 * 1024 * 1024, ...options.checkout },
       workDir,
       timeoutMs: 30_000,
     }),
