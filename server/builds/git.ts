@@ -10,7 +10,8 @@
  * part of a URL, a log line or the context.
  *
  * What a repository may cost is bounded three times over: the bytes
- * received; each object of the pack before isomorphic-git inflates it
+ * received (the pack written to disk as it arrives, builds/uploadPack.ts);
+ * each object of the pack before isomorphic-git inflates it
  * (builds/pack.ts); and the checkout, planned from its trees before a file
  * is written and counted again as it is written (builds/checkoutFs.ts), in
  * bytes and files. The checkout goes to the service's work directory (on the

@@ -64,20 +64,23 @@ export class DockerBuilder implements ImageBuilder {
     const progress = new BuildProgress();
     let failure: string | undefined;
     try {
-      const stream = (await this.engine.docker.buildImage(request.context, {
-        t: request.tag,
-        dockerfile: request.dockerfile,
-        rm: true,
-        forcerm: true,
-        networkmode: request.network,
-        memory: request.limits.memoryBytes,
-        memswap: request.limits.memoryBytes,
-        cpuperiod: 100_000,
-        cpuquota: Math.round(request.limits.cpus * 100_000),
-        ...(request.limits.cgroupParent ? { cgroupparent: request.limits.cgroupParent } : {}),
-        registryconfig: request.registryLogins,
-        abortSignal: signal,
-      } as Parameters<typeof this.engine.docker.buildImage>[1])) as NodeJS.ReadableStream;
+      const stream = (await this.engine.docker.buildImage(
+        request.context as unknown as NodeJS.ReadableStream,
+        {
+          t: request.tag,
+          dockerfile: request.dockerfile,
+          rm: true,
+          forcerm: true,
+          networkmode: request.network,
+          memory: request.limits.memoryBytes,
+          memswap: request.limits.memoryBytes,
+          cpuperiod: 100_000,
+          cpuquota: Math.round(request.limits.cpus * 100_000),
+          ...(request.limits.cgroupParent ? { cgroupparent: request.limits.cgroupParent } : {}),
+          registryconfig: request.registryLogins,
+          abortSignal: signal,
+        } as Parameters<typeof this.engine.docker.buildImage>[1],
+      )) as NodeJS.ReadableStream;
       signal.addEventListener('abort', () => (stream as NodeJS.ReadableStream & { destroy?: () => void }).destroy?.(), { once: true });
       let pending = '';
       const onText = (raw: string) => {

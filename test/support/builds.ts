@@ -61,7 +61,7 @@ export function buildServices(
     runLimits: { timeoutMs: 60_000, memoryBytes: 512 * 1024 * 1024, pids: 64, outputBytes: 16 * 1024 },
   });
   const store = new BuildStore(db);
-  const workDir = options.workDir ?? WorkDir.open(fs.mkdtempSync(path.join(os.tmpdir(), 'ci-work-')));
+  const workDir = options.workDir ?? ownWorkDir();
   const catalog = staticCatalog(options.systems);
   const builds = new BuildService({
     store,
@@ -111,6 +111,13 @@ export function buildServices(
       return (await store.get(id)) as BuildRow;
     },
   };
+}
+
+/** A work directory of the caller's process alone, removed when the process exits. */
+function ownWorkDir(): WorkDir {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'ci-work-'));
+  process.once('exit', () => fs.rmSync(root, { recursive: true, force: true }));
+  return WorkDir.open(root);
 }
 
 export interface UploadedWheel {
