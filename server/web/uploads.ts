@@ -8,7 +8,7 @@
  * (files, their bytes together, text fields) are checked on every chunk. Past
  * one, the request is answered at once (413 or 400, naming `files`) while the
  * client may still be sending; what it sends after is read and dropped for a
- * moment, so that it sees the answer, and then the connection is cut. A body
+ * few seconds, so that it sees the answer, and then the connection is cut. A body
  * that declares a length over the limit is refused before it is read. Only a
  * body within the limits is handed over, its files read back whole: at most
  * the upload limit, once it has been checked.
@@ -35,7 +35,7 @@ const FIELDS = 40;
 /** Boundaries and part headers, beyond the files and fields a body may carry. */
 const MULTIPART_OVERHEAD = 64 * 1024;
 /** How long a refused upload may go on sending (read and dropped) before its connection is cut. */
-const LINGER_MS = 2000;
+const LINGER_MS = 5000;
 /** Names that would reach an object's prototype; no form field is called so. */
 const RESERVED = new Set(['__proto__', 'constructor', 'prototype']);
 
@@ -94,15 +94,19 @@ export function buildUploads(limits: UploadLimits, workDir: WorkDir): RequestHan
 }
 
 /**
- * Answers a refused upload now, and closes its connection once the answer is
- * out: what the client still sends is dropped for {@link LINGER_MS} (a client
- * that reads only after sending then sees the answer), never read further.
+ * Answers a refused upload now, while the client may still be sending. The
+ * connection is not closed at once: a client that reads the answer only
+ * once it has sent its body (fetch does) would get a reset instead of the
+ * answer. What it still sends is read and dropped, never kept, for
+ * {@link LINGER_MS} at most; then the connection is cut.
  */
 function refuse(req: Request, res: Response, next: NextFunction, err: unknown): void {
-  res.setHeader('Connection', 'close');
   res.once('finish', () => {
+    if (req.complete) return;
     req.resume();
-    setTimeout(() => req.socket.destroy(), LINGER_MS).unref();
+    const cut = setTimeout(() => req.socket.destroy(), LINGER_MS).unref();
+    req.once('end', () => clearTimeout(cut));
+    req.once('close', () => clearTimeout(cut));
   });
   next(err);
 }

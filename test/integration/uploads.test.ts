@@ -154,6 +154,35 @@ describe('multipart uploads', () => {
     expect(sent.sentWhenAnswered).toBeLessThan(sent.total / 4);
   });
 
+  it('answers 413 to a client that reads only once it has sent all (fetch), rather than cutting it off', async () => {
+    // 4 MiB in 64 KiB pieces, a little at a time: the client is still sending when the answer is written.
+    const head = Buffer.concat([field('name', 'big'), fileHead('data.bin')]);
+    let sent = 0;
+    const body = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        if (sent === 0) controller.enqueue(head);
+        if (sent >= 64) {
+          controller.enqueue(END);
+          controller.close();
+          return;
+        }
+        sent++;
+        await new Promise((r) => setTimeout(r, 10));
+        controller.enqueue(Buffer.alloc(64 * KiB, 0x62));
+      },
+    });
+    const res = await fetch(`${base}/api/builds`, {
+      method: 'POST',
+      headers: { 'Content-Type': `multipart/form-data; boundary=${BOUNDARY}` },
+      body,
+      duplex: 'half',
+    } as RequestInit);
+    expect(res.status).toBe(413);
+    expect(await res.json()).toMatchObject({ field: 'files' });
+    for (let i = 0; i < 50 && leftovers().length > 0; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(leftovers()).toEqual([]);
+  });
+
   it('takes as many files as allowed, and refuses one more, naming files', async () => {
     const form = new FormData();
     for (let i = 0; i < 3; i++) form.append('files', new Blob([`file ${i}`]), `f${i}.txt`);
