@@ -37,7 +37,12 @@ export class WorkDir {
     private readonly now: () => number,
   ) {
     this.folder = path.join(root, `${this.space}.${process.pid}.${randomBytes(4).toString('hex')}`);
-    fs.mkdirSync(this.folder, { recursive: true, mode: 0o700 });
+    if (!fs.existsSync(root)) {
+      fs.mkdirSync(root, { recursive: true });
+      // As the image's /data: the group may write too (OpenShift starts an image as any uid in group 0).
+      fs.chmodSync(root, 0o770);
+    }
+    fs.mkdirSync(this.folder, { mode: 0o700 });
     this.sweep();
     this.timer = setInterval(() => this.touch(), TOUCH_EVERY_MS).unref();
   }
@@ -89,7 +94,12 @@ export class WorkDir {
       const gone =
         (name[1] === this.space && pid !== process.pid && !running(pid)) ||
         this.now() - (fs.lstatSync(full, { throwIfNoEntry: false })?.mtimeMs ?? this.now()) > STALE_AFTER_MS;
-      if (gone) fs.rmSync(full, { recursive: true, force: true });
+      if (!gone) continue;
+      try {
+        fs.rmSync(full, { recursive: true, force: true });
+      } catch {
+        // Another uid's leftovers (a replica started as another user): left for it, never a reason not to start.
+      }
     }
   }
 }
