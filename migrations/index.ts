@@ -13,6 +13,7 @@ import * as m007 from './20261201_007_engine_images.js';
 import * as m008 from './20261201_008_reuse_scope.js';
 import * as m009 from './20261202_009_sharing.js';
 import * as m010 from './20261202_010_builds.js';
+import * as m011 from './20261206_011_build_files.js';
 import * as m013 from './20261206_013_publication_digest.js';
 import * as m014 from './20261206_014_replicas.js';
 
@@ -33,6 +34,7 @@ export const migrations: Migration[] = [
   { name: '20261201_008_reuse_scope', ...m008 },
   { name: '20261202_009_sharing', ...m009 },
   { name: '20261202_010_builds', ...m010 },
+  { name: '20261206_011_build_files', ...m011 },
   { name: '20261206_013_publication_digest', ...m013 },
   { name: '20261206_014_replicas', ...m014 },
 ];

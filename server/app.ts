@@ -47,6 +47,7 @@ import { SharingService } from './sharing/service.js';
 import { ShareStore } from './sharing/store.js';
 import { AuditLog } from './audit/store.js';
 import type { DockerEngine } from './runner/engine.js';
+import type { WorkDir } from './workDir.js';
 import { SystemService } from './systems/service.js';
 import { BuildService } from './builds/service.js';
 import { BuildStore } from './builds/store.js';
@@ -71,6 +72,8 @@ export interface AppDeps {
   registry: RegistryClient;
   /** The Docker engine for pulls and run checks; undefined when none is configured. */
   engine?: DockerEngine | undefined;
+  /** Where temporary files go (git checkouts, build contexts, uploads); main opens it under config.workDir. */
+  workDir: WorkDir;
 }
 
 /** Background work: started after listen, stopped (waiting for work in hand) at shutdown. */
@@ -291,11 +294,23 @@ export function createApp(deps: AppDeps): App {
     git: new GitFetcher({
       trustedHosts: config.builds.trustedGitHosts,
       maxBytes: config.builds.gitMaxBytes,
+      checkout: {
+        maxBytes: config.builds.checkoutBytes,
+        maxFiles: config.builds.checkoutFiles,
+        maxObjectBytes: config.builds.gitFileBytes,
+      },
+      workDir: deps.workDir,
       timeoutMs: config.registries.timeoutMs,
     }),
+    workDir: deps.workDir,
     builder: deps.engine ? new DockerBuilder(deps.engine) : undefined,
     check: (owner, imageId) => checks.queue(owner, imageId),
-    limits: { dockerfileBytes: 64 * 1024, uploadBytes: config.builds.uploadBytes, uploadFiles: BUILD_UPLOAD_FILES },
+    limits: {
+      dockerfileBytes: 64 * 1024,
+      uploadBytes: config.builds.uploadBytes,
+      uploadFiles: BUILD_UPLOAD_FILES,
+      contextBytes: config.builds.contextBytes,
+    },
     builderLimits: {
       memoryBytes: config.builds.memoryBytes,
       cpus: config.builds.cpus,
@@ -330,8 +345,8 @@ export function createApp(deps: AppDeps): App {
     },
   };
   // The API on the app itself, before everything the pages need.
-  const uploadLimits = { uploadBytes: config.builds.uploadBytes, uploadFiles: BUILD_UPLOAD_FILES };
-  app.use(`${apiPrefix}v1`, apiRouter({ authenticate, systems, launches, images, checks, sharing, builds, uploadLimits }));
+  const uploads = buildUploads({ uploadBytes: config.builds.uploadBytes, uploadFiles: BUILD_UPLOAD_FILES }, deps.workDir);
+  app.use(`${apiPrefix}v1`, apiRouter({ authenticate, systems, launches, images, checks, sharing, builds, buildUploads: uploads }));
   const draining = new AbortController();
   const router = express.Router();
   router.use('/static', express.static(path.join(VIEWS_DIR, 'static'), { maxAge: '1h' }));
@@ -396,7 +411,7 @@ export function createApp(deps: AppDeps): App {
     next();
   });
   // A build form sends files (multipart): parsed before the CSRF check reads its token, for logged-in users only.
-  pages.post(['/builds', '/images/:id/rebuild'], requireLogin(prefix), ...buildUploads(uploadLimits));
+  pages.post(['/builds', '/images/:id/rebuild'], requireLogin(prefix), ...uploads);
   pages.use(express.urlencoded({ extended: false, limit: '64kb' }));
   const csrf = csrfSync({
     getTokenFromRequest: (req) => (req.body as { _csrf?: string } | undefined)?._csrf,

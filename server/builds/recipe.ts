@@ -20,6 +20,12 @@ export interface UploadedFile {
   content: Buffer;
 }
 
+/** A file of the build context as the rules see it: its name and size (an upload, or a file a rebuild keeps). */
+export interface ContextFileSummary {
+  name: string;
+  size: number;
+}
+
 const TEXT_MAX = 64 * 1024;
 
 export const BuildInputSchema = z.object({
@@ -64,7 +70,7 @@ export interface BuildRecipe {
   apt: string;
   /** What is built: the researcher's Dockerfile, or the one written for the packages; blank: the git repository's own. */
   dockerfile: string;
-  files: UploadedFile[];
+  files: ContextFileSummary[];
   git: GitSource | null;
 }
 
@@ -78,7 +84,7 @@ export interface BuildLimits {
 export interface BuildSchemaContext {
   /** The systems the user may build on (enabled, building on). */
   systems: readonly System[];
-  files: UploadedFile[];
+  files: ContextFileSummary[];
   limits: BuildLimits;
   /** A git host (host[:port]) an admin trusts: it may be on a private address and plain http. */
   gitHostTrusted: (host: string) => boolean;
@@ -118,7 +124,7 @@ export function buildInputSchema(context: BuildSchemaContext) {
     }
 
     const files = context.files;
-    const total = files.reduce((sum, f) => sum + f.content.length, 0);
+    const total = files.reduce((sum, f) => sum + f.size, 0);
     if (files.length > context.limits.uploadFiles)
       issue('files', `Upload at most ${context.limits.uploadFiles} files (${files.length} given)`);
     if (total > context.limits.uploadBytes) {

@@ -18,9 +18,8 @@ import type { RunningJob } from '../jobs/running.js';
 import { buildJobKind } from './job.js';
 import { parseReference } from '../registry/reference.js';
 import type { System } from '../systems/schema.js';
-import { packFiles, unpackFiles } from './context.js';
 import { buildInputSchema, type BuildRecipe, type UploadedFile } from './recipe.js';
-import { BuildStore, type BuildRow, type BuildStatus, type BuildSummary } from './store.js';
+import { BuildStore, contentHash, type BuildRow, type BuildStatus, type BuildSummary, type NewBuildFile } from './store.js';
 import { inputError } from '../forms.js';
 import { runBuild, tokenAssociatedData, type BuildRunDeps } from './run.js';
 import { dockerfileImages } from './dockerfile.js';
@@ -94,8 +93,9 @@ export class BuildService {
   }
 
   /** Validates, saves the image and queues build 1; nothing is stored when anything is wrong. */
-  async create(actor: HubIdentity, owner: string, raw: unknown, files: UploadedFile[]): Promise<{ image: ImageView; build: BuildView }> {
+  async create(actor: HubIdentity, owner: string, raw: unknown, uploads: UploadedFile[]): Promise<{ image: ImageView; build: BuildView }> {
     this.deps.access.writeImagesOf(actor, owner);
+    const files = toStore(uploads);
     const recipe = await this.validate(raw, files, undefined, owner);
     if (await this.deps.imageStore.nameTaken(owner, recipe.name)) {
       throw conflict(`You have an image called ${recipe.name} already: choose another name, or rebuild that one`, { field: 'name' });
@@ -118,7 +118,7 @@ export class BuildService {
         },
         now,
       );
-      const buildId = await BuildStore.insert(store.db, this.newBuild(actor, owner, imageId, 1, target, recipe, null, now));
+      const buildId = await BuildStore.insert(store.db, this.newBuild(actor, owner, imageId, 1, target, recipe, files, null, now));
       await store.audit(auditEntry(actor, 'image.build', { type: 'image', id: String(imageId) }, this.auditDetails(recipe, 1)), now);
       return { imageId, buildId };
     });
@@ -129,15 +129,16 @@ export class BuildService {
   /**
    * Queues the next build of a built image: with the inputs of its newest
    * build (`raw` undefined), or edited ones (a blank token keeps the stored
-   * one for the same repository; no uploads keep the previous files).
+   * one for the same repository; no uploads keep the previous files, named
+   * again, not copied).
    */
-  async rebuild(actor: HubIdentity, owner: string, imageId: number, raw: unknown, files: UploadedFile[]): Promise<BuildView> {
+  async rebuild(actor: HubIdentity, owner: string, imageId: number, raw: unknown, uploads: UploadedFile[]): Promise<BuildView> {
     this.deps.access.writeImagesOf(actor, owner);
     const image = await this.deps.imageStore.get(owner, imageId);
     if (!image) throw notFound('Image');
     const last = await this.deps.store.newest(owner, imageId);
     if (!last) throw conflict('This image was not built by the service; there is nothing to rebuild.');
-    const keptFiles = files.length === 0 && last.files ? unpackFiles(last.files) : files;
+    const keptFiles: NewBuildFile[] = uploads.length === 0 ? await this.deps.store.files(last.id) : toStore(uploads);
     const recipe = await this.validate(
       raw === undefined
         ? { ...this.inputsAsRaw(last), name: image.name, system: image.system, mountPath: image.mountPath ?? '' }
@@ -154,7 +155,7 @@ export class BuildService {
       const number = await BuildStore.nextNumber(store.db, imageId);
       const target = this.target(recipe.system, owner, image.name, number);
       const keptToken = recipe.git?.token.action === 'keep' ? last.gitToken : null;
-      const id = await BuildStore.insert(store.db, this.newBuild(actor, owner, imageId, number, target, recipe, keptToken, now));
+      const id = await BuildStore.insert(store.db, this.newBuild(actor, owner, imageId, number, target, recipe, keptFiles, keptToken, now));
       if (recipe.mountPath !== image.mountPath || recipe.system.slug !== image.system) {
         await store.update(owner, imageId, { ...image, system: recipe.system.slug, mountPath: recipe.mountPath }, now);
       }
@@ -218,7 +219,7 @@ export class BuildService {
 
   private async validate(
     raw: unknown,
-    files: UploadedFile[],
+    files: NewBuildFile[],
     previousGit: { url: string; hasToken: boolean } | undefined,
     owner: string,
   ): Promise<BuildRecipe> {
@@ -293,6 +294,7 @@ export class BuildService {
     number: number,
     target: string,
     recipe: BuildRecipe,
+    files: NewBuildFile[],
     keptToken: BuildRow['gitToken'],
     now: Date,
   ): Parameters<typeof BuildStore.insert>[1] {
@@ -309,8 +311,7 @@ export class BuildService {
       conda: recipe.conda,
       apt: recipe.apt,
       dockerfile: recipe.dockerfile,
-      files: recipe.files.length > 0 ? packFiles(recipe.files) : null,
-      fileNames: recipe.files.map((f) => ({ name: f.name, size: f.content.length })),
+      files,
       gitUrl: git?.url ?? null,
       gitRef: git ? git.ref || null : null,
       gitUsername: git ? git.username || null : null,
@@ -351,6 +352,11 @@ export class BuildService {
   private async view(buildId: number): Promise<BuildView> {
     return viewOf((await this.deps.store.get(buildId)) as BuildRow);
   }
+}
+
+/** Uploads as a new build stores them: named by the sha256 of their content. */
+function toStore(uploads: UploadedFile[]): NewBuildFile[] {
+  return uploads.map((f) => ({ name: f.name, size: f.content.length, sha256: contentHash(f.content), content: f.content }));
 }
 
 function viewOf(build: BuildSummary): BuildView {

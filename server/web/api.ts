@@ -5,7 +5,7 @@
  * are parsed with it, except the launch's, which is built under its type and
  * held to its schema by the API tests (it is the hottest answer).
  */
-import express, { Router } from 'express';
+import express, { Router, type RequestHandler } from 'express';
 import type { CheckService } from '../checks/service.js';
 import type { TokenAuthenticator } from '../hub/tokenAuth.js';
 import { HubIdentitySchema } from '../hub/identity.js';
@@ -19,7 +19,6 @@ import { imageApiRoutes } from './imageApi.js';
 import { launchApiRoutes } from './launchApi.js';
 import { shareApiRoutes } from './shareApi.js';
 import { buildApiRoutes } from './buildApi.js';
-import { buildUploads } from './uploads.js';
 import type { BuildService } from '../builds/service.js';
 
 /** `GET api/v1/me`: who the token belongs to, as the service sees it. */
@@ -33,7 +32,8 @@ export interface ApiDeps {
   checks: CheckService;
   sharing: SharingService;
   builds: BuildService;
-  uploadLimits: { uploadBytes: number; uploadFiles: number };
+  /** Reads a build request's body, files included (web/uploads.ts). */
+  buildUploads: RequestHandler[];
 }
 
 export function apiRouter(deps: ApiDeps): Router {
@@ -41,7 +41,7 @@ export function apiRouter(deps: ApiDeps): Router {
   // No body is read before the token is known.
   router.use(requireToken(deps.authenticate));
   // Build requests carry Dockerfiles and files: their own, larger limits, before the small default.
-  router.post(['/users/:name/builds', '/users/:name/images/:id/builds'], ...buildUploads(deps.uploadLimits));
+  router.post(['/users/:name/builds', '/users/:name/images/:id/builds'], ...deps.buildUploads);
   router.use(express.json({ limit: '64kb' }));
   // Launches first: the hook's call at every server start passes the fewest routes. One router
   // on the app, not routers nested in the prefix's: each dispatch costs (bench/README.md).

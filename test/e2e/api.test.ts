@@ -15,6 +15,7 @@ import { openDatabase, type Knex } from '../../server/store/db.js';
 import type { HubIdentity } from '../../server/hub/identity.js';
 import { LaunchResponseSchema } from '../../server/launch/service.js';
 import { createApp } from '../../server/app.js';
+import { WorkDir } from '../../server/workDir.js';
 import { parseConfig } from '../../server/config.js';
 import { createHubClient } from '../../server/hub/client.js';
 import { createLogger } from '../../server/log.js';
@@ -266,6 +267,7 @@ describe('a service without a build engine (issue #22)', () => {
       keyring: await createKeyring([new Uint8Array(32).fill(6)]),
       registry: new RegistryClient({ trustedHosts: registries.trusted }),
       engine: undefined,
+      workDir: WorkDir.open(path.join(dir, 'work')),
     });
     await built.seedSystems([dockerSeed([`${registries.open}/*`], buildsOn)]);
     built.worker.start();

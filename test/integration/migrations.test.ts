@@ -2,9 +2,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { migrations } from '../../migrations/index.js';
+import { migrations, type Migration } from '../../migrations/index.js';
 import { openDatabase, type Knex } from '../../server/store/db.js';
 import { migrateLatest, migrateRollbackAll, migrationStatus } from '../../server/store/migrate.js';
+import { BuildStore } from '../../server/builds/store.js';
 import { createTestDatabase } from '../support/postgres.js';
 
 const names = migrations.map((m) => m.name);
@@ -25,6 +26,8 @@ async function upAndDown(db: Knex): Promise<void> {
   expect(await migrateLatest(db)).toEqual(names);
   expect(await tables(db)).toEqual([
     'audit',
+    'build_files',
+    'build_inputs',
     'builds',
     'checks',
     'credentials',
@@ -120,5 +123,121 @@ describe('migrations', () => {
     expect(await migrateLatest(db, 10_000)).toEqual(names);
     expect(await db('knex_migrations_lock').select('is_locked')).toEqual([{ is_locked: 0 }]);
     expect(await migrationStatus(db)).toEqual({ applied: names, pending: [] });
+  });
+
+  // Builds kept a JSON copy of their files each (migration 010): 011 moves them to one row per content.
+  it.each(['SQLite', 'PostgreSQL'])("move old builds' files to one stored copy per content on %s, and back down", async (kind) => {
+    let db: Knex;
+    if (kind === 'SQLite') {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ci-mig-'));
+      db = openDatabase(`sqlite://${dir}/db.sqlite`);
+      cleanups.push(async () => {
+        await db.destroy();
+        fs.rmSync(dir, { recursive: true, force: true });
+      });
+    } else {
+      const pg = await createTestDatabase();
+      db = openDatabase(pg.url);
+      cleanups.push(async () => {
+        await db.destroy();
+        await pg.drop();
+      });
+    }
+    // knex's migrator over a list of our migrations (server/store/migrate.ts runs them all).
+    const over = (list: Migration[]): Knex.MigratorConfig => ({
+      tableName: 'knex_migrations',
+      migrationSource: {
+        getMigrations: async () => list,
+        getMigrationName: (m: Migration) => m.name,
+        getMigration: async (m: Migration) => m,
+      } satisfies Knex.MigrationSource<Migration>,
+    });
+    await db.migrate.latest(over(migrations.slice(0, names.indexOf('20261202_010_builds') + 1)));
+    const now = new Date();
+    const [image] = (await db('images')
+      .insert({
+        owner: 'ada',
+        name: 'env',
+        system: 'default',
+        reference_input: 'r.example/built/ada/env:2',
+        reference: 'r.example/built/ada/env:2',
+        registry: 'r.example',
+        created_at: now,
+        updated_at: now,
+      })
+      .returning('id')) as Array<{ id: number } | number>;
+    const imageId = typeof image === 'object' ? Number(image.id) : Number(image);
+    const wheel = Buffer.from([0x50, 0x4b, 3, 4, 0, 255, 1, 2]);
+    const packed = (files: Array<[string, Buffer]>) =>
+      Buffer.from(JSON.stringify(files.map(([name, content]) => ({ name, content: content.toString('base64') }))));
+    const build = async (number: number, files: Buffer | null) => {
+      const [row] = (await db('builds')
+        .insert({
+          image_id: imageId,
+          owner: 'ada',
+          number,
+          status: 'succeeded',
+          requested_by: 'ada',
+          mode: 'packages',
+          pip: '',
+          conda: '',
+          apt: '',
+          dockerfile: 'FROM x\n',
+          files,
+          file_names: JSON.stringify([]),
+          target: `r.example/built/ada/env:${number}`,
+          log: '',
+          created_at: now,
+        })
+        .returning('id')) as Array<{ id: number } | number>;
+      return typeof row === 'object' ? Number(row.id) : Number(row);
+    };
+    // Build 2 is a rebuild: another copy of the same two files, in another order.
+    const first = await build(
+      1,
+      packed([
+        ['ci_greeting-1.0-py3-none-any.whl', wheel],
+        ['notes.txt', Buffer.from('notes\n')],
+      ]),
+    );
+    const second = await build(
+      2,
+      packed([
+        ['notes.txt', Buffer.from('notes\n')],
+        ['ci_greeting-1.0-py3-none-any.whl', wheel],
+      ]),
+    );
+    const none = await build(3, null);
+
+    await migrateLatest(db);
+    expect(Number(((await db('build_files').count({ n: '*' }).first()) as { n: unknown }).n)).toBe(2);
+    expect(await db.schema.hasColumn('builds', 'files')).toBe(false);
+    const store = new BuildStore(db);
+    expect(await store.contents(first)).toEqual([
+      { name: 'ci_greeting-1.0-py3-none-any.whl', content: wheel },
+      { name: 'notes.txt', content: Buffer.from('notes\n') },
+    ]);
+    expect((await store.contents(second)).map((f) => f.name)).toEqual(['notes.txt', 'ci_greeting-1.0-py3-none-any.whl']);
+    expect(await store.contents(none)).toEqual([]);
+
+    await db.migrate.down(over(migrations));
+    const restored = (await db('builds').orderBy('number').select('files')) as Array<{ files: Buffer | null }>;
+    const unpack = (files: Buffer | null) => (files ? (JSON.parse(Buffer.from(files).toString()) as unknown) : null);
+    expect(restored.map((r) => unpack(r.files))).toEqual([
+      unpack(
+        packed([
+          ['ci_greeting-1.0-py3-none-any.whl', wheel],
+          ['notes.txt', Buffer.from('notes\n')],
+        ]),
+      ),
+      unpack(
+        packed([
+          ['notes.txt', Buffer.from('notes\n')],
+          ['ci_greeting-1.0-py3-none-any.whl', wheel],
+        ]),
+      ),
+      null,
+    ]);
+    expect(await tables(db)).not.toContain('build_files');
   });
 });
