@@ -28,6 +28,8 @@ import { pushImage } from '../support/images.js';
 import { startRegistries, type TestRegistries } from '../support/registry.js';
 import { fanOutRepository, packBytes } from '../support/repositories.js';
 import { startService, type ServiceProcess } from '../support/service.js';
+import { buildStepsCgroup } from '../support/cgroup.js';
+import { ciDocker } from '../support/docker.js';
 import { testSystem } from '../support/systems.js';
 
 const MiB = 1024 * 1024;
@@ -105,6 +107,8 @@ async function startBuilder(env: Record<string, string> = {}): Promise<ServicePr
     CUSTOM_IMAGES_WORK_DIR: workDir,
     DOCKER_HOST: process.env.DOCKER_HOST ?? 'unix:///var/run/docker.sock',
     TMPDIR: path.join(blocked, 'tmp'),
+    // Building needs a limit on processes.
+    CUSTOM_IMAGES_BUILD_CGROUP_PARENT: await buildStepsCgroup(ciDocker()),
     ...env,
   });
   return service;
