@@ -32,6 +32,7 @@ async function upAndDown(db: Knex): Promise<void> {
     'engine_images',
     'image_shares',
     'images',
+    'inventories',
     'layer_indexes',
     'registry_credentials',
     'replicas',

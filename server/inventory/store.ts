@@ -1,0 +1,75 @@
+/**
+ * Inventories in the database, one row per platform manifest digest and
+ * platform, gzip-compressed JSON. A digest names the image's content for
+ * good, so a row never goes stale; only a change of the inventory's shape
+ * (its version) makes the next check record it again.
+ */
+import { gunzipSync, gzipSync } from 'node:zlib';
+import type { Knex } from 'knex';
+import { INVENTORY_VERSION, InventorySchema, type Inventory } from './schema.js';
+
+type Row = Record<string, unknown>;
+
+/** Where an inventory is kept: the manifest digest a launch starts, and its platform (`linux/amd64`). */
+export interface InventoryKey {
+  digest: string;
+  platform: string;
+}
+
+function decode(data: unknown): Inventory | undefined {
+  const parsed = InventorySchema.safeParse(JSON.parse(gunzipSync(data as Buffer).toString('utf8')));
+  return parsed.success ? parsed.data : undefined;
+}
+
+export class InventoryStore {
+  constructor(private readonly db: Knex) {}
+
+  /** The inventory of `digest` on `platform`, if one of the current version was recorded. */
+  async get(digest: string, platform: string): Promise<Inventory | undefined> {
+    const row = (await this.db('inventories').where({ digest, platform, version: INVENTORY_VERSION }).first('data')) as Row | undefined;
+    return row ? decode(row.data) : undefined;
+  }
+
+  /** Whether an inventory of the current version is kept for `digest` on `platform` (without reading it). */
+  async has(digest: string, platform: string): Promise<boolean> {
+    return (await this.db('inventories').where({ digest, platform, version: INVENTORY_VERSION }).first('digest')) !== undefined;
+  }
+
+  /**
+   * The inventories of many digests, one query; keys without one are absent
+   * from the map, which is keyed by `digest + ' ' + platform` ({@link inventoryKey}).
+   */
+  async getMany(keys: readonly InventoryKey[]): Promise<Map<string, Inventory>> {
+    const found = new Map<string, Inventory>();
+    const wanted = new Set(keys.map(inventoryKey));
+    const digests = [...new Set(keys.map((k) => k.digest))];
+    // Chunks keep the IN list under SQLite's and PostgreSQL's bound-parameter limits.
+    for (let i = 0; i < digests.length; i += 500) {
+      const rows = (await this.db('inventories')
+        .whereIn('digest', digests.slice(i, i + 500))
+        .where({ version: INVENTORY_VERSION })
+        .select('digest', 'platform', 'data')) as Row[];
+      for (const r of rows) {
+        const key = inventoryKey({ digest: String(r.digest), platform: String(r.platform) });
+        if (!wanted.has(key)) continue;
+        const inventory = decode(r.data);
+        if (inventory) found.set(key, inventory);
+      }
+    }
+    return found;
+  }
+
+  /** Keeps the inventory of `digest` on `platform`, replacing one of an older version. */
+  async put(digest: string, platform: string, inventory: Inventory, now = new Date()): Promise<void> {
+    const data = gzipSync(JSON.stringify(InventorySchema.parse(inventory)));
+    await this.db('inventories')
+      .insert({ digest, platform, version: INVENTORY_VERSION, data, created_at: now })
+      .onConflict(['digest', 'platform'])
+      .merge(['version', 'data', 'created_at']);
+  }
+}
+
+/** The map key of {@link InventoryStore.getMany}. */
+export function inventoryKey(key: InventoryKey): string {
+  return `${key.digest} ${key.platform}`;
+}
