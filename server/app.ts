@@ -59,6 +59,8 @@ import { adminPagesRouter } from './web/adminPages.js';
 import { imagePagesRouter } from './web/imagePages.js';
 import { buildPagesRouter } from './web/buildPages.js';
 import { buildUploads } from './web/uploads.js';
+import { InventoryService } from './inventory/service.js';
+import { InventoryStore } from './inventory/store.js';
 import './web/types.js';
 
 /** Everything the app needs from outside; tests pass their own. */
@@ -251,6 +253,8 @@ export function createApp(deps: AppDeps): App {
     pullTimeoutMs: config.pulls.timeoutMs,
     sharing,
   });
+  const inventoryStore = new InventoryStore(db);
+  const inventories = new InventoryService({ store: inventoryStore, images, checks: checkStore });
   const checks = new CheckService({
     store: checkStore,
     access,
@@ -260,6 +264,7 @@ export function createApp(deps: AppDeps): App {
     systems,
     registry: deps.registry,
     layers: tieredLayerCache(memoryLayerCache(), databaseLayerCache(db)),
+    inventories: inventoryStore,
     hub,
     engine: config.checks.runImages ? deps.engine : undefined,
     runLimits: config.checks.run,
@@ -331,7 +336,7 @@ export function createApp(deps: AppDeps): App {
   };
   // The API on the app itself, before everything the pages need.
   const uploadLimits = { uploadBytes: config.builds.uploadBytes, uploadFiles: BUILD_UPLOAD_FILES };
-  app.use(`${apiPrefix}v1`, apiRouter({ authenticate, systems, launches, images, checks, sharing, builds, uploadLimits }));
+  app.use(`${apiPrefix}v1`, apiRouter({ authenticate, systems, launches, images, checks, sharing, builds, inventories, uploadLimits }));
   const draining = new AbortController();
   const router = express.Router();
   router.use('/static', express.static(path.join(VIEWS_DIR, 'static'), { maxAge: '1h' }));
@@ -419,7 +424,7 @@ export function createApp(deps: AppDeps): App {
   );
   pages.use(
     requireLogin(prefix),
-    imagePagesRouter({ images, checks, sharing, builds, prefix, draining: draining.signal }),
+    imagePagesRouter({ images, checks, sharing, builds, inventories, prefix, draining: draining.signal }),
     buildPagesRouter({ builds, images, prefix, draining: draining.signal }),
     adminPagesRouter({ systems, sharing, prefix }),
   );

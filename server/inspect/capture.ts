@@ -92,7 +92,8 @@ export function collectorFor(path: string): Collector | undefined {
   if (base.endsWith('.pth') || base.endsWith('.egg-link')) return path.includes('-packages/') ? textCollector(TEXT_BYTES) : undefined;
   if (base.endsWith('.json') && parentName(path) === 'conda-meta') return condaCollector();
   // distroless: one paragraph file per package (and its .md5sums beside it).
-  if (path.startsWith('/var/lib/dpkg/status.d/') && path.lastIndexOf('/') === 22 && !base.endsWith('.md5sums')) return packagesCollector('dpkg');
+  if (path.startsWith('/var/lib/dpkg/status.d/') && path.lastIndexOf('/') === 22 && !base.endsWith('.md5sums'))
+    return packagesCollector('dpkg');
   return undefined;
 }
 

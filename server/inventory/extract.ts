@@ -8,7 +8,7 @@
  * as `python -m pip list` prints them. Pure.
  */
 import type { Captured, CapturedPackage } from '../inspect/capture.js';
-import type { ImageFacts } from '../inspect/analyze.js';
+import { ruleInputsOf, type ImageFacts } from '../inspect/analyze.js';
 import type { MergedFilesystem } from '../inspect/filesystem.js';
 import type { ImageConfig } from '../registry/client.js';
 import { canonicalName, normalizeVersion } from './pep440.js';
@@ -448,14 +448,21 @@ function jupyterOf(packages: PythonPackage[]): JupyterVersions {
  */
 function kernelspecsOf(fs: MergedFilesystem, found: Found, envPrefix: string | undefined, env: string[], ipykernel: boolean): Kernelspec[] {
   const jupyterPath = (env.find((e) => e.startsWith('JUPYTER_PATH='))?.slice(13) ?? '').split(':').filter((d) => d.startsWith('/'));
-  const dataDirs = [...jupyterPath, ...(envPrefix ? [join(envPrefix, 'share/jupyter')] : []), '/usr/local/share/jupyter', '/usr/share/jupyter'];
+  const dataDirs = [
+    ...jupyterPath,
+    ...(envPrefix ? [join(envPrefix, 'share/jupyter')] : []),
+    '/usr/local/share/jupyter',
+    '/usr/share/jupyter',
+  ];
   const specs: Kernelspec[] = [];
   const seen = new Set<string>();
   for (const dataDir of dataDirs) {
     const literal = dirAt(fs, `${dataDir}/kernels`);
     if (!literal) continue;
     for (const file of found.kernels.filter((k) => parentOf(parentOf(k)) === literal).sort()) {
-      const name = parentOf(file).slice(parentOf(file).lastIndexOf('/') + 1).toLowerCase();
+      const name = parentOf(file)
+        .slice(parentOf(file).lastIndexOf('/') + 1)
+        .toLowerCase();
       const c = capturedAt(fs, file);
       if (seen.has(name) || c?.kind !== 'kernelspec' || !/^[a-z0-9._-]+$/.test(name)) continue;
       seen.add(name);
@@ -518,7 +525,9 @@ export function extractInventory(fs: MergedFilesystem, config: ImageConfig, fact
     const { prefix } = findPrefix(fs, parentOf(r.path), minor);
     pythons.set(r.path, { executable: candidate, version: preciseVersion(fs, prefix, minor, condaByPrefix, osPackages) });
   }
-  const python = layout ? { executable: layout.executable, version: preciseVersion(fs, layout.prefix, layout.minor, condaByPrefix, osPackages) } : null;
+  const python = layout
+    ? { executable: layout.executable, version: preciseVersion(fs, layout.prefix, layout.minor, condaByPrefix, osPackages) }
+    : null;
   const realPython = layout ? fs.resolve(layout.executable) : undefined;
   if (python && realPython?.found) pythons.delete(realPython.path);
 
@@ -533,7 +542,8 @@ export function extractInventory(fs: MergedFilesystem, config: ImageConfig, fact
     ['conda packages', lists.condaPackages],
     ['OS packages', lists.osPackages?.packages ?? []],
   ] as const) {
-    if (list.length > LIST_LIMIT) incomplete.push(`The image has more than ${LIST_LIMIT.toLocaleString('en')} ${name}; the first are listed.`);
+    if (list.length > LIST_LIMIT)
+      incomplete.push(`The image has more than ${LIST_LIMIT.toLocaleString('en')} ${name}; the first are listed.`);
   }
   return {
     version: INVENTORY_VERSION,
@@ -545,13 +555,7 @@ export function extractInventory(fs: MergedFilesystem, config: ImageConfig, fact
     jupyter,
     kernelspecs: kernelspecsOf(fs, found, layout?.envPrefix, env, jupyter.ipykernel !== null),
     cuda: { cuda: libraryVersion(found.cudart, 'libcudart'), cudnn: libraryVersion(found.cudnn, 'libcudnn') },
-    ruleInputs: {
-      singleuser: facts.singleuser !== undefined,
-      interpreter: facts.interpreter !== undefined,
-      pythonVersion: facts.python?.version ?? null,
-      jupyterhubVersion: facts.jupyterhubVersion ?? null,
-      pip: facts.pip !== undefined,
-    },
+    ruleInputs: ruleInputsOf(facts),
     incomplete,
   };
 }

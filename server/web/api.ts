@@ -21,6 +21,8 @@ import { shareApiRoutes } from './shareApi.js';
 import { buildApiRoutes } from './buildApi.js';
 import { buildUploads } from './uploads.js';
 import type { BuildService } from '../builds/service.js';
+import type { InventoryService } from '../inventory/service.js';
+import { inventoryApiRoutes } from './inventoryApi.js';
 
 /** `GET api/v1/me`: who the token belongs to, as the service sees it. */
 export const MeResponseSchema = HubIdentitySchema.pick({ kind: true, name: true, admin: true, groups: true, scopes: true });
@@ -33,6 +35,7 @@ export interface ApiDeps {
   checks: CheckService;
   sharing: SharingService;
   builds: BuildService;
+  inventories: InventoryService;
   uploadLimits: { uploadBytes: number; uploadFiles: number };
 }
 
@@ -50,6 +53,7 @@ export function apiRouter(deps: ApiDeps): Router {
     res.json(MeResponseSchema.parse(identityOf(req)));
   });
   imageApiRoutes(router, deps);
+  inventoryApiRoutes(router, deps);
   shareApiRoutes(router, deps);
   buildApiRoutes(router, deps);
   router.use(notFoundHandler());

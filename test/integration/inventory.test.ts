@@ -71,10 +71,7 @@ function recorded(inventory: Inventory): Array<{ name: string; version: string }
 
 /** `dpkg-query -W` in the image: package, version, architecture. */
 function dpkgList(image: string): string[] {
-  return runIn(image, ['-W', '-f', '${Package}\\t${Version}\\t${Architecture}\\n'], 'dpkg-query')
-    .split('\n')
-    .filter(Boolean)
-    .sort();
+  return runIn(image, ['-W', '-f', '${Package}\\t${Version}\\t${Architecture}\\n'], 'dpkg-query').split('\n').filter(Boolean).sort();
 }
 
 function dpkgRecorded(inventory: Inventory): string[] {
@@ -101,7 +98,10 @@ describe('the inventory equals what pip, dpkg-query and apk show', () => {
     const inventory = await inventoryOf('inv/debian', '1');
     expect(recorded(inventory)).toEqual(pipList(image, 'python3'));
     expect(dpkgRecorded(inventory)).toEqual(dpkgList(image));
-    expect(inventory.python).toEqual({ executable: '/usr/bin/python3', version: runIn(image, ['-c', 'import platform; print(platform.python_version())'], 'python3').trim() });
+    expect(inventory.python).toEqual({
+      executable: '/usr/bin/python3',
+      version: runIn(image, ['-c', 'import platform; print(platform.python_version())'], 'python3').trim(),
+    });
     expect(inventory.jupyter.jupyterhub).toBe(pipList(image, 'python3').find((p) => p.name === 'jupyterhub')?.version);
     expect(inventory.incomplete).toEqual([]);
   }, 600_000);
@@ -109,7 +109,7 @@ describe('the inventory equals what pip, dpkg-query and apk show', () => {
   it('a built image: pip-installed wheels, a shadowing copy, a .pth directory, removed and purged packages', async () => {
     const tag = uniqueTag('built');
     made.push(tag);
-    const files = {
+    const files: Record<string, string | Buffer> = {
       [wheel('ci-greeting', '1.0')]: '',
       [wheel('Ci_Mixed.Case', '01.02b3', { version: '01.02.beta-3' })]: '',
       [wheel('certifi', '9999.1')]: '',
@@ -152,7 +152,12 @@ describe('the inventory equals what pip, dpkg-query and apk show', () => {
     const records = [
       { name: 'python', version: '3.11.2', build: 'h2755cc3_0_cpython', channel: 'https://conda.anaconda.org/conda-forge/linux-64' },
       { name: 'numpy', version: '1.26.4', build: 'py311h64a7726_0', channel: 'conda-forge' },
-      { name: 'ca-certificates', version: '2024.2.2', build: 'hbcca054_0', url: 'https://repo.anaconda.com/pkgs/main/linux-64/ca-certificates-2024.2.2-hbcca054_0.conda' },
+      {
+        name: 'ca-certificates',
+        version: '2024.2.2',
+        build: 'hbcca054_0',
+        url: 'https://repo.anaconda.com/pkgs/main/linux-64/ca-certificates-2024.2.2-hbcca054_0.conda',
+      },
     ];
     const files: Record<string, string | Buffer> = { [wheel('ci-greeting', '2.0')]: '' };
     for (const r of records)
@@ -225,7 +230,9 @@ describe('the inventory equals what pip, dpkg-query and apk show', () => {
     const inventory = await inventoryOf('inv/alpine', '1');
     expect(inventory.osPackages).toEqual({
       manager: 'apk',
-      packages: installed.map(([name, version, arch]) => ({ name, version, arch })).sort((a, b) => (a.name ?? '').localeCompare(b.name ?? '')),
+      packages: installed
+        .map(([name, version, arch]) => ({ name, version, arch }))
+        .sort((a, b) => (a.name ?? '').localeCompare(b.name ?? '')),
     });
     expect(inventory.python).toEqual({ executable: '/usr/bin/python3', version: '3.11.8' });
     expect(inventory.pythonPackages).toEqual([
