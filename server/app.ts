@@ -59,7 +59,10 @@ import { adminPagesRouter } from './web/adminPages.js';
 import { imagePagesRouter } from './web/imagePages.js';
 import { buildPagesRouter } from './web/buildPages.js';
 import { buildUploads } from './web/uploads.js';
+import { ForecastService } from './inventory/forecastService.js';
+import { ForecastStore } from './inventory/forecastStore.js';
 import { InventoryService } from './inventory/service.js';
+import { forecastPagesRouter } from './web/forecastPages.js';
 import { InventoryStore } from './inventory/store.js';
 import './web/types.js';
 
@@ -255,6 +258,14 @@ export function createApp(deps: AppDeps): App {
   });
   const inventoryStore = new InventoryStore(db);
   const inventories = new InventoryService({ store: inventoryStore, images, checks: checkStore });
+  const forecasts = new ForecastService({
+    store: new ForecastStore(db),
+    inventories: inventoryStore,
+    systems,
+    access,
+    hubVersion: () => hub.version().catch(() => undefined),
+    checks: checkStore,
+  });
   const checks = new CheckService({
     store: checkStore,
     access,
@@ -336,7 +347,10 @@ export function createApp(deps: AppDeps): App {
   };
   // The API on the app itself, before everything the pages need.
   const uploadLimits = { uploadBytes: config.builds.uploadBytes, uploadFiles: BUILD_UPLOAD_FILES };
-  app.use(`${apiPrefix}v1`, apiRouter({ authenticate, systems, launches, images, checks, sharing, builds, inventories, uploadLimits }));
+  app.use(
+    `${apiPrefix}v1`,
+    apiRouter({ authenticate, systems, launches, images, checks, sharing, builds, inventories, forecasts, uploadLimits }),
+  );
   const draining = new AbortController();
   const router = express.Router();
   router.use('/static', express.static(path.join(VIEWS_DIR, 'static'), { maxAge: '1h' }));
@@ -424,9 +438,10 @@ export function createApp(deps: AppDeps): App {
   );
   pages.use(
     requireLogin(prefix),
-    imagePagesRouter({ images, checks, sharing, builds, inventories, prefix, draining: draining.signal }),
+    imagePagesRouter({ images, checks, sharing, builds, inventories, forecasts, prefix, draining: draining.signal }),
     buildPagesRouter({ builds, images, prefix, draining: draining.signal }),
     adminPagesRouter({ systems, sharing, prefix }),
+    forecastPagesRouter({ forecasts, systems, prefix }),
   );
   router.use(pages);
 

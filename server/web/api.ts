@@ -23,6 +23,8 @@ import { buildUploads } from './uploads.js';
 import type { BuildService } from '../builds/service.js';
 import type { InventoryService } from '../inventory/service.js';
 import { inventoryApiRoutes } from './inventoryApi.js';
+import type { ForecastService } from '../inventory/forecastService.js';
+import { forecastApiRoutes } from './forecastApi.js';
 
 /** `GET api/v1/me`: who the token belongs to, as the service sees it. */
 export const MeResponseSchema = HubIdentitySchema.pick({ kind: true, name: true, admin: true, groups: true, scopes: true });
@@ -36,6 +38,7 @@ export interface ApiDeps {
   sharing: SharingService;
   builds: BuildService;
   inventories: InventoryService;
+  forecasts: ForecastService;
   uploadLimits: { uploadBytes: number; uploadFiles: number };
 }
 
@@ -54,6 +57,7 @@ export function apiRouter(deps: ApiDeps): Router {
   });
   imageApiRoutes(router, deps);
   inventoryApiRoutes(router, deps);
+  forecastApiRoutes(router, deps);
   shareApiRoutes(router, deps);
   buildApiRoutes(router, deps);
   router.use(notFoundHandler());

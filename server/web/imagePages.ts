@@ -16,6 +16,8 @@ import type { BuildService } from '../builds/service.js';
 import { presentCheckPage, presentTile } from './presenters.js';
 import type { InventoryService } from '../inventory/service.js';
 import { inventoryTable, tableQuery } from './inventoryPresenters.js';
+import type { ForecastService } from '../inventory/forecastService.js';
+import { presentForecastNote } from './forecastPresenters.js';
 
 /** Values to show back in the form: everything the user typed except the password. */
 function formValues(body: Record<string, unknown>) {
@@ -53,10 +55,11 @@ export function imagePagesRouter(deps: {
   sharing: SharingService;
   builds: Pick<BuildService, 'latestFor'>;
   inventories: Pick<InventoryService, 'forCheck' | 'summaries'>;
+  forecasts: Pick<ForecastService, 'notesFor'>;
   prefix: string;
   draining: AbortSignal;
 }): Router {
-  const { images, checks, sharing, builds, inventories, prefix, draining } = deps;
+  const { images, checks, sharing, builds, inventories, forecasts, prefix, draining } = deps;
   const router = Router();
   const owner = loggedInUser;
 
@@ -103,11 +106,19 @@ export function imagePagesRouter(deps: {
     const user = owner(req);
     const [own, shares] = await Promise.all([images.list(user, user.name), sharing.sharesOfAll(user, user.name)]);
     const ids = own.map((i) => i.id);
-    const [built, summaries] = await Promise.all([builds.latestFor(user.name, ids), inventories.summaries(user.name, ids)]);
+    const [built, summaries, forecastNotes] = await Promise.all([
+      builds.latestFor(user.name, ids),
+      inventories.summaries(user.name, ids),
+      forecasts.notesFor(
+        user.name,
+        own.map((i) => ({ id: i.id, system: i.system.slug })),
+      ),
+    ]);
     const list = await Promise.all(
       own.map(async (image) => ({
         ...presentTile(image, built.get(image.id)),
         inventorySummary: summaries.get(image.id),
+        forecast: forecastNotes.has(image.id) ? presentForecastNote(forecastNotes.get(image.id)!) : undefined,
         shares: shares.get(image.id),
         shareProblem: problem?.imageId === image.id ? problem.message : undefined,
         // What the user typed stays in the field when it was refused.
