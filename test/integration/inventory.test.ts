@@ -17,7 +17,17 @@ import type { Inventory } from '../../server/inventory/schema.js';
 import { RegistryClient } from '../../server/registry/client.js';
 import { parseReference } from '../../server/registry/reference.js';
 import { OPEN_POLICY } from '../../server/systems/schema.js';
+import { InventoryService } from '../../server/inventory/service.js';
+import { InventoryStore } from '../../server/inventory/store.js';
+import { createKeyring } from '../../server/secrets/keyring.js';
+import { openDatabase } from '../../server/store/db.js';
+import { migrateLatest } from '../../server/store/migrate.js';
+import { buildServices, greetingWheel } from '../support/builds.js';
+import { pidsCgroup } from '../support/cgroup.js';
+import { ciDocker } from '../support/docker.js';
 import { buildImage, debianBase, debianLayer, pushEngineImage, runIn, uniqueTag } from '../support/engineImages.js';
+import { testUser } from '../support/identities.js';
+import { testSystem } from '../support/systems.js';
 import { pushImage, singleuserScript } from '../support/images.js';
 import { startRegistries, type TestRegistries } from '../support/registry.js';
 
@@ -74,6 +84,27 @@ function dpkgList(image: string): string[] {
   return runIn(image, ['-W', '-f', '${Package}\\t${Version}\\t${Architecture}\\n'], 'dpkg-query').split('\n').filter(Boolean).sort();
 }
 
+/** The kernelspecs jupyter_client finds in the image (the `jupyter` command is not in Debian's package). */
+function kernelspecs(image: string): Array<{ name: string; displayName: string; language: string }> {
+  const script =
+    'import json; from jupyter_client.kernelspec import KernelSpecManager as K; m = K(); ' +
+    'print(json.dumps([[n, m.get_kernel_spec(n).display_name, m.get_kernel_spec(n).language] for n in sorted(m.find_kernel_specs())]))';
+  const found = JSON.parse(runIn(image, ['-c', script], 'python3')) as string[][];
+  return found.map(([name = '', displayName = '', language = '']) => ({ name, displayName, language }));
+}
+
+/** The Jupyter versions as pip lists them. */
+function jupyterVersions(listed: Array<{ name: string; version: string }>) {
+  const version = (name: string) => listed.find((p) => p.name.toLowerCase().replace(/[-_.]+/g, '-') === name)?.version ?? null;
+  return {
+    jupyterhub: version('jupyterhub'),
+    jupyter_server: version('jupyter-server'),
+    jupyterlab: version('jupyterlab'),
+    notebook: version('notebook'),
+    ipykernel: version('ipykernel'),
+  };
+}
+
 function dpkgRecorded(inventory: Inventory): string[] {
   expect(inventory.osPackages?.manager).toBe('dpkg');
   return (inventory.osPackages?.packages ?? []).map((p) => `${p.name}\t${p.version}\t${p.arch ?? ''}`).sort();
@@ -86,7 +117,13 @@ beforeAll(async () => {
 }, 600_000);
 
 afterAll(async () => {
-  for (const image of made) execFileSync('docker', ['rmi', '-f', image], { stdio: 'ignore' });
+  for (const image of made) {
+    try {
+      execFileSync('docker', ['rmi', '-f', image], { stdio: 'ignore' });
+    } catch {
+      // Not there (a test that failed before making it).
+    }
+  }
   fs.rmSync(work, { recursive: true, force: true });
   await registries?.stop();
 });
@@ -102,7 +139,8 @@ describe('the inventory equals what pip, dpkg-query and apk show', () => {
       executable: '/usr/bin/python3',
       version: runIn(image, ['-c', 'import platform; print(platform.python_version())'], 'python3').trim(),
     });
-    expect(inventory.jupyter.jupyterhub).toBe(pipList(image, 'python3').find((p) => p.name === 'jupyterhub')?.version);
+    expect(inventory.jupyter).toEqual(jupyterVersions(pipList(image, 'python3')));
+    expect(inventory.kernelspecs).toEqual(kernelspecs(image));
     expect(inventory.incomplete).toEqual([]);
   }, 600_000);
 
@@ -115,6 +153,7 @@ describe('the inventory equals what pip, dpkg-query and apk show', () => {
       [wheel('certifi', '9999.1')]: '',
       'extra/Extra_Thing-2.0.dist-info/METADATA': 'Metadata-Version: 2.1\nName: Extra_Thing\nVersion: 2.0-r1\n',
       'extra.pth': '# a directory outside the site directories\n/opt/extra\nimport sys\n',
+      'kernels/ir/kernel.json': JSON.stringify({ argv: ['R', '--slave'], display_name: 'R 4.3', language: 'R' }),
     };
     for (const name of Object.keys(files)) if (name.endsWith('.whl')) files[name] = fs.readFileSync(path.join(work, name));
     const wheels = Object.keys(files).filter((f) => f.endsWith('.whl'));
@@ -127,6 +166,8 @@ describe('the inventory equals what pip, dpkg-query and apk show', () => {
         'COPY extra /opt/extra',
         'COPY extra.pth /usr/local/lib/python3.11/dist-packages/extra.pth',
         'RUN rm -rf /usr/lib/python3/dist-packages/bleach* && dpkg --purge --force-depends python3-bleach >/dev/null 2>&1; true',
+        'COPY kernels /usr/local/share/jupyter/kernels',
+        'RUN mkdir -p /usr/local/cuda/lib64 && touch /usr/local/cuda/lib64/libcudart.so.12.2.140 /usr/local/cuda/lib64/libcudnn.so.8.9.7 && ln -s libcudart.so.12.2.140 /usr/local/cuda/lib64/libcudart.so.12',
         '',
       ].join('\n'),
       files,
@@ -144,6 +185,70 @@ describe('the inventory equals what pip, dpkg-query and apk show', () => {
       location: '/usr/local/lib/python3.11/dist-packages',
     });
     expect(dpkgRecorded(inventory)).toEqual(dpkgList(tag));
+    expect(inventory.kernelspecs).toEqual(kernelspecs(tag));
+    expect(inventory.kernelspecs.map((k) => k.name)).toEqual(['ir', 'python3']);
+    expect(inventory.cuda).toEqual({ cuda: '12.2.140', cudnn: '8.9.7' });
+  }, 600_000);
+
+  it('an image the service built (base image + a pip package), checked by the service: its stored inventory', async () => {
+    const db = openDatabase(`sqlite://${work}/build.sqlite`);
+    await migrateLatest(db);
+    await pushImage(registries.open, 'base/debian', '1', { layers: [{ path: debianLayer() }] });
+    const steps = await pidsCgroup(ciDocker(), `ci-inventory-${process.pid}`, 512);
+    try {
+      const services = buildServices(db, {
+        keyring: await createKeyring([new Uint8Array(32).fill(5)]),
+        trustedRegistries: registries.trusted,
+        trustedGitHosts: [],
+        cgroupParent: steps.parent,
+        systems: [
+          testSystem({
+            allowedRegistries: [`${registries.open}/*`],
+            build: {
+              enabled: true,
+              pushTo: `${registries.open}/built`,
+              network: 'none',
+              baseImages: [{ name: 'Debian with JupyterHub', image: `${registries.open}/base/debian:1` }],
+            },
+          }),
+        ],
+      });
+      const ada = testUser('ada');
+      const { image, build } = await services.builds.create(
+        ada,
+        'ada',
+        {
+          name: 'inventory-env',
+          system: 'default',
+          mode: 'packages',
+          base: 'Debian with JupyterHub',
+          pip: '--no-index\nci-greeting==1.0\n',
+        },
+        [greetingWheel(work)],
+      );
+      const done = await services.run(build.id);
+      expect(done.status, done.log).toBe('succeeded');
+      const pinned = `${registries.open}/built/ada/inventory-env@${done.digest ?? ''}`;
+      made.push(`${registries.open}/built/ada/inventory-env:1`);
+      const [check] = await services.checkServices.store.forImage('ada', image.id);
+      expect((await services.checkServices.run(services.checks, check?.id ?? 0)).status).toBe('passed');
+
+      const inventories = new InventoryService({
+        store: new InventoryStore(db),
+        images: services.checkServices.images,
+        checks: services.checkServices.store,
+      });
+      const stored = await inventories.forImage(ada, 'ada', image.id);
+      expect(stored.digest).toBe(done.digest);
+      if (!stored.inventory) throw new Error('no inventory stored');
+      const truth = pipList(pinned, 'python3');
+      expect(truth).toContainEqual({ name: 'ci-greeting', version: '1.0' });
+      expect(recorded(stored.inventory)).toEqual(truth);
+      expect(dpkgRecorded(stored.inventory)).toEqual(dpkgList(pinned));
+    } finally {
+      await steps.remove();
+      await db.destroy();
+    }
   }, 600_000);
 
   it('a conda-like environment: a venv with conda-meta records, its own packages before the system ones', async () => {
