@@ -112,14 +112,30 @@ export class ForecastService {
   /** The lines of a forecast of `target` on `system`: worst first, then by owner and name. */
   async judgeSystem(system: System, target: ForecastTarget): Promise<ForecastResult[]> {
     const resolved: ForecastTarget = { ...target, hubVersion: target.hubVersion ?? (await this.deps.hubVersion()) ?? null };
-    const images = (await this.deps.store.imagesOn(system.slug)).flatMap((image) => {
+    const all = await this.deps.store.imagesOn(system.slug);
+    // In use: read by its newest check. One edited (or moved here) since is told so, not judged by another image's inventory.
+    const changed: ForecastResult[] = [];
+    const images = all.flatMap((image) => {
       const digest = image.check ? checkedDigestOf(image.check) : null;
-      return image.check && digest ? [{ ...image, check: image.check, digest }] : [];
+      if (!image.check || !digest) return [];
+      if (image.check.reference !== image.reference || image.check.system !== system.slug) {
+        changed.push({
+          imageId: image.id,
+          owner: image.owner,
+          name: image.name,
+          reference: image.reference,
+          digest: null,
+          verdict: 'unknown',
+          reasons: ['The image changed since its last check; a check of it is judged at the next forecast.'],
+        });
+        return [];
+      }
+      return [{ ...image, check: image.check, digest }];
     });
     const inputs = await this.deps.inventories.ruleInputsMany(images.map((i) => ({ digest: i.digest, platform: i.check.platform })));
     const order: Record<ForecastVerdict, number> = { fail: 0, warn: 1, unknown: 2, pass: 3 };
-    return images
-      .map((image) => {
+    return [
+      ...images.map((image) => {
         const judged = judge(
           {
             findings: image.check.findings,
@@ -138,8 +154,9 @@ export class ForecastService {
           verdict: judged.verdict,
           reasons: judged.reasons,
         };
-      })
-      .sort((a, b) => order[a.verdict] - order[b.verdict] || a.owner.localeCompare(b.owner) || a.name.localeCompare(b.name));
+      }),
+      ...changed,
+    ].sort((a, b) => order[a.verdict] - order[b.verdict] || a.owner.localeCompare(b.owner) || a.name.localeCompare(b.name));
   }
 
   async get(actor: HubIdentity, id: number): Promise<ForecastRow> {
