@@ -215,7 +215,7 @@ function siteDirs(prefix: string, minor: string, libDir: string, debian: boolean
 }
 
 /** The interpreter's sys.path, as `python -m pip` would see it (the current directory and user site left out). */
-function layoutOf(fs: MergedFilesystem, executable: string, env: string[]): PythonLayout | undefined {
+function layoutOf(fs: MergedFilesystem, executable: string, env: string[], minorHint: string | undefined): PythonLayout | undefined {
   const real = fs.resolve(executable);
   if (!real.found) return undefined;
   const binDir = parentOf(executable);
@@ -231,7 +231,9 @@ function layoutOf(fs: MergedFilesystem, executable: string, env: string[]): Pyth
   const minor =
     /python(\d+\.\d+)$/.exec(real.path)?.[1] ??
     /^(\d+\.\d+)/.exec(venv?.config.get('version') ?? venv?.config.get('version_info') ?? '')?.[1] ??
-    /python(\d+\.\d+)$/.exec(executable)?.[1];
+    /python(\d+\.\d+)$/.exec(executable)?.[1] ??
+    // A binary named plain `python3`: the check read the version from lib/pythonX.Y under its prefix.
+    minorHint;
   if (!minor) return undefined;
   const home = venv?.config.get('home');
   const baseBin = home ? (dirAt(fs, home) ?? home) : parentOf(real.path);
@@ -513,7 +515,7 @@ export function extractInventory(fs: MergedFilesystem, config: ImageConfig, fact
 
   // The singleuser's interpreter; for an image without one, the python3 on PATH, so that its packages still show.
   const invoked = facts.interpreter?.path ?? which(fs, path, 'python3') ?? which(fs, path, 'python');
-  const layout = invoked ? layoutOf(fs, invoked, env) : undefined;
+  const layout = invoked ? layoutOf(fs, invoked, env, facts.interpreter?.path === invoked ? facts.python?.version : undefined) : undefined;
   const sysPath = layout ? expandSites(fs, found, layout) : [];
   const pythonPackages = layout ? pythonPackagesOf(fs, found, sysPath) : [];
 
