@@ -18,6 +18,8 @@ export async function up(knex: Knex): Promise<void> {
     table.binary('data').notNullable();
     /** The inventory's ruleInputs, as JSON beside it: a forecast over a thousand images reads only these. */
     table.text('rule_inputs').notNullable();
+    /** The tile's line ("Python 3.11 · 212 packages · JupyterLab 4.2"): a page of tiles decompresses no inventory. */
+    table.text('summary').notNullable();
     table.timestamp('created_at', { useTz: true }).notNullable();
     table.primary(['digest', 'platform']);
   });

@@ -7,7 +7,6 @@
 import type { CheckRow } from '../checks/store.js';
 import type { HubIdentity } from '../hub/identity.js';
 import type { ImageService } from '../images/service.js';
-import { canonicalName } from './pep440.js';
 import type { Inventory } from './schema.js';
 import { inventoryKey, type InventoryStore } from './store.js';
 
@@ -23,7 +22,7 @@ export interface ImageInventory {
 }
 
 export interface InventoryServiceDeps {
-  store: Pick<InventoryStore, 'get' | 'getMany'>;
+  store: Pick<InventoryStore, 'get' | 'summariesMany'>;
   images: Pick<ImageService, 'get'>;
   /** The newest check of each image (with its digest and platform). */
   checks: { latestFor(owner: string, imageIds: number[]): Promise<Map<number, CheckRow>> };
@@ -74,31 +73,13 @@ export class InventoryService {
       const digest = checkedDigestOf(check);
       if (digest) keys.set(id, { digest, platform: check.platform });
     }
-    const inventories = await this.deps.store.getMany([...keys.values()]);
+    // The line kept beside each inventory: a page of tiles decompresses none.
+    const lines = await this.deps.store.summariesMany([...keys.values()]);
     const out = new Map<number, string>();
     for (const [id, key] of keys) {
-      const inventory = inventories.get(inventoryKey(key));
-      if (inventory) out.set(id, inventorySummary(inventory));
+      const line = lines.get(inventoryKey(key));
+      if (line !== undefined) out.set(id, line);
     }
     return out;
   }
-}
-
-/** Two parts of a version: `4.2.5` -> `4.2`. */
-function short(version: string): string {
-  return version.split('.').slice(0, 2).join('.');
-}
-
-/** The tile's line: Python, how many packages, the Jupyter front end. */
-export function inventorySummary(inventory: Inventory): string {
-  const parts: string[] = [];
-  if (inventory.python) parts.push(`Python ${short(inventory.python.version)}`);
-  // A conda package that pip lists too is counted once.
-  const pipNames = new Set(inventory.pythonPackages.map((p) => canonicalName(p.name)));
-  const count = inventory.pythonPackages.length + inventory.condaPackages.filter((c) => !pipNames.has(canonicalName(c.name))).length;
-  parts.push(`${count} package${count === 1 ? '' : 's'}`);
-  if (inventory.jupyter.jupyterlab) parts.push(`JupyterLab ${short(inventory.jupyter.jupyterlab)}`);
-  else if (inventory.jupyter.notebook) parts.push(`Notebook ${short(inventory.jupyter.notebook)}`);
-  if (inventory.cuda.cuda) parts.push(`CUDA ${short(inventory.cuda.cuda)}`);
-  return parts.join(' · ');
 }

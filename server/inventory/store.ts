@@ -8,6 +8,7 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 import type { Knex } from 'knex';
 import type { RuleInputs } from '../inspect/rules.js';
 import { INVENTORY_VERSION, InventorySchema, RuleInputsSchema, type Inventory } from './schema.js';
+import { inventorySummary } from './summary.js';
 
 type Row = Record<string, unknown>;
 
@@ -42,22 +43,34 @@ export class InventoryStore {
    */
   async getMany(keys: readonly InventoryKey[]): Promise<Map<string, Inventory>> {
     const found = new Map<string, Inventory>();
+    await this.eachRow(keys, ['data'], (key, r) => {
+      const inventory = decode(r.data);
+      if (inventory) found.set(key, inventory);
+    });
+    return found;
+  }
+
+  /** The tile's line of each digest's inventory, from the column beside it (no inventory is decompressed). */
+  async summariesMany(keys: readonly InventoryKey[]): Promise<Map<string, string>> {
+    const found = new Map<string, string>();
+    await this.eachRow(keys, ['summary'], (key, r) => found.set(key, String(r.summary)));
+    return found;
+  }
+
+  /** Rows of the current version for `keys`, read in chunks that keep the IN list under both databases' parameter limits. */
+  private async eachRow(keys: readonly InventoryKey[], columns: string[], take: (key: string, row: Row) => void): Promise<void> {
     const wanted = new Set(keys.map(inventoryKey));
     const digests = [...new Set(keys.map((k) => k.digest))];
-    // Chunks keep the IN list under SQLite's and PostgreSQL's bound-parameter limits.
     for (let i = 0; i < digests.length; i += 500) {
       const rows = (await this.db('inventories')
         .whereIn('digest', digests.slice(i, i + 500))
         .where({ version: INVENTORY_VERSION })
-        .select('digest', 'platform', 'data')) as Row[];
+        .select('digest', 'platform', ...columns)) as Row[];
       for (const r of rows) {
         const key = inventoryKey({ digest: String(r.digest), platform: String(r.platform) });
-        if (!wanted.has(key)) continue;
-        const inventory = decode(r.data);
-        if (inventory) found.set(key, inventory);
+        if (wanted.has(key)) take(key, r);
       }
     }
-    return found;
   }
 
   /**
@@ -66,18 +79,7 @@ export class InventoryStore {
    */
   async ruleInputsMany(keys: readonly InventoryKey[]): Promise<Map<string, RuleInputs>> {
     const found = new Map<string, RuleInputs>();
-    const wanted = new Set(keys.map(inventoryKey));
-    const digests = [...new Set(keys.map((k) => k.digest))];
-    for (let i = 0; i < digests.length; i += 500) {
-      const rows = (await this.db('inventories')
-        .whereIn('digest', digests.slice(i, i + 500))
-        .where({ version: INVENTORY_VERSION })
-        .select('digest', 'platform', 'rule_inputs')) as Row[];
-      for (const r of rows) {
-        const key = inventoryKey({ digest: String(r.digest), platform: String(r.platform) });
-        if (wanted.has(key)) found.set(key, RuleInputsSchema.parse(JSON.parse(String(r.rule_inputs))));
-      }
-    }
+    await this.eachRow(keys, ['rule_inputs'], (key, r) => found.set(key, RuleInputsSchema.parse(JSON.parse(String(r.rule_inputs)))));
     return found;
   }
 
@@ -86,9 +88,17 @@ export class InventoryStore {
     const parsed = InventorySchema.parse(inventory);
     const data = gzipSync(JSON.stringify(parsed));
     await this.db('inventories')
-      .insert({ digest, platform, version: INVENTORY_VERSION, data, rule_inputs: JSON.stringify(parsed.ruleInputs), created_at: now })
+      .insert({
+        digest,
+        platform,
+        version: INVENTORY_VERSION,
+        data,
+        rule_inputs: JSON.stringify(parsed.ruleInputs),
+        summary: inventorySummary(parsed),
+        created_at: now,
+      })
       .onConflict(['digest', 'platform'])
-      .merge(['version', 'data', 'rule_inputs', 'created_at']);
+      .merge(['version', 'data', 'rule_inputs', 'summary', 'created_at']);
   }
 }
 
