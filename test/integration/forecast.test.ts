@@ -194,6 +194,27 @@ describe('a published forecast on the owners’ tiles', () => {
   }, 60_000);
 });
 
+describe('a result from before inventories were kept', () => {
+  it('is not reused: the image is read once more, and its inventory recorded', async () => {
+    const system = testSystem({ slug: 'lab' });
+    const db = await migratedDatabase('SQLite');
+    const { inventories, save } = await setUp(db, system);
+    const first = await save('ada', `${registries.open}/fc/jh5:1`);
+    expect((await inventories.forImage(testUser('ada'), 'ada', first)).inventory).not.toBeNull();
+    // As a database migrated from before this change has it: results, no inventories.
+    await db('inventories').delete();
+    const again = await save('bea', `${registries.open}/fc/jh5:1`);
+    const [check] = (await db('checks').where({ image_id: again }).select('reused_from')) as Array<{ reused_from: number | null }>;
+    expect(check?.reused_from).toBeNull();
+    expect((await inventories.forImage(testUser('bea'), 'bea', again)).inventory?.jupyter.jupyterhub).toBe('5.2.1');
+    // Now kept, the next check of the digest reuses the result.
+    const third = await save('cid', `${registries.open}/fc/jh5:1`);
+    const [reused] = (await db('checks').where({ image_id: third }).select('reused_from')) as Array<{ reused_from: number | null }>;
+    expect(reused?.reused_from).not.toBeNull();
+    await db.destroy();
+  }, 60_000);
+});
+
 describe('who reads an inventory', () => {
   it("is 404 for another user's image, and nothing for a check that was only handed a copy of someone's manifest", async () => {
     const system = testSystem({ slug: 'lab' });
