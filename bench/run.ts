@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { benchBuild } from './build.js';
 import { benchDockerfile } from './dockerfile.js';
+import { benchInventory } from './inventory.js';
 import { benchLaunch } from './launch.js';
 import { benchPages } from './pages.js';
 import { benchSpawn } from './spawn.js';
@@ -20,6 +21,7 @@ const sections: Array<[string, () => Promise<BenchRow[]>]> = [
   ['spawn', () => benchSpawn()],
   ['build', () => benchBuild()],
   ['dockerfile', () => benchDockerfile()],
+  ['inventory', () => benchInventory()],
 ];
 const only = process.argv[2];
 

@@ -16,6 +16,7 @@ import * as m010 from './20261202_010_builds.js';
 import * as m011 from './20261206_011_build_files.js';
 import * as m013 from './20261206_013_publication_digest.js';
 import * as m014 from './20261206_014_replicas.js';
+import * as m016 from './20261206_016_inventories.js';
 
 export interface Migration {
   name: string;
@@ -37,4 +38,5 @@ export const migrations: Migration[] = [
   { name: '20261206_011_build_files', ...m011 },
   { name: '20261206_013_publication_digest', ...m013 },
   { name: '20261206_014_replicas', ...m014 },
+  { name: '20261206_016_inventories', ...m016 },
 ];

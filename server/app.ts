@@ -60,6 +60,11 @@ import { adminPagesRouter } from './web/adminPages.js';
 import { imagePagesRouter } from './web/imagePages.js';
 import { buildPagesRouter } from './web/buildPages.js';
 import { buildUploads } from './web/uploads.js';
+import { ForecastService } from './inventory/forecastService.js';
+import { ForecastStore } from './inventory/forecastStore.js';
+import { InventoryService } from './inventory/service.js';
+import { forecastPagesRouter } from './web/forecastPages.js';
+import { InventoryStore } from './inventory/store.js';
 import './web/types.js';
 
 /** Everything the app needs from outside; tests pass their own. */
@@ -254,6 +259,16 @@ export function createApp(deps: AppDeps): App {
     pullTimeoutMs: config.pulls.timeoutMs,
     sharing,
   });
+  const inventoryStore = new InventoryStore(db);
+  const inventories = new InventoryService({ store: inventoryStore, images, checks: checkStore });
+  const forecasts = new ForecastService({
+    store: new ForecastStore(db),
+    inventories: inventoryStore,
+    systems,
+    access,
+    hubVersion: () => hub.version().catch(() => undefined),
+    checks: checkStore,
+  });
   const checks = new CheckService({
     store: checkStore,
     access,
@@ -263,6 +278,7 @@ export function createApp(deps: AppDeps): App {
     systems,
     registry: deps.registry,
     layers: tieredLayerCache(memoryLayerCache(), databaseLayerCache(db)),
+    inventories: inventoryStore,
     hub,
     engine: config.checks.runImages ? deps.engine : undefined,
     runLimits: config.checks.run,
@@ -346,7 +362,10 @@ export function createApp(deps: AppDeps): App {
   };
   // The API on the app itself, before everything the pages need.
   const uploads = buildUploads({ uploadBytes: config.builds.uploadBytes, uploadFiles: BUILD_UPLOAD_FILES }, deps.workDir);
-  app.use(`${apiPrefix}v1`, apiRouter({ authenticate, systems, launches, images, checks, sharing, builds, buildUploads: uploads }));
+  app.use(
+    `${apiPrefix}v1`,
+    apiRouter({ authenticate, systems, launches, images, checks, sharing, builds, inventories, forecasts, buildUploads: uploads }),
+  );
   const draining = new AbortController();
   const router = express.Router();
   router.use('/static', express.static(path.join(VIEWS_DIR, 'static'), { maxAge: '1h' }));
@@ -434,9 +453,10 @@ export function createApp(deps: AppDeps): App {
   );
   pages.use(
     requireLogin(prefix),
-    imagePagesRouter({ images, checks, sharing, builds, prefix, draining: draining.signal }),
+    imagePagesRouter({ images, checks, sharing, builds, inventories, forecasts, prefix, draining: draining.signal }),
     buildPagesRouter({ builds, images, prefix, draining: draining.signal }),
     adminPagesRouter({ systems, sharing, prefix }),
+    forecastPagesRouter({ forecasts, systems, prefix }),
   );
   router.use(pages);
 

@@ -20,6 +20,10 @@ import { launchApiRoutes } from './launchApi.js';
 import { shareApiRoutes } from './shareApi.js';
 import { buildApiRoutes } from './buildApi.js';
 import type { BuildService } from '../builds/service.js';
+import type { InventoryService } from '../inventory/service.js';
+import { inventoryApiRoutes } from './inventoryApi.js';
+import type { ForecastService } from '../inventory/forecastService.js';
+import { forecastApiRoutes } from './forecastApi.js';
 
 /** `GET api/v1/me`: who the token belongs to, as the service sees it. */
 export const MeResponseSchema = HubIdentitySchema.pick({ kind: true, name: true, admin: true, groups: true, scopes: true });
@@ -34,6 +38,8 @@ export interface ApiDeps {
   builds: BuildService;
   /** Reads a build request's body, files included (web/uploads.ts). */
   buildUploads: RequestHandler[];
+  inventories: InventoryService;
+  forecasts: ForecastService;
 }
 
 export function apiRouter(deps: ApiDeps): Router {
@@ -50,6 +56,8 @@ export function apiRouter(deps: ApiDeps): Router {
     res.json(MeResponseSchema.parse(identityOf(req)));
   });
   imageApiRoutes(router, deps);
+  inventoryApiRoutes(router, deps);
+  forecastApiRoutes(router, deps);
   shareApiRoutes(router, deps);
   buildApiRoutes(router, deps);
   router.use(notFoundHandler());
