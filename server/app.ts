@@ -59,6 +59,13 @@ import { adminPagesRouter } from './web/adminPages.js';
 import { imagePagesRouter } from './web/imagePages.js';
 import { buildPagesRouter } from './web/buildPages.js';
 import { buildUploads } from './web/uploads.js';
+import { InventoryStore } from './inventory/store.js';
+import { RevisionService } from './revisions/service.js';
+import type { BuildDetails } from './builds/service.js';
+import type { CheckRow } from './checks/store.js';
+import type { System } from './systems/schema.js';
+import { RevisionStore } from './revisions/store.js';
+import { revisionPagesRouter } from './web/revisionPages.js';
 import './web/types.js';
 
 /** Everything the app needs from outside; tests pass their own. */
@@ -238,6 +245,24 @@ export function createApp(deps: AppDeps): App {
     checks: checkStore,
     audit,
   });
+  // Revisions of images: recorded as checks end, started, rolled back to, compared and exported.
+  const revisions: RevisionService = new RevisionService({
+    store: new RevisionStore(db),
+    access,
+    images,
+    imageStore,
+    checks: checkStore,
+    inventories: new InventoryStore(db),
+    systems,
+    buildsOf: (owner, imageId) => buildStore.forImage(owner, imageId),
+    builds: {
+      get: (actor, owner, imageId, number): Promise<BuildDetails> => builds.get(actor, owner, imageId, number),
+      systemsFor: (actor): Promise<System[]> => builds.systemsFor(actor),
+    },
+    queueCheck: (owner, imageId, options): Promise<CheckRow> => checks.queue(owner, imageId, options),
+    sharing,
+    logger,
+  });
   const launchStore = new LaunchStore(db);
   const launches = new LaunchService({
     audit,
@@ -250,6 +275,7 @@ export function createApp(deps: AppDeps): App {
     pulls,
     pullTimeoutMs: config.pulls.timeoutMs,
     sharing,
+    revisions,
   });
   const checks = new CheckService({
     store: checkStore,
@@ -270,6 +296,7 @@ export function createApp(deps: AppDeps): App {
     pullTimeoutMs: config.pulls.timeoutMs,
     keepPulledImages: config.checks.keepPulledImages,
     pulls,
+    onEnded: (checkId): Promise<void> => revisions.recordCheck(checkId),
   });
   const checkWorker = createCheckWorker({
     db,
@@ -331,7 +358,7 @@ export function createApp(deps: AppDeps): App {
   };
   // The API on the app itself, before everything the pages need.
   const uploadLimits = { uploadBytes: config.builds.uploadBytes, uploadFiles: BUILD_UPLOAD_FILES };
-  app.use(`${apiPrefix}v1`, apiRouter({ authenticate, systems, launches, images, checks, sharing, builds, uploadLimits }));
+  app.use(`${apiPrefix}v1`, apiRouter({ authenticate, systems, launches, images, checks, sharing, builds, uploadLimits, revisions }));
   const draining = new AbortController();
   const router = express.Router();
   router.use('/static', express.static(path.join(VIEWS_DIR, 'static'), { maxAge: '1h' }));
@@ -419,8 +446,15 @@ export function createApp(deps: AppDeps): App {
   );
   pages.use(
     requireLogin(prefix),
-    imagePagesRouter({ images, checks, sharing, builds, prefix, draining: draining.signal }),
-    buildPagesRouter({ builds, images, prefix, draining: draining.signal }),
+    imagePagesRouter({ images, checks, sharing, builds, prefix, draining: draining.signal, revisions }),
+    buildPagesRouter({
+      builds,
+      images,
+      prefix,
+      draining: draining.signal,
+      prefill: (actor, from, number) => revisions.buildFrom(actor, actor.name, from, number),
+    }),
+    revisionPagesRouter({ revisions, images, sharing, prefix }),
     adminPagesRouter({ systems, sharing, prefix }),
   );
   router.use(pages);

@@ -21,6 +21,8 @@ import { shareApiRoutes } from './shareApi.js';
 import { buildApiRoutes } from './buildApi.js';
 import { buildUploads } from './uploads.js';
 import type { BuildService } from '../builds/service.js';
+import type { RevisionService } from '../revisions/service.js';
+import { revisionApiRoutes } from './revisionApi.js';
 
 /** `GET api/v1/me`: who the token belongs to, as the service sees it. */
 export const MeResponseSchema = HubIdentitySchema.pick({ kind: true, name: true, admin: true, groups: true, scopes: true });
@@ -34,6 +36,7 @@ export interface ApiDeps {
   sharing: SharingService;
   builds: BuildService;
   uploadLimits: { uploadBytes: number; uploadFiles: number };
+  revisions: RevisionService;
 }
 
 export function apiRouter(deps: ApiDeps): Router {
@@ -52,6 +55,7 @@ export function apiRouter(deps: ApiDeps): Router {
   imageApiRoutes(router, deps);
   shareApiRoutes(router, deps);
   buildApiRoutes(router, deps);
+  revisionApiRoutes(router, deps);
   router.use(notFoundHandler());
   return router;
 }

@@ -14,6 +14,7 @@ import { parseId } from './params.js';
 import { progressStream } from './sse.js';
 import type { BuildService } from '../builds/service.js';
 import { presentCheckPage, presentTile } from './presenters.js';
+import type { RevisionService, RevisionSummary } from '../revisions/service.js';
 
 /** Values to show back in the form: everything the user typed except the password. */
 function formValues(body: Record<string, unknown>) {
@@ -52,6 +53,8 @@ export function imagePagesRouter(deps: {
   builds: Pick<BuildService, 'latestFor'>;
   prefix: string;
   draining: AbortSignal;
+  /** What each tile says of its revisions; without it, tiles say nothing of them. */
+  revisions?: Pick<RevisionService, 'summaries'>;
 }): Router {
   const { images, checks, sharing, builds, prefix, draining } = deps;
   const router = Router();
@@ -103,9 +106,11 @@ export function imagePagesRouter(deps: {
       user.name,
       own.map((i) => i.id),
     );
+    const revisions = (await deps.revisions?.summaries(user.name, own)) ?? new Map<number, RevisionSummary>();
     const list = await Promise.all(
       own.map(async (image) => ({
         ...presentTile(image, built.get(image.id)),
+        revision: revisions.get(image.id),
         shares: shares.get(image.id),
         shareProblem: problem?.imageId === image.id ? problem.message : undefined,
         // What the user typed stays in the field when it was refused.

@@ -36,6 +36,7 @@ async function upAndDown(db: Knex): Promise<void> {
     'layer_indexes',
     'registry_credentials',
     'replicas',
+    'revisions',
     'sessions',
     'systems',
   ]);
