@@ -59,6 +59,7 @@ import { adminPagesRouter } from './web/adminPages.js';
 import { imagePagesRouter } from './web/imagePages.js';
 import { buildPagesRouter } from './web/buildPages.js';
 import { buildUploads } from './web/uploads.js';
+import { InventoryService } from './inventory/service.js';
 import { InventoryStore } from './inventory/store.js';
 import { RevisionService } from './revisions/service.js';
 import type { BuildDetails } from './builds/service.js';
@@ -245,6 +246,7 @@ export function createApp(deps: AppDeps): App {
     checks: checkStore,
     audit,
   });
+  const inventoryStore = new InventoryStore(db);
   // Revisions of images: recorded as checks end, started, rolled back to, compared and exported.
   const revisions: RevisionService = new RevisionService({
     store: new RevisionStore(db),
@@ -252,7 +254,7 @@ export function createApp(deps: AppDeps): App {
     images,
     imageStore,
     checks: checkStore,
-    inventories: new InventoryStore(db),
+    inventories: inventoryStore,
     systems,
     buildsOf: (owner, imageId) => buildStore.forImage(owner, imageId),
     builds: {
@@ -277,6 +279,7 @@ export function createApp(deps: AppDeps): App {
     sharing,
     revisions,
   });
+  const inventories = new InventoryService({ store: inventoryStore, images, checks: checkStore });
   const checks = new CheckService({
     store: checkStore,
     access,
@@ -286,6 +289,7 @@ export function createApp(deps: AppDeps): App {
     systems,
     registry: deps.registry,
     layers: tieredLayerCache(memoryLayerCache(), databaseLayerCache(db)),
+    inventories: inventoryStore,
     hub,
     engine: config.checks.runImages ? deps.engine : undefined,
     runLimits: config.checks.run,
@@ -358,7 +362,10 @@ export function createApp(deps: AppDeps): App {
   };
   // The API on the app itself, before everything the pages need.
   const uploadLimits = { uploadBytes: config.builds.uploadBytes, uploadFiles: BUILD_UPLOAD_FILES };
-  app.use(`${apiPrefix}v1`, apiRouter({ authenticate, systems, launches, images, checks, sharing, builds, uploadLimits, revisions }));
+  app.use(
+    `${apiPrefix}v1`,
+    apiRouter({ authenticate, systems, launches, images, checks, sharing, builds, inventories, uploadLimits, revisions }),
+  );
   const draining = new AbortController();
   const router = express.Router();
   router.use('/static', express.static(path.join(VIEWS_DIR, 'static'), { maxAge: '1h' }));
@@ -446,7 +453,7 @@ export function createApp(deps: AppDeps): App {
   );
   pages.use(
     requireLogin(prefix),
-    imagePagesRouter({ images, checks, sharing, builds, prefix, draining: draining.signal, revisions }),
+    imagePagesRouter({ images, checks, sharing, builds, inventories, prefix, draining: draining.signal, revisions }),
     buildPagesRouter({
       builds,
       images,

@@ -18,6 +18,7 @@ import type { RunLimits } from '../runner/runCheck.js';
 import { policyHash } from '../systems/policy.js';
 import type { SystemCatalog } from '../systems/schema.js';
 import type { LayerIndexCache } from './layerCache.js';
+import type { InventoryStore } from '../inventory/store.js';
 import { CheckRun } from './run.js';
 import { checkJobKind, deadlineFinding } from './job.js';
 import type { JobKind } from '../jobs/kind.js';
@@ -32,6 +33,8 @@ export interface CheckServiceDeps {
   systems: SystemCatalog;
   registry: RegistryClient;
   layers: LayerIndexCache;
+  /** Where a check keeps what the image holds, by digest. */
+  inventories: Pick<InventoryStore, 'has' | 'put'>;
   hub: Pick<HubClient, 'version'>;
   /** Undefined when no Docker engine is configured: the run check is skipped. */
   engine?: DockerEngine | undefined;

@@ -77,6 +77,20 @@ export const InventorySchema = z.object({
   /** Versions from the library file names (`libcudart.so.12.2.140`, `libcudnn.so.8.9.7`). */
   cuda: z.object({ cuda: z.string().nullable(), cudnn: z.string().nullable() }),
   /**
+   * What the check's version rules read of this image (server/inspect/rules.ts), so that a
+   * forecast judges it as a check with another hub version or policy would, without a download.
+   */
+  ruleInputs: z.object({
+    /** jupyterhub-singleuser is on PATH; its interpreter exists. */
+    singleuser: z.boolean(),
+    interpreter: z.boolean(),
+    /** The interpreter's `X.Y`, as the check reads it. */
+    pythonVersion: z.string().nullable(),
+    /** JupyterHub's version as the check compares it with the hub's. */
+    jupyterhubVersion: z.string().nullable(),
+    pip: z.boolean(),
+  }),
+  /**
    * What could not be read in full, in words ("/var/lib/dpkg/status is larger than 16 MB"):
    * the lists above are then partial, and a diff or an export says so.
    */
@@ -103,6 +117,7 @@ export function emptyInventory(): Inventory {
     jupyter: { jupyterhub: null, jupyter_server: null, jupyterlab: null, notebook: null, ipykernel: null },
     kernelspecs: [],
     cuda: { cuda: null, cudnn: null },
+    ruleInputs: { singleuser: false, interpreter: false, pythonVersion: null, jupyterhubVersion: null, pip: false },
     incomplete: [],
   };
 }

@@ -23,6 +23,8 @@ import { buildUploads } from './uploads.js';
 import type { BuildService } from '../builds/service.js';
 import type { RevisionService } from '../revisions/service.js';
 import { revisionApiRoutes } from './revisionApi.js';
+import type { InventoryService } from '../inventory/service.js';
+import { inventoryApiRoutes } from './inventoryApi.js';
 
 /** `GET api/v1/me`: who the token belongs to, as the service sees it. */
 export const MeResponseSchema = HubIdentitySchema.pick({ kind: true, name: true, admin: true, groups: true, scopes: true });
@@ -35,6 +37,7 @@ export interface ApiDeps {
   checks: CheckService;
   sharing: SharingService;
   builds: BuildService;
+  inventories: InventoryService;
   uploadLimits: { uploadBytes: number; uploadFiles: number };
   revisions: RevisionService;
 }
@@ -53,6 +56,7 @@ export function apiRouter(deps: ApiDeps): Router {
     res.json(MeResponseSchema.parse(identityOf(req)));
   });
   imageApiRoutes(router, deps);
+  inventoryApiRoutes(router, deps);
   shareApiRoutes(router, deps);
   buildApiRoutes(router, deps);
   revisionApiRoutes(router, deps);

@@ -15,6 +15,8 @@ import { progressStream } from './sse.js';
 import type { BuildService } from '../builds/service.js';
 import { presentCheckPage, presentTile } from './presenters.js';
 import type { RevisionService, RevisionSummary } from '../revisions/service.js';
+import type { InventoryService } from '../inventory/service.js';
+import { inventoryTable, tableQuery } from './inventoryPresenters.js';
 
 /** Values to show back in the form: everything the user typed except the password. */
 function formValues(body: Record<string, unknown>) {
@@ -51,12 +53,13 @@ export function imagePagesRouter(deps: {
   checks: CheckService;
   sharing: SharingService;
   builds: Pick<BuildService, 'latestFor'>;
+  inventories: Pick<InventoryService, 'forCheck' | 'summaries'>;
   prefix: string;
   draining: AbortSignal;
   /** What each tile says of its revisions; without it, tiles say nothing of them. */
   revisions?: Pick<RevisionService, 'summaries'>;
 }): Router {
-  const { images, checks, sharing, builds, prefix, draining } = deps;
+  const { images, checks, sharing, builds, inventories, prefix, draining } = deps;
   const router = Router();
   const owner = loggedInUser;
 
@@ -102,14 +105,13 @@ export function imagePagesRouter(deps: {
   async function renderHome(req: Request, res: Response, problem?: { imageId: number; message: string; status: number; groups?: string }) {
     const user = owner(req);
     const [own, shares] = await Promise.all([images.list(user, user.name), sharing.sharesOfAll(user, user.name)]);
-    const built = await builds.latestFor(
-      user.name,
-      own.map((i) => i.id),
-    );
+    const ids = own.map((i) => i.id);
+    const [built, summaries] = await Promise.all([builds.latestFor(user.name, ids), inventories.summaries(user.name, ids)]);
     const revisions = (await deps.revisions?.summaries(user.name, own)) ?? new Map<number, RevisionSummary>();
     const list = await Promise.all(
       own.map(async (image) => ({
         ...presentTile(image, built.get(image.id)),
+        inventorySummary: summaries.get(image.id),
         revision: revisions.get(image.id),
         shares: shares.get(image.id),
         shareProblem: problem?.imageId === image.id ? problem.message : undefined,
@@ -193,12 +195,14 @@ export function imagePagesRouter(deps: {
     const check = await checks.get(user, parseId(req.params.checkId, 'Check'));
     if (check.imageId !== image.id) throw notFound('Check');
     const history = await checks.history(user, user.name, image.id);
+    const inventory = await inventories.forCheck(check);
     res.render('pages/check', {
       title: `Check of ${image.name}`,
       refreshSeconds: isActive(check.status) ? 2 : undefined,
       image,
       check: presentCheckPage(check),
       history: history.map(presentCheckPage),
+      inventory: inventory ? inventoryTable(inventory, tableQuery(req.query.q)) : undefined,
       csrfToken: req.csrfToken?.(),
     });
   });

@@ -16,6 +16,7 @@ import { staticCatalog, type System } from '../../server/systems/schema.js';
 import type { SystemService } from '../../server/systems/service.js';
 import { testAccess } from './identities.js';
 import { testSystem } from './systems.js';
+import { InventoryStore } from '../../server/inventory/store.js';
 
 export interface CheckServices {
   store: CheckStore;
@@ -65,6 +66,7 @@ export function checkServices(
         registry: deps.registry,
         // One cache for every check, as the service has.
         layers: memoryLayerCache(),
+        inventories: new InventoryStore(db),
         hub: { version: async () => '3.0.0' },
         runLimits: { timeoutMs: 10_000, memoryBytes: 256 * 1024 * 1024, pids: 64, outputBytes: 4096 },
         deadlineMs: 60_000,
