@@ -54,7 +54,12 @@ export function whyNotPinned(pkg: PythonPackage): string | undefined {
   if (INSTALLER_TOOLS.has(name)) return 'an installer tool that comes with the Python (pip freeze leaves it out too)';
   if (!/(?:site|dist)-packages\/?$/.test(pkg.location))
     return `found in ${pkg.location}, outside the site-packages directories: an editable or development install`;
-  if (pkg.installer === null) return 'no installer recorded (installed by setup.py or copied in): where it came from is unknown';
+  if (pkg.installer === null) {
+    // Debian's, Alpine's and Fedora's own Python packages live under /usr/lib and record no installer; pip's go to /usr/local or a prefix.
+    if (pkg.location.startsWith('/usr/lib/'))
+      return `installed with the OS packages (in ${pkg.location}, no installer recorded): the OS package pins it`;
+    return 'no installer recorded (installed by setup.py or copied in): where it came from is unknown';
+  }
   if (!INDEX_INSTALLERS.has(pkg.installer.toLowerCase())) {
     return pkg.installer === 'conda'
       ? 'installed by conda: see environment.yml'

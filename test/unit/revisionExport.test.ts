@@ -225,6 +225,10 @@ describe('whyNotPinned', () => {
     [py('a', '1', 'pip', '/usr/lib/python3/dist-packages'), undefined],
     [py('a', '1', 'pip', '/usr/local/lib/python3.11/site-packages/'), undefined],
     [py('a', '1', 'Poetry'), 'installed by Poetry, not from a package index'],
+    [
+      py('a', '1', null, '/usr/lib/python3/dist-packages'),
+      'installed with the OS packages (in /usr/lib/python3/dist-packages, no installer recorded): the OS package pins it',
+    ],
   ])('%j: %s', (pkg, why) => {
     expect(whyNotPinned(pkg)).toBe(why);
   });
