@@ -9,6 +9,7 @@ import { benchBuild } from './build.js';
 import { benchDockerfile } from './dockerfile.js';
 import { benchLaunch } from './launch.js';
 import { benchPages } from './pages.js';
+import { benchRevisions } from './revisions.js';
 import { benchSpawn } from './spawn.js';
 import { benchStaticCheck } from './staticCheck.js';
 import { formatTable, type BenchRow } from './table.js';
@@ -20,6 +21,7 @@ const sections: Array<[string, () => Promise<BenchRow[]>]> = [
   ['spawn', () => benchSpawn()],
   ['build', () => benchBuild()],
   ['dockerfile', () => benchDockerfile()],
+  ['revisions', () => benchRevisions()],
 ];
 const only = process.argv[2];
 

@@ -66,6 +66,7 @@ import type { BuildDetails } from './builds/service.js';
 import type { CheckRow } from './checks/store.js';
 import type { System } from './systems/schema.js';
 import { RevisionStore } from './revisions/store.js';
+import { cachedInventories } from './revisions/inventoryCache.js';
 import { revisionPagesRouter } from './web/revisionPages.js';
 import './web/types.js';
 
@@ -254,7 +255,8 @@ export function createApp(deps: AppDeps): App {
     images,
     imageStore,
     checks: checkStore,
-    inventories: inventoryStore,
+    // A diff reads two inventories; the same ones are often asked again (a page reloaded, another export).
+    inventories: cachedInventories(inventoryStore, 32),
     systems,
     buildsOf: (owner, imageId) => buildStore.forImage(owner, imageId),
     builds: {

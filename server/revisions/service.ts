@@ -27,6 +27,7 @@ import { DEFAULT_KEPT_REVISIONS, type System, type SystemCatalog } from '../syst
 import { diffInventories, type InventoryDiff } from './diff.js';
 import { environmentYml, pinDecisions, requirementsTxt, revisionRecord, type BuildRecord, type ExportSource } from './export.js';
 import { AcceptInputSchema, launchDigest, pinnedReference, type Revision, type RevisionReason } from './schema.js';
+import type { InventorySource } from './inventoryCache.js';
 import type { RevisionStore } from './store.js';
 
 /** A revision as lists show it: whether the image runs it, or its tag moved to it and it waits for the owner. */
@@ -108,7 +109,8 @@ export interface RevisionServiceDeps {
   images: ImageService;
   imageStore: ImageStore;
   checks: Pick<CheckStore, 'get' | 'latestFor' | 'newestCandidates'>;
-  inventories: { get(digest: string, platform: string): Promise<Inventory | undefined> };
+  /** Inventories by platform manifest digest and platform (inventory/store.ts, perhaps through inventoryCache.ts). */
+  inventories: InventorySource;
   systems: SystemCatalog;
   /** The builds of an image, newest first, with what each pushed (for the revision a build made). */
   buildsOf: (owner: string, imageId: number) => Promise<Array<{ id: number; number: number; digest: string | null }>>;
@@ -314,7 +316,9 @@ export class RevisionService {
    */
   async diff(actor: HubIdentity, user: string, from: DiffRequest, to: DiffRequest): Promise<DiffView> {
     this.deps.access.readImagesOf(actor, user);
-    const [a, b] = await Promise.all([this.side(actor, user, from), this.side(actor, user, to)]);
+    // Two revisions of one image (the usual case) read the image and its revisions once.
+    const lists = new Map<number, Promise<RevisionList>>();
+    const [a, b] = await Promise.all([this.side(actor, user, from, lists), this.side(actor, user, to, lists)]);
     return { from: a.side, to: b.side, diff: diffInventories(a.inventory, b.inventory) };
   }
 
@@ -608,10 +612,20 @@ export class RevisionService {
   }
 
   /** One side of a diff, with its inventory; any side `user` may not read is an image that is not theirs. */
-  private async side(actor: HubIdentity, user: string, request: DiffRequest): Promise<{ side: DiffSide; inventory: Inventory }> {
+  private async side(
+    actor: HubIdentity,
+    user: string,
+    request: DiffRequest,
+    lists: Map<number, Promise<RevisionList>>,
+  ): Promise<{ side: DiffSide; inventory: Inventory }> {
     const image = await this.deps.imageStore.getById(request.imageId);
     if (image && image.owner === user) {
-      const list = await this.state(await this.deps.images.load(user, image.id));
+      if (!lists.has(image.id))
+        lists.set(
+          image.id,
+          this.deps.images.load(user, image.id).then((view) => this.state(view)),
+        );
+      const list = await (lists.get(image.id) as Promise<RevisionList>);
       const revision = request.revision === undefined ? (list.running ?? list.revisions[0]) : this.keptIn(list, request.revision);
       if (!revision) throw conflict(`"${image.name}" has no checked content to compare yet: check it first.`);
       const inventory = await this.inventoryOf(revision);

@@ -18,6 +18,7 @@ import { createLogger } from '../../server/log.js';
 import type { RegistryClient } from '../../server/registry/client.js';
 import { RevisionService } from '../../server/revisions/service.js';
 import { RevisionStore } from '../../server/revisions/store.js';
+import { cachedInventories } from '../../server/revisions/inventoryCache.js';
 import type { Keyring } from '../../server/secrets/keyring.js';
 import { SharingService } from '../../server/sharing/service.js';
 import { ShareStore } from '../../server/sharing/store.js';
@@ -37,7 +38,16 @@ export interface RevisionServices extends CheckServices {
   runQueued(): Promise<CheckRow[]>;
 }
 
-export function revisionServices(db: Knex, deps: { registry: RegistryClient; keyring: Keyring; systems: System[] }): RevisionServices {
+export function revisionServices(
+  db: Knex,
+  deps: {
+    registry: RegistryClient;
+    keyring: Keyring;
+    systems: System[];
+    /** Inventories kept decoded (the app keeps 32); 0 reads each from the database every time. */
+    inventoryCache?: number;
+  },
+): RevisionServices {
   const services = checkServices(db, deps);
   const systems = staticCatalog(deps.systems);
   const imageStore = new ImageStore(db);
@@ -60,7 +70,7 @@ export function revisionServices(db: Knex, deps: { registry: RegistryClient; key
     images: services.images,
     imageStore,
     checks: services.store,
-    inventories,
+    inventories: cachedInventories(inventories, deps.inventoryCache ?? 32),
     systems,
     buildsOf: (owner, imageId) => new BuildStore(db).forImage(owner, imageId),
     queueCheck: (owner, imageId, options) => checkService.queue(owner, imageId, options),
