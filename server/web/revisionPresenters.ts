@@ -222,10 +222,11 @@ export function presentDiffPage(diff: InventoryDiff) {
     same: diff.same,
     versions,
     incomplete: diff.incomplete,
+    // A kind of package neither side has (conda in a Debian image) is left out.
     tables: [
       table('Python packages', diff.pythonPackages, (p) => p.version),
       table('conda packages', diff.condaPackages, (p) => `${p.version} (${p.build}${p.channel ? `, ${p.channel}` : ''})`),
       table('OS packages', diff.osPackages, (p) => `${p.version}${p.arch ? ` (${p.arch})` : ''}`),
-    ],
+    ].filter((t) => t.counts.added + t.counts.removed + t.counts.changed + t.counts.unchanged > 0),
   };
 }
