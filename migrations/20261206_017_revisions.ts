@@ -78,11 +78,12 @@ export async function up(knex: Knex): Promise<void> {
 }
 
 export async function down(knex: Knex): Promise<void> {
-  await knex.schema.alterTable('systems', (table) => {
-    table.dropColumn('kept_revisions');
-  });
+  // The table that refers to checks first: SQLite rebuilds checks to drop a column.
+  await knex.schema.dropTable('revisions');
   await knex.schema.alterTable('checks', (table) => {
     table.dropColumn('candidate');
   });
-  await knex.schema.dropTable('revisions');
+  await knex.schema.alterTable('systems', (table) => {
+    table.dropColumn('kept_revisions');
+  });
 }

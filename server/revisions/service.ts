@@ -124,6 +124,9 @@ export interface RevisionServiceDeps {
   now?: () => Date;
 }
 
+/** How long a moved tag's new content that could not be read waits before a launch has it read again. */
+const RETRY_UNREADABLE_MS = 10 * 60_000;
+
 /** The words for content whose packages were not recorded. */
 function noInventory(what: string): AppError {
   return conflict(
@@ -224,6 +227,9 @@ export class RevisionService {
       const candidate = candidates.get(image.id);
       const newer = candidate && candidate.id > (checks.get(image.id)?.id ?? 0);
       if (newer && (isActive(candidate.status) || candidate.digest === digest)) return;
+      // One that could not be read is tried again after a while, not at every Start someone presses meanwhile.
+      const ended = candidate?.finishedAt?.getTime() ?? 0;
+      if (newer && candidate.digest === null && this.now().getTime() - ended < RETRY_UNREADABLE_MS) return;
       await this.deps.queueCheck(image.owner, image.id, { candidate: { reference: image.reference } });
     } catch (err) {
       this.deps.logger.info({ err, imageId: image.id }, 'the new content of a moved tag was not queued for reading');
@@ -329,7 +335,8 @@ export class RevisionService {
     const { list, revision } = await this.get(actor, owner, imageId, number);
     const source = await this.exportSource(actor, list.image, revision);
     const inventory = await this.inventoryOf(revision);
-    const base = `${list.image.name}-r${revision.number}`;
+    // An image's name is free text: the file name keeps what any file system and a Content-Disposition header take.
+    const base = `${list.image.name.replace(/[^A-Za-z0-9._-]+/g, '_').slice(0, 80) || 'image'}-r${revision.number}`;
     if (format === 'record.json') {
       return {
         filename: `${base}.json`,
