@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { benchBuild } from './build.js';
 import { benchDockerfile } from './dockerfile.js';
+import { benchInventory } from './inventory.js';
 import { benchLaunch } from './launch.js';
 import { benchPages } from './pages.js';
 import { benchRevisions } from './revisions.js';
@@ -22,6 +23,7 @@ const sections: Array<[string, () => Promise<BenchRow[]>]> = [
   ['build', () => benchBuild()],
   ['dockerfile', () => benchDockerfile()],
   ['revisions', () => benchRevisions()],
+  ['inventory', () => benchInventory()],
 ];
 const only = process.argv[2];
 

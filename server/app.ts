@@ -59,7 +59,10 @@ import { adminPagesRouter } from './web/adminPages.js';
 import { imagePagesRouter } from './web/imagePages.js';
 import { buildPagesRouter } from './web/buildPages.js';
 import { buildUploads } from './web/uploads.js';
+import { ForecastService } from './inventory/forecastService.js';
+import { ForecastStore } from './inventory/forecastStore.js';
 import { InventoryService } from './inventory/service.js';
+import { forecastPagesRouter } from './web/forecastPages.js';
 import { InventoryStore } from './inventory/store.js';
 import { RevisionService } from './revisions/service.js';
 import type { BuildDetails } from './builds/service.js';
@@ -282,6 +285,14 @@ export function createApp(deps: AppDeps): App {
     revisions,
   });
   const inventories = new InventoryService({ store: inventoryStore, images, checks: checkStore });
+  const forecasts = new ForecastService({
+    store: new ForecastStore(db),
+    inventories: inventoryStore,
+    systems,
+    access,
+    hubVersion: () => hub.version().catch(() => undefined),
+    checks: checkStore,
+  });
   const checks = new CheckService({
     store: checkStore,
     access,
@@ -366,7 +377,7 @@ export function createApp(deps: AppDeps): App {
   const uploadLimits = { uploadBytes: config.builds.uploadBytes, uploadFiles: BUILD_UPLOAD_FILES };
   app.use(
     `${apiPrefix}v1`,
-    apiRouter({ authenticate, systems, launches, images, checks, sharing, builds, inventories, uploadLimits, revisions }),
+    apiRouter({ authenticate, systems, launches, images, checks, sharing, builds, inventories, forecasts, uploadLimits, revisions }),
   );
   const draining = new AbortController();
   const router = express.Router();
@@ -455,7 +466,7 @@ export function createApp(deps: AppDeps): App {
   );
   pages.use(
     requireLogin(prefix),
-    imagePagesRouter({ images, checks, sharing, builds, inventories, prefix, draining: draining.signal, revisions }),
+    imagePagesRouter({ images, checks, sharing, builds, inventories, forecasts, prefix, draining: draining.signal, revisions }),
     buildPagesRouter({
       builds,
       images,
@@ -465,6 +476,7 @@ export function createApp(deps: AppDeps): App {
     }),
     revisionPagesRouter({ revisions, images, sharing, prefix }),
     adminPagesRouter({ systems, sharing, prefix }),
+    forecastPagesRouter({ forecasts, systems, prefix }),
   );
   router.use(pages);
 

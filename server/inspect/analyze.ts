@@ -203,7 +203,7 @@ function writableBy(entry: { mode: number; uid?: number; gid?: number }, uid: nu
 }
 
 /** What will happen, in words: who the image would run as, who it runs as here, and whether that user can work. */
-function runAsFindings(facts: ImageFacts, policy: ImagePolicy): Finding[] {
+export function runAsFindings(facts: ImageFacts, policy: ImagePolicy): Finding[] {
   const runAs = facts.runAs;
   if (!runAs) return [];
   const findings: Finding[] = [];

@@ -62,6 +62,18 @@ export const JupyterVersionsSchema = z.object({
   ipykernel: z.string().nullable(),
 });
 
+/** What the check's version rules read (server/inspect/rules.ts's RuleInputs). */
+export const RuleInputsSchema = z.object({
+  /** jupyterhub-singleuser is on PATH; its interpreter exists. */
+  singleuser: z.boolean(),
+  interpreter: z.boolean(),
+  /** The interpreter's `X.Y`, as the check reads it. */
+  pythonVersion: z.string().nullable(),
+  /** JupyterHub's version as the check compares it with the hub's. */
+  jupyterhubVersion: z.string().nullable(),
+  pip: z.boolean(),
+});
+
 export const InventorySchema = z.object({
   version: z.literal(INVENTORY_VERSION),
   /** The Python that runs jupyterhub-singleuser (its shebang or `env`); null when there is none. */
@@ -80,16 +92,7 @@ export const InventorySchema = z.object({
    * What the check's version rules read of this image (server/inspect/rules.ts), so that a
    * forecast judges it as a check with another hub version or policy would, without a download.
    */
-  ruleInputs: z.object({
-    /** jupyterhub-singleuser is on PATH; its interpreter exists. */
-    singleuser: z.boolean(),
-    interpreter: z.boolean(),
-    /** The interpreter's `X.Y`, as the check reads it. */
-    pythonVersion: z.string().nullable(),
-    /** JupyterHub's version as the check compares it with the hub's. */
-    jupyterhubVersion: z.string().nullable(),
-    pip: z.boolean(),
-  }),
+  ruleInputs: RuleInputsSchema,
   /**
    * What could not be read in full, in words ("/var/lib/dpkg/status is larger than 16 MB"):
    * the lists above are then partial, and a diff or an export says so.

@@ -29,9 +29,16 @@ export interface InventoryServiceDeps {
   checks: { latestFor(owner: string, imageIds: number[]): Promise<Map<number, CheckRow>> };
 }
 
-/** The digest a check read, when it read the image (an error before the registry answered has none). */
+/**
+ * The digest whose inventory a check may show: only a check that read the
+ * whole image (passed or failed; layers are verified against their digests)
+ * or reused such a result in the same scope. A check that ended in an
+ * error may have been handed a manifest whose layers it never got: its
+ * digest proves nothing, and another user's inventory of that digest is
+ * not theirs to read.
+ */
 export function checkedDigestOf(check: Pick<CheckRow, 'status' | 'digest' | 'manifestDigest'>): string | null {
-  if (check.status !== 'passed' && check.status !== 'failed' && check.status !== 'error') return null;
+  if (check.status !== 'passed' && check.status !== 'failed') return null;
   return check.manifestDigest ?? check.digest;
 }
 

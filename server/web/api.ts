@@ -25,6 +25,8 @@ import type { RevisionService } from '../revisions/service.js';
 import { revisionApiRoutes } from './revisionApi.js';
 import type { InventoryService } from '../inventory/service.js';
 import { inventoryApiRoutes } from './inventoryApi.js';
+import type { ForecastService } from '../inventory/forecastService.js';
+import { forecastApiRoutes } from './forecastApi.js';
 
 /** `GET api/v1/me`: who the token belongs to, as the service sees it. */
 export const MeResponseSchema = HubIdentitySchema.pick({ kind: true, name: true, admin: true, groups: true, scopes: true });
@@ -38,6 +40,7 @@ export interface ApiDeps {
   sharing: SharingService;
   builds: BuildService;
   inventories: InventoryService;
+  forecasts: ForecastService;
   uploadLimits: { uploadBytes: number; uploadFiles: number };
   revisions: RevisionService;
 }
@@ -57,6 +60,7 @@ export function apiRouter(deps: ApiDeps): Router {
   });
   imageApiRoutes(router, deps);
   inventoryApiRoutes(router, deps);
+  forecastApiRoutes(router, deps);
   shareApiRoutes(router, deps);
   buildApiRoutes(router, deps);
   revisionApiRoutes(router, deps);

@@ -17,6 +17,8 @@ import { presentCheckPage, presentTile } from './presenters.js';
 import type { RevisionService, RevisionSummary } from '../revisions/service.js';
 import type { InventoryService } from '../inventory/service.js';
 import { inventoryTable, tableQuery } from './inventoryPresenters.js';
+import type { ForecastService } from '../inventory/forecastService.js';
+import { presentForecastNote } from './forecastPresenters.js';
 
 /** Values to show back in the form: everything the user typed except the password. */
 function formValues(body: Record<string, unknown>) {
@@ -54,12 +56,13 @@ export function imagePagesRouter(deps: {
   sharing: SharingService;
   builds: Pick<BuildService, 'latestFor'>;
   inventories: Pick<InventoryService, 'forCheck' | 'summaries'>;
+  forecasts: Pick<ForecastService, 'notesFor'>;
   prefix: string;
   draining: AbortSignal;
   /** What each tile says of its revisions; without it, tiles say nothing of them. */
   revisions?: Pick<RevisionService, 'summaries'>;
 }): Router {
-  const { images, checks, sharing, builds, inventories, prefix, draining } = deps;
+  const { images, checks, sharing, builds, inventories, forecasts, prefix, draining } = deps;
   const router = Router();
   const owner = loggedInUser;
 
@@ -106,13 +109,21 @@ export function imagePagesRouter(deps: {
     const user = owner(req);
     const [own, shares] = await Promise.all([images.list(user, user.name), sharing.sharesOfAll(user, user.name)]);
     const ids = own.map((i) => i.id);
-    const [built, summaries] = await Promise.all([builds.latestFor(user.name, ids), inventories.summaries(user.name, ids)]);
+    const [built, summaries, forecastNotes] = await Promise.all([
+      builds.latestFor(user.name, ids),
+      inventories.summaries(user.name, ids),
+      forecasts.notesFor(
+        user.name,
+        own.map((i) => ({ id: i.id, system: i.system.slug })),
+      ),
+    ]);
     const revisions = (await deps.revisions?.summaries(user.name, own)) ?? new Map<number, RevisionSummary>();
     const list = await Promise.all(
       own.map(async (image) => ({
         ...presentTile(image, built.get(image.id)),
         inventorySummary: summaries.get(image.id),
         revision: revisions.get(image.id),
+        forecast: forecastNotes.has(image.id) ? presentForecastNote(forecastNotes.get(image.id)!) : undefined,
         shares: shares.get(image.id),
         shareProblem: problem?.imageId === image.id ? problem.message : undefined,
         // What the user typed stays in the field when it was refused.

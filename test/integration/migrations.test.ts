@@ -30,6 +30,7 @@ async function upAndDown(db: Knex): Promise<void> {
     'credentials',
     'deployment',
     'engine_images',
+    'forecasts',
     'image_shares',
     'images',
     'inventories',
