@@ -125,6 +125,15 @@ describe('exported requirements rebuild the image', { timeout: 900_000 }, () => 
       pip: `--index-url ${index.url}\nci-alpha==1.0\nci-beta\n`,
     });
     expect(versions(first.inventory).get('ci-beta')).toBe('0.6');
+    // The revision names the build that made it, and its record the build's inputs.
+    const list = await revisions.list(ada, 'ada', first.imageId);
+    expect(list.revisions.map((r) => [r.number, r.reason, r.buildNumber, r.running])).toEqual([[1, 'first', 1, true]]);
+    const record = JSON.parse((await revisions.exportRevision(ada, 'ada', first.imageId, 1, 'record.json')).body) as Record<
+      string,
+      unknown
+    >;
+    expect(record.build).toMatchObject({ number: 1, mode: 'packages', base: `${registries.open}/base/debian:1`, git: null });
+    expect((record.build as { pip: string }).pip).toContain(`--index-url ${index.url}`);
 
     const requirements = (await revisions.exportRevision(ada, 'ada', first.imageId, 1, 'requirements.txt')).body;
     const pins = requirements.split('\n').filter((l) => /^[A-Za-z0-9]/.test(l));
