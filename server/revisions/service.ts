@@ -54,8 +54,10 @@ export interface RevisionList {
 
 /** What a tile says of an image's revisions. */
 export interface RevisionSummary {
-  /** The revision the image runs; undefined while none does (changed, checking). */
+  /** The revision the image is at (its check's content); undefined while none is (changed, checking). */
   running: number | undefined;
+  /** Whether that revision passed its check (the image starts it) or failed. */
+  passed: boolean;
   newest: number;
   /** The image runs an older revision than its newest one. */
   rolledBack: boolean;
@@ -282,6 +284,7 @@ export class RevisionService {
       const running = this.runningOf(list, checks.get(image.id), { reference: image.reference, system: image.system.slug });
       result.set(image.id, {
         running: running?.number,
+        passed: running?.status === 'passed',
         newest: newest.number,
         rolledBack: running !== undefined && running.number < newest.number,
       });

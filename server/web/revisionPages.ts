@@ -47,7 +47,9 @@ export function revisionPagesRouter(deps: {
         short: shortDigest(launchDigest(r)),
       })),
       newest,
-      rolledBack: typeof req.query.rolledBack === 'string' ? req.query.rolledBack : undefined,
+      // A number only: the page says it in its own words, never a query's text.
+      rolledBack:
+        typeof req.query.rolledBack === 'string' && /^[1-9][0-9]{0,9}$/.test(req.query.rolledBack) ? req.query.rolledBack : undefined,
       others,
       tagged: reference.tag ? `${reference.registry}/${reference.repository}:${reference.tag}` : undefined,
       csrfToken: req.csrfToken?.(),

@@ -103,6 +103,7 @@ describe.each<Engine>(['SQLite', 'PostgreSQL'])('revisions on %s', (engine) => {
     expect(list.revisions[0]?.manifestDigest ?? list.revisions[0]?.digest).toBe(digests.v1);
     expect((await s.revisions.summaries('ada', [await s.images.load('ada', imageId)])).get(imageId)).toEqual({
       running: 1,
+      passed: true,
       newest: 1,
       rolledBack: false,
     });
@@ -168,7 +169,7 @@ describe.each<Engine>(['SQLite', 'PostgreSQL'])('revisions on %s', (engine) => {
     const list = await s.revisions.list(ada, 'ada', imageId);
     expect(list.running?.number).toBe(1);
     expect(list.revisions.map((r) => r.number)).toEqual([2, 1]);
-    expect((await s.revisions.summaries('ada', [image])).get(imageId)).toEqual({ running: 1, newest: 2, rolledBack: true });
+    expect((await s.revisions.summaries('ada', [image])).get(imageId)).toEqual({ running: 1, passed: true, newest: 2, rolledBack: true });
     // A kept revision starts by number, whatever the image runs.
     const second = await s.launches.launch(ada, 'ada', imageId, 2);
     expect(second.digest).toBe(digests.v2);
