@@ -10,6 +10,7 @@ import { benchDockerfile } from './dockerfile.js';
 import { benchInventory } from './inventory.js';
 import { benchLaunch } from './launch.js';
 import { benchPages } from './pages.js';
+import { benchRevisions } from './revisions.js';
 import { benchSpawn } from './spawn.js';
 import { benchStaticCheck } from './staticCheck.js';
 import { formatTable, type BenchRow } from './table.js';
@@ -21,6 +22,7 @@ const sections: Array<[string, () => Promise<BenchRow[]>]> = [
   ['spawn', () => benchSpawn()],
   ['build', () => benchBuild()],
   ['dockerfile', () => benchDockerfile()],
+  ['revisions', () => benchRevisions()],
   ['inventory', () => benchInventory()],
 ];
 const only = process.argv[2];

@@ -17,6 +17,7 @@ import * as m011 from './20261206_011_build_files.js';
 import * as m013 from './20261206_013_publication_digest.js';
 import * as m014 from './20261206_014_replicas.js';
 import * as m016 from './20261206_016_inventories.js';
+import * as m017 from './20261206_017_revisions.js';
 
 export interface Migration {
   name: string;
@@ -39,4 +40,5 @@ export const migrations: Migration[] = [
   { name: '20261206_013_publication_digest', ...m013 },
   { name: '20261206_014_replicas', ...m014 },
   { name: '20261206_016_inventories', ...m016 },
+  { name: '20261206_017_revisions', ...m017 },
 ];

@@ -65,6 +65,13 @@ import { ForecastStore } from './inventory/forecastStore.js';
 import { InventoryService } from './inventory/service.js';
 import { forecastPagesRouter } from './web/forecastPages.js';
 import { InventoryStore } from './inventory/store.js';
+import { RevisionService } from './revisions/service.js';
+import type { BuildDetails } from './builds/service.js';
+import type { CheckRow } from './checks/store.js';
+import type { System } from './systems/schema.js';
+import { RevisionStore } from './revisions/store.js';
+import { cachedInventories } from './revisions/inventoryCache.js';
+import { revisionPagesRouter } from './web/revisionPages.js';
 import './web/types.js';
 
 /** Everything the app needs from outside; tests pass their own. */
@@ -246,6 +253,26 @@ export function createApp(deps: AppDeps): App {
     checks: checkStore,
     audit,
   });
+  const inventoryStore = new InventoryStore(db);
+  // Revisions of images: recorded as checks end, started, rolled back to, compared and exported.
+  const revisions: RevisionService = new RevisionService({
+    store: new RevisionStore(db),
+    access,
+    images,
+    imageStore,
+    checks: checkStore,
+    // A diff reads two inventories; the same ones are often asked again (a page reloaded, another export).
+    inventories: cachedInventories(inventoryStore, 32),
+    systems,
+    buildsOf: (owner, imageId) => buildStore.forImage(owner, imageId),
+    builds: {
+      get: (actor, owner, imageId, number): Promise<BuildDetails> => builds.get(actor, owner, imageId, number),
+      systemsFor: (actor): Promise<System[]> => builds.systemsFor(actor),
+    },
+    queueCheck: (owner, imageId, options): Promise<CheckRow> => checks.queue(owner, imageId, options),
+    sharing,
+    logger,
+  });
   const launchStore = new LaunchStore(db);
   const launches = new LaunchService({
     audit,
@@ -258,8 +285,8 @@ export function createApp(deps: AppDeps): App {
     pulls,
     pullTimeoutMs: config.pulls.timeoutMs,
     sharing,
+    revisions,
   });
-  const inventoryStore = new InventoryStore(db);
   const inventories = new InventoryService({ store: inventoryStore, images, checks: checkStore });
   const forecasts = new ForecastService({
     store: new ForecastStore(db),
@@ -289,6 +316,7 @@ export function createApp(deps: AppDeps): App {
     pullTimeoutMs: config.pulls.timeoutMs,
     keepPulledImages: config.checks.keepPulledImages,
     pulls,
+    onEnded: (checkId): Promise<void> => revisions.recordCheck(checkId),
   });
   const checkWorker = createCheckWorker({
     db,
@@ -364,7 +392,19 @@ export function createApp(deps: AppDeps): App {
   const uploads = buildUploads({ uploadBytes: config.builds.uploadBytes, uploadFiles: BUILD_UPLOAD_FILES }, deps.workDir);
   app.use(
     `${apiPrefix}v1`,
-    apiRouter({ authenticate, systems, launches, images, checks, sharing, builds, inventories, forecasts, buildUploads: uploads }),
+    apiRouter({
+      authenticate,
+      systems,
+      launches,
+      images,
+      checks,
+      sharing,
+      builds,
+      inventories,
+      forecasts,
+      buildUploads: uploads,
+      revisions,
+    }),
   );
   const draining = new AbortController();
   const router = express.Router();
@@ -453,8 +493,15 @@ export function createApp(deps: AppDeps): App {
   );
   pages.use(
     requireLogin(prefix),
-    imagePagesRouter({ images, checks, sharing, builds, inventories, forecasts, prefix, draining: draining.signal }),
-    buildPagesRouter({ builds, images, prefix, draining: draining.signal }),
+    imagePagesRouter({ images, checks, sharing, builds, inventories, forecasts, prefix, draining: draining.signal, revisions }),
+    buildPagesRouter({
+      builds,
+      images,
+      prefix,
+      draining: draining.signal,
+      prefill: (actor, from, number) => revisions.buildFrom(actor, actor.name, from, number),
+    }),
+    revisionPagesRouter({ revisions, images, sharing, prefix }),
     adminPagesRouter({ systems, sharing, prefix }),
     forecastPagesRouter({ forecasts, systems, prefix }),
   );

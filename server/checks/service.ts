@@ -57,7 +57,18 @@ export interface CheckServiceDeps {
   keepPulledImages: boolean;
   /** Keeps passed images in the engine for launches on Docker systems; undefined without an engine. */
   pulls?: PullService | undefined;
+  /** Told when a check has ended and its result is stored (revisions/ records new content); must not throw. */
+  onEnded?: (checkId: number) => Promise<void>;
   now?: () => Date;
+}
+
+/** How a check is queued for the service's own reasons. */
+export interface QueueOptions {
+  /**
+   * A moved tag's new content, read without becoming the image's check until
+   * its owner accepts it; `reference`: the tag to read when the image is pinned.
+   */
+  candidate?: { reference: string };
 }
 
 const HUB_VERSION_TTL_MS = 3600_000;
@@ -88,7 +99,7 @@ export class CheckService {
   }
 
   /** Queues a check for the service's own reasons (a build finished); the caller has checked who asks. */
-  async queue(owner: string, imageId: number): Promise<CheckRow> {
+  async queue(owner: string, imageId: number, options: QueueOptions = {}): Promise<CheckRow> {
     const image = await this.deps.images.load(owner, imageId);
     await this.deps.store.assertQueueRoom(owner, this.deps.maxQueuedPerUser);
     const system = await this.deps.systems.get(image.system.slug);
@@ -97,7 +108,7 @@ export class CheckService {
       imageId,
       owner,
       system: system.slug,
-      reference: image.reference,
+      reference: options.candidate?.reference ?? image.reference,
       digest: null,
       manifestDigest: null,
       platform: system.platform,
@@ -118,6 +129,7 @@ export class CheckService {
       runner: null,
       heartbeatAt: null,
       attempts: 0,
+      candidate: options.candidate !== undefined,
     };
     const id = await this.deps.store.insert(check);
     this.deps.onQueued?.();
@@ -141,7 +153,9 @@ export class CheckService {
     job.signal.addEventListener('abort', atDeadline, { once: true });
     try {
       const run = new CheckRun({ ...this.deps, hubVersion: () => this.hubVersionCached() }, row, record, job.signal);
-      return await Promise.race([run.run(), record.ended]);
+      const status = await Promise.race([run.run(), record.ended]);
+      await this.deps.onEnded?.(row.id);
+      return status;
     } finally {
       job.signal.removeEventListener('abort', atDeadline);
     }

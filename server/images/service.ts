@@ -68,8 +68,14 @@ export interface ImageServiceDeps {
    * build under a push path (systems/service.ts); undefined when they may.
    */
   builtImageProblem?: (reference: ImageReference, user: string) => Promise<string | undefined>;
-  /** The newest check of each image, for its status. */
-  checks?: { latestFor(owner: string, imageIds: number[]): Promise<Map<number, CheckSummary>> };
+  /**
+   * The newest check of each image, for its status; and the newest candidate
+   * check (a moved tag's new content waiting for its owner), if it tells them.
+   */
+  checks?: {
+    latestFor(owner: string, imageIds: number[]): Promise<Map<number, CheckSummary>>;
+    newestCandidates?(owner: string, imageIds: number[]): Promise<Map<number, CheckSummary>>;
+  };
   /** The newest build of each image the service built, for its status. */
   builds?: { latestFor(owner: string, imageIds: number[]): Promise<Map<number, BuildSummaryForStatus>> };
   /** What the Docker engine holds of checked images; undefined without an engine. */
@@ -108,7 +114,7 @@ export class ImageService {
     const rows = await this.deps.store.list(owner);
     const ids = rows.map((r) => r.id);
     const credentials = await this.deps.store.credentialsFor(owner, ids);
-    const [checks, builds] = await this.latestOf(owner, ids);
+    const [checks, builds, candidates] = await this.latestOf(owner, ids);
     // One lookup per system, not per image.
     const systems = new Map<string, Promise<System | undefined>>();
     const systemOf = (slug: string) => {
@@ -116,7 +122,9 @@ export class ImageService {
       return systems.get(slug) as Promise<System | undefined>;
     };
     const views = await Promise.all(
-      rows.map(async (row) => this.view(row, await systemOf(row.system), credentials.get(row.id), checks.get(row.id), builds.get(row.id))),
+      rows.map(async (row) =>
+        this.view(row, await systemOf(row.system), credentials.get(row.id), checks.get(row.id), builds.get(row.id), candidates.get(row.id)),
+      ),
     );
     return this.withReadiness(views, checks);
   }
@@ -131,7 +139,7 @@ export class ImageService {
   async load(owner: string, id: number): Promise<ImageView> {
     const row = await this.deps.store.get(owner, id);
     if (!row) throw notFound('Image');
-    const [checks, builds] = await this.latestOf(owner, [id]);
+    const [checks, builds, candidates] = await this.latestOf(owner, [id]);
     const [view] = await this.withReadiness(
       [
         this.view(
@@ -140,6 +148,7 @@ export class ImageService {
           await this.deps.store.credentialFor(owner, id),
           checks.get(id),
           builds.get(id),
+          candidates.get(id),
         ),
       ],
       checks,
@@ -147,11 +156,15 @@ export class ImageService {
     return view as ImageView;
   }
 
-  /** The newest check and build of each image: what its status is made of. */
-  private async latestOf(owner: string, ids: number[]): Promise<[Map<number, CheckSummary>, Map<number, BuildSummaryForStatus>]> {
+  /** The newest check, build and candidate check of each image: what its status is made of. */
+  private async latestOf(
+    owner: string,
+    ids: number[],
+  ): Promise<[Map<number, CheckSummary>, Map<number, BuildSummaryForStatus>, Map<number, CheckSummary>]> {
     return Promise.all([
       this.deps.checks?.latestFor(owner, ids) ?? new Map<number, CheckSummary>(),
       this.deps.builds?.latestFor(owner, ids) ?? new Map<number, BuildSummaryForStatus>(),
+      this.deps.checks?.newestCandidates?.(owner, ids) ?? new Map<number, CheckSummary>(),
     ]);
   }
 
@@ -328,6 +341,7 @@ export class ImageService {
     credential: CredentialRow | undefined,
     check: CheckSummary | undefined,
     build: BuildSummaryForStatus | undefined,
+    candidate: CheckSummary | undefined,
   ): ImageView {
     const reference = parseReference(row.reference);
     return {
@@ -341,7 +355,7 @@ export class ImageService {
       mountPath: row.mountPath ?? system?.defaultMountPath ?? '',
       mountPathIsDefault: row.mountPath === null,
       credential: credential ? { registry: credential.registry, username: credential.username } : undefined,
-      status: imageStatus(row, check, build),
+      status: imageStatus(row, check, build, candidate),
       start: undefined,
       systemSpawner: system?.spawner,
       warnings: reference.unpinned ? [unpinnedWarning(reference)] : [],

@@ -18,7 +18,9 @@ import {
   BUILD_NETWORKS,
   BUILDS_NEED_PROCESS_LIMIT,
   DEFAULT_GID,
+  DEFAULT_KEPT_REVISIONS,
   DEFAULT_UID,
+  MAX_KEPT_REVISIONS,
   registryAllowed,
   SLUG,
   SLUG_RULE,
@@ -99,6 +101,22 @@ export const SystemInputSchema = z
     buildNetwork: z.enum(BUILD_NETWORKS, { message: 'The build network is default, none or host' }).default('default'),
     /** "Name = image" or "image", one a line. */
     buildBaseImages: lines,
+    /** Blank: the default (revisions/schema.ts). */
+    keptRevisions: z
+      .union([z.number(), z.string().trim()])
+      .optional()
+      .transform((v, ctx) => {
+        if (v === undefined || v === '') return undefined;
+        const n = typeof v === 'number' ? v : /^\d+$/.test(v) ? Number(v) : NaN;
+        if (!Number.isInteger(n) || n < 1 || n > MAX_KEPT_REVISIONS) {
+          ctx.addIssue({
+            code: 'custom',
+            message: `Revisions kept per image: a whole number from 1 to ${MAX_KEPT_REVISIONS}, or blank for ${DEFAULT_KEPT_REVISIONS}`,
+          });
+          return z.NEVER;
+        }
+        return n;
+      }),
   })
   .superRefine((input, ctx) => {
     for (const pattern of input.allowedRegistries) {
@@ -153,6 +171,7 @@ export const SystemInputSchema = z
         network: input.buildNetwork,
         baseImages: input.buildBaseImages.map(baseImageLine),
       },
+      ...(input.keptRevisions === undefined ? {} : { keptRevisions: input.keptRevisions }),
     }),
   );
 

@@ -20,6 +20,7 @@ export const SYSTEM_COLUMNS = [
   'spawner',
   'policy',
   'build',
+  'kept_revisions',
 ] as const;
 
 /** The columns {@link registryCredentialFromRow} reads. */
@@ -48,6 +49,7 @@ export function systemFromRow(r: Row): System {
     spawner: r.spawner as System['spawner'],
     policy: ImagePolicySchema.parse(fromJson(r.policy)),
     build: r.build === null || r.build === undefined ? NO_BUILDS : BuildSettingsSchema.parse(fromJson(r.build)),
+    ...(r.kept_revisions === null || r.kept_revisions === undefined ? {} : { keptRevisions: Number(r.kept_revisions) }),
   };
 }
 
@@ -64,6 +66,7 @@ function toRow(s: System): Row {
     spawner: s.spawner,
     policy: JSON.stringify(s.policy),
     build: JSON.stringify(s.build),
+    kept_revisions: s.keptRevisions ?? null,
   };
 }
 

@@ -41,6 +41,7 @@ function formValues(system: Partial<System> | Record<string, unknown>) {
     buildBaseImages: s.build
       ? s.build.baseImages.map((b) => (b.name === b.image ? b.image : `${b.name} = ${b.image}`)).join('\n')
       : lines(s.buildBaseImages),
+    keptRevisions: String(s.keptRevisions ?? ''),
   };
 }
 

@@ -20,6 +20,8 @@ import { launchApiRoutes } from './launchApi.js';
 import { shareApiRoutes } from './shareApi.js';
 import { buildApiRoutes } from './buildApi.js';
 import type { BuildService } from '../builds/service.js';
+import type { RevisionService } from '../revisions/service.js';
+import { revisionApiRoutes } from './revisionApi.js';
 import type { InventoryService } from '../inventory/service.js';
 import { inventoryApiRoutes } from './inventoryApi.js';
 import type { ForecastService } from '../inventory/forecastService.js';
@@ -40,6 +42,7 @@ export interface ApiDeps {
   buildUploads: RequestHandler[];
   inventories: InventoryService;
   forecasts: ForecastService;
+  revisions: RevisionService;
 }
 
 export function apiRouter(deps: ApiDeps): Router {
@@ -60,6 +63,7 @@ export function apiRouter(deps: ApiDeps): Router {
   forecastApiRoutes(router, deps);
   shareApiRoutes(router, deps);
   buildApiRoutes(router, deps);
+  revisionApiRoutes(router, deps);
   router.use(notFoundHandler());
   return router;
 }

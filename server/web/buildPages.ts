@@ -9,6 +9,7 @@ import type { BuildInputs, BuildService } from '../builds/service.js';
 import { isBuildActive } from '../images/status.js';
 import type { ImageService } from '../images/service.js';
 import { loggedInUser } from './auth.js';
+import type { HubIdentity } from '../hub/identity.js';
 import { parseId } from './params.js';
 import { progressStream } from './sse.js';
 import { presentBuildPage } from './presenters.js';
@@ -54,7 +55,14 @@ function inputsAsValues(inputs: BuildInputs, image: { name: string; system: stri
   };
 }
 
-export function buildPagesRouter(deps: { builds: BuildService; images: ImageService; prefix: string; draining: AbortSignal }): Router {
+export function buildPagesRouter(deps: {
+  builds: BuildService;
+  images: ImageService;
+  prefix: string;
+  draining: AbortSignal;
+  /** The form filled in from a revision of one of the user's images ("Build from this", revisions/). */
+  prefill?: (actor: HubIdentity, imageId: number, revision: number) => Promise<{ values: Record<string, string>; notice: string }>;
+}): Router {
   const { builds, images, prefix, draining } = deps;
   const router = Router();
   const owner = loggedInUser;
@@ -69,6 +77,7 @@ export function buildPagesRouter(deps: { builds: BuildService; images: ImageServ
       files?: Array<{ name: string; size: number }>;
       errors?: Record<string, string>;
       status?: number;
+      notice?: string;
     },
   ) {
     const systems = await builds.systemsFor(owner(req));
@@ -91,6 +100,7 @@ export function buildPagesRouter(deps: { builds: BuildService; images: ImageServ
       packagesMode: options.values.mode !== 'dockerfile',
       tokenHelp: `${options.tokenStored ? 'A token is stored; leave this blank to keep it. ' : ''}Stored encrypted, used only to fetch the repository.`,
       files: options.files ?? [],
+      notice: options.notice,
       csrfToken: req.csrfToken?.(),
     });
   }
@@ -125,7 +135,13 @@ export function buildPagesRouter(deps: { builds: BuildService; images: ImageServ
     }
   }
 
-  router.get('/builds/new', (req, res) => renderForm(req, res, { values: formValues({}) }));
+  router.get('/builds/new', async (req, res) => {
+    // ?from=IMAGE&revision=N: base image + packages with that revision's pins.
+    const from = req.query.from === undefined ? undefined : parseId(req.query.from);
+    const filled =
+      from !== undefined && deps.prefill ? await deps.prefill(owner(req), from, parseId(req.query.revision, 'Revision')) : undefined;
+    await renderForm(req, res, { values: formValues(filled?.values ?? {}), notice: filled?.notice });
+  });
   router.post('/builds', (req, res) => submit(req, res, undefined));
   router.post('/images/:id/rebuild', (req, res) => submit(req, res, parseId(req.params.id)));
   router.get('/images/:id/rebuild', async (req, res) => {

@@ -14,6 +14,7 @@ import { parseId } from './params.js';
 import { progressStream } from './sse.js';
 import type { BuildService } from '../builds/service.js';
 import { presentCheckPage, presentTile } from './presenters.js';
+import type { RevisionService, RevisionSummary } from '../revisions/service.js';
 import type { InventoryService } from '../inventory/service.js';
 import { inventoryTable, tableQuery } from './inventoryPresenters.js';
 import type { ForecastService } from '../inventory/forecastService.js';
@@ -58,6 +59,8 @@ export function imagePagesRouter(deps: {
   forecasts: Pick<ForecastService, 'notesFor'>;
   prefix: string;
   draining: AbortSignal;
+  /** What each tile says of its revisions; without it, tiles say nothing of them. */
+  revisions?: Pick<RevisionService, 'summaries'>;
 }): Router {
   const { images, checks, sharing, builds, inventories, forecasts, prefix, draining } = deps;
   const router = Router();
@@ -114,10 +117,12 @@ export function imagePagesRouter(deps: {
         own.map((i) => ({ id: i.id, system: i.system.slug })),
       ),
     ]);
+    const revisions = (await deps.revisions?.summaries(user.name, own)) ?? new Map<number, RevisionSummary>();
     const list = await Promise.all(
       own.map(async (image) => ({
         ...presentTile(image, built.get(image.id)),
         inventorySummary: summaries.get(image.id),
+        revision: revisions.get(image.id),
         forecast: forecastNotes.has(image.id) ? presentForecastNote(forecastNotes.get(image.id)!) : undefined,
         shares: shares.get(image.id),
         shareProblem: problem?.imageId === image.id ? problem.message : undefined,

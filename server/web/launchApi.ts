@@ -4,6 +4,7 @@ import type { LaunchService } from '../launch/service.js';
 import type { SystemService } from '../systems/service.js';
 import { identityOf } from './apiAuth.js';
 import { parseApiId, parseUserName } from './params.js';
+import { parseRevision } from '../revisions/schema.js';
 import { presentSystem } from './presenters.js';
 
 /** Adds the system and launch routes to the API router (behind its token check). */
@@ -13,8 +14,9 @@ export function launchApiRoutes(router: Router, deps: { systems: SystemService; 
   });
 
   router.get('/users/:name/images/:id/launch', async (req, res) => {
-    // LaunchService shapes the answer (LaunchParams).
-    const params = await deps.launches.launch(identityOf(req), parseUserName(req.params.name), parseApiId(req.params.id));
+    // LaunchService shapes the answer (LaunchParams); ?revision=N starts one of the image's kept revisions.
+    const revision = parseRevision(req.query.revision);
+    const params = await deps.launches.launch(identityOf(req), parseUserName(req.params.name), parseApiId(req.params.id), revision);
     res.set('Cache-Control', 'no-store').json(params);
   });
 }

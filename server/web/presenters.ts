@@ -5,7 +5,7 @@
 import type { BuildView } from '../builds/service.js';
 import { isBuildActive } from '../images/status.js';
 import { BUILD_PHASES, BUILD_STATUSES } from '../builds/store.js';
-import { BUILD_NETWORKS } from '../systems/schema.js';
+import { BUILD_NETWORKS, DEFAULT_KEPT_REVISIONS } from '../systems/schema.js';
 import { z } from 'zod';
 import { FindingSchema } from '../checks/report.js';
 import { CHECK_STATUSES, isActive } from '../checks/status.js';
@@ -215,11 +215,13 @@ export const SystemResponseSchema = z.object({
     network: z.enum(BUILD_NETWORKS),
     baseImages: z.array(z.object({ name: z.string(), image: z.string() })),
   }),
+  /** How many revisions each image keeps. */
+  keptRevisions: z.number().int(),
 });
 
 /** The API's form of a system. */
 export function presentSystem(system: System): z.infer<typeof SystemResponseSchema> {
-  return SystemResponseSchema.parse(system);
+  return SystemResponseSchema.parse({ ...system, keptRevisions: system.keptRevisions ?? DEFAULT_KEPT_REVISIONS });
 }
 
 /** An image as its tile shows it: its status as images/status.ts decided it, and a link to its newest build. */

@@ -40,6 +40,7 @@ async function upAndDown(db: Knex): Promise<void> {
     'layer_indexes',
     'registry_credentials',
     'replicas',
+    'revisions',
     'sessions',
     'systems',
   ]);

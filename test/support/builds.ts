@@ -14,7 +14,7 @@ import { holdJob } from '../../server/jobs/running.js';
 import type { CheckoutLimits } from '../../server/builds/checkoutFs.js';
 import { WorkDir } from '../../server/workDir.js';
 import { ImageStore } from '../../server/images/store.js';
-import type { CheckService } from '../../server/checks/service.js';
+import type { CheckService, CheckServiceDeps } from '../../server/checks/service.js';
 import { createLogger } from '../../server/log.js';
 import { RegistryClient } from '../../server/registry/client.js';
 import { DockerEngine, dockerFromHost } from '../../server/runner/engine.js';
@@ -62,6 +62,8 @@ export function buildServices(
     sites?: SystemService;
     diskBytes?: number;
     imageBytes?: number;
+    /** More of the check service's dependencies (what it tells when a check ends, say). */
+    checkOverrides?: Partial<CheckServiceDeps>;
   },
 ): BuildServices {
   const registry = new RegistryClient({ trustedHosts: options.trustedRegistries });
@@ -70,6 +72,7 @@ export function buildServices(
   const checks = services.checks({
     engine,
     runLimits: { timeoutMs: 60_000, memoryBytes: 512 * 1024 * 1024, pids: 64, outputBytes: 16 * 1024 },
+    ...options.checkOverrides,
   });
   const store = new BuildStore(db);
   const workDir = options.workDir ?? ownWorkDir();
