@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type tar from 'tar-stream';
-import { tarball } from '../runner/tarball.js';
+import { tarball } from '../io/tarball.js';
 import type { UploadedFile } from './recipe.js';
 
 /** Where the context holds the Dockerfile that is built (the build API's `dockerfile`). */

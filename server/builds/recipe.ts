@@ -5,7 +5,7 @@
  * stored token) comes in through the context.
  */
 import { z } from 'zod';
-import { checkMountPath, MOUNT_PATH_MAX_LENGTH } from '../images/mountPath.js';
+import { checkMountPath, MOUNT_PATH_MAX_LENGTH } from '../systems/mountPath.js';
 import type { System } from '../systems/schema.js';
 import { dockerfileProblems } from './dockerfile.js';
 import { formatKiB } from '../format.js';

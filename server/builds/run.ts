@@ -14,7 +14,7 @@ import type { RunningJob } from '../jobs/running.js';
 import type { Logger } from '../log.js';
 import type { RegistryClient } from '../registry/client.js';
 import { parseReference, registryAuthKey, type ImageReference } from '../registry/reference.js';
-import { BoundedOutput } from '../runner/runCheck.js';
+import { BoundedOutput } from '../io/boundedOutput.js';
 import type { Keyring } from '../secrets/keyring.js';
 import type { SystemCatalog } from '../systems/schema.js';
 import type { BuildLimits as BuilderLimits, ImageBuilder, RegistryLogin } from './builder.js';
@@ -218,7 +218,7 @@ export async function runBuild(deps: BuildRunDeps, job: BuildRow, held: RunningJ
   }
 }
 
-/** Why one of `images` is not `owner`'s to build from (another user's build, builds/pushPath.ts), naming its line. */
+/** Why one of `images` is not `owner`'s to build from (another user's build, systems/pushPath.ts), naming its line. */
 async function notOwnImage(deps: BuildRunDeps, owner: string, images: readonly PulledImage[]): Promise<string | undefined> {
   for (const { image, line } of images) {
     const problem = await deps.systems.builtImageProblem(parseReference(image), owner);

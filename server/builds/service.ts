@@ -24,7 +24,7 @@ import { BuildStore, type BuildRow, type BuildStatus, type BuildSummary } from '
 import { inputError } from '../forms.js';
 import { runBuild, tokenAssociatedData, type BuildRunDeps } from './run.js';
 import { dockerfileImages } from './dockerfile.js';
-import { userPathComponent } from './pushPath.js';
+import { userPathComponent } from '../systems/pushPath.js';
 
 /** What a build run needs (builds/run.ts), and what requests need besides. */
 export interface BuildServiceDeps extends BuildRunDeps {

@@ -242,7 +242,7 @@ export class BuildStore {
 
   /**
    * The users whose builds target `repository` (`registry/repository`, any
-   * tag), queued or done: whose built images are there (builds/pushPath.ts).
+   * tag), queued or done: whose built images are there (systems/pushPath.ts).
    */
   async pushersOf(repository: string): Promise<string[]> {
     const prefix = `${repository}:`;

@@ -6,9 +6,8 @@ import { randomUUID } from 'node:crypto';
 import { invalidInput, notFound } from '../errors.js';
 import type { AccessRules } from '../hub/access.js';
 import type { HubIdentity } from '../hub/identity.js';
-import { pinnedImage, type StartReadiness } from '../pulls/service.js';
 import type { RegistryCredentials } from '../registry/client.js';
-import { parseReference, type ImageReference } from '../registry/reference.js';
+import { parseReference, pinnedImage, type ImageReference } from '../registry/reference.js';
 import type { Keyring } from '../secrets/keyring.js';
 import type { System, SystemCatalog } from '../systems/schema.js';
 import type { RegistryCredentialRow } from '../systems/store.js';
@@ -17,6 +16,9 @@ import { imageStatus, type BuildSummaryForStatus, type CheckSummary, type ImageS
 import type { CredentialRow, ImageRow, ImageStore } from './store.js';
 
 export type { ImageStatus };
+
+/** How far an image is from a fast start, for a tile. */
+export type StartReadiness = { state: 'preparing'; percent: number | null } | { state: 'ready' } | { state: 'failed'; message: string };
 
 /** An image configuration as pages and the API show it; never a secret. */
 export interface ImageView {

@@ -9,11 +9,11 @@ import { auditEntry } from '../audit/store.js';
 import { conflict, invalidInput, notFound } from '../errors.js';
 import type { AccessRules } from '../hub/access.js';
 import type { HubIdentity } from '../hub/identity.js';
-import { checkMountPath } from '../images/mountPath.js';
+import { checkMountPath } from './mountPath.js';
 import { hostProblem, parseReference, stripScheme, type ImageReference } from '../registry/reference.js';
 import { resealWithCurrentKey, type Keyring, type RotationResult } from '../secrets/keyring.js';
 import { checkbox, inputError, lines } from '../forms.js';
-import { builtImageProblem, parsePushPath, PUSH_PATH_MAX_LENGTH, underPushPath, type PushPath } from '../builds/pushPath.js';
+import { builtImageProblem, parsePushPath, PUSH_PATH_MAX_LENGTH, underPushPath, type PushPath } from './pushPath.js';
 import {
   BUILD_NETWORKS,
   BUILDS_NEED_PROCESS_LIMIT,

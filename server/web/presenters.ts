@@ -10,10 +10,9 @@ import { z } from 'zod';
 import { FindingSchema } from '../checks/report.js';
 import { CHECK_STATUSES, isActive } from '../checks/status.js';
 import type { CheckRow } from '../checks/store.js';
-import type { ImageView } from '../images/service.js';
+import type { ImageView, StartReadiness } from '../images/service.js';
 import { IMAGE_STATUSES } from '../images/status.js';
 import { formatDuration } from '../format.js';
-import type { StartReadiness } from '../pulls/service.js';
 import type { PublicationView, PublishedImageView, SharedImageView, SharesView } from '../sharing/service.js';
 import type { System } from '../systems/schema.js';
 
