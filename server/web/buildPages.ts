@@ -11,7 +11,7 @@ import type { ImageService } from '../images/service.js';
 import { loggedInUser } from './auth.js';
 import { parseId } from './params.js';
 import { progressStream } from './sse.js';
-import { presentBuildPage } from './presenters.js';
+import { presentBuildPage } from './presenters/builds.js';
 
 const FIELDS = [
   'name',

@@ -13,7 +13,9 @@ import { loggedInUser } from './auth.js';
 import { parseId } from './params.js';
 import { progressStream } from './sse.js';
 import type { BuildService } from '../builds/service.js';
-import { presentCheckPage, presentTile } from './presenters.js';
+import { presentBuildPage } from './presenters/builds.js';
+import { presentCheckPage } from './presenters/checks.js';
+import { presentTile } from './presenters/images.js';
 
 /** Values to show back in the form: everything the user typed except the password. */
 function formValues(body: Record<string, unknown>) {
@@ -104,13 +106,16 @@ export function imagePagesRouter(deps: {
       own.map((i) => i.id),
     );
     const list = await Promise.all(
-      own.map(async (image) => ({
-        ...presentTile(image, built.get(image.id)),
-        shares: shares.get(image.id),
-        shareProblem: problem?.imageId === image.id ? problem.message : undefined,
-        // What the user typed stays in the field when it was refused.
-        shareInput: problem?.imageId === image.id ? problem.groups : undefined,
-      })),
+      own.map(async (image) => {
+        const build = built.get(image.id);
+        return {
+          ...presentTile(image, build && presentBuildPage(build)),
+          shares: shares.get(image.id),
+          shareProblem: problem?.imageId === image.id ? problem.message : undefined,
+          // What the user typed stays in the field when it was refused.
+          shareInput: problem?.imageId === image.id ? problem.groups : undefined,
+        };
+      }),
     );
     const saved = list.find((i) => String(i.id) === req.query.saved);
     res.status(problem?.status ?? 200).render('pages/images', {

@@ -12,7 +12,7 @@ import { testAccess } from '../support/identities.js';
 import { ciDocker, removeDataVolumes } from '../support/docker.js';
 import { openDatabase, type Knex } from '../../server/store/db.js';
 import type { HubIdentity } from '../../server/hub/identity.js';
-import { LaunchResponseSchema } from '../../server/launch/service.js';
+import { LaunchResponseSchema } from '../../server/web/presenters/launch.js';
 import { createApp } from '../../server/app.js';
 import { parseConfig } from '../../server/config.js';
 import { createHubClient } from '../../server/hub/client.js';

@@ -1,0 +1,93 @@
+/**
+ * Builds as the API answers them (each answer parsed by its schema) and as
+ * their page, history and tile show them. Never a file's content or a token.
+ */
+import { z } from 'zod';
+import type { BuildDetails, BuildView } from '../../builds/service.js';
+import { BUILD_MODES } from '../../builds/recipe.js';
+import { BUILD_PHASES, BUILD_STATUSES } from '../../builds/store.js';
+import { formatDuration } from '../../format.js';
+import { isBuildActive } from '../../images/status.js';
+import { BUILD_NETWORKS, type System } from '../../systems/schema.js';
+import type { ImageView } from '../../images/service.js';
+import { ImageResponseSchema, presentImage } from './images.js';
+
+export const BuildResponseSchema = z.object({
+  id: z.number().int().positive(),
+  imageId: z.number().int().positive(),
+  number: z.number().int().positive(),
+  status: z.enum(BUILD_STATUSES),
+  phase: z.enum(BUILD_PHASES).nullable(),
+  /** What the tile says: "Building (step 2 of 5)", "Build failed at step 3". */
+  label: z.string(),
+  step: z.number().int(),
+  steps: z.number().int(),
+  /** Where the build is pushed: registry/repository:number. */
+  image: z.string(),
+  digest: z.string().nullable(),
+  message: z.string().nullable(),
+  createdAt: z.string(),
+  startedAt: z.string().nullable(),
+  finishedAt: z.string().nullable(),
+  durationMs: z.number().nullable(),
+});
+
+/** The API's form of a build (never its files' content or token). */
+export function presentBuild(build: BuildView): z.infer<typeof BuildResponseSchema> {
+  return BuildResponseSchema.parse({
+    ...build,
+    image: build.target,
+    createdAt: build.createdAt.toISOString(),
+    startedAt: build.startedAt?.toISOString() ?? null,
+    finishedAt: build.finishedAt?.toISOString() ?? null,
+  });
+}
+
+/** A system that builds, as the build form and API show it. */
+export const BuildSystemResponseSchema = z.object({
+  slug: z.string(),
+  displayName: z.string(),
+  network: z.enum(BUILD_NETWORKS),
+  baseImages: z.array(z.object({ name: z.string(), image: z.string() })),
+});
+
+export function presentBuildSystem(system: System): z.infer<typeof BuildSystemResponseSchema> {
+  return BuildSystemResponseSchema.parse({ ...system, ...system.build });
+}
+
+/** The inputs of a build as the API shows them: the token only as "stored", files by name and size. */
+export const BuildInputsResponseSchema = z.object({
+  mode: z.enum(BUILD_MODES),
+  base: z.string().nullable(),
+  pip: z.string(),
+  conda: z.string(),
+  apt: z.string(),
+  dockerfile: z.string(),
+  files: z.array(z.object({ name: z.string(), size: z.number().int() })),
+  gitUrl: z.string().nullable(),
+  gitRef: z.string().nullable(),
+  gitUsername: z.string().nullable(),
+  gitTokenStored: z.boolean(),
+  gitCommit: z.string().nullable(),
+});
+
+/** One build with its log and inputs. */
+export const BuildDetailsResponseSchema = BuildResponseSchema.extend({ log: z.string(), inputs: BuildInputsResponseSchema });
+
+export function presentBuildDetails(details: BuildDetails): z.infer<typeof BuildDetailsResponseSchema> {
+  return BuildDetailsResponseSchema.parse({ ...presentBuild(details.build), log: details.log, inputs: details.inputs });
+}
+
+/** A new built image and its first build (202). */
+export const BuildCreatedResponseSchema = z.object({ image: ImageResponseSchema, build: BuildResponseSchema });
+
+export function presentBuildCreated(created: { image: ImageView; build: BuildView }): z.infer<typeof BuildCreatedResponseSchema> {
+  return BuildCreatedResponseSchema.parse({ image: presentImage(created.image), build: presentBuild(created.build) });
+}
+
+/** A build as its page, its history and its tile show it. */
+export type BuildPage = ReturnType<typeof presentBuildPage>;
+
+export function presentBuildPage(build: BuildView) {
+  return { ...build, active: isBuildActive(build.status), duration: formatDuration(build.durationMs) };
+}
