@@ -171,6 +171,7 @@ export function createApp(deps: AppDeps): App {
     access,
     // A queued check wakes this replica's worker at once (the others find it at their next poll).
     onQueued: checkQueued.ring,
+    audit,
     images,
     systems,
     registry: deps.registry,

@@ -5,7 +5,7 @@
  * `<pushTo>/<user>/<name>:<number>`, then the image points at the pushed
  * build and a check is queued, after which it is an image like any other.
  */
-import { auditEntry } from '../audit/store.js';
+import { auditEntry, changedFields, imageTarget } from '../audit/store.js';
 import { conflict, invalidInput, notFound, upstream } from '../errors.js';
 import type { AccessRules } from '../hub/access.js';
 import type { HubIdentity } from '../hub/identity.js';
@@ -119,7 +119,18 @@ export class BuildService {
         now,
       );
       const buildId = await BuildStore.insert(store.db, this.newBuild(actor, owner, imageId, 1, target, recipe, null, now));
-      await store.audit(auditEntry(actor, 'image.build', { type: 'image', id: String(imageId) }, this.auditDetails(recipe, 1)), now);
+      // Created by its first build: the image's history starts with both.
+      await store.audit(
+        auditEntry(actor, 'image.create', imageTarget(imageId), {
+          name: recipe.name,
+          system: recipe.system.slug,
+          reference: target,
+          mountPath: recipe.mountPath,
+          built: true,
+        }),
+        now,
+      );
+      await store.audit(auditEntry(actor, 'image.build', imageTarget(imageId), this.auditDetails(recipe, 1)), now);
       return { imageId, buildId };
     });
     this.deps.onQueued?.();
@@ -155,10 +166,18 @@ export class BuildService {
       const target = this.target(recipe.system, owner, image.name, number);
       const keptToken = recipe.git?.token.action === 'keep' ? last.gitToken : null;
       const id = await BuildStore.insert(store.db, this.newBuild(actor, owner, imageId, number, target, recipe, keptToken, now));
-      if (recipe.mountPath !== image.mountPath || recipe.system.slug !== image.system) {
+      const changed = changedFields(
+        { system: image.system, mountPath: image.mountPath },
+        { system: recipe.system.slug, mountPath: recipe.mountPath },
+      );
+      if (changed.length > 0) {
         await store.update(owner, imageId, { ...image, system: recipe.system.slug, mountPath: recipe.mountPath }, now);
+        await store.audit(
+          auditEntry(actor, 'image.update', imageTarget(imageId), { system: recipe.system.slug, mountPath: recipe.mountPath, changed }),
+          now,
+        );
       }
-      await store.audit(auditEntry(actor, 'image.rebuild', { type: 'image', id: String(imageId) }, this.auditDetails(recipe, number)), now);
+      await store.audit(auditEntry(actor, 'image.rebuild', imageTarget(imageId), this.auditDetails(recipe, number)), now);
       return id;
     });
     this.deps.onQueued?.();

@@ -4,7 +4,7 @@
  * — or, on Docker hosts, the image already pulled so that the secret never
  * leaves the service. Refusals are 409s with a message for the researcher.
  */
-import type { AuditLog } from '../audit/store.js';
+import { auditEntry, imageTarget, type AuditLog } from '../audit/store.js';
 import { policyHash } from '../systems/policy.js';
 import { conflict, notFound, upstream } from '../errors.js';
 import type { AccessRules } from '../hub/access.js';
@@ -215,14 +215,7 @@ export class LaunchService {
       check: { id: check.id, kind: check.kind, finishedAt: check.finishedAt?.toISOString() ?? null },
     };
     await this.deps.audit.append(
-      {
-        actor: actor.name,
-        actorKind: actor.kind,
-        action: 'image.launch',
-        targetType: 'image',
-        targetId: String(imageId),
-        details: { owner, user, image: pinned, digest, system: system.slug, pull: pull.kind },
-      },
+      auditEntry(actor, 'image.launch', imageTarget(imageId), { owner, user, image: pinned, digest, system: system.slug, pull: pull.kind }),
       (this.deps.now ?? (() => new Date()))(),
     );
     if (owner !== user) await sharing?.launchedByOther(image);

@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import { auditEntry } from '../audit/store.js';
+import { auditEntry, changedFields } from '../audit/store.js';
 import { conflict, invalidInput, notFound } from '../errors.js';
 import type { AccessRules } from '../hub/access.js';
 import type { HubIdentity } from '../hub/identity.js';
@@ -320,7 +320,15 @@ export class SystemService implements SystemCatalog {
     this.assertBuildable(system);
     await this.deps.store.transaction(async (store) => {
       await store.update(system, this.now());
-      await store.audit(auditEntry(actor, 'system.update', { type: 'system', id: slug }, { before: existing, after: system }), this.now());
+      await store.audit(
+        auditEntry(
+          actor,
+          'system.update',
+          { type: 'system', id: slug },
+          { before: existing, after: system, changed: changedFields(existing, system) },
+        ),
+        this.now(),
+      );
     });
     return system;
   }
