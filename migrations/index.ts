@@ -15,6 +15,7 @@ import * as m009 from './20261202_009_sharing.js';
 import * as m010 from './20261202_010_builds.js';
 import * as m013 from './20261206_013_publication_digest.js';
 import * as m014 from './20261206_014_replicas.js';
+import * as m015 from './20261206_015_build_inputs.js';
 
 export interface Migration {
   name: string;
@@ -35,4 +36,5 @@ export const migrations: Migration[] = [
   { name: '20261202_010_builds', ...m010 },
   { name: '20261206_013_publication_digest', ...m013 },
   { name: '20261206_014_replicas', ...m014 },
+  { name: '20261206_015_build_inputs', ...m015 },
 ];

@@ -113,14 +113,15 @@ export async function runBuild(deps: BuildRunDeps, job: BuildRow, held: RunningJ
     save({ phase: 'context' });
     if (job.attempts > 1) log('The service restarted during the last attempt; building again from the start.\n');
     const files = job.files ? unpackFiles(job.files) : [];
-    if (job.gitUrl) {
+    const { inputs } = job;
+    if (inputs.gitUrl) {
       const token = job.gitToken ? deps.keyring.open(job.gitToken, tokenAssociatedData(job.imageId, job.owner)) : undefined;
       if (token) secrets.push(token);
-      log(`Fetching ${job.gitUrl}${job.gitRef ? ` at ${job.gitRef}` : ''}\n`);
+      log(`Fetching ${inputs.gitUrl}${inputs.gitRef ? ` at ${inputs.gitRef}` : ''}\n`);
       const fetched = await deps.git.fetch({
-        url: job.gitUrl,
-        ref: job.gitRef ?? '',
-        username: job.gitUsername ?? '',
+        url: inputs.gitUrl,
+        ref: inputs.gitRef,
+        username: inputs.gitUsername,
         token,
         signal: held.signal,
       });
@@ -128,7 +129,7 @@ export async function runBuild(deps: BuildRunDeps, job: BuildRow, held: RunningJ
       log(`Checked out commit ${fetched.commit}\n`);
       save({ gitCommit: fetched.commit });
     }
-    let dockerfile = job.dockerfile;
+    let dockerfile = inputs.dockerfile;
     const fromRepository = dockerfile === '';
     if (fromRepository) dockerfile = repositoryDockerfile(tree, deps.limits.dockerfileBytes);
     // The repository's own Dockerfile, under the same rules as one typed in the form; a typed one again,

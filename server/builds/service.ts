@@ -19,6 +19,7 @@ import { buildJobKind } from './job.js';
 import { parseReference } from '../registry/reference.js';
 import type { System } from '../systems/schema.js';
 import { packFiles, unpackFiles } from './context.js';
+import { inputsAsRequest, type BuildInputs } from './inputs.js';
 import { buildInputSchema, type BuildRecipe, type UploadedFile } from './recipe.js';
 import { BuildStore, type BuildRow, type BuildStatus, type BuildSummary } from './store.js';
 import { inputError } from '../forms.js';
@@ -44,19 +45,11 @@ export interface BuildView extends BuildSummary {
   label: string;
 }
 
-/** The inputs of a build, to show and to edit for a rebuild (the token only as "stored"). */
-export interface BuildInputs {
-  mode: BuildRow['mode'];
-  base: string | null;
-  pip: string;
-  conda: string;
-  apt: string;
-  dockerfile: string;
+/** The inputs of a build, to show and to edit for a rebuild: the files by name and size, the token only as "stored". */
+export interface BuildInputsView extends BuildInputs {
   files: Array<{ name: string; size: number }>;
-  gitUrl: string | null;
-  gitRef: string | null;
-  gitUsername: string | null;
   gitTokenStored: boolean;
+  /** The commit the repository was checked out at, once fetched. */
   gitCommit: string | null;
 }
 
@@ -64,7 +57,7 @@ export interface BuildInputs {
 export interface BuildDetails {
   build: BuildView;
   log: string;
-  inputs: BuildInputs;
+  inputs: BuildInputsView;
 }
 
 export class BuildService {
@@ -151,10 +144,10 @@ export class BuildService {
     const keptFiles = files.length === 0 && last.files ? unpackFiles(last.files) : files;
     const recipe = await this.validate(
       raw === undefined
-        ? { ...this.inputsAsRaw(last), name: image.name, system: image.system, mountPath: image.mountPath ?? '' }
+        ? { ...inputsAsRequest(last.inputs), name: image.name, system: image.system, mountPath: image.mountPath ?? '' }
         : { ...(raw as object), name: image.name },
       keptFiles,
-      last.gitUrl ? { url: last.gitUrl, hasToken: last.gitToken !== null } : undefined,
+      last.inputs.gitUrl ? { url: last.inputs.gitUrl, hasToken: last.gitToken !== null } : undefined,
       owner,
     );
     await this.deps.store.assertQueueRoom(owner, this.deps.maxQueuedPerUser);
@@ -279,10 +272,10 @@ export class BuildService {
    * own Dockerfile is held to the same rule when it is built (builds/run.ts).
    */
   private async assertOwnImages(recipe: BuildRecipe, owner: string): Promise<void> {
-    for (const { image, line } of dockerfileImages(recipe.dockerfile).images) {
+    for (const { image, line } of dockerfileImages(recipe.inputs.dockerfile).images) {
       const problem = await this.deps.images.builtImageProblem(parseReference(image), owner);
       if (!problem) continue;
-      if (recipe.mode === 'packages') throw invalidInput({ base: problem });
+      if (recipe.inputs.mode === 'packages') throw invalidInput({ base: problem });
       throw invalidInput({ dockerfile: `Line ${line}: ${problem}` });
     }
   }
@@ -322,36 +315,12 @@ export class BuildService {
       owner,
       number,
       requestedBy: actor.name,
-      mode: recipe.mode,
-      base: recipe.base,
-      pip: recipe.pip,
-      conda: recipe.conda,
-      apt: recipe.apt,
-      dockerfile: recipe.dockerfile,
+      inputs: recipe.inputs,
       files: recipe.files.length > 0 ? packFiles(recipe.files) : null,
       fileNames: recipe.files.map((f) => ({ name: f.name, size: f.content.length })),
-      gitUrl: git?.url ?? null,
-      gitRef: git ? git.ref || null : null,
-      gitUsername: git ? git.username || null : null,
       gitToken: token,
       target,
       createdAt: now,
-    };
-  }
-
-  /** A stored build's inputs as a request would send them (for "rebuild with the same inputs"). */
-  private inputsAsRaw(row: BuildRow): Record<string, unknown> {
-    const base = row.base ?? '';
-    return {
-      mode: row.mode,
-      base,
-      pip: row.pip,
-      conda: row.conda,
-      apt: row.apt,
-      dockerfile: row.mode === 'dockerfile' ? row.dockerfile : '',
-      gitUrl: row.gitUrl ?? '',
-      gitRef: row.gitRef ?? '',
-      gitUsername: row.gitUsername ?? '',
     };
   }
 
@@ -360,8 +329,8 @@ export class BuildService {
       name: recipe.name,
       system: recipe.system.slug,
       number,
-      mode: recipe.mode,
-      ...(recipe.base ? { base: recipe.base } : {}),
+      mode: recipe.inputs.mode,
+      ...(recipe.inputs.base ? { base: recipe.inputs.base } : {}),
       files: recipe.files.map((f) => f.name),
       ...(recipe.git ? { git: recipe.git.url, ref: recipe.git.ref, token: recipe.git.token.action } : {}),
     };
@@ -397,19 +366,6 @@ function detailsOf(row: BuildRow): BuildDetails {
   return { build: viewOf(row), log: row.log, inputs: inputsOf(row) };
 }
 
-function inputsOf(row: BuildRow): BuildInputs {
-  return {
-    mode: row.mode,
-    base: row.base,
-    pip: row.pip,
-    conda: row.conda,
-    apt: row.apt,
-    dockerfile: row.dockerfile,
-    files: row.fileNames,
-    gitUrl: row.gitUrl,
-    gitRef: row.gitRef,
-    gitUsername: row.gitUsername,
-    gitTokenStored: row.gitToken !== null,
-    gitCommit: row.gitCommit,
-  };
+function inputsOf(row: BuildRow): BuildInputsView {
+  return { ...row.inputs, files: row.fileNames, gitTokenStored: row.gitToken !== null, gitCommit: row.gitCommit };
 }

@@ -4,7 +4,7 @@ import { assertQueueRoom } from '../jobs/queueRoom.js';
 import { BUILD_JOB } from './job.js';
 import type { Sealed } from '../secrets/keyring.js';
 import { fromJson, sealedFromRow, toDate, toDateOrNull } from '../store/rows.js';
-import type { BuildMode } from './recipe.js';
+import { inputsColumn, storedInputs, type BuildInputs } from './inputs.js';
 
 export const BUILD_STATUSES = ['queued', 'running', 'succeeded', 'failed'] as const;
 export type BuildStatus = (typeof BUILD_STATUSES)[number];
@@ -20,18 +20,11 @@ export interface BuildRow {
   status: BuildStatus;
   phase: BuildPhase | null;
   requestedBy: string;
-  mode: BuildMode;
-  base: string | null;
-  pip: string;
-  conda: string;
-  apt: string;
-  dockerfile: string;
+  /** What a rebuild repeats (builds/inputs.ts), besides the files and the token. */
+  inputs: BuildInputs;
   /** The uploaded files, as builds/context.ts packs them. */
   files: Buffer | null;
   fileNames: Array<{ name: string; size: number }>;
-  gitUrl: string | null;
-  gitRef: string | null;
-  gitUsername: string | null;
   gitToken: Sealed | null;
   gitCommit: string | null;
   target: string;
@@ -129,17 +122,9 @@ function fromRow(r: Row): BuildRow {
   return {
     ...summaryFromRow(r),
     requestedBy: String(r.requested_by),
-    mode: r.mode as BuildMode,
-    base: text(r.base),
-    pip: String(r.pip),
-    conda: String(r.conda),
-    apt: String(r.apt),
-    dockerfile: String(r.dockerfile),
+    inputs: storedInputs(r.inputs),
     files: r.files ? Buffer.from(r.files as Buffer) : null,
     fileNames: fromJson<Array<{ name: string; size: number }>>(r.file_names),
-    gitUrl: text(r.git_url),
-    gitRef: text(r.git_ref),
-    gitUsername: text(r.git_username),
     gitToken: r.git_token_ciphertext ? sealedFromRow(r, 'git_token_') : null,
     gitCommit: text(r.git_commit),
     log: String(r.log),
@@ -155,17 +140,9 @@ function toRow(b: NewBuild): Row {
     owner: b.owner,
     number: b.number,
     requested_by: b.requestedBy,
-    mode: b.mode,
-    base: b.base,
-    pip: b.pip,
-    conda: b.conda,
-    apt: b.apt,
-    dockerfile: b.dockerfile,
+    inputs: inputsColumn(b.inputs),
     files: b.files,
     file_names: JSON.stringify(b.fileNames),
-    git_url: b.gitUrl,
-    git_ref: b.gitRef,
-    git_username: b.gitUsername,
     git_token_ciphertext: b.gitToken ? Buffer.from(b.gitToken.ciphertext) : null,
     git_token_nonce: b.gitToken ? Buffer.from(b.gitToken.nonce) : null,
     git_token_key_id: b.gitToken?.keyId ?? null,

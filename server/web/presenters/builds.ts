@@ -3,8 +3,8 @@
  * their page, history and tile show them. Never a file's content or a token.
  */
 import { z } from 'zod';
-import type { BuildDetails, BuildView } from '../../builds/service.js';
-import { BUILD_MODES } from '../../builds/recipe.js';
+import type { BuildDetails, BuildInputsView, BuildView } from '../../builds/service.js';
+import { BuildInputsSchema } from '../../builds/inputs.js';
 import { BUILD_PHASES, BUILD_STATUSES } from '../../builds/store.js';
 import { formatDuration } from '../../format.js';
 import { isBuildActive } from '../../images/status.js';
@@ -55,27 +55,38 @@ export function presentBuildSystem(system: System): z.infer<typeof BuildSystemRe
   return BuildSystemResponseSchema.parse({ ...system, ...system.build });
 }
 
-/** The inputs of a build as the API shows them: the token only as "stored", files by name and size. */
-export const BuildInputsResponseSchema = z.object({
-  mode: z.enum(BUILD_MODES),
+/**
+ * The inputs of a build as the API shows them (every input of
+ * builds/inputs.ts): the token only as "stored", files by name and size.
+ * The base image and the repository's fields are null when not given, as
+ * the API answered before the inputs were one JSON column.
+ */
+export const BuildInputsResponseSchema = BuildInputsSchema.extend({
   base: z.string().nullable(),
-  pip: z.string(),
-  conda: z.string(),
-  apt: z.string(),
-  dockerfile: z.string(),
-  files: z.array(z.object({ name: z.string(), size: z.number().int() })),
   gitUrl: z.string().nullable(),
   gitRef: z.string().nullable(),
   gitUsername: z.string().nullable(),
+  files: z.array(z.object({ name: z.string(), size: z.number().int() })),
   gitTokenStored: z.boolean(),
   gitCommit: z.string().nullable(),
 });
+
+function presentInputs(inputs: BuildInputsView): z.input<typeof BuildInputsResponseSchema> {
+  const orNull = (value: string) => (value === '' ? null : value);
+  return {
+    ...inputs,
+    base: orNull(inputs.base),
+    gitUrl: orNull(inputs.gitUrl),
+    gitRef: orNull(inputs.gitRef),
+    gitUsername: orNull(inputs.gitUsername),
+  };
+}
 
 /** One build with its log and inputs. */
 export const BuildDetailsResponseSchema = BuildResponseSchema.extend({ log: z.string(), inputs: BuildInputsResponseSchema });
 
 export function presentBuildDetails(details: BuildDetails): z.infer<typeof BuildDetailsResponseSchema> {
-  return BuildDetailsResponseSchema.parse({ ...presentBuild(details.build), log: details.log, inputs: details.inputs });
+  return BuildDetailsResponseSchema.parse({ ...presentBuild(details.build), log: details.log, inputs: presentInputs(details.inputs) });
 }
 
 /** A new built image and its first build (202). */
