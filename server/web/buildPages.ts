@@ -6,12 +6,12 @@
 import { Router, type Request, type Response } from 'express';
 import { AppError } from '../errors.js';
 import { inputsAsRequest, inputsAsTyped, type BuildInputs } from '../builds/inputs.js';
-import type { BuildService } from '../builds/service.js';
+import type { BuildService, BuildView } from '../builds/service.js';
 import { isBuildActive } from '../images/status.js';
 import type { ImageService } from '../images/service.js';
 import { loggedInUser } from './auth.js';
 import { parseId } from './params.js';
-import { progressStream } from './sse.js';
+import { jobEvents } from './sse.js';
 import { presentBuildPage } from './presenters/builds.js';
 
 /** The build form's fields: the image's name, system and mount path, and the build's inputs (builds/inputs.ts). */
@@ -141,24 +141,21 @@ export function buildPagesRouter(deps: { builds: BuildService; images: ImageServ
   });
 
   // Server-Sent Events: the build's state and log until it ends (any replica can serve it).
-  router.get('/images/:id/builds/:number/events', async (req, res) => {
-    const user = owner(req);
-    const stream = progressStream(req, res, draining);
-    await builds.follow(
-      user,
-      user.name,
-      parseId(req.params.id),
-      parseId(req.params.number, 'Build'),
-      ({ build, log }) => {
+  router.get(
+    '/images/:id/builds/:number/events',
+    jobEvents<{ build: BuildView; log: string }>({
+      draining,
+      jobParam: 'number',
+      jobName: 'Build',
+      follow: builds.follow.bind(builds),
+      present: ({ build, log }) => {
         const page = presentBuildPage(build);
-        stream.send(
-          { status: build.status, label: build.label, duration: page.duration, log },
-          page.active ? undefined : { status: build.status },
-        );
+        return {
+          event: { status: build.status, label: build.label, duration: page.duration, log },
+          ended: page.active ? undefined : { status: build.status },
+        };
       },
-      stream.closed,
-    );
-    res.end();
-  });
+    }),
+  );
   return router;
 }

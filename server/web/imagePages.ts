@@ -5,13 +5,14 @@
 import { Router, type Request, type Response } from 'express';
 import { AppError, notFound } from '../errors.js';
 import type { CheckService } from '../checks/service.js';
+import type { CheckRow } from '../checks/store.js';
 import { isActive } from '../checks/status.js';
 import type { ImageService, ImageView } from '../images/service.js';
 import type { SharingService } from '../sharing/service.js';
 import type { System } from '../systems/schema.js';
 import { loggedInUser } from './auth.js';
 import { parseId } from './params.js';
-import { progressStream } from './sse.js';
+import { jobEvents } from './sse.js';
 import type { BuildService } from '../builds/service.js';
 import { presentBuildPage } from './presenters/builds.js';
 import { presentCheckPage } from './presenters/checks.js';
@@ -204,23 +205,19 @@ export function imagePagesRouter(deps: {
   });
 
   // Server-Sent Events: the job's progress until it ends (any replica can serve it).
-  router.get('/images/:id/checks/:checkId/events', async (req, res) => {
-    const user = owner(req);
-    const stream = progressStream(req, res, draining);
-    await checks.follow(
-      user,
-      user.name,
-      parseId(req.params.id),
-      parseId(req.params.checkId, 'Check'),
-      (check) =>
-        stream.send(
-          { status: check.status, progress: check.progress, log: check.log },
-          isActive(check.status) ? undefined : { status: check.status },
-        ),
-      stream.closed,
-    );
-    res.end();
-  });
+  router.get(
+    '/images/:id/checks/:checkId/events',
+    jobEvents<CheckRow>({
+      draining,
+      jobParam: 'checkId',
+      jobName: 'Check',
+      follow: checks.follow.bind(checks),
+      present: (check) => ({
+        event: { status: check.status, progress: check.progress, log: check.log },
+        ended: isActive(check.status) ? undefined : { status: check.status },
+      }),
+    }),
+  );
 
   router.get('/images/:id/delete', async (req, res) => {
     const user = owner(req);

@@ -5,15 +5,13 @@
  */
 import { z } from 'zod';
 import type { PublicationView, PublishedImageView, SharedImageView, SharesView } from '../../sharing/service.js';
-import { StatusSchema } from './images.js';
+import { ImageResponseSchema, StatusSchema } from './images.js';
+
+/** Whose image, which, where: what every answer about someone else's image starts with. */
+const ImageNamedSchema = ImageResponseSchema.pick({ id: true, owner: true, name: true, system: true, image: true });
 
 /** Someone else's image as a receiver sees it: no credential, no registry login, no check log. */
-export const SharedImageResponseSchema = z.object({
-  id: z.number().int().positive(),
-  owner: z.string(),
-  name: z.string(),
-  system: z.object({ slug: z.string(), displayName: z.string(), enabled: z.boolean() }),
-  image: z.string(),
+export const SharedImageResponseSchema = ImageNamedSchema.extend({
   mountPath: z.string(),
   status: StatusSchema.omit({ checkId: true }),
   access: z.enum(['published', 'shared']),
@@ -57,12 +55,7 @@ export function presentShares(shares: SharesView): z.infer<typeof SharesResponse
 }
 
 /** A published image, for admins. */
-export const PublishedImageResponseSchema = z.object({
-  id: z.number().int().positive(),
-  owner: z.string(),
-  name: z.string(),
-  system: z.object({ slug: z.string(), displayName: z.string(), enabled: z.boolean() }),
-  image: z.string(),
+export const PublishedImageResponseSchema = ImageNamedSchema.extend({
   publication: PublicationSchema,
 });
 
