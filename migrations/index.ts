@@ -16,6 +16,7 @@ import * as m010 from './20261202_010_builds.js';
 import * as m011 from './20261206_011_build_files.js';
 import * as m013 from './20261206_013_publication_digest.js';
 import * as m014 from './20261206_014_replicas.js';
+import * as m015 from './20261206_015_build_inputs.js';
 import * as m016 from './20261206_016_inventories.js';
 import * as m017 from './20261206_017_revisions.js';
 
@@ -23,6 +24,8 @@ export interface Migration {
   name: string;
   up(knex: Knex): Promise<void>;
   down(knex: Knex): Promise<void>;
+  /** `{ transaction: false }` for a migration that opens its own (migrations/tableCopy.ts). */
+  config?: { transaction?: boolean };
 }
 
 export const migrations: Migration[] = [
@@ -39,6 +42,7 @@ export const migrations: Migration[] = [
   { name: '20261206_011_build_files', ...m011 },
   { name: '20261206_013_publication_digest', ...m013 },
   { name: '20261206_014_replicas', ...m014 },
+  { name: '20261206_015_build_inputs', ...m015 },
   { name: '20261206_016_inventories', ...m016 },
   { name: '20261206_017_revisions', ...m017 },
 ];

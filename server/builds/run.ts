@@ -15,7 +15,7 @@ import type { RunningJob } from '../jobs/running.js';
 import type { Logger } from '../log.js';
 import type { RegistryClient } from '../registry/client.js';
 import { parseReference, registryAuthKey, type ImageReference } from '../registry/reference.js';
-import { BoundedOutput } from '../runner/runCheck.js';
+import { BoundedOutput } from '../io/boundedOutput.js';
 import type { Keyring } from '../secrets/keyring.js';
 import type { SystemCatalog } from '../systems/schema.js';
 import type { BuildLimits as BuilderLimits, ImageBuilder, RegistryLogin } from './builder.js';
@@ -128,14 +128,15 @@ export async function runBuild(deps: BuildRunDeps, job: BuildRow, held: RunningJ
     save({ phase: 'context' });
     if (job.attempts > 1) log('The service restarted during the last attempt; building again from the start.\n');
     const files = await store.contents(job.id);
-    if (job.gitUrl) {
+    const { inputs } = job;
+    if (inputs.gitUrl) {
       const token = job.gitToken ? deps.keyring.open(job.gitToken, tokenAssociatedData(job.imageId, job.owner)) : undefined;
       if (token) secrets.push(token);
-      log(`Fetching ${job.gitUrl}${job.gitRef ? ` at ${job.gitRef}` : ''}\n`);
+      log(`Fetching ${inputs.gitUrl}${inputs.gitRef ? ` at ${inputs.gitRef}` : ''}\n`);
       const fetched = await deps.git.fetch({
-        url: job.gitUrl,
-        ref: job.gitRef ?? '',
-        username: job.gitUsername ?? '',
+        url: inputs.gitUrl,
+        ref: inputs.gitRef,
+        username: inputs.gitUsername,
         token,
         signal: held.signal,
       });
@@ -143,7 +144,7 @@ export async function runBuild(deps: BuildRunDeps, job: BuildRow, held: RunningJ
       log(`Checked out commit ${fetched.commit}\n`);
       save({ gitCommit: fetched.commit });
     }
-    let dockerfile = job.dockerfile;
+    let dockerfile = inputs.dockerfile;
     const fromRepository = dockerfile === '';
     if (fromRepository) dockerfile = repositoryDockerfile(tree, deps.limits.dockerfileBytes);
     // The repository's own Dockerfile, under the same rules as one typed in the form; a typed one again,
@@ -235,7 +236,7 @@ export async function runBuild(deps: BuildRunDeps, job: BuildRow, held: RunningJ
   }
 }
 
-/** Why one of `images` is not `owner`'s to build from (another user's build, builds/pushPath.ts), naming its line. */
+/** Why one of `images` is not `owner`'s to build from (another user's build, systems/pushPath.ts), naming its line. */
 async function notOwnImage(deps: BuildRunDeps, owner: string, images: readonly PulledImage[]): Promise<string | undefined> {
   for (const { image, line } of images) {
     const problem = await deps.systems.builtImageProblem(parseReference(image), owner);

@@ -5,7 +5,7 @@
  * `<pushTo>/<user>/<name>:<number>`, then the image points at the pushed
  * build and a check is queued, after which it is an image like any other.
  */
-import { auditEntry } from '../audit/store.js';
+import { auditEntry, changedFields, imageTarget } from '../audit/store.js';
 import { conflict, invalidInput, notFound, upstream } from '../errors.js';
 import type { AccessRules } from '../hub/access.js';
 import type { HubIdentity } from '../hub/identity.js';
@@ -18,12 +18,13 @@ import type { RunningJob } from '../jobs/running.js';
 import { buildJobKind } from './job.js';
 import { parseReference } from '../registry/reference.js';
 import type { System } from '../systems/schema.js';
+import { inputsAsRequest, type BuildInputs } from './inputs.js';
 import { buildInputSchema, type BuildRecipe, type UploadedFile } from './recipe.js';
 import { BuildStore, contentHash, type BuildRow, type BuildStatus, type BuildSummary, type NewBuildFile } from './store.js';
 import { inputError } from '../forms.js';
 import { runBuild, tokenAssociatedData, type BuildRunDeps } from './run.js';
 import { dockerfileImages } from './dockerfile.js';
-import { userPathComponent } from './pushPath.js';
+import { userPathComponent } from '../systems/pushPath.js';
 
 /** What a build run needs (builds/run.ts), and what requests need besides. */
 export interface BuildServiceDeps extends BuildRunDeps {
@@ -43,19 +44,11 @@ export interface BuildView extends BuildSummary {
   label: string;
 }
 
-/** The inputs of a build, to show and to edit for a rebuild (the token only as "stored"). */
-export interface BuildInputs {
-  mode: BuildRow['mode'];
-  base: string | null;
-  pip: string;
-  conda: string;
-  apt: string;
-  dockerfile: string;
+/** The inputs of a build, to show and to edit for a rebuild: the files by name and size, the token only as "stored". */
+export interface BuildInputsView extends BuildInputs {
   files: Array<{ name: string; size: number }>;
-  gitUrl: string | null;
-  gitRef: string | null;
-  gitUsername: string | null;
   gitTokenStored: boolean;
+  /** The commit the repository was checked out at, once fetched. */
   gitCommit: string | null;
 }
 
@@ -63,7 +56,7 @@ export interface BuildInputs {
 export interface BuildDetails {
   build: BuildView;
   log: string;
-  inputs: BuildInputs;
+  inputs: BuildInputsView;
 }
 
 export class BuildService {
@@ -119,7 +112,18 @@ export class BuildService {
         now,
       );
       const buildId = await BuildStore.insert(store.db, this.newBuild(actor, owner, imageId, 1, target, recipe, files, null, now));
-      await store.audit(auditEntry(actor, 'image.build', { type: 'image', id: String(imageId) }, this.auditDetails(recipe, 1)), now);
+      // Created by its first build: the image's history starts with both.
+      await store.audit(
+        auditEntry(actor, 'image.create', imageTarget(imageId), {
+          name: recipe.name,
+          system: recipe.system.slug,
+          reference: target,
+          mountPath: recipe.mountPath,
+          built: true,
+        }),
+        now,
+      );
+      await store.audit(auditEntry(actor, 'image.build', imageTarget(imageId), this.auditDetails(recipe, 1)), now);
       return { imageId, buildId };
     });
     this.deps.onQueued?.();
@@ -141,10 +145,10 @@ export class BuildService {
     const keptFiles: NewBuildFile[] = uploads.length === 0 ? await this.deps.store.files(last.id) : toStore(uploads);
     const recipe = await this.validate(
       raw === undefined
-        ? { ...this.inputsAsRaw(last), name: image.name, system: image.system, mountPath: image.mountPath ?? '' }
+        ? { ...inputsAsRequest(last.inputs), name: image.name, system: image.system, mountPath: image.mountPath ?? '' }
         : { ...(raw as object), name: image.name },
       keptFiles,
-      last.gitUrl ? { url: last.gitUrl, hasToken: last.gitToken !== null } : undefined,
+      last.inputs.gitUrl ? { url: last.inputs.gitUrl, hasToken: last.gitToken !== null } : undefined,
       owner,
     );
     await this.deps.store.assertQueueRoom(owner, this.deps.maxQueuedPerUser);
@@ -156,10 +160,18 @@ export class BuildService {
       const target = this.target(recipe.system, owner, image.name, number);
       const keptToken = recipe.git?.token.action === 'keep' ? last.gitToken : null;
       const id = await BuildStore.insert(store.db, this.newBuild(actor, owner, imageId, number, target, recipe, keptFiles, keptToken, now));
-      if (recipe.mountPath !== image.mountPath || recipe.system.slug !== image.system) {
+      const changed = changedFields(
+        { system: image.system, mountPath: image.mountPath },
+        { system: recipe.system.slug, mountPath: recipe.mountPath },
+      );
+      if (changed.length > 0) {
         await store.update(owner, imageId, { ...image, system: recipe.system.slug, mountPath: recipe.mountPath }, now);
+        await store.audit(
+          auditEntry(actor, 'image.update', imageTarget(imageId), { system: recipe.system.slug, mountPath: recipe.mountPath, changed }),
+          now,
+        );
       }
-      await store.audit(auditEntry(actor, 'image.rebuild', { type: 'image', id: String(imageId) }, this.auditDetails(recipe, number)), now);
+      await store.audit(auditEntry(actor, 'image.rebuild', imageTarget(imageId), this.auditDetails(recipe, number)), now);
       return id;
     });
     this.deps.onQueued?.();
@@ -261,10 +273,10 @@ export class BuildService {
    * own Dockerfile is held to the same rule when it is built (builds/run.ts).
    */
   private async assertOwnImages(recipe: BuildRecipe, owner: string): Promise<void> {
-    for (const { image, line } of dockerfileImages(recipe.dockerfile).images) {
+    for (const { image, line } of dockerfileImages(recipe.inputs.dockerfile).images) {
       const problem = await this.deps.images.builtImageProblem(parseReference(image), owner);
       if (!problem) continue;
-      if (recipe.mode === 'packages') throw invalidInput({ base: problem });
+      if (recipe.inputs.mode === 'packages') throw invalidInput({ base: problem });
       throw invalidInput({ dockerfile: `Line ${line}: ${problem}` });
     }
   }
@@ -305,35 +317,11 @@ export class BuildService {
       owner,
       number,
       requestedBy: actor.name,
-      mode: recipe.mode,
-      base: recipe.base,
-      pip: recipe.pip,
-      conda: recipe.conda,
-      apt: recipe.apt,
-      dockerfile: recipe.dockerfile,
+      inputs: recipe.inputs,
       files,
-      gitUrl: git?.url ?? null,
-      gitRef: git ? git.ref || null : null,
-      gitUsername: git ? git.username || null : null,
       gitToken: token,
       target,
       createdAt: now,
-    };
-  }
-
-  /** A stored build's inputs as a request would send them (for "rebuild with the same inputs"). */
-  private inputsAsRaw(row: BuildRow): Record<string, unknown> {
-    const base = row.base ?? '';
-    return {
-      mode: row.mode,
-      base,
-      pip: row.pip,
-      conda: row.conda,
-      apt: row.apt,
-      dockerfile: row.mode === 'dockerfile' ? row.dockerfile : '',
-      gitUrl: row.gitUrl ?? '',
-      gitRef: row.gitRef ?? '',
-      gitUsername: row.gitUsername ?? '',
     };
   }
 
@@ -342,8 +330,8 @@ export class BuildService {
       name: recipe.name,
       system: recipe.system.slug,
       number,
-      mode: recipe.mode,
-      ...(recipe.base ? { base: recipe.base } : {}),
+      mode: recipe.inputs.mode,
+      ...(recipe.inputs.base ? { base: recipe.inputs.base } : {}),
       files: recipe.files.map((f) => f.name),
       ...(recipe.git ? { git: recipe.git.url, ref: recipe.git.ref, token: recipe.git.token.action } : {}),
     };
@@ -352,11 +340,6 @@ export class BuildService {
   private async view(buildId: number): Promise<BuildView> {
     return viewOf((await this.deps.store.get(buildId)) as BuildRow);
   }
-}
-
-/** Uploads as a new build stores them: named by the sha256 of their content. */
-function toStore(uploads: UploadedFile[]): NewBuildFile[] {
-  return uploads.map((f) => ({ name: f.name, size: f.content.length, sha256: contentHash(f.content), content: f.content }));
 }
 
 function viewOf(build: BuildSummary): BuildView {
@@ -384,19 +367,11 @@ function detailsOf(row: BuildRow): BuildDetails {
   return { build: viewOf(row), log: row.log, inputs: inputsOf(row) };
 }
 
-function inputsOf(row: BuildRow): BuildInputs {
-  return {
-    mode: row.mode,
-    base: row.base,
-    pip: row.pip,
-    conda: row.conda,
-    apt: row.apt,
-    dockerfile: row.dockerfile,
-    files: row.fileNames,
-    gitUrl: row.gitUrl,
-    gitRef: row.gitRef,
-    gitUsername: row.gitUsername,
-    gitTokenStored: row.gitToken !== null,
-    gitCommit: row.gitCommit,
-  };
+function inputsOf(row: BuildRow): BuildInputsView {
+  return { ...row.inputs, files: row.fileNames, gitTokenStored: row.gitToken !== null, gitCommit: row.gitCommit };
+}
+
+/** Uploads as a new build stores them: named by the sha256 of their content. */
+function toStore(uploads: UploadedFile[]): NewBuildFile[] {
+  return uploads.map((f) => ({ name: f.name, size: f.content.length, sha256: contentHash(f.content), content: f.content }));
 }

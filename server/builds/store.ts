@@ -1,8 +1,7 @@
 /**
- * Rows of `builds`: each build's inputs, state and log, and the job rules of
- * jobs/claims.ts; and the files of builds' contexts, stored once per content
- * (`build_files`, by sha256) and named by each build that uses them
- * (`build_inputs`). Through knex.
+ * Rows of `builds`: each build's inputs, state and log; and the files of
+ * builds' contexts, stored once per content (`build_files`, by sha256) and
+ * named by each build that uses them (`build_inputs`). Through knex.
  */
 import { createHash } from 'node:crypto';
 import type { Knex } from 'knex';
@@ -10,7 +9,7 @@ import { assertQueueRoom } from '../jobs/queueRoom.js';
 import { BUILD_JOB } from './job.js';
 import type { Sealed } from '../secrets/keyring.js';
 import { fromJson, sealedFromRow, toDate, toDateOrNull } from '../store/rows.js';
-import type { BuildMode } from './recipe.js';
+import { inputsColumn, storedInputs, type BuildInputs } from './inputs.js';
 
 export const BUILD_STATUSES = ['queued', 'running', 'succeeded', 'failed'] as const;
 export type BuildStatus = (typeof BUILD_STATUSES)[number];
@@ -26,17 +25,10 @@ export interface BuildRow {
   status: BuildStatus;
   phase: BuildPhase | null;
   requestedBy: string;
-  mode: BuildMode;
-  base: string | null;
-  pip: string;
-  conda: string;
-  apt: string;
-  dockerfile: string;
+  /** What a rebuild repeats (builds/inputs.ts), besides the files and the token. */
+  inputs: BuildInputs;
   /** The uploaded files' names and sizes (their contents: {@link BuildStore.contents}). */
   fileNames: Array<{ name: string; size: number }>;
-  gitUrl: string | null;
-  gitRef: string | null;
-  gitUsername: string | null;
   gitToken: Sealed | null;
   gitCommit: string | null;
   target: string;
@@ -150,16 +142,8 @@ function fromRow(r: Row): BuildRow {
   return {
     ...summaryFromRow(r),
     requestedBy: String(r.requested_by),
-    mode: r.mode as BuildMode,
-    base: text(r.base),
-    pip: String(r.pip),
-    conda: String(r.conda),
-    apt: String(r.apt),
-    dockerfile: String(r.dockerfile),
+    inputs: storedInputs(r.inputs),
     fileNames: fromJson<Array<{ name: string; size: number }>>(r.file_names),
-    gitUrl: text(r.git_url),
-    gitRef: text(r.git_ref),
-    gitUsername: text(r.git_username),
     gitToken: r.git_token_ciphertext ? sealedFromRow(r, 'git_token_') : null,
     gitCommit: text(r.git_commit),
     log: String(r.log),
@@ -175,16 +159,8 @@ function toRow(b: NewBuild): Row {
     owner: b.owner,
     number: b.number,
     requested_by: b.requestedBy,
-    mode: b.mode,
-    base: b.base,
-    pip: b.pip,
-    conda: b.conda,
-    apt: b.apt,
-    dockerfile: b.dockerfile,
+    inputs: inputsColumn(b.inputs),
     file_names: JSON.stringify(b.files.map((f) => ({ name: f.name, size: f.size }))),
-    git_url: b.gitUrl,
-    git_ref: b.gitRef,
-    git_username: b.gitUsername,
     git_token_ciphertext: b.gitToken ? Buffer.from(b.gitToken.ciphertext) : null,
     git_token_nonce: b.gitToken ? Buffer.from(b.gitToken.nonce) : null,
     git_token_key_id: b.gitToken?.keyId ?? null,
@@ -297,7 +273,7 @@ export class BuildStore {
 
   /**
    * The users whose builds target `repository` (`registry/repository`, any
-   * tag), queued or done: whose built images are there (builds/pushPath.ts).
+   * tag), queued or done: whose built images are there (systems/pushPath.ts).
    */
   async pushersOf(repository: string): Promise<string[]> {
     const prefix = `${repository}:`;

@@ -4,6 +4,7 @@
  * within a deadline, and followed from any replica, since progress and log
  * are stored as the job goes.
  */
+import { auditEntry, imageTarget, SERVICE_ITSELF, type AuditActor, type AuditLog } from '../audit/store.js';
 import { conflict, notFound } from '../errors.js';
 import { Followers } from '../jobs/follow.js';
 import type { HubClient } from '../hub/client.js';
@@ -49,6 +50,8 @@ export interface CheckServiceDeps {
   access: AccessRules;
   /** Told when a check was queued (wakes the worker). */
   onQueued?: () => void;
+  /** Where each check request is recorded, with who asked (the image's history). */
+  audit: Pick<AuditLog, 'append'>;
   /** Fingerprints credentials, so that results are reused only with the same one. */
   keyring: Pick<Keyring, 'fingerprint'>;
   /** Progress streams one user may have open at once on this replica. */
@@ -69,6 +72,8 @@ export interface QueueOptions {
    * its owner accepts it; `reference`: the tag to read when the image is pinned.
    */
   candidate?: { reference: string };
+  /** Who asked, for the audit entry; the service itself by default. */
+  by?: AuditActor;
 }
 
 const HUB_VERSION_TTL_MS = 3600_000;
@@ -95,10 +100,13 @@ export class CheckService {
   async request(actor: HubIdentity, owner: string, imageId: number): Promise<CheckRow> {
     // The owner, or the spawner hook before a launch.
     this.deps.access.readImagesOf(actor, owner);
-    return this.queue(owner, imageId);
+    return this.queue(owner, imageId, { by: actor });
   }
 
-  /** Queues a check for the service's own reasons (a build finished); the caller has checked who asks. */
+  /**
+   * Queues a check; the caller has checked who asks. `options.by`: who
+   * asked, for the audit entry (the service itself when a build finished).
+   */
   async queue(owner: string, imageId: number, options: QueueOptions = {}): Promise<CheckRow> {
     const image = await this.deps.images.load(owner, imageId);
     await this.deps.store.assertQueueRoom(owner, this.deps.maxQueuedPerUser);
@@ -132,6 +140,15 @@ export class CheckService {
       candidate: options.candidate !== undefined,
     };
     const id = await this.deps.store.insert(check);
+    await this.deps.audit.append(
+      auditEntry(options.by ?? SERVICE_ITSELF, 'image.check', imageTarget(imageId), {
+        owner,
+        check: id,
+        reference: image.reference,
+        kind: check.kind,
+      }),
+      check.createdAt,
+    );
     this.deps.onQueued?.();
     return { ...check, id };
   }

@@ -1,14 +1,14 @@
 /**
  * A user's image configurations: validation, ownership, sealed credentials
- * and the audit trail. Web handlers call this; it calls the store.
+ * and their audit entries (created, updated with the fields changed, deleted). Web handlers call this; it calls the store.
  */
 import { randomUUID } from 'node:crypto';
+import { auditEntry, changedFields, imageTarget } from '../audit/store.js';
 import { invalidInput, notFound } from '../errors.js';
 import type { AccessRules } from '../hub/access.js';
 import type { HubIdentity } from '../hub/identity.js';
-import { pinnedImage, type StartReadiness } from '../pulls/service.js';
 import type { RegistryCredentials } from '../registry/client.js';
-import { parseReference, type ImageReference } from '../registry/reference.js';
+import { parseReference, pinnedImage, type ImageReference } from '../registry/reference.js';
 import type { Keyring } from '../secrets/keyring.js';
 import type { System, SystemCatalog } from '../systems/schema.js';
 import type { RegistryCredentialRow } from '../systems/store.js';
@@ -17,6 +17,9 @@ import { imageStatus, type BuildSummaryForStatus, type CheckSummary, type ImageS
 import type { CredentialRow, ImageRow, ImageStore } from './store.js';
 
 export type { ImageStatus };
+
+/** How far an image is from a fast start, for a tile. */
+export type StartReadiness = { state: 'preparing'; percent: number | null } | { state: 'ready' } | { state: 'failed'; message: string };
 
 /** An image configuration as pages and the API show it; never a secret. */
 export interface ImageView {
@@ -195,7 +198,7 @@ export class ImageService {
     const id = await this.deps.store.transaction(async (store) => {
       const imageId = await store.insert(this.fields(owner, input), now);
       if (sealedFor) await store.putCredential({ ...sealedFor(), imageId }, now);
-      await store.audit(auditEntry(actor, 'image.create', imageId, input), now);
+      await store.audit(auditEntry(actor, 'image.create', imageTarget(imageId), auditDetails(input)), now);
       return imageId;
     });
     return this.load(owner, id);
@@ -218,7 +221,11 @@ export class ImageService {
         await store.updateCredentialUsername(owner, id, change.username, now);
       }
       if (sealedFor) await store.putCredential({ ...sealedFor(), imageId: id }, now);
-      await store.audit(auditEntry(actor, 'image.update', id, input), now);
+      const changed = [
+        ...changedFields(auditedFields(row), auditedFields(this.fields(owner, input))),
+        ...credentialChanged(existing, input),
+      ];
+      await store.audit(auditEntry(actor, 'image.update', imageTarget(id), { ...auditDetails(input), changed }), now);
     });
     return this.load(owner, id);
   }
@@ -231,17 +238,7 @@ export class ImageService {
       const row = await store.get(owner, id);
       if (!row) throw notFound('Image');
       await store.delete(owner, id);
-      await store.audit(
-        {
-          actor: actor.name,
-          actorKind: actor.kind,
-          action: 'image.delete',
-          targetType: 'image',
-          targetId: String(id),
-          details: { owner, name: row.name, reference: row.reference },
-        },
-        now,
-      );
+      await store.audit(auditEntry(actor, 'image.delete', imageTarget(id), { owner, name: row.name, reference: row.reference }), now);
     });
   }
 
@@ -370,22 +367,31 @@ export function systemSummary(slug: string, system: System | undefined): ImageVi
   return { slug, displayName: system?.displayName ?? slug, enabled: system?.enabled ?? false };
 }
 
-function auditEntry(actor: HubIdentity, action: string, id: number, input: ImageInput) {
+/** A saved configuration as its audit entry tells it. */
+function auditDetails(input: ImageInput): Record<string, unknown> {
   const change = input.credential;
   return {
-    actor: actor.name,
-    actorKind: actor.kind,
-    action,
-    targetType: 'image',
-    targetId: String(id),
-    details: {
-      name: input.name,
-      system: input.system.slug,
-      reference: input.reference.normalized,
-      mountPath: input.mountPath,
-      // What happened to the credential, never the credential itself.
-      credential: change.action,
-      ...(change.action === 'set' || change.action === 'keep' ? { username: change.username, registry: input.registry } : {}),
-    },
+    name: input.name,
+    system: input.system.slug,
+    reference: input.reference.normalized,
+    mountPath: input.mountPath,
+    // What happened to the credential, never the credential itself.
+    credential: change.action,
+    ...(change.action === 'set' || change.action === 'keep' ? { username: change.username, registry: input.registry } : {}),
   };
+}
+
+/** The fields of an image an update may change, by the names the form and the API give them. */
+function auditedFields(row: Pick<ImageRow, 'name' | 'system' | 'referenceInput' | 'mountPath'>): Record<string, unknown> {
+  return { name: row.name, system: row.system, image: row.referenceInput, mountPath: row.mountPath };
+}
+
+/** `['credential']` when an update changes the stored login (a new password, none, or another username). */
+function credentialChanged(existing: CredentialRow | undefined, input: ImageInput): string[] {
+  const change = input.credential;
+  const changed =
+    change.action === 'set' ||
+    (existing !== undefined && (change.action === 'remove' || change.action === 'none')) ||
+    (change.action === 'keep' && existing !== undefined && change.username !== existing.username);
+  return changed ? ['credential'] : [];
 }

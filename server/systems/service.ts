@@ -5,15 +5,15 @@
  */
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import { auditEntry } from '../audit/store.js';
+import { auditEntry, changedFields } from '../audit/store.js';
 import { conflict, invalidInput, notFound } from '../errors.js';
 import type { AccessRules } from '../hub/access.js';
 import type { HubIdentity } from '../hub/identity.js';
-import { checkMountPath } from '../images/mountPath.js';
+import { checkMountPath } from './mountPath.js';
 import { hostProblem, parseReference, stripScheme, type ImageReference } from '../registry/reference.js';
 import { resealWithCurrentKey, type Keyring, type RotationResult } from '../secrets/keyring.js';
 import { checkbox, inputError, lines } from '../forms.js';
-import { builtImageProblem, parsePushPath, PUSH_PATH_MAX_LENGTH, underPushPath, type PushPath } from '../builds/pushPath.js';
+import { builtImageProblem, parsePushPath, PUSH_PATH_MAX_LENGTH, underPushPath, type PushPath } from './pushPath.js';
 import {
   BUILD_NETWORKS,
   BUILDS_NEED_PROCESS_LIMIT,
@@ -339,7 +339,15 @@ export class SystemService implements SystemCatalog {
     this.assertBuildable(system);
     await this.deps.store.transaction(async (store) => {
       await store.update(system, this.now());
-      await store.audit(auditEntry(actor, 'system.update', { type: 'system', id: slug }, { before: existing, after: system }), this.now());
+      await store.audit(
+        auditEntry(
+          actor,
+          'system.update',
+          { type: 'system', id: slug },
+          { before: existing, after: system, changed: changedFields(existing, system) },
+        ),
+        this.now(),
+      );
     });
     return system;
   }

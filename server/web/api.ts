@@ -1,9 +1,9 @@
 /**
  * The JSON API, v1, under {prefix}api/v1/: one router, mounted on the app
  * itself. Every route passes its token check first, and an unknown path is a
- * JSON 404, never the login page. Every response has a zod schema: answers
- * are parsed with it, except the launch's, which is built under its type and
- * held to its schema by the API tests (it is the hottest answer).
+ * JSON 404, never the login page. Every answer is parsed by its zod schema,
+ * kept with its presenter (web/presenters/, one file per resource: images,
+ * checks, builds, systems, sharing, launch); errors by web/errors.ts's.
  */
 import express, { Router, type RequestHandler } from 'express';
 import type { CheckService } from '../checks/service.js';

@@ -5,15 +5,18 @@
 import { Router, type Request, type Response } from 'express';
 import { AppError, notFound } from '../errors.js';
 import type { CheckService } from '../checks/service.js';
+import type { CheckRow } from '../checks/store.js';
 import { isActive } from '../checks/status.js';
 import type { ImageService, ImageView } from '../images/service.js';
 import type { SharingService } from '../sharing/service.js';
 import type { System } from '../systems/schema.js';
 import { loggedInUser } from './auth.js';
 import { parseId } from './params.js';
-import { progressStream } from './sse.js';
+import { jobEvents } from './sse.js';
 import type { BuildService } from '../builds/service.js';
-import { presentCheckPage, presentTile } from './presenters.js';
+import { presentBuildPage } from './presenters/builds.js';
+import { presentCheckPage } from './presenters/checks.js';
+import { presentTile } from './presenters/images.js';
 import type { RevisionService, RevisionSummary } from '../revisions/service.js';
 import type { InventoryService } from '../inventory/service.js';
 import { inventoryTable, tableQuery } from './inventoryPresenters.js';
@@ -119,16 +122,19 @@ export function imagePagesRouter(deps: {
     ]);
     const revisions = (await deps.revisions?.summaries(user.name, own)) ?? new Map<number, RevisionSummary>();
     const list = await Promise.all(
-      own.map(async (image) => ({
-        ...presentTile(image, built.get(image.id)),
-        inventorySummary: summaries.get(image.id),
-        revision: revisions.get(image.id),
-        forecast: forecastNotes.has(image.id) ? presentForecastNote(forecastNotes.get(image.id)!) : undefined,
-        shares: shares.get(image.id),
-        shareProblem: problem?.imageId === image.id ? problem.message : undefined,
-        // What the user typed stays in the field when it was refused.
-        shareInput: problem?.imageId === image.id ? problem.groups : undefined,
-      })),
+      own.map(async (image) => {
+        const build = built.get(image.id);
+        return {
+          ...presentTile(image, build && presentBuildPage(build)),
+          inventorySummary: summaries.get(image.id),
+          revision: revisions.get(image.id),
+          forecast: forecastNotes.has(image.id) ? presentForecastNote(forecastNotes.get(image.id)!) : undefined,
+          shares: shares.get(image.id),
+          shareProblem: problem?.imageId === image.id ? problem.message : undefined,
+          // What the user typed stays in the field when it was refused.
+          shareInput: problem?.imageId === image.id ? problem.groups : undefined,
+        };
+      }),
     );
     const saved = list.find((i) => String(i.id) === req.query.saved);
     res.status(problem?.status ?? 200).render('pages/images', {
@@ -219,23 +225,19 @@ export function imagePagesRouter(deps: {
   });
 
   // Server-Sent Events: the job's progress until it ends (any replica can serve it).
-  router.get('/images/:id/checks/:checkId/events', async (req, res) => {
-    const user = owner(req);
-    const stream = progressStream(req, res, draining);
-    await checks.follow(
-      user,
-      user.name,
-      parseId(req.params.id),
-      parseId(req.params.checkId, 'Check'),
-      (check) =>
-        stream.send(
-          { status: check.status, progress: check.progress, log: check.log },
-          isActive(check.status) ? undefined : { status: check.status },
-        ),
-      stream.closed,
-    );
-    res.end();
-  });
+  router.get(
+    '/images/:id/checks/:checkId/events',
+    jobEvents<CheckRow>({
+      draining,
+      jobParam: 'checkId',
+      jobName: 'Check',
+      follow: checks.follow.bind(checks),
+      present: (check) => ({
+        event: { status: check.status, progress: check.progress, log: check.log },
+        ended: isActive(check.status) ? undefined : { status: check.status },
+      }),
+    }),
+  );
 
   router.get('/images/:id/delete', async (req, res) => {
     const user = owner(req);

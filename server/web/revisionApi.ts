@@ -10,7 +10,7 @@ import { parseRevision } from '../revisions/schema.js';
 import { EXPORT_FORMATS, type ExportFormat, type RevisionService } from '../revisions/service.js';
 import { identityOf } from './apiAuth.js';
 import { parseApiId, parseUserName } from './params.js';
-import { presentCheck } from './presenters.js';
+import { presentCheck } from './presenters/checks.js';
 import { presentChanges, presentDiff, presentRevision, presentRevisionList } from './revisionPresenters.js';
 import { notFound } from '../errors.js';
 

@@ -13,7 +13,7 @@ import { buildStepsCgroup } from '../support/cgroup.js';
 import { ciDocker, removeDataVolumes } from '../support/docker.js';
 import { openDatabase, type Knex } from '../../server/store/db.js';
 import type { HubIdentity } from '../../server/hub/identity.js';
-import { LaunchResponseSchema } from '../../server/launch/service.js';
+import { LaunchResponseSchema } from '../../server/web/presenters/launch.js';
 import { createApp } from '../../server/app.js';
 import { WorkDir } from '../../server/workDir.js';
 import { parseConfig } from '../../server/config.js';

@@ -13,6 +13,7 @@ import { createKeyring } from '../../server/secrets/keyring.js';
 import { openDatabase, type Knex } from '../../server/store/db.js';
 import { migrateLatest } from '../../server/store/migrate.js';
 import { WorkDir } from '../../server/workDir.js';
+import { BuildInputsSchema } from '../../server/builds/inputs.js';
 import { BuildStore } from '../../server/builds/store.js';
 import { buildServices } from '../support/builds.js';
 import { testUser } from '../support/identities.js';
@@ -123,16 +124,8 @@ describe.each(['SQLite', 'PostgreSQL'])('uploaded build files on %s', (kind) => 
       owner: 'ada',
       number: 2,
       requestedBy: 'ada',
-      mode: 'dockerfile',
-      base: null,
-      pip: '',
-      conda: '',
-      apt: '',
-      dockerfile,
+      inputs: BuildInputsSchema.parse({ mode: 'dockerfile', dockerfile }),
       files: [file!],
-      gitUrl: null,
-      gitRef: null,
-      gitUsername: null,
       gitToken: null,
       target: 'registry.example.org/built/ada/staying:2',
       createdAt: new Date(),

@@ -583,7 +583,7 @@ describe('a git build context', { timeout: 300_000 }, () => {
     expect(done.status).toBe('succeeded');
     expect(done.log).not.toContain(git.token);
     expect(JSON.stringify(await services.builds.get(ada, 'ada', image.id, 1))).not.toContain(git.token);
-    const rows = JSON.stringify(await db('builds').select('log', 'message', 'git_url', 'git_username'));
+    const rows = JSON.stringify(await db('builds').select('log', 'message', 'inputs'));
     expect(rows).not.toContain(git.token);
     // Every layer of the pushed image, as the engine exports it: no token, no .git.
     const saved = execFileSync('docker', ['save', done.target], { maxBuffer: 1024 * 1024 * 1024 });

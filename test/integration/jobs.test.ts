@@ -4,6 +4,7 @@
  * by its name and the running status, so a stale replica's late write after
  * another one claimed the job changes nothing of the newer run.
  */
+import { BuildInputsSchema } from '../../server/builds/inputs.js';
 import { describe, expect, it } from 'vitest';
 import { beatJobs } from '../../server/jobs/beatJobs.js';
 import { claimJob } from '../../server/jobs/claimJob.js';
@@ -335,16 +336,8 @@ function queuedBuild(imageId: number): Parameters<typeof BuildStore.insert>[1] {
     owner: 'ada',
     number: 1,
     requestedBy: 'ada',
-    mode: 'dockerfile',
-    base: null,
-    pip: '',
-    conda: '',
-    apt: '',
-    dockerfile: 'FROM scratch\n',
+    inputs: BuildInputsSchema.parse({ mode: 'dockerfile', dockerfile: 'FROM scratch\n' }),
     files: [],
-    gitUrl: null,
-    gitRef: null,
-    gitUsername: null,
     gitToken: null,
     target: 'registry.example.org/built/ada/env:1',
     createdAt: new Date(),

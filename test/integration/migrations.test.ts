@@ -3,9 +3,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { migrations, type Migration } from '../../migrations/index.js';
+import { inputsAsRequest } from '../../server/builds/inputs.js';
+import { BuildStore } from '../../server/builds/store.js';
+import { ImageStore } from '../../server/images/store.js';
 import { openDatabase, type Knex } from '../../server/store/db.js';
 import { migrateLatest, migrateRollbackAll, migrationStatus } from '../../server/store/migrate.js';
-import { BuildStore } from '../../server/builds/store.js';
 import { createTestDatabase } from '../support/postgres.js';
 
 const names = migrations.map((m) => m.name);
@@ -243,5 +245,197 @@ describe('migrations', () => {
       null,
     ]);
     expect(await tables(db)).not.toContain('build_files');
+  });
+
+  // 015 moves the input columns of every existing build into one JSON column: old builds stay shown and rebuildable.
+  it.each(['SQLite', 'PostgreSQL'])('keep every existing build on %s when its inputs move into one column, and back', async (kind) => {
+    let db: Knex;
+    if (kind === 'SQLite') {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ci-mig-'));
+      db = openDatabase(`sqlite://${dir}/db.sqlite`);
+      cleanups.push(async () => {
+        await db.destroy();
+        fs.rmSync(dir, { recursive: true, force: true });
+      });
+    } else {
+      const pg = await createTestDatabase();
+      db = openDatabase(pg.url);
+      cleanups.push(async () => {
+        await db.destroy();
+        await pg.drop();
+      });
+    }
+    const upTo = (last: string) => {
+      const list = migrations.filter((m) => m.name <= last);
+      const migrationSource: Knex.MigrationSource<Migration> = {
+        getMigrations: async () => list,
+        getMigrationName: (m) => m.name,
+        getMigration: async (m) => m,
+      };
+      return { migrationSource, tableName: 'knex_migrations' };
+    };
+    await db.migrate.latest(upTo('20261206_014_replicas'));
+    const now = new Date('2026-12-01T10:00:00Z');
+    const imageId = await new ImageStore(db).insert(
+      {
+        owner: 'ada',
+        name: 'env',
+        system: 'default',
+        referenceInput: 'registry.example.org/built/ada/env:2',
+        reference: 'registry.example.org/built/ada/env:2',
+        registry: 'registry.example.org',
+        mountPath: null,
+      },
+      now,
+    );
+    const common = { image_id: imageId, owner: 'ada', requested_by: 'ada', status: 'succeeded', log: 'built\n', created_at: now };
+    const packages = {
+      ...common,
+      number: 1,
+      mode: 'packages',
+      base: 'registry.example.org/base/scipy:1',
+      pip: 'xarray==2024.3.0\n',
+      conda: '',
+      apt: 'graphviz',
+      dockerfile: 'FROM registry.example.org/base/scipy:1\nRUN pip install xarray==2024.3.0\n',
+      file_names: JSON.stringify([{ name: 'a.whl', size: 1 }]),
+      git_url: null,
+      git_ref: null,
+      git_username: null,
+      target: 'registry.example.org/built/ada/env:1',
+    };
+    const fromGit = {
+      ...common,
+      number: 2,
+      mode: 'dockerfile',
+      base: null,
+      pip: '',
+      conda: '',
+      apt: '',
+      dockerfile: '',
+      file_names: '[]',
+      git_url: 'https://git.example.org/lab/env.git',
+      git_ref: 'v1.2',
+      git_username: 'oauth2',
+      git_token_ciphertext: Buffer.from([1, 2, 3]),
+      git_token_nonce: Buffer.from([4, 5, 6]),
+      git_token_key_id: 'key1',
+      git_commit: 'a'.repeat(40),
+      target: 'registry.example.org/built/ada/env:2',
+    };
+    await db('builds').insert([packages, fromGit]);
+    // Build 1's uploaded file, stored as 011 stores files: rows that refer to the builds.
+    const first1 = (await db('builds').where({ number: 1 }).first('id')) as { id: number };
+    await db('build_files').insert({ sha256: 'a'.repeat(64), size: 1, content: Buffer.from([0]), created_at: now });
+    await db('build_inputs').insert({ build_id: first1.id, position: 0, name: 'a.whl', sha256: 'a'.repeat(64) });
+    const inputColumns = ['mode', 'base', 'pip', 'conda', 'apt', 'dockerfile', 'git_url', 'git_ref', 'git_username'];
+    const before = (await db('builds')
+      .select(['number', ...inputColumns])
+      .orderBy('number')) as unknown[];
+
+    expect((await migrateLatest(db))[0]).toBe('20261206_015_build_inputs');
+    const store = new BuildStore(db);
+    const first = await store.byNumber('ada', imageId, 1);
+    const second = await store.byNumber('ada', imageId, 2);
+    expect(first?.inputs).toEqual({
+      mode: 'packages',
+      base: 'registry.example.org/base/scipy:1',
+      pip: 'xarray==2024.3.0\n',
+      conda: '',
+      apt: 'graphviz',
+      dockerfile: packages.dockerfile,
+      gitUrl: '',
+      gitRef: '',
+      gitUsername: '',
+    });
+    expect(first?.fileNames).toEqual([{ name: 'a.whl', size: 1 }]);
+    // SQLite drops a column by copying the table: the rows that refer to a build must outlive it.
+    expect(await store.contents(first!.id)).toEqual([{ name: 'a.whl', content: Buffer.from([0]) }]);
+    expect(second?.inputs).toEqual({
+      mode: 'dockerfile',
+      base: '',
+      pip: '',
+      conda: '',
+      apt: '',
+      dockerfile: '',
+      gitUrl: 'https://git.example.org/lab/env.git',
+      gitRef: 'v1.2',
+      gitUsername: 'oauth2',
+    });
+    expect(second?.gitToken?.keyId).toBe('key1');
+    expect(second?.gitCommit).toBe('a'.repeat(40));
+    // A rebuild of each sends what it sent before: the packages again (their Dockerfile written anew), the repository's own Dockerfile.
+    expect(inputsAsRequest(first!.inputs)).toMatchObject({ mode: 'packages', base: packages.base, pip: packages.pip, dockerfile: '' });
+    expect(inputsAsRequest(second!.inputs)).toMatchObject({ mode: 'dockerfile', gitUrl: fromGit.git_url, gitRef: 'v1.2', dockerfile: '' });
+
+    await db.migrate.down({ ...upTo('20261206_099'), name: '20261206_015_build_inputs' });
+    expect(
+      await db('builds')
+        .select(['number', ...inputColumns])
+        .orderBy('number'),
+    ).toEqual(before);
+    expect(await db.schema.hasColumn('builds', 'inputs')).toBe(false);
+    expect(await store.contents(first!.id)).toEqual([{ name: 'a.whl', content: Buffer.from([0]) }]);
+  });
+
+  it.each(['SQLite', 'PostgreSQL'])("roll back images' columns on %s without losing the image's builds", async (kind) => {
+    let db: Knex;
+    if (kind === 'SQLite') {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ci-mig-'));
+      db = openDatabase(`sqlite://${dir}/db.sqlite`);
+      cleanups.push(async () => {
+        await db.destroy();
+        fs.rmSync(dir, { recursive: true, force: true });
+      });
+    } else {
+      const pg = await createTestDatabase();
+      db = openDatabase(pg.url);
+      cleanups.push(async () => {
+        await db.destroy();
+        await pg.drop();
+      });
+    }
+    const all: Knex.MigratorConfig = {
+      tableName: 'knex_migrations',
+      migrationSource: {
+        getMigrations: async () => migrations,
+        getMigrationName: (m: Migration) => m.name,
+        getMigration: async (m: Migration) => m,
+      } satisfies Knex.MigrationSource<Migration>,
+    };
+    await migrateLatest(db);
+    const now = new Date('2026-12-01T10:00:00Z');
+    const imageId = await new ImageStore(db).insert(
+      {
+        owner: 'ada',
+        name: 'env',
+        system: 'default',
+        referenceInput: 'r.example/a:1',
+        reference: 'r.example/a:1',
+        registry: 'r.example',
+        mountPath: null,
+      },
+      now,
+    );
+    await db('builds').insert({
+      image_id: imageId,
+      owner: 'ada',
+      number: 1,
+      status: 'succeeded',
+      requested_by: 'ada',
+      inputs: JSON.stringify({ mode: 'dockerfile', dockerfile: 'FROM r.example/a:1\n' }),
+      file_names: '[]',
+      target: 'r.example/built/ada/env:1',
+      log: '',
+      created_at: now,
+    });
+    const count = async () => Number(((await db('builds').where({ image_id: imageId }).count({ n: '*' }).first()) as { n: unknown }).n);
+    expect(await count()).toBe(1);
+    // Both drop columns of images; SQLite does that by copying the table, which the builds refer to.
+    await db.migrate.down({ ...all, name: '20261206_013_publication_digest' });
+    expect(await count()).toBe(1);
+    await db.migrate.down({ ...all, name: '20261202_009_sharing' });
+    expect(await count()).toBe(1);
+    expect(await db.schema.hasColumn('images', 'published_at')).toBe(false);
   });
 });

@@ -8,6 +8,7 @@
  * pushed as: other content pushed to the tag later changes neither its
  * next check nor its launch.
  */
+import { BuildInputsSchema } from '../../server/builds/inputs.js';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -265,16 +266,8 @@ describe('images built under the earlier, shared user components', { timeout: 12
       owner: 'alice.smith',
       number: 1,
       requestedBy: 'alice.smith',
-      mode: 'dockerfile',
-      base: null,
-      pip: '',
-      conda: '',
-      apt: '',
-      dockerfile: `FROM ${registries.open}/base/debian:1\n`,
+      inputs: BuildInputsSchema.parse({ mode: 'dockerfile', dockerfile: `FROM ${registries.open}/base/debian:1\n` }),
       files: [],
-      gitUrl: null,
-      gitRef: null,
-      gitUsername: null,
       gitToken: null,
       target: legacy,
       createdAt: new Date(),

@@ -22,7 +22,7 @@ import { DockerBuilder } from '../../server/runner/dockerBuilder.js';
 import type { Keyring } from '../../server/secrets/keyring.js';
 import type { ImageReference } from '../../server/registry/reference.js';
 import type { Knex } from '../../server/store/db.js';
-import { builtImageProblem, parsePushPath } from '../../server/builds/pushPath.js';
+import { builtImageProblem, parsePushPath } from '../../server/systems/pushPath.js';
 import { staticCatalog, type System } from '../../server/systems/schema.js';
 import type { SystemService } from '../../server/systems/service.js';
 import { checkServices, type CheckServices } from './checkServices.js';

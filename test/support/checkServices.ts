@@ -2,6 +2,7 @@
  * The image and check services wired as the app wires them, on a database of
  * the test's own, for tests and benchmarks that run checks without a hub.
  */
+import { AuditLog } from '../../server/audit/store.js';
 import { memoryLayerCache } from '../../server/checks/layerCache.js';
 import { CheckService, type CheckServiceDeps } from '../../server/checks/service.js';
 import { CheckStore, type CheckRow } from '../../server/checks/store.js';
@@ -74,6 +75,7 @@ export function checkServices(
         maxStreamsPerUser: 4,
         keyring: deps.keyring,
         keepPulledImages: false,
+        audit: new AuditLog(db),
         ...overrides,
       }),
     async run(checks, id, runner = 'test') {
