@@ -623,6 +623,7 @@ describe('redirects of a git host', { timeout: 300_000 }, () => {
       trustedRegistries: registries.trusted,
       trustedGitHosts: trusted,
       systems: [buildSystem()],
+      cgroupParent: steps.parent,
       workDir: services.workDir,
     });
   }
