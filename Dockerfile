@@ -5,7 +5,8 @@
 #     -e JUPYTERHUB_API_URL=... -e JUPYTERHUB_API_TOKEN=... custom-images
 #
 # Runs as uid 10001 (numeric, so that Kubernetes' runAsNonRoot can verify it) on a
-# read-only root filesystem: SQLite's data, and nothing else, is written under /data.
+# read-only root filesystem: SQLite's data and the temporary files of builds and uploads
+# (/data/work), and nothing else, are written under /data.
 # BASE_IMAGE must be a Debian 12 image with Node.js 20 and npm, as node:20-bookworm-slim.
 ARG BASE_IMAGE=node:20-bookworm-slim
 
@@ -35,6 +36,7 @@ VOLUME /data
 USER 10001:10001
 ENV NODE_ENV=production \
     CUSTOM_IMAGES_DATABASE_URL=sqlite:///data/custom-images.sqlite \
+    CUSTOM_IMAGES_WORK_DIR=/data/work \
     JUPYTERHUB_SERVICE_URL=http://0.0.0.0:10101
 EXPOSE 10101
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 CMD ["node", "dist/server/cli.js", "healthcheck"]

@@ -21,6 +21,7 @@ import { testUser } from '../test/support/identities.js';
 import { pushImage } from '../test/support/images.js';
 import { startRegistries } from '../test/support/registry.js';
 import { testSystem } from '../test/support/systems.js';
+import { WorkDir } from '../server/workDir.js';
 import { debianLayer } from './spawn.js';
 import { percentile, type BenchRow } from './table.js';
 
@@ -47,6 +48,7 @@ export async function benchBuild(): Promise<BenchRow[]> {
       trustedGitHosts: [],
       systems: [system],
       cgroupParent: steps.parent,
+      workDir: WorkDir.open(path.join(dir, 'work')),
     });
     const ada = testUser('ada');
     const written = packagesDockerfile({ base, pip: '--no-index\nci-greeting==1.0\n', conda: '', apt: [], files: [wheel.name] });

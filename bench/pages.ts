@@ -18,6 +18,7 @@ import { openDatabase } from '../server/store/db.js';
 import { migrateLatest } from '../server/store/migrate.js';
 import { passingImage, pushImage } from '../test/support/images.js';
 import { startRegistries } from '../test/support/registry.js';
+import { WorkDir } from '../server/workDir.js';
 import { checkServices } from '../test/support/checkServices.js';
 import { testUser } from '../test/support/identities.js';
 import { percentile, type BenchRow } from './table.js';
@@ -41,6 +42,7 @@ export async function benchPages(): Promise<BenchRow[]> {
     logger: createLogger('silent'),
     keyring,
     registry,
+    workDir: WorkDir.open(path.join(dir, 'work')),
   });
   try {
     const locals = {

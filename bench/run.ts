@@ -8,8 +8,10 @@ import path from 'node:path';
 import { benchBuild } from './build.js';
 import { benchCleanup } from './cleanup.js';
 import { benchDockerfile } from './dockerfile.js';
+import { benchInventory } from './inventory.js';
 import { benchLaunch } from './launch.js';
 import { benchPages } from './pages.js';
+import { benchRevisions } from './revisions.js';
 import { benchSpawn } from './spawn.js';
 import { benchStaticCheck } from './staticCheck.js';
 import { formatTable, type BenchRow } from './table.js';
@@ -22,6 +24,8 @@ const sections: Array<[string, () => Promise<BenchRow[]>]> = [
   ['build', () => benchBuild()],
   ['dockerfile', () => benchDockerfile()],
   ['cleanup', () => benchCleanup()],
+  ['revisions', () => benchRevisions()],
+  ['inventory', () => benchInventory()],
 ];
 const only = process.argv[2];
 

@@ -57,6 +57,8 @@ except Exception:  # pragma: no cover - only outside a hub
 #: user_options keys this module sets
 OPTION_SYSTEM = "custom_images_system"
 OPTION_IMAGE = "custom_images_image_id"
+#: one of the image's kept revisions instead of what it runs now ("system:id@revision" in the form)
+OPTION_REVISION = "custom_images_revision"
 #: the form's value for the hub's own image
 STANDARD = "standard"
 #: a profile of KubeSpawner's profile_list, "profile:<slug>" in the form
@@ -130,10 +132,30 @@ class CustomImages:
         systems = await self._get("systems")
         images = await self._get(f"users/{quote(name, safe='')}/images?" + urlencode({"status": "passed"}))
         shared = await self._shared_with(name)
+        revisions = await self._revisions_of(name)
         profiles = await _profiles_of(spawner)
         return self.render_form(
-            systems, images, standard=self.standard_label or _standard_label(spawner), profiles=profiles, shared=shared
+            systems,
+            images,
+            standard=self.standard_label or _standard_label(spawner),
+            profiles=profiles,
+            shared=shared,
+            revisions=revisions,
         )
+
+    async def _revisions_of(self, name):
+        """The kept revisions of the user's images that passed their check, other than the one each runs,
+        by image id; none from a service that does not keep revisions (an older version)."""
+        try:
+            lists = await self._get(f"users/{quote(name, safe='')}/revisions")
+        except LaunchRefused as e:
+            if e.status_code in (404, 502):
+                return {}
+            raise
+        return {
+            entry["imageId"]: [r for r in entry["revisions"] if r["status"] == "passed" and not r["running"]]
+            for entry in lists
+        }
 
     async def _shared_with(self, name):
         """Images published for everyone and shared with the user's groups; none from a service
@@ -145,10 +167,11 @@ class CustomImages:
                 return []
             raise
 
-    def render_form(self, systems, images, standard="Standard environment", profiles=None, shared=()):
+    def render_form(self, systems, images, standard="Standard environment", profiles=None, shared=(), revisions=None):
         """The hub's standard environment first (chosen by default, as profile lists do), or
         the hub's profiles in its stead; then the images published for everyone, the user's own
-        checked images and those others share with them, each with its system: an image implies
+        checked images (each followed by its other kept revisions that passed, by image id in
+        `revisions`) and those others share with them, each with its system: an image implies
         where it runs."""
         manage = escape(self.manage_url)
         enabled = {s["slug"]: s for s in systems if s.get("enabled", True)}
@@ -171,6 +194,8 @@ class CustomImages:
             parts.append(self._image_choice(image, "custom-images-published", about))
         for image in usable:
             parts.append(self._image_choice(image, "custom-images-start", (image.get("start") or {}).get("text")))
+            for revision in (revisions or {}).get(image["id"], []):
+                parts.append(self._revision_choice(image, revision))
         for image in others:
             parts.append(self._image_choice(image, "custom-images-shared", f'shared by {image["owner"]}'))
         parts.append("</fieldset>")
@@ -192,6 +217,17 @@ class CustomImages:
             label += f' <small class="{note_class}">· {escape(note)}</small>'
         return self._choice(f'{image["system"]["slug"]}:{image["id"]}', label, checked=False)
 
+    def _revision_choice(self, image, revision):
+        """A kept revision of one of the user's images, below it: started pinned to that content."""
+        number = int(revision["number"])
+        when = escape(str(revision.get("createdAt", ""))[:10])
+        reason = escape(str(revision.get("reasonText", revision.get("reason", ""))))
+        label = (
+            f'<span class="custom-images-revision">&#8627; {escape(image["name"])}, revision {number}'
+            f' <small>({reason}{", " + when if when else ""})</small></span>'
+        )
+        return self._choice(f'{image["system"]["slug"]}:{image["id"]}@{number}', label, checked=False)
+
     def _choice(self, value, html_label, checked):
         value = escape(value)
         mark = " checked" if checked else ""
@@ -204,17 +240,26 @@ class CustomImages:
 
     @staticmethod
     def options_from_form(formdata):
-        """The chosen image ("system:id") as user_options; nothing for the standard environment,
-        {"profile": slug} for one of KubeSpawner's profiles."""
+        """The chosen image ("system:id", or "system:id@revision" for one of its kept revisions) as
+        user_options; nothing for the standard environment, {"profile": slug} for one of KubeSpawner's
+        profiles."""
         choice = (formdata.get("image_id") or [STANDARD])[0]
         if choice == STANDARD:
             return {}
         if choice.startswith(PROFILE_PREFIX):
             return {"profile": choice[len(PROFILE_PREFIX) :]}
-        system, _, image_id = choice.rpartition(":")
-        if not image_id.isdigit() or (system and not all(ch.isalnum() or ch in "._-" for ch in system)):
+        system, _, chosen = choice.rpartition(":")
+        image_id, at, revision = chosen.partition("@")
+        if (
+            not image_id.isdigit()
+            or (at and not revision.isdigit())
+            or (system and not all(ch.isalnum() or ch in "._-" for ch in system))
+        ):
             raise LaunchRefused(400, "The chosen image is not valid; reload the page.")
-        return {OPTION_SYSTEM: system or (formdata.get("system") or [""])[0], OPTION_IMAGE: int(image_id)}
+        options = {OPTION_SYSTEM: system or (formdata.get("system") or [""])[0], OPTION_IMAGE: int(image_id)}
+        if at:
+            options[OPTION_REVISION] = int(revision)
+        return options
 
     # -- the launch --------------------------------------------------------
     async def launch_parameters(self, spawner):
@@ -223,7 +268,9 @@ class CustomImages:
         if image_id is None:
             return None
         name = quote(spawner.user.name, safe="")
-        params = await self._get(f"users/{name}/images/{int(image_id)}/launch")
+        revision = options.get(OPTION_REVISION)
+        query = "" if revision is None else "?" + urlencode({"revision": int(revision)})
+        params = await self._get(f"users/{name}/images/{int(image_id)}/launch{query}")
         chosen = options.get(OPTION_SYSTEM)
         if chosen and params["system"] != chosen:
             raise LaunchRefused(

@@ -4,6 +4,7 @@
  * launches other users made of it.
  */
 import type { Knex } from 'knex';
+import { dropColumns } from './dropColumns.js';
 
 export async function up(knex: Knex): Promise<void> {
   await knex.schema.createTable('image_shares', (table) => {
@@ -25,11 +26,7 @@ export async function up(knex: Knex): Promise<void> {
 }
 
 export async function down(knex: Knex): Promise<void> {
-  await knex.schema.alterTable('images', (table) => {
-    table.dropColumn('launches_by_others');
-    table.dropColumn('published_description');
-    table.dropColumn('published_by');
-    table.dropColumn('published_at');
-  });
+  // Checks, builds and credentials refer to images: a copy of the table would take them along.
+  await dropColumns(knex, 'images', 'launches_by_others', 'published_description', 'published_by', 'published_at');
   await knex.schema.dropTable('image_shares');
 }

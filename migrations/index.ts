@@ -13,14 +13,20 @@ import * as m007 from './20261201_007_engine_images.js';
 import * as m008 from './20261201_008_reuse_scope.js';
 import * as m009 from './20261202_009_sharing.js';
 import * as m010 from './20261202_010_builds.js';
+import * as m011 from './20261206_011_build_files.js';
 import * as m013 from './20261206_013_publication_digest.js';
 import * as m014 from './20261206_014_replicas.js';
+import * as m015 from './20261206_015_build_inputs.js';
+import * as m016 from './20261206_016_inventories.js';
+import * as m017 from './20261206_017_revisions.js';
 import * as m018 from './20261206_018_storage.js';
 
 export interface Migration {
   name: string;
   up(knex: Knex): Promise<void>;
   down(knex: Knex): Promise<void>;
+  /** `{ transaction: false }` for a migration that opens its own (migrations/tableCopy.ts). */
+  config?: { transaction?: boolean };
 }
 
 export const migrations: Migration[] = [
@@ -34,7 +40,11 @@ export const migrations: Migration[] = [
   { name: '20261201_008_reuse_scope', ...m008 },
   { name: '20261202_009_sharing', ...m009 },
   { name: '20261202_010_builds', ...m010 },
+  { name: '20261206_011_build_files', ...m011 },
   { name: '20261206_013_publication_digest', ...m013 },
   { name: '20261206_014_replicas', ...m014 },
+  { name: '20261206_015_build_inputs', ...m015 },
+  { name: '20261206_016_inventories', ...m016 },
+  { name: '20261206_017_revisions', ...m017 },
   { name: '20261206_018_storage', ...m018 },
 ];

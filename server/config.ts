@@ -100,6 +100,10 @@ function envSchema(cwd: string) {
         }
       }),
     CUSTOM_IMAGES_DATABASE_URL: databaseUrl.default(defaultDatabaseUrl(cwd)),
+    CUSTOM_IMAGES_WORK_DIR: z
+      .string()
+      .default(path.resolve(cwd, 'data', 'work'))
+      .transform((dir) => path.resolve(cwd, dir)),
     CUSTOM_IMAGES_CRYPT_KEY: z
       .string()
       .optional()
@@ -170,7 +174,11 @@ function envSchema(cwd: string) {
     CUSTOM_IMAGES_BUILD_DISK_GB: z.coerce.number().positive('must be a positive number of gigabytes').default(20),
     CUSTOM_IMAGES_BUILD_MAX_IMAGE_GB: z.coerce.number().positive('must be a positive number of gigabytes').default(32),
     CUSTOM_IMAGES_BUILD_UPLOAD_MAX_KB: z.coerce.number().int().min(1, 'must be 1 or more').default(10240),
-    CUSTOM_IMAGES_BUILD_GIT_MAX_MB: z.coerce.number().int().min(1, 'must be 1 or more').default(200),
+    CUSTOM_IMAGES_BUILD_GIT_MAX_MB: z.coerce.number().int().min(1, 'must be 1 or more').default(32),
+    CUSTOM_IMAGES_BUILD_GIT_FILE_MAX_MB: z.coerce.number().int().min(1, 'must be 1 or more').default(16),
+    CUSTOM_IMAGES_BUILD_CHECKOUT_MAX_MB: z.coerce.number().int().min(1, 'must be 1 or more').default(512),
+    CUSTOM_IMAGES_BUILD_CHECKOUT_MAX_FILES: z.coerce.number().int().min(10, 'must be 10 or more').default(100_000),
+    CUSTOM_IMAGES_BUILD_CONTEXT_MAX_MB: z.coerce.number().int().min(1, 'must be 1 or more').default(512),
     CUSTOM_IMAGES_TRUSTED_GIT_HOSTS: hostList,
     CUSTOM_IMAGES_QUOTA_IMAGES: z.coerce.number().int().min(0, 'must be 0 (no limit) or more').default(50),
     CUSTOM_IMAGES_QUOTA_BUILDS: z.coerce.number().int().min(0, 'must be 0 (no limit) or more').default(50),
@@ -231,6 +239,8 @@ export interface Config {
     sessionMaxHours: number;
   };
   databaseUrl: string;
+  /** Where temporary files go (git checkouts, build contexts, uploads): on the data volume, not /tmp. */
+  workDir: string;
   cryptKeys: Uint8Array[];
   /** The system offered until admins define systems. */
   defaultSystem: System;
@@ -267,7 +277,15 @@ export interface Config {
     imageBytes: number;
     /** All files uploaded with one build together. */
     uploadBytes: number;
+    /** The most a git fetch may receive. */
     gitMaxBytes: number;
+    /** The largest object (a file, inflated) a repository may hold. */
+    gitFileBytes: number;
+    /** What a checkout may write to its work tree: bytes and entries. */
+    checkoutBytes: number;
+    checkoutFiles: number;
+    /** The build context sent to the engine. */
+    contextBytes: number;
     /** Git hosts (host[:port]) that may be on private addresses and plain http. */
     trustedGitHosts: string[];
   };
@@ -352,6 +370,7 @@ export function parseConfig(env: Record<string, string | undefined>, cwd: string
       sessionMaxHours: e.CUSTOM_IMAGES_SESSION_MAX_HOURS,
     },
     databaseUrl: e.CUSTOM_IMAGES_DATABASE_URL,
+    workDir: e.CUSTOM_IMAGES_WORK_DIR,
     cryptKeys: e.CUSTOM_IMAGES_CRYPT_KEY,
     defaultSystem: {
       slug: 'default',
@@ -392,6 +411,10 @@ export function parseConfig(env: Record<string, string | undefined>, cwd: string
       imageBytes: Math.round(e.CUSTOM_IMAGES_BUILD_MAX_IMAGE_GB * 1e9),
       uploadBytes: e.CUSTOM_IMAGES_BUILD_UPLOAD_MAX_KB * 1024,
       gitMaxBytes: e.CUSTOM_IMAGES_BUILD_GIT_MAX_MB * 1024 * 1024,
+      gitFileBytes: e.CUSTOM_IMAGES_BUILD_GIT_FILE_MAX_MB * 1024 * 1024,
+      checkoutBytes: e.CUSTOM_IMAGES_BUILD_CHECKOUT_MAX_MB * 1024 * 1024,
+      checkoutFiles: e.CUSTOM_IMAGES_BUILD_CHECKOUT_MAX_FILES,
+      contextBytes: e.CUSTOM_IMAGES_BUILD_CONTEXT_MAX_MB * 1024 * 1024,
       trustedGitHosts: e.CUSTOM_IMAGES_TRUSTED_GIT_HOSTS,
     },
     storage: {

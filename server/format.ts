@@ -11,6 +11,11 @@ export function formatKiB(bytes: number): string {
   return bytes >= 1024 * 1024 ? `${(bytes / 1024 / 1024).toFixed(1)} MiB` : `${Math.ceil(bytes / 1024)} KiB`;
 }
 
+/** 512 MiB, 1.5 MiB, 64 KiB: a limit configured in `…_MB` (whole MiB without a decimal), or a size held against it. */
+export function formatMiB(bytes: number): string {
+  return bytes >= 1024 * 1024 && bytes % (1024 * 1024) === 0 ? `${bytes / 1024 / 1024} MiB` : formatKiB(bytes);
+}
+
 /** 1.5 GB, 300 MB, 12 kB: sizes as people read them (decimal units, as registries and Docker show them). */
 export function formatBytes(bytes: number): string {
   const units = ['bytes', 'kB', 'MB', 'GB', 'TB'];

@@ -13,6 +13,7 @@ import { RegistryClient } from './registry/client.js';
 import { createKeyring } from './secrets/keyring.js';
 import { openDatabase } from './store/db.js';
 import { migrateLatest } from './store/migrate.js';
+import { WorkDir } from './workDir.js';
 
 /** How long in-flight requests may take after SIGTERM before they are cut. */
 const SHUTDOWN_GRACE_MS = 20_000;
@@ -42,6 +43,15 @@ async function main(): Promise<void> {
   // DOCKER_HOST, or the local socket when there is one; without either, no pulls or run checks.
   const engine =
     config.dockerHost || fs.existsSync('/var/run/docker.sock') ? new DockerEngine(dockerFromHost(config.dockerHost)) : undefined;
+  let workDir: WorkDir;
+  try {
+    workDir = WorkDir.open(config.workDir);
+  } catch (err) {
+    throw new Error(
+      `the work directory ${config.workDir} (CUSTOM_IMAGES_WORK_DIR) cannot be written: ${err instanceof Error ? err.message : String(err)}; point it at a writable folder on the data volume`,
+      { cause: err },
+    );
+  }
   const registry = new RegistryClient({
     trustedHosts: config.registries.trusted,
     maxImageBytes: config.registries.maxImageBytes,
@@ -49,7 +59,7 @@ async function main(): Promise<void> {
     headersTimeoutMs: config.registries.timeoutMs,
     bodyTimeoutMs: config.registries.timeoutMs,
   });
-  const { app, close, drain, worker, seedSystems } = createApp({ config, db, hub, logger, keyring, registry, engine });
+  const { app, close, drain, worker, seedSystems } = createApp({ config, db, hub, logger, keyring, registry, engine, workDir });
   if (config.systemsFile) {
     const seeded = await seedSystems(JSON.parse(fs.readFileSync(config.systemsFile, 'utf8')) as unknown[]);
     if (seeded.length > 0) logger.info({ systems: seeded }, 'systems created from CUSTOM_IMAGES_SYSTEMS_FILE');
@@ -80,6 +90,7 @@ async function main(): Promise<void> {
       await jobs;
       await close();
       await db.destroy();
+      workDir.close();
       logger.info('stopped');
       process.exit(0);
     });

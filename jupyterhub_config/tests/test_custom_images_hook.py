@@ -154,6 +154,79 @@ def test_options_from_form():
             hook.CustomImages.options_from_form(bad)
 
 
+REVISIONS = {
+    7: [
+        {"number": 2, "status": "passed", "running": False, "reason": "tag_moved", "reasonText": "tag <moved>", "createdAt": "2026-12-01T10:00:00.000Z"},
+        {"number": 1, "status": "passed", "running": False, "reason": "first", "reasonText": "first check", "createdAt": "2026-11-30T10:00:00.000Z"},
+    ]
+}
+
+
+def test_form_offers_kept_revisions_below_their_image():
+    html = hook.CustomImages("http://x/", "t", "/").render_form(SYSTEMS, IMAGES, revisions=REVISIONS)
+    assert html.index('value="dock:7"') < html.index('value="dock:7@2"') < html.index('value="dock:7@1"')
+    assert "revision 2 <small>(tag &lt;moved&gt;, 2026-12-01)</small>" in html
+    assert 'value="dock:7@2" checked' not in html
+    # Revisions of an image the form does not offer are not offered either.
+    assert 'value="dock:8@' not in hook.CustomImages("http://x/", "t", "/").render_form(SYSTEMS, IMAGES, revisions={8: REVISIONS[7]})
+
+
+def test_form_offers_only_revisions_that_passed_and_do_not_run_already():
+    class Service(hook.CustomImages):
+        async def _get(self, path):
+            if path == "systems":
+                return SYSTEMS
+            if path.startswith("users/ada/images"):
+                return [{**IMAGES[0], "status": {"code": "passed"}}]
+            if path == "users/ada/revisions":
+                revisions = [
+                    {"number": 3, "status": "passed", "running": True},
+                    {"number": 2, "status": "failed", "running": False},
+                    {"number": 1, "status": "passed", "running": False},
+                ]
+                return [{"imageId": 7, "revisions": revisions}]
+            return []
+
+    html = asyncio.run(Service("http://x/", "t", "/").options_form(fake_spawner()))
+    assert 'value="dock:7@1"' in html and 'value="dock:7@2"' not in html and 'value="dock:7@3"' not in html
+
+
+def test_form_of_a_service_without_revisions_offers_the_images():
+    class OlderService(hook.CustomImages):
+        async def _get(self, path):
+            if path == "systems":
+                return SYSTEMS
+            if path.startswith("users/ada/images"):
+                return [{**IMAGES[0], "status": {"code": "passed"}}]
+            if path == "users/ada/revisions":
+                raise hook.LaunchRefused(404, "Not found")
+            return []
+
+    html = asyncio.run(OlderService("http://x/", "t", "/").options_form(fake_spawner()))
+    assert 'value="dock:7"' in html and "@" not in html.split('value="dock:7"')[1].split('"')[0]
+
+
+def test_a_revision_is_chosen_and_asked_for_at_launch():
+    options = hook.CustomImages.options_from_form({"image_id": ["dock:7@2"]})
+    assert options == {hook.OPTION_SYSTEM: "dock", hook.OPTION_IMAGE: 7, hook.OPTION_REVISION: 2}
+    for bad in ({"image_id": ["dock:7@"]}, {"image_id": ["dock:7@x"]}, {"image_id": ["dock:7@2@3"]}, {"image_id": ["dock:@2"]}):
+        with pytest.raises(hook.LaunchRefused):
+            hook.CustomImages.options_from_form(bad)
+
+    asked = []
+
+    class Service(hook.CustomImages):
+        async def _get(self, path):
+            asked.append(path)
+            return PARAMS
+
+    spawner = fake_spawner(user_options=options)
+    asyncio.run(Service("http://x/", "t", "/").launch_parameters(spawner))
+    spawner.user_options = {hook.OPTION_SYSTEM: "dock", hook.OPTION_IMAGE: 7}
+    asyncio.run(Service("http://x/", "t", "/").launch_parameters(spawner))
+    assert asked == ["users/ada/images/7/launch?revision=2", "users/ada/images/7/launch"]
+
+
 def test_the_standard_environment_is_left_as_the_hub_configures_it():
     spawner = fake_spawner(image="hub/default:1", volumes={"shared": {"bind": "/shared"}}, extra_create_kwargs={"mem_limit": "1g"})
     asyncio.run(hook.CustomImages("http://127.0.0.1:9/", "t", "/").pre_spawn_hook(spawner))

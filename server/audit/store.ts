@@ -11,14 +11,43 @@ export interface AuditEntry {
   details: Record<string, unknown>;
 }
 
-/** What `actor` did to a target: the one way an entry is made. */
-export function auditEntry(
-  actor: { name: string; kind: 'user' | 'service' },
-  action: string,
-  target: { type: string; id: string },
-  details: Record<string, unknown>,
-): AuditEntry {
+/** Who did it: a hub user or a hub service (a token's owner), or the service itself. */
+export interface AuditActor {
+  name: string;
+  kind: 'user' | 'service';
+}
+
+/** The service's own doing, for what no caller asked for directly (the check that follows a build). */
+export const SERVICE_ITSELF: AuditActor = { name: 'custom-images', kind: 'service' };
+
+/** What an entry is about. An image's history is every entry with its target (see {@link imageTarget}). */
+export interface AuditTarget {
+  /** `user` and `data_volume`: the clean-up's and a user's data removal (storage/). */
+  type: 'image' | 'system' | 'registry_credential' | 'user' | 'data_volume';
+  id: string;
+}
+
+/** An image as a target: one form everywhere, so that its history is one query. */
+export function imageTarget(id: number): AuditTarget {
+  return { type: 'image', id: String(id) };
+}
+
+/**
+ * What `actor` did to `target`: the one way an entry is made. Actions are
+ * `<target type>.<verb>`; an image's are create, update (with the names of
+ * the changed fields in `changed`), delete, build, rebuild, check, share,
+ * publish, unpublish and launch. `details` are plain facts, never a secret.
+ */
+export function auditEntry(actor: AuditActor, action: string, target: AuditTarget, details: Record<string, unknown>): AuditEntry {
   return { actor: actor.name, actorKind: actor.kind, action, targetType: target.type, targetId: target.id, details };
+}
+
+/**
+ * The names of the fields of `after` whose values differ from `before`'s
+ * (compared as JSON): what a modification changed, for its entry's `changed`.
+ */
+export function changedFields(before: Record<string, unknown>, after: Record<string, unknown>): string[] {
+  return Object.keys(after).filter((field) => JSON.stringify(before[field] ?? null) !== JSON.stringify(after[field] ?? null));
 }
 
 function auditRow(entry: AuditEntry, now: Date) {

@@ -4,6 +4,7 @@
  * builder implements it (runner/dockerBuilder.ts); a BuildKit daemon on
  * Kubernetes would be another module behind the same two calls.
  */
+import type { Readable } from 'node:stream';
 import type { BuildNetwork } from '../systems/schema.js';
 
 export interface RegistryLogin {
@@ -37,8 +38,8 @@ export interface BuildLayerLabel {
 }
 
 export interface BuildRequest {
-  /** The context as a tar. */
-  context: Buffer;
+  /** The context as a tar, streamed from disk (builds/context.ts); read once. */
+  context: Readable;
   /** The Dockerfile's path inside the context. */
   dockerfile: string;
   /** What the result is tagged as: registry/repository:tag. */

@@ -2,21 +2,33 @@
  * A build's git context, fetched by the service (isomorphic-git over smart
  * HTTP), never by the engine: every request goes through the same address
  * guard and the same transport as registries (public addresses only, unless
- * an admin trusts the host; redirects followed by hand, without the token
- * crossing hosts or going to plain http), and the bytes received are
- * bounded. The token goes in an Authorization header only; it is never part
- * of a URL, a log line or the context.
+ * an admin trusts the host). Trust belongs to a host[:port]: a redirect is
+ * followed by hand and held to the trust of the host it names, never lent
+ * the trust of the host that sent it (private addresses and plain http only
+ * for a host trusted in its own right), and the token never crosses to
+ * another host. The token goes in an Authorization header only; it is never
+ * part of a URL, a log line or the context.
+ *
+ * What a repository may cost is bounded three times over: the bytes
+ * received (the pack written to disk as it arrives, builds/uploadPack.ts);
+ * each object of the pack before isomorphic-git inflates it
+ * (builds/pack.ts); and the checkout, planned from its trees before a file
+ * is written and counted again as it is written (builds/checkoutFs.ts), in
+ * bytes and files. The checkout goes to the service's work directory (on the
+ * data volume, not /tmp), one file at a time.
  */
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import git from 'isomorphic-git';
 import type { GitHttpRequest, GitHttpResponse, HttpClient } from 'isomorphic-git';
 import { AppError, upstream } from '../errors.js';
-import { formatKiB } from '../format.js';
+import { formatMiB } from '../format.js';
 import { RegistryError } from '../registry/errors.js';
 import type { AddressPolicy } from '../registry/guard.js';
 import { RegistryTransport } from '../registry/transport.js';
+import type { WorkDir } from '../workDir.js';
+import { checkoutFs, CheckoutTooLarge, type CheckoutLimits } from './checkoutFs.js';
+import { PackObjectTooLarge, PackUnreadable } from './pack.js';
+import { PackFile, packToDisk } from './uploadPack.js';
 
 export interface GitFetchRequest {
   url: string;
@@ -38,66 +50,85 @@ export interface GitFetcherOptions {
   trustedHosts: readonly string[];
   /** The most a fetch may download. */
   maxBytes: number;
+  /** What the checkout may write, and the largest object the repository may hold. */
+  checkout: CheckoutLimits;
+  /** Where checkouts go. */
+  workDir: WorkDir;
   timeoutMs: number;
 }
 
 export class GitFetcher {
   private readonly trusted: ReadonlySet<string>;
-  /** One transport for hosts on public addresses, one for the hosts an admin trusts. */
-  private readonly publicOnly: RegistryTransport;
-  private readonly anyAddress: RegistryTransport;
+  /** Each host its own trust, the first request's and every redirect's alike. */
+  private readonly transport: RegistryTransport;
 
   constructor(private readonly options: GitFetcherOptions) {
     this.trusted = new Set(options.trustedHosts.map((h) => h.toLowerCase()));
-    const transport = (policy: AddressPolicy) =>
-      new RegistryTransport({
-        policy,
-        timeouts: { connectTimeoutMs: 10_000, headersTimeoutMs: options.timeoutMs, bodyTimeoutMs: options.timeoutMs },
-        attempts: 3,
-        maxRetryWaitMs: 10_000,
-      });
-    this.publicOnly = transport({ allowPrivate: false });
-    this.anyAddress = transport({ allowPrivate: true });
+    this.transport = new RegistryTransport({
+      policy: (url): AddressPolicy => ({ allowPrivate: this.isTrusted(url.host) }),
+      timeouts: { connectTimeoutMs: 10_000, headersTimeoutMs: options.timeoutMs, bodyTimeoutMs: options.timeoutMs },
+      attempts: 3,
+      maxRetryWaitMs: 10_000,
+    });
   }
 
   isTrusted(host: string): boolean {
     return this.trusted.has(host.toLowerCase());
   }
 
-  /** Clones the repository and checks out `ref`; errors say what went wrong in words. */
+  /**
+   * Fetches the repository and checks out `ref`; errors say what went wrong
+   * in words. The pack goes to disk as it arrives (builds/uploadPack.ts) and
+   * is checked (builds/pack.ts) and indexed once complete.
+   */
   async fetch(request: GitFetchRequest): Promise<FetchedRepository> {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'custom-images-git-'));
-    const http = this.client(new URL(request.url), request.signal);
+    const dir = this.options.workDir.make('git');
+    const fs = checkoutFs(dir, this.options.checkout);
+    // One cache for all the calls: the pack is read into memory once, not once a call.
+    const cache = {};
+    const pack = new PackFile(path.join(dir, '.git', 'objects', 'pack'));
+    const http = this.client(new URL(request.url), request.signal, pack);
     const username = request.username || 'oauth2';
     const onAuth = request.token ? () => ({ username, password: request.token }) : () => ({ cancel: true });
     try {
       const ref = request.ref;
-      await git.clone({
+      await git.init({ fs, dir });
+      await git.addRemote({ fs, dir, remote: 'origin', url: request.url });
+      const fetched = await git.fetch({
         fs,
         http,
         dir,
-        url: request.url,
+        cache,
+        remote: 'origin',
         onAuth,
         // A named branch or the default one needs only its tip; a commit or tag needs the history that holds it.
-        ...(ref === '' ? { singleBranch: true, depth: 1 } : { singleBranch: false, noCheckout: true }),
+        ...(ref === '' ? { singleBranch: true, depth: 1, tags: false } : { singleBranch: false, tags: true }),
       });
-      if (ref !== '') await git.checkout({ fs, dir, ref: await resolve(dir, ref), force: true });
-      const commit = await git.resolveRef({ fs, dir, ref: 'HEAD' });
+      const packFile = await pack.finish();
+      // Read through the checkout's file system, which checks every object before isomorphic-git inflates it.
+      if (packFile) await git.indexPack({ fs, dir, cache, filepath: path.relative(dir, packFile) });
+      const commit = ref === '' ? fetched.fetchHead : await resolve(fs, dir, ref);
+      if (!commit) throw upstream('failed', 'The repository has no commits.');
+      await assertCheckoutFits(fs, dir, cache, commit, this.options.checkout);
+      // One file at a time: isomorphic-git holds each file's content whole while it writes it.
+      await git.checkout({ fs, dir, cache, ref: commit, force: true, nonBlocking: true, batchSize: 1 });
       return { dir, commit };
     } catch (err) {
-      fs.rmSync(dir, { recursive: true, force: true });
+      await pack.abandon();
+      this.options.workDir.remove(dir);
       throw gitError(err, request);
     }
   }
 
   /**
    * isomorphic-git's HTTP client on the registries' transport: the address
-   * guard on every hop, redirects by hand (no downgrade to http unless the
-   * host is trusted), the Authorization header for the repository's host
-   * only, retries on 429/5xx; and the bytes received counted.
+   * guard on every hop, redirects by hand (each hop's host its own trust;
+   * plain http only to a trusted host), the Authorization header for the
+   * repository's host only, retries on 429/5xx; and the bytes received
+   * counted.
    */
-  private client(start: URL, signal: AbortSignal): HttpClient {
-    const transport = this.isTrusted(start.host) ? this.anyAddress : this.publicOnly;
+  private client(start: URL, signal: AbortSignal, pack: PackFile): HttpClient {
+    const transport = this.transport;
     let received = 0;
     const maxBytes = this.options.maxBytes;
     const request = async (req: GitHttpRequest): Promise<GitHttpResponse> => {
@@ -124,13 +155,15 @@ export class GitFetcher {
           yield chunk;
         }
       }
+      // The answer that carries the pack: its pack data goes to disk, the rest on to isomorphic-git.
+      const carriesPack = method === 'POST' && new URL(req.url).pathname.endsWith('/git-upload-pack') && response.ok;
       return {
         url: response.url || req.url,
         method,
         statusCode: response.status,
         statusMessage: response.statusText,
         headers: Object.fromEntries(response.headers.entries()),
-        body: counted(),
+        body: carriesPack ? packToDisk(counted(), pack) : counted(),
       };
     };
     return { request };
@@ -143,6 +176,52 @@ class TooLarge extends Error {
   }
 }
 
+type CheckoutFs = ReturnType<typeof checkoutFs>;
+
+/** Nested folders deeper than this are refused: no checkout needs them, and the plan below recurses. */
+const MAX_DEPTH = 256;
+
+/**
+ * Plans the checkout of `commit` from its trees before a file is written:
+ * the bytes and entries its work tree would get. Each distinct tree and blob
+ * is read once (a tree named a thousand times is counted a thousand times,
+ * read once), and the plan stops at the first limit it passes.
+ */
+async function assertCheckoutFits(fs: CheckoutFs, dir: string, cache: object, commit: string, limits: CheckoutLimits): Promise<void> {
+  const blobs = new Map<string, number>();
+  const trees = new Map<string, { bytes: number; files: number }>();
+  const check = (sum: { bytes: number; files: number }) => {
+    if (sum.files > limits.maxFiles) throw new CheckoutTooLarge('files', limits.maxFiles);
+    if (sum.bytes > limits.maxBytes) throw new CheckoutTooLarge('bytes', limits.maxBytes);
+  };
+  const tree = async (oid: string, depth: number): Promise<{ bytes: number; files: number }> => {
+    const known = trees.get(oid);
+    if (known) return known;
+    if (depth > MAX_DEPTH) throw new CheckoutTooLarge('depth', MAX_DEPTH);
+    const sum = { bytes: 0, files: 0 };
+    for (const entry of (await git.readTree({ fs, dir, cache, oid })).tree) {
+      sum.files += 1;
+      if (entry.type === 'tree') {
+        const sub = await tree(entry.oid, depth + 1);
+        sum.bytes += sub.bytes;
+        sum.files += sub.files;
+      } else if (entry.type === 'blob') {
+        let size = blobs.get(entry.oid);
+        if (size === undefined) {
+          size = (await git.readBlob({ fs, dir, cache, oid: entry.oid })).blob.byteLength;
+          blobs.set(entry.oid, size);
+        }
+        sum.bytes += size;
+      }
+      check(sum);
+    }
+    trees.set(oid, sum);
+    return sum;
+  };
+  const { commit: read } = await git.readCommit({ fs, dir, cache, oid: commit });
+  check(await tree(read.tree, 0));
+}
+
 async function collect(body: AsyncIterableIterator<Uint8Array> | Uint8Array[]): Promise<Uint8Array[]> {
   const chunks: Uint8Array[] = [];
   for await (const chunk of body) chunks.push(chunk);
@@ -150,7 +229,7 @@ async function collect(body: AsyncIterableIterator<Uint8Array> | Uint8Array[]): 
 }
 
 /** A branch, a tag, or a (possibly abbreviated) commit id, to the commit it names. */
-async function resolve(dir: string, ref: string): Promise<string> {
+async function resolve(fs: CheckoutFs, dir: string, ref: string): Promise<string> {
   for (const candidate of [`refs/remotes/origin/${ref}`, `refs/tags/${ref}`, ref]) {
     try {
       const oid = await git.resolveRef({ fs, dir, ref: candidate });
@@ -171,21 +250,48 @@ async function resolve(dir: string, ref: string): Promise<string> {
   throw upstream('failed', `The repository has no branch, tag or commit "${ref}".`);
 }
 
+/** Every error inside `err`: isomorphic-git wraps what our HTTP client or file system threw (cause, errors). */
+function thrownWithin(err: unknown, depth = 0): unknown[] {
+  if (!err || typeof err !== 'object' || depth > 4) return [err];
+  const inner = err as { cause?: unknown; errors?: unknown[] };
+  return [err, ...thrownWithin(inner.cause, depth + 1), ...(inner.errors ?? []).flatMap((e) => thrownWithin(e, depth + 1))];
+}
+
 /** What went wrong with a fetch, for the build's message and log; never the token. */
 function gitError(err: unknown, request: GitFetchRequest): AppError {
   if (err instanceof AppError) return err;
   const where = new URL(request.url);
-  // isomorphic-git wraps what our HTTP client threw in an error of its own.
-  const thrown = [err, (err as { cause?: unknown }).cause];
-  const tooLarge = thrown.find((e) => e instanceof TooLarge);
-  if (tooLarge) {
+  const thrown = thrownWithin(err);
+  const find = <T>(type: new (...args: never[]) => T): T | undefined => thrown.find((e): e is T => e instanceof type);
+  const received = find(TooLarge);
+  if (received) {
     return upstream(
       'failed',
-      `The repository ${where.host}${where.pathname} is larger than ${formatKiB(tooLarge.maxBytes)}; build from a smaller repository.`,
+      `The repository ${where.host}${where.pathname} is larger than ${formatMiB(received.maxBytes)} (CUSTOM_IMAGES_BUILD_GIT_MAX_MB); build from a smaller repository.`,
       err,
     );
   }
-  const guard = thrown.find((e) => e instanceof RegistryError);
+  const object = find(PackObjectTooLarge);
+  if (object) {
+    return upstream(
+      'failed',
+      `The repository holds a file of ${formatMiB(object.bytes)}; at most ${formatMiB(object.maxBytes)} (CUSTOM_IMAGES_BUILD_GIT_FILE_MAX_MB) are allowed. Keep large data out of the repository.`,
+      err,
+    );
+  }
+  const checkout = find(CheckoutTooLarge);
+  if (checkout) {
+    const what =
+      checkout.limit === 'bytes'
+        ? `is larger than ${formatMiB(checkout.max)} (CUSTOM_IMAGES_BUILD_CHECKOUT_MAX_MB)`
+        : checkout.limit === 'files'
+          ? `has more than ${checkout.max} files (CUSTOM_IMAGES_BUILD_CHECKOUT_MAX_FILES)`
+          : `has folders nested more than ${checkout.max} deep`;
+    return upstream('failed', `The repository's checkout ${what}; build from a smaller repository.`, err);
+  }
+  const unreadable = find(PackUnreadable);
+  if (unreadable) return upstream('failed', `${where.host}${where.pathname} sent a pack git cannot read: ${unreadable.message}.`, err);
+  const guard = find(RegistryError);
   if (guard) {
     const refused = guard.message.replace(/The registry/g, 'The git host').replace(/registries/g, 'git hosts');
     return upstream('failed', refused.replace('CUSTOM_IMAGES_TRUSTED_REGISTRIES', 'CUSTOM_IMAGES_TRUSTED_GIT_HOSTS'), err);

@@ -1,18 +1,20 @@
 /**
  * The one schema of a build request, shared by the form and the JSON API:
  * raw fields and uploaded files in, a {@link BuildRecipe} out, or issues that
- * each name their field. Pure: what needs the database (unique names, the
+ * each name their field. The build's own inputs are builds/inputs.ts's; this
+ * adds the image's name, system and mount path, the token and the rules
+ * that need a system. Pure: what needs the database (unique names, the
  * stored token) comes in through the context.
  */
 import { z } from 'zod';
-import { checkMountPath, MOUNT_PATH_MAX_LENGTH } from '../images/mountPath.js';
+import { checkMountPath, MOUNT_PATH_MAX_LENGTH } from '../systems/mountPath.js';
 import type { System } from '../systems/schema.js';
 import { dockerfileProblems } from './dockerfile.js';
 import { formatKiB } from '../format.js';
+import { BUILD_INPUT_KEYS, BuildInputsSchema, type BuildInputs } from './inputs.js';
 import { aptPackages, environmentProblems, packagesDockerfile, requirementProblems } from './packages.js';
 
-export const BUILD_MODES = ['packages', 'dockerfile'] as const;
-export type BuildMode = (typeof BUILD_MODES)[number];
+export { BUILD_MODES, type BuildMode } from './inputs.js';
 
 /** A file uploaded as part of the build context. */
 export interface UploadedFile {
@@ -20,21 +22,18 @@ export interface UploadedFile {
   content: Buffer;
 }
 
-const TEXT_MAX = 64 * 1024;
+/** A file of the build context as the rules see it: its name and size (an upload, or a file a rebuild keeps). */
+export interface ContextFileSummary {
+  name: string;
+  size: number;
+}
 
+/** A build request: the image's name, system and mount path, the build's inputs, and the git token. */
 export const BuildInputSchema = z.object({
   name: z.string({ message: 'Enter a name' }).trim().default(''),
   system: z.string({ message: 'Choose a system' }).trim().min(1, 'Choose a system'),
   mountPath: z.string().max(MOUNT_PATH_MAX_LENGTH, `The mount path has at most ${MOUNT_PATH_MAX_LENGTH} characters`).default(''),
-  mode: z.enum(BUILD_MODES, { message: 'The mode is packages (base image + packages) or dockerfile' }).default('packages'),
-  base: z.string().trim().max(600).default(''),
-  pip: z.string().max(TEXT_MAX, 'The requirements have at most 64 KiB').default(''),
-  conda: z.string().max(TEXT_MAX, 'environment.yml has at most 64 KiB').default(''),
-  apt: z.string().max(8192, 'The package list has at most 8 KiB').default(''),
-  dockerfile: z.string().default(''),
-  gitUrl: z.string().trim().max(2048, 'The repository URL has at most 2048 characters').default(''),
-  gitRef: z.string().trim().max(255, 'The branch, tag or commit has at most 255 characters').default(''),
-  gitUsername: z.string().trim().max(255, 'The git username has at most 255 characters').default(''),
+  ...BuildInputsSchema.shape,
   gitToken: z.string().max(4096, 'The access token has at most 4096 characters').default(''),
 });
 
@@ -56,15 +55,13 @@ export interface BuildRecipe {
   name: string;
   system: System;
   mountPath: string | null;
-  mode: BuildMode;
-  /** The base image (packages mode). */
-  base: string | null;
-  pip: string;
-  conda: string;
-  apt: string;
-  /** What is built: the researcher's Dockerfile, or the one written for the packages; blank: the git repository's own. */
-  dockerfile: string;
-  files: UploadedFile[];
+  /**
+   * The inputs as stored with the build: the base image's image (not its
+   * name), packages only in the packages mode, the Dockerfile written for
+   * them, the repository's URL normalised.
+   */
+  inputs: BuildInputs;
+  files: ContextFileSummary[];
   git: GitSource | null;
 }
 
@@ -78,7 +75,7 @@ export interface BuildLimits {
 export interface BuildSchemaContext {
   /** The systems the user may build on (enabled, building on). */
   systems: readonly System[];
-  files: UploadedFile[];
+  files: ContextFileSummary[];
   limits: BuildLimits;
   /** A git host (host[:port]) an admin trusts: it may be on a private address and plain http. */
   gitHostTrusted: (host: string) => boolean;
@@ -118,7 +115,7 @@ export function buildInputSchema(context: BuildSchemaContext) {
     }
 
     const files = context.files;
-    const total = files.reduce((sum, f) => sum + f.content.length, 0);
+    const total = files.reduce((sum, f) => sum + f.size, 0);
     if (files.length > context.limits.uploadFiles)
       issue('files', `Upload at most ${context.limits.uploadFiles} files (${files.length} given)`);
     if (total > context.limits.uploadBytes) {
@@ -173,16 +170,22 @@ export function buildInputSchema(context: BuildSchemaContext) {
     if (git && files.length > 0) issue('files', 'Upload files or name a git repository as the build context, not both');
     if (git && raw.mode === 'packages') issue('gitUrl', 'A git repository is the context of a Dockerfile; switch to the Dockerfile mode');
 
+    const given = Object.fromEntries(BUILD_INPUT_KEYS.map((key) => [key, raw[key]])) as BuildInputs;
     return {
       name: raw.name,
       system: system as System,
       mountPath,
-      mode: raw.mode,
-      base,
-      pip: raw.mode === 'packages' ? raw.pip : '',
-      conda: raw.mode === 'packages' ? raw.conda : '',
-      apt: raw.mode === 'packages' ? apt.packages.join(' ') : '',
-      dockerfile,
+      inputs: {
+        ...given,
+        base: base ?? '',
+        pip: raw.mode === 'packages' ? raw.pip : '',
+        conda: raw.mode === 'packages' ? raw.conda : '',
+        apt: raw.mode === 'packages' ? apt.packages.join(' ') : '',
+        dockerfile,
+        gitUrl: git?.url ?? '',
+        gitRef: git?.ref ?? '',
+        gitUsername: git?.username ?? '',
+      },
       files,
       git,
     };

@@ -8,17 +8,18 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import type { Readable } from 'node:stream';
 import { upstream } from '../errors.js';
 import type { ImageStore } from '../images/store.js';
 import type { RunningJob } from '../jobs/running.js';
 import type { Logger } from '../log.js';
 import type { RegistryClient } from '../registry/client.js';
 import { parseReference, registryAuthKey, type ImageReference } from '../registry/reference.js';
-import { BoundedOutput } from '../runner/runCheck.js';
+import { BoundedOutput } from '../io/boundedOutput.js';
 import type { Keyring } from '../secrets/keyring.js';
 import type { SystemCatalog } from '../systems/schema.js';
 import type { BuildLimits as BuilderLimits, ImageBuilder, RegistryLogin } from './builder.js';
-import { buildContext, CONTEXT_DOCKERFILE, unpackFiles } from './context.js';
+import { buildContext, CONTEXT_DOCKERFILE } from './context.js';
 import { checkBaseTriggers } from './baseTriggers.js';
 import { dockerfileImages, dockerfileProblems, pinBaseImages, type PulledImage } from './dockerfile.js';
 import { buildFailureMessage } from './failure.js';
@@ -26,6 +27,7 @@ import { labelledDockerfile, layerMarker } from './layerLabel.js';
 import { formatKiB } from '../format.js';
 import type { GitFetcher } from './git.js';
 import type { BuildLimits } from './recipe.js';
+import type { WorkDir } from '../workDir.js';
 import type { BuildPhase, BuildRow, BuildStatus, BuildStore } from './store.js';
 
 export interface BuildRunDeps {
@@ -44,8 +46,13 @@ export interface BuildRunDeps {
   builder: ImageBuilder | undefined;
   /** Queues the check of a freshly built image. */
   check: (owner: string, imageId: number) => Promise<unknown>;
-  limits: BuildLimits;
+  limits: BuildLimits & {
+    /** The context sent to the engine. */
+    contextBytes: number;
+  };
   builderLimits: BuilderLimits;
+  /** Where git checkouts go (the data volume, not /tmp). */
+  workDir: WorkDir;
   logger: Logger;
   now?: () => Date;
 }
@@ -84,7 +91,16 @@ export async function runBuild(deps: BuildRunDeps, job: BuildRow, held: RunningJ
       log: output.toString(),
     }));
   };
+  let tree: string | undefined;
+  let context: Readable | undefined;
+  // Before a build is shown as ended, its temporary files are gone (and again in `finally`, whatever happened).
+  const removeTemporaryFiles = () => {
+    // A build that ended before the engine read all of the context: its files are closed.
+    context?.destroy();
+    if (tree) deps.workDir.remove(tree);
+  };
   const end = async (status: 'succeeded' | 'failed', message: string | null, digest?: string): Promise<BuildStatus> => {
+    removeTemporaryFiles();
     if (held.stopReason === 'stop' && status === 'failed') {
       // Stopped for a restart, not by the build: another replica (or this one, started again) takes it.
       log('The service stopped during the build; it is queued again.\n');
@@ -95,7 +111,6 @@ export async function runBuild(deps: BuildRunDeps, job: BuildRow, held: RunningJ
     await held.finish({ status, phase: null, message, digest: digest ?? null, log: output.toString(), finished_at: now() });
     return status;
   };
-  let tree: string | undefined;
   try {
     const builder = deps.builder;
     if (!builder) return await end('failed', 'This replica has no Docker engine to build with.');
@@ -112,15 +127,16 @@ export async function runBuild(deps: BuildRunDeps, job: BuildRow, held: RunningJ
       );
     save({ phase: 'context' });
     if (job.attempts > 1) log('The service restarted during the last attempt; building again from the start.\n');
-    const files = job.files ? unpackFiles(job.files) : [];
-    if (job.gitUrl) {
+    const files = await store.contents(job.id);
+    const { inputs } = job;
+    if (inputs.gitUrl) {
       const token = job.gitToken ? deps.keyring.open(job.gitToken, tokenAssociatedData(job.imageId, job.owner)) : undefined;
       if (token) secrets.push(token);
-      log(`Fetching ${job.gitUrl}${job.gitRef ? ` at ${job.gitRef}` : ''}\n`);
+      log(`Fetching ${inputs.gitUrl}${inputs.gitRef ? ` at ${inputs.gitRef}` : ''}\n`);
       const fetched = await deps.git.fetch({
-        url: job.gitUrl,
-        ref: job.gitRef ?? '',
-        username: job.gitUsername ?? '',
+        url: inputs.gitUrl,
+        ref: inputs.gitRef,
+        username: inputs.gitUsername,
         token,
         signal: held.signal,
       });
@@ -128,7 +144,7 @@ export async function runBuild(deps: BuildRunDeps, job: BuildRow, held: RunningJ
       log(`Checked out commit ${fetched.commit}\n`);
       save({ gitCommit: fetched.commit });
     }
-    let dockerfile = job.dockerfile;
+    let dockerfile = inputs.dockerfile;
     const fromRepository = dockerfile === '';
     if (fromRepository) dockerfile = repositoryDockerfile(tree, deps.limits.dockerfileBytes);
     // The repository's own Dockerfile, under the same rules as one typed in the form; a typed one again,
@@ -159,7 +175,7 @@ export async function runBuild(deps: BuildRunDeps, job: BuildRow, held: RunningJ
     // Every layer the engine commits carries the image's label: how the builder knows its own (builds/layerLabel.ts).
     const marker = layerMarker((secret) => deps.keyring.fingerprint(secret), job.imageId);
     const labelled = labelledDockerfile(pinBaseImages(dockerfile, pins), marker);
-    const context = await buildContext(labelled.text, files, tree);
+    context = buildContext(labelled.text, files, tree, deps.limits.contextBytes);
     // The engine pulls FROM images and pushes by itself: the same address rule as for pulls, checked here.
     const logins: Record<string, RegistryLogin> = {};
     for (const { image: from } of [...pulled, ...triggered]) {
@@ -186,6 +202,8 @@ export async function runBuild(deps: BuildRunDeps, job: BuildRow, held: RunningJ
         save();
       },
     });
+    // The engine has the context: the checkout is not needed for the push.
+    removeTemporaryFiles();
     if (!built.ok)
       return await end('failed', buildFailureMessage(built, held.stopReason === 'deadline', system.build.network, deps.builderLimits));
     save({ phase: 'pushing' });
@@ -214,11 +232,11 @@ export async function runBuild(deps: BuildRunDeps, job: BuildRow, held: RunningJ
     logger.warn({ build: job.id, reason: redact(message) }, 'build failed');
     return await end('failed', redact(message));
   } finally {
-    if (tree) fs.rmSync(tree, { recursive: true, force: true });
+    removeTemporaryFiles();
   }
 }
 
-/** Why one of `images` is not `owner`'s to build from (another user's build, builds/pushPath.ts), naming its line. */
+/** Why one of `images` is not `owner`'s to build from (another user's build, systems/pushPath.ts), naming its line. */
 async function notOwnImage(deps: BuildRunDeps, owner: string, images: readonly PulledImage[]): Promise<string | undefined> {
   for (const { image, line } of images) {
     const problem = await deps.systems.builtImageProblem(parseReference(image), owner);

@@ -5,7 +5,7 @@
  * `<pushTo>/<user>/<name>:<number>`, then the image points at the pushed
  * build and a check is queued, after which it is an image like any other.
  */
-import { auditEntry } from '../audit/store.js';
+import { auditEntry, changedFields, imageTarget } from '../audit/store.js';
 import { conflict, invalidInput, notFound, upstream } from '../errors.js';
 import type { AccessRules } from '../hub/access.js';
 import type { HubIdentity } from '../hub/identity.js';
@@ -18,13 +18,13 @@ import type { RunningJob } from '../jobs/running.js';
 import { buildJobKind } from './job.js';
 import { parseReference } from '../registry/reference.js';
 import type { System } from '../systems/schema.js';
-import { packFiles, unpackFiles } from './context.js';
+import { inputsAsRequest, type BuildInputs } from './inputs.js';
 import { buildInputSchema, type BuildRecipe, type UploadedFile } from './recipe.js';
-import { BuildStore, type BuildRow, type BuildStatus, type BuildSummary } from './store.js';
+import { BuildStore, contentHash, type BuildRow, type BuildStatus, type BuildSummary, type NewBuildFile } from './store.js';
 import { inputError } from '../forms.js';
 import { runBuild, tokenAssociatedData, type BuildRunDeps } from './run.js';
 import { dockerfileImages } from './dockerfile.js';
-import { userPathComponent } from './pushPath.js';
+import { userPathComponent } from '../systems/pushPath.js';
 
 /** What a build run needs (builds/run.ts), and what requests need besides. */
 export interface BuildServiceDeps extends BuildRunDeps {
@@ -46,19 +46,11 @@ export interface BuildView extends BuildSummary {
   label: string;
 }
 
-/** The inputs of a build, to show and to edit for a rebuild (the token only as "stored"). */
-export interface BuildInputs {
-  mode: BuildRow['mode'];
-  base: string | null;
-  pip: string;
-  conda: string;
-  apt: string;
-  dockerfile: string;
+/** The inputs of a build, to show and to edit for a rebuild: the files by name and size, the token only as "stored". */
+export interface BuildInputsView extends BuildInputs {
   files: Array<{ name: string; size: number }>;
-  gitUrl: string | null;
-  gitRef: string | null;
-  gitUsername: string | null;
   gitTokenStored: boolean;
+  /** The commit the repository was checked out at, once fetched. */
   gitCommit: string | null;
 }
 
@@ -66,7 +58,7 @@ export interface BuildInputs {
 export interface BuildDetails {
   build: BuildView;
   log: string;
-  inputs: BuildInputs;
+  inputs: BuildInputsView;
 }
 
 export class BuildService {
@@ -96,8 +88,9 @@ export class BuildService {
   }
 
   /** Validates, saves the image and queues build 1; nothing is stored when anything is wrong. */
-  async create(actor: HubIdentity, owner: string, raw: unknown, files: UploadedFile[]): Promise<{ image: ImageView; build: BuildView }> {
+  async create(actor: HubIdentity, owner: string, raw: unknown, uploads: UploadedFile[]): Promise<{ image: ImageView; build: BuildView }> {
     this.deps.access.writeImagesOf(actor, owner);
+    const files = toStore(uploads);
     const recipe = await this.validate(raw, files, undefined, owner);
     if (await this.deps.imageStore.nameTaken(owner, recipe.name)) {
       throw conflict(`You have an image called ${recipe.name} already: choose another name, or rebuild that one`, { field: 'name' });
@@ -121,8 +114,19 @@ export class BuildService {
         },
         now,
       );
-      const buildId = await BuildStore.insert(store.db, this.newBuild(actor, owner, imageId, 1, target, recipe, null, now));
-      await store.audit(auditEntry(actor, 'image.build', { type: 'image', id: String(imageId) }, this.auditDetails(recipe, 1)), now);
+      const buildId = await BuildStore.insert(store.db, this.newBuild(actor, owner, imageId, 1, target, recipe, files, null, now));
+      // Created by its first build: the image's history starts with both.
+      await store.audit(
+        auditEntry(actor, 'image.create', imageTarget(imageId), {
+          name: recipe.name,
+          system: recipe.system.slug,
+          reference: target,
+          mountPath: recipe.mountPath,
+          built: true,
+        }),
+        now,
+      );
+      await store.audit(auditEntry(actor, 'image.build', imageTarget(imageId), this.auditDetails(recipe, 1)), now);
       return { imageId, buildId };
     });
     this.deps.onQueued?.();
@@ -132,21 +136,22 @@ export class BuildService {
   /**
    * Queues the next build of a built image: with the inputs of its newest
    * build (`raw` undefined), or edited ones (a blank token keeps the stored
-   * one for the same repository; no uploads keep the previous files).
+   * one for the same repository; no uploads keep the previous files, named
+   * again, not copied).
    */
-  async rebuild(actor: HubIdentity, owner: string, imageId: number, raw: unknown, files: UploadedFile[]): Promise<BuildView> {
+  async rebuild(actor: HubIdentity, owner: string, imageId: number, raw: unknown, uploads: UploadedFile[]): Promise<BuildView> {
     this.deps.access.writeImagesOf(actor, owner);
     const image = await this.deps.imageStore.get(owner, imageId);
     if (!image) throw notFound('Image');
     const last = await this.deps.store.newest(owner, imageId);
     if (!last) throw conflict('This image was not built by the service; there is nothing to rebuild.');
-    const keptFiles = files.length === 0 && last.files ? unpackFiles(last.files) : files;
+    const keptFiles: NewBuildFile[] = uploads.length === 0 ? await this.deps.store.files(last.id) : toStore(uploads);
     const recipe = await this.validate(
       raw === undefined
-        ? { ...this.inputsAsRaw(last), name: image.name, system: image.system, mountPath: image.mountPath ?? '' }
+        ? { ...inputsAsRequest(last.inputs), name: image.name, system: image.system, mountPath: image.mountPath ?? '' }
         : { ...(raw as object), name: image.name },
       keptFiles,
-      last.gitUrl ? { url: last.gitUrl, hasToken: last.gitToken !== null } : undefined,
+      last.inputs.gitUrl ? { url: last.inputs.gitUrl, hasToken: last.gitToken !== null } : undefined,
       owner,
     );
     await this.deps.store.assertQueueRoom(owner, this.deps.maxQueuedPerUser);
@@ -158,11 +163,19 @@ export class BuildService {
       const number = await BuildStore.nextNumber(store.db, imageId);
       const target = this.target(recipe.system, owner, image.name, number);
       const keptToken = recipe.git?.token.action === 'keep' ? last.gitToken : null;
-      const id = await BuildStore.insert(store.db, this.newBuild(actor, owner, imageId, number, target, recipe, keptToken, now));
-      if (recipe.mountPath !== image.mountPath || recipe.system.slug !== image.system) {
+      const id = await BuildStore.insert(store.db, this.newBuild(actor, owner, imageId, number, target, recipe, keptFiles, keptToken, now));
+      const changed = changedFields(
+        { system: image.system, mountPath: image.mountPath },
+        { system: recipe.system.slug, mountPath: recipe.mountPath },
+      );
+      if (changed.length > 0) {
         await store.update(owner, imageId, { ...image, system: recipe.system.slug, mountPath: recipe.mountPath }, now);
+        await store.audit(
+          auditEntry(actor, 'image.update', imageTarget(imageId), { system: recipe.system.slug, mountPath: recipe.mountPath, changed }),
+          now,
+        );
       }
-      await store.audit(auditEntry(actor, 'image.rebuild', { type: 'image', id: String(imageId) }, this.auditDetails(recipe, number)), now);
+      await store.audit(auditEntry(actor, 'image.rebuild', imageTarget(imageId), this.auditDetails(recipe, number)), now);
       return id;
     });
     this.deps.onQueued?.();
@@ -222,7 +235,7 @@ export class BuildService {
 
   private async validate(
     raw: unknown,
-    files: UploadedFile[],
+    files: NewBuildFile[],
     previousGit: { url: string; hasToken: boolean } | undefined,
     owner: string,
   ): Promise<BuildRecipe> {
@@ -264,10 +277,10 @@ export class BuildService {
    * own Dockerfile is held to the same rule when it is built (builds/run.ts).
    */
   private async assertOwnImages(recipe: BuildRecipe, owner: string): Promise<void> {
-    for (const { image, line } of dockerfileImages(recipe.dockerfile).images) {
+    for (const { image, line } of dockerfileImages(recipe.inputs.dockerfile).images) {
       const problem = await this.deps.images.builtImageProblem(parseReference(image), owner);
       if (!problem) continue;
-      if (recipe.mode === 'packages') throw invalidInput({ base: problem });
+      if (recipe.inputs.mode === 'packages') throw invalidInput({ base: problem });
       throw invalidInput({ dockerfile: `Line ${line}: ${problem}` });
     }
   }
@@ -297,6 +310,7 @@ export class BuildService {
     number: number,
     target: string,
     recipe: BuildRecipe,
+    files: NewBuildFile[],
     keptToken: BuildRow['gitToken'],
     now: Date,
   ): Parameters<typeof BuildStore.insert>[1] {
@@ -307,36 +321,11 @@ export class BuildService {
       owner,
       number,
       requestedBy: actor.name,
-      mode: recipe.mode,
-      base: recipe.base,
-      pip: recipe.pip,
-      conda: recipe.conda,
-      apt: recipe.apt,
-      dockerfile: recipe.dockerfile,
-      files: recipe.files.length > 0 ? packFiles(recipe.files) : null,
-      fileNames: recipe.files.map((f) => ({ name: f.name, size: f.content.length })),
-      gitUrl: git?.url ?? null,
-      gitRef: git ? git.ref || null : null,
-      gitUsername: git ? git.username || null : null,
+      inputs: recipe.inputs,
+      files,
       gitToken: token,
       target,
       createdAt: now,
-    };
-  }
-
-  /** A stored build's inputs as a request would send them (for "rebuild with the same inputs"). */
-  private inputsAsRaw(row: BuildRow): Record<string, unknown> {
-    const base = row.base ?? '';
-    return {
-      mode: row.mode,
-      base,
-      pip: row.pip,
-      conda: row.conda,
-      apt: row.apt,
-      dockerfile: row.mode === 'dockerfile' ? row.dockerfile : '',
-      gitUrl: row.gitUrl ?? '',
-      gitRef: row.gitRef ?? '',
-      gitUsername: row.gitUsername ?? '',
     };
   }
 
@@ -345,8 +334,8 @@ export class BuildService {
       name: recipe.name,
       system: recipe.system.slug,
       number,
-      mode: recipe.mode,
-      ...(recipe.base ? { base: recipe.base } : {}),
+      mode: recipe.inputs.mode,
+      ...(recipe.inputs.base ? { base: recipe.inputs.base } : {}),
       files: recipe.files.map((f) => f.name),
       ...(recipe.git ? { git: recipe.git.url, ref: recipe.git.ref, token: recipe.git.token.action } : {}),
     };
@@ -382,19 +371,11 @@ function detailsOf(row: BuildRow): BuildDetails {
   return { build: viewOf(row), log: row.log, inputs: inputsOf(row) };
 }
 
-function inputsOf(row: BuildRow): BuildInputs {
-  return {
-    mode: row.mode,
-    base: row.base,
-    pip: row.pip,
-    conda: row.conda,
-    apt: row.apt,
-    dockerfile: row.dockerfile,
-    files: row.fileNames,
-    gitUrl: row.gitUrl,
-    gitRef: row.gitRef,
-    gitUsername: row.gitUsername,
-    gitTokenStored: row.gitToken !== null,
-    gitCommit: row.gitCommit,
-  };
+function inputsOf(row: BuildRow): BuildInputsView {
+  return { ...row.inputs, files: row.fileNames, gitTokenStored: row.gitToken !== null, gitCommit: row.gitCommit };
+}
+
+/** Uploads as a new build stores them: named by the sha256 of their content. */
+function toStore(uploads: UploadedFile[]): NewBuildFile[] {
+  return uploads.map((f) => ({ name: f.name, size: f.content.length, sha256: contentHash(f.content), content: f.content }));
 }

@@ -1,10 +1,15 @@
-/** Rows of `builds`: each build's inputs, state and log, and the job rules of jobs/claims.ts. Through knex. */
+/**
+ * Rows of `builds`: each build's inputs, state and log; and the files of
+ * builds' contexts, stored once per content (`build_files`, by sha256) and
+ * named by each build that uses them (`build_inputs`). Through knex.
+ */
+import { createHash } from 'node:crypto';
 import type { Knex } from 'knex';
 import { assertQueueRoom } from '../jobs/queueRoom.js';
 import { BUILD_JOB } from './job.js';
 import type { Sealed } from '../secrets/keyring.js';
 import { fromJson, sealedFromRow, toDate, toDateOrNull } from '../store/rows.js';
-import type { BuildMode } from './recipe.js';
+import { inputsColumn, storedInputs, type BuildInputs } from './inputs.js';
 
 export const BUILD_STATUSES = ['queued', 'running', 'succeeded', 'failed'] as const;
 export type BuildStatus = (typeof BUILD_STATUSES)[number];
@@ -20,18 +25,10 @@ export interface BuildRow {
   status: BuildStatus;
   phase: BuildPhase | null;
   requestedBy: string;
-  mode: BuildMode;
-  base: string | null;
-  pip: string;
-  conda: string;
-  apt: string;
-  dockerfile: string;
-  /** The uploaded files, as builds/context.ts packs them. */
-  files: Buffer | null;
+  /** What a rebuild repeats (builds/inputs.ts), besides the files and the token. */
+  inputs: BuildInputs;
+  /** The uploaded files' names and sizes (their contents: {@link BuildStore.contents}). */
   fileNames: Array<{ name: string; size: number }>;
-  gitUrl: string | null;
-  gitRef: string | null;
-  gitUsername: string | null;
   gitToken: Sealed | null;
   gitCommit: string | null;
   target: string;
@@ -46,6 +43,21 @@ export interface BuildRow {
   createdAt: Date;
   startedAt: Date | null;
   finishedAt: Date | null;
+}
+
+/** A file of a build's context: its name there, and the stored content it names. */
+export interface BuildFile {
+  name: string;
+  size: number;
+  sha256: string;
+}
+
+/** A file of a new build: with its content when it may not be stored yet (an upload), without when it is (a rebuild's). */
+export type NewBuildFile = BuildFile & { content?: Buffer };
+
+/** The sha256 of a file's content, as `build_files` keys it. */
+export function contentHash(content: Buffer): string {
+  return createHash('sha256').update(content).digest('hex');
 }
 
 export type NewBuild = Omit<
@@ -64,7 +76,8 @@ export type NewBuild = Omit<
   | 'startedAt'
   | 'finishedAt'
   | 'gitCommit'
->;
+  | 'fileNames'
+> & { files: NewBuildFile[] };
 
 /** The columns a list of builds needs (not the inputs, files or log). */
 const SUMMARY_COLUMNS = [
@@ -129,17 +142,8 @@ function fromRow(r: Row): BuildRow {
   return {
     ...summaryFromRow(r),
     requestedBy: String(r.requested_by),
-    mode: r.mode as BuildMode,
-    base: text(r.base),
-    pip: String(r.pip),
-    conda: String(r.conda),
-    apt: String(r.apt),
-    dockerfile: String(r.dockerfile),
-    files: r.files ? Buffer.from(r.files as Buffer) : null,
+    inputs: storedInputs(r.inputs),
     fileNames: fromJson<Array<{ name: string; size: number }>>(r.file_names),
-    gitUrl: text(r.git_url),
-    gitRef: text(r.git_ref),
-    gitUsername: text(r.git_username),
     gitToken: r.git_token_ciphertext ? sealedFromRow(r, 'git_token_') : null,
     gitCommit: text(r.git_commit),
     log: String(r.log),
@@ -155,17 +159,8 @@ function toRow(b: NewBuild): Row {
     owner: b.owner,
     number: b.number,
     requested_by: b.requestedBy,
-    mode: b.mode,
-    base: b.base,
-    pip: b.pip,
-    conda: b.conda,
-    apt: b.apt,
-    dockerfile: b.dockerfile,
-    files: b.files,
-    file_names: JSON.stringify(b.fileNames),
-    git_url: b.gitUrl,
-    git_ref: b.gitRef,
-    git_username: b.gitUsername,
+    inputs: inputsColumn(b.inputs),
+    file_names: JSON.stringify(b.files.map((f) => ({ name: f.name, size: f.size }))),
     git_token_ciphertext: b.gitToken ? Buffer.from(b.gitToken.ciphertext) : null,
     git_token_nonce: b.gitToken ? Buffer.from(b.gitToken.nonce) : null,
     git_token_key_id: b.gitToken?.keyId ?? null,
@@ -177,12 +172,48 @@ function toRow(b: NewBuild): Row {
 export class BuildStore {
   constructor(private readonly db: Knex) {}
 
-  /** Inserts a queued build; `db` may be a transaction. */
+  /**
+   * Inserts a queued build and names its files; a content not stored yet is
+   * stored once (another build's copy is the same row). `db` may be a
+   * transaction, and should be: the build and its files go in together.
+   */
   static async insert(db: Knex | Knex.Transaction, build: NewBuild): Promise<number> {
     const [row] = (await db('builds')
       .insert({ ...toRow(build), status: 'queued', log: '', step: 0, steps: 0, attempts: 0 })
       .returning('id')) as Array<{ id: number } | number>;
-    return typeof row === 'object' ? Number(row.id) : Number(row);
+    const id = typeof row === 'object' ? Number(row.id) : Number(row);
+    for (const file of build.files) {
+      if (file.content) {
+        await db('build_files')
+          .insert({ sha256: file.sha256, size: file.size, content: file.content, created_at: build.createdAt })
+          .onConflict('sha256')
+          .ignore();
+      }
+    }
+    if (build.files.length > 0) {
+      await db('build_inputs').insert(build.files.map((f, position) => ({ build_id: id, position, name: f.name, sha256: f.sha256 })));
+    }
+    return id;
+  }
+
+  /** The files a build's context names, without their contents (a rebuild names them again). */
+  async files(buildId: number): Promise<BuildFile[]> {
+    const rows = (await this.db('build_inputs')
+      .join('build_files', 'build_files.sha256', 'build_inputs.sha256')
+      .where('build_inputs.build_id', buildId)
+      .orderBy('build_inputs.position')
+      .select('build_inputs.name', 'build_inputs.sha256', 'build_files.size')) as Array<{ name: string; sha256: string; size: unknown }>;
+    return rows.map((r) => ({ name: r.name, sha256: r.sha256, size: Number(r.size) }));
+  }
+
+  /** The files of a build's context with their contents, in their order (at most the upload limit together). */
+  async contents(buildId: number): Promise<Array<{ name: string; content: Buffer }>> {
+    const rows = (await this.db('build_inputs')
+      .join('build_files', 'build_files.sha256', 'build_inputs.sha256')
+      .where('build_inputs.build_id', buildId)
+      .orderBy('build_inputs.position')
+      .select('build_inputs.name', 'build_files.content')) as Array<{ name: string; content: Buffer }>;
+    return rows.map((r) => ({ name: r.name, content: Buffer.from(r.content) }));
   }
 
   async get(id: number): Promise<BuildRow | undefined> {
@@ -242,7 +273,7 @@ export class BuildStore {
 
   /**
    * The users whose builds target `repository` (`registry/repository`, any
-   * tag), queued or done: whose built images are there (builds/pushPath.ts).
+   * tag), queued or done: whose built images are there (systems/pushPath.ts).
    */
   async pushersOf(repository: string): Promise<string[]> {
     const prefix = `${repository}:`;

@@ -18,6 +18,7 @@ import type { Keyring } from '../secrets/keyring.js';
 import { runAsFor } from '../systems/runAs.js';
 import { registryAllowed, type System, type SystemCatalog } from '../systems/schema.js';
 import type { LayerIndexCache } from './layerCache.js';
+import type { InventoryStore } from '../inventory/store.js';
 import type { CheckRecorder } from './recorder.js';
 import { registryFinding, runStaticCheck, type StaticCheckResult } from './staticCheck.js';
 import type { CheckStatus } from './status.js';
@@ -30,6 +31,7 @@ export interface CheckRunDeps {
   systems: SystemCatalog;
   registry: RegistryClient;
   layers: LayerIndexCache;
+  inventories: Pick<InventoryStore, 'has' | 'put'>;
   keyring: Pick<Keyring, 'fingerprint'>;
   /** Undefined when no Docker engine is configured: the run check is skipped. */
   engine?: DockerEngine | undefined;
@@ -115,8 +117,9 @@ export class CheckRun {
         kind: job.kind,
         ...scope,
       });
-      // Its findings, never its log: that is another check's (perhaps another user's) output.
-      if (previous) {
+      // Its findings, never its log: that is another check's (perhaps another user's) output. A result
+      // from before inventories were kept is not reused: the image is read once more to record one.
+      if (previous && (await this.hasInventory(previous))) {
         this.log(`${reference.normalized} is ${digest}, checked before with the same policy and access: the result is reused.`);
         const stored = {
           digest: previous.digest,
@@ -152,6 +155,7 @@ export class CheckRun {
       facts: result.facts ?? null,
       ...scope,
     };
+    await this.keepInventory(result);
     if (result.verdict !== 'pass') return this.finish(result.verdict === 'fail' ? 'failed' : 'error', result.findings, stored);
     const engine = this.deps.engine;
     if (job.kind === 'static' || !engine) {
@@ -231,6 +235,28 @@ export class CheckRun {
   /** The kind stored is what ran here, not what was asked: a replica without an engine makes a static check. */
   private finish(status: CheckStatus, findings: Finding[], extra: Partial<CheckRow> = {}): Promise<CheckStatus> {
     return this.record.finish(status, findings, { kind: 'static', ...extra });
+  }
+
+  /** Whether the inventory of a previous result's digest is kept. */
+  private async hasInventory(previous: CheckRow): Promise<boolean> {
+    const digest = previous.manifestDigest ?? previous.digest;
+    return digest !== null && (await this.deps.inventories.has(digest, previous.platform));
+  }
+
+  /**
+   * Keeps what the image holds under its platform manifest's digest. The
+   * check's verdict does not depend on it: a failure to store is logged.
+   */
+  private async keepInventory(result: StaticCheckResult): Promise<void> {
+    const digest = result.manifestDigest ?? result.digest;
+    if (!result.inventory || !digest) return;
+    try {
+      await this.deps.inventories.put(digest, result.platform, result.inventory);
+    } catch (err) {
+      this.log(
+        `The package inventory could not be stored (${err instanceof Error ? err.message : String(err)}); the next check records it.`,
+      );
+    }
   }
 
   /** Which credential read the image, never the credential itself. */

@@ -4,6 +4,7 @@
  * within a deadline, and followed from any replica, since progress and log
  * are stored as the job goes.
  */
+import { auditEntry, imageTarget, SERVICE_ITSELF, type AuditActor, type AuditLog } from '../audit/store.js';
 import { conflict, notFound } from '../errors.js';
 import { Followers } from '../jobs/follow.js';
 import type { HubClient } from '../hub/client.js';
@@ -18,6 +19,7 @@ import type { RunLimits } from '../runner/runCheck.js';
 import { policyHash } from '../systems/policy.js';
 import type { SystemCatalog } from '../systems/schema.js';
 import type { LayerIndexCache } from './layerCache.js';
+import type { InventoryStore } from '../inventory/store.js';
 import { CheckRun } from './run.js';
 import { checkJobKind, deadlineFinding } from './job.js';
 import type { JobKind } from '../jobs/kind.js';
@@ -32,6 +34,8 @@ export interface CheckServiceDeps {
   systems: SystemCatalog;
   registry: RegistryClient;
   layers: LayerIndexCache;
+  /** Where a check keeps what the image holds, by digest. */
+  inventories: Pick<InventoryStore, 'has' | 'put'>;
   hub: Pick<HubClient, 'version'>;
   /** Undefined when no Docker engine is configured: the run check is skipped. */
   engine?: DockerEngine | undefined;
@@ -46,6 +50,8 @@ export interface CheckServiceDeps {
   access: AccessRules;
   /** Told when a check was queued (wakes the worker). */
   onQueued?: () => void;
+  /** Where each check request is recorded, with who asked (the image's history). */
+  audit: Pick<AuditLog, 'append'>;
   /** Fingerprints credentials, so that results are reused only with the same one. */
   keyring: Pick<Keyring, 'fingerprint'>;
   /** Progress streams one user may have open at once on this replica. */
@@ -54,7 +60,20 @@ export interface CheckServiceDeps {
   keepPulledImages: boolean;
   /** Keeps passed images in the engine for launches on Docker systems; undefined without an engine. */
   pulls?: PullService | undefined;
+  /** Told when a check has ended and its result is stored (revisions/ records new content); must not throw. */
+  onEnded?: (checkId: number) => Promise<void>;
   now?: () => Date;
+}
+
+/** How a check is queued for the service's own reasons. */
+export interface QueueOptions {
+  /**
+   * A moved tag's new content, read without becoming the image's check until
+   * its owner accepts it; `reference`: the tag to read when the image is pinned.
+   */
+  candidate?: { reference: string };
+  /** Who asked, for the audit entry; the service itself by default. */
+  by?: AuditActor;
 }
 
 const HUB_VERSION_TTL_MS = 3600_000;
@@ -81,11 +100,14 @@ export class CheckService {
   async request(actor: HubIdentity, owner: string, imageId: number): Promise<CheckRow> {
     // The owner, or the spawner hook before a launch.
     this.deps.access.readImagesOf(actor, owner);
-    return this.queue(owner, imageId);
+    return this.queue(owner, imageId, { by: actor });
   }
 
-  /** Queues a check for the service's own reasons (a build finished); the caller has checked who asks. */
-  async queue(owner: string, imageId: number): Promise<CheckRow> {
+  /**
+   * Queues a check; the caller has checked who asks. `options.by`: who
+   * asked, for the audit entry (the service itself when a build finished).
+   */
+  async queue(owner: string, imageId: number, options: QueueOptions = {}): Promise<CheckRow> {
     const image = await this.deps.images.load(owner, imageId);
     await this.deps.store.assertQueueRoom(owner, this.deps.maxQueuedPerUser);
     const system = await this.deps.systems.get(image.system.slug);
@@ -94,7 +116,7 @@ export class CheckService {
       imageId,
       owner,
       system: system.slug,
-      reference: image.reference,
+      reference: options.candidate?.reference ?? image.reference,
       digest: null,
       manifestDigest: null,
       platform: system.platform,
@@ -115,8 +137,18 @@ export class CheckService {
       runner: null,
       heartbeatAt: null,
       attempts: 0,
+      candidate: options.candidate !== undefined,
     };
     const id = await this.deps.store.insert(check);
+    await this.deps.audit.append(
+      auditEntry(options.by ?? SERVICE_ITSELF, 'image.check', imageTarget(imageId), {
+        owner,
+        check: id,
+        reference: image.reference,
+        kind: check.kind,
+      }),
+      check.createdAt,
+    );
     this.deps.onQueued?.();
     return { ...check, id };
   }
@@ -138,7 +170,9 @@ export class CheckService {
     job.signal.addEventListener('abort', atDeadline, { once: true });
     try {
       const run = new CheckRun({ ...this.deps, hubVersion: () => this.hubVersionCached() }, row, record, job.signal);
-      return await Promise.race([run.run(), record.ended]);
+      const status = await Promise.race([run.run(), record.ended]);
+      await this.deps.onEnded?.(row.id);
+      return status;
     } finally {
       job.signal.removeEventListener('abort', atDeadline);
     }

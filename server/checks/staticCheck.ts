@@ -12,6 +12,8 @@ import { RegistryError } from '../registry/errors.js';
 import { parsePlatform } from '../registry/platform.js';
 import type { ImageReference } from '../registry/reference.js';
 import type { ImagePolicy } from '../systems/schema.js';
+import { extractInventory } from '../inventory/extract.js';
+import type { Inventory } from '../inventory/schema.js';
 import type { LayerIndexCache, LayerScope } from './layerCache.js';
 
 export type Verdict = 'pass' | 'fail' | 'error';
@@ -58,6 +60,8 @@ export interface StaticCheckResult {
   verdict: Verdict;
   findings: Finding[];
   facts: ImageFacts | undefined;
+  /** What the image holds, when its layers were read (not for a check that ended before). */
+  inventory?: Inventory | undefined;
   layers: { total: number; fromCache: number; bytesRead: number };
   durationMs: number;
 }
@@ -69,6 +73,8 @@ export interface StaticCheckDeps {
   concurrency?: number;
   /** How much may be unpacked; by default four times the registry client's image limit. */
   unpack?: UnpackLimits;
+  /** False: no package inventory (the bench's baseline); layers are then read without capturing. */
+  inventory?: boolean;
 }
 
 /** Turns a registry failure into the finding a user reads; platform.missing fails the image, the rest are errors of the check. */
@@ -105,6 +111,7 @@ export async function runStaticCheck(deps: StaticCheckDeps, request: StaticCheck
     resolved?: ResolvedImage,
     facts?: ImageFacts,
     layerStats = { total: 0, fromCache: 0, bytesRead: 0 },
+    inventory?: Inventory,
   ): StaticCheckResult => {
     progress.phase = 'done';
     progress.message =
@@ -123,6 +130,7 @@ export async function runStaticCheck(deps: StaticCheckDeps, request: StaticCheck
       verdict,
       findings,
       facts,
+      inventory,
       layers: layerStats,
       durationMs: Date.now() - started,
     };
@@ -193,6 +201,7 @@ export async function runStaticCheck(deps: StaticCheckDeps, request: StaticCheck
           report();
         },
         { limits: unpack, image: allowance },
+        { capture: deps.inventory !== false },
       );
       await deps.layers.put(layer.digest, scope, index);
       log(
@@ -207,9 +216,12 @@ export async function runStaticCheck(deps: StaticCheckDeps, request: StaticCheck
   // Every promise gets a handler at once, so that a failure in one does not go unobserved.
   const settled = Promise.allSettled(indexes);
   const fs = new MergedFilesystem();
+  let uncaptured = 0;
   try {
     for (const pending of indexes) {
-      fs.apply(await pending);
+      const index = await pending;
+      uncaptured += index.uncaptured ?? 0;
+      fs.apply(index);
       progress.layersDone++;
       report();
     }
@@ -241,5 +253,18 @@ export async function runStaticCheck(deps: StaticCheckDeps, request: StaticCheck
   const analysis = analyzeImage(fs, resolved.config, { policy: request.policy, hubVersion: request.hubVersion });
   findings.push(...analysis.findings);
   for (const f of analysis.findings) log(`${f.level}: ${f.code}: ${f.message}`);
-  return result(verdictOf(findings), resolved, analysis.facts, stats);
+  const inventory = deps.inventory === false ? undefined : extractInventory(fs, resolved.config, analysis.facts, { uncaptured });
+  if (inventory) log(inventoryLine(inventory));
+  return result(verdictOf(findings), resolved, analysis.facts, stats, inventory);
+}
+
+/** The inventory in one line of the check's log. */
+function inventoryLine(inventory: Inventory): string {
+  const parts = [
+    inventory.python ? `Python ${inventory.python.version}` : 'no Python',
+    `${inventory.pythonPackages.length} Python packages`,
+    ...(inventory.condaPackages.length ? [`${inventory.condaPackages.length} conda packages`] : []),
+    ...(inventory.osPackages ? [`${inventory.osPackages.packages.length} ${inventory.osPackages.manager} packages`] : []),
+  ];
+  return `Inventory: ${parts.join(', ')}${inventory.incomplete.length ? ` (partial: ${inventory.incomplete.join(' ')})` : ''}`;
 }

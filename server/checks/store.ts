@@ -43,10 +43,16 @@ export interface CheckRow {
   heartbeatAt: Date | null;
   /** How often the job was claimed. */
   attempts: number;
+  /**
+   * A moved tag's new content, read without becoming the image's check: the
+   * image's status and launches go by its newest check that is no candidate,
+   * until its owner accepts this one (revisions/).
+   */
+  candidate: boolean;
 }
 
-export type NewCheck = Omit<CheckRow, 'id' | 'runner' | 'heartbeatAt' | 'attempts' | 'repository' | 'access'> &
-  Partial<Pick<CheckRow, 'runner' | 'heartbeatAt' | 'attempts' | 'repository' | 'access'>>;
+export type NewCheck = Omit<CheckRow, 'id' | 'runner' | 'heartbeatAt' | 'attempts' | 'repository' | 'access' | 'candidate'> &
+  Partial<Pick<CheckRow, 'runner' | 'heartbeatAt' | 'attempts' | 'repository' | 'access' | 'candidate'>>;
 
 type Row = Record<string, unknown>;
 
@@ -75,6 +81,7 @@ export const CHECK_RESULT_COLUMNS = [
   'runner',
   'heartbeat_at',
   'attempts',
+  'candidate',
 ] as const;
 
 /** A `checks` row to its record (also used by queries that join it); a missing log reads as empty, a missing progress as none. */
@@ -105,6 +112,7 @@ export function checkFromRow(r: Row): CheckRow {
     runner: (r.runner as string | null) ?? null,
     heartbeatAt: toDateOrNull(r.heartbeat_at),
     attempts: Number(r.attempts ?? 0),
+    candidate: r.candidate === true || r.candidate === 1,
   };
 }
 
@@ -138,6 +146,7 @@ export function checkColumns(c: Partial<NewCheck>): Row {
   set('runner', c.runner);
   set('heartbeat_at', c.heartbeatAt);
   set('attempts', c.attempts);
+  set('candidate', c.candidate);
   return row;
 }
 
@@ -182,10 +191,18 @@ export class CheckStore {
     return rows.map(checkFromRow);
   }
 
-  /** The newest check of each image. */
+  /** The newest check of each image: the image's own, never a candidate. */
   async latestFor(owner: string, imageIds: number[]): Promise<Map<number, CheckRow>> {
     if (imageIds.length === 0) return new Map();
-    const newest = this.db('checks').max('id as id').where({ owner }).whereIn('image_id', imageIds).groupBy('image_id');
+    const newest = this.db('checks').max('id as id').where({ owner, candidate: false }).whereIn('image_id', imageIds).groupBy('image_id');
+    const rows = (await this.db('checks').whereIn('id', newest)) as Row[];
+    return new Map(rows.map((r) => [Number(r.image_id), checkFromRow(r)]));
+  }
+
+  /** The newest candidate check of each image that has one (revisions/ decides whether it is pending). */
+  async newestCandidates(owner: string, imageIds: number[]): Promise<Map<number, CheckRow>> {
+    if (imageIds.length === 0) return new Map();
+    const newest = this.db('checks').max('id as id').where({ owner, candidate: true }).whereIn('image_id', imageIds).groupBy('image_id');
     const rows = (await this.db('checks').whereIn('id', newest)) as Row[];
     return new Map(rows.map((r) => [Number(r.image_id), checkFromRow(r)]));
   }

@@ -66,6 +66,11 @@ export class AccessRules {
     this.requireAdmin(actor, 'see storage or run the clean-up');
   }
 
+  /** Forecasting a hub upgrade or a policy change over every image on a system, and publishing it: admins ({@link isAdmin}). */
+  forecastUpgrades(actor: HubIdentity): void {
+    this.requireAdmin(actor, 'forecast hub upgrades');
+  }
+
   /** Publishing an image for everyone on a system: admins ({@link isAdmin}). */
   publishImages(actor: HubIdentity): void {
     this.requireAdmin(actor, 'publish images for everyone on a system');

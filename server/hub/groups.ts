@@ -7,12 +7,11 @@
  */
 import type { HubClient } from './client.js';
 
-/** How old the kept group names must be before a name missing from them makes the hub be asked again. */
-const REFRESH_AFTER_MS = 2000;
-
 export class HubGroups {
   private readonly members = new Map<string, { groups: Promise<string[]>; expires: number }>();
-  private names: { list: Promise<string[]>; expires: number; fetched: number } | undefined;
+  private names: { list: Promise<string[]>; expires: number } | undefined;
+  /** The hub's answer being awaited, which requests that found a name missing meanwhile share. */
+  private refreshing: Promise<string[]> | undefined;
 
   constructor(
     private readonly hub: Pick<HubClient, 'groupsOf' | 'groupNames'>,
@@ -40,20 +39,26 @@ export class HubGroups {
 
   /**
    * The hub's group names, asked again when one of `wanted` is not among
-   * those kept (a group an admin made a moment ago), at most once every few
-   * seconds: unknown names typed in a form must not make every request ask the hub.
+   * those kept (a group an admin made a moment ago). Requests that find a
+   * name missing while the hub is being asked share its answer, so a burst
+   * of unknown names costs the hub one request at a time, and a name the
+   * hub has is never refused for the kept list being a few seconds old.
    */
   async groupNamesWith(wanted: readonly string[]): Promise<string[]> {
     const kept = await this.groupNames();
-    const missing = wanted.some((name) => !kept.includes(name));
-    if (!missing || !this.names || this.now() - this.names.fetched < REFRESH_AFTER_MS) return kept;
-    return this.fetchNames();
+    if (wanted.every((name) => kept.includes(name))) return kept;
+    return this.refreshing ?? this.fetchNames();
   }
 
   private fetchNames(): Promise<string[]> {
     const list = this.hub.groupNames();
     list.catch(() => (this.names = undefined));
-    this.names = { list, expires: this.now() + this.cacheSeconds * 1000, fetched: this.now() };
+    this.refreshing = list;
+    const done = () => {
+      if (this.refreshing === list) this.refreshing = undefined;
+    };
+    list.then(done, done);
+    this.names = { list, expires: this.now() + this.cacheSeconds * 1000 };
     return list;
   }
 }

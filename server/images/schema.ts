@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { checkbox, firstMessages } from '../forms.js';
 import { DOCKER_HUB, ReferenceError, parseReference, parseRegistryHost, type ImageReference } from '../registry/reference.js';
 import { registryAllowed, type System } from '../systems/schema.js';
-import { MOUNT_PATH_MAX_LENGTH, checkMountPath } from './mountPath.js';
+import { MOUNT_PATH_MAX_LENGTH, checkMountPath } from '../systems/mountPath.js';
 
 /**
  * Longer than any valid reference (a 255-character name, a 128-character tag and

@@ -1,14 +1,14 @@
 /**
  * A user's image configurations: validation, ownership, sealed credentials
- * and the audit trail. Web handlers call this; it calls the store.
+ * and their audit entries (created, updated with the fields changed, deleted). Web handlers call this; it calls the store.
  */
 import { randomUUID } from 'node:crypto';
+import { auditEntry, changedFields, imageTarget } from '../audit/store.js';
 import { invalidInput, notFound } from '../errors.js';
 import type { AccessRules } from '../hub/access.js';
 import type { HubIdentity } from '../hub/identity.js';
-import { pinnedImage, type StartReadiness } from '../pulls/service.js';
 import type { RegistryCredentials } from '../registry/client.js';
-import { parseReference, type ImageReference } from '../registry/reference.js';
+import { parseReference, pinnedImage, type ImageReference } from '../registry/reference.js';
 import type { Keyring } from '../secrets/keyring.js';
 import type { System, SystemCatalog } from '../systems/schema.js';
 import type { RegistryCredentialRow } from '../systems/store.js';
@@ -17,6 +17,9 @@ import { imageStatus, type BuildSummaryForStatus, type CheckSummary, type ImageS
 import type { CredentialRow, ImageRow, ImageStore } from './store.js';
 
 export type { ImageStatus };
+
+/** How far an image is from a fast start, for a tile. */
+export type StartReadiness = { state: 'preparing'; percent: number | null } | { state: 'ready' } | { state: 'failed'; message: string };
 
 /** An image configuration as pages and the API show it; never a secret. */
 export interface ImageView {
@@ -68,8 +71,14 @@ export interface ImageServiceDeps {
    * build under a push path (systems/service.ts); undefined when they may.
    */
   builtImageProblem?: (reference: ImageReference, user: string) => Promise<string | undefined>;
-  /** The newest check of each image, for its status. */
-  checks?: { latestFor(owner: string, imageIds: number[]): Promise<Map<number, CheckSummary>> };
+  /**
+   * The newest check of each image, for its status; and the newest candidate
+   * check (a moved tag's new content waiting for its owner), if it tells them.
+   */
+  checks?: {
+    latestFor(owner: string, imageIds: number[]): Promise<Map<number, CheckSummary>>;
+    newestCandidates?(owner: string, imageIds: number[]): Promise<Map<number, CheckSummary>>;
+  };
   /** The newest build of each image the service built, for its status. */
   builds?: { latestFor(owner: string, imageIds: number[]): Promise<Map<number, BuildSummaryForStatus>> };
   /** What the Docker engine holds of checked images; undefined without an engine. */
@@ -112,7 +121,7 @@ export class ImageService {
     const rows = await this.deps.store.list(owner);
     const ids = rows.map((r) => r.id);
     const credentials = await this.deps.store.credentialsFor(owner, ids);
-    const [checks, builds] = await this.latestOf(owner, ids);
+    const [checks, builds, candidates] = await this.latestOf(owner, ids);
     // One lookup per system, not per image.
     const systems = new Map<string, Promise<System | undefined>>();
     const systemOf = (slug: string) => {
@@ -120,7 +129,9 @@ export class ImageService {
       return systems.get(slug) as Promise<System | undefined>;
     };
     const views = await Promise.all(
-      rows.map(async (row) => this.view(row, await systemOf(row.system), credentials.get(row.id), checks.get(row.id), builds.get(row.id))),
+      rows.map(async (row) =>
+        this.view(row, await systemOf(row.system), credentials.get(row.id), checks.get(row.id), builds.get(row.id), candidates.get(row.id)),
+      ),
     );
     return this.withReadiness(views, checks);
   }
@@ -135,7 +146,7 @@ export class ImageService {
   async load(owner: string, id: number): Promise<ImageView> {
     const row = await this.deps.store.get(owner, id);
     if (!row) throw notFound('Image');
-    const [checks, builds] = await this.latestOf(owner, [id]);
+    const [checks, builds, candidates] = await this.latestOf(owner, [id]);
     const [view] = await this.withReadiness(
       [
         this.view(
@@ -144,6 +155,7 @@ export class ImageService {
           await this.deps.store.credentialFor(owner, id),
           checks.get(id),
           builds.get(id),
+          candidates.get(id),
         ),
       ],
       checks,
@@ -151,11 +163,15 @@ export class ImageService {
     return view as ImageView;
   }
 
-  /** The newest check and build of each image: what its status is made of. */
-  private async latestOf(owner: string, ids: number[]): Promise<[Map<number, CheckSummary>, Map<number, BuildSummaryForStatus>]> {
+  /** The newest check, build and candidate check of each image: what its status is made of. */
+  private async latestOf(
+    owner: string,
+    ids: number[],
+  ): Promise<[Map<number, CheckSummary>, Map<number, BuildSummaryForStatus>, Map<number, CheckSummary>]> {
     return Promise.all([
       this.deps.checks?.latestFor(owner, ids) ?? new Map<number, CheckSummary>(),
       this.deps.builds?.latestFor(owner, ids) ?? new Map<number, BuildSummaryForStatus>(),
+      this.deps.checks?.newestCandidates?.(owner, ids) ?? new Map<number, CheckSummary>(),
     ]);
   }
 
@@ -187,7 +203,7 @@ export class ImageService {
     const id = await this.deps.store.transaction(async (store) => {
       const imageId = await store.insert(this.fields(owner, input), now);
       if (sealedFor) await store.putCredential({ ...sealedFor(), imageId }, now);
-      await store.audit(auditEntry(actor, 'image.create', imageId, input), now);
+      await store.audit(auditEntry(actor, 'image.create', imageTarget(imageId), auditDetails(input)), now);
       return imageId;
     });
     return this.load(owner, id);
@@ -211,7 +227,11 @@ export class ImageService {
         await store.updateCredentialUsername(owner, id, change.username, now);
       }
       if (sealedFor) await store.putCredential({ ...sealedFor(), imageId: id }, now);
-      await store.audit(auditEntry(actor, 'image.update', id, input), now);
+      const changed = [
+        ...changedFields(auditedFields(row), auditedFields(this.fields(owner, input))),
+        ...credentialChanged(existing, input),
+      ];
+      await store.audit(auditEntry(actor, 'image.update', imageTarget(id), { ...auditDetails(input), changed }), now);
     });
     return this.load(owner, id);
   }
@@ -225,17 +245,7 @@ export class ImageService {
       if (!row) throw notFound('Image');
       await this.deps.onDelete?.(store, id, now);
       await store.delete(owner, id);
-      await store.audit(
-        {
-          actor: actor.name,
-          actorKind: actor.kind,
-          action: 'image.delete',
-          targetType: 'image',
-          targetId: String(id),
-          details: { owner, name: row.name, reference: row.reference },
-        },
-        now,
-      );
+      await store.audit(auditEntry(actor, 'image.delete', imageTarget(id), { owner, name: row.name, reference: row.reference }), now);
     });
   }
 
@@ -335,6 +345,7 @@ export class ImageService {
     credential: CredentialRow | undefined,
     check: CheckSummary | undefined,
     build: BuildSummaryForStatus | undefined,
+    candidate: CheckSummary | undefined,
   ): ImageView {
     const reference = parseReference(row.reference);
     return {
@@ -348,7 +359,7 @@ export class ImageService {
       mountPath: row.mountPath ?? system?.defaultMountPath ?? '',
       mountPathIsDefault: row.mountPath === null,
       credential: credential ? { registry: credential.registry, username: credential.username } : undefined,
-      status: imageStatus(row, check, build),
+      status: imageStatus(row, check, build, candidate),
       start: undefined,
       systemSpawner: system?.spawner,
       warnings: reference.unpinned ? [unpinnedWarning(reference)] : [],
@@ -363,22 +374,31 @@ export function systemSummary(slug: string, system: System | undefined): ImageVi
   return { slug, displayName: system?.displayName ?? slug, enabled: system?.enabled ?? false };
 }
 
-function auditEntry(actor: HubIdentity, action: string, id: number, input: ImageInput) {
+/** A saved configuration as its audit entry tells it. */
+function auditDetails(input: ImageInput): Record<string, unknown> {
   const change = input.credential;
   return {
-    actor: actor.name,
-    actorKind: actor.kind,
-    action,
-    targetType: 'image',
-    targetId: String(id),
-    details: {
-      name: input.name,
-      system: input.system.slug,
-      reference: input.reference.normalized,
-      mountPath: input.mountPath,
-      // What happened to the credential, never the credential itself.
-      credential: change.action,
-      ...(change.action === 'set' || change.action === 'keep' ? { username: change.username, registry: input.registry } : {}),
-    },
+    name: input.name,
+    system: input.system.slug,
+    reference: input.reference.normalized,
+    mountPath: input.mountPath,
+    // What happened to the credential, never the credential itself.
+    credential: change.action,
+    ...(change.action === 'set' || change.action === 'keep' ? { username: change.username, registry: input.registry } : {}),
   };
+}
+
+/** The fields of an image an update may change, by the names the form and the API give them. */
+function auditedFields(row: Pick<ImageRow, 'name' | 'system' | 'referenceInput' | 'mountPath'>): Record<string, unknown> {
+  return { name: row.name, system: row.system, image: row.referenceInput, mountPath: row.mountPath };
+}
+
+/** `['credential']` when an update changes the stored login (a new password, none, or another username). */
+function credentialChanged(existing: CredentialRow | undefined, input: ImageInput): string[] {
+  const change = input.credential;
+  const changed =
+    change.action === 'set' ||
+    (existing !== undefined && (change.action === 'remove' || change.action === 'none')) ||
+    (change.action === 'keep' && existing !== undefined && change.username !== existing.username);
+  return changed ? ['credential'] : [];
 }

@@ -15,6 +15,11 @@ export interface ImageStatus {
   at: Date | undefined;
   /** The check the status comes from (its page); undefined while the status is a build's. */
   checkId: number | undefined;
+  /**
+   * Set when its tag moved and the new content waits for its owner (read, or
+   * being read, by this candidate check): the tile links to what changed.
+   */
+  candidateId?: number | undefined;
 }
 
 /** What of a check the status needs. */
@@ -60,15 +65,28 @@ export function buildLabel(build: Pick<BuildSummaryForStatus, 'status' | 'phase'
 }
 
 /**
+ * Whether a candidate check (a moved tag's new content, checks/store.ts)
+ * waits for the owner: newer than the image's check, and being read, not
+ * readable, or of other content than the image runs.
+ */
+export function candidatePending(check: CheckSummary | undefined, candidate: CheckSummary | undefined): candidate is CheckSummary {
+  if (!candidate || (check && candidate.id < check.id)) return false;
+  if (isActive(candidate.status) || candidate.status === 'error' || !check) return true;
+  return (candidate.manifestDigest ?? candidate.digest) !== (check.manifestDigest ?? check.digest);
+}
+
+/**
  * building (a build is queued or running: what it will push is not checked
  * yet), build failed (the image has nothing checked to fall back on), never
  * checked (grey), checking, checked OK (green), check failed (red), or
- * changed since the last check (orange): the image or its system changed.
+ * changed since the last check (orange): the image or its system changed,
+ * or its tag moved and the new content waits for its owner (`candidate`).
  */
 export function imageStatus(
   image: { reference: string; system: string },
   check: CheckSummary | undefined,
   build?: BuildSummaryForStatus,
+  candidate?: CheckSummary,
 ): ImageStatus {
   if (build && isBuildActive(build.status)) return { code: 'building', label: buildLabel(build), at: build.createdAt, checkId: undefined };
   if (!check) {
@@ -80,6 +98,16 @@ export function imageStatus(
   if (isActive(check.status)) return { code: 'checking', label: 'Checking…', at, checkId: check.id };
   if (check.reference !== image.reference || check.system !== image.system) {
     return { code: 'changed', label: 'Changed since last check', at, checkId: check.id };
+  }
+  if (candidatePending(check, candidate)) {
+    const reading = isActive(candidate.status);
+    return {
+      code: 'changed',
+      label: reading ? 'Its tag moved: reading the new content…' : 'Its tag moved: see what changed',
+      at: candidate.finishedAt ?? candidate.createdAt,
+      checkId: check.id,
+      candidateId: candidate.id,
+    };
   }
   if (check.status === 'passed') return { code: 'passed', label: 'Checked OK', at, checkId: check.id };
   return { code: 'failed', label: check.status === 'error' ? 'Check failed (could not check)' : 'Check failed', at, checkId: check.id };

@@ -166,12 +166,41 @@ export class ImageStore {
       .update({ ...editableColumns(fields), updated_at: now });
   }
 
-  /** Deletes the image, its credential rows and its shares; returns whether the image existed. */
+  /**
+   * Deletes the image, its credential rows and its shares (its builds and
+   * their checks go with it by foreign key); returns whether the image
+   * existed. Uploaded build files are stored once per content
+   * (builds/store.ts): those no other build names go too.
+   */
   async delete(owner: string, id: number): Promise<boolean> {
     await this.db('credentials').where({ owner, image_id: id }).delete();
     await this.db('image_shares').whereIn('image_id', this.db('images').select('id').where({ owner, id })).delete();
+    const named = (await this.db('build_inputs')
+      .join('builds', 'builds.id', 'build_inputs.build_id')
+      .where({ 'builds.owner': owner, 'builds.image_id': id })
+      .distinct('build_inputs.sha256')
+      .pluck('build_inputs.sha256')) as string[];
     const deleted = await this.db('images').where({ owner, id }).delete();
+    if (named.length > 0) await this.deleteUnnamedFiles(named);
     return deleted > 0;
+  }
+
+  /**
+   * Deletes those of `contents` that no build names any more. A build saved
+   * at the same moment may name one of them: its foreign key then refuses
+   * the delete (PostgreSQL waits for that build's transaction, then sees
+   * it), and the content stays, as it should; so this runs in a savepoint
+   * of its own, whose failure leaves the image's deletion standing.
+   */
+  private async deleteUnnamedFiles(contents: string[]): Promise<void> {
+    await this.db
+      .transaction(async (trx) => {
+        await trx('build_files')
+          .whereIn('sha256', contents)
+          .whereNotExists(trx('build_inputs').select(trx.raw('1')).whereRaw('build_inputs.sha256 = build_files.sha256'))
+          .delete();
+      })
+      .catch(() => undefined);
   }
 
   /** Any user's image by id, for sharing (whoever asks is checked by the sharing rules). */

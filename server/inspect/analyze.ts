@@ -7,6 +7,7 @@ import type { ImageConfig } from '../registry/client.js';
 import { imageUid, runAsFor } from '../systems/runAs.js';
 import type { ImagePolicy } from '../systems/schema.js';
 import type { MergedFilesystem } from './filesystem.js';
+import { compareVersions, versionFindings, type RuleInputs } from './rules.js';
 
 export type FindingLevel = 'error' | 'warning' | 'info';
 
@@ -66,16 +67,6 @@ function parsePasswd(content: string): ImageFacts['users'] {
     .map((line) => line.split(':'))
     .filter((f) => f.length >= 4 && f[0] && /^\d+$/.test(f[2] ?? ''))
     .map((f) => ({ name: f[0] as string, uid: Number(f[2]), ...(f[5] ? { home: f[5] } : {}) }));
-}
-
-function compareVersions(a: string, b: string): number {
-  const pa = a.split('.').map(Number);
-  const pb = b.split('.').map(Number);
-  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
-    const d = (pa[i] ?? 0) - (pb[i] ?? 0);
-    if (d !== 0) return d;
-  }
-  return 0;
 }
 
 export interface AnalyzeOptions {
@@ -167,57 +158,14 @@ export function analyzeImage(
     }
   }
 
-  // Python version against the system's policy.
-  const pythonVersion = facts.python?.version;
-  if (pythonVersion) {
-    const { min, max } = options.policy.python ?? {};
-    const tooOld = min !== undefined && compareVersions(pythonVersion, min) < 0;
-    const tooNew = max !== undefined && compareVersions(pythonVersion, max) > 0;
-    if (tooOld || tooNew) {
-      add(
-        'python.version',
-        'error',
-        `The image has Python ${pythonVersion}; this system needs Python ${[min && `${min} or newer`, max && `${max} or older`].filter(Boolean).join(' and ')}.`,
-      );
-    } else {
-      add('python.version', 'info', `Python ${pythonVersion}.`);
-    }
-  } else if (facts.interpreter && options.policy.python && (options.policy.python.min || options.policy.python.max)) {
-    add('python.version', 'warning', "The Python version could not be read from the image, so the system's Python range was not checked.");
-  }
-
-  // JupyterHub's own version, from its package metadata.
+  // JupyterHub's own version, from its package metadata; pip, for users who install packages in their server.
   facts.jupyterhubVersion = jupyterhubVersion(fs, prefix);
   if (facts.singleuser) facts.singleuser.version = facts.jupyterhubVersion;
-  if (facts.singleuser && facts.jupyterhubVersion && options.hubVersion) {
-    const imageMajor = facts.jupyterhubVersion.split('.')[0];
-    const hubMajor = options.hubVersion.split('.')[0];
-    if (imageMajor !== hubMajor) {
-      add(
-        'jupyterhub.version',
-        'warning',
-        `The image has JupyterHub ${facts.jupyterhubVersion}, the hub runs ${options.hubVersion}. A different major version may fail to start; install jupyterhub==${hubMajor}.* in the image.`,
-      );
-    }
-  } else if (facts.singleuser && !facts.jupyterhubVersion) {
-    add(
-      'jupyterhub.unknown',
-      'warning',
-      "JupyterHub's package metadata was not found, so its version could not be compared with the hub's.",
-    );
-  }
-
-  // pip, for users who install packages in their server.
   const pip = which('pip3') ?? which('pip');
   if (pip) facts.pip = { path: pip.path };
   else if (prefix && hasPipModule(fs, prefix)) facts.pip = { path: `${prefix}/lib/python*/site-packages/pip` };
-  if (!facts.pip) {
-    add(
-      'pip.missing',
-      options.policy.requirePip ? 'error' : 'warning',
-      'The image has no pip, so packages cannot be installed from a notebook with %pip install.',
-    );
-  }
+  // The version rules (inspect/rules.ts), which a forecast applies to a stored inventory as well.
+  findings.push(...versionFindings(ruleInputsOf(facts), options));
 
   // Users: the config's USER must exist; servers run as the system's uid, whose home must be writable.
   const passwd = fs.resolve('/etc/passwd');
@@ -255,7 +203,7 @@ function writableBy(entry: { mode: number; uid?: number; gid?: number }, uid: nu
 }
 
 /** What will happen, in words: who the image would run as, who it runs as here, and whether that user can work. */
-function runAsFindings(facts: ImageFacts, policy: ImagePolicy): Finding[] {
+export function runAsFindings(facts: ImageFacts, policy: ImagePolicy): Finding[] {
   const runAs = facts.runAs;
   if (!runAs) return [];
   const findings: Finding[] = [];
@@ -330,6 +278,17 @@ function hasPipModule(fs: MergedFilesystem, prefix: string): boolean {
     if (p.startsWith(base) && /\/(site|dist)-packages\/pip(\/|$)/.test(p)) return true;
   }
   return false;
+}
+
+/** What the version rules read of the facts a check found. */
+export function ruleInputsOf(facts: ImageFacts): RuleInputs {
+  return {
+    singleuser: facts.singleuser !== undefined,
+    interpreter: facts.interpreter !== undefined,
+    pythonVersion: facts.python?.version ?? null,
+    jupyterhubVersion: facts.jupyterhubVersion ?? null,
+    pip: facts.pip !== undefined,
+  };
 }
 
 /** pass when nothing is an error; fail otherwise. (error is for checks that could not be made.) */

@@ -9,6 +9,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { Decompress as ZstdDecompress } from 'fzstd';
 import tar from 'tar-stream';
+import { CAPTURE_LAYER_BYTES, collectorFor, type Captured } from './capture.js';
 
 export type EntryType = 'file' | 'dir' | 'symlink' | 'hardlink' | 'other';
 
@@ -23,10 +24,12 @@ export interface Entry {
   /** Owner and group, kept only when not 0 (root), which most entries are. */
   uid?: number;
   gid?: number;
+  /** What the package inventory keeps of this file (server/inspect/capture.ts). */
+  captured?: Captured;
 }
 
 /** Bump when the shape changes, so that stored indexes are rebuilt. */
-export const LAYER_INDEX_VERSION = 2;
+export const LAYER_INDEX_VERSION = 3;
 
 export interface LayerIndex {
   version: number;
@@ -37,6 +40,8 @@ export interface LayerIndex {
   opaque: string[];
   /** Bytes of the uncompressed tar. */
   tarBytes: number;
+  /** Files the inventory wanted but did not keep: the layer's captures were at their bound. */
+  uncaptured?: number;
 }
 
 /** Files whose whole content (up to a bound) the analysis reads. */
@@ -239,10 +244,17 @@ export interface LayerBounds {
  * `onBytes` is told the compressed bytes read so far, for progress; `bounds`
  * stop a layer that unpacks to too many files or bytes.
  */
-export async function indexLayer(source: Readable, onBytes?: (compressedBytes: number) => void, bounds?: LayerBounds): Promise<LayerIndex> {
+export async function indexLayer(
+  source: Readable,
+  onBytes?: (compressedBytes: number) => void,
+  bounds?: LayerBounds,
+  options: { capture?: boolean } = {},
+): Promise<LayerIndex> {
   const index: LayerIndex = { version: LAYER_INDEX_VERSION, entries: {}, whiteouts: [], opaque: [], tarBytes: 0 };
   const extract = tar.extract();
   const meter = bounds ? new UnpackMeter(bounds.limits, bounds.image) : undefined;
+  const capture = options.capture ?? true;
+  let captureLeft = CAPTURE_LAYER_BYTES;
 
   extract.on('entry', (header, stream, next) => {
     // A failure ends the whole extraction (and reaches the caller through it); the entry's own
@@ -282,7 +294,9 @@ export async function indexLayer(source: Readable, onBytes?: (compressedBytes: n
 
     const limit =
       type === 'file' && entry.size > 0 ? (WHOLE_FILES.has(path) ? WHOLE_FILE_LIMIT : wantsHead(path, entry.mode) ? HEAD_BYTES : 0) : 0;
-    if (limit === 0) {
+    // The inventory's files are read as they pass, like the heads: no second pass over the layer.
+    const collector = capture && type === 'file' && entry.size > 0 ? collectorFor(path) : undefined;
+    if (limit === 0 && !collector) {
       stream.on('end', finish);
       stream.resume();
       return;
@@ -291,6 +305,7 @@ export async function indexLayer(source: Readable, onBytes?: (compressedBytes: n
     let kept = 0;
     stream.on('data', (data: unknown) => {
       const chunk = data as Buffer;
+      collector?.write(chunk);
       if (kept < limit) {
         const part = chunk.subarray(0, limit - kept);
         chunks.push(part);
@@ -298,9 +313,18 @@ export async function indexLayer(source: Readable, onBytes?: (compressedBytes: n
       }
     });
     stream.on('end', () => {
-      const head = Buffer.concat(chunks).toString('latin1');
-      // Only a script's first line matters; of a binary (most executables), its magic number.
-      entry.head = WHOLE_FILES.has(path) || head.startsWith('#!') ? head : head.slice(0, 4);
+      if (limit > 0) {
+        const head = Buffer.concat(chunks).toString('latin1');
+        // Only a script's first line matters; of a binary (most executables), its magic number.
+        entry.head = WHOLE_FILES.has(path) || head.startsWith('#!') ? head : head.slice(0, 4);
+      }
+      if (collector) {
+        const { captured, size } = collector.end();
+        if (size <= captureLeft) {
+          captureLeft -= size;
+          entry.captured = captured;
+        } else index.uncaptured = (index.uncaptured ?? 0) + 1;
+      }
       finish();
     });
   });

@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import type { JobKind } from './kind.js';
+import { whereNoneOfItsValueRuns } from './waitingTurn.js';
 
 /**
  * Claims queued job `id` for `runner` with a compare-and-set on its status:
@@ -8,27 +9,20 @@ import type { JobKind } from './kind.js';
  * the same value of that column runs. True when this caller won it.
  */
 export async function claimJob(db: Knex, kind: JobKind, id: number, runner: string, now: Date): Promise<boolean> {
-  const claim = (trx: Knex | Knex.Transaction) => {
-    const update = trx(kind.table)
-      .where({ id, status: kind.queued })
-      .update({
-        status: kind.running,
-        runner,
-        heartbeat_at: now,
-        attempts: trx.raw('attempts + 1'),
-        ...(kind.startedColumn ? { [kind.startedColumn]: now } : {}),
-      });
-    const per = kind.oneRunningPer;
-    if (per) {
-      update.whereNotExists(
-        trx(`${kind.table} as other`)
-          .select('other.id')
-          .where('other.status', kind.running)
-          .andWhere(`other.${per}`, trx.ref(`${kind.table}.${per}`)),
-      );
-    }
-    return update;
-  };
+  const claim = (trx: Knex | Knex.Transaction) =>
+    whereNoneOfItsValueRuns(
+      trx,
+      kind,
+      trx(kind.table)
+        .where({ id, status: kind.queued })
+        .update({
+          status: kind.running,
+          runner,
+          heartbeat_at: now,
+          attempts: trx.raw('attempts + 1'),
+          ...(kind.startedColumn ? { [kind.startedColumn]: now } : {}),
+        }),
+    );
   const per = kind.oneRunningPer;
   if (!per) return (await claim(db)) === 1;
   return db.transaction(async (trx) => {

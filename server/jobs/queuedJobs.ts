@@ -1,23 +1,19 @@
 import type { Knex } from 'knex';
 import type { JobKind } from './kind.js';
+import { whereNoneOfItsValueRuns } from './waitingTurn.js';
 
 /**
  * Queued jobs (those matching `where`, if given), oldest first: the ids a
  * worker tries to claim; with `kind.oneRunningPer`, none whose value runs.
  */
 export async function queuedJobs(db: Knex, kind: JobKind, limit: number, where: Record<string, unknown> = {}): Promise<number[]> {
-  const query = db(kind.table)
-    .select('id')
-    .where({ ...where, status: kind.queued });
-  const per = kind.oneRunningPer;
-  if (per) {
-    query.whereNotExists(
-      db(`${kind.table} as other`)
-        .select('other.id')
-        .where('other.status', kind.running)
-        .andWhere(`other.${per}`, db.ref(`${kind.table}.${per}`)),
-    );
-  }
+  const query = whereNoneOfItsValueRuns(
+    db,
+    kind,
+    db(kind.table)
+      .select('id')
+      .where({ ...where, status: kind.queued }),
+  );
   const rows = (await query.orderBy('id').limit(limit)) as Array<{ id: number }>;
   return rows.map((r) => Number(r.id));
 }

@@ -4,8 +4,7 @@
  * — or, on Docker hosts, the image already pulled so that the secret never
  * leaves the service. Refusals are 409s with a message for the researcher.
  */
-import { z } from 'zod';
-import type { AuditLog } from '../audit/store.js';
+import { auditEntry, imageTarget, type AuditLog } from '../audit/store.js';
 import { policyHash } from '../systems/policy.js';
 import { conflict, notFound, upstream } from '../errors.js';
 import type { AccessRules } from '../hub/access.js';
@@ -13,36 +12,36 @@ import type { HubIdentity } from '../hub/identity.js';
 import type { ImageService } from '../images/service.js';
 import type { RegistryClient } from '../registry/client.js';
 import { RegistryError } from '../registry/errors.js';
-import { checkMountPath } from '../images/mountPath.js';
-import { pinnedImage, type PullService } from '../pulls/service.js';
-import { parseReference, registryAuthKey } from '../registry/reference.js';
+import { checkMountPath } from '../systems/mountPath.js';
+import type { PullService } from '../pulls/service.js';
+import { parseReference, pinnedImage, registryAuthKey } from '../registry/reference.js';
 import { runAsFor } from '../systems/runAs.js';
 import type { DockerEngine } from '../runner/engine.js';
 import { registryAllowed, type SystemCatalog } from '../systems/schema.js';
 import { notShared, type SharingService } from '../sharing/service.js';
+import type { RevisionService } from '../revisions/service.js';
 import type { LaunchStore } from './store.js';
 import { dataVolume, dataVolumeName, VOLUME_OWNER_LABEL, VOLUME_SYSTEM_LABEL, VOLUME_USER_LABEL } from './volumes.js';
 
-export const LaunchResponseSchema = z.object({
-  image: z.string(),
+/** What the spawner hook gets at Start (web/presenters/launch.ts holds its answer's schema). */
+export interface LaunchParams {
+  /** The checked image, pinned by digest. */
+  image: string;
   /** Whose image it is, and whose server starts: the same user unless the image is shared or published. */
-  owner: z.string(),
-  user: z.string(),
-  digest: z.string(),
-  system: z.string(),
-  spawner: z.enum(['docker', 'kubernetes']),
-  mount: z.object({ volume: z.string(), target: z.string() }),
+  owner: string;
+  user: string;
+  digest: string;
+  system: string;
+  spawner: 'docker' | 'kubernetes';
+  mount: { volume: string; target: string };
   /** The system's uid and gid: never the image's choice, never 0. */
-  uid: z.number().int().positive(),
-  gid: z.number().int().positive(),
-  env: z.record(z.string(), z.string()),
-  pull: z.discriminatedUnion('kind', [
-    z.object({ kind: z.literal('kubernetes'), dockerconfigjson: z.string().nullable() }),
-    z.object({ kind: z.literal('docker'), pulled: z.boolean() }),
-  ]),
-  check: z.object({ id: z.number().int(), kind: z.enum(['static', 'full']), finishedAt: z.string().nullable() }),
-});
-export type LaunchParams = z.infer<typeof LaunchResponseSchema>;
+  uid: number;
+  gid: number;
+  env: Record<string, string>;
+  /** The secret only for the launch scope; on Docker hosts the service pulls the image itself. */
+  pull: { kind: 'kubernetes'; dockerconfigjson: string | null } | { kind: 'docker'; pulled: boolean };
+  check: { id: number; kind: 'static' | 'full'; finishedAt: string | null };
+}
 
 export interface LaunchServiceDeps {
   audit: AuditLog;
@@ -59,6 +58,8 @@ export interface LaunchServiceDeps {
   pulls?: PullService | undefined;
   /** Whether a user may launch someone else's image (shared with their group, or published). */
   sharing?: Pick<SharingService, 'usableBy' | 'launchedByOther'> | undefined;
+  /** An image's kept revisions (a launch of one), and the reading of a moved tag's new content. */
+  revisions?: Pick<RevisionService, 'launchTarget' | 'tagMoved'> | undefined;
   now?: () => Date;
 }
 
@@ -69,20 +70,28 @@ export class LaunchService {
    * The launch parameters of image `imageId` for `user`'s server, for the spawner hook (or the user,
    * without secrets): the user's own image, or one shared with them or published. A shared image is
    * pulled with its owner's credential (the owner agreed by sharing); the data volume and uid are the user's.
+   * `revision`: one of the owner's kept revisions of the image instead of what it runs now, pinned by
+   * digest and held to today's rules as any launch.
    */
-  async launch(actor: HubIdentity, user: string, imageId: number): Promise<LaunchParams> {
+  async launch(actor: HubIdentity, user: string, imageId: number, revision?: number): Promise<LaunchParams> {
     this.deps.access.readImagesOf(actor, user);
     const rows = await this.deps.store.load(imageId);
     const { sharing } = this.deps;
     // Where images are shared, an id that is gone (its owner deleted it) is answered as one that was unshared.
     if (!rows) throw sharing ? notShared() : notFound('Image');
     if (rows.image.owner !== user && !sharing) throw notFound('Image');
-    const { image, check } = rows;
+    let { image, check } = rows;
     const owner = image.owner;
     if (owner !== user) await sharing?.usableBy(actor, user, image, check);
     // A system without a row is the configured default one (or none at all): the catalog knows which.
     const system = rows.system ?? (await this.deps.systems.get(image.system));
     if (!system) throw conflict(`The system of "${image.name}" no longer exists. Choose another system for it in custom images.`);
+    if (revision !== undefined) {
+      // Revisions are content the owner may have moved on from: theirs to start, not a receiver's.
+      if (owner !== user) throw conflict(`Revisions of "${image.name}" are started by its owner; start the image itself.`);
+      if (!this.deps.revisions) throw conflict('This service keeps no revisions of images.');
+      ({ image, check } = await this.deps.revisions.launchTarget(image, check, system, revision));
+    }
     if (!system.enabled) throw conflict(`${system.displayName} does not offer custom images at the moment (disabled by the hub admins).`);
     if (!check)
       throw conflict(`"${image.name}" has not been checked yet. Open custom images and press "Check now", then start your server.`);
@@ -136,8 +145,10 @@ export class LaunchService {
         throw err;
       }
       if (current && current !== check.digest) {
+        // Read (once) without becoming the image's, so that its owner sees what changed and decides.
+        await this.deps.revisions?.tagMoved(image, current);
         throw conflict(
-          `${image.reference} now points to a different image than the one checked. Check it again in custom images, then start your server.`,
+          `${image.reference} now points to a different image than the one checked. Open custom images to see what changed, and accept it or keep the one you had; then start your server.`,
         );
       }
     }
@@ -201,8 +212,7 @@ export class LaunchService {
       pull = { kind: 'docker', pulled: false };
     }
 
-    // Built field by field under its type, which rejects any other key: the hottest answer skips a runtime parse
-    // (the API tests hold it to LaunchResponseSchema).
+    // Built field by field under its type, which rejects any other key; the API parses it with its schema.
     const params: LaunchParams = {
       image: pinned,
       owner,
@@ -213,19 +223,24 @@ export class LaunchService {
       mount: { volume, target: mount.path },
       uid: runAs.uid,
       gid: runAs.gid,
-      env: { CUSTOM_IMAGES_IMAGE: pinned, CUSTOM_IMAGES_CHECK_ID: String(check.id) },
+      env: {
+        CUSTOM_IMAGES_IMAGE: pinned,
+        CUSTOM_IMAGES_CHECK_ID: String(check.id),
+        ...(revision !== undefined ? { CUSTOM_IMAGES_REVISION: String(revision) } : {}),
+      },
       pull,
       check: { id: check.id, kind: check.kind, finishedAt: check.finishedAt?.toISOString() ?? null },
     };
     await this.deps.audit.append(
-      {
-        actor: actor.name,
-        actorKind: actor.kind,
-        action: 'image.launch',
-        targetType: 'image',
-        targetId: String(imageId),
-        details: { owner, user, image: pinned, digest, system: system.slug, pull: pull.kind },
-      },
+      auditEntry(actor, 'image.launch', imageTarget(imageId), {
+        owner,
+        user,
+        image: pinned,
+        digest,
+        system: system.slug,
+        pull: pull.kind,
+        ...(revision !== undefined ? { revision } : {}),
+      }),
       (this.deps.now ?? (() => new Date()))(),
     );
     if (owner !== user) await sharing?.launchedByOther(image);

@@ -1,6 +1,7 @@
 /**
  * What a launch reads, in one statement: the image, its credential, its
- * newest check, its system and the admin credentials for its registry. The
+ * newest check (never a candidate: revisions/), its system and the admin
+ * credentials for its registry. The
  * hook asks at every server start: one round trip instead of five. Each
  * table's columns and their mapping are its own store's (a new image column
  * is added there, once); this store only joins them.
@@ -62,7 +63,7 @@ const siteCredentials = new Part('registry_credentials', REGISTRY_CREDENTIAL_COL
 const LAUNCH_SQL = `select ${[images, credentials, checks, systems, siteCredentials].map((part) => part.select).join(', ')}
 from images
 left join credentials on credentials.image_id = images.id and credentials.owner = images.owner
-left join checks on checks.id = (select max(newest.id) from checks newest where newest.image_id = images.id and newest.owner = images.owner)
+left join checks on checks.id = (select max(newest.id) from checks newest where newest.image_id = images.id and newest.owner = images.owner and newest.candidate = false)
 left join systems on systems.slug = images.system
 left join registry_credentials on registry_credentials.pattern = images.registry
   or substr(registry_credentials.pattern, 1, length(images.registry) + 1) = images.registry || '/'

@@ -5,7 +5,8 @@
  * pull; a launch records that it used the image; the tiles show how far a
  * pull is. The pulls themselves run in {@link PullWorker}.
  */
-import type { ImageReference } from '../registry/reference.js';
+import type { StartReadiness } from '../images/service.js';
+import { pinnedImage, type ImageReference } from '../registry/reference.js';
 import type { DockerEngine } from '../runner/engine.js';
 import type { EngineImageRow, EngineImageStore, Requester } from './store.js';
 
@@ -14,14 +15,6 @@ export interface PullTarget extends Requester {
   reference: ImageReference;
   /** The platform manifest's digest (what a spawner pulls by). */
   digest: string;
-}
-
-/** How far an image is from a fast start, for a tile. */
-export type StartReadiness = { state: 'preparing'; percent: number | null } | { state: 'ready' } | { state: 'failed'; message: string };
-
-/** The image as the engine names it: `registry/repository@digest`. */
-export function pinnedImage(reference: Pick<ImageReference, 'registry' | 'repository'>, digest: string): string {
-  return `${reference.registry}/${reference.repository}@${digest}`;
 }
 
 export interface PullServiceDeps {

@@ -203,3 +203,8 @@ export function parseRegistryHost(input: string): string {
   if (problem) throw new ReferenceError(problem);
   return normalizeRegistryHost(text);
 }
+
+/** The image as the engine names it: `registry/repository@digest`. */
+export function pinnedImage(reference: Pick<ImageReference, 'registry' | 'repository'>, digest: string): string {
+  return `${reference.registry}/${reference.repository}@${digest}`;
+}

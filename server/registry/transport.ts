@@ -8,8 +8,14 @@ import { RegistryError } from './errors.js';
 import { checkLiteralHost, createGuardedDispatcher, type AddressPolicy, type GuardedDispatcherTimeouts } from './guard.js';
 
 export interface TransportOptions {
-  /** Which addresses the transport may connect to: checked on every connection and every redirect. */
-  policy: AddressPolicy;
+  /**
+   * Which addresses the transport may connect to: checked on every
+   * connection and every redirect. One policy: every hop has it (a registry
+   * lends its trust to the token realm and redirects it names). A function:
+   * each host gets its own (git hosts: a trusted host's redirect to another
+   * host is held to that host's trust).
+   */
+  policy: AddressPolicy | ((url: URL) => AddressPolicy);
   timeouts: GuardedDispatcherTimeouts;
   /** Attempts for 429/5xx and dropped connections, the first included. */
   attempts: number;
@@ -85,12 +91,26 @@ function networkError(url: URL, err: unknown): RegistryError {
 /** Performs guarded requests to registries and their token realms. */
 export class RegistryTransport {
   private readonly sleep: (ms: number) => Promise<void>;
-  private readonly dispatcher: Dispatcher;
+  /** One guarded dispatcher a policy (public addresses only, any address), made when first needed. */
+  private readonly dispatchers = new Map<boolean, Dispatcher>();
 
   constructor(private readonly options: TransportOptions) {
     this.sleep = options.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
-    // The connections' guard and the redirects' check follow one policy.
-    this.dispatcher = createGuardedDispatcher(options.policy, options.timeouts);
+  }
+
+  /** The policy of a request to `url`. */
+  private policyAt(url: URL): AddressPolicy {
+    return typeof this.options.policy === 'function' ? this.options.policy(url) : this.options.policy;
+  }
+
+  /** The connections' guard and the redirects' check follow one policy. */
+  private dispatcherFor(policy: AddressPolicy): Dispatcher {
+    let dispatcher = this.dispatchers.get(policy.allowPrivate);
+    if (!dispatcher) {
+      dispatcher = createGuardedDispatcher({ allowPrivate: policy.allowPrivate }, this.options.timeouts);
+      this.dispatchers.set(policy.allowPrivate, dispatcher);
+    }
+    return dispatcher;
   }
 
   /**
@@ -134,7 +154,8 @@ export class RegistryTransport {
   private async follow(start: URL, request: RegistryRequest): Promise<Response> {
     let url = start;
     for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
-      checkLiteralHost(url, this.options.policy);
+      const policy = this.policyAt(url);
+      checkLiteralHost(url, policy);
       // The caller's own User-Agent wins (a git client names itself, as git hosts expect).
       const headers: Record<string, string> = {
         ...(Object.keys(request.headers ?? {}).some((h) => h.toLowerCase() === 'user-agent')
@@ -150,7 +171,7 @@ export class RegistryTransport {
           headers,
           ...(request.body ? { body: request.body } : {}),
           redirect: 'manual',
-          dispatcher: this.dispatcher,
+          dispatcher: this.dispatcherFor(policy),
           ...(request.signal ? { signal: request.signal } : {}),
         });
       } catch (err) {
@@ -164,9 +185,14 @@ export class RegistryTransport {
       if (next.protocol !== 'https:' && next.protocol !== 'http:') {
         throw new RegistryError('registry.protocol', `The registry ${url.host} redirected to an unsupported address.`);
       }
-      // Downgrading to plain http is allowed only for a registry an admin trusts.
-      if (next.protocol === 'http:' && url.protocol === 'https:' && !this.options.policy.allowPrivate) {
-        throw new RegistryError('registry.protocol', `The registry ${url.host} redirected to an insecure (http) address.`);
+      // The address first (the refusal that matters most), then plain http: only where an admin trusts it.
+      const nextPolicy = this.policyAt(next);
+      checkLiteralHost(next, nextPolicy);
+      if (next.protocol === 'http:' && !nextPolicy.allowPrivate) {
+        throw new RegistryError(
+          'registry.protocol',
+          `The registry ${url.host} redirected to an insecure (http) address, ${next.host}: plain http is only for registries the hub admin trusts (CUSTOM_IMAGES_TRUSTED_REGISTRIES).`,
+        );
       }
       url = next;
     }

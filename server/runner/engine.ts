@@ -6,7 +6,7 @@
 import path from 'node:path/posix';
 import Docker from 'dockerode';
 import { AppError, upstream } from '../errors.js';
-import { tarball } from './tarball.js';
+import { tarball } from '../io/tarball.js';
 
 export interface PullAuth {
   username: string;

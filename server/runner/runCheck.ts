@@ -6,6 +6,7 @@
  */
 import { PassThrough } from 'node:stream';
 import type { Finding } from '../inspect/analyze.js';
+import { BoundedOutput } from '../io/boundedOutput.js';
 import type { DockerEngine, PullAuth, PullProgress } from './engine.js';
 
 export interface RunLimits {
@@ -50,34 +51,6 @@ export interface RunCheckResult {
   timedOut: boolean;
   /** Whether this check pulled the image (it was not in the engine before): the caller keeps or removes it. */
   pulled: boolean;
-}
-
-/** Keeps the first and the last `limit / 2` bytes of a stream of output. */
-export class BoundedOutput {
-  private head = '';
-  private tail = '';
-  private dropped = 0;
-
-  constructor(private readonly limit: number) {}
-
-  add(text: string): void {
-    const half = Math.floor(this.limit / 2);
-    if (this.head.length < half) {
-      const take = text.slice(0, half - this.head.length);
-      this.head += take;
-      text = text.slice(take.length);
-    }
-    if (text.length === 0) return;
-    this.tail += text;
-    if (this.tail.length > half) {
-      this.dropped += this.tail.length - half;
-      this.tail = this.tail.slice(this.tail.length - half);
-    }
-  }
-
-  toString(): string {
-    return this.dropped > 0 ? `${this.head}\n… ${this.dropped} bytes not kept …\n${this.tail}` : this.head + this.tail;
-  }
 }
 
 /** The version line jupyterhub-singleuser --version prints (e.g. "3.0.0", "4.1.5", "5.0.0b1"). */

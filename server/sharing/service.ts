@@ -5,7 +5,7 @@
  * AccessRules'; this service applies them with the user's hub groups.
  */
 import { z } from 'zod';
-import { auditEntry, type AuditLog } from '../audit/store.js';
+import { auditEntry, imageTarget, type AuditLog } from '../audit/store.js';
 import { conflict, invalidInput, notFound, AppError } from '../errors.js';
 import { inputError } from '../forms.js';
 import type { AccessRules } from '../hub/access.js';
@@ -180,10 +180,7 @@ export class SharingService {
   /** Shares `image` with exactly `groups`, on record. */
   private async setGroups(actor: HubIdentity, image: ImageRow, groups: string[]): Promise<SharesView> {
     await this.deps.shares.setGroups(image.id, groups, actor.name, this.now());
-    await this.deps.audit.append(
-      auditEntry(actor, 'image.share', { type: 'image', id: String(image.id) }, { owner: image.owner, groups }),
-      this.now(),
-    );
+    await this.deps.audit.append(auditEntry(actor, 'image.share', imageTarget(image.id), { owner: image.owner, groups }), this.now());
     return this.sharesView(image);
   }
 
@@ -223,7 +220,7 @@ export class SharingService {
     const published = { at: now, by: actor.name, description: parsed.data.description, digest };
     await this.deps.imageStore.setPublished(id, published);
     await this.deps.audit.append(
-      auditEntry(actor, 'image.publish', { type: 'image', id: String(id) }, { owner, description: parsed.data.description, digest }),
+      auditEntry(actor, 'image.publish', imageTarget(id), { owner, description: parsed.data.description, digest }),
       now,
     );
     return this.sharesView({ ...image, published });
@@ -257,7 +254,7 @@ export class SharingService {
     this.deps.access.publishImages(actor);
     await this.ownImage(owner, id);
     await this.deps.imageStore.setPublished(id, null);
-    await this.deps.audit.append(auditEntry(actor, 'image.unpublish', { type: 'image', id: String(id) }, { owner }), this.now());
+    await this.deps.audit.append(auditEntry(actor, 'image.unpublish', imageTarget(id), { owner }), this.now());
   }
 
   /** The hub's group names for the share form; [] when the hub does not tell (the service lacks list:groups). */

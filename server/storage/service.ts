@@ -5,7 +5,7 @@
  * hub/access.ts first.
  */
 import { createHash } from 'node:crypto';
-import { auditEntry } from '../audit/store.js';
+import { auditEntry, type AuditTarget } from '../audit/store.js';
 import { notFound } from '../errors.js';
 import type { AccessRules } from '../hub/access.js';
 import type { HubIdentity } from '../hub/identity.js';
@@ -66,7 +66,7 @@ export interface DataRemoval {
 }
 
 /** A user name as an audit target (at most 64 characters: longer names by their hash). */
-function userTarget(user: string): { type: string; id: string } {
+function userTarget(user: string): AuditTarget {
   return { type: 'user', id: user.length <= 64 ? user : `sha256:${createHash('sha256').update(user).digest('hex').slice(0, 57)}` };
 }
 

@@ -93,6 +93,11 @@ export const BUILDS_NEED_PROCESS_LIMIT =
 /** A system that builds nothing. */
 export const NO_BUILDS: BuildSettings = { enabled: false, pushTo: '', network: 'default', baseImages: [] };
 
+/** How many revisions an image keeps when its system says nothing (revisions/). */
+export const DEFAULT_KEPT_REVISIONS = 10;
+/** The most a system may keep: each kept revision is content its registry must keep too. */
+export const MAX_KEPT_REVISIONS = 100;
+
 export const SystemSchema = z.object({
   slug: z.string().regex(SLUG),
   displayName: z.string().min(1).max(100),
@@ -109,6 +114,8 @@ export const SystemSchema = z.object({
   build: BuildSettingsSchema.default(NO_BUILDS),
   /** Quotas and retention (systems/storage.ts); absent: the site's defaults. */
   storage: StorageSettingsSchema.optional(),
+  /** How many revisions each image keeps (revisions/); unset: the default, 10. */
+  keptRevisions: z.number().int().min(1).max(MAX_KEPT_REVISIONS).optional(),
 });
 export type System = z.infer<typeof SystemSchema>;
 

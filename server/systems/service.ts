@@ -5,20 +5,22 @@
  */
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import { auditEntry } from '../audit/store.js';
+import { auditEntry, changedFields } from '../audit/store.js';
 import { conflict, invalidInput, notFound } from '../errors.js';
 import type { AccessRules } from '../hub/access.js';
 import type { HubIdentity } from '../hub/identity.js';
-import { checkMountPath } from '../images/mountPath.js';
+import { checkMountPath } from './mountPath.js';
 import { hostProblem, parseReference, stripScheme, type ImageReference } from '../registry/reference.js';
 import { resealWithCurrentKey, type Keyring, type RotationResult } from '../secrets/keyring.js';
 import { checkbox, inputError, lines } from '../forms.js';
-import { builtImageProblem, parsePushPath, PUSH_PATH_MAX_LENGTH, underPushPath, type PushPath } from '../builds/pushPath.js';
+import { builtImageProblem, parsePushPath, PUSH_PATH_MAX_LENGTH, underPushPath, type PushPath } from './pushPath.js';
 import {
   BUILD_NETWORKS,
   BUILDS_NEED_PROCESS_LIMIT,
   DEFAULT_GID,
+  DEFAULT_KEPT_REVISIONS,
   DEFAULT_UID,
+  MAX_KEPT_REVISIONS,
   registryAllowed,
   SLUG,
   SLUG_RULE,
@@ -101,6 +103,22 @@ export const SystemInputSchema = z
     /** "Name = image" or "image", one a line. */
     buildBaseImages: lines,
     ...StorageInputShape,
+    /** Blank: the default (revisions/schema.ts). */
+    keptRevisions: z
+      .union([z.number(), z.string().trim()])
+      .optional()
+      .transform((v, ctx) => {
+        if (v === undefined || v === '') return undefined;
+        const n = typeof v === 'number' ? v : /^\d+$/.test(v) ? Number(v) : NaN;
+        if (!Number.isInteger(n) || n < 1 || n > MAX_KEPT_REVISIONS) {
+          ctx.addIssue({
+            code: 'custom',
+            message: `Revisions kept per image: a whole number from 1 to ${MAX_KEPT_REVISIONS}, or blank for ${DEFAULT_KEPT_REVISIONS}`,
+          });
+          return z.NEVER;
+        }
+        return n;
+      }),
   })
   .superRefine((input, ctx) => {
     for (const pattern of input.allowedRegistries) {
@@ -156,6 +174,7 @@ export const SystemInputSchema = z
         baseImages: input.buildBaseImages.map(baseImageLine),
       },
       storage: storageFromInput(input),
+      ...(input.keptRevisions === undefined ? {} : { keptRevisions: input.keptRevisions }),
     }),
   );
 
@@ -326,7 +345,15 @@ export class SystemService implements SystemCatalog {
     this.assertBuildable(system);
     await this.deps.store.transaction(async (store) => {
       await store.update(system, this.now());
-      await store.audit(auditEntry(actor, 'system.update', { type: 'system', id: slug }, { before: existing, after: system }), this.now());
+      await store.audit(
+        auditEntry(
+          actor,
+          'system.update',
+          { type: 'system', id: slug },
+          { before: existing, after: system, changed: changedFields(existing, system) },
+        ),
+        this.now(),
+      );
     });
     return system;
   }

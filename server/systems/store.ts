@@ -22,6 +22,7 @@ export const SYSTEM_COLUMNS = [
   'policy',
   'build',
   'storage',
+  'kept_revisions',
 ] as const;
 
 /** The columns {@link registryCredentialFromRow} reads. */
@@ -51,6 +52,7 @@ export function systemFromRow(r: Row): System {
     policy: ImagePolicySchema.parse(fromJson(r.policy)),
     build: r.build === null || r.build === undefined ? NO_BUILDS : BuildSettingsSchema.parse(fromJson(r.build)),
     storage: r.storage === null || r.storage === undefined ? undefined : StorageSettingsSchema.parse(fromJson(r.storage)),
+    ...(r.kept_revisions === null || r.kept_revisions === undefined ? {} : { keptRevisions: Number(r.kept_revisions) }),
   };
 }
 
@@ -68,6 +70,7 @@ function toRow(s: System): Row {
     policy: JSON.stringify(s.policy),
     build: JSON.stringify(s.build),
     storage: s.storage ? JSON.stringify(s.storage) : null,
+    kept_revisions: s.keptRevisions ?? null,
   };
 }
 

@@ -43,6 +43,7 @@ function formValues(system: Partial<System> | Record<string, unknown>) {
       ? s.build.baseImages.map((b) => (b.name === b.image ? b.image : `${b.name} = ${b.image}`)).join('\n')
       : lines(s.buildBaseImages),
     ...storageValues(s),
+    keptRevisions: String(s.keptRevisions ?? ''),
   };
 }
 

@@ -7,7 +7,7 @@ import type { Router } from 'express';
 import type { BuildService } from '../builds/service.js';
 import { identityOf } from './apiAuth.js';
 import { parseApiId, parseUserName } from './params.js';
-import { presentBuild, presentBuildSystem, presentImage } from './presenters.js';
+import { presentBuild, presentBuildCreated, presentBuildDetails, presentBuildSystem } from './presenters/builds.js';
 
 export function buildApiRoutes(router: Router, deps: { builds: BuildService }): void {
   const { builds } = deps;
@@ -19,7 +19,7 @@ export function buildApiRoutes(router: Router, deps: { builds: BuildService }): 
   });
   router.post('/users/:name/builds', async (req, res) => {
     const created = await builds.create(identityOf(req), parseUserName(req.params.name), req.body, req.uploads ?? []);
-    res.status(202).json({ image: presentImage(created.image), build: presentBuild(created.build) });
+    res.status(202).json(presentBuildCreated(created));
   });
   router.get('/users/:name/images/:id/builds', async (req, res) => {
     res.json((await builds.list(identityOf(req), ...image(req))).map(presentBuild));
@@ -29,7 +29,6 @@ export function buildApiRoutes(router: Router, deps: { builds: BuildService }): 
     res.status(202).json(presentBuild(await builds.rebuild(identityOf(req), ...image(req), edited, req.uploads ?? [])));
   });
   router.get('/users/:name/images/:id/builds/:number', async (req, res) => {
-    const found = await builds.get(identityOf(req), ...image(req), parseApiId(req.params.number));
-    res.json({ ...presentBuild(found.build), log: found.log, inputs: found.inputs });
+    res.json(presentBuildDetails(await builds.get(identityOf(req), ...image(req), parseApiId(req.params.number))));
   });
 }

@@ -5,56 +5,40 @@
  */
 import { Router, type Request, type Response } from 'express';
 import { AppError } from '../errors.js';
-import type { BuildInputs, BuildService } from '../builds/service.js';
+import { inputsAsRequest, inputsAsTyped, type BuildInputs } from '../builds/inputs.js';
+import type { BuildService, BuildView } from '../builds/service.js';
 import { isBuildActive } from '../images/status.js';
 import type { ImageService } from '../images/service.js';
 import { loggedInUser } from './auth.js';
+import type { HubIdentity } from '../hub/identity.js';
 import { parseId } from './params.js';
-import { progressStream } from './sse.js';
-import { presentBuildPage } from './presenters.js';
+import { jobEvents } from './sse.js';
+import { presentBuildPage } from './presenters/builds.js';
 
-const FIELDS = [
-  'name',
-  'system',
-  'mountPath',
-  'mode',
-  'base',
-  'pip',
-  'conda',
-  'apt',
-  'dockerfile',
-  'gitUrl',
-  'gitRef',
-  'gitUsername',
-] as const;
-type FormValues = Record<(typeof FIELDS)[number], string>;
+/** The build form's fields: the image's name, system and mount path, and the build's inputs (builds/inputs.ts). */
+type FormValues = Record<'name' | 'system' | 'mountPath' | keyof BuildInputs, string>;
 
 /** What the user typed, to show back (never the token). */
 function formValues(body: Record<string, unknown>): FormValues {
-  const values = Object.fromEntries(FIELDS.map((f) => [f, typeof body[f] === 'string' ? body[f] : ''])) as FormValues;
+  const typed = (field: string) => (typeof body[field] === 'string' ? body[field] : '');
+  const values: FormValues = { name: typed('name'), system: typed('system'), mountPath: typed('mountPath'), ...inputsAsTyped(body) };
   values.mode ||= 'packages';
   return values;
 }
 
+/** A stored build's inputs in the form, for an edited rebuild; `mode` 'dockerfile' takes a written Dockerfile over. */
 function inputsAsValues(inputs: BuildInputs, image: { name: string; system: string; mountPath: string }, mode?: string): FormValues {
-  const useDockerfile = mode === 'dockerfile' || inputs.mode === 'dockerfile';
-  return {
-    name: image.name,
-    system: image.system,
-    mountPath: image.mountPath,
-    mode: useDockerfile ? 'dockerfile' : 'packages',
-    base: inputs.base ?? '',
-    pip: inputs.pip,
-    conda: inputs.conda,
-    apt: inputs.apt,
-    dockerfile: useDockerfile ? inputs.dockerfile : '',
-    gitUrl: inputs.gitUrl ?? '',
-    gitRef: inputs.gitRef ?? '',
-    gitUsername: inputs.gitUsername ?? '',
-  };
+  return { ...image, ...inputsAsRequest(inputs, mode) };
 }
 
-export function buildPagesRouter(deps: { builds: BuildService; images: ImageService; prefix: string; draining: AbortSignal }): Router {
+export function buildPagesRouter(deps: {
+  builds: BuildService;
+  images: ImageService;
+  prefix: string;
+  draining: AbortSignal;
+  /** The form filled in from a revision of one of the user's images ("Build from this", revisions/). */
+  prefill?: (actor: HubIdentity, imageId: number, revision: number) => Promise<{ values: Record<string, string>; notice: string }>;
+}): Router {
   const { builds, images, prefix, draining } = deps;
   const router = Router();
   const owner = loggedInUser;
@@ -69,6 +53,7 @@ export function buildPagesRouter(deps: { builds: BuildService; images: ImageServ
       files?: Array<{ name: string; size: number }>;
       errors?: Record<string, string>;
       status?: number;
+      notice?: string;
     },
   ) {
     const systems = await builds.systemsFor(owner(req));
@@ -91,6 +76,7 @@ export function buildPagesRouter(deps: { builds: BuildService; images: ImageServ
       packagesMode: options.values.mode !== 'dockerfile',
       tokenHelp: `${options.tokenStored ? 'A token is stored; leave this blank to keep it. ' : ''}Stored encrypted, used only to fetch the repository.`,
       files: options.files ?? [],
+      notice: options.notice,
       csrfToken: req.csrfToken?.(),
     });
   }
@@ -125,7 +111,13 @@ export function buildPagesRouter(deps: { builds: BuildService; images: ImageServ
     }
   }
 
-  router.get('/builds/new', (req, res) => renderForm(req, res, { values: formValues({}) }));
+  router.get('/builds/new', async (req, res) => {
+    // ?from=IMAGE&revision=N: base image + packages with that revision's pins.
+    const from = req.query.from === undefined ? undefined : parseId(req.query.from);
+    const filled =
+      from !== undefined && deps.prefill ? await deps.prefill(owner(req), from, parseId(req.query.revision, 'Revision')) : undefined;
+    await renderForm(req, res, { values: formValues(filled?.values ?? {}), notice: filled?.notice });
+  });
   router.post('/builds', (req, res) => submit(req, res, undefined));
   router.post('/images/:id/rebuild', (req, res) => submit(req, res, parseId(req.params.id)));
   router.get('/images/:id/rebuild', async (req, res) => {
@@ -165,24 +157,21 @@ export function buildPagesRouter(deps: { builds: BuildService; images: ImageServ
   });
 
   // Server-Sent Events: the build's state and log until it ends (any replica can serve it).
-  router.get('/images/:id/builds/:number/events', async (req, res) => {
-    const user = owner(req);
-    const stream = progressStream(req, res, draining);
-    await builds.follow(
-      user,
-      user.name,
-      parseId(req.params.id),
-      parseId(req.params.number, 'Build'),
-      ({ build, log }) => {
+  router.get(
+    '/images/:id/builds/:number/events',
+    jobEvents<{ build: BuildView; log: string }>({
+      draining,
+      jobParam: 'number',
+      jobName: 'Build',
+      follow: builds.follow.bind(builds),
+      present: ({ build, log }) => {
         const page = presentBuildPage(build);
-        stream.send(
-          { status: build.status, label: build.label, duration: page.duration, log },
-          page.active ? undefined : { status: build.status },
-        );
+        return {
+          event: { status: build.status, label: build.label, duration: page.duration, log },
+          ended: page.active ? undefined : { status: build.status },
+        };
       },
-      stream.closed,
-    );
-    res.end();
-  });
+    }),
+  );
   return router;
 }

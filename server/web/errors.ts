@@ -4,7 +4,7 @@
  * generic 500 with the request id, never their text.
  */
 import type { ErrorRequestHandler, Request, RequestHandler } from 'express';
-import { ZodError } from 'zod';
+import { z, ZodError } from 'zod';
 import { AppError, codeForStatus } from '../errors.js';
 import type { Logger } from '../log.js';
 import { DATABASE_UNAVAILABLE_MESSAGE, isDatabaseUnavailable } from '../store/db.js';
@@ -44,6 +44,14 @@ export function notFoundHandler(): RequestHandler {
   };
 }
 
+/** Every refusal of the JSON API: the status again, words for people, and the field (or fields) at fault. */
+export const ErrorResponseSchema = z.object({
+  status: z.number().int(),
+  message: z.string(),
+  field: z.string().optional(),
+  errors: z.record(z.string(), z.string()).optional(),
+});
+
 /** Renders errors as HTML or JSON (see {@link wantsJson}). */
 export function errorHandler(options: { logger: Logger; apiPrefix: string; loginUrl: string }): ErrorRequestHandler {
   return (err, req, res, _next) => {
@@ -68,12 +76,14 @@ export function errorHandler(options: { logger: Logger; apiPrefix: string; login
     const retryAfter = error.retryAfter ?? (error.status === 503 ? 10 : undefined);
     if (retryAfter !== undefined) res.set('Retry-After', String(retryAfter));
     if (wantsJson(req, options.apiPrefix)) {
-      res.json({
-        status: error.status,
-        message,
-        ...(error.field ? { field: error.field } : {}),
-        ...(Object.keys(error.fields).length > 1 ? { errors: error.fields } : {}),
-      });
+      res.json(
+        ErrorResponseSchema.parse({
+          status: error.status,
+          message,
+          ...(error.field ? { field: error.field } : {}),
+          ...(Object.keys(error.fields).length > 1 ? { errors: error.fields } : {}),
+        }),
+      );
       return;
     }
     res.render('pages/error', {

@@ -8,7 +8,8 @@ import type { CheckService } from '../checks/service.js';
 import type { ImageService } from '../images/service.js';
 import { identityOf } from './apiAuth.js';
 import { parseApiId, parseListQuery, parseUserName } from './params.js';
-import { presentCheck, presentImage } from './presenters.js';
+import { presentCheck } from './presenters/checks.js';
+import { presentImage } from './presenters/images.js';
 
 /** Adds the image and check routes to the API router (behind its token check). */
 export function imageApiRoutes(router: Router, deps: { images: ImageService; checks: CheckService }): void {

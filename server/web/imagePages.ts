@@ -5,17 +5,25 @@
 import { Router, type Request, type Response } from 'express';
 import { AppError, notFound } from '../errors.js';
 import type { CheckService } from '../checks/service.js';
+import type { CheckRow } from '../checks/store.js';
 import { isActive } from '../checks/status.js';
 import type { ImageService, ImageView } from '../images/service.js';
 import type { SharingService } from '../sharing/service.js';
 import type { System } from '../systems/schema.js';
 import { loggedInUser } from './auth.js';
 import { parseId } from './params.js';
-import { progressStream } from './sse.js';
+import { jobEvents } from './sse.js';
 import type { BuildService } from '../builds/service.js';
-import { presentCheckPage, presentTile } from './presenters.js';
+import { presentBuildPage } from './presenters/builds.js';
+import { presentCheckPage } from './presenters/checks.js';
+import { presentTile } from './presenters/images.js';
+import type { RevisionService, RevisionSummary } from '../revisions/service.js';
+import type { InventoryService } from '../inventory/service.js';
+import { inventoryTable, tableQuery } from './inventoryPresenters.js';
+import type { ForecastService } from '../inventory/forecastService.js';
+import { presentForecastNote } from './forecastPresenters.js';
 import type { StorageService } from '../storage/service.js';
-import { presentQuotaPage } from './storagePresenters.js';
+import { presentQuotaPage } from './presenters/storage.js';
 
 /** Values to show back in the form: everything the user typed except the password. */
 function formValues(body: Record<string, unknown>) {
@@ -52,12 +60,16 @@ export function imagePagesRouter(deps: {
   checks: CheckService;
   sharing: SharingService;
   builds: Pick<BuildService, 'latestFor'>;
+  inventories: Pick<InventoryService, 'forCheck' | 'summaries'>;
+  forecasts: Pick<ForecastService, 'notesFor'>;
   prefix: string;
   draining: AbortSignal;
   /** Use against quotas, shown above the tiles (storage/). */
   storage?: Pick<StorageService, 'quotasOf'>;
+  /** What each tile says of its revisions; without it, tiles say nothing of them. */
+  revisions?: Pick<RevisionService, 'summaries'>;
 }): Router {
-  const { images, checks, sharing, builds, prefix, draining } = deps;
+  const { images, checks, sharing, builds, inventories, forecasts, prefix, draining } = deps;
   const router = Router();
   const owner = loggedInUser;
 
@@ -103,18 +115,30 @@ export function imagePagesRouter(deps: {
   async function renderHome(req: Request, res: Response, problem?: { imageId: number; message: string; status: number; groups?: string }) {
     const user = owner(req);
     const [own, shares] = await Promise.all([images.list(user, user.name), sharing.sharesOfAll(user, user.name)]);
-    const built = await builds.latestFor(
-      user.name,
-      own.map((i) => i.id),
-    );
+    const ids = own.map((i) => i.id);
+    const [built, summaries, forecastNotes] = await Promise.all([
+      builds.latestFor(user.name, ids),
+      inventories.summaries(user.name, ids),
+      forecasts.notesFor(
+        user.name,
+        own.map((i) => ({ id: i.id, system: i.system.slug })),
+      ),
+    ]);
+    const revisions = (await deps.revisions?.summaries(user.name, own)) ?? new Map<number, RevisionSummary>();
     const list = await Promise.all(
-      own.map(async (image) => ({
-        ...presentTile(image, built.get(image.id)),
-        shares: shares.get(image.id),
-        shareProblem: problem?.imageId === image.id ? problem.message : undefined,
-        // What the user typed stays in the field when it was refused.
-        shareInput: problem?.imageId === image.id ? problem.groups : undefined,
-      })),
+      own.map(async (image) => {
+        const build = built.get(image.id);
+        return {
+          ...presentTile(image, build && presentBuildPage(build)),
+          inventorySummary: summaries.get(image.id),
+          revision: revisions.get(image.id),
+          forecast: forecastNotes.has(image.id) ? presentForecastNote(forecastNotes.get(image.id)!) : undefined,
+          shares: shares.get(image.id),
+          shareProblem: problem?.imageId === image.id ? problem.message : undefined,
+          // What the user typed stays in the field when it was refused.
+          shareInput: problem?.imageId === image.id ? problem.groups : undefined,
+        };
+      }),
     );
     const saved = list.find((i) => String(i.id) === req.query.saved);
     const quotas = (
@@ -201,34 +225,32 @@ export function imagePagesRouter(deps: {
     const check = await checks.get(user, parseId(req.params.checkId, 'Check'));
     if (check.imageId !== image.id) throw notFound('Check');
     const history = await checks.history(user, user.name, image.id);
+    const inventory = await inventories.forCheck(check);
     res.render('pages/check', {
       title: `Check of ${image.name}`,
       refreshSeconds: isActive(check.status) ? 2 : undefined,
       image,
       check: presentCheckPage(check),
       history: history.map(presentCheckPage),
+      inventory: inventory ? inventoryTable(inventory, tableQuery(req.query.q)) : undefined,
       csrfToken: req.csrfToken?.(),
     });
   });
 
   // Server-Sent Events: the job's progress until it ends (any replica can serve it).
-  router.get('/images/:id/checks/:checkId/events', async (req, res) => {
-    const user = owner(req);
-    const stream = progressStream(req, res, draining);
-    await checks.follow(
-      user,
-      user.name,
-      parseId(req.params.id),
-      parseId(req.params.checkId, 'Check'),
-      (check) =>
-        stream.send(
-          { status: check.status, progress: check.progress, log: check.log },
-          isActive(check.status) ? undefined : { status: check.status },
-        ),
-      stream.closed,
-    );
-    res.end();
-  });
+  router.get(
+    '/images/:id/checks/:checkId/events',
+    jobEvents<CheckRow>({
+      draining,
+      jobParam: 'checkId',
+      jobName: 'Check',
+      follow: checks.follow.bind(checks),
+      present: (check) => ({
+        event: { status: check.status, progress: check.progress, log: check.log },
+        ended: isActive(check.status) ? undefined : { status: check.status },
+      }),
+    }),
+  );
 
   router.get('/images/:id/delete', async (req, res) => {
     const user = owner(req);

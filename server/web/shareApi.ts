@@ -8,7 +8,8 @@ import type { Router } from 'express';
 import type { SharingService } from '../sharing/service.js';
 import { identityOf } from './apiAuth.js';
 import { parseApiId, parseListQuery, parseUserName } from './params.js';
-import { presentImage, presentPublished, presentShared, presentShares } from './presenters.js';
+import { presentImage } from './presenters/images.js';
+import { presentPublished, presentShared, presentShares } from './presenters/sharing.js';
 
 export function shareApiRoutes(router: Router, deps: { sharing: SharingService }): void {
   const { sharing } = deps;

@@ -18,7 +18,7 @@ import {
   presentStorage,
   presentStorageSettings,
   presentVolume,
-} from './storagePresenters.js';
+} from './presenters/storage.js';
 
 /** A system's slug in an API path: 404 for one that cannot exist, as for one that does not. */
 function slugOf(raw: unknown): string {

@@ -8,7 +8,7 @@ import { Router, type Request } from 'express';
 import type { StorageService } from '../storage/service.js';
 import { loggedInUser } from './auth.js';
 import { parseId } from './params.js';
-import { presentDataRemoval, presentDryRun, presentStorage } from './storagePresenters.js';
+import { presentDataRemoval, presentDryRun, presentStorage } from './presenters/storage.js';
 
 export function storagePagesRouter(deps: { storage: StorageService; prefix: string }): Router {
   const { storage, prefix } = deps;

@@ -9,11 +9,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testAccess } from '../support/identities.js';
+import { buildStepsCgroup } from '../support/cgroup.js';
 import { ciDocker, removeDataVolumes } from '../support/docker.js';
 import { openDatabase, type Knex } from '../../server/store/db.js';
 import type { HubIdentity } from '../../server/hub/identity.js';
-import { LaunchResponseSchema } from '../../server/launch/service.js';
+import { LaunchResponseSchema } from '../../server/web/presenters/launch.js';
 import { createApp } from '../../server/app.js';
+import { WorkDir } from '../../server/workDir.js';
 import { parseConfig } from '../../server/config.js';
 import { createHubClient } from '../../server/hub/client.js';
 import { createLogger } from '../../server/log.js';
@@ -54,7 +56,12 @@ beforeAll(async () => {
     dockerSeed(allowed, { slug: 'kube', displayName: 'Kubernetes', spawner: 'kubernetes', requireUid1000: true }),
     dockerSeed(allowed, { slug: 'off', displayName: 'Switched off', mountPrefixes: [], spawner: undefined }),
   ]);
-  hub = await startHub(18400, { CUSTOM_IMAGES_TRUSTED_REGISTRIES: registries.trusted.join(','), CUSTOM_IMAGES_SYSTEMS_FILE: systemsFile });
+  hub = await startHub(18400, {
+    CUSTOM_IMAGES_TRUSTED_REGISTRIES: registries.trusted.join(','),
+    CUSTOM_IMAGES_SYSTEMS_FILE: systemsFile,
+    // Building needs a limit on processes (a system that builds is seeded).
+    CUSTOM_IMAGES_BUILD_CGROUP_PARENT: await buildStepsCgroup(ciDocker()),
+  });
   db = openDatabase(hub.databaseUrl);
   tokens.uma = await hub.userToken('uma');
   tokens.vic = await hub.userToken('vic');
@@ -248,6 +255,7 @@ describe('a service without a build engine (issue #22)', () => {
       JUPYTERHUB_API_TOKEN: hub.serviceToken,
       CUSTOM_IMAGES_DATABASE_URL: `sqlite://${dir}/db.sqlite`,
       CUSTOM_IMAGES_TRUSTED_REGISTRIES: registries.trusted.join(','),
+      CUSTOM_IMAGES_BUILD_CGROUP_PARENT: await buildStepsCgroup(ciDocker()),
     });
     const edb = openDatabase(config.databaseUrl);
     await migrateLatest(edb);
@@ -259,6 +267,7 @@ describe('a service without a build engine (issue #22)', () => {
       keyring: await createKeyring([new Uint8Array(32).fill(6)]),
       registry: new RegistryClient({ trustedHosts: registries.trusted }),
       engine: undefined,
+      workDir: WorkDir.open(path.join(dir, 'work')),
     });
     await built.seedSystems([dockerSeed([`${registries.open}/*`], buildsOn)]);
     built.worker.start();

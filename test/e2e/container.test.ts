@@ -146,7 +146,7 @@ describe('the container image', () => {
     expect(spawnSync('docker', ['exec', a.name, 'sh', '-c', 'command -v g++']).status).not.toBe(0);
   });
 
-  it('keeps its SQLite database, and nothing else, in the /data volume', async () => {
+  it('keeps its SQLite database and its temporary files, and nothing else, in the /data volume', async () => {
     const name = 'ci-deploy-sqlite';
     const volume = `ci-deploy-data-${randomBytes(4).toString('hex')}`;
     volumes.add(volume);
@@ -158,6 +158,8 @@ describe('the container image', () => {
     await waitHealthy(name);
     // The container's writes: its volume, nothing in the (read-only) image layers.
     expect((await run('docker', ['diff', name])).trim()).toBe('');
+    // Temporary files (uploads, git checkouts) go to the process's folder in the volume's work directory, never /tmp.
+    expect((await run('docker', ['exec', name, 'ls', '/data/work'])).trim()).toMatch(/^\S+\.\d+\.[0-9a-f]{8}$/);
     await run('docker', ['stop', name]);
     expect(await inspect(name, '{{.State.ExitCode}}')).toBe('0');
     const listing = await run('docker', [
@@ -254,6 +256,27 @@ describe('an external service of the hub, on PostgreSQL', () => {
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('takes a build request with files on its read-only root (streamed to the data volume), and refuses one too large', async () => {
+    const token = await hub.userToken('dave');
+    const send = (bytes: number) => {
+      const form = new FormData();
+      form.set('name', 'uploaded');
+      form.set('system', 'default');
+      form.set('mode', 'dockerfile');
+      form.set('dockerfile', `FROM ${registries.open}/lab/env:1`);
+      form.append('files', new Blob([Buffer.alloc(bytes, 1)]), 'data.bin');
+      return fetch(`${b.url}api/v1/users/dave/builds`, { method: 'POST', headers: { Authorization: `token ${token}` }, body: form });
+    };
+    // Read and written to /data/work: the answer is about the request (no system here builds), not a failure to store it.
+    const read = await send(64 * 1024);
+    expect(read.status).toBe(400);
+    expect(await read.json()).toMatchObject({ field: 'system' });
+    const tooLarge = await send(11 * 1024 * 1024);
+    expect(tooLarge.status).toBe(413);
+    expect(await tooLarge.json()).toMatchObject({ field: 'files' });
+    expect((await run('docker', ['exec', b.name, 'sh', '-c', 'ls -A /data/work/*'])).trim()).toBe('');
   });
 
   it('docker stop ends a replica with exit 0; the other serves on, and nothing saved is lost', async () => {

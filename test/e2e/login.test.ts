@@ -132,7 +132,8 @@ describe('browser login through the hub', () => {
 });
 
 describe('a session past its absolute lifetime', () => {
-  it('goes through the hub again, however active it was', async () => {
+  // It starts a hub of its own: more than the default 30 s on a loaded machine.
+  it('goes through the hub again, however active it was', { timeout: 120_000 }, async () => {
     // Four seconds of session (0.0011 hours), on a hub of its own.
     const short = await startHub(18150, { CUSTOM_IMAGES_SESSION_MAX_HOURS: '0.0011' });
     const context = await browser.newContext();

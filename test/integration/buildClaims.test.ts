@@ -3,6 +3,7 @@
  * layers carry its image's label, so a second build of the same image waits
  * in the queue until the first has ended; builds of other images go on.
  */
+import { BuildInputsSchema } from '../../server/builds/inputs.js';
 import { describe, expect, it } from 'vitest';
 import { BUILD_JOB } from '../../server/builds/job.js';
 import { claimJob, takeTurn } from '../../server/jobs/claimJob.js';
@@ -27,17 +28,8 @@ async function builtImage(db: Knex, name: string, builds: number): Promise<numbe
       owner: 'ada',
       number,
       requestedBy: 'ada',
-      mode: 'dockerfile',
-      base: null,
-      pip: '',
-      conda: '',
-      apt: '',
-      dockerfile: 'FROM registry.example.org/base:1\n',
-      files: null,
-      fileNames: [],
-      gitUrl: null,
-      gitRef: null,
-      gitUsername: null,
+      inputs: BuildInputsSchema.parse({ mode: 'dockerfile', dockerfile: 'FROM registry.example.org/base:1\n' }),
+      files: [],
       gitToken: null,
       target: `registry.example.org/built/ada/${name}:${number}`,
       createdAt: now,

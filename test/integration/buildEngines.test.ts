@@ -7,7 +7,11 @@
  * owner's queue slot. On SQLite and PostgreSQL, with the build service and
  * worker as the app wires them, without a builder.
  */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { WorkDir } from '../../server/workDir.js';
 import { BuildService } from '../../server/builds/service.js';
 import { BUILD_JOB } from '../../server/builds/job.js';
 import { BuildStore } from '../../server/builds/store.js';
@@ -44,6 +48,7 @@ const request = (name: string) => ({ name, system: 'default', mode: 'packages', 
 async function engineless(db: Knex, now: () => Date = () => new Date()): Promise<BuildService> {
   const keyring = await createKeyring([new Uint8Array(32).fill(4)]);
   const registry = new RegistryClient({ trustedHosts: [] });
+  const workDir = WorkDir.open(fs.mkdtempSync(path.join(os.tmpdir(), 'ci-engineless-work-')));
   const { images } = checkServices(db, { registry, keyring, systems: [system] });
   return new BuildService({
     store: new BuildStore(db),
@@ -53,10 +58,17 @@ async function engineless(db: Knex, now: () => Date = () => new Date()): Promise
     access: testAccess,
     keyring,
     registry,
-    git: new GitFetcher({ trustedHosts: [], maxBytes: 1024 * 1024, timeoutMs: 10_000 }),
+    git: new GitFetcher({
+      trustedHosts: [],
+      maxBytes: 1024 * 1024,
+      checkout: { maxBytes: 1024 * 1024, maxFiles: 100, maxObjectBytes: 1024 * 1024 },
+      workDir,
+      timeoutMs: 10_000,
+    }),
     builder: undefined,
     check: async () => undefined,
-    limits: { dockerfileBytes: 64 * 1024, uploadBytes: 1024 * 1024, uploadFiles: 20 },
+    limits: { dockerfileBytes: 64 * 1024, uploadBytes: 1024 * 1024, uploadFiles: 20, contextBytes: 1024 * 1024 },
+    workDir,
     builderLimits: {
       memoryBytes: 1024 * 1024 * 1024,
       cpus: 1,

@@ -7,6 +7,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import type Docker from 'dockerode';
@@ -25,6 +26,7 @@ import { testUser } from '../support/identities.js';
 import { layerTar, pushImage } from '../support/images.js';
 import { startRegistries, type TestRegistries } from '../support/registry.js';
 import { testSystem } from '../support/systems.js';
+import { WorkDir } from '../../server/workDir.js';
 
 const LAYER = process.env.TEST_DEBIAN_JUPYTERHUB_LAYER;
 let registries: TestRegistries;
@@ -36,6 +38,8 @@ let services: BuildServices;
 let wheel: UploadedWheel;
 /** The limit on processes every build needs (CUSTOM_IMAGES_BUILD_CGROUP_PARENT), as a host admin sets it up. */
 let steps: PidsCgroup;
+/** The base image's digest: builds pull their base images by the digest the service checked (builds/baseTriggers.ts). */
+let baseDigest: string;
 const ada = testUser('ada');
 
 function buildSystem(overrides: Partial<System['build']> = {}, slug = 'default'): System {
@@ -125,7 +129,7 @@ beforeAll(async () => {
   docker = ciDocker();
   registries = await startRegistries();
   git = await startGitServer();
-  await pushImage(registries.open, 'base/debian', '1', { layers: [{ path: LAYER }] });
+  baseDigest = (await pushImage(registries.open, 'base/debian', '1', { layers: [{ path: LAYER }] })).digest;
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ci-builds-'));
   wheel = greetingWheel(dir);
   db = openDatabase(`sqlite://${dir}/db.sqlite`);
@@ -138,11 +142,13 @@ beforeAll(async () => {
     systems: [buildSystem(), buildSystem({ network: 'none' }, 'offline')],
     timeoutMs: 120_000,
     cgroupParent: steps.parent,
+    workDir: WorkDir.open(path.join(dir, 'work')),
   });
 }, 300_000);
 
 afterAll(async () => {
   await steps?.remove();
+  services?.workDir.close();
   await db?.destroy();
   await registries?.stop();
   await git?.stop();
@@ -459,7 +465,7 @@ describe("a build's own layers", { timeout: 300_000 }, () => {
       expect(done.log).toMatch(new RegExp(`Step 3/5 : COPY input.txt /copied-${marker}`));
       expect(await leftBehind(before, marker)).toEqual({ layers: [], containers: [] });
       expect((await docker.getImage(bystander).inspect()).RepoTags).toEqual([tag]);
-      expect(await docker.getImage(`${registries.open}/base/debian:1`).inspect()).toBeTruthy();
+      expect(await docker.getImage(`${registries.open}/base/debian@${baseDigest}`).inspect()).toBeTruthy();
     } finally {
       await docker
         .getImage(tag)
@@ -577,7 +583,7 @@ describe('a git build context', { timeout: 300_000 }, () => {
     expect(done.status).toBe('succeeded');
     expect(done.log).not.toContain(git.token);
     expect(JSON.stringify(await services.builds.get(ada, 'ada', image.id, 1))).not.toContain(git.token);
-    const rows = JSON.stringify(await db('builds').select('log', 'message', 'git_url', 'git_username'));
+    const rows = JSON.stringify(await db('builds').select('log', 'message', 'inputs'));
     expect(rows).not.toContain(git.token);
     // Every layer of the pushed image, as the engine exports it: no token, no .git.
     const saved = execFileSync('docker', ['save', done.target], { maxBuffer: 1024 * 1024 * 1024 });
@@ -589,6 +595,94 @@ describe('a git build context', { timeout: 300_000 }, () => {
     // A rebuild with the same inputs keeps the stored token.
     const again = await services.builds.rebuild(ada, 'ada', image.id, undefined, []);
     expect((await services.run(again.id)).status).toBe('succeeded');
+  });
+});
+
+describe('redirects of a git host', { timeout: 300_000 }, () => {
+  /** A host that redirects every request to `target` (as a moved repository does), keeping what it was asked. */
+  async function redirector(target: string): Promise<{ host: string; origin: string; seen: string[]; stop(): Promise<void> }> {
+    const seen: string[] = [];
+    const server = http.createServer((req, res) => {
+      seen.push(req.url ?? '');
+      res.writeHead(302, { Location: `${target}${req.url ?? '/'}` }).end();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const host = `127.0.0.1:${(server.address() as { port: number }).port}`;
+    return {
+      host,
+      origin: `http://${host}`,
+      seen,
+      stop: () => new Promise((resolve) => server.close(() => resolve())),
+    };
+  }
+
+  /** Build services that trust the git hosts `trusted` and no others. */
+  async function trusting(trusted: string[]): Promise<BuildServices> {
+    return buildServices(db, {
+      keyring: await createKeyring([new Uint8Array(32).fill(9)]),
+      trustedRegistries: registries.trusted,
+      trustedGitHosts: trusted,
+      systems: [buildSystem()],
+      cgroupParent: steps.parent,
+      workDir: services.workDir,
+    });
+  }
+
+  const fromRepository = (on: BuildServices, name: string, url: string, token = '') =>
+    on.builds.create(
+      ada,
+      'ada',
+      {
+        name,
+        system: 'default',
+        mode: 'dockerfile',
+        dockerfile: `FROM ${registries.open}/base/debian:1\nCOPY . /src\n`,
+        gitUrl: url,
+        ...(token ? { gitToken: token } : {}),
+      },
+      [],
+    );
+
+  it("lends a trusted host's trust to no other host it redirects to: a private one is refused, and sees nothing", async () => {
+    const elsewhere = await startGitServer();
+    elsewhere.commit('lab/moved.git', { 'notes.txt': 'reached through a redirect\n' });
+    const moved = await redirector(elsewhere.origin);
+    try {
+      const on = await trusting([moved.host]);
+      const { build } = await fromRepository(on, 'redirected', `${moved.origin}/lab/moved.git`);
+      const done = await on.run(build.id);
+      expect(done.status).toBe('failed');
+      expect(done.message).toMatch(/The git host 127\.0\.0\.1 is on a private or internal network address/);
+      expect(done.message).toMatch(/CUSTOM_IMAGES_TRUSTED_GIT_HOSTS/);
+      expect(moved.seen.length).toBeGreaterThan(0);
+      expect(elsewhere.requests).toEqual([]);
+    } finally {
+      await moved.stop();
+      await elsewhere.stop();
+    }
+  });
+
+  it("follows a redirect to a host trusted in its own right, without the other host's token", async () => {
+    const elsewhere = await startGitServer('ghp_elsewhere-token-41c7');
+    elsewhere.commit('lab/moved.git', { 'notes.txt': 'reached through a redirect\n' });
+    elsewhere.commit('private/moved.git', { 'notes.txt': 'private\n' });
+    const moved = await redirector(elsewhere.origin);
+    try {
+      const on = await trusting([moved.host, elsewhere.host]);
+      const open = await on.run((await fromRepository(on, 'redirected-ok', `${moved.origin}/lab/moved.git`)).build.id);
+      if (open.status !== 'succeeded') console.log(open.log);
+      expect(open.status).toBe('succeeded');
+      // The token is for the host the researcher named; the host it redirects to never gets it.
+      const token = 'ghp_for-the-named-host-only-93d1';
+      const closed = await on.run((await fromRepository(on, 'redirected-private', `${moved.origin}/private/moved.git`, token)).build.id);
+      expect(closed.status).toBe('failed');
+      expect(closed.message).toMatch(/refused the access token|needs an access token/);
+      expect(elsewhere.requests.length).toBeGreaterThan(0);
+      expect(elsewhere.requests.map((r) => r.authorization)).toEqual(elsewhere.requests.map(() => undefined));
+    } finally {
+      await moved.stop();
+      await elsewhere.stop();
+    }
   });
 });
 

@@ -3,7 +3,8 @@
  * on loopback, deletes enabled) and SQLite, with the clean-up's clock set to
  * the month's end: 20 users, 40 images, 200 builds pushed as builds push them
  * (a base layer they all share, a layer and config of their own), some images
- * deleted, shared, published, rolled back, kept as revisions, some builds
+ * deleted, shared, published, rolled back, kept as revisions (the newest
+ * KEPT_REVISIONS of each image's revisions table rows), some builds
  * started. The test's own model says which manifests the rules keep; after
  * the clean-up the registry holds exactly those, a second run removes
  * nothing, the registry's garbage collection frees bytes on disk, every
@@ -36,6 +37,8 @@ const DAY = 86_400_000;
 const END = new Date(Math.floor(Date.now() / DAY) * DAY + 12 * 3600_000);
 const daysBefore = (n: number) => new Date(END.getTime() - n * DAY);
 const RETENTION_DAYS = 7;
+/** Revisions each image keeps on the system (revisions/: the newest so many, and the one it runs). */
+const KEPT_REVISIONS = 4;
 
 const admin: HubIdentity = { kind: 'user', name: 'root', admin: true, groups: [], scopes: ['access:services'] };
 const launcher: HubIdentity = { kind: 'service', name: 'hook', admin: false, groups: [], scopes: ['custom:custom-images:launch'] };
@@ -58,7 +61,8 @@ interface ModelImage {
   deletedAt?: Date;
   shared?: boolean;
   published?: string;
-  revision?: string;
+  /** The digests of its revisions, oldest first (revision 1 first), as its checks recorded them. */
+  revisions: string[];
   /** Starts of a digest, when. */
   launches: Array<{ digest: string; at: Date }>;
 }
@@ -85,7 +89,7 @@ async function inRegistry(repository: string, digest: string): Promise<boolean> 
 function expectedKept(image: ModelImage, build: ModelBuild): boolean {
   const windowStart = END.getTime() - RETENTION_DAYS * DAY;
   if (!image.deletedAt && build.digest === image.current) return true;
-  if (!image.deletedAt && build.digest === image.revision) return true;
+  if (!image.deletedAt && image.revisions.slice(-KEPT_REVISIONS).includes(build.digest)) return true;
   if (!image.deletedAt && build.digest === image.published) return true;
   if (image.launches.some((l) => l.digest === build.digest && l.at.getTime() > windowStart)) return true;
   const next = image.builds.find((b) => b.number === build.number + 1);
@@ -100,14 +104,9 @@ beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ci-month-'));
   db = openDatabase(`sqlite://${dir}/db.sqlite`);
   await migrateLatest(db);
-  // The revisions table of issue 25, as far as the clean-up reads it: an image's digests it keeps.
-  await db.schema.createTable('revisions', (table) => {
-    table.increments('id');
-    table.integer('image_id').notNullable();
-    table.string('digest', 200).notNullable();
-  });
   keyring = await createKeyring([new Uint8Array(32).fill(7)]);
   system = builtSystem(registries.open, {
+    keptRevisions: KEPT_REVISIONS,
     storage: {
       userImages: null,
       userBuilds: null,
@@ -152,13 +151,14 @@ beforeAll(async () => {
         builds,
         current: builds[4]!.digest,
         launches: [],
+        // Checked since revisions were recorded: builds 3 to 5 (some images: all five, of which the newest 4 are kept).
+        revisions: (n % 7 === 3 ? builds : builds.slice(2)).map((b) => b.digest),
       };
       // Rolled back to build 4: build 5, the newest, is no longer what the image runs.
       if (n % 9 === 4) image.current = builds[3]!.digest;
       if (n % 6 === 1) image.shared = true;
       // Published at build 2: withdrawn since the image moved on, still named by the publication.
       if (n % 8 === 2) image.published = builds[1]!.digest;
-      if (n % 7 === 3) image.revision = builds[0]!.digest;
       // Started: build 3 two days ago (kept), build 2 twenty days ago (not kept for that).
       if (n % 4 === 0)
         image.launches.push({ digest: builds[2]!.digest, at: daysBefore(2) }, { digest: builds[1]!.digest, at: daysBefore(20) });
@@ -177,7 +177,24 @@ beforeAll(async () => {
       if (image.published) {
         await new ImageStore(db).setPublished(image.id, { at: daysBefore(19), by: 'root', description: 'course', digest: image.published });
       }
-      if (image.revision) await db('revisions').insert({ image_id: image.id, digest: image.revision });
+      // As each build's check recorded it (revisions/service.ts): numbered per image, of the build's push.
+      for (const [i, digest] of image.revisions.entries()) {
+        const build = builds.find((b) => b.digest === digest)!;
+        await db('revisions').insert({
+          image_id: image.id,
+          owner,
+          number: i + 1,
+          reference: `${image.repository}:${build.number}@${digest}`,
+          digest,
+          manifest_digest: null,
+          platform: system.platform,
+          status: 'passed',
+          reason: i === 0 ? 'first' : 'rebuilt',
+          build_number: build.number,
+          created_at: build.pushedAt,
+          updated_at: build.pushedAt,
+        });
+      }
       for (const launch of image.launches) {
         await audit.append(
           {

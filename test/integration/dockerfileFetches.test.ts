@@ -13,6 +13,8 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { buildStepsCgroup } from '../support/cgroup.js';
+import { ciDocker } from '../support/docker.js';
 import { AppError } from '../../server/errors.js';
 import type { BuildRow } from '../../server/builds/store.js';
 import { createKeyring } from '../../server/secrets/keyring.js';
@@ -70,6 +72,7 @@ beforeAll(async () => {
     trustedGitHosts: [git.host],
     systems: [system],
     timeoutMs: 120_000,
+    cgroupParent: await buildStepsCgroup(ciDocker()),
   });
   await pushImage(registries.open, 'base/debian', '1', { layers: [{ path: LAYER }] });
 }, 300_000);

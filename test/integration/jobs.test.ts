@@ -4,6 +4,7 @@
  * by its name and the running status, so a stale replica's late write after
  * another one claimed the job changes nothing of the newer run.
  */
+import { BuildInputsSchema } from '../../server/builds/inputs.js';
 import { describe, expect, it } from 'vitest';
 import { beatJobs } from '../../server/jobs/beatJobs.js';
 import { claimJob } from '../../server/jobs/claimJob.js';
@@ -122,7 +123,7 @@ describe.each(['SQLite', 'PostgreSQL'] as const)('the job lifecycle on %s', (eng
     expect(await finishJob(db, KIND, { id, runner: 'old' }, { status: 'done', note: 'stale result' })).toBe(false);
     expect(await read(db, id)).toEqual(before);
     expect(await finishJob(db, KIND, { id, runner: 'new' }, { status: 'done', note: 'result' })).toBe(true);
-    expect(await read(db, id)).toMatchObject({ status: 'done', note: 'result', runner: null, heartbeat_at: null });
+    expect(await read(db, id)).toMatchObject({ status: 'done', note: 'result', runner: 'new' });
     // Ended once: a second end (a late duplicate) changes nothing.
     expect(await finishJob(db, KIND, { id, runner: 'new' }, { status: 'broken' })).toBe(false);
     await expect(finishJob(db, KIND, { id, runner: 'new' }, { status: 'busy' })).rejects.toThrow(/end status/);
@@ -210,7 +211,7 @@ describe('the worker', () => {
     w.start();
     await until(async () => (await read(db, id)).status === 'broken');
     await w.stop();
-    expect(await read(db, id)).toMatchObject({ status: 'broken', note: 'stopped: deadline', runner: null });
+    expect(await read(db, id)).toMatchObject({ status: 'broken', note: 'stopped: deadline' });
   });
 
   it('ends a run that ignores its deadline itself, and the run’s late end changes nothing', async () => {
@@ -227,7 +228,7 @@ describe('the worker', () => {
     await until(async () => late !== undefined);
     await w.stop();
     expect(await late).toBe(false);
-    expect(await read(db, id)).toMatchObject({ status: 'broken', note: 'by the lifecycle', runner: null });
+    expect(await read(db, id)).toMatchObject({ status: 'broken', note: 'by the lifecycle' });
   });
 
   it('on stop, queues again the jobs of a kind that is re-queued, and lets the others end', async () => {
@@ -325,7 +326,7 @@ describe.each(['SQLite', 'PostgreSQL'] as const)('each job kind on %s', (engine)
     expect(await store.get(id)).toMatchObject({ status: 'running', runner: 'new', log: 'the newer run\n', findings: [] });
 
     await newer.finish('passed', []);
-    expect(await store.get(id)).toMatchObject({ status: 'passed', runner: null, log: 'the newer run\n', attempts: 2 });
+    expect(await store.get(id)).toMatchObject({ status: 'passed', runner: 'new', log: 'the newer run\n', attempts: 2 });
   });
 });
 
@@ -335,17 +336,8 @@ function queuedBuild(imageId: number): Parameters<typeof BuildStore.insert>[1] {
     owner: 'ada',
     number: 1,
     requestedBy: 'ada',
-    mode: 'dockerfile',
-    base: null,
-    pip: '',
-    conda: '',
-    apt: '',
-    dockerfile: 'FROM scratch\n',
-    files: null,
-    fileNames: [],
-    gitUrl: null,
-    gitRef: null,
-    gitUsername: null,
+    inputs: BuildInputsSchema.parse({ mode: 'dockerfile', dockerfile: 'FROM scratch\n' }),
+    files: [],
     gitToken: null,
     target: 'registry.example.org/built/ada/env:1',
     createdAt: new Date(),

@@ -8,10 +8,13 @@
  * pushed as: other content pushed to the tag later changes neither its
  * next check nor its launch.
  */
+import { BuildInputsSchema } from '../../server/builds/inputs.js';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildStepsCgroup } from '../support/cgroup.js';
+import { ciDocker } from '../support/docker.js';
 import { AuditLog } from '../../server/audit/store.js';
 import { BuildStore } from '../../server/builds/store.js';
 import { AppError } from '../../server/errors.js';
@@ -90,6 +93,7 @@ beforeAll(async () => {
     keyring,
     access: testAccess,
     pushedBy: (repository) => buildStore.pushersOf(repository),
+    buildProcessLimit: true,
   });
   system = testSystem({
     allowedRegistries: [`${registries.open}/*`, `${proxy.host}/*`],
@@ -105,7 +109,14 @@ beforeAll(async () => {
   // The site reads and pushes everything on that registry with one account.
   await systems.putCredential(admin, { pattern: `${proxy.host}/*`, username: USER, password: PASSWORD });
   const trustedRegistries = [...registries.trusted, proxy.host];
-  services = buildServices(db, { keyring, trustedRegistries, trustedGitHosts: [git.host], systems: [system], sites: systems });
+  services = buildServices(db, {
+    keyring,
+    trustedRegistries,
+    trustedGitHosts: [git.host],
+    systems: [system],
+    sites: systems,
+    cgroupParent: await buildStepsCgroup(ciDocker()),
+  });
   launches = new LaunchService({
     audit: new AuditLog(db),
     access: testAccess,
@@ -255,17 +266,8 @@ describe('images built under the earlier, shared user components', { timeout: 12
       owner: 'alice.smith',
       number: 1,
       requestedBy: 'alice.smith',
-      mode: 'dockerfile',
-      base: null,
-      pip: '',
-      conda: '',
-      apt: '',
-      dockerfile: `FROM ${registries.open}/base/debian:1\n`,
-      files: null,
-      fileNames: [],
-      gitUrl: null,
-      gitRef: null,
-      gitUsername: null,
+      inputs: BuildInputsSchema.parse({ mode: 'dockerfile', dockerfile: `FROM ${registries.open}/base/debian:1\n` }),
+      files: [],
       gitToken: null,
       target: legacy,
       createdAt: new Date(),

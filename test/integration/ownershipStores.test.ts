@@ -4,6 +4,7 @@
  * would take for wildcards, and another registry's look-alike), and the
  * migration that gives existing publications the digest they were served at.
  */
+import { BuildInputsSchema } from '../../server/builds/inputs.js';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -56,17 +57,8 @@ async function build(db: Knex, imageId: number, owner: string, number: number, t
     owner,
     number,
     requestedBy: owner,
-    mode: 'dockerfile',
-    base: null,
-    pip: '',
-    conda: '',
-    apt: '',
-    dockerfile: 'FROM scratch\n',
-    files: null,
-    fileNames: [],
-    gitUrl: null,
-    gitRef: null,
-    gitUsername: null,
+    inputs: BuildInputsSchema.parse({ mode: 'dockerfile', dockerfile: 'FROM scratch\n' }),
+    files: [],
     gitToken: null,
     target,
     createdAt: now,

@@ -3,12 +3,13 @@
  * manifests recorded from builds (and kept when their image goes, back when
  * pushed again), launches read from the audit log (the newest wins, however
  * often read), data volumes seen, nobody's, kept and removed once, users'
- * requests, and the digests images point at (revisions where that table is).
+ * requests, and the digests images point at and the revisions they keep.
  */
 import { describe, expect, it } from 'vitest';
 import { AuditLog } from '../../server/audit/store.js';
 import { keptDigests } from '../../server/storage/keptDigests.js';
 import { StorageStore } from '../../server/storage/store.js';
+import { SystemStore } from '../../server/systems/store.js';
 import type { Knex } from '../../server/store/db.js';
 import { migratedDatabase, type Engine } from '../support/database.js';
 import { builtSystem, insertBuiltImage } from '../support/storage.js';
@@ -146,24 +147,48 @@ describe.each<Engine>(['SQLite', 'PostgreSQL'])('storage stores on %s', (engine)
     expect(await store.removalRequests()).toEqual(new Map());
   });
 
-  it('know the digests images point at, and those the revisions table keeps', async () => {
+  it('know the digests images point at, and the revisions each keeps', async () => {
     const db = await migratedDatabase(engine);
-    const imageId = await seedImage(db, [1, 2]);
-    expect(await keptDigests(db)).toEqual(new Map([[`${REGISTRY}/built/ada/env@${digest(2)}`, 'current']]));
-    await db.schema.createTable('revisions', (table) => {
-      table.increments('id');
-      table.integer('image_id');
-      table.string('digest', 200);
-    });
-    await db('revisions').insert([
-      { image_id: imageId, digest: digest(1) },
-      { image_id: imageId, digest: digest(2) },
-    ]);
-    expect(await keptDigests(db)).toEqual(
-      new Map([
-        [`${REGISTRY}/built/ada/env@${digest(2)}`, 'current'],
-        [`${REGISTRY}/built/ada/env@${digest(1)}`, 'revision'],
-      ]),
+    const numbers = Array.from({ length: 13 }, (_, i) => i + 1);
+    const imageId = await seedImage(db, numbers);
+    const key = (n: number, repository = 'env') => `${REGISTRY}/built/ada/${repository}@${digest(n)}`;
+    expect(await keptDigests(db)).toEqual(new Map([[key(13), 'current']]));
+
+    // Thirteen revisions, as checks of builds 1 to 13 record them; revision 1 was of another repository (an edit since).
+    await db('revisions').insert(
+      numbers.map((n) => ({
+        image_id: imageId,
+        owner: 'ada',
+        number: n,
+        reference: `${REGISTRY}/built/ada/${n === 1 ? 'old' : 'env'}:${n}@${digest(n)}`,
+        digest: digest(n),
+        manifest_digest: null,
+        platform: 'linux/amd64',
+        status: 'passed',
+        reason: n === 1 ? 'first' : 'rebuilt',
+        build_number: n,
+        created_at: at(n),
+        updated_at: at(n),
+      })),
     );
+    // An image keeps its system's default, the newest 10 (revisions/service.ts), besides the one it runs.
+    const kept = (from: number) =>
+      new Map([
+        [key(13), 'current'],
+        ...numbers
+          .filter((n) => n >= from && n < 13)
+          .reverse()
+          .map((n) => [key(n), 'revision'] as const),
+      ]);
+    expect(await keptDigests(db)).toEqual(kept(4));
+    expect(await keptDigests(db, { owner: 'eve' })).toEqual(new Map());
+
+    // Its system keeps 13: the first revision's, in the repository it was of, is kept again.
+    await new SystemStore(db).insert({ ...builtSystem(REGISTRY), keptRevisions: 13 }, at(20));
+    expect(await keptDigests(db, { owner: 'ada' })).toEqual(new Map([...kept(2), [key(1, 'old'), 'revision']]));
+
+    // Its system keeps 2: the revision it runs and the one before.
+    await db('systems').where({ slug: 'lab' }).update({ kept_revisions: 2 });
+    expect(await keptDigests(db)).toEqual(kept(12));
   });
 });

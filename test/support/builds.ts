@@ -5,13 +5,16 @@
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { BuildService, type BuildServiceDeps } from '../../server/builds/service.js';
 import { BuildStore, type BuildRow } from '../../server/builds/store.js';
 import { GitFetcher } from '../../server/builds/git.js';
 import { holdJob } from '../../server/jobs/running.js';
+import type { CheckoutLimits } from '../../server/builds/checkoutFs.js';
+import { WorkDir } from '../../server/workDir.js';
 import { ImageStore } from '../../server/images/store.js';
-import type { CheckService } from '../../server/checks/service.js';
+import type { CheckService, CheckServiceDeps } from '../../server/checks/service.js';
 import { createLogger } from '../../server/log.js';
 import { RegistryClient } from '../../server/registry/client.js';
 import { DockerEngine, dockerFromHost } from '../../server/runner/engine.js';
@@ -19,7 +22,7 @@ import { DockerBuilder } from '../../server/runner/dockerBuilder.js';
 import type { Keyring } from '../../server/secrets/keyring.js';
 import type { ImageReference } from '../../server/registry/reference.js';
 import type { Knex } from '../../server/store/db.js';
-import { builtImageProblem, parsePushPath } from '../../server/builds/pushPath.js';
+import { builtImageProblem, parsePushPath } from '../../server/systems/pushPath.js';
 import { staticCatalog, type System } from '../../server/systems/schema.js';
 import type { SystemService } from '../../server/systems/service.js';
 import { checkServices, type CheckServices } from './checkServices.js';
@@ -31,6 +34,8 @@ export interface BuildServices {
   checks: CheckService;
   checkServices: CheckServices;
   engine: DockerEngine;
+  /** Where the build's checkouts went. */
+  workDir: WorkDir;
   /** Claims build `id` and runs it to its end, as a worker would. */
   run(id: number, signal?: AbortSignal): Promise<BuildRow>;
 }
@@ -44,6 +49,10 @@ export function buildServices(
     systems: System[];
     timeoutMs?: number;
     uploadBytes?: number;
+    /** Where checkouts go; a fresh folder under the system's temporary one when not given. */
+    workDir?: WorkDir;
+    checkout?: Partial<CheckoutLimits>;
+    contextBytes?: number;
     cgroupParent?: string;
     memoryBytes?: number;
     /**
@@ -55,6 +64,8 @@ export function buildServices(
     imageBytes?: number;
     /** Quotas (storage/quota.ts), as the app gives them. */
     quota?: BuildServiceDeps['quota'];
+    /** More of the check service's dependencies (what it tells when a check ends, say). */
+    checkOverrides?: Partial<CheckServiceDeps>;
   },
 ): BuildServices {
   const registry = new RegistryClient({ trustedHosts: options.trustedRegistries });
@@ -63,8 +74,10 @@ export function buildServices(
   const checks = services.checks({
     engine,
     runLimits: { timeoutMs: 60_000, memoryBytes: 512 * 1024 * 1024, pids: 64, outputBytes: 16 * 1024 },
+    ...options.checkOverrides,
   });
   const store = new BuildStore(db);
+  const workDir = options.workDir ?? ownWorkDir();
   const pushPaths = options.systems.flatMap((s) => parsePushPath(s.build.pushTo) ?? []);
   const catalog = options.sites ?? {
     ...staticCatalog(options.systems),
@@ -80,10 +93,23 @@ export function buildServices(
     access: testAccess,
     keyring: options.keyring,
     registry,
-    git: new GitFetcher({ trustedHosts: options.trustedGitHosts, maxBytes: 50 * 1024 * 1024, timeoutMs: 30_000 }),
+    git: new GitFetcher({
+      trustedHosts: options.trustedGitHosts,
+      // The service's defaults (server/config.ts).
+      maxBytes: 32 * 1024 * 1024,
+      checkout: { maxBytes: 512 * 1024 * 1024, maxFiles: 100_000, maxObjectBytes: 16 * 1024 * 1024, ...options.checkout },
+      workDir,
+      timeoutMs: 30_000,
+    }),
+    workDir,
     builder: new DockerBuilder(engine),
     check: (owner, imageId) => checks.queue(owner, imageId),
-    limits: { dockerfileBytes: 64 * 1024, uploadBytes: options.uploadBytes ?? 1024 * 1024, uploadFiles: 20 },
+    limits: {
+      dockerfileBytes: 64 * 1024,
+      uploadBytes: options.uploadBytes ?? 1024 * 1024,
+      uploadFiles: 20,
+      contextBytes: options.contextBytes ?? 512 * 1024 * 1024,
+    },
     builderLimits: {
       memoryBytes: options.memoryBytes ?? 1024 * 1024 * 1024,
       cpus: 2,
@@ -103,6 +129,7 @@ export function buildServices(
     checks,
     checkServices: services,
     engine,
+    workDir,
     async run(id, signal = new AbortController().signal) {
       const job = await holdJob(db, builds.jobKind, id, 'test');
       if (!job) throw new Error(`build ${id} was not queued`);
@@ -112,6 +139,13 @@ export function buildServices(
       return (await store.get(id)) as BuildRow;
     },
   };
+}
+
+/** A work directory of the caller's process alone, removed when the process exits. */
+function ownWorkDir(): WorkDir {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'ci-work-'));
+  process.once('exit', () => fs.rmSync(root, { recursive: true, force: true }));
+  return WorkDir.open(root);
 }
 
 export interface UploadedWheel {

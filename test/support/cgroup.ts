@@ -45,3 +45,18 @@ export async function pidsCgroup(docker: Docker, name: string, maxPids: number):
     },
   };
 }
+
+let shared: Promise<PidsCgroup> | undefined;
+
+/**
+ * The cgroup parent every build needs (CUSTOM_IMAGES_BUILD_CGROUP_PARENT:
+ * building is refused without a limit on processes), one per test process,
+ * made when a test first asks and removed when the process ends.
+ */
+export async function buildStepsCgroup(docker: Docker): Promise<string> {
+  shared ??= pidsCgroup(docker, `ci-build-steps-${process.pid}`, 512).then((cgroup) => {
+    process.once('beforeExit', () => void cgroup.remove().catch(() => undefined));
+    return cgroup;
+  });
+  return (await shared).parent;
+}

@@ -2,6 +2,7 @@
  * The image and check services wired as the app wires them, on a database of
  * the test's own, for tests and benchmarks that run checks without a hub.
  */
+import { AuditLog } from '../../server/audit/store.js';
 import { memoryLayerCache } from '../../server/checks/layerCache.js';
 import { CheckService, type CheckServiceDeps } from '../../server/checks/service.js';
 import { CheckStore, type CheckRow } from '../../server/checks/store.js';
@@ -16,6 +17,7 @@ import { staticCatalog, type System } from '../../server/systems/schema.js';
 import type { SystemService } from '../../server/systems/service.js';
 import { testAccess } from './identities.js';
 import { testSystem } from './systems.js';
+import { InventoryStore } from '../../server/inventory/store.js';
 
 export interface CheckServices {
   store: CheckStore;
@@ -65,6 +67,7 @@ export function checkServices(
         registry: deps.registry,
         // One cache for every check, as the service has.
         layers: memoryLayerCache(),
+        inventories: new InventoryStore(db),
         hub: { version: async () => '3.0.0' },
         runLimits: { timeoutMs: 10_000, memoryBytes: 256 * 1024 * 1024, pids: 64, outputBytes: 4096 },
         deadlineMs: 60_000,
@@ -72,6 +75,7 @@ export function checkServices(
         maxStreamsPerUser: 4,
         keyring: deps.keyring,
         keepPulledImages: false,
+        audit: new AuditLog(db),
         ...overrides,
       }),
     async run(checks, id, runner = 'test') {

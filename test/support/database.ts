@@ -40,3 +40,30 @@ export async function migratedDatabase(engine: Engine): Promise<Knex> {
   await migrateLatest(db);
   return db;
 }
+
+/**
+ * A fresh database for a whole block of tests (opened in beforeAll), on
+ * either engine; `close` (in afterAll) closes the pool and removes it.
+ */
+export async function openTestDatabase(kind: Engine): Promise<{ db: Knex; close(): Promise<void> }> {
+  if (kind === 'PostgreSQL') {
+    const created = await createTestDatabase();
+    const db = openDatabase(created.url);
+    return {
+      db,
+      async close() {
+        await db.destroy();
+        await created.drop();
+      },
+    };
+  }
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ci-db-'));
+  const db = openDatabase(`sqlite://${path.join(dir, 'db.sqlite')}`);
+  return {
+    db,
+    async close() {
+      await db.destroy();
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

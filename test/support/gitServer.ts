@@ -2,7 +2,8 @@
  * A git smart-HTTP server on loopback: git's own http-backend behind a small
  * node server, serving repositories the test writes. Repositories under
  * private/ need Basic auth whose password is the server's token; every
- * Authorization header seen is kept, so a test can tell what was sent.
+ * request seen is kept (path and Authorization header), so a test can tell
+ * what was asked and sent.
  */
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -15,15 +16,21 @@ export interface GitServer {
   origin: string;
   host: string;
   token: string;
+  /** Every request received, oldest first. */
+  requests: Array<{ method: string; path: string; authorization: string | undefined }>;
   /** Creates (or adds a commit to) a repository; returns the commit id. */
   commit(repo: string, files: Record<string, string>, message?: string): string;
+  /** Runs git in a repository (created empty if need be), with `input` on stdin; returns its output, trimmed. */
+  git(repo: string, args: string[], input?: Buffer | string): string;
   stop(): Promise<void>;
 }
 
 export async function startGitServer(token = 'ghp_ci-token-5b2f9a'): Promise<GitServer> {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'ci-git-'));
+  const requests: GitServer['requests'] = [];
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
+    requests.push({ method: req.method ?? 'GET', path: url.pathname, authorization: req.headers.authorization });
     if (url.pathname.startsWith('/private/')) {
       const auth = req.headers.authorization ?? '';
       const password = auth.startsWith('Basic ') ? Buffer.from(auth.slice(6), 'base64').toString().split(':').slice(1).join(':') : '';
@@ -68,21 +75,32 @@ export async function startGitServer(token = 'ghp_ci-token-5b2f9a'): Promise<Git
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as { port: number }).port;
-  const git = (cwd: string, ...args: string[]) =>
-    execFileSync('git', ['-c', 'user.email=ci@example.org', '-c', 'user.name=CI', '-c', 'init.defaultBranch=main', ...args], { cwd })
+  const run = (cwd: string, args: string[], input?: Buffer | string) =>
+    execFileSync('git', ['-c', 'user.email=ci@example.org', '-c', 'user.name=CI', '-c', 'init.defaultBranch=main', ...args], {
+      cwd,
+      maxBuffer: 64 * 1024 * 1024,
+      ...(input !== undefined ? { input } : {}),
+    })
       .toString()
       .trim();
+  const git = (cwd: string, ...args: string[]) => run(cwd, args);
+  const repoDir = (repo: string) => {
+    const dir = path.join(root, repo);
+    if (!fs.existsSync(dir)) {
+      fs.mkdirSync(dir, { recursive: true });
+      git(dir, 'init', '-q');
+      git(dir, 'config', 'receive.denyCurrentBranch', 'ignore');
+    }
+    return dir;
+  };
   return {
     origin: `http://127.0.0.1:${port}`,
     host: `127.0.0.1:${port}`,
     token,
+    requests,
+    git: (repo, args, input) => run(repoDir(repo), args, input),
     commit(repo, files, message = 'a commit') {
-      const dir = path.join(root, repo);
-      if (!fs.existsSync(dir)) {
-        fs.mkdirSync(dir, { recursive: true });
-        git(dir, 'init', '-q');
-        git(dir, 'config', 'receive.denyCurrentBranch', 'ignore');
-      }
+      const dir = repoDir(repo);
       for (const [name, content] of Object.entries(files)) {
         fs.mkdirSync(path.dirname(path.join(dir, name)), { recursive: true });
         fs.writeFileSync(path.join(dir, name), content);

@@ -4,6 +4,7 @@
  * a passed check), and the storage services wired as the app wires them on a
  * database of the test's own, with the time the test says.
  */
+import { BuildInputsSchema } from '../../server/builds/inputs.js';
 import { BuildStore } from '../../server/builds/store.js';
 import { CheckStore } from '../../server/checks/store.js';
 import { createHubClient, type HubClient } from '../../server/hub/client.js';
@@ -79,17 +80,8 @@ export async function insertBuiltImage(
       owner,
       number: build.number,
       requestedBy: owner,
-      mode: 'dockerfile',
-      base: null,
-      pip: '',
-      conda: '',
-      apt: '',
-      dockerfile: 'FROM scratch\n',
-      files: null,
-      fileNames: [],
-      gitUrl: null,
-      gitRef: null,
-      gitUsername: null,
+      inputs: BuildInputsSchema.parse({ mode: 'dockerfile', dockerfile: 'FROM scratch\n' }),
+      files: [],
       gitToken: null,
       target: target(build.number),
       createdAt: build.finishedAt,

@@ -45,6 +45,29 @@ describe('parseConfig', () => {
     expect(parent()).toBeUndefined();
   });
 
+  it("keeps temporary files under the data folder, and bounds a build's repository and context, unless told otherwise", () => {
+    const config = parseConfig(HUB_ENV, '/srv');
+    expect(config.workDir).toBe('/srv/data/work');
+    expect(config.builds).toMatchObject({
+      checkoutBytes: 512 * 1024 * 1024,
+      checkoutFiles: 100_000,
+      gitFileBytes: 16 * 1024 * 1024,
+      gitMaxBytes: 32 * 1024 * 1024,
+      contextBytes: 512 * 1024 * 1024,
+    });
+    const set = parseConfig(
+      {
+        ...HUB_ENV,
+        CUSTOM_IMAGES_WORK_DIR: 'scratch',
+        CUSTOM_IMAGES_BUILD_CHECKOUT_MAX_MB: '64',
+        CUSTOM_IMAGES_BUILD_CONTEXT_MAX_MB: '32',
+      },
+      '/srv',
+    );
+    expect(set.workDir).toBe('/srv/scratch');
+    expect(set.builds).toMatchObject({ checkoutBytes: 64 * 1024 * 1024, contextBytes: 32 * 1024 * 1024 });
+  });
+
   it('marks cookies Secure when the public URL is https', () => {
     const config = parseConfig({ ...HUB_ENV, JUPYTERHUB_PUBLIC_URL: 'https://hub.example.org/' });
     expect(config.service.secureCookies).toBe(true);

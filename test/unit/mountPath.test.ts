@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { checkMountPath } from '../../server/images/mountPath.js';
+import { checkMountPath } from '../../server/systems/mountPath.js';
 import { BAD_MOUNT_PATHS } from '../support/badInput.js';
 
 const PREFIXES = ['/home', '/data'];

@@ -17,7 +17,7 @@ import {
   userOfPathComponent,
   userPathComponent,
   type PushPath,
-} from '../../server/builds/pushPath.js';
+} from '../../server/systems/pushPath.js';
 import { parseReference } from '../../server/registry/reference.js';
 
 /** distribution/reference's path component. */

@@ -5,16 +5,16 @@
  * user are what the admin needs to decide).
  */
 import { z } from 'zod';
-import { formatBytes } from '../format.js';
-import type { ManifestPlanItem, VolumePlanItem } from '../storage/cleanup.js';
-import type { QuotaUsage } from '../storage/quota.js';
-import { REASON_TEXT } from '../storage/rules.js';
-import type { CleanupRunRow } from '../storage/runs.js';
-import type { DataRemoval, DryRun, StorageOverview } from '../storage/service.js';
-import { manifestKey } from '../storage/store.js';
-import type { StorageSettings } from '../systems/storage.js';
-import { DEFAULT_STORAGE, storageToInput } from '../systems/storage.js';
-import { ORPHAN_TEXT } from '../storage/volumeRules.js';
+import { formatBytes } from '../../format.js';
+import type { ManifestPlanItem, VolumePlanItem } from '../../storage/cleanup.js';
+import type { QuotaUsage } from '../../storage/quota.js';
+import { REASON_TEXT } from '../../storage/rules.js';
+import type { CleanupRunRow } from '../../storage/runs.js';
+import type { DataRemoval, DryRun, StorageOverview } from '../../storage/service.js';
+import { manifestKey } from '../../storage/store.js';
+import type { StorageSettings } from '../../systems/storage.js';
+import { DEFAULT_STORAGE, storageToInput } from '../../systems/storage.js';
+import { ORPHAN_TEXT } from '../../storage/volumeRules.js';
 
 const iso = (d: Date | null | undefined) => (d ? d.toISOString() : null);
 
