@@ -7,6 +7,7 @@
  * stored token) comes in through the context.
  */
 import { z } from 'zod';
+import { DescriptionSchema } from '../images/schema.js';
 import { checkMountPath, MOUNT_PATH_MAX_LENGTH } from '../systems/mountPath.js';
 import type { System } from '../systems/schema.js';
 import { dockerfileProblems } from './dockerfile.js';
@@ -31,6 +32,8 @@ export interface ContextFileSummary {
 /** A build request: the image's name, system and mount path, the build's inputs, and the git token. */
 export const BuildInputSchema = z.object({
   name: z.string({ message: 'Enter a name' }).trim().default(''),
+  /** The image's description (a built image is an image); not a build input. */
+  description: DescriptionSchema,
   system: z.string({ message: 'Choose a system' }).trim().min(1, 'Choose a system'),
   mountPath: z.string().max(MOUNT_PATH_MAX_LENGTH, `The mount path has at most ${MOUNT_PATH_MAX_LENGTH} characters`).default(''),
   ...BuildInputsSchema.shape,
@@ -53,6 +56,8 @@ export interface GitSource {
 /** A validated build request. */
 export interface BuildRecipe {
   name: string;
+  /** The image's description, plain text ('' for none). */
+  description: string;
   system: System;
   mountPath: string | null;
   /**
@@ -173,6 +178,7 @@ export function buildInputSchema(context: BuildSchemaContext) {
     const given = Object.fromEntries(BUILD_INPUT_KEYS.map((key) => [key, raw[key]])) as BuildInputs;
     return {
       name: raw.name,
+      description: raw.description,
       system: system as System,
       mountPath,
       inputs: {

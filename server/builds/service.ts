@@ -103,6 +103,7 @@ export class BuildService {
         {
           owner,
           name: recipe.name,
+          description: recipe.description,
           system: recipe.system.slug,
           referenceInput: target,
           reference: target,
@@ -145,7 +146,13 @@ export class BuildService {
     const keptFiles: NewBuildFile[] = uploads.length === 0 ? await this.deps.store.files(last.id) : toStore(uploads);
     const recipe = await this.validate(
       raw === undefined
-        ? { ...inputsAsRequest(last.inputs), name: image.name, system: image.system, mountPath: image.mountPath ?? '' }
+        ? {
+            ...inputsAsRequest(last.inputs),
+            name: image.name,
+            description: image.description,
+            system: image.system,
+            mountPath: image.mountPath ?? '',
+          }
         : { ...(raw as object), name: image.name },
       keptFiles,
       last.inputs.gitUrl ? { url: last.inputs.gitUrl, hasToken: last.gitToken !== null } : undefined,
@@ -161,15 +168,13 @@ export class BuildService {
       const keptToken = recipe.git?.token.action === 'keep' ? last.gitToken : null;
       const id = await BuildStore.insert(store.db, this.newBuild(actor, owner, imageId, number, target, recipe, keptFiles, keptToken, now));
       const changed = changedFields(
-        { system: image.system, mountPath: image.mountPath },
-        { system: recipe.system.slug, mountPath: recipe.mountPath },
+        { description: image.description, system: image.system, mountPath: image.mountPath },
+        { description: recipe.description, system: recipe.system.slug, mountPath: recipe.mountPath },
       );
       if (changed.length > 0) {
-        await store.update(owner, imageId, { ...image, system: recipe.system.slug, mountPath: recipe.mountPath }, now);
-        await store.audit(
-          auditEntry(actor, 'image.update', imageTarget(imageId), { system: recipe.system.slug, mountPath: recipe.mountPath, changed }),
-          now,
-        );
+        const fields = { description: recipe.description, system: recipe.system.slug, mountPath: recipe.mountPath };
+        await store.update(owner, imageId, { ...image, ...fields }, now);
+        await store.audit(auditEntry(actor, 'image.update', imageTarget(imageId), { ...fields, changed }), now);
       }
       await store.audit(auditEntry(actor, 'image.rebuild', imageTarget(imageId), this.auditDetails(recipe, number)), now);
       return id;

@@ -11,6 +11,8 @@ export interface ImageRow {
   id: number;
   owner: string;
   name: string;
+  /** The owner's description, plain text ('' for none). */
+  description: string;
   system: string;
   referenceInput: string;
   reference: string;
@@ -37,7 +39,10 @@ export interface CredentialRow extends Sealed {
   updatedAt: Date;
 }
 
-export type ImageFields = Omit<ImageRow, 'id' | 'createdAt' | 'updatedAt' | 'published' | 'launchesByOthers'>;
+/** What a save writes; without a description, none ('' : rows written before descriptions, and tests). */
+export type ImageFields = Omit<ImageRow, 'id' | 'createdAt' | 'updatedAt' | 'published' | 'launchesByOthers' | 'description'> & {
+  description?: string;
+};
 
 type Row = Record<string, unknown>;
 
@@ -46,6 +51,7 @@ export const IMAGE_COLUMNS = [
   'id',
   'owner',
   'name',
+  'description',
   'system',
   'reference_input',
   'reference',
@@ -79,6 +85,7 @@ export function imageFromRow(r: Row): ImageRow {
     id: Number(r.id),
     owner: String(r.owner),
     name: String(r.name),
+    description: String(r.description ?? ''),
     system: String(r.system),
     referenceInput: String(r.reference_input),
     reference: String(r.reference),
@@ -116,6 +123,7 @@ export function credentialFromRow(r: Row): CredentialRow {
 function editableColumns(fields: Omit<ImageFields, 'owner'>): Record<string, string | null> {
   return {
     name: fields.name,
+    description: fields.description ?? '',
     system: fields.system,
     reference_input: fields.referenceInput,
     reference: fields.reference,
