@@ -3,7 +3,7 @@
  * Every query is scoped by owner: another user's id finds nothing.
  */
 import type { Knex } from 'knex';
-import { writeAudit, type AuditEntry } from '../audit/store.js';
+import { auditOf, imageTarget, writeAudit, type AuditEntry, type StoredAuditEntry } from '../audit/store.js';
 import type { Sealed } from '../secrets/keyring.js';
 import { sealedFromRow, sealedToColumns, toDate } from '../store/rows.js';
 
@@ -280,5 +280,10 @@ export class ImageStore {
 
   async audit(entry: AuditEntry, now: Date): Promise<void> {
     await writeAudit(this.db, [{ entry, at: now }]);
+  }
+
+  /** The newest `limit` audit entries about image `id` with one of `actions`, newest first (its history). */
+  async auditOf(id: number, actions: readonly string[], limit: number): Promise<StoredAuditEntry[]> {
+    return auditOf(this.db, imageTarget(id), actions, limit);
   }
 }
