@@ -13,6 +13,7 @@ import type { System } from '../systems/schema.js';
 import { dockerfileProblems } from './dockerfile.js';
 import { formatKiB } from '../format.js';
 import { BUILD_INPUT_KEYS, BuildInputsSchema, type BuildInputs } from './inputs.js';
+import { parseDirectory } from './contextDirectory.js';
 import { aptPackages, environmentProblems, packagesDockerfile, requirementProblems } from './packages.js';
 
 export { BUILD_MODES, type BuildMode } from './inputs.js';
@@ -47,6 +48,8 @@ export type TokenChange = { action: 'none' } | { action: 'keep' } | { action: 's
 
 export interface GitSource {
   url: string;
+  /** The directory with the Dockerfile, the context: normalised (builds/contextDirectory.ts), '' for the top. */
+  directory: string;
   /** Branch, tag or commit; blank: the repository's default branch. */
   ref: string;
   username: string;
@@ -191,6 +194,7 @@ export function buildInputSchema(context: BuildSchemaContext) {
         gitUrl: git?.url ?? '',
         gitRef: git?.ref ?? '',
         gitUsername: git?.username ?? '',
+        gitDirectory: git?.directory ?? '',
       },
       files,
       git,
@@ -206,8 +210,12 @@ function gitSource(
 ): GitSource | null {
   if (raw.gitUrl === '') {
     if (raw.gitToken !== '') issue('gitUrl', 'An access token goes with a repository: enter its URL');
+    if (raw.gitDirectory.trim() !== '')
+      issue('gitDirectory', 'A directory with the Dockerfile is a directory of a repository: enter its URL');
     return null;
   }
+  const directory = parseDirectory(raw.gitDirectory);
+  if (!directory.ok) issue('gitDirectory', directory.message);
   let url: URL;
   try {
     url = new URL(raw.gitUrl);
@@ -235,5 +243,5 @@ function gitSource(
       : previous?.hasToken && previous.url === url.href
         ? { action: 'keep' }
         : { action: 'none' };
-  return { url: url.href, ref: raw.gitRef, username: raw.gitUsername, token };
+  return { url: url.href, ref: raw.gitRef, username: raw.gitUsername, token, directory: directory.ok ? directory.directory : '' };
 }

@@ -96,6 +96,7 @@ export class BuildService {
     await this.deps.store.assertQueueRoom(owner, this.deps.maxQueuedPerUser);
     await this.assertSomeoneBuilds();
     await this.assertTargetIsOwn(recipe.system, owner, recipe.name);
+    await this.assertDirectory(recipe, undefined);
     const now = this.now();
     const { imageId, buildId } = await this.deps.imageStore.transaction(async (store) => {
       const target = this.target(recipe.system, owner, recipe.name, 1);
@@ -161,6 +162,8 @@ export class BuildService {
     await this.deps.store.assertQueueRoom(owner, this.deps.maxQueuedPerUser);
     await this.assertSomeoneBuilds();
     await this.assertTargetIsOwn(recipe.system, owner, image.name);
+    const sealed = last.gitToken;
+    await this.assertDirectory(recipe, sealed ? () => this.deps.keyring.open(sealed, tokenAssociatedData(imageId, owner)) : undefined);
     const now = this.now();
     const buildId = await this.deps.imageStore.transaction(async (store) => {
       const number = await BuildStore.nextNumber(store.db, imageId);
@@ -256,6 +259,28 @@ export class BuildService {
     }
     await this.assertOwnImages(recipe, owner);
     return recipe;
+  }
+
+  /**
+   * A directory with the Dockerfile must be in the repository, a real
+   * directory with no link on its path: looked up now, in the repository's
+   * tree at the ref (a bounded fetch, no checkout), so that a wrong one is a
+   * 400 naming the field and nothing is queued; the job looks again, as the
+   * branch may move in between. Runs after the cheap checks and the queue's
+   * room: a refused request costs no fetch.
+   */
+  private async assertDirectory(recipe: BuildRecipe, keptToken: (() => string) | undefined): Promise<void> {
+    const git = recipe.git;
+    if (!git || git.directory === '') return;
+    const token = git.token.action === 'set' ? git.token.token : git.token.action === 'keep' ? keptToken?.() : undefined;
+    await this.deps.git.assertDirectory({
+      url: git.url,
+      ref: git.ref,
+      username: git.username,
+      token,
+      directory: git.directory,
+      signal: AbortSignal.timeout(this.deps.builderLimits.timeoutMs),
+    });
   }
 
   /**
