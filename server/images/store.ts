@@ -39,7 +39,7 @@ export interface CredentialRow extends Sealed {
   updatedAt: Date;
 }
 
-/** What a save writes; without a description, none ('' : rows written before descriptions, and tests). */
+/** What a save writes; without a description, the column's default ('') on insert, and unchanged on update. */
 export type ImageFields = Omit<ImageRow, 'id' | 'createdAt' | 'updatedAt' | 'published' | 'launchesByOthers' | 'description'> & {
   description?: string;
 };
@@ -123,7 +123,8 @@ export function credentialFromRow(r: Row): CredentialRow {
 function editableColumns(fields: Omit<ImageFields, 'owner'>): Record<string, string | null> {
   return {
     name: fields.name,
-    description: fields.description ?? '',
+    // Only when given: a row saved without one gets the column's default ('').
+    ...(fields.description === undefined ? {} : { description: fields.description }),
     system: fields.system,
     reference_input: fields.referenceInput,
     reference: fields.reference,
