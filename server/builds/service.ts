@@ -6,7 +6,7 @@
  * build and a check is queued, after which it is an image like any other.
  */
 import { auditEntry, changedFields, imageTarget } from '../audit/store.js';
-import { conflict, invalidInput, notFound, upstream } from '../errors.js';
+import { conflict, invalidInput, notFound, tooManyRequests, upstream } from '../errors.js';
 import type { AccessRules } from '../hub/access.js';
 import type { HubIdentity } from '../hub/identity.js';
 import type { ImageService, ImageView } from '../images/service.js';
@@ -25,6 +25,9 @@ import { inputError } from '../forms.js';
 import { runBuild, tokenAssociatedData, type BuildRunDeps } from './run.js';
 import { dockerfileImages } from './dockerfile.js';
 import { userPathComponent } from '../systems/pushPath.js';
+
+/** Directory lookups at submission (fetches of a repository) a replica runs at once, for all owners. */
+const MAX_DIRECTORY_LOOKUPS = 4;
 
 /** What a build run needs (builds/run.ts), and what requests need besides. */
 export interface BuildServiceDeps extends BuildRunDeps {
@@ -64,6 +67,8 @@ export class BuildService {
   readonly jobKind: JobKind;
   private readonly now: () => Date;
   private readonly followers: Followers;
+  /** Owners whose request is looking up a repository's directory now: one each (a fetch costs disk and memory). */
+  private readonly lookingUp = new Set<string>();
 
   constructor(private readonly deps: BuildServiceDeps) {
     this.now = deps.now ?? (() => new Date());
@@ -96,7 +101,7 @@ export class BuildService {
     await this.deps.store.assertQueueRoom(owner, this.deps.maxQueuedPerUser);
     await this.assertSomeoneBuilds();
     await this.assertTargetIsOwn(recipe.system, owner, recipe.name);
-    await this.assertDirectory(recipe, undefined);
+    await this.assertDirectory(owner, recipe, undefined);
     const now = this.now();
     const { imageId, buildId } = await this.deps.imageStore.transaction(async (store) => {
       const target = this.target(recipe.system, owner, recipe.name, 1);
@@ -163,7 +168,11 @@ export class BuildService {
     await this.assertSomeoneBuilds();
     await this.assertTargetIsOwn(recipe.system, owner, image.name);
     const sealed = last.gitToken;
-    await this.assertDirectory(recipe, sealed ? () => this.deps.keyring.open(sealed, tokenAssociatedData(imageId, owner)) : undefined);
+    await this.assertDirectory(
+      owner,
+      recipe,
+      sealed ? () => this.deps.keyring.open(sealed, tokenAssociatedData(imageId, owner)) : undefined,
+    );
     const now = this.now();
     const buildId = await this.deps.imageStore.transaction(async (store) => {
       const number = await BuildStore.nextNumber(store.db, imageId);
@@ -269,18 +278,29 @@ export class BuildService {
    * branch may move in between. Runs after the cheap checks and the queue's
    * room: a refused request costs no fetch.
    */
-  private async assertDirectory(recipe: BuildRecipe, keptToken: (() => string) | undefined): Promise<void> {
+  private async assertDirectory(owner: string, recipe: BuildRecipe, keptToken: (() => string) | undefined): Promise<void> {
     const git = recipe.git;
     if (!git || git.directory === '') return;
-    const token = git.token.action === 'set' ? git.token.token : git.token.action === 'keep' ? keptToken?.() : undefined;
-    await this.deps.git.assertDirectory({
-      url: git.url,
-      ref: git.ref,
-      username: git.username,
-      token,
-      directory: git.directory,
-      signal: AbortSignal.timeout(this.deps.builderLimits.timeoutMs),
-    });
+    // Each lookup is a fetch of up to CUSTOM_IMAGES_BUILD_GIT_MAX_MB, to disk and through memory: one per owner
+    // at a time, and a few per replica, however many requests arrive at once.
+    if (this.lookingUp.has(owner))
+      throw tooManyRequests('A directory of a repository is being looked up for you already: try again once that request has answered.', 5);
+    if (this.lookingUp.size >= MAX_DIRECTORY_LOOKUPS)
+      throw tooManyRequests('Repositories of other builds are being looked up right now: try again in a few seconds.', 5);
+    this.lookingUp.add(owner);
+    try {
+      const token = git.token.action === 'set' ? git.token.token : git.token.action === 'keep' ? keptToken?.() : undefined;
+      await this.deps.git.assertDirectory({
+        url: git.url,
+        ref: git.ref,
+        username: git.username,
+        token,
+        directory: git.directory,
+        signal: AbortSignal.timeout(this.deps.builderLimits.timeoutMs),
+      });
+    } finally {
+      this.lookingUp.delete(owner);
+    }
   }
 
   /**

@@ -6,11 +6,12 @@
  * be refused with 400 naming the field, nothing stored or built: `..`, an
  * absolute path (both before the git host hears of it), a symbolic link
  * pointing out of the repository, a link anywhere on the path, a missing
- * directory; and the job's second look, when the branch moved after the
- * build was submitted.
+ * directory; the job's second look, when the branch moved after the build
+ * was submitted; and one lookup at a time per owner.
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -154,5 +155,52 @@ describe('a repository build from a directory', { timeout: 300_000 }, () => {
     const done = await services.run(build.id);
     expect(done.status).toBe('failed');
     expect(done.message).toMatch(/gitDirectory: docker is a symbolic link/);
+  });
+
+  it('looks up one directory at a time per owner: a second request meanwhile is a 429 the git host never hears of', async () => {
+    // A git host that accepts connections and never answers: the first lookup waits there until its time limit.
+    const sockets: net.Socket[] = [];
+    const stalled = net.createServer((socket) => sockets.push(socket));
+    await new Promise<void>((resolve) => stalled.listen(0, '127.0.0.1', resolve));
+    const host = `127.0.0.1:${(stalled.address() as net.AddressInfo).port}`;
+    const slow = buildServices(db, {
+      keyring: await createKeyring([new Uint8Array(32).fill(9)]),
+      trustedRegistries: registries.trusted,
+      trustedGitHosts: [host],
+      systems: [
+        testSystem({
+          slug: 'default',
+          allowedRegistries: [`${registries.open}/*`],
+          build: { enabled: true, pushTo: `${registries.open}/built`, network: 'host', baseImages: [] },
+        }),
+      ],
+      timeoutMs: 3000,
+      cgroupParent: steps.parent,
+      workDir: services.workDir,
+    });
+    const ask = (name: string) =>
+      slow.builds
+        .create(ada, 'ada', { ...request(name, 'docker'), gitUrl: `http://${host}/lab/env.git` }, [])
+        .catch((e: unknown) => e as AppError);
+    try {
+      const first = ask('first-lookup');
+      while (sockets.length === 0) await new Promise((r) => setTimeout(r, 20));
+      const second = await ask('second-lookup');
+      expect(second).toBeInstanceOf(AppError);
+      expect((second as AppError).status).toBe(429);
+      expect(sockets).toHaveLength(1);
+      // The first ends at its time limit as the git host's failure; nothing of either is stored.
+      const ended = await first;
+      expect(ended).toBeInstanceOf(AppError);
+      expect((ended as AppError).code).toMatch(/^upstream_/);
+      expect(await db('images').whereIn('name', ['first-lookup', 'second-lookup']).count({ n: '*' }).first()).toEqual({ n: 0 });
+      // Once it has answered, the owner may ask again.
+      const third = ask('third-lookup');
+      while (sockets.length < 2) await new Promise((r) => setTimeout(r, 20));
+      expect(await third).toBeInstanceOf(AppError);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => stalled.close(resolve));
+    }
   });
 });
