@@ -317,6 +317,7 @@ describe('migrations', () => {
       gitUrl: '',
       gitRef: '',
       gitUsername: '',
+      gitDirectory: '',
     });
     expect(first?.fileNames).toEqual([{ name: 'a.whl', size: 1 }]);
     // SQLite drops a column by copying the table: the rows that refer to a build must outlive it.
@@ -331,6 +332,7 @@ describe('migrations', () => {
       gitUrl: 'https://git.example.org/lab/env.git',
       gitRef: 'v1.2',
       gitUsername: 'oauth2',
+      gitDirectory: '',
     });
     expect(second?.gitToken?.keyId).toBe('key1');
     expect(second?.gitCommit).toBe('a'.repeat(40));
