@@ -19,13 +19,12 @@ import { diffInventories } from '../server/revisions/diff.js';
 import { createKeyring } from '../server/secrets/keyring.js';
 import { openDatabase } from '../server/store/db.js';
 import { migrateLatest } from '../server/store/migrate.js';
-import { policyHash } from '../server/systems/policy.js';
-import { OPEN_POLICY } from '../server/systems/schema.js';
 import { presentDiff } from '../server/web/revisionPresenters.js';
 import { testUser } from '../test/support/identities.js';
 import { revisionServices } from '../test/support/revisionServices.js';
 import { testSystem } from '../test/support/systems.js';
 import { percentile, type BenchRow } from './table.js';
+import { checkRow } from '../test/support/checkRows.js';
 
 const PACKAGES = 500;
 const BUDGET_MS = 20;
@@ -131,27 +130,19 @@ async function measure(cache: number): Promise<Times> {
     for (const generation of [1, 2] as const) {
       const digest = `sha256:${String(generation).repeat(64)}`;
       await s.inventories.put(digest, 'linux/amd64', inventory(generation));
-      const id = await checks.insert({
-        imageId,
-        owner: 'ada',
-        system: 'default',
-        reference,
-        digest,
-        manifestDigest: digest,
-        platform: 'linux/amd64',
-        policyHash: policyHash(OPEN_POLICY, 'linux/amd64'),
-        kind: 'static',
-        status: 'passed',
-        findings: [],
-        facts: null,
-        log: '',
-        progress: null,
-        reusedFrom: null,
-        createdAt: now,
-        startedAt: now,
-        finishedAt: now,
-        durationMs: 1,
-      });
+      const id = await checks.insert(
+        checkRow({
+          imageId,
+          reference,
+          digest,
+          manifestDigest: digest,
+          status: 'passed',
+          createdAt: now,
+          startedAt: now,
+          finishedAt: now,
+          durationMs: 1,
+        }),
+      );
       await s.revisions.recordCheck(id);
     }
     const answer = async () =>

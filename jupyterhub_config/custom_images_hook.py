@@ -211,10 +211,15 @@ class CustomImages:
         return "".join(parts)
 
     def _image_choice(self, image, note_class, note):
-        """An image as a choice: its name, reference and system, and a note (escaped here) after them."""
+        """An image as a choice: its name, reference and system, and a note after them, then its
+        owner's description (`description` of one's own image, `ownerDescription` of another's):
+        all of it the researchers' text, escaped here."""
         label = f'{escape(image["name"])} <code>{escape(image["image"])}</code> <small>({escape(image["system"]["displayName"])})</small>'
         if note:
             label += f' <small class="{note_class}">· {escape(note)}</small>'
+        described = image.get("ownerDescription") if "ownerDescription" in image else image.get("description")
+        if described:
+            label += f'<br><small class="custom-images-description">{escape(str(described))}</small>'
         return self._choice(f'{image["system"]["slug"]}:{image["id"]}', label, checked=False)
 
     def _revision_choice(self, image, revision):

@@ -68,6 +68,8 @@ import { RevisionStore } from './revisions/store.js';
 import { cachedInventories } from './revisions/inventoryCache.js';
 import { forecastPagesRouter } from './web/forecastPages.js';
 import { revisionPagesRouter } from './web/revisionPages.js';
+import { ImageHistory } from './images/history.js';
+import { historyPagesRouter } from './web/historyRoutes.js';
 /** Everything the app needs from outside; tests pass their own. */
 export interface AppDeps {
   config: Config;
@@ -267,6 +269,8 @@ export function createApp(deps: AppDeps): App {
     sharing,
     logger,
   });
+  // An image's history, read from the audit log the services above write.
+  const history = new ImageHistory({ access, store: imageStore });
   const launches = new LaunchService({
     audit,
     access,
@@ -354,6 +358,7 @@ export function createApp(deps: AppDeps): App {
       buildUploads: uploads,
       revisions,
       storage: storage.service,
+      history,
     }),
   );
   const draining = new AbortController();
@@ -414,6 +419,7 @@ export function createApp(deps: AppDeps): App {
       prefill: (actor, from, number) => revisions.buildFrom(actor, actor.name, from, number),
     }),
     revisionPagesRouter({ revisions, images, sharing, prefix }),
+    historyPagesRouter({ history, images }),
     forecastPagesRouter({ forecasts, systems, prefix }),
     adminPagesRouter({ systems, sharing, prefix }),
     storagePagesRouter({ storage: storage.service, prefix }),

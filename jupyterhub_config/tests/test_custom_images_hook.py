@@ -95,6 +95,19 @@ def test_form_lists_published_images_first_then_own_then_shared():
     assert "published: Course &lt;env&gt;" in html and "shared by ada" in html
 
 
+def test_form_shows_each_owners_description_escaped_beside_the_publication_text():
+    mine = dict(IMAGES[0], description='<script>alert("mine")</script>')
+    theirs = {"id": 8, "name": "course", "image": "r.example/c:1", "owner": "bob", "access": "published",
+              "system": {"slug": "dock", "displayName": "Docker hosts"}, "status": {"code": "passed"},
+              "description": "Course <b>2026</b>", "ownerDescription": "Bob's <img src=x onerror=alert(1)> env"}
+    html = hook.CustomImages("http://x/", "t", "/").render_form(SYSTEMS, [mine], shared=[theirs])
+    assert "&lt;script&gt;alert(&quot;mine&quot;)&lt;/script&gt;" in html and "<script>" not in html
+    assert "published: Course &lt;b&gt;2026&lt;/b&gt;" in html
+    assert "Bob&#x27;s &lt;img src=x onerror=alert(1)&gt; env" in html and "<img" not in html
+    # Another's publication text is not taken for its owner's description.
+    assert html.count("custom-images-description") == 2
+
+
 def test_form_still_offers_own_images_when_the_service_cannot_list_shared_ones():
     class OlderService(hook.CustomImages):
         async def _get(self, path):

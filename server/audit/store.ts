@@ -1,5 +1,6 @@
 /** The audit trail: who did what to which image or system, when. Never a secret. */
 import type { Knex } from 'knex';
+import { fromJson, toDate } from '../store/rows.js';
 
 export interface AuditEntry {
   actor: string;
@@ -109,4 +110,38 @@ export class AuditLog {
     }
     this.flushing = undefined;
   }
+}
+
+/** An entry as it was stored, with its time. */
+export interface StoredAuditEntry extends AuditEntry {
+  id: number;
+  at: Date;
+}
+
+/**
+ * The entries about `target` whose action is one of `actions`, newest first
+ * (by id: entries of the same moment keep the order they were written in),
+ * at most `limit`. What an image's history page and API read.
+ */
+export async function auditOf(
+  db: Knex | Knex.Transaction,
+  target: AuditTarget,
+  actions: readonly string[],
+  limit: number,
+): Promise<StoredAuditEntry[]> {
+  const rows = (await db('audit')
+    .where({ target_type: target.type, target_id: target.id })
+    .whereIn('action', actions)
+    .orderBy('id', 'desc')
+    .limit(limit)) as Array<Record<string, unknown>>;
+  return rows.map((r) => ({
+    id: Number(r.id),
+    at: toDate(r.at),
+    actor: String(r.actor),
+    actorKind: r.actor_kind === 'service' ? 'service' : 'user',
+    action: String(r.action),
+    targetType: String(r.target_type),
+    targetId: String(r.target_id),
+    details: fromJson<Record<string, unknown>>(r.details),
+  }));
 }

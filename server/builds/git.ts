@@ -20,13 +20,14 @@
 import path from 'node:path';
 import git from 'isomorphic-git';
 import type { GitHttpRequest, GitHttpResponse, HttpClient } from 'isomorphic-git';
-import { AppError, upstream } from '../errors.js';
+import { AppError, invalidInput, upstream } from '../errors.js';
 import { formatMiB } from '../format.js';
 import { RegistryError } from '../registry/errors.js';
 import type { AddressPolicy } from '../registry/guard.js';
 import { RegistryTransport } from '../registry/transport.js';
 import type { WorkDir } from '../workDir.js';
 import { checkoutFs, CheckoutTooLarge, type CheckoutLimits } from './checkoutFs.js';
+import { DirectoryNotUsable, findDirectory } from './contextDirectory.js';
 import { PackObjectTooLarge, PackUnreadable } from './pack.js';
 import { PackFile, packToDisk } from './uploadPack.js';
 
@@ -37,6 +38,12 @@ export interface GitFetchRequest {
   username: string;
   token: string | undefined;
   signal: AbortSignal;
+  /**
+   * A directory that must be in the commit's tree, a real directory with no
+   * symbolic link on its path (builds/contextDirectory.ts, in its normal
+   * form); '' or undefined: the top. Refused with a 400 naming the field.
+   */
+  directory?: string;
 }
 
 export interface FetchedRepository {
@@ -82,6 +89,23 @@ export class GitFetcher {
    * is checked (builds/pack.ts) and indexed once complete.
    */
   async fetch(request: GitFetchRequest): Promise<FetchedRepository> {
+    return this.fetchInto(request, true);
+  }
+
+  /**
+   * Whether `request.directory` is a real directory of the repository at
+   * `request.ref`, read from its trees without a checkout (the same bounded
+   * fetch, into the work directory, removed after); the commit it looked at.
+   *
+   * @throws AppError 400 naming `gitDirectory` when it is not; the fetch's errors otherwise.
+   */
+  async assertDirectory(request: GitFetchRequest): Promise<string> {
+    const { dir, commit } = await this.fetchInto(request, false);
+    this.options.workDir.remove(dir);
+    return commit;
+  }
+
+  private async fetchInto(request: GitFetchRequest, checkout: boolean): Promise<FetchedRepository> {
     const dir = this.options.workDir.make('git');
     const fs = checkoutFs(dir, this.options.checkout);
     // One cache for all the calls: the pack is read into memory once, not once a call.
@@ -109,6 +133,8 @@ export class GitFetcher {
       if (packFile) await git.indexPack({ fs, dir, cache, filepath: path.relative(dir, packFile) });
       const commit = ref === '' ? fetched.fetchHead : await resolve(fs, dir, ref);
       if (!commit) throw upstream('failed', 'The repository has no commits.');
+      if (request.directory) await assertDirectoryIn(fs, dir, cache, commit, request.directory);
+      if (!checkout) return { dir, commit };
       await assertCheckoutFits(fs, dir, cache, commit, this.options.checkout);
       // One file at a time: isomorphic-git holds each file's content whole while it writes it.
       await git.checkout({ fs, dir, cache, ref: commit, force: true, nonBlocking: true, batchSize: 1 });
@@ -220,6 +246,17 @@ async function assertCheckoutFits(fs: CheckoutFs, dir: string, cache: object, co
   };
   const { commit: read } = await git.readCommit({ fs, dir, cache, oid: commit });
   check(await tree(read.tree, 0));
+}
+
+/** `directory` in `commit`'s tree (builds/contextDirectory.ts); a 400 naming the field when it is not usable. */
+async function assertDirectoryIn(fs: CheckoutFs, dir: string, cache: object, commit: string, directory: string): Promise<void> {
+  const { commit: read } = await git.readCommit({ fs, dir, cache, oid: commit });
+  try {
+    await findDirectory(async (oid) => (await git.readTree({ fs, dir, cache, oid })).tree, read.tree, directory, commit);
+  } catch (err) {
+    if (err instanceof DirectoryNotUsable) throw invalidInput({ [err.field]: err.message });
+    throw err;
+  }
 }
 
 async function collect(body: AsyncIterableIterator<Uint8Array> | Uint8Array[]): Promise<Uint8Array[]> {

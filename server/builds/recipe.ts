@@ -7,11 +7,13 @@
  * stored token) comes in through the context.
  */
 import { z } from 'zod';
+import { DescriptionSchema } from '../images/schema.js';
 import { checkMountPath, MOUNT_PATH_MAX_LENGTH } from '../systems/mountPath.js';
 import type { System } from '../systems/schema.js';
 import { dockerfileProblems } from './dockerfile.js';
 import { formatKiB } from '../format.js';
 import { BUILD_INPUT_KEYS, BuildInputsSchema, type BuildInputs } from './inputs.js';
+import { parseDirectory } from './contextDirectory.js';
 import { aptPackages, environmentProblems, packagesDockerfile, requirementProblems } from './packages.js';
 
 export { BUILD_MODES, type BuildMode } from './inputs.js';
@@ -31,6 +33,8 @@ export interface ContextFileSummary {
 /** A build request: the image's name, system and mount path, the build's inputs, and the git token. */
 export const BuildInputSchema = z.object({
   name: z.string({ message: 'Enter a name' }).trim().default(''),
+  /** The image's description (a built image is an image); not a build input. */
+  description: DescriptionSchema,
   system: z.string({ message: 'Choose a system' }).trim().min(1, 'Choose a system'),
   mountPath: z.string().max(MOUNT_PATH_MAX_LENGTH, `The mount path has at most ${MOUNT_PATH_MAX_LENGTH} characters`).default(''),
   ...BuildInputsSchema.shape,
@@ -44,6 +48,8 @@ export type TokenChange = { action: 'none' } | { action: 'keep' } | { action: 's
 
 export interface GitSource {
   url: string;
+  /** The directory with the Dockerfile, the context: normalised (builds/contextDirectory.ts), '' for the top. */
+  directory: string;
   /** Branch, tag or commit; blank: the repository's default branch. */
   ref: string;
   username: string;
@@ -53,6 +59,8 @@ export interface GitSource {
 /** A validated build request. */
 export interface BuildRecipe {
   name: string;
+  /** The image's description, plain text ('' for none). */
+  description: string;
   system: System;
   mountPath: string | null;
   /**
@@ -173,6 +181,7 @@ export function buildInputSchema(context: BuildSchemaContext) {
     const given = Object.fromEntries(BUILD_INPUT_KEYS.map((key) => [key, raw[key]])) as BuildInputs;
     return {
       name: raw.name,
+      description: raw.description,
       system: system as System,
       mountPath,
       inputs: {
@@ -185,6 +194,7 @@ export function buildInputSchema(context: BuildSchemaContext) {
         gitUrl: git?.url ?? '',
         gitRef: git?.ref ?? '',
         gitUsername: git?.username ?? '',
+        gitDirectory: git?.directory ?? '',
       },
       files,
       git,
@@ -200,8 +210,12 @@ function gitSource(
 ): GitSource | null {
   if (raw.gitUrl === '') {
     if (raw.gitToken !== '') issue('gitUrl', 'An access token goes with a repository: enter its URL');
+    if (raw.gitDirectory.trim() !== '')
+      issue('gitDirectory', 'A directory with the Dockerfile is a directory of a repository: enter its URL');
     return null;
   }
+  const directory = parseDirectory(raw.gitDirectory);
+  if (!directory.ok) issue('gitDirectory', directory.message);
   let url: URL;
   try {
     url = new URL(raw.gitUrl);
@@ -229,5 +243,5 @@ function gitSource(
       : previous?.hasToken && previous.url === url.href
         ? { action: 'keep' }
         : { action: 'none' };
-  return { url: url.href, ref: raw.gitRef, username: raw.gitUsername, token };
+  return { url: url.href, ref: raw.gitRef, username: raw.gitUsername, token, directory: directory.ok ? directory.directory : '' };
 }

@@ -139,14 +139,18 @@ export async function runBuild(deps: BuildRunDeps, job: BuildRow, held: RunningJ
         username: inputs.gitUsername,
         token,
         signal: held.signal,
+        // Looked up again in the commit fetched now: the branch may have moved since the build was submitted.
+        directory: inputs.gitDirectory,
       });
       tree = fetched.dir;
       log(`Checked out commit ${fetched.commit}\n`);
       save({ gitCommit: fetched.commit });
     }
+    // The context is the directory with the Dockerfile (checked by the fetch: inside the tree, no link on its path).
+    const contextTree = tree && inputs.gitDirectory ? path.join(tree, inputs.gitDirectory) : tree;
     let dockerfile = inputs.dockerfile;
     const fromRepository = dockerfile === '';
-    if (fromRepository) dockerfile = repositoryDockerfile(tree, deps.limits.dockerfileBytes);
+    if (fromRepository) dockerfile = repositoryDockerfile(contextTree, inputs.gitDirectory, deps.limits.dockerfileBytes);
     // The repository's own Dockerfile, under the same rules as one typed in the form; a typed one again,
     // as the system's rules are now (a rebuild runs a Dockerfile checked under older ones).
     const rules = { allowedRegistries: system.allowedRegistries, systemName: system.displayName, maxBytes: deps.limits.dockerfileBytes };
@@ -156,7 +160,7 @@ export async function runBuild(deps: BuildRunDeps, job: BuildRow, held: RunningJ
         'failed',
         `${fromRepository ? "The repository's Dockerfile" : 'The Dockerfile'} cannot be built here: ${problems.join('; ')}`,
       );
-    if (fromRepository) log("Building the repository's Dockerfile\n");
+    if (fromRepository) log(`Building the repository's Dockerfile${inputs.gitDirectory ? ` in ${inputs.gitDirectory}` : ''}\n`);
     const pulled = dockerfileImages(dockerfile).images;
     // Another user's build is never read with the site's credential, not even for its triggers: refused
     // before any registry hears of it (a typed Dockerfile was held to this when it was submitted).
@@ -175,7 +179,7 @@ export async function runBuild(deps: BuildRunDeps, job: BuildRow, held: RunningJ
     // Every layer the engine commits carries the image's label: how the builder knows its own (builds/layerLabel.ts).
     const marker = layerMarker((secret) => deps.keyring.fingerprint(secret), job.imageId);
     const labelled = labelledDockerfile(pinBaseImages(dockerfile, pins), marker);
-    context = buildContext(labelled.text, files, tree, deps.limits.contextBytes);
+    context = buildContext(labelled.text, files, contextTree, deps.limits.contextBytes);
     // The engine pulls FROM images and pushes by itself: the same address rule as for pulls, checked here.
     const logins: Record<string, RegistryLogin> = {};
     for (const { image: from } of [...pulled, ...triggered]) {
@@ -252,14 +256,14 @@ async function untagPrevious(store: BuildStore, job: BuildRow, builder: ImageBui
   if (previous && previous.target !== job.target) await builder.untag(previous.target);
 }
 
-/** The Dockerfile at the top of a fetched repository (a regular file, not a link out of it), size-limited. */
-function repositoryDockerfile(tree: string | undefined, maxBytes: number): string {
+/** The Dockerfile in the context's directory of a fetched repository (a regular file, not a link out of it), size-limited. */
+function repositoryDockerfile(tree: string | undefined, directory: string, maxBytes: number): string {
   const file = tree ? path.join(tree, 'Dockerfile') : '';
   const stat = file ? fs.lstatSync(file, { throwIfNoEntry: false }) : undefined;
   if (!stat?.isFile()) {
     throw upstream(
       'failed',
-      'The repository has no Dockerfile at its top: enter the Dockerfile in the form, or add one to the repository.',
+      `The repository has no Dockerfile ${directory ? `in ${directory}` : 'at its top'}: enter the Dockerfile in the form, or add one to the repository.`,
     );
   }
   if (stat.size > maxBytes)

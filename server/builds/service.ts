@@ -6,7 +6,7 @@
  * build and a check is queued, after which it is an image like any other.
  */
 import { auditEntry, changedFields, imageTarget } from '../audit/store.js';
-import { conflict, invalidInput, notFound, upstream } from '../errors.js';
+import { conflict, invalidInput, notFound, tooManyRequests, upstream } from '../errors.js';
 import type { AccessRules } from '../hub/access.js';
 import type { HubIdentity } from '../hub/identity.js';
 import type { ImageService, ImageView } from '../images/service.js';
@@ -25,6 +25,9 @@ import { inputError } from '../forms.js';
 import { runBuild, tokenAssociatedData, type BuildRunDeps } from './run.js';
 import { dockerfileImages } from './dockerfile.js';
 import { userPathComponent } from '../systems/pushPath.js';
+
+/** Directory lookups at submission (fetches of a repository) a replica runs at once, for all owners. */
+const MAX_DIRECTORY_LOOKUPS = 4;
 
 /** What a build run needs (builds/run.ts), and what requests need besides. */
 export interface BuildServiceDeps extends BuildRunDeps {
@@ -66,6 +69,8 @@ export class BuildService {
   readonly jobKind: JobKind;
   private readonly now: () => Date;
   private readonly followers: Followers;
+  /** Owners whose request is looking up a repository's directory now: one each (a fetch costs disk and memory). */
+  private readonly lookingUp = new Set<string>();
 
   constructor(private readonly deps: BuildServiceDeps) {
     this.now = deps.now ?? (() => new Date());
@@ -99,6 +104,7 @@ export class BuildService {
     await this.deps.quota?.(owner, recipe.system, { images: 1, builds: 1 });
     await this.assertSomeoneBuilds();
     await this.assertTargetIsOwn(recipe.system, owner, recipe.name);
+    await this.assertDirectory(owner, recipe, undefined);
     const now = this.now();
     const { imageId, buildId } = await this.deps.imageStore.transaction(async (store) => {
       const target = this.target(recipe.system, owner, recipe.name, 1);
@@ -106,6 +112,7 @@ export class BuildService {
         {
           owner,
           name: recipe.name,
+          description: recipe.description,
           system: recipe.system.slug,
           referenceInput: target,
           reference: target,
@@ -148,7 +155,13 @@ export class BuildService {
     const keptFiles: NewBuildFile[] = uploads.length === 0 ? await this.deps.store.files(last.id) : toStore(uploads);
     const recipe = await this.validate(
       raw === undefined
-        ? { ...inputsAsRequest(last.inputs), name: image.name, system: image.system, mountPath: image.mountPath ?? '' }
+        ? {
+            ...inputsAsRequest(last.inputs),
+            name: image.name,
+            description: image.description,
+            system: image.system,
+            mountPath: image.mountPath ?? '',
+          }
         : { ...(raw as object), name: image.name },
       keptFiles,
       last.inputs.gitUrl ? { url: last.inputs.gitUrl, hasToken: last.gitToken !== null } : undefined,
@@ -158,6 +171,12 @@ export class BuildService {
     await this.deps.quota?.(owner, recipe.system, { images: recipe.system.slug === image.system ? 0 : 1, builds: 1 });
     await this.assertSomeoneBuilds();
     await this.assertTargetIsOwn(recipe.system, owner, image.name);
+    const sealed = last.gitToken;
+    await this.assertDirectory(
+      owner,
+      recipe,
+      sealed ? () => this.deps.keyring.open(sealed, tokenAssociatedData(imageId, owner)) : undefined,
+    );
     const now = this.now();
     const buildId = await this.deps.imageStore.transaction(async (store) => {
       const number = await BuildStore.nextNumber(store.db, imageId);
@@ -165,15 +184,13 @@ export class BuildService {
       const keptToken = recipe.git?.token.action === 'keep' ? last.gitToken : null;
       const id = await BuildStore.insert(store.db, this.newBuild(actor, owner, imageId, number, target, recipe, keptFiles, keptToken, now));
       const changed = changedFields(
-        { system: image.system, mountPath: image.mountPath },
-        { system: recipe.system.slug, mountPath: recipe.mountPath },
+        { description: image.description, system: image.system, mountPath: image.mountPath },
+        { description: recipe.description, system: recipe.system.slug, mountPath: recipe.mountPath },
       );
       if (changed.length > 0) {
-        await store.update(owner, imageId, { ...image, system: recipe.system.slug, mountPath: recipe.mountPath }, now);
-        await store.audit(
-          auditEntry(actor, 'image.update', imageTarget(imageId), { system: recipe.system.slug, mountPath: recipe.mountPath, changed }),
-          now,
-        );
+        const fields = { description: recipe.description, system: recipe.system.slug, mountPath: recipe.mountPath };
+        await store.update(owner, imageId, { ...image, ...fields }, now);
+        await store.audit(auditEntry(actor, 'image.update', imageTarget(imageId), { ...fields, changed }), now);
       }
       await store.audit(auditEntry(actor, 'image.rebuild', imageTarget(imageId), this.auditDetails(recipe, number)), now);
       return id;
@@ -255,6 +272,39 @@ export class BuildService {
     }
     await this.assertOwnImages(recipe, owner);
     return recipe;
+  }
+
+  /**
+   * A directory with the Dockerfile must be in the repository, a real
+   * directory with no link on its path: looked up now, in the repository's
+   * tree at the ref (a bounded fetch, no checkout), so that a wrong one is a
+   * 400 naming the field and nothing is queued; the job looks again, as the
+   * branch may move in between. Runs after the cheap checks and the queue's
+   * room: a refused request costs no fetch.
+   */
+  private async assertDirectory(owner: string, recipe: BuildRecipe, keptToken: (() => string) | undefined): Promise<void> {
+    const git = recipe.git;
+    if (!git || git.directory === '') return;
+    // Each lookup is a fetch of up to CUSTOM_IMAGES_BUILD_GIT_MAX_MB, to disk and through memory: one per owner
+    // at a time, and a few per replica, however many requests arrive at once.
+    if (this.lookingUp.has(owner))
+      throw tooManyRequests('A directory of a repository is being looked up for you already: try again once that request has answered.', 5);
+    if (this.lookingUp.size >= MAX_DIRECTORY_LOOKUPS)
+      throw tooManyRequests('Repositories of other builds are being looked up right now: try again in a few seconds.', 5);
+    this.lookingUp.add(owner);
+    try {
+      const token = git.token.action === 'set' ? git.token.token : git.token.action === 'keep' ? keptToken?.() : undefined;
+      await this.deps.git.assertDirectory({
+        url: git.url,
+        ref: git.ref,
+        username: git.username,
+        token,
+        directory: git.directory,
+        signal: AbortSignal.timeout(this.deps.builderLimits.timeoutMs),
+      });
+    } finally {
+      this.lookingUp.delete(owner);
+    }
   }
 
   /**

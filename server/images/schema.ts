@@ -15,9 +15,20 @@ import { MOUNT_PATH_MAX_LENGTH, checkMountPath } from '../systems/mountPath.js';
  */
 const IMAGE_REFERENCE_MAX_LENGTH = 600;
 
+/** An image's description: a line or two of plain text, shown escaped on its tile and in the spawn form. */
+export const DESCRIPTION_MAX_LENGTH = 300;
+
+/** The description field, shared by the image form and the build form (a built image is an image). */
+export const DescriptionSchema = z
+  .string({ message: 'The description is text' })
+  .trim()
+  .max(DESCRIPTION_MAX_LENGTH, `The description has at most ${DESCRIPTION_MAX_LENGTH} characters`)
+  .default('');
+
 /** What the form posts and the API takes, before the rules that need a system. */
 export const ImageInputSchema = z.object({
   name: z.string().trim().max(100, 'The name has at most 100 characters').default(''),
+  description: DescriptionSchema,
   system: z.string({ message: 'Choose a system' }).trim().min(1, 'Choose a system'),
   image: z
     .string({ message: 'Enter an image' })
@@ -39,6 +50,8 @@ export type CredentialChange =
 /** A validated, normalised image configuration. */
 export interface ImageInput {
   name: string;
+  /** Plain text, '' for none. */
+  description: string;
   system: System;
   referenceInput: string;
   reference: ImageReference;
@@ -123,6 +136,7 @@ export function imageInputSchema(context: ImageSchemaContext) {
     const lastPart = reference.repository.split('/').pop() ?? reference.repository;
     return {
       name: raw.name || `${lastPart}${reference.tag ? `:${reference.tag}` : ''}`,
+      description: raw.description,
       system,
       referenceInput: raw.image,
       reference,

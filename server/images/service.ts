@@ -26,6 +26,8 @@ export interface ImageView {
   id: number;
   owner: string;
   name: string;
+  /** The owner's description, plain text ('' for none). */
+  description: string;
   system: { slug: string; displayName: string; enabled: boolean };
   /** How the system starts servers; undefined for a system that no longer exists. */
   systemSpawner: System['spawner'] | undefined;
@@ -331,6 +333,7 @@ export class ImageService {
     return {
       owner,
       name: input.name,
+      description: input.description,
       system: input.system.slug,
       referenceInput: input.referenceInput,
       reference: input.reference.normalized,
@@ -352,6 +355,7 @@ export class ImageService {
       id: row.id,
       owner: row.owner,
       name: row.name,
+      description: row.description,
       system: systemSummary(row.system, system),
       referenceInput: row.referenceInput,
       reference: row.reference,
@@ -389,8 +393,8 @@ function auditDetails(input: ImageInput): Record<string, unknown> {
 }
 
 /** The fields of an image an update may change, by the names the form and the API give them. */
-function auditedFields(row: Pick<ImageRow, 'name' | 'system' | 'referenceInput' | 'mountPath'>): Record<string, unknown> {
-  return { name: row.name, system: row.system, image: row.referenceInput, mountPath: row.mountPath };
+function auditedFields(row: Pick<ImageRow, 'name' | 'description' | 'system' | 'referenceInput' | 'mountPath'>): Record<string, unknown> {
+  return { name: row.name, description: row.description, system: row.system, image: row.referenceInput, mountPath: row.mountPath };
 }
 
 /** `['credential']` when an update changes the stored login (a new password, none, or another username). */

@@ -3,7 +3,7 @@
  * Every query is scoped by owner: another user's id finds nothing.
  */
 import type { Knex } from 'knex';
-import { writeAudit, type AuditEntry } from '../audit/store.js';
+import { auditOf, imageTarget, writeAudit, type AuditEntry, type StoredAuditEntry } from '../audit/store.js';
 import type { Sealed } from '../secrets/keyring.js';
 import { sealedFromRow, sealedToColumns, toDate } from '../store/rows.js';
 
@@ -11,6 +11,8 @@ export interface ImageRow {
   id: number;
   owner: string;
   name: string;
+  /** The owner's description, plain text ('' for none). */
+  description: string;
   system: string;
   referenceInput: string;
   reference: string;
@@ -37,7 +39,10 @@ export interface CredentialRow extends Sealed {
   updatedAt: Date;
 }
 
-export type ImageFields = Omit<ImageRow, 'id' | 'createdAt' | 'updatedAt' | 'published' | 'launchesByOthers'>;
+/** What a save writes; without a description, the column's default ('') on insert, and unchanged on update. */
+export type ImageFields = Omit<ImageRow, 'id' | 'createdAt' | 'updatedAt' | 'published' | 'launchesByOthers' | 'description'> & {
+  description?: string;
+};
 
 type Row = Record<string, unknown>;
 
@@ -46,6 +51,7 @@ export const IMAGE_COLUMNS = [
   'id',
   'owner',
   'name',
+  'description',
   'system',
   'reference_input',
   'reference',
@@ -79,6 +85,7 @@ export function imageFromRow(r: Row): ImageRow {
     id: Number(r.id),
     owner: String(r.owner),
     name: String(r.name),
+    description: String(r.description ?? ''),
     system: String(r.system),
     referenceInput: String(r.reference_input),
     reference: String(r.reference),
@@ -116,6 +123,8 @@ export function credentialFromRow(r: Row): CredentialRow {
 function editableColumns(fields: Omit<ImageFields, 'owner'>): Record<string, string | null> {
   return {
     name: fields.name,
+    // Only when given: a row saved without one gets the column's default ('').
+    ...(fields.description === undefined ? {} : { description: fields.description }),
     system: fields.system,
     reference_input: fields.referenceInput,
     reference: fields.reference,
@@ -272,5 +281,10 @@ export class ImageStore {
 
   async audit(entry: AuditEntry, now: Date): Promise<void> {
     await writeAudit(this.db, [{ entry, at: now }]);
+  }
+
+  /** The newest `limit` audit entries about image `id` with one of `actions`, newest first (its history). */
+  async auditOf(id: number, actions: readonly string[], limit: number): Promise<StoredAuditEntry[]> {
+    return auditOf(this.db, imageTarget(id), actions, limit);
   }
 }

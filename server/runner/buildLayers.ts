@@ -114,14 +114,18 @@ export class BuildLayers {
   /**
    * Removes what the build committed, newest first. Never by force: an image
    * with a child or in use stays. A cancelled step's container may still be
-   * going away for a moment, holding its parent (409): that one is tried again.
+   * going away, holding its parent (409): that one is tried again, until
+   * `settleMs` after the clean-up began (an engine under load takes seconds
+   * to stop and remove a step that was writing), then each is tried once, so
+   * that a layer that is really in use costs the wait once, not per layer.
    */
-  async remove(): Promise<void> {
+  async remove(settleMs = 120_000): Promise<void> {
+    const deadline = Date.now() + settleMs;
     for (const { id } of await this.created()) {
-      for (let attempt = 0; attempt < 40; attempt++) {
+      for (;;) {
         const outcome = await this.engine.removeLayer(id).catch(() => 'failed');
-        if (outcome !== 'in_use') break;
-        await new Promise((r) => setTimeout(r, 250));
+        if (outcome !== 'in_use' || Date.now() > deadline) break;
+        await new Promise((r) => setTimeout(r, 500));
       }
     }
   }

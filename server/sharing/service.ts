@@ -30,7 +30,10 @@ export interface SharedImageView {
   status: ImageStatus;
   /** Published for everyone on its system (with the admin's description), or shared with the user's groups. */
   access: 'published' | 'shared';
+  /** The admin's publication text while the publication serves, else ''. */
   description: string;
+  /** The owner's own description of the image (beside the admin's text, never replaced by it). */
+  ownerDescription: string;
   /** The user's groups it is shared with. */
   groups: string[];
 }
@@ -60,6 +63,8 @@ export interface PublishedImageView {
   name: string;
   system: { slug: string; displayName: string; enabled: boolean };
   reference: string;
+  /** The owner's own description, beside the admin's publication text. */
+  ownerDescription: string;
   publication: PublicationView;
 }
 
@@ -243,6 +248,7 @@ export class SharingService {
           name: image.name,
           system: systemSummary(image.system, systems.get(image.system)),
           reference: image.reference,
+          ownerDescription: image.description,
           publication,
         },
       ];
@@ -362,6 +368,7 @@ export class SharingService {
       status: imageStatus(image, check),
       access: servesPublication(image, check) ? 'published' : 'shared',
       description: servesPublication(image, check) ? (image.published?.description ?? '') : '',
+      ownerDescription: image.description,
       groups,
     };
   }

@@ -28,6 +28,8 @@ import type { InventoryService } from '../inventory/service.js';
 import { inventoryApiRoutes } from './inventoryApi.js';
 import type { ForecastService } from '../inventory/forecastService.js';
 import { forecastApiRoutes } from './forecastApi.js';
+import type { ImageHistory } from '../images/history.js';
+import { historyApiRoutes } from './historyRoutes.js';
 
 /** `GET api/v1/me`: who the token belongs to, as the service sees it. */
 export const MeResponseSchema = HubIdentitySchema.pick({ kind: true, name: true, admin: true, groups: true, scopes: true });
@@ -47,6 +49,7 @@ export interface ApiDeps {
   inventories: InventoryService;
   forecasts: ForecastService;
   revisions: RevisionService;
+  history: ImageHistory;
 }
 
 export function apiRouter(deps: ApiDeps): Router {
@@ -69,6 +72,7 @@ export function apiRouter(deps: ApiDeps): Router {
   buildApiRoutes(router, deps);
   if (deps.storage) storageApiRoutes(router, { storage: deps.storage, systems: deps.systems });
   revisionApiRoutes(router, deps);
+  historyApiRoutes(router, deps);
   router.use(notFoundHandler());
   return router;
 }

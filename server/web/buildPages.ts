@@ -16,18 +16,28 @@ import { jobEvents } from './sse.js';
 import { presentBuildPage } from './presenters/builds.js';
 
 /** The build form's fields: the image's name, system and mount path, and the build's inputs (builds/inputs.ts). */
-type FormValues = Record<'name' | 'system' | 'mountPath' | keyof BuildInputs, string>;
+type FormValues = Record<'name' | 'description' | 'system' | 'mountPath' | keyof BuildInputs, string>;
 
 /** What the user typed, to show back (never the token). */
 function formValues(body: Record<string, unknown>): FormValues {
   const typed = (field: string) => (typeof body[field] === 'string' ? body[field] : '');
-  const values: FormValues = { name: typed('name'), system: typed('system'), mountPath: typed('mountPath'), ...inputsAsTyped(body) };
+  const values: FormValues = {
+    name: typed('name'),
+    description: typed('description'),
+    system: typed('system'),
+    mountPath: typed('mountPath'),
+    ...inputsAsTyped(body),
+  };
   values.mode ||= 'packages';
   return values;
 }
 
 /** A stored build's inputs in the form, for an edited rebuild; `mode` 'dockerfile' takes a written Dockerfile over. */
-function inputsAsValues(inputs: BuildInputs, image: { name: string; system: string; mountPath: string }, mode?: string): FormValues {
+function inputsAsValues(
+  inputs: BuildInputs,
+  image: { name: string; description: string; system: string; mountPath: string },
+  mode?: string,
+): FormValues {
   return { ...image, ...inputsAsRequest(inputs, mode) };
 }
 
@@ -130,7 +140,12 @@ export function buildPagesRouter(deps: {
     await renderForm(req, res, {
       values: inputsAsValues(
         inputs,
-        { name: image.name, system: image.system.slug, mountPath: image.mountPathIsDefault ? '' : image.mountPath },
+        {
+          name: image.name,
+          description: image.description,
+          system: image.system.slug,
+          mountPath: image.mountPathIsDefault ? '' : image.mountPath,
+        },
         mode,
       ),
       imageId: image.id,

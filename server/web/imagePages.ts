@@ -30,6 +30,7 @@ function formValues(body: Record<string, unknown>) {
   const text = (key: string) => (typeof body[key] === 'string' ? (body[key] as string) : '');
   return {
     name: text('name'),
+    description: text('description'),
     system: text('system'),
     image: text('image'),
     registry: text('registry'),
@@ -42,6 +43,7 @@ function formValues(body: Record<string, unknown>) {
 function valuesOf(image: ImageView) {
   return {
     name: image.name,
+    description: image.description,
     system: image.system.slug,
     image: image.referenceInput,
     registry: image.credential?.registry ?? (image.registry === 'docker.io' ? '' : image.registry),

@@ -14,6 +14,7 @@ import { BuildStore } from '../../server/builds/store.js';
 import { createKeyring } from '../../server/secrets/keyring.js';
 import { openDatabase } from '../../server/store/db.js';
 import { migrateLatest } from '../../server/store/migrate.js';
+import { SystemStore } from '../../server/systems/store.js';
 import { hubLogin, launchBrowser, screenshot } from '../support/browser.js';
 import { buildServices, greetingWheel, type UploadedWheel } from '../support/builds.js';
 import { pidsCgroup, type PidsCgroup } from '../support/cgroup.js';
@@ -290,21 +291,7 @@ describe('the service killed during a build', { timeout: 300_000 }, () => {
       },
       [],
     );
-    await db('systems').insert({
-      slug: 'default',
-      display_name: 'Default',
-      description: '',
-      enabled: true,
-      allowed_registries: JSON.stringify(system.allowedRegistries),
-      mount_prefixes: '[]',
-      default_mount_path: system.defaultMountPath,
-      platform: system.platform,
-      spawner: 'docker',
-      policy: JSON.stringify(system.policy),
-      build: JSON.stringify(system.build),
-      created_at: new Date(),
-      updated_at: new Date(),
-    });
+    await new SystemStore(db).insert(system, new Date());
     const env = {
       CUSTOM_IMAGES_DATABASE_URL: `sqlite://${dir}/restart.sqlite`,
       CUSTOM_IMAGES_CRYPT_KEY: Buffer.alloc(32, 5).toString('base64'),

@@ -134,7 +134,7 @@ afterAll(async () => {
   await registries?.stop();
 });
 
-describe('the container image', () => {
+describe('the container image', { timeout: 180_000 }, () => {
   it('runs as a non-root uid on a read-only root filesystem', async () => {
     expect(await inspect(a.name, '{{.Config.User}} {{.HostConfig.ReadonlyRootfs}}')).toBe('10001:10001 true');
     expect((await run('docker', ['exec', a.name, 'id', '-u'])).trim()).toBe('10001');
@@ -193,7 +193,7 @@ describe('the container image', () => {
   });
 });
 
-describe('an external service of the hub, on PostgreSQL', () => {
+describe('an external service of the hub, on PostgreSQL', { timeout: 180_000 }, () => {
   it('a researcher logs in with Chromium, saves and checks an image, and the launch answers it', async () => {
     const { context, page } = await hubLogin(browser, hub, 'ada');
     expect(new URL(page.url()).pathname).toBe(PREFIX);

@@ -20,6 +20,7 @@ import type { BuildRow } from '../../server/builds/store.js';
 import { createKeyring } from '../../server/secrets/keyring.js';
 import { openDatabase, type Knex } from '../../server/store/db.js';
 import { migrateLatest } from '../../server/store/migrate.js';
+import { SystemStore } from '../../server/systems/store.js';
 import type { System } from '../../server/systems/schema.js';
 import { buildServices, type BuildServices } from '../support/builds.js';
 import { startGitServer, type GitServer } from '../support/gitServer.js';
@@ -71,21 +72,7 @@ beforeAll(async () => {
     trustedGitHosts: [git.host],
     systems: [system],
   });
-  await db('systems').insert({
-    slug: system.slug,
-    display_name: system.displayName,
-    description: '',
-    enabled: true,
-    allowed_registries: JSON.stringify(system.allowedRegistries),
-    mount_prefixes: '[]',
-    default_mount_path: system.defaultMountPath,
-    platform: system.platform,
-    spawner: 'docker',
-    policy: JSON.stringify(system.policy),
-    build: JSON.stringify(system.build),
-    created_at: new Date(),
-    updated_at: new Date(),
-  });
+  await new SystemStore(db).insert(system, new Date());
 }, 120_000);
 
 afterEach(async () => {

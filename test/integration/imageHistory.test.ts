@@ -7,9 +7,12 @@
 import { describe, expect, it } from 'vitest';
 import { RegistryClient } from '../../server/registry/client.js';
 import { createKeyring } from '../../server/secrets/keyring.js';
+import { ImageHistory } from '../../server/images/history.js';
+import { ImageStore } from '../../server/images/store.js';
+import { AppError } from '../../server/errors.js';
 import { checkServices } from '../support/checkServices.js';
 import { migratedDatabase, type Engine } from '../support/database.js';
-import { testUser } from '../support/identities.js';
+import { testAccess, testUser } from '../support/identities.js';
 
 const PASSWORD = 'history-secret-7f3a';
 
@@ -83,6 +86,39 @@ describe.each<Engine>(['SQLite', 'PostgreSQL'])('an image history from the audit
     for (const row of rows) {
       expect(JSON.stringify(row)).not.toContain(PASSWORD);
       expect(JSON.stringify(row)).not.toContain('another-secret');
+    }
+    await db.destroy();
+  });
+
+  it("reads an image's history newest first, with the description among the fields changed; another user's is a 404", async () => {
+    const db = await migratedDatabase(engine);
+    const keyring = await createKeyring([new Uint8Array(32).fill(3)]);
+    const services = checkServices(db, { registry: new RegistryClient({}), keyring });
+    const history = new ImageHistory({ access: testAccess, store: new ImageStore(db) });
+    const ada = testUser('ada');
+    const saved = { system: 'default', name: 'env', image: 'registry.example.org/lab/env:1' };
+    const image = await services.images.create(ada, 'ada', { ...saved, description: 'First words' });
+    await services.images.update(ada, 'ada', image.id, { ...saved, description: '<b>Other</b> words' });
+    await services.checks().request(ada, 'ada', image.id);
+    // Another image's entries are not this one's.
+    await services.images.create(ada, 'ada', { ...saved, name: 'other' });
+
+    const entries = await history.of(ada, 'ada', image.id);
+    expect(entries.map((e) => [e.event, e.by, e.byKind])).toEqual([
+      ['checked', 'ada', 'user'],
+      ['modified', 'ada', 'user'],
+      ['created', 'ada', 'user'],
+    ]);
+    expect(entries[1]?.changed).toEqual(['description']);
+    expect(entries.every((e, i) => i === 0 || e.at.getTime() <= entries[i - 1]!.at.getTime())).toBe(true);
+    expect((await services.images.get(ada, 'ada', image.id)).description).toBe('<b>Other</b> words');
+    for (const [who, owner] of [
+      [testUser('bob'), 'ada'],
+      [testUser('bob'), 'bob'],
+    ] as const) {
+      const err = await history.of(who, owner, image.id).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(AppError);
+      expect((err as AppError).status).toBe(404);
     }
     await db.destroy();
   });

@@ -29,6 +29,7 @@ import { BuildStore } from '../../server/builds/store.js';
 import { ImageStore } from '../../server/images/store.js';
 import { pullJobKind } from '../../server/pulls/job.js';
 import { EngineImageStore } from '../../server/pulls/store.js';
+import { checkRow, type NewCheckRow } from '../support/checkRows.js';
 
 const KIND: JobKind = {
   what: 'chore',
@@ -344,26 +345,6 @@ function queuedBuild(imageId: number): Parameters<typeof BuildStore.insert>[1] {
   };
 }
 
-function queuedCheck(): Parameters<CheckStore['insert']>[0] {
-  return {
-    imageId: null,
-    owner: 'ada',
-    system: 'default',
-    reference: 'registry.example.org/lab/env:1',
-    digest: null,
-    manifestDigest: null,
-    platform: 'linux/amd64',
-    policyHash: 'p',
-    kind: 'static',
-    status: 'queued',
-    findings: [],
-    facts: null,
-    log: '',
-    progress: null,
-    reusedFrom: null,
-    createdAt: new Date(),
-    startedAt: null,
-    finishedAt: null,
-    durationMs: null,
-  };
+function queuedCheck(): NewCheckRow {
+  return checkRow({ policyHash: 'p' });
 }

@@ -24,6 +24,18 @@ async function tables(db: Knex): Promise<string[]> {
     .sort();
 }
 
+/** knex's migrator over a list of our migrations (server/store/migrate.ts runs them all). */
+function over(list: Migration[]): Knex.MigratorConfig {
+  return {
+    tableName: 'knex_migrations',
+    migrationSource: {
+      getMigrations: async () => list,
+      getMigrationName: (m: Migration) => m.name,
+      getMigration: async (m: Migration) => m,
+    } satisfies Knex.MigrationSource<Migration>,
+  };
+}
+
 async function upAndDown(db: Knex): Promise<void> {
   expect(await migrateLatest(db)).toEqual(names);
   expect(await tables(db)).toEqual([
@@ -70,6 +82,26 @@ describe('migrations', () => {
     for (const cleanup of cleanups) await cleanup();
   });
 
+  /** A new, empty database of `kind` ('SQLite' or 'PostgreSQL'), removed after the tests. */
+  async function emptyDatabase(kind: string): Promise<Knex> {
+    if (kind === 'SQLite') {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ci-mig-'));
+      const db = openDatabase(`sqlite://${dir}/db.sqlite`);
+      cleanups.push(async () => {
+        await db.destroy();
+        fs.rmSync(dir, { recursive: true, force: true });
+      });
+      return db;
+    }
+    const pg = await createTestDatabase();
+    const db = openDatabase(pg.url);
+    cleanups.push(async () => {
+      await db.destroy();
+      await pg.drop();
+    });
+    return db;
+  }
+
   it('go up and down on SQLite, in WAL mode', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ci-mig-'));
     const db = openDatabase(`sqlite://${dir}/db.sqlite`);
@@ -111,22 +143,7 @@ describe('migrations', () => {
   // The state that race leaves when two replicas each insert knex's lock row: every later
   // lock touched two rows and failed, so every start waited out its minute and gave up.
   it.each(['SQLite', 'PostgreSQL'])('start on %s when an earlier race left two lock rows', async (kind) => {
-    let db: Knex;
-    if (kind === 'SQLite') {
-      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ci-mig-'));
-      db = openDatabase(`sqlite://${dir}/db.sqlite`);
-      cleanups.push(async () => {
-        await db.destroy();
-        fs.rmSync(dir, { recursive: true, force: true });
-      });
-    } else {
-      const pg = await createTestDatabase();
-      db = openDatabase(pg.url);
-      cleanups.push(async () => {
-        await db.destroy();
-        await pg.drop();
-      });
-    }
+    const db = await emptyDatabase(kind);
     await migrationStatus(db); // creates knex's tables and its one lock row
     await db('knex_migrations_lock').insert({ is_locked: 0 });
 
@@ -137,31 +154,7 @@ describe('migrations', () => {
 
   // Builds kept a JSON copy of their files each (migration 010): 011 moves them to one row per content.
   it.each(['SQLite', 'PostgreSQL'])("move old builds' files to one stored copy per content on %s, and back down", async (kind) => {
-    let db: Knex;
-    if (kind === 'SQLite') {
-      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ci-mig-'));
-      db = openDatabase(`sqlite://${dir}/db.sqlite`);
-      cleanups.push(async () => {
-        await db.destroy();
-        fs.rmSync(dir, { recursive: true, force: true });
-      });
-    } else {
-      const pg = await createTestDatabase();
-      db = openDatabase(pg.url);
-      cleanups.push(async () => {
-        await db.destroy();
-        await pg.drop();
-      });
-    }
-    // knex's migrator over a list of our migrations (server/store/migrate.ts runs them all).
-    const over = (list: Migration[]): Knex.MigratorConfig => ({
-      tableName: 'knex_migrations',
-      migrationSource: {
-        getMigrations: async () => list,
-        getMigrationName: (m: Migration) => m.name,
-        getMigration: async (m: Migration) => m,
-      } satisfies Knex.MigrationSource<Migration>,
-    });
+    const db = await emptyDatabase(kind);
     await db.migrate.latest(over(migrations.slice(0, names.indexOf('20261202_010_builds') + 1)));
     const now = new Date();
     const [image] = (await db('images')
@@ -254,31 +247,8 @@ describe('migrations', () => {
 
   // 015 moves the input columns of every existing build into one JSON column: old builds stay shown and rebuildable.
   it.each(['SQLite', 'PostgreSQL'])('keep every existing build on %s when its inputs move into one column, and back', async (kind) => {
-    let db: Knex;
-    if (kind === 'SQLite') {
-      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ci-mig-'));
-      db = openDatabase(`sqlite://${dir}/db.sqlite`);
-      cleanups.push(async () => {
-        await db.destroy();
-        fs.rmSync(dir, { recursive: true, force: true });
-      });
-    } else {
-      const pg = await createTestDatabase();
-      db = openDatabase(pg.url);
-      cleanups.push(async () => {
-        await db.destroy();
-        await pg.drop();
-      });
-    }
-    const upTo = (last: string) => {
-      const list = migrations.filter((m) => m.name <= last);
-      const migrationSource: Knex.MigrationSource<Migration> = {
-        getMigrations: async () => list,
-        getMigrationName: (m) => m.name,
-        getMigration: async (m) => m,
-      };
-      return { migrationSource, tableName: 'knex_migrations' };
-    };
+    const db = await emptyDatabase(kind);
+    const upTo = (last: string) => over(migrations.filter((m) => m.name <= last));
     await db.migrate.latest(upTo('20261206_014_replicas'));
     const now = new Date('2026-12-01T10:00:00Z');
     const imageId = await new ImageStore(db).insert(
@@ -352,6 +322,7 @@ describe('migrations', () => {
       gitUrl: '',
       gitRef: '',
       gitUsername: '',
+      gitDirectory: '',
     });
     expect(first?.fileNames).toEqual([{ name: 'a.whl', size: 1 }]);
     // SQLite drops a column by copying the table: the rows that refer to a build must outlive it.
@@ -366,6 +337,7 @@ describe('migrations', () => {
       gitUrl: 'https://git.example.org/lab/env.git',
       gitRef: 'v1.2',
       gitUsername: 'oauth2',
+      gitDirectory: '',
     });
     expect(second?.gitToken?.keyId).toBe('key1');
     expect(second?.gitCommit).toBe('a'.repeat(40));
@@ -384,30 +356,8 @@ describe('migrations', () => {
   });
 
   it.each(['SQLite', 'PostgreSQL'])("roll back images' columns on %s without losing the image's builds", async (kind) => {
-    let db: Knex;
-    if (kind === 'SQLite') {
-      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ci-mig-'));
-      db = openDatabase(`sqlite://${dir}/db.sqlite`);
-      cleanups.push(async () => {
-        await db.destroy();
-        fs.rmSync(dir, { recursive: true, force: true });
-      });
-    } else {
-      const pg = await createTestDatabase();
-      db = openDatabase(pg.url);
-      cleanups.push(async () => {
-        await db.destroy();
-        await pg.drop();
-      });
-    }
-    const all: Knex.MigratorConfig = {
-      tableName: 'knex_migrations',
-      migrationSource: {
-        getMigrations: async () => migrations,
-        getMigrationName: (m: Migration) => m.name,
-        getMigration: async (m: Migration) => m,
-      } satisfies Knex.MigrationSource<Migration>,
-    };
+    const db = await emptyDatabase(kind);
+    const all = over(migrations);
     await migrateLatest(db);
     const now = new Date('2026-12-01T10:00:00Z');
     const imageId = await new ImageStore(db).insert(

@@ -7,9 +7,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import type { Knex } from 'knex';
 import { CheckStore } from '../../server/checks/store.js';
-import { policyHash } from '../../server/systems/policy.js';
+import { checkRow } from './checkRows.js';
 import { ImageStore } from '../../server/images/store.js';
-import { OPEN_POLICY } from '../../server/systems/schema.js';
 import { freePort } from './registry.js';
 
 export interface ServiceProcess {
@@ -75,27 +74,7 @@ export async function queueCheck(db: Knex, owner: string, reference: string, kin
     },
     now,
   );
-  return new CheckStore(db).insert({
-    imageId,
-    owner,
-    system: 'default',
-    reference,
-    digest: null,
-    manifestDigest: null,
-    platform: 'linux/amd64',
-    policyHash: policyHash(OPEN_POLICY, 'linux/amd64'),
-    kind,
-    status: 'queued',
-    findings: [],
-    facts: null,
-    log: '',
-    progress: null,
-    reusedFrom: null,
-    createdAt: now,
-    startedAt: null,
-    finishedAt: null,
-    durationMs: null,
-  });
+  return new CheckStore(db).insert(checkRow({ imageId, owner, reference, kind, createdAt: now }));
 }
 
 export async function waitForStatus(

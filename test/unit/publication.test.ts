@@ -18,6 +18,7 @@ function image(overrides: Partial<ImageRow> = {}): ImageRow {
     id: 1,
     owner: 'dan',
     name: 'env',
+    description: '',
     system: 'dock',
     referenceInput: 'reg.example.org/built/dan/env:1@' + D1,
     reference: 'reg.example.org/built/dan/env:1@' + D1,

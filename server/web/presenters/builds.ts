@@ -65,6 +65,8 @@ export const BuildInputsResponseSchema = BuildInputsSchema.extend({
   base: z.string().nullable(),
   gitUrl: z.string().nullable(),
   gitRef: z.string().nullable(),
+  /** The repository's directory with the Dockerfile, the context; null: the top. */
+  gitDirectory: z.string().nullable(),
   gitUsername: z.string().nullable(),
   files: z.array(z.object({ name: z.string(), size: z.number().int() })),
   gitTokenStored: z.boolean(),
@@ -78,6 +80,7 @@ function presentInputs(inputs: BuildInputsView): z.input<typeof BuildInputsRespo
     base: orNull(inputs.base),
     gitUrl: orNull(inputs.gitUrl),
     gitRef: orNull(inputs.gitRef),
+    gitDirectory: orNull(inputs.gitDirectory),
     gitUsername: orNull(inputs.gitUsername),
   };
 }

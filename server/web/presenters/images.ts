@@ -17,6 +17,8 @@ export const ImageResponseSchema = z.object({
   id: z.number().int().positive(),
   owner: z.string(),
   name: z.string(),
+  /** The owner's description, plain text ('' for none): escape it wherever it is shown. */
+  description: z.string(),
   system: z.object({ slug: z.string(), displayName: z.string(), enabled: z.boolean() }),
   imageInput: z.string(),
   image: z.string(),
@@ -51,6 +53,7 @@ export function presentImage(image: ImageView): ImageResponse {
     id: image.id,
     owner: image.owner,
     name: image.name,
+    description: image.description,
     system: image.system,
     imageInput: image.referenceInput,
     image: image.reference,

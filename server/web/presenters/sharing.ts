@@ -15,7 +15,10 @@ export const SharedImageResponseSchema = ImageNamedSchema.extend({
   mountPath: z.string(),
   status: StatusSchema.omit({ checkId: true }),
   access: z.enum(['published', 'shared']),
+  /** The admin's publication text while the publication serves ('' otherwise); kept under this name for older hooks. */
   description: z.string(),
+  /** The owner's own description of the image, as on their tile. */
+  ownerDescription: z.string(),
   groups: z.array(z.string()),
 });
 
@@ -56,6 +59,7 @@ export function presentShares(shares: SharesView): z.infer<typeof SharesResponse
 
 /** A published image, for admins. */
 export const PublishedImageResponseSchema = ImageNamedSchema.extend({
+  ownerDescription: z.string(),
   publication: PublicationSchema,
 });
 
