@@ -24,6 +24,7 @@ const LAYERS = [
   'checks', // check jobs
   'sharing', // shares and publications
   'launch', // launch parameters
+  'storage', // quotas, the clean-up of built manifests and of data volumes nobody owns
   'web', // routes and presenters
 ];
 

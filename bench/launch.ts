@@ -77,7 +77,7 @@ async function alternately(
  * the earlier ones were answered (open loop; autocannon's rate limit sends
  * each second's quota in a burst, which measures the burst, not the service).
  */
-async function atFixedRate(
+export async function atFixedRate(
   url: string,
   headers: Record<string, string>,
   rate: number,

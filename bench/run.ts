@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { benchBuild } from './build.js';
+import { benchCleanup } from './cleanup.js';
 import { benchDockerfile } from './dockerfile.js';
 import { benchInventory } from './inventory.js';
 import { benchLaunch } from './launch.js';
@@ -22,6 +23,7 @@ const sections: Array<[string, () => Promise<BenchRow[]>]> = [
   ['spawn', () => benchSpawn()],
   ['build', () => benchBuild()],
   ['dockerfile', () => benchDockerfile()],
+  ['cleanup', () => benchCleanup()],
   ['revisions', () => benchRevisions()],
   ['inventory', () => benchInventory()],
 ];

@@ -234,10 +234,11 @@ c.JupyterHub.load_roles = [
     },
     {
         # Sharing: a user's groups when the hook starts a shared image for them, and the
-        # hub's group names for the share form.
+        # hub's group names for the share form. The clean-up: which users the hub still has
+        # (data volumes of removed users are removed after a grace period).
         "name": "custom-images-service",
-        "description": "custom-images reads group membership and group names.",
-        "scopes": ["read:users:groups", "list:groups"],
+        "description": "custom-images reads group membership, group names and user names.",
+        "scopes": ["read:users:groups", "list:groups", "list:users"],
         "services": [SERVICE_NAME],
     },
     {

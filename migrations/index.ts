@@ -19,6 +19,7 @@ import * as m014 from './20261206_014_replicas.js';
 import * as m015 from './20261206_015_build_inputs.js';
 import * as m016 from './20261206_016_inventories.js';
 import * as m017 from './20261206_017_revisions.js';
+import * as m018 from './20261206_018_storage.js';
 import * as m019 from './20261206_019_descriptions.js';
 
 export interface Migration {
@@ -46,5 +47,6 @@ export const migrations: Migration[] = [
   { name: '20261206_015_build_inputs', ...m015 },
   { name: '20261206_016_inventories', ...m016 },
   { name: '20261206_017_revisions', ...m017 },
+  { name: '20261206_018_storage', ...m018 },
   { name: '20261206_019_descriptions', ...m019 },
 ];

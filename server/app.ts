@@ -52,6 +52,9 @@ import { imagePagesRouter } from './web/imagePages.js';
 import { createMetrics } from './web/metrics.js';
 import { requestLog } from './web/requestLog.js';
 import { expressApp, pageSetup, securityHeaders } from './web/setup.js';
+import { createStorage } from './storage/index.js';
+import { storagePagesRouter } from './web/storagePages.js';
+import { registerStorageMetrics } from './web/storageMetrics.js';
 import './web/types.js';
 import { buildUploads } from './web/uploads.js';
 
@@ -158,7 +161,24 @@ export function createApp(deps: AppDeps): App {
     readiness: pulls,
     siteCredentials: (reference, owner, candidates) => systems.credentialFor(reference, owner, candidates),
     builtImageProblem: (reference, user) => systems.builtImageProblem(reference, user),
+    // Quotas and the clean-up (storage/): declared below, called on requests only.
+    quota: (owner, system, adding) => storage.quota(owner, system, adding),
+    onDelete: (store, imageId, now) => storage.onDelete(store, imageId, now),
   });
+  const storage = createStorage({
+    db,
+    access,
+    hub,
+    registry: deps.registry,
+    engine: deps.engine,
+    logger,
+    defaults: config.storage.defaults,
+    everyMs: config.storage.everyMs,
+    defaultSystem: config.defaultSystem,
+    credentialFor: (reference, owner) => systems.credentialFor(reference, owner),
+    images: () => images,
+  });
+  registerStorageMetrics(metrics.registry, storage.service);
   const sharing = new SharingService({
     access,
     images,
@@ -231,6 +251,7 @@ export function createApp(deps: AppDeps): App {
     onQueued: buildQueued.ring,
     replicas,
     logger,
+    quota: storage.quota,
   });
   // Revisions of images: recorded as checks end, started, rolled back to, compared and exported.
   const revisions = new RevisionService({
@@ -313,9 +334,10 @@ export function createApp(deps: AppDeps): App {
       checkWorker.start();
       pullWorker?.start();
       buildWorker.start();
+      storage.worker.start();
     },
     async stop() {
-      await Promise.all([checkWorker.stop(), pullWorker?.stop(), buildWorker.stop()]);
+      await Promise.all([checkWorker.stop(), pullWorker?.stop(), buildWorker.stop(), storage.worker.stop()]);
     },
   };
 
@@ -335,6 +357,7 @@ export function createApp(deps: AppDeps): App {
       forecasts,
       buildUploads: uploads,
       revisions,
+      storage: storage.service,
       history,
     }),
   );
@@ -376,7 +399,18 @@ export function createApp(deps: AppDeps): App {
   );
   pages.router.use(
     requireLogin(prefix),
-    imagePagesRouter({ images, checks, sharing, builds, inventories, forecasts, prefix, draining: draining.signal, revisions }),
+    imagePagesRouter({
+      images,
+      checks,
+      sharing,
+      builds,
+      inventories,
+      forecasts,
+      prefix,
+      draining: draining.signal,
+      revisions,
+      storage: storage.service,
+    }),
     buildPagesRouter({
       builds,
       images,
@@ -388,6 +422,7 @@ export function createApp(deps: AppDeps): App {
     historyPagesRouter({ history, images }),
     forecastPagesRouter({ forecasts, systems, prefix }),
     adminPagesRouter({ systems, sharing, prefix }),
+    storagePagesRouter({ storage: storage.service, prefix }),
   );
   router.use(pages.router);
 

@@ -8,6 +8,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { OPEN_POLICY, NO_BUILDS, type System } from './systems/schema.js';
+import type { StorageDefaults } from './systems/storage.js';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
@@ -179,6 +180,16 @@ function envSchema(cwd: string) {
     CUSTOM_IMAGES_BUILD_CHECKOUT_MAX_FILES: z.coerce.number().int().min(10, 'must be 10 or more').default(100_000),
     CUSTOM_IMAGES_BUILD_CONTEXT_MAX_MB: z.coerce.number().int().min(1, 'must be 1 or more').default(512),
     CUSTOM_IMAGES_TRUSTED_GIT_HOSTS: hostList,
+    CUSTOM_IMAGES_QUOTA_IMAGES: z.coerce.number().int().min(0, 'must be 0 (no limit) or more').default(50),
+    CUSTOM_IMAGES_QUOTA_BUILDS: z.coerce.number().int().min(0, 'must be 0 (no limit) or more').default(50),
+    CUSTOM_IMAGES_QUOTA_REGISTRY_GB: z.coerce.number().min(0, 'must be 0 (no limit) or more gigabytes').default(100),
+    CUSTOM_IMAGES_BUILD_RETENTION_DAYS: z.coerce.number().min(0, 'must be 0 or more days').default(30),
+    CUSTOM_IMAGES_VOLUME_GRACE_DAYS: z.coerce.number().min(0, 'must be 0 or more days').default(30),
+    CUSTOM_IMAGES_CLEANUP_MINUTES: z.coerce
+      .number()
+      .int('must be a whole number of minutes')
+      .min(0, 'must be 0 (only when an admin asks) or more minutes')
+      .default(60),
     CUSTOM_IMAGES_SYSTEMS_FILE: z
       .string()
       .optional()
@@ -277,6 +288,13 @@ export interface Config {
     contextBytes: number;
     /** Git hosts (host[:port]) that may be on private addresses and plain http. */
     trustedGitHosts: string[];
+  };
+  /** Quotas and the clean-up of the site registry and of data volumes (server/storage/). */
+  storage: {
+    /** What a system's blank settings take. */
+    defaults: StorageDefaults;
+    /** How often the clean-up runs; 0: only when an admin asks. */
+    everyMs: number;
   };
   /** Images in the Docker engine. */
   pulls: {
@@ -398,6 +416,16 @@ export function parseConfig(env: Record<string, string | undefined>, cwd: string
       checkoutFiles: e.CUSTOM_IMAGES_BUILD_CHECKOUT_MAX_FILES,
       contextBytes: e.CUSTOM_IMAGES_BUILD_CONTEXT_MAX_MB * 1024 * 1024,
       trustedGitHosts: e.CUSTOM_IMAGES_TRUSTED_GIT_HOSTS,
+    },
+    storage: {
+      defaults: {
+        userImages: e.CUSTOM_IMAGES_QUOTA_IMAGES,
+        userBuilds: e.CUSTOM_IMAGES_QUOTA_BUILDS,
+        userRegistryBytes: Math.round(e.CUSTOM_IMAGES_QUOTA_REGISTRY_GB * 1e9),
+        buildRetentionDays: e.CUSTOM_IMAGES_BUILD_RETENTION_DAYS,
+        volumeGraceDays: e.CUSTOM_IMAGES_VOLUME_GRACE_DAYS,
+      },
+      everyMs: e.CUSTOM_IMAGES_CLEANUP_MINUTES * 60_000,
     },
     pulls: {
       timeoutMs: e.CUSTOM_IMAGES_PULL_TIMEOUT_SECONDS * 1000,

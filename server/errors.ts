@@ -18,6 +18,7 @@ const STATUS = {
   oauth_state_mismatch: 403, // an OAuth callback whose state is not the one we sent
   not_found: 404, // no such resource, or not yours
   conflict: 409, // the request is valid but the resource's state refuses it
+  quota_exceeded: 409, // it would pass a quota of the user's or the system's; the message says what to delete
   payload_too_large: 413, // the request body is larger than allowed
   unsupported_media_type: 415, // the request body is in an encoding or charset we do not read
   too_many_requests: 429, // the caller has too much under way; try again when some of it is done
@@ -103,6 +104,11 @@ export function notFound(what: string): AppError {
 /** A 409: the request is valid, but the state of things refuses it; the message is for the person. */
 export function conflict(message: string, options: Pick<AppErrorOptions, 'field' | 'cause'> = {}): AppError {
   return new AppError('conflict', message, options);
+}
+
+/** A 409: saving or building this would pass a quota; the message says what to delete (`field`: the input it is about). */
+export function quotaExceeded(message: string, field?: string): AppError {
+  return new AppError('quota_exceeded', message, field ? { field } : {});
 }
 
 /** A 429: the caller has too much under way; the message says what and when to try again. */

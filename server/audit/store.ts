@@ -23,7 +23,8 @@ export const SERVICE_ITSELF: AuditActor = { name: 'custom-images', kind: 'servic
 
 /** What an entry is about. An image's history is every entry with its target (see {@link imageTarget}). */
 export interface AuditTarget {
-  type: 'image' | 'system' | 'registry_credential';
+  /** `user` and `data_volume`: the clean-up's and a user's data removal (storage/). */
+  type: 'image' | 'system' | 'registry_credential' | 'user' | 'data_volume';
   id: string;
 }
 

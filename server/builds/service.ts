@@ -39,6 +39,8 @@ export interface BuildServiceDeps extends BuildRunDeps {
   onQueued?: () => void;
   /** Whether some replica that can build is alive; asked only by a replica without a builder of its own. */
   replicas?: Pick<ReplicaStore, 'builderAlive'>;
+  /** Refuses (in words) a build that would take `owner` or the system past a quota (storage/quota.ts). */
+  quota?: (owner: string, system: System, adding: { images?: number; builds?: number }) => Promise<void>;
 }
 
 /** A build as pages and the API show it: never its files' content or the token. */
@@ -99,6 +101,7 @@ export class BuildService {
       throw conflict(`You have an image called ${recipe.name} already: choose another name, or rebuild that one`, { field: 'name' });
     }
     await this.deps.store.assertQueueRoom(owner, this.deps.maxQueuedPerUser);
+    await this.deps.quota?.(owner, recipe.system, { images: 1, builds: 1 });
     await this.assertSomeoneBuilds();
     await this.assertTargetIsOwn(recipe.system, owner, recipe.name);
     await this.assertDirectory(owner, recipe, undefined);
@@ -165,6 +168,7 @@ export class BuildService {
       owner,
     );
     await this.deps.store.assertQueueRoom(owner, this.deps.maxQueuedPerUser);
+    await this.deps.quota?.(owner, recipe.system, { images: recipe.system.slug === image.system ? 0 : 1, builds: 1 });
     await this.assertSomeoneBuilds();
     await this.assertTargetIsOwn(recipe.system, owner, image.name);
     const sealed = last.gitToken;

@@ -61,6 +61,11 @@ export class AccessRules {
     this.requireAdmin(actor, 'manage systems');
   }
 
+  /** Storage, the clean-up and its dry run, keeping a volume: admins ({@link isAdmin}). */
+  manageStorage(actor: HubIdentity): void {
+    this.requireAdmin(actor, 'see storage or run the clean-up');
+  }
+
   /** Forecasting a hub upgrade or a policy change over every image on a system, and publishing it: admins ({@link isAdmin}). */
   forecastUpgrades(actor: HubIdentity): void {
     this.requireAdmin(actor, 'forecast hub upgrades');

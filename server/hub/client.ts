@@ -27,6 +27,10 @@ export interface HubClient {
   groupsOf(user: string): Promise<string[]>;
   /** The names of the hub's groups (the service's token needs `list:groups`). */
   groupNames(): Promise<string[]>;
+  /** The names of the hub's users (the service's token needs `list:users`). */
+  userNames(): Promise<string[]>;
+  /** Whether the hub has `user`: false only when it answers 404 (the service's token needs a `read:users` scope). */
+  userExists(user: string): Promise<boolean>;
 }
 
 /** Creates a {@link HubClient} over JupyterHub's REST API. */
@@ -98,6 +102,27 @@ export function createHubClient(options: HubClientOptions): HubClient {
         names.push(...page.map((g) => g.name).filter((n): n is string => typeof n === 'string'));
         offset += page.length;
       }
+    },
+
+    async userNames() {
+      const names: string[] = [];
+      // Paged like groups: a short page is not the last one, an empty one is.
+      for (let offset = 0; ;) {
+        const response = await call(`/users?offset=${offset}&limit=200`, options.apiToken);
+        if (!response.ok) throw unexpected(response, 'a list of users (the service needs the scope list:users)');
+        const page = (await response.json()) as Array<{ name?: unknown }>;
+        if (!Array.isArray(page) || page.length === 0) return names;
+        names.push(...page.map((u) => u.name).filter((n): n is string => typeof n === 'string'));
+        offset += page.length;
+      }
+    },
+
+    async userExists(user) {
+      const response = await call(`/users/${encodeURIComponent(user)}`, options.apiToken);
+      await response.body?.cancel();
+      if (response.status === 404) return false;
+      if (!response.ok) throw unexpected(response, `a lookup of the user ${user} (the service needs the scope read:users:groups)`);
+      return true;
     },
 
     async version() {

@@ -85,6 +85,10 @@ export interface ImageServiceDeps {
   builds?: { latestFor(owner: string, imageIds: number[]): Promise<Map<number, BuildSummaryForStatus>> };
   /** What the Docker engine holds of checked images; undefined without an engine. */
   readiness?: { readiness(images: string[]): Promise<Map<string, StartReadiness>> } | undefined;
+  /** Refuses (in words) a save that would take `owner` or the system past a quota (storage/quota.ts). */
+  quota?: (owner: string, system: System, adding: { images: number }) => Promise<void>;
+  /** In a deletion's transaction, before the image's rows go: its built manifests' grace starts (storage/store.ts). */
+  onDelete?: (store: ImageStore, imageId: number, now: Date) => Promise<void>;
   now?: () => Date;
 }
 
@@ -195,6 +199,7 @@ export class ImageService {
   async create(actor: HubIdentity, owner: string, raw: unknown): Promise<ImageView> {
     this.deps.access.writeImagesOf(actor, owner);
     const input = await this.validate(raw, undefined, undefined, owner);
+    await this.deps.quota?.(owner, input.system, { images: 1 });
     const sealedFor = this.sealer(input, owner);
     const now = this.now();
     const id = await this.deps.store.transaction(async (store) => {
@@ -213,6 +218,7 @@ export class ImageService {
     if (!row) throw notFound('Image');
     const existing = await this.deps.store.credentialFor(owner, id);
     const input = await this.validate(raw, existing, row.system, owner);
+    if (input.system.slug !== row.system) await this.deps.quota?.(owner, input.system, { images: 1 });
     const sealedFor = this.sealer(input, owner);
     const now = this.now();
     await this.deps.store.transaction(async (store) => {
@@ -239,6 +245,7 @@ export class ImageService {
     await this.deps.store.transaction(async (store) => {
       const row = await store.get(owner, id);
       if (!row) throw notFound('Image');
+      await this.deps.onDelete?.(store, id, now);
       await store.delete(owner, id);
       await store.audit(auditEntry(actor, 'image.delete', imageTarget(id), { owner, name: row.name, reference: row.reference }), now);
     });

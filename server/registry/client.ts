@@ -60,6 +60,13 @@ function registryKey(hostPort: string): string {
   return hostPort.trim().toLowerCase().replace(/:443$/, '');
 }
 
+/** A digest as the OCI image specification registers them, before it goes into a URL path. */
+function assertDigest(digest: unknown): asserts digest is string {
+  if (typeof digest !== 'string' || !/^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/.test(digest)) {
+    throw new RegistryError('registry.protocol', `"${String(digest).slice(0, 80)}" is not a sha256 or sha512 digest.`);
+  }
+}
+
 /** The registry client; one per service, shared by all checks (it holds the token cache). */
 export class RegistryClient {
   readonly limits: { manifest: number; config: number; layer: number; image: number };
@@ -310,6 +317,84 @@ export class RegistrySession {
     return { digest: top.digest, configs };
   }
 
+  /**
+   * The blobs manifest `digest` references (for an index: those of each of
+   * its manifests), config and layers, with the sizes it states: what it
+   * takes in the registry. Blobs that several manifests share are listed once.
+   */
+  async manifestBlobs(digest: string, maxManifests = 64): Promise<Array<{ digest: string; size: number }>> {
+    assertDigest(digest);
+    const top = await this.manifest(digest, digest);
+    const manifests: ParsedManifest[] = [];
+    if (top.kind === 'index') {
+      const entries = (top.body.manifests ?? []) as Descriptor[];
+      if (!Array.isArray(entries) || entries.length > maxManifests) {
+        throw new RegistryError('registry.too_large', `The index ${digest} lists more than ${maxManifests} manifests.`);
+      }
+      for (const entry of entries) {
+        assertDigest(entry.digest);
+        const child = await this.manifest(entry.digest, entry.digest);
+        if (child.kind === 'manifest') manifests.push(child);
+      }
+    } else {
+      manifests.push(top);
+    }
+    const blobs = new Map<string, number>();
+    for (const manifest of manifests) {
+      const config = manifest.body.config as Descriptor | undefined;
+      const layers = (manifest.body.layers ?? []) as Descriptor[];
+      for (const blob of [...(config ? [config] : []), ...(Array.isArray(layers) ? layers : [])]) {
+        if (typeof blob.digest !== 'string' || !Number.isSafeInteger(blob.size) || blob.size < 0) {
+          throw new RegistryError('registry.protocol', `The manifest ${manifest.digest} states a blob without a digest or size.`);
+        }
+        blobs.set(blob.digest, blob.size);
+      }
+    }
+    return [...blobs].map(([blob, size]) => ({ digest: blob, size }));
+  }
+
+  /** Whether the registry serves manifest `digest` of this repository (a HEAD). */
+  async hasManifest(digest: string): Promise<boolean> {
+    assertDigest(digest);
+    const response = await this.get(`manifests/${digest}`, { method: 'HEAD', accept: ACCEPT_MANIFESTS });
+    if (response.status === 404) {
+      await response.body?.cancel();
+      return false;
+    }
+    await this.expectOk(response, 'manifest');
+    await response.body?.cancel();
+    return true;
+  }
+
+  /**
+   * Deletes manifest `digest` (DELETE /v2/<name>/manifests/<digest>): the
+   * registry no longer serves it, by digest or by the tags that named it;
+   * its blobs go at the registry's next garbage collection. `missing` when
+   * the registry has no such manifest (deleted before, or never there):
+   * the end a delete asks for, so it counts as done.
+   */
+  async deleteManifest(digest: string): Promise<'deleted' | 'missing'> {
+    assertDigest(digest);
+    const response = await this.get(`manifests/${digest}`, { method: 'DELETE' });
+    if (response.status === 200 || response.status === 202 || response.status === 204) {
+      await response.body?.cancel();
+      return 'deleted';
+    }
+    if (response.status === 404) {
+      await response.body?.cancel();
+      return 'missing';
+    }
+    if (response.status === 405) {
+      await response.body?.cancel();
+      throw new RegistryError(
+        'registry.unsupported',
+        `The registry ${this.reference.registry} does not allow deleting manifests (405): its configuration needs storage.delete.enabled: true.`,
+      );
+    }
+    await this.expectOk(response, 'manifest');
+    throw new RegistryError('registry.protocol', `The registry ${this.reference.registry} answered HTTP ${response.status} to a delete.`);
+  }
+
   /** Streams a blob, verifying its size and digest as it passes; errors surface on the stream. */
   async openBlob(descriptor: Descriptor): Promise<Readable> {
     if (descriptor.size > this.client.limits.layer) {
@@ -370,8 +455,8 @@ export class RegistrySession {
     );
   }
 
-  /** GET/HEAD a path under /v2/<repository>/, authenticating on the first 401. */
-  private async get(path: string, options: { method?: 'GET' | 'HEAD'; accept?: string }): Promise<Response> {
+  /** GET/HEAD (or DELETE) a path under /v2/<repository>/, authenticating on the first 401. */
+  private async get(path: string, options: { method?: 'GET' | 'HEAD' | 'DELETE'; accept?: string }): Promise<Response> {
     const base = await this.baseUrl();
     const url = new URL(`/v2/${this.reference.repository}/${path}`, base);
     const send = () =>

@@ -26,8 +26,11 @@ export interface TransportOptions {
 }
 
 export interface RegistryRequest {
-  /** POST for git's smart HTTP (builds/git.ts), which goes through the same guard and redirect rules. */
-  method?: 'GET' | 'HEAD' | 'POST';
+  /**
+   * POST for git's smart HTTP (builds/git.ts), which goes through the same
+   * guard and redirect rules; DELETE for a manifest the clean-up removes.
+   */
+  method?: 'GET' | 'HEAD' | 'POST' | 'DELETE';
   /** A POST's body (sent again on a retry or a 307/308 redirect). */
   body?: Uint8Array;
   headers?: Record<string, string>;

@@ -3,6 +3,7 @@
  * admins define systems, one default system comes from config.
  */
 import { z } from 'zod';
+import { StorageSettingsSchema } from './storage.js';
 
 /** The uid and gid notebook servers run as when a system says nothing else. */
 export const DEFAULT_UID = 1000;
@@ -111,6 +112,8 @@ export const SystemSchema = z.object({
   spawner: z.enum(['docker', 'kubernetes']).default('docker'),
   policy: ImagePolicySchema.default(OPEN_POLICY),
   build: BuildSettingsSchema.default(NO_BUILDS),
+  /** Quotas and retention (systems/storage.ts); absent: the site's defaults. */
+  storage: StorageSettingsSchema.optional(),
   /** How many revisions each image keeps (revisions/); unset: the default, 10. */
   keptRevisions: z.number().int().min(1).max(MAX_KEPT_REVISIONS).optional(),
 });

@@ -29,6 +29,7 @@ import {
   type SystemCatalog,
 } from './schema.js';
 import type { RegistryCredentialRow, SystemStore } from './store.js';
+import { StorageInputShape, storageFromInput, type StorageSettings } from './storage.js';
 
 /** A registry pattern: `*`, `host/*`, `host/path/*`, or an exact `host/repository`. */
 function patternProblem(pattern: string): string | undefined {
@@ -101,6 +102,7 @@ export const SystemInputSchema = z
     buildNetwork: z.enum(BUILD_NETWORKS, { message: 'The build network is default, none or host' }).default('default'),
     /** "Name = image" or "image", one a line. */
     buildBaseImages: lines,
+    ...StorageInputShape,
     /** Blank: the default (revisions/schema.ts). */
     keptRevisions: z
       .union([z.number(), z.string().trim()])
@@ -171,9 +173,13 @@ export const SystemInputSchema = z
         network: input.buildNetwork,
         baseImages: input.buildBaseImages.map(baseImageLine),
       },
+      storage: storageFromInput(input),
       ...(input.keptRevisions === undefined ? {} : { keptRevisions: input.keptRevisions }),
     }),
   );
+
+/** The storage settings alone (`PUT api/v1/systems/{slug}/storage`): the same fields as the admin form. */
+export const StorageInputSchema = z.strictObject(StorageInputShape).transform(storageFromInput);
 
 /** A base image line of the admin form: "Name = image", or the image alone (its own name). */
 function baseImageLine(line: string): { name: string; image: string } {
@@ -350,6 +356,24 @@ export class SystemService implements SystemCatalog {
       );
     });
     return system;
+  }
+
+  /** Changes a system's quotas and retention only (systems/storage.ts); the rest stays as it is. */
+  async updateStorage(actor: HubIdentity, slug: string, raw: unknown): Promise<StorageSettings> {
+    this.rules().manageSystems(actor);
+    const existing = await this.deps.store.get(slug);
+    if (!existing) throw notFound('System');
+    const parsed = StorageInputSchema.safeParse(raw ?? {});
+    if (!parsed.success) throw inputError(parsed.error, 'storage');
+    const system = { ...existing, storage: parsed.data };
+    await this.deps.store.transaction(async (store) => {
+      await store.update(system, this.now());
+      await store.audit(
+        auditEntry(actor, 'system.update', { type: 'system', id: slug }, { before: existing.storage ?? null, after: parsed.data }),
+        this.now(),
+      );
+    });
+    return parsed.data;
   }
 
   /** Creates the systems of a seed file that do not exist yet; admin edits are never overwritten. */

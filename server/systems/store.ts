@@ -4,6 +4,7 @@ import { writeAudit, type AuditEntry } from '../audit/store.js';
 import type { Sealed } from '../secrets/keyring.js';
 import { fromJson, sealedFromRow, sealedToColumns, toDate } from '../store/rows.js';
 import { BuildSettingsSchema, ImagePolicySchema, NO_BUILDS, type System } from './schema.js';
+import { StorageSettingsSchema } from './storage.js';
 
 type Row = Record<string, unknown>;
 
@@ -20,6 +21,7 @@ export const SYSTEM_COLUMNS = [
   'spawner',
   'policy',
   'build',
+  'storage',
   'kept_revisions',
 ] as const;
 
@@ -49,6 +51,7 @@ export function systemFromRow(r: Row): System {
     spawner: r.spawner as System['spawner'],
     policy: ImagePolicySchema.parse(fromJson(r.policy)),
     build: r.build === null || r.build === undefined ? NO_BUILDS : BuildSettingsSchema.parse(fromJson(r.build)),
+    storage: r.storage === null || r.storage === undefined ? undefined : StorageSettingsSchema.parse(fromJson(r.storage)),
     ...(r.kept_revisions === null || r.kept_revisions === undefined ? {} : { keptRevisions: Number(r.kept_revisions) }),
   };
 }
@@ -66,6 +69,7 @@ function toRow(s: System): Row {
     spawner: s.spawner,
     policy: JSON.stringify(s.policy),
     build: JSON.stringify(s.build),
+    storage: s.storage ? JSON.stringify(s.storage) : null,
     kept_revisions: s.keptRevisions ?? null,
   };
 }

@@ -5,6 +5,7 @@
 import { Router, type Request, type Response } from 'express';
 import { AppError } from '../errors.js';
 import { DEFAULT_GID, DEFAULT_UID, type System } from '../systems/schema.js';
+import { DEFAULT_STORAGE, storageToInput } from '../systems/storage.js';
 import type { SharingService } from '../sharing/service.js';
 import type { SystemService } from '../systems/service.js';
 import { loggedInUser } from './auth.js';
@@ -41,8 +42,20 @@ function formValues(system: Partial<System> | Record<string, unknown>) {
     buildBaseImages: s.build
       ? s.build.baseImages.map((b) => (b.name === b.image ? b.image : `${b.name} = ${b.image}`)).join('\n')
       : lines(s.buildBaseImages),
+    ...storageValues(s),
     keptRevisions: String(s.keptRevisions ?? ''),
   };
+}
+
+/** The quota and retention fields: a stored system's settings, or what the form sent back. */
+function storageValues(s: Partial<System> & Record<string, unknown>): Record<string, string> {
+  const stored = s.policy ? storageToInput(s.storage ?? DEFAULT_STORAGE) : undefined;
+  return Object.fromEntries(
+    Object.keys(storageToInput(DEFAULT_STORAGE)).map((key) => {
+      const value = stored ? stored[key] : s[key];
+      return [key, value === null || value === undefined ? '' : String(value)];
+    }),
+  );
 }
 
 export function adminPagesRouter(deps: { systems: SystemService; sharing: SharingService; prefix: string }): Router {

@@ -20,6 +20,8 @@ import { launchApiRoutes } from './launchApi.js';
 import { shareApiRoutes } from './shareApi.js';
 import { buildApiRoutes } from './buildApi.js';
 import type { BuildService } from '../builds/service.js';
+import type { StorageService } from '../storage/service.js';
+import { storageApiRoutes } from './storageApi.js';
 import type { RevisionService } from '../revisions/service.js';
 import { revisionApiRoutes } from './revisionApi.js';
 import type { InventoryService } from '../inventory/service.js';
@@ -40,6 +42,8 @@ export interface ApiDeps {
   checks: CheckService;
   sharing: SharingService;
   builds: BuildService;
+  /** Quotas, the clean-up and users' data (storage/); without it, those routes are not there. */
+  storage?: StorageService;
   /** Reads a build request's body, files included (web/uploads.ts). */
   buildUploads: RequestHandler[];
   inventories: InventoryService;
@@ -66,6 +70,7 @@ export function apiRouter(deps: ApiDeps): Router {
   forecastApiRoutes(router, deps);
   shareApiRoutes(router, deps);
   buildApiRoutes(router, deps);
+  if (deps.storage) storageApiRoutes(router, { storage: deps.storage, systems: deps.systems });
   revisionApiRoutes(router, deps);
   historyApiRoutes(router, deps);
   router.use(notFoundHandler());

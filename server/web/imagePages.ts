@@ -22,6 +22,8 @@ import type { InventoryService } from '../inventory/service.js';
 import { inventoryTable, tableQuery } from './inventoryPresenters.js';
 import type { ForecastService } from '../inventory/forecastService.js';
 import { presentForecastNote } from './forecastPresenters.js';
+import type { StorageService } from '../storage/service.js';
+import { presentQuotaPage } from './presenters/storage.js';
 
 /** Values to show back in the form: everything the user typed except the password. */
 function formValues(body: Record<string, unknown>) {
@@ -64,6 +66,8 @@ export function imagePagesRouter(deps: {
   forecasts: Pick<ForecastService, 'notesFor'>;
   prefix: string;
   draining: AbortSignal;
+  /** Use against quotas, shown above the tiles (storage/). */
+  storage?: Pick<StorageService, 'quotasOf'>;
   /** What each tile says of its revisions; without it, tiles say nothing of them. */
   revisions?: Pick<RevisionService, 'summaries'>;
 }): Router {
@@ -139,7 +143,16 @@ export function imagePagesRouter(deps: {
       }),
     );
     const saved = list.find((i) => String(i.id) === req.query.saved);
+    const quotas = (
+      (await deps.storage?.quotasOf(
+        user,
+        user.name,
+        own.map((i) => i.system.slug),
+      )) ?? []
+    ).map(presentQuotaPage);
     res.status(problem?.status ?? 200).render('pages/images', {
+      quotas,
+      quotaFull: quotas.some((q) => q.images.full || q.builds.full || q.registry.full),
       title: 'My custom images',
       images: list,
       shared: await sharing.sharedWith(user, user.name),

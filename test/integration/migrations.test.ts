@@ -43,8 +43,12 @@ async function upAndDown(db: Knex): Promise<void> {
     'build_files',
     'build_inputs',
     'builds',
+    'built_manifests',
     'checks',
+    'cleanup_runs',
     'credentials',
+    'data_removal_requests',
+    'data_volumes',
     'deployment',
     'engine_images',
     'forecasts',
@@ -57,6 +61,7 @@ async function upAndDown(db: Knex): Promise<void> {
     'revisions',
     'sessions',
     'systems',
+    'volume_launches',
   ]);
   expect((await migrationStatus(db)).pending).toEqual([]);
   // One deployment id, created with the database.

@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { BuildService } from '../../server/builds/service.js';
+import { BuildService, type BuildServiceDeps } from '../../server/builds/service.js';
 import { BuildStore, type BuildRow } from '../../server/builds/store.js';
 import { GitFetcher } from '../../server/builds/git.js';
 import { holdJob } from '../../server/jobs/running.js';
@@ -62,6 +62,8 @@ export function buildServices(
     sites?: SystemService;
     diskBytes?: number;
     imageBytes?: number;
+    /** Quotas (storage/quota.ts), as the app gives them. */
+    quota?: BuildServiceDeps['quota'];
     /** More of the check service's dependencies (what it tells when a check ends, say). */
     checkOverrides?: Partial<CheckServiceDeps>;
   },
@@ -119,6 +121,7 @@ export function buildServices(
     maxQueuedPerUser: 100,
     maxStreamsPerUser: 4,
     logger: createLogger('silent'),
+    ...(options.quota ? { quota: options.quota } : {}),
   });
   return {
     builds,

@@ -52,6 +52,9 @@ export interface TestRegistries {
   tokenRequests: Array<{ user: string | undefined; scope: string; refused?: true }>;
   /** The registries as an admin trusts them (host:port each), for CUSTOM_IMAGES_TRUSTED_REGISTRIES. */
   trusted: string[];
+  /** The folder all three store in, and the open registry's configuration (for `docker-registry garbage-collect`). */
+  storage: string;
+  openConfig: string;
   stop(): Promise<void>;
 }
 
@@ -180,6 +183,8 @@ ${auth}`;
     token: `127.0.0.1:${tokenPort}`,
     tokenRequests,
     trusted: [`127.0.0.1:${openPort}`, `127.0.0.1:${basicPort}`, `127.0.0.1:${tokenPort}`],
+    storage,
+    openConfig: path.join(dir, 'config-0.yml'),
     async stop() {
       for (const proc of procs) proc.kill('SIGTERM');
       await new Promise<void>((r) => issuer.close(() => r()));
@@ -328,6 +333,90 @@ export async function throttledProxy(
   return {
     host: `127.0.0.1:${listenPort}`,
     requests,
+    stop: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
+}
+
+/**
+ * The registry's own garbage collection (`docker-registry garbage-collect`)
+ * over a configuration's storage: removes the blobs no manifest references
+ * any more. Returns what it printed.
+ */
+export function garbageCollect(config: string): string {
+  return execFileSync(REGISTRY_BIN, ['garbage-collect', config], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+/** Bytes of the files under `dir` (what a registry's storage takes on disk). */
+export function bytesOnDisk(dir: string): number {
+  let sum = 0;
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (entry.isFile()) sum += fs.statSync(path.join(entry.parentPath, entry.name)).size;
+  }
+  return sum;
+}
+
+/** What a {@link scriptedProxy} does with one request: pass it on, answer it with a status, or pass it on and drop the answer. */
+export type ProxyAction = 'pass' | 'drop-answer' | { status: number };
+
+/**
+ * A registry whose answers a test scripts request by request: `script`
+ * decides for each (with how many of its method came before), and every
+ * request is logged with the status the client got (0: no answer).
+ */
+export async function scriptedProxy(
+  target: string,
+  script: (req: { method: string; url: string }, nthOfMethod: number) => ProxyAction,
+): Promise<{
+  host: string;
+  log: Array<{ method: string; url: string; status: number }>;
+  setScript(next: typeof script): void;
+  stop(): Promise<void>;
+}> {
+  let current = script;
+  const log: Array<{ method: string; url: string; status: number }> = [];
+  const counts = new Map<string, number>();
+  const [host, port] = target.split(':');
+  const server = http.createServer((req, res) => {
+    const method = req.method ?? '';
+    const url = req.url ?? '';
+    const n = (counts.get(method) ?? 0) + 1;
+    counts.set(method, n);
+    const action = current({ method, url }, n);
+    const entry = { method, url, status: 0 };
+    log.push(entry);
+    if (typeof action === 'object') {
+      entry.status = action.status;
+      res.writeHead(action.status, { 'Content-Type': 'application/json' });
+      res.end(JSON.stringify({ errors: [{ code: 'UNAVAILABLE', message: `scripted ${action.status}` }] }));
+      return;
+    }
+    const upstream = http.request({ host, port: Number(port), path: url, method, headers: req.headers }, (up) => {
+      if (action === 'drop-answer') {
+        // The registry did it; the client never hears so.
+        up.resume();
+        up.on('end', () => res.destroy());
+        return;
+      }
+      entry.status = up.statusCode ?? 0;
+      res.writeHead(up.statusCode ?? 502, up.headers);
+      up.pipe(res);
+    });
+    upstream.on('error', () => res.destroy());
+    req.pipe(upstream);
+  });
+  const listenPort = await freePort();
+  await new Promise<void>((r) => server.listen(listenPort, '127.0.0.1', r));
+  return {
+    host: `127.0.0.1:${listenPort}`,
+    log,
+    setScript: (next) => {
+      current = next;
+      counts.clear();
+    },
     stop: () =>
       new Promise<void>((r) => {
         server.closeAllConnections();
