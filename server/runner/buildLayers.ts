@@ -112,21 +112,62 @@ export class BuildLayers {
   }
 
   /**
-   * Removes what the build committed, newest first. Never by force: an image
-   * with a child or in use stays. A cancelled step's container may still be
-   * going away, holding its parent (409): that one is tried again, until
-   * `settleMs` after the clean-up began (an engine under load takes seconds
-   * to stop and remove a step that was writing), then each is tried once, so
-   * that a layer that is really in use costs the wait once, not per layer.
+   * Removes what the build committed, newest first. Never an image by force:
+   * one with a child or in use stays. A cancelled build's step may still be
+   * running (the engine has not yet seen the build end) or going away,
+   * holding its layer: this build's own step containers are removed by force
+   * first, and what is still in use is tried again, listed anew each round (a
+   * step the engine committed meanwhile goes too), until `settleMs` after the
+   * clean-up began.
    */
   async remove(settleMs = 120_000): Promise<void> {
     const deadline = Date.now() + settleMs;
-    for (const { id } of await this.created()) {
-      for (;;) {
-        const outcome = await this.engine.removeLayer(id).catch(() => 'failed');
-        if (outcome !== 'in_use' || Date.now() > deadline) break;
-        await new Promise((r) => setTimeout(r, 500));
+    for (;;) {
+      await this.removeOwnSteps();
+      let inUse = false;
+      for (const { id } of await this.created()) {
+        if ((await this.engine.removeLayer(id).catch(() => 'failed')) === 'in_use') inUse = true;
       }
+      if (!inUse || Date.now() > deadline) return;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+
+  /**
+   * Removes, by force, the containers of this build's own steps: those that
+   * run a layer committed by this build on top of its own label, that is a
+   * chain of new layers down to a label start (an image with the label whose
+   * parent has none). Someone else's build FROM this image at the same time
+   * runs on layers that descend from this image's tagged result, which was
+   * there before, carries the label and has a parent that does: never theirs.
+   */
+  private async removeOwnSteps(): Promise<void> {
+    const images = new Map((await list(this.engine)).map((i) => [i.Id, i]));
+    const isLabelStart = (image: ImageSummary | undefined) =>
+      image?.Labels?.[LAYER_LABEL] === this.marker && images.get(image.ParentId)?.Labels?.[LAYER_LABEL] !== this.marker;
+    const own = new Set<string>();
+    for (const image of images.values()) {
+      const chain: ImageSummary[] = [];
+      let at: ImageSummary | undefined = image;
+      while (at && !this.before.has(at.Id)) {
+        chain.push(at);
+        at = images.get(at.ParentId);
+      }
+      if (chain.length > 0 && (chain.some(isLabelStart) || isLabelStart(at))) own.add(image.Id);
+    }
+    if (own.size === 0) return;
+    let containers: Array<{ Id: string; ImageID: string }>;
+    try {
+      containers = (await this.engine.docker.listContainers({ all: true })) as Array<{ Id: string; ImageID: string }>;
+    } catch (err) {
+      throw engineError(err, "list a build's containers");
+    }
+    for (const container of containers.filter((c) => own.has(c.ImageID))) {
+      // Gone already, or its removal under way: both end as wanted.
+      await this.engine.docker
+        .getContainer(container.Id)
+        .remove({ force: true })
+        .catch(() => undefined);
     }
   }
 
