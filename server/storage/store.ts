@@ -147,14 +147,18 @@ async function eachInTurn<T>(parts: Iterable<T>, statement: (part: T) => Promise
 
 /**
  * All rows of a query, read page by page by id (`idColumn`, selected as
- * `id`), with a turn for other work between pages: SQLite answers
- * synchronously, and ten thousand rows at once would hold every request.
+ * `id`), each page converted by `convert`, with a turn for other work
+ * between pages: SQLite answers synchronously, and ten thousand rows read
+ * (or converted) at once would hold every request.
  */
-async function paged(query: () => Knex.QueryBuilder, idColumn = 'id', size = 1000): Promise<Row[]> {
-  const out: Row[] = [];
+async function paged(query: () => Knex.QueryBuilder, idColumn?: string): Promise<Row[]>;
+async function paged<T>(query: () => Knex.QueryBuilder, idColumn: string, convert: (row: Row) => T): Promise<T[]>;
+async function paged<T>(query: () => Knex.QueryBuilder, idColumn = 'id', convert?: (row: Row) => T): Promise<Array<T | Row>> {
+  const size = 1000;
+  const out: Array<T | Row> = [];
   for (let after = 0; ;) {
     const page = (await query().andWhere(idColumn, '>', after).orderBy(idColumn).limit(size)) as Row[];
-    out.push(...page);
+    out.push(...(convert ? page.map(convert) : page));
     if (page.length < size) return out;
     after = Number(page[page.length - 1]?.id);
     await yieldTurn();
@@ -214,13 +218,17 @@ export class StorageStore {
     }, 'b.id');
     if (builds.length === 0) return 0;
     const known = new Map<string, BuiltManifestRow>();
-    const existing = await paged(() => {
-      const query = this.db('built_manifests').select(RECORD_COLUMNS);
-      if (filter.owner !== undefined) query.where({ owner: filter.owner });
-      if (filter.imageId !== undefined) query.where({ image_id: filter.imageId });
-      return query;
-    });
-    for (const row of existing.map(manifestFromRow)) known.set(manifestKey(row.repository, row.digest), row);
+    const existing = await paged(
+      () => {
+        const query = this.db('built_manifests').select(RECORD_COLUMNS);
+        if (filter.owner !== undefined) query.where({ owner: filter.owner });
+        if (filter.imageId !== undefined) query.where({ image_id: filter.imageId });
+        return query;
+      },
+      'id',
+      manifestFromRow,
+    );
+    for (const row of existing) known.set(manifestKey(row.repository, row.digest), row);
     // The newest push of each digest.
     const newest = new Map<string, Row & { repository: string; pushedAt: Date }>();
     for (const [n, build] of builds.entries()) {
@@ -305,7 +313,7 @@ export class StorageStore {
 
   /** Every manifest not deleted yet. */
   async liveManifests(): Promise<BuiltManifestRow[]> {
-    return (await paged(() => this.db('built_manifests').whereNot({ status: 'deleted' }))).map(manifestFromRow);
+    return paged(() => this.db('built_manifests').whereNot({ status: 'deleted' }), 'id', manifestFromRow);
   }
 
   /** The manifests the clean-up deleted, newest first. */
