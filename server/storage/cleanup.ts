@@ -12,6 +12,7 @@
  * them over and sends their DELETE again, which a manifest deleted already
  * answers 404: done, and recorded once. Volumes follow the same rule.
  */
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { Knex } from 'knex';
 import { auditEntry, type AuditEntry } from '../audit/store.js';
 import type { HubClient } from '../hub/client.js';
@@ -35,8 +36,12 @@ import { judgeVolume, ORPHAN_TEXT, orphanOf, volumeOwner, type VolumeContext, ty
 /** Who removes things, in the audit log. */
 export const CLEANUP_ACTOR = { name: 'custom-images', kind: 'service' as const };
 
-/** Launch entries read from the audit log per statement. */
-const LAUNCH_BATCH = 5000;
+/**
+ * Launch entries read from the audit log per statement: each batch is read
+ * and parsed in one stretch of the event loop (5,000 held it about 80 ms
+ * while the bench launched 200 a second), with a turn between batches.
+ */
+const LAUNCH_BATCH = 1000;
 /** Entries this young are read again by the next run: one committed late with a lower id is not missed. */
 const LAUNCH_SETTLE_MS = 60_000;
 /** Deletions recorded per transaction. */
@@ -161,6 +166,7 @@ export class Cleanup {
       await store.recordManifestLaunches(images);
       await store.recordVolumeLaunches([...volumes.values()]);
       if (entries.length < LAUNCH_BATCH) break;
+      await nextTurn();
     }
     return cursor;
   }
