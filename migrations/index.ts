@@ -21,6 +21,7 @@ import * as m016 from './20261206_016_inventories.js';
 import * as m017 from './20261206_017_revisions.js';
 import * as m018 from './20261206_018_storage.js';
 import * as m019 from './20261206_019_descriptions.js';
+import * as m020 from './20261206_020_build_repository.js';
 
 export interface Migration {
   name: string;
@@ -49,4 +50,5 @@ export const migrations: Migration[] = [
   { name: '20261206_017_revisions', ...m017 },
   { name: '20261206_018_storage', ...m018 },
   { name: '20261206_019_descriptions', ...m019 },
+  { name: '20261206_020_build_repository', ...m020 },
 ];

@@ -4,6 +4,7 @@
  * named by each build that uses them (`build_inputs`). Through knex.
  */
 import { createHash } from 'node:crypto';
+import { targetRepository } from './targetRepository.js';
 import type { Knex } from 'knex';
 import { assertQueueRoom } from '../jobs/queueRoom.js';
 import { BUILD_JOB } from './job.js';
@@ -165,6 +166,7 @@ function toRow(b: NewBuild): Row {
     git_token_nonce: b.gitToken ? Buffer.from(b.gitToken.nonce) : null,
     git_token_key_id: b.gitToken?.keyId ?? null,
     target: b.target,
+    target_repository: targetRepository(b.target),
     created_at: b.createdAt,
   };
 }
@@ -276,12 +278,7 @@ export class BuildStore {
    * tag), queued or done: whose built images are there (systems/pushPath.ts).
    */
   async pushersOf(repository: string): Promise<string[]> {
-    const prefix = `${repository}:`;
-    // substr, not LIKE: "_" in a repository is a LIKE wildcard, and SQLite's LIKE ignores case.
-    const rows = (await this.db('builds')
-      .distinct('owner')
-      .whereRaw('substr(target, 1, cast(? as integer)) = ?', [prefix.length, prefix])
-      .orderBy('owner')) as Row[];
+    const rows = (await this.db('builds').distinct('owner').where({ target_repository: repository }).orderBy('owner')) as Row[];
     return rows.map((r) => String(r.owner));
   }
 

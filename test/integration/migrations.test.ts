@@ -393,4 +393,35 @@ describe('migrations', () => {
     expect(await count()).toBe(1);
     expect(await db.schema.hasColumn('images', 'published_at')).toBe(false);
   });
+
+  it.each(['SQLite', 'PostgreSQL'])(
+    "give every existing build its target's repository on %s, which finds who pushed there",
+    async (kind) => {
+      const db = await emptyDatabase(kind);
+      await db.migrate.latest(over(migrations.filter((m) => m.name < '20261206_020_build_repository')));
+      const now = new Date('2026-12-01T10:00:00Z');
+      const imageId = await new ImageStore(db).insert(
+        {
+          owner: 'ada',
+          name: 'env',
+          system: 'default',
+          referenceInput: 'r.example/a:1',
+          reference: 'r.example/a:1',
+          registry: 'r.example',
+          mountPath: null,
+        },
+        now,
+      );
+      const common = { image_id: imageId, status: 'succeeded', inputs: '{}', file_names: '[]', log: '', created_at: now };
+      await db('builds').insert([
+        { ...common, owner: 'ada', requested_by: 'ada', number: 1, target: '127.0.0.1:5000/built/ada/env:1' },
+        { ...common, owner: 'bob', requested_by: 'bob', number: 2, target: '127.0.0.1:5000/built/ada/env.old:2' },
+      ]);
+      expect((await migrateLatest(db))[0]).toBe('20261206_020_build_repository');
+      const store = new BuildStore(db);
+      expect(await store.pushersOf('127.0.0.1:5000/built/ada/env')).toEqual(['ada']);
+      expect(await store.pushersOf('127.0.0.1:5000/built/ada/env.old')).toEqual(['bob']);
+      expect(await store.pushersOf('127.0.0.1:5000/built/ada')).toEqual([]);
+    },
+  );
 });
