@@ -24,6 +24,15 @@ async function tables(db: Knex): Promise<string[]> {
     .sort();
 }
 
+/** Ada's image `env` of reference r.example/a:1, saved at `now` (for rows that refer to an image). */
+function adaImage(db: Knex, now: Date): Promise<number> {
+  const reference = 'r.example/a:1';
+  return new ImageStore(db).insert(
+    { owner: 'ada', name: 'env', system: 'default', referenceInput: reference, reference, registry: 'r.example', mountPath: null },
+    now,
+  );
+}
+
 /** knex's migrator over a list of our migrations (server/store/migrate.ts runs them all). */
 function over(list: Migration[]): Knex.MigratorConfig {
   return {
@@ -360,18 +369,7 @@ describe('migrations', () => {
     const all = over(migrations);
     await migrateLatest(db);
     const now = new Date('2026-12-01T10:00:00Z');
-    const imageId = await new ImageStore(db).insert(
-      {
-        owner: 'ada',
-        name: 'env',
-        system: 'default',
-        referenceInput: 'r.example/a:1',
-        reference: 'r.example/a:1',
-        registry: 'r.example',
-        mountPath: null,
-      },
-      now,
-    );
+    const imageId = await adaImage(db, now);
     await db('builds').insert({
       image_id: imageId,
       owner: 'ada',
@@ -400,18 +398,7 @@ describe('migrations', () => {
       const db = await emptyDatabase(kind);
       await db.migrate.latest(over(migrations.filter((m) => m.name < '20261206_020_build_repository')));
       const now = new Date('2026-12-01T10:00:00Z');
-      const imageId = await new ImageStore(db).insert(
-        {
-          owner: 'ada',
-          name: 'env',
-          system: 'default',
-          referenceInput: 'r.example/a:1',
-          reference: 'r.example/a:1',
-          registry: 'r.example',
-          mountPath: null,
-        },
-        now,
-      );
+      const imageId = await adaImage(db, now);
       const common = { image_id: imageId, status: 'succeeded', inputs: '{}', file_names: '[]', log: '', created_at: now };
       await db('builds').insert([
         { ...common, owner: 'ada', requested_by: 'ada', number: 1, target: '127.0.0.1:5000/built/ada/env:1' },
