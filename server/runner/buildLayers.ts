@@ -48,13 +48,13 @@ export class BuildLayers {
   }
 
   /** The images this build committed so far and that have no name (what a clean-up may remove), children before their parents. */
-  async created(): Promise<BuildLayer[]> {
-    return (await this.committed()).filter((l) => l.untagged).map(({ id, bytes }) => ({ id, bytes }));
+  async created(images?: ImageMap): Promise<BuildLayer[]> {
+    return (await this.committed(images)).filter((l) => l.untagged).map(({ id, bytes }) => ({ id, bytes }));
   }
 
   /** The images this build committed so far, its tagged result included, children before their parents. */
-  private async committed(): Promise<Array<BuildLayer & { untagged: boolean }>> {
-    const images = new Map((await list(this.engine)).map((i) => [i.Id, i]));
+  private async committed(listed?: ImageMap): Promise<Array<BuildLayer & { untagged: boolean }>> {
+    const images = listed ?? (await imageMap(this.engine));
     const ours = new Map<string, boolean>();
     const isOurs = (image: ImageSummary): boolean => {
       const chain: ImageSummary[] = [];
@@ -123,9 +123,11 @@ export class BuildLayers {
   async remove(settleMs = 120_000): Promise<void> {
     const deadline = Date.now() + settleMs;
     for (;;) {
-      await this.removeOwnSteps();
+      // One listing serves both: removing containers changes no image.
+      const images = await imageMap(this.engine);
+      await this.removeOwnSteps(images);
       let inUse = false;
-      for (const { id } of await this.created()) {
+      for (const { id } of await this.created(images)) {
         if ((await this.engine.removeLayer(id).catch(() => 'failed')) === 'in_use') inUse = true;
       }
       if (!inUse || Date.now() > deadline) return;
@@ -141,8 +143,7 @@ export class BuildLayers {
    * runs on layers that descend from this image's tagged result, which was
    * there before, carries the label and has a parent that does: never theirs.
    */
-  private async removeOwnSteps(): Promise<void> {
-    const images = new Map((await list(this.engine)).map((i) => [i.Id, i]));
+  private async removeOwnSteps(images: ImageMap): Promise<void> {
     const isLabelStart = (image: ImageSummary | undefined) =>
       image?.Labels?.[LAYER_LABEL] === this.marker && images.get(image.ParentId)?.Labels?.[LAYER_LABEL] !== this.marker;
     const own = new Set<string>();
@@ -177,6 +178,13 @@ export class BuildLayers {
     const ids = new Set(images.map((i) => i.Id));
     return images.filter((i) => !ids.has(i.ParentId)).map((i) => i.Id);
   }
+}
+
+type ImageMap = Map<string, ImageSummary>;
+
+/** Every image of the engine, by id. */
+async function imageMap(engine: DockerEngine): Promise<ImageMap> {
+  return new Map((await list(engine)).map((i) => [i.Id, i]));
 }
 
 async function list(engine: DockerEngine, filters?: Record<string, string[]>): Promise<ImageSummary[]> {
