@@ -37,6 +37,12 @@ const RATE = 200;
 const BASELINE_SECONDS = Number(process.env.BENCH_SECONDS ?? 15);
 /** Manifests a bare client deletes to measure the registry's own rate (the baseline). */
 const SAMPLE = Number(process.env.BENCH_CLEANUP_SAMPLE ?? 500);
+/**
+ * The sample's repositories, each with as many tags as a cleaned-up image
+ * has builds: the filesystem driver reads every tag of a repository to untag
+ * a deleted manifest, so a delete costs more the more tags its repository has.
+ */
+const SAMPLE_REPOSITORIES = Math.max(1, Math.round(SAMPLE / BUILDS));
 const WIDTH = 16;
 const DAY = 86_400_000;
 
@@ -182,7 +188,7 @@ export async function benchCleanup(): Promise<BenchRow[]> {
       Array.from({ length: SAMPLE }, (_, n) => n),
       WIDTH,
       async (n) => {
-        sampleDigests[n] = await push(`baseline/r${n % 10}/env`, String(n));
+        sampleDigests[n] = await push(`baseline/r${n % SAMPLE_REPOSITORIES}/env`, String(n));
       },
     );
 
@@ -229,7 +235,9 @@ export async function benchCleanup(): Promise<BenchRow[]> {
       Array.from({ length: SAMPLE }, (_, n) => n),
       WIDTH,
       async (n) => {
-        const res = await fetch(`http://${registries.open}/v2/baseline/r${n % 10}/env/manifests/${sampleDigests[n]}`, { method: 'DELETE' });
+        const res = await fetch(`http://${registries.open}/v2/baseline/r${n % SAMPLE_REPOSITORIES}/env/manifests/${sampleDigests[n]}`, {
+          method: 'DELETE',
+        });
         await res.arrayBuffer();
         if (res.status !== 202) throw new Error(`bare DELETE: ${res.status}`);
       },

@@ -27,6 +27,7 @@ import { ImageService } from './images/service.js';
 import { ImageStore } from './images/store.js';
 import { ReplicaStore } from './jobs/replicas.js';
 import { Wakeup } from './jobs/wakeup.js';
+import { Foreground } from './jobs/foreground.js';
 import { LaunchService } from './launch/service.js';
 import { LaunchStore } from './launch/store.js';
 import type { Logger } from './log.js';
@@ -165,6 +166,8 @@ export function createApp(deps: AppDeps): App {
     quota: (owner, system, adding) => storage.quota(owner, system, adding),
     onDelete: (store, imageId, now) => storage.onDelete(store, imageId, now),
   });
+  // Launches, which background work gives way to: someone is waiting for their server.
+  const foreground = new Foreground();
   const storage = createStorage({
     db,
     access,
@@ -177,6 +180,7 @@ export function createApp(deps: AppDeps): App {
     defaultSystem: config.defaultSystem,
     credentialFor: (reference, owner) => systems.credentialFor(reference, owner),
     images: () => images,
+    foreground,
   });
   registerStorageMetrics(metrics.registry, storage.service);
   const sharing = new SharingService({
@@ -283,6 +287,7 @@ export function createApp(deps: AppDeps): App {
     pullTimeoutMs: config.pulls.timeoutMs,
     sharing,
     revisions,
+    foreground,
   });
   const inventories = new InventoryService({ store: inventoryStore, images, checks: checkStore });
   const forecasts = new ForecastService({

@@ -10,6 +10,7 @@ import { conflict, notFound, upstream } from '../errors.js';
 import type { AccessRules } from '../hub/access.js';
 import type { HubIdentity } from '../hub/identity.js';
 import type { ImageService } from '../images/service.js';
+import type { Foreground } from '../jobs/foreground.js';
 import type { RegistryClient } from '../registry/client.js';
 import { RegistryError } from '../registry/errors.js';
 import { checkMountPath } from '../systems/mountPath.js';
@@ -60,6 +61,8 @@ export interface LaunchServiceDeps {
   sharing?: Pick<SharingService, 'usableBy' | 'launchedByOther'> | undefined;
   /** An image's kept revisions (a launch of one), and the reading of a moved tag's new content. */
   revisions?: Pick<RevisionService, 'launchTarget' | 'tagMoved'> | undefined;
+  /** Told of every launch: background work gives way while someone waits for their server. */
+  foreground?: Pick<Foreground, 'noteRequest'> | undefined;
   now?: () => Date;
 }
 
@@ -74,6 +77,7 @@ export class LaunchService {
    * digest and held to today's rules as any launch.
    */
   async launch(actor: HubIdentity, user: string, imageId: number, revision?: number): Promise<LaunchParams> {
+    this.deps.foreground?.noteRequest();
     this.deps.access.readImagesOf(actor, user);
     const rows = await this.deps.store.load(imageId);
     const { sharing } = this.deps;

@@ -16,6 +16,7 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { Knex } from 'knex';
 import { auditEntry, type AuditEntry } from '../audit/store.js';
 import type { HubClient } from '../hub/client.js';
+import type { Foreground } from '../jobs/foreground.js';
 import type { RunningJob } from '../jobs/running.js';
 import { VOLUME_SYSTEM_LABEL } from '../launch/volumes.js';
 import type { Logger } from '../log.js';
@@ -46,6 +47,10 @@ const LAUNCH_BATCH = 1000;
 const LAUNCH_SETTLE_MS = 60_000;
 /** Deletions recorded per transaction. */
 const RECORD_BATCH = 100;
+/** Registry requests at once while people wait on this replica (jobs/foreground.ts). */
+const NARROWED_WIDTH = 1;
+/** How often a lane set aside while the replica is busy looks again. */
+const NARROWED_WAIT_MS = 50;
 
 export interface CleanupDeps {
   db: Knex;
@@ -63,6 +68,8 @@ export interface CleanupDeps {
   logger: Logger;
   /** Registry requests at once. */
   concurrency?: number;
+  /** Whether people are waiting on this replica: the clean-up then sends one registry request at a time. */
+  foreground?: Pick<Foreground, 'busy'>;
   now?: () => Date;
 }
 
@@ -94,12 +101,28 @@ function emptySummary(): RunSummary {
   };
 }
 
-/** Runs `work` over `items`, `limit` at a time; stops taking new items once `stop()` says so. */
-async function eachLimited<T>(items: readonly T[], limit: number, stop: () => boolean, work: (item: T) => Promise<void>): Promise<void> {
+/**
+ * Runs `work` over `items`, `limit()` at a time (asked again before each
+ * item: background work narrows while people are waiting, see
+ * jobs/foreground.ts); stops taking new items once `stop()` says so.
+ */
+async function eachLimited<T>(
+  items: readonly T[],
+  limit: number | (() => number),
+  stop: () => boolean,
+  work: (item: T) => Promise<void>,
+): Promise<void> {
+  const width = typeof limit === 'number' ? () => limit : limit;
   let next = 0;
   await Promise.all(
-    Array.from({ length: Math.min(limit, items.length) }, async () => {
-      while (next < items.length && !stop()) await work(items[next++] as T);
+    Array.from({ length: Math.min(Math.max(width(), 1), items.length) }, async (_, lane) => {
+      while (next < items.length && !stop()) {
+        if (lane >= width()) {
+          await new Promise((r) => setTimeout(r, NARROWED_WAIT_MS));
+          continue;
+        }
+        await work(items[next++] as T);
+      }
     }),
   );
 }
@@ -124,6 +147,12 @@ export class Cleanup {
 
   constructor(private readonly deps: CleanupDeps) {
     this.now = deps.now ?? (() => new Date());
+  }
+
+  /** Registry requests at once: `full`, or one while the replica serves people. */
+  private width(full: number): () => number {
+    const widest = this.deps.concurrency ?? full;
+    return () => (this.deps.foreground?.busy() ? Math.min(NARROWED_WIDTH, widest) : widest);
   }
 
   /** The rules of each system, by slug; a system that no longer exists gets the defaults. */
@@ -209,7 +238,7 @@ export class Cleanup {
     let measured = 0;
     await eachLimited(
       rows,
-      this.deps.concurrency ?? 8,
+      this.width(8),
       () => signal?.aborted ?? false,
       async (row) => {
         try {
@@ -266,7 +295,7 @@ export class Cleanup {
     let fatal: string | undefined;
     await eachLimited(
       rows,
-      this.deps.concurrency ?? 16,
+      this.width(16),
       () => fatal !== undefined || (job?.signal.aborted ?? false),
       async (manifest) => {
         const verdict = byId.get(manifest.id)?.verdict;

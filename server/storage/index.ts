@@ -6,6 +6,7 @@
 import type { Knex } from 'knex';
 import type { HubClient } from '../hub/client.js';
 import type { AccessRules } from '../hub/access.js';
+import type { Foreground } from '../jobs/foreground.js';
 import type { HubIdentity } from '../hub/identity.js';
 import type { ImageStore } from '../images/store.js';
 import type { Logger } from '../log.js';
@@ -42,6 +43,8 @@ export interface StorageDeps {
     list(actor: HubIdentity, owner: string): Promise<Array<{ id: number; system: { slug: string } }>>;
     remove(actor: HubIdentity, owner: string, id: number): Promise<void>;
   };
+  /** Whether people are waiting on this replica (the clean-up gives way). */
+  foreground?: Pick<Foreground, 'busy'>;
   now?: () => Date;
 }
 
@@ -77,6 +80,7 @@ export function createStorage(deps: StorageDeps): Storage {
     hub: deps.hub,
     engine: deps.engine,
     logger: deps.logger,
+    ...(deps.foreground ? { foreground: deps.foreground } : {}),
     ...(deps.now ? { now: deps.now } : {}),
   });
   const quotas = new Quotas({

@@ -365,7 +365,8 @@ export type ProxyAction = 'pass' | 'drop-answer' | { status: number };
 /**
  * A registry whose answers a test scripts request by request: `script`
  * decides for each (with how many of its method came before), and every
- * request is logged with the status the client got (0: no answer).
+ * request is logged with the status the client got (0: no answer); `peak`
+ * holds the most requests of each method it had open at once.
  */
 export async function scriptedProxy(
   target: string,
@@ -373,9 +374,12 @@ export async function scriptedProxy(
 ): Promise<{
   host: string;
   log: Array<{ method: string; url: string; status: number }>;
+  peak: Map<string, number>;
   setScript(next: typeof script): void;
   stop(): Promise<void>;
 }> {
+  const open = new Map<string, number>();
+  const peak = new Map<string, number>();
   let current = script;
   const log: Array<{ method: string; url: string; status: number }> = [];
   const counts = new Map<string, number>();
@@ -385,6 +389,9 @@ export async function scriptedProxy(
     const url = req.url ?? '';
     const n = (counts.get(method) ?? 0) + 1;
     counts.set(method, n);
+    open.set(method, (open.get(method) ?? 0) + 1);
+    peak.set(method, Math.max(peak.get(method) ?? 0, open.get(method) ?? 0));
+    res.on('close', () => open.set(method, (open.get(method) ?? 1) - 1));
     const action = current({ method, url }, n);
     const entry = { method, url, status: 0 };
     log.push(entry);
@@ -413,6 +420,7 @@ export async function scriptedProxy(
   return {
     host: `127.0.0.1:${listenPort}`,
     log,
+    peak,
     setScript: (next) => {
       current = next;
       counts.clear();

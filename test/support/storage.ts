@@ -133,6 +133,8 @@ export function storageServices(
     /** How often runs are due (0: only when asked), and how often the worker looks. */
     everyMs?: number;
     pollMs?: number;
+    /** Whether someone waits on the replica (a launch): the clean-up narrows. */
+    foreground?: { busy(): boolean };
   },
 ): StorageServices {
   const systems = new SystemService({ store: new SystemStore(db), keyring: options.keyring, access: testAccess, now: options.now });
@@ -147,6 +149,7 @@ export function storageServices(
     defaults: options.defaults ?? TEST_STORAGE_DEFAULTS,
     everyMs: options.everyMs ?? 0,
     ...(options.pollMs !== undefined ? { pollMs: options.pollMs } : {}),
+    ...(options.foreground ? { foreground: options.foreground } : {}),
     credentialFor: (reference, owner) => systems.credentialFor(reference, owner),
     images:
       options.images ??
