@@ -4,11 +4,14 @@
  * one DELETE and then fails every DELETE half-way through a run; and two
  * replicas (two workers with their own connections) on one PostgreSQL.
  * Nothing is deleted twice, every deletion is audited once, the next run
- * resumes what the failed one left, and a due run runs once.
+ * resumes what the failed one left, and a due run runs once. And a run
+ * that meets launches gives way: one registry request at a time while
+ * someone waits for their server, wide again once launches stop.
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { HubIdentity } from '../../server/hub/identity.js';
+import { Foreground } from '../../server/jobs/foreground.js';
 import { RegistryClient } from '../../server/registry/client.js';
 import { createKeyring, type Keyring } from '../../server/secrets/keyring.js';
 import { openDatabase, type Knex } from '../../server/store/db.js';
@@ -189,4 +192,51 @@ describe('two replicas on one PostgreSQL', () => {
       await created.drop();
     }
   }, 300_000);
+});
+
+describe('launches while a clean-up runs', () => {
+  /** One clean-up of 4 images of 6 builds (20 superseded) through a counting proxy; the most DELETEs open at once. */
+  async function peakDeletes(prefix: string, foreground: Foreground, whileRunning: () => void): Promise<{ peak: number; deleted: number }> {
+    const db = await migratedDatabase('SQLite');
+    const proxy = await scriptedProxy(registries.open, () => 'pass');
+    try {
+      await seed(db, proxy.host, prefix, 4, 6);
+      const registry = new RegistryClient({ trustedHosts: [proxy.host] });
+      const storage = storageServices(db, { registry, keyring, now: () => new Date(), foreground });
+      const [run] = await storage.service.requestRun(admin);
+      whileRunning();
+      const launches = setInterval(whileRunning, 50);
+      try {
+        expect(await storage.worker.runNow(run!.id)).toMatchObject({ status: 'succeeded' });
+      } finally {
+        clearInterval(launches);
+      }
+      const deleted = proxy.log.filter((e) => e.method === 'DELETE' && e.status === 202).length;
+      return { peak: proxy.peak.get('DELETE') ?? 0, deleted };
+    } finally {
+      await proxy.stop();
+      await db.destroy();
+    }
+  }
+
+  it('sends one registry request at a time while launches come, and runs wide when none do', async () => {
+    const launching = new Foreground();
+    const busy = await peakDeletes('busy', launching, () => launching.noteRequest());
+    expect(busy).toEqual({ deleted: 20, peak: 1 });
+
+    const idle = await peakDeletes('idle', new Foreground(), () => undefined);
+    expect(idle.deleted).toBe(20);
+    expect(idle.peak).toBeGreaterThan(1);
+  }, 300_000);
+
+  it('counts as busy for a while after a launch, then idle again', () => {
+    let now = 0;
+    const foreground = new Foreground(2000, () => now);
+    expect(foreground.busy()).toBe(false);
+    foreground.noteRequest();
+    now = 1999;
+    expect(foreground.busy()).toBe(true);
+    now = 2000;
+    expect(foreground.busy()).toBe(false);
+  });
 });
