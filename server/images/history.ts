@@ -1,6 +1,6 @@
 /**
  * An image's history — created, modified (which fields), built, checked,
- * shared, published — read from the audit log, where every service writes
+ * shared, published, a build deleted from the registry by the clean-up — read from the audit log, where every service writes
  * these facts once (audit/store.ts, target image/<id>). Nothing here is a
  * second record of them: this only reads and words them. Another user's
  * image is a 404, as on every image route; the launcher may read it.
@@ -24,6 +24,7 @@ const EVENTS = {
   'image.accept': 'accepted',
   'image.rollback': 'rolled back',
   'image.keep': 'kept',
+  'storage.manifest.delete': 'deleted from the registry',
 } as const;
 
 /** Launches are left out: every server start is one, and they say who used it, not what became of it. */
@@ -43,7 +44,7 @@ export interface HistoryEntry {
   byKind: 'user' | 'service';
   /** modified: the fields changed (as the form and API name them). */
   changed?: string[];
-  /** built: the build's number. */
+  /** built, deleted from the registry: the build's number. */
   build?: number;
   /** checked: the check's id. */
   check?: number;
@@ -51,6 +52,8 @@ export interface HistoryEntry {
   groups?: string[];
   /** published: the digest published. */
   digest?: string;
+  /** deleted from the registry: why the clean-up let it go (storage/rules.ts names the reasons). */
+  reason?: string;
 }
 
 const strings = (value: unknown): string[] | undefined =>
@@ -67,6 +70,10 @@ export function historyEntry(entry: StoredAuditEntry): HistoryEntry {
   if (event === 'checked') line.check = positive(d.check);
   if (event === 'shared') line.groups = strings(d.groups) ?? [];
   if (event === 'published' && typeof d.digest === 'string') line.digest = d.digest;
+  if (event === 'deleted from the registry') {
+    line.build = positive(d.build);
+    if (typeof d.reason === 'string') line.reason = d.reason;
+  }
   return line;
 }
 

@@ -11,6 +11,8 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { HubIdentity } from '../../server/hub/identity.js';
+import { ImageHistory } from '../../server/images/history.js';
+import { ImageStore } from '../../server/images/store.js';
 import { Foreground } from '../../server/jobs/foreground.js';
 import { RegistryClient } from '../../server/registry/client.js';
 import { createKeyring, type Keyring } from '../../server/secrets/keyring.js';
@@ -20,6 +22,7 @@ import type { System } from '../../server/systems/schema.js';
 import { DEFAULT_STORAGE } from '../../server/systems/storage.js';
 import { SystemStore } from '../../server/systems/store.js';
 import { migratedDatabase } from '../support/database.js';
+import { testAccess, testUser } from '../support/identities.js';
 import { pushImage } from '../support/images.js';
 import { createTestDatabase } from '../support/postgres.js';
 import { scriptedProxy, startRegistries, type ProxyAction, type TestRegistries } from '../support/registry.js';
@@ -136,6 +139,13 @@ describe('a registry that fails half-way', () => {
       expect(audited.length).toBe(goes.length);
       expect(new Set(audited)).toEqual(new Set(goes.map((m) => `${proxy.host}/${m.repository}@${m.digest}`)));
       expect(await db('built_manifests').where({ status: 'deleting' }).count({ n: '*' })).toEqual([{ n: 0 }]);
+
+      // Each image's history says which of its builds the clean-up deleted, once each, and why.
+      const image = (await db('images').where({ owner: 'fault0' }).first('id')) as { id: number };
+      const history = await new ImageHistory({ access: testAccess, store: new ImageStore(db) }).of(testUser('fault0'), 'fault0', image.id);
+      const deletedBuilds = history.filter((e) => e.event === 'deleted from the registry');
+      expect(deletedBuilds.map((e) => e.build).sort()).toEqual([1, 2, 3, 4, 5]);
+      expect(deletedBuilds.every((e) => e.by === deletedBuilds[0]?.by && e.reason !== undefined)).toBe(true);
     } finally {
       await proxy.stop();
     }

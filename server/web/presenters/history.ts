@@ -5,10 +5,23 @@
  */
 import { z } from 'zod';
 import type { HistoryEntry } from '../../images/history.js';
+import { REASON_TEXT } from '../../storage/rules.js';
 
 export const HistoryEntryResponseSchema = z.object({
   at: z.string(),
-  event: z.enum(['created', 'modified', 'built', 'checked', 'shared', 'published', 'unpublished', 'accepted', 'rolled back', 'kept']),
+  event: z.enum([
+    'created',
+    'modified',
+    'built',
+    'checked',
+    'shared',
+    'published',
+    'unpublished',
+    'accepted',
+    'rolled back',
+    'kept',
+    'deleted from the registry',
+  ]),
   by: z.string(),
   byKind: z.enum(['user', 'service']),
   changed: z.array(z.string()).optional(),
@@ -16,6 +29,7 @@ export const HistoryEntryResponseSchema = z.object({
   check: z.number().int().optional(),
   groups: z.array(z.string()).optional(),
   digest: z.string().optional(),
+  reason: z.string().optional(),
 });
 
 export const HistoryResponseSchema = z.object({ imageId: z.number().int(), entries: z.array(HistoryEntryResponseSchema) });
@@ -33,6 +47,8 @@ function factsOf(entry: HistoryEntry): string {
       return entry.groups && entry.groups.length > 0 ? `with ${entry.groups.join(', ')}` : 'with nobody';
     case 'published':
       return entry.digest ? `as ${entry.digest}` : '';
+    case 'deleted from the registry':
+      return `by the clean-up: ${REASON_TEXT[entry.reason as keyof typeof REASON_TEXT] ?? 'a run that stopped had begun it'}`;
     default:
       return '';
   }
