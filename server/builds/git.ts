@@ -105,6 +105,38 @@ export class GitFetcher {
     return commit;
   }
 
+  /**
+   * The commit `ref` names on the server now (a branch, a tag, its default
+   * branch for ''), from one request for its refs (`info/refs`, protocol
+   * v1), through the same guard, bounds and token rule as a fetch. A full
+   * commit id is taken as it is (a server lists no commits); an abbreviated
+   * one cannot be told from its refs and is refused in words.
+   *
+   * @throws AppError naming what went wrong: private without a token, no such ref, no repository.
+   */
+  async resolveCommit(request: Omit<GitFetchRequest, 'directory'>): Promise<string> {
+    const http = this.client(new URL(request.url), request.signal, undefined);
+    const username = request.username || 'oauth2';
+    const onAuth = request.token ? () => ({ username, password: request.token }) : () => ({ cancel: true });
+    let refs: Awaited<ReturnType<typeof git.listServerRefs>>;
+    try {
+      refs = await git.listServerRefs({ http, url: request.url, onAuth, protocolVersion: 1, symrefs: true, peelTags: true });
+    } catch (err) {
+      throw gitError(err, request);
+    }
+    const ref = request.ref;
+    if (/^[0-9a-f]{40}$/i.test(ref)) return ref.toLowerCase();
+    const wanted = ref === '' ? ['HEAD'] : [`refs/heads/${ref}`, `refs/tags/${ref}`, ref];
+    for (const name of wanted) {
+      const found = refs.find((r) => r.ref === name);
+      if (found) return found.peeled ?? found.oid;
+    }
+    if (ref === '') throw upstream('failed', 'The repository has no commits.');
+    if (/^[0-9a-f]{4,39}$/i.test(ref))
+      throw upstream('failed', `"${ref}" looks like an abbreviated commit id: give the full 40-character id, a branch or a tag.`);
+    throw upstream('failed', `The repository has no branch, tag or commit "${ref}".`);
+  }
+
   private async fetchInto(request: GitFetchRequest, checkout: boolean): Promise<FetchedRepository> {
     const dir = this.options.workDir.make('git');
     const fs = checkoutFs(dir, this.options.checkout);
@@ -153,7 +185,7 @@ export class GitFetcher {
    * repository's host only, retries on 429/5xx; and the bytes received
    * counted.
    */
-  private client(start: URL, signal: AbortSignal, pack: PackFile): HttpClient {
+  private client(start: URL, signal: AbortSignal, pack: PackFile | undefined): HttpClient {
     const transport = this.transport;
     let received = 0;
     const maxBytes = this.options.maxBytes;
@@ -183,13 +215,14 @@ export class GitFetcher {
       }
       // The answer that carries the pack: its pack data goes to disk, the rest on to isomorphic-git.
       const carriesPack = method === 'POST' && new URL(req.url).pathname.endsWith('/git-upload-pack') && response.ok;
+      if (carriesPack && !pack) throw new Error('a pack came where only refs were asked for');
       return {
         url: response.url || req.url,
         method,
         statusCode: response.status,
         statusMessage: response.statusText,
         headers: Object.fromEntries(response.headers.entries()),
-        body: carriesPack ? packToDisk(counted(), pack) : counted(),
+        body: carriesPack && pack ? packToDisk(counted(), pack) : counted(),
       };
     };
     return { request };

@@ -9,7 +9,7 @@
 import { z } from 'zod';
 import { DescriptionSchema } from '../images/schema.js';
 import { checkMountPath, MOUNT_PATH_MAX_LENGTH } from '../systems/mountPath.js';
-import type { System } from '../systems/schema.js';
+import { gitHostProblem, type System } from '../systems/schema.js';
 import { dockerfileProblems } from './dockerfile.js';
 import { formatKiB } from '../format.js';
 import { BUILD_INPUT_KEYS, BuildInputsSchema, type BuildInputs } from './inputs.js';
@@ -175,6 +175,8 @@ export function buildInputSchema(context: BuildSchemaContext) {
     }
 
     const git = gitSource(raw, context, issue);
+    const hostProblem = git && system ? gitHostProblem(system, new URL(git.url).host) : undefined;
+    if (hostProblem) issue('gitUrl', hostProblem);
     if (git && files.length > 0) issue('files', 'Upload files or name a git repository as the build context, not both');
     if (git && raw.mode === 'packages') issue('gitUrl', 'A git repository is the context of a Dockerfile; switch to the Dockerfile mode');
 

@@ -79,6 +79,11 @@ export const BuildSettingsSchema = z.object({
   network: z.enum(BUILD_NETWORKS).default('default'),
   /** The base images offered for "base image + packages". */
   baseImages: z.array(z.object({ name: z.string().min(1).max(100), image: z.string().min(1).max(600) })).default([]),
+  /**
+   * The git hosts (host[:port], lower case) repositories may come from for
+   * builds and launch links; empty: any host the address guard lets through.
+   */
+  gitHosts: z.array(z.string().min(1).max(300)).optional(),
 });
 export type BuildSettings = z.infer<typeof BuildSettingsSchema>;
 
@@ -133,6 +138,13 @@ export function staticCatalog(systems: System[]): SystemCatalog {
     listEnabled: async () => systems.filter((s) => s.enabled),
     get: async (slug) => systems.find((s) => s.slug === slug),
   };
+}
+
+/** Whether `host` (host[:port]) may be the source of a repository built on `system`; the message when not. */
+export function gitHostProblem(system: System, host: string): string | undefined {
+  const allowed = system.build.gitHosts ?? [];
+  if (allowed.length === 0 || allowed.includes(host.toLowerCase())) return undefined;
+  return `Repositories on ${host} are not allowed on ${system.displayName}; this system builds from ${allowed.join(', ')}`;
 }
 
 /** The `*` pattern and `host/path/*` patterns: does `repositoryPath` (registry/repository) match one? */

@@ -102,6 +102,8 @@ export const SystemInputSchema = z
     buildNetwork: z.enum(BUILD_NETWORKS, { message: 'The build network is default, none or host' }).default('default'),
     /** "Name = image" or "image", one a line. */
     buildBaseImages: lines,
+    /** host[:port], one a line; none: any host. */
+    buildGitHosts: lines,
     ...StorageInputShape,
     /** Blank: the default (revisions/schema.ts). */
     keptRevisions: z
@@ -172,6 +174,7 @@ export const SystemInputSchema = z
         pushTo: input.buildPushTo,
         network: input.buildNetwork,
         baseImages: input.buildBaseImages.map(baseImageLine),
+        gitHosts: input.buildGitHosts.map((h) => h.toLowerCase()),
       },
       storage: storageFromInput(input),
       ...(input.keptRevisions === undefined ? {} : { keptRevisions: input.keptRevisions }),

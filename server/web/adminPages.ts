@@ -42,6 +42,7 @@ function formValues(system: Partial<System> | Record<string, unknown>) {
     buildBaseImages: s.build
       ? s.build.baseImages.map((b) => (b.name === b.image ? b.image : `${b.name} = ${b.image}`)).join('\n')
       : lines(s.buildBaseImages),
+    buildGitHosts: s.build ? (s.build.gitHosts ?? []).join('\n') : lines(s.buildGitHosts),
     ...storageValues(s),
     keptRevisions: String(s.keptRevisions ?? ''),
   };
