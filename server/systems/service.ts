@@ -174,7 +174,7 @@ export const SystemInputSchema = z
         pushTo: input.buildPushTo,
         network: input.buildNetwork,
         baseImages: input.buildBaseImages.map(baseImageLine),
-        gitHosts: input.buildGitHosts.map((h) => h.toLowerCase()),
+        ...(input.buildGitHosts.length > 0 ? { gitHosts: input.buildGitHosts.map((h) => h.toLowerCase()) } : {}),
       },
       storage: storageFromInput(input),
       ...(input.keptRevisions === undefined ? {} : { keptRevisions: input.keptRevisions }),
