@@ -151,7 +151,7 @@ export function checkUrlpath(value: string): Checked<{ path: string }> {
   if (!URLPATH_CHARS.test(rel) || rel.includes('#')) return bad;
   // As the server will read it: no control character, and the same rules once decoded.
   for (const form of [rel, decoded]) {
-    if (/[\x00-\x1f\x7f\\]/.test(form) || form.startsWith('/')) return bad;
+    if ([...form].some((c) => c < ' ' || c === '\x7f' || c === '\\') || form.startsWith('/')) return bad;
     // A scheme is letters before a colon in the first segment (`javascript:`, `https:`).
     if (/^[A-Za-z][A-Za-z0-9+.-]*:/.test(form)) return bad;
     const pathPart = form.split('?')[0] ?? '';
