@@ -79,6 +79,14 @@ export const BuildSettingsSchema = z.object({
   network: z.enum(BUILD_NETWORKS).default('default'),
   /** The base images offered for "base image + packages". */
   baseImages: z.array(z.object({ name: z.string().min(1).max(100), image: z.string().min(1).max(600) })).default([]),
+  /** The site's package mirrors builds use (many sites reach no index but their own): written into repository builds. */
+  mirrors: z
+    .object({
+      pipIndexUrl: z.string().max(2048).optional(),
+      pipExtraIndexUrl: z.string().max(2048).optional(),
+      condaChannels: z.array(z.string().min(1).max(2048)).max(20).optional(),
+    })
+    .optional(),
 });
 export type BuildSettings = z.infer<typeof BuildSettingsSchema>;
 
