@@ -7,9 +7,11 @@
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AppError } from '../../server/errors.js';
 import { createKeyring } from '../../server/secrets/keyring.js';
 import { openDatabase, type Knex } from '../../server/store/db.js';
 import { migrateLatest } from '../../server/store/migrate.js';
@@ -154,5 +156,58 @@ describe('a repository built by repo2docker’s rules', { timeout: 600_000 }, ()
     expect(done.log).toContain(
       'runtime.txt asks for Python 3.6, but the base image has another Python; choose a base image with Python 3.6',
     );
+  });
+
+  it('one build per commit: the same commit is the same build; a new commit of the branch builds again', async () => {
+    git.commit('lab/again.git', { 'requirements.txt': 'ci-r2d-paper\n', 'a.ipynb': '{}\n' });
+    const first = await build('again', 'lab/again.git');
+    expect(first.status).toBe('succeeded');
+    const builds = await db('builds').count({ n: '*' }).first();
+    const again = await services.builds.create(ada, 'ada', request('again-two', 'lab/again.git'), []);
+    expect(again.reused).toBe(true);
+    expect(again.build.id).toBe(first.id);
+    expect(again.image.name).toBe('again');
+    expect(await db('builds').count({ n: '*' }).first()).toEqual(builds);
+    // A rebuild of the same commit is no new build either.
+    expect((await services.builds.rebuild(ada, 'ada', first.imageId, undefined, [])).id).toBe(first.id);
+    const moved = git.commit('lab/again.git', { 'b.ipynb': '{}\n' });
+    const next = await services.builds.rebuild(ada, 'ada', first.imageId, undefined, []);
+    expect(next.id).not.toBe(first.id);
+    const done = await services.run(next.id);
+    expect(done.status).toBe('succeeded');
+    expect(done.gitCommit).toBe(moved);
+  });
+
+  it('a ref the repository does not have: 400 naming gitRef, nothing stored', async () => {
+    git.commit('lab/refs.git', { 'requirements.txt': 'ci-r2d-paper\n' });
+    const images = await db('images').count({ n: '*' }).first();
+    const err = await services.builds
+      .create(ada, 'ada', { ...request('no-such-ref', 'lab/refs.git'), gitRef: 'no-such-branch' }, [])
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(AppError);
+    expect((err as AppError).status).toBe(400);
+    expect((err as AppError).fields.gitRef).toBe(
+      'The repository has no branch or tag "no-such-branch": check the name, or give a commit id',
+    );
+    expect(await db('images').count({ n: '*' }).first()).toEqual(images);
+  });
+
+  it('a host the service does not trust, on a private address: refused in words, the listener sees no connection', async () => {
+    let connections = 0;
+    const listener = net.createServer((socket) => {
+      connections += 1;
+      socket.destroy();
+    });
+    await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+    const port = (listener.address() as net.AddressInfo).port;
+    const images = await db('images').count({ n: '*' }).first();
+    const err = await services.builds
+      .create(ada, 'ada', { name: 'untrusted', system: 'default', mode: 'repository', gitUrl: `https://127.0.0.1:${port}/lab/x.git` }, [])
+      .catch((e: unknown) => e);
+    await new Promise((r) => listener.close(r));
+    expect(err).toBeInstanceOf(AppError);
+    expect((err as AppError).message).toMatch(/git host/);
+    expect(connections).toBe(0);
+    expect(await db('images').count({ n: '*' }).first()).toEqual(images);
   });
 });
