@@ -106,35 +106,40 @@ export class GitFetcher {
   }
 
   /**
-   * The commit `ref` names on the server now (a branch, a tag, its default
-   * branch for ''), from one request for its refs (`info/refs`, protocol
-   * v1), through the same guard, bounds and token rule as a fetch. A full
-   * commit id is taken as it is (a server lists no commits); an abbreviated
-   * one cannot be told from its refs and is refused in words.
+   * The commit `request.ref` names now, asked of the git server with one
+   * small request (the refs it advertises: protocol v1, no pack), through
+   * the same guard and transport as a fetch; undefined for an abbreviated
+   * commit id, which only a fetch can resolve.
    *
-   * @throws AppError naming what went wrong: private without a token, no such ref, no repository.
+   * @throws AppError 400 naming `gitRef` when the repository has no such branch or tag; the fetch's errors otherwise.
    */
-  async resolveCommit(request: Omit<GitFetchRequest, 'directory'>): Promise<string> {
-    const http = this.client(new URL(request.url), request.signal, undefined);
+  async resolveCommit(request: Omit<GitFetchRequest, 'directory'>): Promise<string | undefined> {
+    const ref = request.ref;
+    if (/^[0-9a-f]{40}$/i.test(ref)) return ref.toLowerCase();
     const username = request.username || 'oauth2';
     const onAuth = request.token ? () => ({ username, password: request.token }) : () => ({ cancel: true });
-    let refs: Awaited<ReturnType<typeof git.listServerRefs>>;
+    let refs: Array<{ ref: string; oid: string; target?: string; peeled?: string }>;
     try {
-      refs = await git.listServerRefs({ http, url: request.url, onAuth, protocolVersion: 1, symrefs: true, peelTags: true });
+      // The client never sees a pack here: protocol v1 advertises the refs in the GET of info/refs.
+      const unused = new PackFile(this.options.workDir.folder);
+      refs = await git.listServerRefs({
+        http: this.client(new URL(request.url), request.signal, unused),
+        url: request.url,
+        onAuth,
+        protocolVersion: 1,
+        symrefs: true,
+        peelTags: true,
+      });
     } catch (err) {
       throw gitError(err, request);
     }
-    const ref = request.ref;
-    if (/^[0-9a-f]{40}$/i.test(ref)) return ref.toLowerCase();
-    const wanted = ref === '' ? ['HEAD'] : [`refs/heads/${ref}`, `refs/tags/${ref}`, ref];
-    for (const name of wanted) {
-      const found = refs.find((r) => r.ref === name);
-      if (found) return found.peeled ?? found.oid;
-    }
-    if (ref === '') throw upstream('failed', 'The repository has no commits.');
-    if (/^[0-9a-f]{4,39}$/i.test(ref))
-      throw upstream('failed', `"${ref}" looks like an abbreviated commit id: give the full 40-character id, a branch or a tag.`);
-    throw upstream('failed', `The repository has no branch, tag or commit "${ref}".`);
+    const named = (name: string) => refs.find((r) => r.ref === name);
+    const head = named('HEAD');
+    const found =
+      ref === '' ? head : (named(`refs/heads/${ref}`) ?? named(`refs/tags/${ref}`) ?? (ref.startsWith('refs/') ? named(ref) : undefined));
+    if (found) return found.peeled ?? found.oid;
+    if (/^[0-9a-f]{4,39}$/i.test(ref)) return undefined;
+    throw invalidInput({ gitRef: `The repository has no branch or tag "${ref}": check the name, or give a commit id` });
   }
 
   private async fetchInto(request: GitFetchRequest, checkout: boolean): Promise<FetchedRepository> {

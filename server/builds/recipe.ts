@@ -160,6 +160,20 @@ export function buildInputSchema(context: BuildSchemaContext) {
       dockerfile = base
         ? packagesDockerfile({ base, pip: raw.pip, conda: raw.conda, apt: apt.packages, files: files.map((f) => f.name) })
         : '';
+    } else if (raw.mode === 'repository') {
+      // Built by repo2docker's rules from the commit fetched (builds/repo2docker.ts): a base image the system offers.
+      const offered = system?.build.baseImages ?? [];
+      const chosen = raw.base === '' ? offered[0] : offered.find((b) => b.image === raw.base || b.name === raw.base);
+      if (raw.gitUrl === '') issue('gitUrl', 'Enter the repository to build, e.g. https://github.com/lab/paper.git');
+      if (system && !chosen)
+        issue(
+          'base',
+          raw.base === ''
+            ? `${system.displayName} offers no base image to build a repository on (ask the hub admin)`
+            : `"${raw.base}" is not a base image of this system; choose one of: ${offered.map((b) => b.name).join(', ') || 'none is offered'}`,
+        );
+      base = chosen?.image ?? null;
+      dockerfile = '';
     } else if (raw.dockerfile.trim() === '') {
       // With a repository, its own Dockerfile is built (checked when it has been fetched).
       if (raw.gitUrl === '')

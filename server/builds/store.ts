@@ -238,6 +238,15 @@ export class BuildStore {
     return row ? { build: summaryFromRow(row), log: String(row.log) } : undefined;
   }
 
+  /** `owner`'s succeeded builds of `commit`, newest first (one build per commit: builds/service.ts). */
+  async succeededAt(owner: string, commit: string): Promise<BuildRow[]> {
+    const rows = (await this.db('builds')
+      .where({ owner, git_commit: commit, status: 'succeeded' })
+      .orderBy('id', 'desc')
+      .limit(20)) as Row[];
+    return rows.map(fromRow);
+  }
+
   /** The newest build of one of `owner`'s images. */
   async newest(owner: string, imageId: number): Promise<BuildRow | undefined> {
     const row = (await this.db('builds').where({ owner, image_id: imageId }).orderBy('number', 'desc').first()) as Row | undefined;

@@ -116,7 +116,8 @@ export class LinkService {
     const hostProblem = gitHostProblem(system, host);
     if (hostProblem) throw invalidInput({ repo: hostProblem });
     const commit = await this.resolve(link);
-    const images = await this.deps.store.imagesFrom(actor.name, link.repo);
+    // Images a link built (or a researcher, by the same rules): another mode is another image.
+    const images = (await this.deps.store.imagesFrom(actor.name, link.repo)).filter((i) => i.mode === 'repository');
     const same = images.find((i) => i.system === system.slug && i.commit === commit && i.status !== 'failed');
     const server = await this.deps.hub.serverState(actor.name);
     return {
@@ -194,8 +195,9 @@ export class LinkService {
 
   /** The commit the link's ref names; what the git server said, in words, as a 4xx (the link is what is wrong). */
   private async resolve(link: LaunchLink): Promise<string> {
+    let commit: string | undefined;
     try {
-      return await this.deps.git.resolveCommit({
+      commit = await this.deps.git.resolveCommit({
         url: link.repo,
         ref: link.ref,
         username: '',
@@ -207,18 +209,27 @@ export class LinkService {
       if (err instanceof AppError && err.code === 'upstream_failed') {
         if (/needs an access token|refused the access token/.test(err.message))
           throw new AppError('forbidden', `${err.message} A launch link opens public repositories only.`, { field: 'repo', cause: err });
-        const field = /branch, tag or commit|abbreviated commit/.test(err.message) ? 'ref' : 'repo';
-        throw new AppError('bad_request', err.message, { field, cause: err });
+        throw new AppError('bad_request', err.message, { field: 'repo', cause: err });
       }
+      // The link's field is ref, the build's gitRef.
+      if (err instanceof AppError && err.field === 'gitRef')
+        throw new AppError('bad_request', err.fields.gitRef ?? err.message, { field: 'ref' });
       throw err;
     }
+    // An abbreviated commit id is resolved only by a fetch: the plan must show the commit it will build.
+    if (commit === undefined)
+      throw invalidInput({ ref: `"${link.ref}" looks like an abbreviated commit id: give the full 40-character id, a branch or a tag` });
+    return commit;
   }
 
   /** Queues the build of the plan's commit: a new build of the visitor's image from this repository on the system, or a new image. */
   private async build(actor: HubIdentity, plan: LinkPlan): Promise<{ imageId: number; imageName: string; buildNumber: number }> {
     const owner = actor.name;
-    const inputs = { mode: 'dockerfile', gitUrl: plan.link.repo, gitRef: plan.commit, system: plan.system.slug };
-    const earlier = (await this.deps.store.imagesFrom(owner, plan.link.repo)).find((i) => i.system === plan.system.slug);
+    // By repo2docker's rules (builds/repo2docker.ts): a Dockerfile in the repository wins, its configuration files otherwise.
+    const inputs = { mode: 'repository', gitUrl: plan.link.repo, gitRef: plan.commit, system: plan.system.slug };
+    const earlier = (await this.deps.store.imagesFrom(owner, plan.link.repo)).find(
+      (i) => i.system === plan.system.slug && i.mode === 'repository',
+    );
     if (earlier) {
       const image = await this.deps.images.load(owner, earlier.imageId);
       const build = await this.deps.builds.rebuild(

@@ -4,7 +4,7 @@
  * long such builds took. Read-only; builds are written by builds/ alone.
  */
 import type { Knex } from 'knex';
-import { storedInputs } from '../builds/inputs.js';
+import { storedInputs, type BuildMode } from '../builds/inputs.js';
 import type { BuildStatus } from '../builds/store.js';
 
 /** The newest build of one of the visitor's images that came from the link's repository. */
@@ -18,6 +18,8 @@ export interface RepositoryImage {
   commit: string | null;
   /** The ref the build was asked for (a link asks for the commit). */
   ref: string;
+  /** How it was built: a link builds by repo2docker's rules (`repository`). */
+  mode: BuildMode;
   durationMs: number | null;
 }
 
@@ -57,6 +59,7 @@ export class LinkStore {
         status: r.status as BuildStatus,
         commit: r.git_commit ? String(r.git_commit) : null,
         ref: inputs.gitRef,
+        mode: inputs.mode,
         durationMs: started && finished ? finished.getTime() - started.getTime() : null,
       });
     }

@@ -84,6 +84,14 @@ export const BuildSettingsSchema = z.object({
    * builds and launch links; empty: any host the address guard lets through.
    */
   gitHosts: z.array(z.string().min(1).max(300)).optional(),
+  /** The site's package mirrors builds use (many sites reach no index but their own): written into repository builds. */
+  mirrors: z
+    .object({
+      pipIndexUrl: z.string().max(2048).optional(),
+      pipExtraIndexUrl: z.string().max(2048).optional(),
+      condaChannels: z.array(z.string().min(1).max(2048)).max(20).optional(),
+    })
+    .optional(),
 });
 export type BuildSettings = z.infer<typeof BuildSettingsSchema>;
 

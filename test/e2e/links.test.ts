@@ -91,6 +91,7 @@ beforeAll(async () => {
         buildEnabled: true,
         buildNetwork: 'host',
         buildPushTo: `${registries.open}/built`,
+        buildBaseImages: [`Debian with JupyterHub = ${registries.open}/base/debian:1`],
         // Repositories come from the test's git server only: the other loopback host is trusted, not allowed.
         buildGitHosts: git.host,
       },

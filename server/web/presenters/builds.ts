@@ -93,10 +93,19 @@ export function presentBuildDetails(details: BuildDetails): z.infer<typeof Build
 }
 
 /** A new built image and its first build (202). */
-export const BuildCreatedResponseSchema = z.object({ image: ImageResponseSchema, build: BuildResponseSchema });
+/** `reused`: a repository build of a commit built already answers that build (builds/service.ts); no new build. */
+export const BuildCreatedResponseSchema = z.object({ image: ImageResponseSchema, build: BuildResponseSchema, reused: z.boolean() });
 
-export function presentBuildCreated(created: { image: ImageView; build: BuildView }): z.infer<typeof BuildCreatedResponseSchema> {
-  return BuildCreatedResponseSchema.parse({ image: presentImage(created.image), build: presentBuild(created.build) });
+export function presentBuildCreated(created: {
+  image: ImageView;
+  build: BuildView;
+  reused?: true;
+}): z.infer<typeof BuildCreatedResponseSchema> {
+  return BuildCreatedResponseSchema.parse({
+    image: presentImage(created.image),
+    build: presentBuild(created.build),
+    reused: created.reused ?? false,
+  });
 }
 
 /** A build as its page, its history and its tile show it. */
