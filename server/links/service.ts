@@ -103,7 +103,8 @@ export class LinkService {
   private readonly startTimeoutMs: number;
 
   constructor(private readonly deps: LinkServiceDeps) {
-    this.pollMs = deps.pollMs ?? 1000;
+    // A quarter second: a launch waits for the hub as often as the spawn page does, a few cheap requests.
+    this.pollMs = deps.pollMs ?? 250;
     this.startTimeoutMs = deps.startTimeoutMs ?? 10 * 60_000;
   }
 
