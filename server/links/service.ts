@@ -339,7 +339,13 @@ function estimate(images: RepositoryImage[]): number | null {
 
 /** `https://github.com/lab/My_Paper.git` → `my_paper`: an image name (lower-case, digits, . _ - between). */
 export function imageNameFor(repo: string): string {
-  const last = new URL(repo).pathname.split('/').filter(Boolean).pop() ?? '';
+  const encoded = new URL(repo).pathname.split('/').filter(Boolean).pop() ?? '';
+  let last = encoded;
+  try {
+    last = decodeURIComponent(encoded);
+  } catch {
+    // not percent-encoding: taken as it is
+  }
   const name = last
     .replace(/\.git$/i, '')
     .toLowerCase()

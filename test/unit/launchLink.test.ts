@@ -14,6 +14,7 @@ import {
   parseLinkHosts,
   parseShortLink,
 } from '../../server/links/link.js';
+import { imageNameFor } from '../../server/links/service.js';
 
 const hosts = new Map(DEFAULT_LINK_HOSTS);
 const trusted = (host: string) => host === 'git.lab.internal:3000';
@@ -155,5 +156,19 @@ describe('the short forms', () => {
     const link = { repo: 'https://github.com/lab/paper', ref: 'main', system: 'dock', urlpath: 'lab/tree/a%20b.ipynb' };
     const query = Object.fromEntries(new URL(linkPath(link), 'http://x/').searchParams);
     expect(parseLink(query, trusted)).toEqual(link);
+  });
+});
+
+describe("the visitor's image name", () => {
+  it.each([
+    ['https://github.com/lab/paper', 'paper'],
+    ['https://github.com/lab/My_Paper.git', 'my_paper'],
+    ['https://gitlab.com/g/sub/--Odd..Name--', 'odd-name'],
+    ['https://github.com/lab/ünïcode', 'n-code'],
+    ['https://github.com/lab/___', 'repository'],
+    [`https://github.com/lab/${'a'.repeat(80)}`, 'a'.repeat(50)],
+  ])('of %s is %s', (repo, name) => {
+    expect(imageNameFor(repo)).toBe(name);
+    expect(name).toMatch(/^[a-z0-9]+(?:[._-][a-z0-9]+)*$/);
   });
 });
