@@ -190,6 +190,13 @@ describe('a launch link', { timeout: 900_000 }, () => {
   });
 
   it('starts the same commit again without a build, after asking to stop the running server', async () => {
+    const link = { repo: `${git.origin}/lab/paper`, ref: 'main', urlpath: 'notebooks/paper.ipynb' };
+    const plan = await api('GET', `open?${new URLSearchParams(link)}`);
+    expect(plan.body).toMatchObject({ action: 'start', commit, server: 'ready', image: { build: 1, building: false } });
+    // A script must say so too: a running server is not stopped unasked.
+    const unasked = await api('POST', 'open', link);
+    expect(unasked.status).toBe(409);
+    expect(unasked.body.message).toMatch(/Your server is running/);
     await page.goto(linkUrl());
     await expect(page.getByTestId('plan-action').getAttribute('data-action')).resolves.toBe('start');
     await expect(page.getByTestId('plan-running').textContent()).resolves.toMatch(/Your server is running/);
@@ -221,6 +228,31 @@ describe('a launch link', { timeout: 900_000 }, () => {
     expect(await buildsOfAda()).toBe(1);
     expect((await api('GET', 'open/state')).body).toMatchObject({ step: 'ready', build: null });
     expect((await docker.listContainers({ all: true, filters: { name: [`^/${PREFIX}-ada$`] } })).length).toBe(0);
+  });
+
+  it("shows the link and its badge on the image's build page", async () => {
+    const { image } = (await api('GET', 'open/state')).body as { image: { id: number } };
+    await page.goto(`${hub.serviceUrl}images/${image.id}/builds/1`);
+    const url = await page.getByTestId('share-url').textContent();
+    expect(url).toBe(`${hub.serviceUrl}open?${new URLSearchParams({ repo: `${git.origin}/lab/paper`, ref: commit, system: SYSTEM })}`);
+    await expect(page.getByTestId('share-markdown').textContent()).resolves.toBe(
+      `[![Open in the hub](${hub.serviceUrl}badge.svg)](${url})`,
+    );
+    await expect(page.getByTestId('share-html').textContent()).resolves.toContain(`<a href="${url?.replace(/&/g, '&amp;')}">`);
+    const badge = await fetch(`${hub.serviceUrl}badge.svg`);
+    expect(badge.status).toBe(200);
+    expect(badge.headers.get('content-type')).toMatch(/^image\/svg\+xml/);
+    expect(await badge.text()).toContain('open in the hub');
+  });
+
+  it('refuses a ref the repository does not have and a urlpath out of the server, in words', async () => {
+    const noRef = await api('GET', `open?${new URLSearchParams({ repo: `${git.origin}/lab/paper`, ref: 'no-such-branch' })}`);
+    expect(noRef.status).toBe(400);
+    expect(noRef.body).toMatchObject({ field: 'ref' });
+    expect(noRef.body.message).toMatch(/no branch or tag "no-such-branch"/);
+    await page.goto(`${hub.serviceUrl}open?${new URLSearchParams({ repo: `${git.origin}/lab/paper`, urlpath: '../../hub/admin' })}`);
+    await expect(page.locator('body').textContent()).resolves.toMatch(/urlpath is a path inside your server/);
+    expect(await buildsOfAda()).toBe(1);
   });
 
   it('refuses a host the system does not allow before asking it anything', async () => {
