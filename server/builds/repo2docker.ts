@@ -293,6 +293,7 @@ export function repositoryBuild(repository: RepositoryReader, recipe: Repository
   if (start !== undefined) {
     honoured.push(at('start'));
     const script = `${home.replace(/\/$/, '')}/${at('start')}`;
+    out.push(`${START_COMMENT}${at('start')}`);
     out.push(`RUN chmod +x ${quote(at('start'))}`);
     // The start script runs before the server's command and execs it; the base's own entrypoint stays first.
     out.push(`ENTRYPOINT ${JSON.stringify([...recipe.base.entrypoint, script])}`);
@@ -300,6 +301,15 @@ export function repositoryBuild(repository: RepositoryReader, recipe: Repository
     if (recipe.base.cmd.length > 0) out.push(`CMD ${JSON.stringify(recipe.base.cmd)}`);
   }
   return { kind: 'written', dockerfile: `${out.join('\n')}\n`, honoured, start: start !== undefined ? at('start') : null };
+}
+
+/** How a written Dockerfile names its start script (the build page and the tile read it back: {@link startScriptOf}). */
+const START_COMMENT = '# Runs at every server start, before the server: ';
+
+/** The start script a Dockerfile written here names, or null. */
+export function startScriptOf(dockerfile: string): string | null {
+  const line = dockerfile.split('\n').find((l) => l.startsWith(START_COMMENT));
+  return line ? line.slice(START_COMMENT.length) : null;
 }
 
 /** A reader over files in memory (tests, and anything that listed a repository already). */

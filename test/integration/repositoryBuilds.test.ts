@@ -128,6 +128,11 @@ describe('a repository built by repo2docker’s rules', { timeout: 600_000 }, ()
     expect(done.status).toBe('succeeded');
     expect(done.log).toContain('Honouring binder/requirements.txt, binder/postBuild, binder/start');
     expect(done.log).toContain('binder/start runs at every server start');
+    // What the build page and the API show: the written Dockerfile, the start script, the commit.
+    const details = await services.builds.get(ada, 'ada', done.imageId, done.number);
+    expect(details.inputs.dockerfile).toContain('ENTRYPOINT ["/home/jovyan/binder/start"]');
+    expect(details.inputs.start).toBe('binder/start');
+    expect(details.build.gitCommit).toBe(done.gitCommit);
     const out = inImage(done.target, 'python3 -c "import ci_r2d_binder"; cat ~/postbuild.txt; echo "$CI_START_VARIABLE"; ls ~/index.ipynb');
     expect(out).toBe('built by 1000\nset by start\n/home/jovyan/index.ipynb\n');
   });
