@@ -52,6 +52,8 @@ export interface PackageMirrors {
   pipIndexUrl?: string | undefined;
   pipExtraIndexUrl?: string | undefined;
   condaChannels?: readonly string[] | undefined;
+  /** `deb …` lines: apt.txt is installed from these alone. */
+  aptSources?: readonly string[] | undefined;
 }
 
 export interface RepositoryRecipe {
@@ -88,6 +90,8 @@ const OTHER_LANGUAGES: ReadonlyArray<{ file: string; language: string; topOnly?:
 ];
 
 const WORK = '/tmp/custom-images';
+/** The site's apt sources, apart from the base's own. */
+const APT_SOURCES = '/etc/apt/custom-images-site.list';
 
 /** A runtime.txt as repo2docker reads it: `python-X.Y` or `python-X.Y.Z`. */
 const PYTHON_RUNTIME = /^python-(\d+)\.(\d+)(?:\.\d+)?$/;
@@ -229,9 +233,15 @@ export function repositoryBuild(repository: RepositoryReader, recipe: Repository
   }
   if (apt && apt.packages.length > 0) {
     honoured.push(at('apt.txt'));
+    const sources = mirrors.aptSources ?? [];
+    // With the site's apt sources, apt reads them alone (the base's own may be unreachable here); the base's stay as they were.
+    const only = sources.length > 0 ? ` -o Dir::Etc::SourceList=${APT_SOURCES} -o Dir::Etc::SourceParts=${APT_SOURCES}.d` : '';
     out.push(
-      'RUN apt-get update \\\n' +
-        ` && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ${apt.packages.join(' ')} \\\n` +
+      (sources.length > 0
+        ? `RUN mkdir -p ${APT_SOURCES}.d && printf '%s\\n' ${sources.map(quote).join(' ')} > ${APT_SOURCES} \\\n && apt-get update${only}`
+        : 'RUN apt-get update') +
+        ' \\\n' +
+        ` && DEBIAN_FRONTEND=noninteractive apt-get install${only} -y --no-install-recommends ${apt.packages.join(' ')} \\\n` +
         ' && rm -rf /var/lib/apt/lists/*',
     );
   }
@@ -270,7 +280,7 @@ export function repositoryBuild(repository: RepositoryReader, recipe: Repository
   if (packageFile) {
     honoured.push(packageFile);
     // Built from a copy: pip writes build/ and *.egg-info beside the sources, which stay the user's own.
-    out.push(`RUN cp -a . ${WORK}/package && ${pip} ${WORK}/package && rm -rf ${WORK}/package`);
+    out.push(`RUN mkdir -p ${WORK} && cp -a . ${WORK}/package && ${pip} ${WORK}/package && rm -rf ${WORK}/package`);
   }
 
   out.push(`USER ${recipe.uid}:${recipe.gid}`);
@@ -283,6 +293,7 @@ export function repositoryBuild(repository: RepositoryReader, recipe: Repository
   if (start !== undefined) {
     honoured.push(at('start'));
     const script = `${home.replace(/\/$/, '')}/${at('start')}`;
+    out.push(`${START_COMMENT}${at('start')}`);
     out.push(`RUN chmod +x ${quote(at('start'))}`);
     // The start script runs before the server's command and execs it; the base's own entrypoint stays first.
     out.push(`ENTRYPOINT ${JSON.stringify([...recipe.base.entrypoint, script])}`);
@@ -290,6 +301,15 @@ export function repositoryBuild(repository: RepositoryReader, recipe: Repository
     if (recipe.base.cmd.length > 0) out.push(`CMD ${JSON.stringify(recipe.base.cmd)}`);
   }
   return { kind: 'written', dockerfile: `${out.join('\n')}\n`, honoured, start: start !== undefined ? at('start') : null };
+}
+
+/** How a written Dockerfile names its start script (the build page and the tile read it back: {@link startScriptOf}). */
+const START_COMMENT = '# Runs at every server start, before the server: ';
+
+/** The start script a Dockerfile written here names, or null. */
+export function startScriptOf(dockerfile: string): string | null {
+  const line = dockerfile.split('\n').find((l) => l.startsWith(START_COMMENT));
+  return line ? line.slice(START_COMMENT.length) : null;
 }
 
 /** A reader over files in memory (tests, and anything that listed a repository already). */

@@ -26,6 +26,7 @@ import { buildFailureMessage } from './failure.js';
 import { labelledDockerfile, layerMarker } from './layerLabel.js';
 import { formatKiB } from '../format.js';
 import type { GitFetcher } from './git.js';
+import { inputsColumn } from './inputs.js';
 import { repositoryBuild, type BaseFacts, type RepositoryBuild } from './repo2docker.js';
 import { repositoryOnDisk } from './repositoryFiles.js';
 import type { BuildLimits } from './recipe.js';
@@ -83,6 +84,8 @@ export async function runBuild(deps: BuildRunDeps, job: BuildRow, held: RunningJ
   const redact = (text: string) => secrets.reduce((t, s) => t.split(s).join('***'), text);
   const log = (text: string) => output.add(redact(text));
   const state: BuildState = { phase: 'context', step: 0, steps: 0 };
+  // A repository build's inputs once its Dockerfile is written: the build page shows what was built.
+  let written: Record<string, string> = {};
   const save = (patch: Partial<BuildState> = {}) => {
     Object.assign(state, patch);
     held.progress(() => ({
@@ -90,6 +93,7 @@ export async function runBuild(deps: BuildRunDeps, job: BuildRow, held: RunningJ
       step: state.step,
       steps: state.steps,
       ...(state.gitCommit ? { git_commit: state.gitCommit } : {}),
+      ...written,
       log: output.toString(),
     }));
   };
@@ -110,7 +114,7 @@ export async function runBuild(deps: BuildRunDeps, job: BuildRow, held: RunningJ
       return 'queued';
     }
     if (message) log(`${message}\n`);
-    await held.finish({ status, phase: null, message, digest: digest ?? null, log: output.toString(), finished_at: now() });
+    await held.finish({ status, phase: null, message, digest: digest ?? null, ...written, log: output.toString(), finished_at: now() });
     return status;
   };
   try {
@@ -153,14 +157,15 @@ export async function runBuild(deps: BuildRunDeps, job: BuildRow, held: RunningJ
     let dockerfile = inputs.dockerfile;
     const fromRepository = dockerfile === '';
     if (inputs.mode === 'repository') {
-      const written = await repositoryMode(deps, system, job, contextTree, held.signal);
-      if (written.kind === 'refused') return await end('failed', `The repository cannot be built here: ${written.problems.join('; ')}`);
-      dockerfile = written.kind === 'dockerfile' ? written.text : written.dockerfile;
-      if (written.kind === 'dockerfile') log(`Building ${written.path}: a Dockerfile wins over the other configuration files\n`);
+      const built = await repositoryMode(deps, system, job, contextTree, held.signal);
+      if (built.kind === 'refused') return await end('failed', `The repository cannot be built here: ${built.problems.join('; ')}`);
+      dockerfile = built.kind === 'dockerfile' ? built.text : built.dockerfile;
+      written = { inputs: inputsColumn({ ...inputs, dockerfile }) };
+      if (built.kind === 'dockerfile') log(`Building ${built.path}: a Dockerfile wins over the other configuration files\n`);
       else {
-        log(`Honouring ${written.honoured.join(', ') || 'no configuration file (the repository is copied to the home)'}\n`);
-        if (written.start) log(`${written.start} runs at every server start, before jupyterhub-singleuser\n`);
-        log(`The Dockerfile written for the repository:\n${written.dockerfile}\n`);
+        log(`Honouring ${built.honoured.join(', ') || 'no configuration file (the repository is copied to the home)'}\n`);
+        if (built.start) log(`${built.start} runs at every server start, before jupyterhub-singleuser\n`);
+        log(`The Dockerfile written for the repository:\n${built.dockerfile}\n`);
       }
     } else if (fromRepository) dockerfile = repositoryDockerfile(contextTree, inputs.gitDirectory, deps.limits.dockerfileBytes);
     // The repository's own Dockerfile, under the same rules as one typed in the form; a typed one again,

@@ -25,6 +25,7 @@ import { inputError } from '../forms.js';
 import { runBuild, tokenAssociatedData, type BuildRunDeps } from './run.js';
 import { dockerfileImages } from './dockerfile.js';
 import { userPathComponent } from '../systems/pushPath.js';
+import { startScriptOf } from './repo2docker.js';
 
 /** Directory lookups at submission (fetches of a repository) a replica runs at once, for all owners. */
 const MAX_DIRECTORY_LOOKUPS = 4;
@@ -55,6 +56,8 @@ export interface BuildInputsView extends BuildInputs {
   gitTokenStored: boolean;
   /** The commit the repository was checked out at, once fetched. */
   gitCommit: string | null;
+  /** A repository build's start script (runs at every server start), or null. */
+  start: string | null;
 }
 
 /** A build with its log and inputs. */
@@ -456,6 +459,7 @@ function viewOf(build: BuildSummary): BuildView {
     step: build.step,
     steps: build.steps,
     message: build.message,
+    gitCommit: build.gitCommit,
     createdAt: build.createdAt,
     startedAt: build.startedAt,
     finishedAt: build.finishedAt,
@@ -469,7 +473,13 @@ function detailsOf(row: BuildRow): BuildDetails {
 }
 
 function inputsOf(row: BuildRow): BuildInputsView {
-  return { ...row.inputs, files: row.fileNames, gitTokenStored: row.gitToken !== null, gitCommit: row.gitCommit };
+  return {
+    ...row.inputs,
+    files: row.fileNames,
+    gitTokenStored: row.gitToken !== null,
+    gitCommit: row.gitCommit,
+    start: row.inputs.mode === 'repository' ? startScriptOf(row.inputs.dockerfile) : null,
+  };
 }
 
 /** Uploads as a new build stores them: named by the sha256 of their content. */

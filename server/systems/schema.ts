@@ -90,6 +90,8 @@ export const BuildSettingsSchema = z.object({
       pipIndexUrl: z.string().max(2048).optional(),
       pipExtraIndexUrl: z.string().max(2048).optional(),
       condaChannels: z.array(z.string().min(1).max(2048)).max(20).optional(),
+      /** `deb …` lines: apt.txt is installed from these alone. */
+      aptSources: z.array(z.string().min(1).max(2048)).max(20).optional(),
     })
     .optional(),
 });

@@ -84,7 +84,7 @@ export function buildPagesRouter(deps: {
           selected: b.name === options.values.base || b.image === options.values.base,
         })),
       ),
-      packagesMode: options.values.mode !== 'dockerfile',
+      mode: options.values.mode === 'dockerfile' || options.values.mode === 'repository' ? options.values.mode : 'packages',
       tokenHelp: `${options.tokenStored ? 'A token is stored; leave this blank to keep it. ' : ''}Stored encrypted, used only to fetch the repository.`,
       files: options.files ?? [],
       notice: options.notice,

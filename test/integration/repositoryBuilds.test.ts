@@ -19,6 +19,7 @@ import { WorkDir } from '../../server/workDir.js';
 import { buildServices, type BuildServices } from '../support/builds.js';
 import { pidsCgroup, type PidsCgroup } from '../support/cgroup.js';
 import { ciDocker } from '../support/docker.js';
+import { startAptRepository, type AptRepository } from '../support/aptRepository.js';
 import { startGitServer, type GitServer } from '../support/gitServer.js';
 import { testUser } from '../support/identities.js';
 import { pushImage } from '../support/images.js';
@@ -30,6 +31,7 @@ const LAYER = process.env.TEST_DEBIAN_JUPYTERHUB_LAYER;
 let registries: TestRegistries;
 let git: GitServer;
 let index: PackageIndex;
+let apt: AptRepository;
 let db: Knex;
 let dir: string;
 let services: BuildServices;
@@ -55,6 +57,7 @@ beforeAll(async () => {
   registries = await startRegistries();
   git = await startGitServer();
   index = await startPackageIndex();
+  apt = await startAptRepository('ci-r2d-tool', 'from the site apt mirror\n');
   index.add('ci-r2d-paper', '1.0');
   index.add('ci-r2d-binder', '2.0');
   await pushImage(registries.open, 'base/debian', '1', { layers: [{ path: LAYER }], user: 'jovyan' });
@@ -75,7 +78,7 @@ beforeAll(async () => {
           pushTo: `${registries.open}/built`,
           network: 'host',
           baseImages: [{ name: 'Debian', image: `${registries.open}/base/debian:1` }],
-          mirrors: { pipIndexUrl: index.url },
+          mirrors: { pipIndexUrl: index.url, aptSources: [apt.source] },
         },
       }),
     ],
@@ -91,6 +94,7 @@ afterAll(async () => {
   await db?.destroy();
   await registries?.stop();
   await index?.stop();
+  await apt?.stop();
   await git?.stop();
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
@@ -124,8 +128,32 @@ describe('a repository built by repo2docker’s rules', { timeout: 600_000 }, ()
     expect(done.status).toBe('succeeded');
     expect(done.log).toContain('Honouring binder/requirements.txt, binder/postBuild, binder/start');
     expect(done.log).toContain('binder/start runs at every server start');
+    // What the build page and the API show: the written Dockerfile, the start script, the commit.
+    const details = await services.builds.get(ada, 'ada', done.imageId, done.number);
+    expect(details.inputs.dockerfile).toContain('ENTRYPOINT ["/home/jovyan/binder/start"]');
+    expect(details.inputs.start).toBe('binder/start');
+    expect(details.build.gitCommit).toBe(done.gitCommit);
     const out = inImage(done.target, 'python3 -c "import ci_r2d_binder"; cat ~/postbuild.txt; echo "$CI_START_VARIABLE"; ls ~/index.ipynb');
     expect(out).toBe('built by 1000\nset by start\n/home/jovyan/index.ipynb\n');
+  });
+
+  it('apt.txt + setup.py + runtime.txt that matches: the apt package from the site mirror, the package installed, the sources left alone', async () => {
+    git.commit('lab/tools.git', {
+      'apt.txt': '# from the site mirror\nci-r2d-tool\n',
+      'runtime.txt': 'python-3.11\n',
+      'setup.py': 'from setuptools import setup\nsetup(name="ci-r2d-own", version="0.1", py_modules=["ci_r2d_own"])\n',
+      'ci_r2d_own.py': 'VALUE = "own module"\n',
+    });
+    const done = await build('tools', 'lab/tools.git');
+    if (done.status !== 'succeeded') console.log(done.log);
+    expect(done.status).toBe('succeeded');
+    expect(done.log).toContain('Honouring runtime.txt, apt.txt, setup.py');
+    expect(apt.requests).toContain('/ci-r2d-tool_1.0_all.deb');
+    const out = inImage(
+      done.target,
+      'cat /usr/share/ci-r2d-tool/marker; cd /tmp && python3 -c "import ci_r2d_own; print(ci_r2d_own.VALUE)"; ls -A ~ | grep -c egg-info || true',
+    );
+    expect(out).toBe('from the site apt mirror\nown module\n0\n');
   });
 
   it.each([

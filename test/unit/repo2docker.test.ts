@@ -159,6 +159,14 @@ describe("repo2docker's layouts", () => {
     );
   });
 
+  it('with the site apt sources, apt.txt is installed from them alone; the base keeps its own', () => {
+    const build = written({ 'apt.txt': 'hello\n' }, { mirrors: { aptSources: ['deb [trusted=yes] http://127.0.0.1:9/ ./'] } });
+    expect(build.dockerfile).toContain("printf '%s\\n' 'deb [trusted=yes] http://127.0.0.1:9/ ./' > /etc/apt/custom-images-site.list");
+    const only = '-o Dir::Etc::SourceList=/etc/apt/custom-images-site.list -o Dir::Etc::SourceParts=/etc/apt/custom-images-site.list.d';
+    expect(build.dockerfile).toContain(`apt-get update ${only}`);
+    expect(build.dockerfile).toContain(`apt-get install ${only} -y --no-install-recommends hello`);
+  });
+
   it.each([
     [{ 'install.R': 'install.packages("x")' }, 'install.R asks for R'],
     [{ DESCRIPTION: 'Package: x' }, 'DESCRIPTION asks for R'],

@@ -26,6 +26,8 @@ export const BuildResponseSchema = z.object({
   image: z.string(),
   digest: z.string().nullable(),
   message: z.string().nullable(),
+  /** The commit a repository build checked out, once fetched. */
+  gitCommit: z.string().nullable(),
   createdAt: z.string(),
   startedAt: z.string().nullable(),
   finishedAt: z.string().nullable(),
@@ -71,6 +73,8 @@ export const BuildInputsResponseSchema = BuildInputsSchema.extend({
   files: z.array(z.object({ name: z.string(), size: z.number().int() })),
   gitTokenStored: z.boolean(),
   gitCommit: z.string().nullable(),
+  /** A repository build's start script (runs at every server start, before the notebook server), or null. */
+  start: z.string().nullable(),
 });
 
 function presentInputs(inputs: BuildInputsView): z.input<typeof BuildInputsResponseSchema> {
@@ -112,5 +116,11 @@ export function presentBuildCreated(created: {
 export type BuildPage = ReturnType<typeof presentBuildPage>;
 
 export function presentBuildPage(build: BuildView) {
-  return { ...build, active: isBuildActive(build.status), duration: formatDuration(build.durationMs) };
+  return {
+    ...build,
+    active: isBuildActive(build.status),
+    duration: formatDuration(build.durationMs),
+    // The commit a repository build checked out, as git abbreviates it (the whole one in the title).
+    commitShort: build.gitCommit?.slice(0, 12) ?? null,
+  };
 }
