@@ -245,6 +245,17 @@ describe('a launch link', { timeout: 900_000 }, () => {
     expect(await badge.text()).toContain('open in the hub');
   });
 
+  it('acts on no POST without the plan page’s CSRF token (a page elsewhere cannot open a link for the visitor)', async () => {
+    const seen = git.requests.length;
+    const forged = await page.request.post(`${hub.serviceUrl}open`, {
+      form: { repo: `${git.origin}/lab/paper`, ref: commit, system: SYSTEM, stopRunning: 'on' },
+      maxRedirects: 0,
+    });
+    expect(forged.status()).toBe(403);
+    expect(git.requests.length).toBe(seen);
+    expect((await docker.listContainers({ all: true, filters: { name: [`^/${PREFIX}-ada$`] } })).length).toBe(0);
+  });
+
   it('refuses a ref the repository does not have and a urlpath out of the server, in words', async () => {
     const noRef = await api('GET', `open?${new URLSearchParams({ repo: `${git.origin}/lab/paper`, ref: 'no-such-branch' })}`);
     expect(noRef.status).toBe(400);
