@@ -25,6 +25,7 @@ const LAYERS = [
   'sharing', // shares and publications
   'launch', // launch parameters
   'storage', // quotas, the clean-up of built manifests and of data volumes nobody owns
+  'links', // launch links: a repository opened in the visitor's server, built first if need be
   'web', // routes and presenters
 ];
 

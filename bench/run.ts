@@ -10,6 +10,7 @@ import { benchCleanup } from './cleanup.js';
 import { benchDockerfile } from './dockerfile.js';
 import { benchInventory } from './inventory.js';
 import { benchLaunch } from './launch.js';
+import { benchLinks } from './links.js';
 import { benchPages } from './pages.js';
 import { benchRevisions } from './revisions.js';
 import { benchSpawn } from './spawn.js';
@@ -26,6 +27,7 @@ const sections: Array<[string, () => Promise<BenchRow[]>]> = [
   ['cleanup', () => benchCleanup()],
   ['revisions', () => benchRevisions()],
   ['inventory', () => benchInventory()],
+  ['links', () => benchLinks()],
 ];
 const only = process.argv[2];
 

@@ -235,10 +235,12 @@ c.JupyterHub.load_roles = [
     {
         # Sharing: a user's groups when the hook starts a shared image for them, and the
         # hub's group names for the share form. The clean-up: which users the hub still has
-        # (data volumes of removed users are removed after a grace period).
+        # (data volumes of removed users are removed after a grace period). Launch links: the
+        # visitor's server is started (and, when they ask, stopped) with the repository's image
+        # (servers), and the service waits until it is ready (read:servers).
         "name": "custom-images-service",
-        "description": "custom-images reads group membership, group names and user names.",
-        "scopes": ["read:users:groups", "list:groups", "list:users"],
+        "description": "custom-images reads group membership, group names and user names, and starts servers for launch links.",
+        "scopes": ["read:users:groups", "list:groups", "list:users", "servers", "read:servers"],
         "services": [SERVICE_NAME],
     },
     {

@@ -22,6 +22,7 @@ import * as m017 from './20261206_017_revisions.js';
 import * as m018 from './20261206_018_storage.js';
 import * as m019 from './20261206_019_descriptions.js';
 import * as m020 from './20261206_020_build_repository.js';
+import * as m021 from './20261206_021_repositories.js';
 
 export interface Migration {
   name: string;
@@ -51,4 +52,5 @@ export const migrations: Migration[] = [
   { name: '20261206_018_storage', ...m018 },
   { name: '20261206_019_descriptions', ...m019 },
   { name: '20261206_020_build_repository', ...m020 },
+  { name: '20261206_021_repositories', ...m021 },
 ];

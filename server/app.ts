@@ -71,6 +71,9 @@ import { forecastPagesRouter } from './web/forecastPages.js';
 import { revisionPagesRouter } from './web/revisionPages.js';
 import { ImageHistory } from './images/history.js';
 import { historyPagesRouter } from './web/historyRoutes.js';
+import { LinkService } from './links/service.js';
+import { LinkStore } from './links/store.js';
+import { badgeRouter, linkPagesRouter } from './web/linkRoutes.js';
 /** Everything the app needs from outside; tests pass their own. */
 export interface AppDeps {
   config: Config;
@@ -218,6 +221,17 @@ export function createApp(deps: AppDeps): App {
     onEnded: (checkId): Promise<void> => revisions.recordCheck(checkId),
   });
   const uploadLimits = { uploadBytes: config.builds.uploadBytes, uploadFiles: BUILD_UPLOAD_FILES };
+  const git = new GitFetcher({
+    trustedHosts: config.builds.trustedGitHosts,
+    maxBytes: config.builds.gitMaxBytes,
+    checkout: {
+      maxBytes: config.builds.checkoutBytes,
+      maxFiles: config.builds.checkoutFiles,
+      maxObjectBytes: config.builds.gitFileBytes,
+    },
+    workDir: deps.workDir,
+    timeoutMs: config.registries.timeoutMs,
+  });
   const builds = new BuildService({
     store: buildStore,
     images,
@@ -226,17 +240,7 @@ export function createApp(deps: AppDeps): App {
     access,
     keyring: deps.keyring,
     registry: deps.registry,
-    git: new GitFetcher({
-      trustedHosts: config.builds.trustedGitHosts,
-      maxBytes: config.builds.gitMaxBytes,
-      checkout: {
-        maxBytes: config.builds.checkoutBytes,
-        maxFiles: config.builds.checkoutFiles,
-        maxObjectBytes: config.builds.gitFileBytes,
-      },
-      workDir: deps.workDir,
-      timeoutMs: config.registries.timeoutMs,
-    }),
+    git,
     builder: deps.engine ? new DockerBuilder(deps.engine) : undefined,
     // A built image is checked like any other.
     check: (owner, imageId) => checks.queue(owner, imageId),
@@ -289,6 +293,26 @@ export function createApp(deps: AppDeps): App {
     revisions,
     foreground,
   });
+  // Launch links: a repository opened in the visitor's own server, built first if need be.
+  const links = new LinkService({
+    store: new LinkStore(db),
+    access,
+    systems,
+    git,
+    builds,
+    images,
+    hub,
+    hubBaseUrl: config.hub.baseUrl,
+    logger,
+    gitTimeoutMs: config.registries.timeoutMs,
+    buildTimeoutMs: 2 * config.builds.timeoutMs + config.checks.deadlineMs,
+  });
+  const linkRoutes = {
+    links,
+    hosts: config.links.hosts,
+    trustedGitHost: (host: string) => git.isTrusted(host),
+    prefix,
+  };
   const inventories = new InventoryService({ store: inventoryStore, images, checks: checkStore });
   const forecasts = new ForecastService({
     store: new ForecastStore(db),
@@ -364,12 +388,14 @@ export function createApp(deps: AppDeps): App {
       revisions,
       storage: storage.service,
       history,
+      links: linkRoutes,
     }),
   );
   const draining = new AbortController();
   const router = express.Router();
   router.use('/static', express.static(path.join(VIEWS_DIR, 'static'), { maxAge: '1h' }));
   router.use(healthRouter({ db, registry: metrics.registry, authenticate }));
+  router.use(badgeRouter());
 
   // Pages: sessions, login and the CSRF check (web/setup.ts), then the routes of each resource.
   const pages = pageSetup({
@@ -425,6 +451,7 @@ export function createApp(deps: AppDeps): App {
     }),
     revisionPagesRouter({ revisions, images, sharing, prefix }),
     historyPagesRouter({ history, images }),
+    linkPagesRouter(linkRoutes),
     forecastPagesRouter({ forecasts, systems, prefix }),
     adminPagesRouter({ systems, sharing, prefix }),
     storagePagesRouter({ storage: storage.service, prefix }),

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { OPEN_POLICY, NO_BUILDS, type System } from './systems/schema.js';
 import type { StorageDefaults } from './systems/storage.js';
+import { DEFAULT_LINK_HOSTS, parseLinkHosts } from './links/link.js';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
@@ -180,6 +181,15 @@ function envSchema(cwd: string) {
     CUSTOM_IMAGES_BUILD_CHECKOUT_MAX_FILES: z.coerce.number().int().min(10, 'must be 10 or more').default(100_000),
     CUSTOM_IMAGES_BUILD_CONTEXT_MAX_MB: z.coerce.number().int().min(1, 'must be 1 or more').default(512),
     CUSTOM_IMAGES_TRUSTED_GIT_HOSTS: hostList,
+    CUSTOM_IMAGES_LINK_HOSTS: z
+      .string()
+      .default(DEFAULT_LINK_HOSTS.map(([prefix, origin]) => `${prefix}=${origin}`).join(','))
+      .transform((raw, ctx) => {
+        const parsed = parseLinkHosts(raw);
+        if ('hosts' in parsed) return parsed.hosts;
+        ctx.addIssue({ code: 'custom', message: `must list short forms of git hosts, e.g. gh=https://github.com: ${parsed.error}` });
+        return z.NEVER;
+      }),
     CUSTOM_IMAGES_QUOTA_IMAGES: z.coerce.number().int().min(0, 'must be 0 (no limit) or more').default(50),
     CUSTOM_IMAGES_QUOTA_BUILDS: z.coerce.number().int().min(0, 'must be 0 (no limit) or more').default(50),
     CUSTOM_IMAGES_QUOTA_REGISTRY_GB: z.coerce.number().min(0, 'must be 0 (no limit) or more gigabytes').default(100),
@@ -288,6 +298,11 @@ export interface Config {
     contextBytes: number;
     /** Git hosts (host[:port]) that may be on private addresses and plain http. */
     trustedGitHosts: string[];
+  };
+  /** Launch links (links/). */
+  links: {
+    /** The short forms' prefixes (`gh`) to a GitHub-style host's origin (`https://github.com`). */
+    hosts: ReadonlyMap<string, string>;
   };
   /** Quotas and the clean-up of the site registry and of data volumes (server/storage/). */
   storage: {
@@ -416,6 +431,9 @@ export function parseConfig(env: Record<string, string | undefined>, cwd: string
       checkoutFiles: e.CUSTOM_IMAGES_BUILD_CHECKOUT_MAX_FILES,
       contextBytes: e.CUSTOM_IMAGES_BUILD_CONTEXT_MAX_MB * 1024 * 1024,
       trustedGitHosts: e.CUSTOM_IMAGES_TRUSTED_GIT_HOSTS,
+    },
+    links: {
+      hosts: e.CUSTOM_IMAGES_LINK_HOSTS,
     },
     storage: {
       defaults: {

@@ -105,6 +105,43 @@ export class GitFetcher {
     return commit;
   }
 
+  /**
+   * The commit `request.ref` names now, asked of the git server with one
+   * small request (the refs it advertises: protocol v1, no pack), through
+   * the same guard and transport as a fetch; undefined for an abbreviated
+   * commit id, which only a fetch can resolve.
+   *
+   * @throws AppError 400 naming `gitRef` when the repository has no such branch or tag; the fetch's errors otherwise.
+   */
+  async resolveCommit(request: Omit<GitFetchRequest, 'directory'>): Promise<string | undefined> {
+    const ref = request.ref;
+    if (/^[0-9a-f]{40}$/i.test(ref)) return ref.toLowerCase();
+    const username = request.username || 'oauth2';
+    const onAuth = request.token ? () => ({ username, password: request.token }) : () => ({ cancel: true });
+    let refs: Array<{ ref: string; oid: string; target?: string; peeled?: string }>;
+    try {
+      // The client never sees a pack here: protocol v1 advertises the refs in the GET of info/refs.
+      const unused = new PackFile(this.options.workDir.folder);
+      refs = await git.listServerRefs({
+        http: this.client(new URL(request.url), request.signal, unused),
+        url: request.url,
+        onAuth,
+        protocolVersion: 1,
+        symrefs: true,
+        peelTags: true,
+      });
+    } catch (err) {
+      throw gitError(err, request);
+    }
+    const named = (name: string) => refs.find((r) => r.ref === name);
+    const head = named('HEAD');
+    const found =
+      ref === '' ? head : (named(`refs/heads/${ref}`) ?? named(`refs/tags/${ref}`) ?? (ref.startsWith('refs/') ? named(ref) : undefined));
+    if (found) return found.peeled ?? found.oid;
+    if (/^[0-9a-f]{4,39}$/i.test(ref)) return undefined;
+    throw invalidInput({ gitRef: `The repository has no branch or tag "${ref}": check the name, or give a commit id` });
+  }
+
   private async fetchInto(request: GitFetchRequest, checkout: boolean): Promise<FetchedRepository> {
     const dir = this.options.workDir.make('git');
     const fs = checkoutFs(dir, this.options.checkout);
@@ -153,7 +190,7 @@ export class GitFetcher {
    * repository's host only, retries on 429/5xx; and the bytes received
    * counted.
    */
-  private client(start: URL, signal: AbortSignal, pack: PackFile): HttpClient {
+  private client(start: URL, signal: AbortSignal, pack: PackFile | undefined): HttpClient {
     const transport = this.transport;
     let received = 0;
     const maxBytes = this.options.maxBytes;
@@ -183,13 +220,14 @@ export class GitFetcher {
       }
       // The answer that carries the pack: its pack data goes to disk, the rest on to isomorphic-git.
       const carriesPack = method === 'POST' && new URL(req.url).pathname.endsWith('/git-upload-pack') && response.ok;
+      if (carriesPack && !pack) throw new Error('a pack came where only refs were asked for');
       return {
         url: response.url || req.url,
         method,
         statusCode: response.status,
         statusMessage: response.statusText,
         headers: Object.fromEntries(response.headers.entries()),
-        body: carriesPack ? packToDisk(counted(), pack) : counted(),
+        body: carriesPack && pack ? packToDisk(counted(), pack) : counted(),
       };
     };
     return { request };

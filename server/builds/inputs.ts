@@ -11,14 +11,19 @@
  */
 import { z } from 'zod';
 
-export const BUILD_MODES = ['packages', 'dockerfile'] as const;
+/** packages: base image + packages; dockerfile: a Dockerfile (typed, or the repository's); repository: repo2docker's rules (builds/repo2docker.ts). */
+export const BUILD_MODES = ['packages', 'dockerfile', 'repository'] as const;
 export type BuildMode = (typeof BUILD_MODES)[number];
 
 const TEXT_MAX = 64 * 1024;
 
 export const BuildInputsSchema = z.object({
-  mode: z.enum(BUILD_MODES, { message: 'The mode is packages (base image + packages) or dockerfile' }).default('packages'),
-  /** The base image (packages mode): as chosen in a request (its name or image), its image once stored. */
+  mode: z
+    .enum(BUILD_MODES, {
+      message: "The mode is packages (base image + packages), dockerfile, or repository (a repository built by repo2docker's rules)",
+    })
+    .default('packages'),
+  /** The base image (packages and repository modes): as chosen in a request (its name or image), its image once stored. */
   base: z.string().trim().max(600).default(''),
   pip: z.string().max(TEXT_MAX, 'The requirements have at most 64 KiB').default(''),
   conda: z.string().max(TEXT_MAX, 'environment.yml has at most 64 KiB').default(''),
@@ -56,6 +61,8 @@ export function inputsColumn(inputs: BuildInputs): string {
  * the researcher's own ("Use this Dockerfile instead").
  */
 export function inputsAsRequest(inputs: BuildInputs, mode?: string): BuildInputs {
+  // A repository's Dockerfile is written again at each build, from the commit fetched then.
+  if (inputs.mode === 'repository') return { ...inputs, dockerfile: '' };
   const takeOver = mode === 'dockerfile' && inputs.mode === 'packages';
   const own = inputs.mode === 'dockerfile' || takeOver;
   return { ...inputs, mode: own ? 'dockerfile' : 'packages', dockerfile: own ? inputs.dockerfile : '' };

@@ -9,7 +9,7 @@
 import { z } from 'zod';
 import { DescriptionSchema } from '../images/schema.js';
 import { checkMountPath, MOUNT_PATH_MAX_LENGTH } from '../systems/mountPath.js';
-import type { System } from '../systems/schema.js';
+import { gitHostProblem, type System } from '../systems/schema.js';
 import { dockerfileProblems } from './dockerfile.js';
 import { formatKiB } from '../format.js';
 import { BUILD_INPUT_KEYS, BuildInputsSchema, type BuildInputs } from './inputs.js';
@@ -160,6 +160,20 @@ export function buildInputSchema(context: BuildSchemaContext) {
       dockerfile = base
         ? packagesDockerfile({ base, pip: raw.pip, conda: raw.conda, apt: apt.packages, files: files.map((f) => f.name) })
         : '';
+    } else if (raw.mode === 'repository') {
+      // Built by repo2docker's rules from the commit fetched (builds/repo2docker.ts): a base image the system offers.
+      const offered = system?.build.baseImages ?? [];
+      const chosen = raw.base === '' ? offered[0] : offered.find((b) => b.image === raw.base || b.name === raw.base);
+      if (raw.gitUrl === '') issue('gitUrl', 'Enter the repository to build, e.g. https://github.com/lab/paper.git');
+      if (system && !chosen)
+        issue(
+          'base',
+          raw.base === ''
+            ? `${system.displayName} offers no base image to build a repository on (ask the hub admin)`
+            : `"${raw.base}" is not a base image of this system; choose one of: ${offered.map((b) => b.name).join(', ') || 'none is offered'}`,
+        );
+      base = chosen?.image ?? null;
+      dockerfile = '';
     } else if (raw.dockerfile.trim() === '') {
       // With a repository, its own Dockerfile is built (checked when it has been fetched).
       if (raw.gitUrl === '')
@@ -175,6 +189,8 @@ export function buildInputSchema(context: BuildSchemaContext) {
     }
 
     const git = gitSource(raw, context, issue);
+    const hostProblem = git && system ? gitHostProblem(system, new URL(git.url).host) : undefined;
+    if (hostProblem) issue('gitUrl', hostProblem);
     if (git && files.length > 0) issue('files', 'Upload files or name a git repository as the build context, not both');
     if (git && raw.mode === 'packages') issue('gitUrl', 'A git repository is the context of a Dockerfile; switch to the Dockerfile mode');
 

@@ -17,7 +17,7 @@ import type { RegistryClient } from '../registry/client.js';
 import { parseReference, registryAuthKey, type ImageReference } from '../registry/reference.js';
 import { BoundedOutput } from '../io/boundedOutput.js';
 import type { Keyring } from '../secrets/keyring.js';
-import type { SystemCatalog } from '../systems/schema.js';
+import type { System, SystemCatalog } from '../systems/schema.js';
 import type { BuildLimits as BuilderLimits, ImageBuilder, RegistryLogin } from './builder.js';
 import { buildContext, CONTEXT_DOCKERFILE } from './context.js';
 import { checkBaseTriggers } from './baseTriggers.js';
@@ -26,6 +26,9 @@ import { buildFailureMessage } from './failure.js';
 import { labelledDockerfile, layerMarker } from './layerLabel.js';
 import { formatKiB } from '../format.js';
 import type { GitFetcher } from './git.js';
+import { inputsColumn } from './inputs.js';
+import { repositoryBuild, type BaseFacts, type RepositoryBuild } from './repo2docker.js';
+import { repositoryOnDisk } from './repositoryFiles.js';
 import type { BuildLimits } from './recipe.js';
 import type { WorkDir } from '../workDir.js';
 import type { BuildPhase, BuildRow, BuildStatus, BuildStore } from './store.js';
@@ -81,6 +84,8 @@ export async function runBuild(deps: BuildRunDeps, job: BuildRow, held: RunningJ
   const redact = (text: string) => secrets.reduce((t, s) => t.split(s).join('***'), text);
   const log = (text: string) => output.add(redact(text));
   const state: BuildState = { phase: 'context', step: 0, steps: 0 };
+  // A repository build's inputs once its Dockerfile is written: the build page shows what was built.
+  let written: Record<string, string> = {};
   const save = (patch: Partial<BuildState> = {}) => {
     Object.assign(state, patch);
     held.progress(() => ({
@@ -88,6 +93,7 @@ export async function runBuild(deps: BuildRunDeps, job: BuildRow, held: RunningJ
       step: state.step,
       steps: state.steps,
       ...(state.gitCommit ? { git_commit: state.gitCommit } : {}),
+      ...written,
       log: output.toString(),
     }));
   };
@@ -108,7 +114,7 @@ export async function runBuild(deps: BuildRunDeps, job: BuildRow, held: RunningJ
       return 'queued';
     }
     if (message) log(`${message}\n`);
-    await held.finish({ status, phase: null, message, digest: digest ?? null, log: output.toString(), finished_at: now() });
+    await held.finish({ status, phase: null, message, digest: digest ?? null, ...written, log: output.toString(), finished_at: now() });
     return status;
   };
   try {
@@ -150,7 +156,18 @@ export async function runBuild(deps: BuildRunDeps, job: BuildRow, held: RunningJ
     const contextTree = tree && inputs.gitDirectory ? path.join(tree, inputs.gitDirectory) : tree;
     let dockerfile = inputs.dockerfile;
     const fromRepository = dockerfile === '';
-    if (fromRepository) dockerfile = repositoryDockerfile(contextTree, inputs.gitDirectory, deps.limits.dockerfileBytes);
+    if (inputs.mode === 'repository') {
+      const built = await repositoryMode(deps, system, job, contextTree, held.signal);
+      if (built.kind === 'refused') return await end('failed', `The repository cannot be built here: ${built.problems.join('; ')}`);
+      dockerfile = built.kind === 'dockerfile' ? built.text : built.dockerfile;
+      written = { inputs: inputsColumn({ ...inputs, dockerfile }) };
+      if (built.kind === 'dockerfile') log(`Building ${built.path}: a Dockerfile wins over the other configuration files\n`);
+      else {
+        log(`Honouring ${built.honoured.join(', ') || 'no configuration file (the repository is copied to the home)'}\n`);
+        if (built.start) log(`${built.start} runs at every server start, before jupyterhub-singleuser\n`);
+        log(`The Dockerfile written for the repository:\n${built.dockerfile}\n`);
+      }
+    } else if (fromRepository) dockerfile = repositoryDockerfile(contextTree, inputs.gitDirectory, deps.limits.dockerfileBytes);
     // The repository's own Dockerfile, under the same rules as one typed in the form; a typed one again,
     // as the system's rules are now (a rebuild runs a Dockerfile checked under older ones).
     const rules = { allowedRegistries: system.allowedRegistries, systemName: system.displayName, maxBytes: deps.limits.dockerfileBytes };
@@ -160,7 +177,8 @@ export async function runBuild(deps: BuildRunDeps, job: BuildRow, held: RunningJ
         'failed',
         `${fromRepository ? "The repository's Dockerfile" : 'The Dockerfile'} cannot be built here: ${problems.join('; ')}`,
       );
-    if (fromRepository) log(`Building the repository's Dockerfile${inputs.gitDirectory ? ` in ${inputs.gitDirectory}` : ''}\n`);
+    if (fromRepository && inputs.mode !== 'repository')
+      log(`Building the repository's Dockerfile${inputs.gitDirectory ? ` in ${inputs.gitDirectory}` : ''}\n`);
     const pulled = dockerfileImages(dockerfile).images;
     // Another user's build is never read with the site's credential, not even for its triggers: refused
     // before any registry hears of it (a typed Dockerfile was held to this when it was submitted).
@@ -269,4 +287,57 @@ function repositoryDockerfile(tree: string | undefined, directory: string, maxBy
   if (stat.size > maxBytes)
     throw upstream('failed', `The repository's Dockerfile has ${formatKiB(stat.size)}; at most ${formatKiB(maxBytes)} are allowed.`);
   return fs.readFileSync(file, 'utf8');
+}
+
+/** Configuration files larger than this are not read (a requirements.txt of 256 KiB is already unusual). */
+const CONFIGURATION_FILE_BYTES = 256 * 1024;
+
+/**
+ * The repository mode: how the fetched repository is built by repo2docker's
+ * rules, on the base image the build names, read through the registry client
+ * (its entrypoint, command and environment shape the written Dockerfile).
+ */
+async function repositoryMode(
+  deps: BuildRunDeps,
+  system: System,
+  job: BuildRow,
+  tree: string | undefined,
+  signal: AbortSignal,
+): Promise<RepositoryBuild> {
+  if (!tree) throw upstream('failed', 'A repository build needs a repository: none was fetched.');
+  const base = job.inputs.base;
+  const reference = parseReference(base);
+  let config: BaseConfig;
+  try {
+    const session = deps.registry.session(reference, await deps.systems.credentialFor(reference, job.owner), signal);
+    const { configs } = await session.imageConfigs();
+    const found = configs.find((c) => c.platform === system.platform) ?? configs[0];
+    config = found?.config.config ?? {};
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    throw upstream('failed', `Could not read the base image ${base}: ${reason}`, err);
+  }
+  const facts: BaseFacts = { image: base, entrypoint: config.Entrypoint ?? [], cmd: config.Cmd ?? [], env: config.Env ?? [] };
+  return repositoryBuild(repositoryOnDisk(tree, CONFIGURATION_FILE_BYTES), {
+    base: facts,
+    uid: system.policy.uid,
+    gid: system.policy.gid,
+    home: homeOf(config),
+    mirrors: system.build.mirrors,
+  });
+}
+
+type BaseConfig = { Entrypoint?: string[] | null; Cmd?: string[] | null; Env?: string[] | null; User?: string };
+
+/**
+ * The notebook user's home in the base image, where repo2docker puts the
+ * repository: the image's HOME when it sets one, else the home of the user it
+ * names (/home/NAME, as useradd makes it), else jovyan's (Jupyter's images).
+ */
+export function homeOf(config: BaseConfig): string {
+  const env = (config.Env ?? []).find((e) => e.startsWith('HOME='))?.slice(5);
+  if (env && /^\/[A-Za-z0-9._/-]*$/.test(env) && env !== '/') return env.replace(/\/+$/, '');
+  const user = (config.User ?? '').split(':')[0] ?? '';
+  if (/^[a-z_][a-z0-9_-]*$/.test(user) && user !== 'root') return `/home/${user}`;
+  return '/home/jovyan';
 }

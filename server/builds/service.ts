@@ -25,6 +25,7 @@ import { inputError } from '../forms.js';
 import { runBuild, tokenAssociatedData, type BuildRunDeps } from './run.js';
 import { dockerfileImages } from './dockerfile.js';
 import { userPathComponent } from '../systems/pushPath.js';
+import { startScriptOf } from './repo2docker.js';
 
 /** Directory lookups at submission (fetches of a repository) a replica runs at once, for all owners. */
 const MAX_DIRECTORY_LOOKUPS = 4;
@@ -55,6 +56,8 @@ export interface BuildInputsView extends BuildInputs {
   gitTokenStored: boolean;
   /** The commit the repository was checked out at, once fetched. */
   gitCommit: string | null;
+  /** A repository build's start script (runs at every server start), or null. */
+  start: string | null;
 }
 
 /** A build with its log and inputs. */
@@ -93,7 +96,12 @@ export class BuildService {
   }
 
   /** Validates, saves the image and queues build 1; nothing is stored when anything is wrong. */
-  async create(actor: HubIdentity, owner: string, raw: unknown, uploads: UploadedFile[]): Promise<{ image: ImageView; build: BuildView }> {
+  async create(
+    actor: HubIdentity,
+    owner: string,
+    raw: unknown,
+    uploads: UploadedFile[],
+  ): Promise<{ image: ImageView; build: BuildView; reused?: true }> {
     this.deps.access.writeImagesOf(actor, owner);
     const files = toStore(uploads);
     const recipe = await this.validate(raw, files, undefined, owner);
@@ -105,6 +113,8 @@ export class BuildService {
     await this.assertSomeoneBuilds();
     await this.assertTargetIsOwn(recipe.system, owner, recipe.name);
     await this.assertDirectory(owner, recipe, undefined);
+    const same = await this.sameCommitBuild(owner, recipe, undefined);
+    if (same) return { image: await this.deps.images.load(owner, same.imageId), build: viewOf(same), reused: true };
     const now = this.now();
     const { imageId, buildId } = await this.deps.imageStore.transaction(async (store) => {
       const target = this.target(recipe.system, owner, recipe.name, 1);
@@ -177,6 +187,12 @@ export class BuildService {
       recipe,
       sealed ? () => this.deps.keyring.open(sealed, tokenAssociatedData(imageId, owner)) : undefined,
     );
+    const same = await this.sameCommitBuild(
+      owner,
+      recipe,
+      sealed ? () => this.deps.keyring.open(sealed, tokenAssociatedData(imageId, owner)) : undefined,
+    );
+    if (same?.imageId === imageId) return viewOf(same);
     const now = this.now();
     const buildId = await this.deps.imageStore.transaction(async (store) => {
       const number = await BuildStore.nextNumber(store.db, imageId);
@@ -308,6 +324,40 @@ export class BuildService {
   }
 
   /**
+   * One build per commit: a repository build whose branch or tag names a
+   * commit `owner` has built already, from the same repository, directory,
+   * base and system, is that build (its image points at it); no new build.
+   * The ref is resolved now with one small request to the git server (the
+   * same guard as a fetch), which also refuses a ref the repository does not
+   * have before anything is stored.
+   */
+  private async sameCommitBuild(owner: string, recipe: BuildRecipe, keptToken: (() => string) | undefined): Promise<BuildRow | undefined> {
+    const git = recipe.git;
+    if (!git || recipe.inputs.mode !== 'repository') return undefined;
+    const token = git.token.action === 'set' ? git.token.token : git.token.action === 'keep' ? keptToken?.() : undefined;
+    const commit = await this.deps.git.resolveCommit({
+      url: git.url,
+      ref: git.ref,
+      username: git.username,
+      token,
+      signal: AbortSignal.timeout(this.deps.builderLimits.timeoutMs),
+    });
+    if (!commit) return undefined;
+    for (const build of await this.deps.store.succeededAt(owner, commit)) {
+      const inputs = build.inputs;
+      const same =
+        inputs.mode === 'repository' &&
+        inputs.gitUrl === recipe.inputs.gitUrl &&
+        inputs.gitDirectory === recipe.inputs.gitDirectory &&
+        inputs.base === recipe.inputs.base;
+      const image = same ? await this.deps.imageStore.get(owner, build.imageId) : undefined;
+      // The image must still point at this build's push (a newer build of it may have replaced it).
+      if (image?.system === recipe.system.slug && build.digest && image.reference === `${build.target}@${build.digest}`) return build;
+    }
+    return undefined;
+  }
+
+  /**
    * Only replicas with a Docker engine claim builds: where none is running, a
    * queued build would wait for ever in one of its owner's queue slots. 503,
    * nothing queued.
@@ -409,6 +459,7 @@ function viewOf(build: BuildSummary): BuildView {
     step: build.step,
     steps: build.steps,
     message: build.message,
+    gitCommit: build.gitCommit,
     createdAt: build.createdAt,
     startedAt: build.startedAt,
     finishedAt: build.finishedAt,
@@ -422,7 +473,13 @@ function detailsOf(row: BuildRow): BuildDetails {
 }
 
 function inputsOf(row: BuildRow): BuildInputsView {
-  return { ...row.inputs, files: row.fileNames, gitTokenStored: row.gitToken !== null, gitCommit: row.gitCommit };
+  return {
+    ...row.inputs,
+    files: row.fileNames,
+    gitTokenStored: row.gitToken !== null,
+    gitCommit: row.gitCommit,
+    start: row.inputs.mode === 'repository' ? startScriptOf(row.inputs.dockerfile) : null,
+  };
 }
 
 /** Uploads as a new build stores them: named by the sha256 of their content. */

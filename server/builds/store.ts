@@ -93,6 +93,7 @@ const SUMMARY_COLUMNS = [
   'step',
   'steps',
   'message',
+  'git_commit',
   'created_at',
   'started_at',
   'finished_at',
@@ -111,6 +112,7 @@ export type BuildSummary = Pick<
   | 'step'
   | 'steps'
   | 'message'
+  | 'gitCommit'
   | 'createdAt'
   | 'startedAt'
   | 'finishedAt'
@@ -133,6 +135,7 @@ function summaryFromRow(r: Row): BuildSummary {
     step: Number(r.step),
     steps: Number(r.steps),
     message: text(r.message),
+    gitCommit: text(r.git_commit),
     createdAt: toDate(r.created_at),
     startedAt: toDateOrNull(r.started_at),
     finishedAt: toDateOrNull(r.finished_at),
@@ -236,6 +239,15 @@ export class BuildStore {
       .where({ owner, image_id: imageId, number })
       .first()) as Row | undefined;
     return row ? { build: summaryFromRow(row), log: String(row.log) } : undefined;
+  }
+
+  /** `owner`'s succeeded builds of `commit`, newest first (one build per commit: builds/service.ts). */
+  async succeededAt(owner: string, commit: string): Promise<BuildRow[]> {
+    const rows = (await this.db('builds')
+      .where({ owner, git_commit: commit, status: 'succeeded' })
+      .orderBy('id', 'desc')
+      .limit(20)) as Row[];
+    return rows.map(fromRow);
   }
 
   /** The newest build of one of `owner`'s images. */

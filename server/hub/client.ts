@@ -31,7 +31,20 @@ export interface HubClient {
   userNames(): Promise<string[]>;
   /** Whether the hub has `user`: false only when it answers 404 (the service's token needs a `read:users` scope). */
   userExists(user: string): Promise<boolean>;
+  /** `user`'s default server: none, starting or stopping, or ready (the service's token needs `read:servers`). */
+  serverState(user: string): Promise<ServerState>;
+  /**
+   * Asks the hub to start `user`'s default server with these `user_options`
+   * (what a spawn form would give the spawner; the service's token needs `servers`).
+   * Resolves once the hub took the request; the server may still be starting.
+   */
+  startServer(user: string, userOptions: Record<string, unknown>): Promise<void>;
+  /** Asks the hub to stop `user`'s default server (the service's token needs `servers`); resolves once it took the request. */
+  stopServer(user: string): Promise<void>;
 }
+
+/** A user's default server as the hub reports it. */
+export type ServerState = { state: 'none' } | { state: 'pending'; pending: string } | { state: 'ready' };
 
 /** Creates a {@link HubClient} over JupyterHub's REST API. */
 export function createHubClient(options: HubClientOptions): HubClient {
@@ -39,10 +52,16 @@ export function createHubClient(options: HubClientOptions): HubClient {
   const timeoutMs = options.timeoutMs ?? 10_000;
   const base = options.apiUrl.replace(/\/+$/, '');
 
-  async function call(path: string, token: string): Promise<Response> {
+  async function call(path: string, token: string, init: { method?: string; body?: unknown } = {}): Promise<Response> {
     try {
       return await doFetch(`${base}${path}`, {
-        headers: { Authorization: `token ${token}`, Accept: 'application/json' },
+        method: init.method ?? 'GET',
+        headers: {
+          Authorization: `token ${token}`,
+          Accept: 'application/json',
+          ...(init.body === undefined ? {} : { 'Content-Type': 'application/json' }),
+        },
+        ...(init.body === undefined ? {} : { body: JSON.stringify(init.body) }),
         signal: AbortSignal.timeout(timeoutMs),
       });
     } catch (cause) {
@@ -123,6 +142,44 @@ export function createHubClient(options: HubClientOptions): HubClient {
       if (response.status === 404) return false;
       if (!response.ok) throw unexpected(response, `a lookup of the user ${user} (the service needs the scope read:users:groups)`);
       return true;
+    },
+
+    async serverState(user) {
+      const response = await call(`/users/${encodeURIComponent(user)}`, options.apiToken);
+      if (!response.ok) throw unexpected(response, `a lookup of ${user}'s server (the service needs the scope read:servers)`);
+      const body = (await response.json()) as { servers?: Record<string, { ready?: unknown; pending?: unknown }> };
+      const server = body.servers?.[''];
+      if (!server) return { state: 'none' };
+      if (server.ready === true) return { state: 'ready' };
+      return { state: 'pending', pending: typeof server.pending === 'string' ? server.pending : 'spawn' };
+    },
+
+    async startServer(user, userOptions) {
+      const response = await call(`/users/${encodeURIComponent(user)}/server`, options.apiToken, { method: 'POST', body: userOptions });
+      // 201: started; 202: starting. 400 is the hub's own word (e.g. "already running"): passed on.
+      if (response.status === 201 || response.status === 202) {
+        await response.body?.cancel();
+        return;
+      }
+      const text = await response.text();
+      let message = '';
+      try {
+        message = String((JSON.parse(text) as { message?: unknown }).message ?? '');
+      } catch {
+        // not JSON: the status says enough
+      }
+      if (response.status === 400 && message)
+        throw new AppError('conflict', `The hub did not start your server: ${message}`, { expose: true });
+      if (response.status === 403) throw unexpected(response, `starting ${user}'s server (the service needs the scope servers)`);
+      throw unexpected(response, `starting ${user}'s server`);
+    },
+
+    async stopServer(user) {
+      const response = await call(`/users/${encodeURIComponent(user)}/server`, options.apiToken, { method: 'DELETE' });
+      await response.body?.cancel();
+      // 204: stopped; 202: stopping; 400: it was not running.
+      if (response.status === 204 || response.status === 202 || response.status === 400) return;
+      throw unexpected(response, `stopping ${user}'s server (the service needs the scope servers)`);
     },
 
     async version() {

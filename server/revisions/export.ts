@@ -9,6 +9,7 @@ import { conflict } from '../errors.js';
 import { parseReference } from '../registry/reference.js';
 import type { CondaPackage, Inventory, PythonPackage } from '../inventory/schema.js';
 import { launchDigest, REASON_TEXT, type Revision } from './schema.js';
+import type { BuildMode } from '../builds/inputs.js';
 
 /** Installers that take distributions from a package index (pip's INSTALLER record names them). */
 const INDEX_INSTALLERS = new Set(['pip', 'uv']);
@@ -31,7 +32,7 @@ export interface ExportSource {
 /** A build's inputs as a record shows them: never its token, its files by name and size. */
 export interface BuildRecord {
   number: number;
-  mode: 'packages' | 'dockerfile';
+  mode: BuildMode;
   base: string | null;
   pip: string;
   conda: string;

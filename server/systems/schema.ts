@@ -79,6 +79,21 @@ export const BuildSettingsSchema = z.object({
   network: z.enum(BUILD_NETWORKS).default('default'),
   /** The base images offered for "base image + packages". */
   baseImages: z.array(z.object({ name: z.string().min(1).max(100), image: z.string().min(1).max(600) })).default([]),
+  /**
+   * The git hosts (host[:port], lower case) repositories may come from for
+   * builds and launch links; empty: any host the address guard lets through.
+   */
+  gitHosts: z.array(z.string().min(1).max(300)).optional(),
+  /** The site's package mirrors builds use (many sites reach no index but their own): written into repository builds. */
+  mirrors: z
+    .object({
+      pipIndexUrl: z.string().max(2048).optional(),
+      pipExtraIndexUrl: z.string().max(2048).optional(),
+      condaChannels: z.array(z.string().min(1).max(2048)).max(20).optional(),
+      /** `deb …` lines: apt.txt is installed from these alone. */
+      aptSources: z.array(z.string().min(1).max(2048)).max(20).optional(),
+    })
+    .optional(),
 });
 export type BuildSettings = z.infer<typeof BuildSettingsSchema>;
 
@@ -133,6 +148,13 @@ export function staticCatalog(systems: System[]): SystemCatalog {
     listEnabled: async () => systems.filter((s) => s.enabled),
     get: async (slug) => systems.find((s) => s.slug === slug),
   };
+}
+
+/** Whether `host` (host[:port]) may be the source of a repository built on `system`; the message when not. */
+export function gitHostProblem(system: System, host: string): string | undefined {
+  const allowed = system.build.gitHosts ?? [];
+  if (allowed.length === 0 || allowed.includes(host.toLowerCase())) return undefined;
+  return `Repositories on ${host} are not allowed on ${system.displayName}; this system builds from ${allowed.join(', ')}`;
 }
 
 /** The `*` pattern and `host/path/*` patterns: does `repositoryPath` (registry/repository) match one? */

@@ -9,6 +9,7 @@ import { auditEntry, changedFields } from '../audit/store.js';
 import { conflict, invalidInput, notFound } from '../errors.js';
 import type { AccessRules } from '../hub/access.js';
 import type { HubIdentity } from '../hub/identity.js';
+import { aptSourceProblem, mirrorUrlProblem } from './mirrors.js';
 import { checkMountPath } from './mountPath.js';
 import { hostProblem, parseReference, stripScheme, type ImageReference } from '../registry/reference.js';
 import { resealWithCurrentKey, type Keyring, type RotationResult } from '../secrets/keyring.js';
@@ -102,6 +103,13 @@ export const SystemInputSchema = z
     buildNetwork: z.enum(BUILD_NETWORKS, { message: 'The build network is default, none or host' }).default('default'),
     /** "Name = image" or "image", one a line. */
     buildBaseImages: lines,
+    /** host[:port], one a line; none: any host. */
+    buildGitHosts: lines,
+    /** The site's package mirrors (systems/mirrors.ts): repository builds use them. */
+    buildPipIndexUrl: z.string().trim().max(2048, 'The pip index URL has at most 2048 characters').default(''),
+    buildPipExtraIndexUrl: z.string().trim().max(2048, 'The extra pip index URL has at most 2048 characters').default(''),
+    buildCondaChannels: lines,
+    buildAptSources: lines,
     ...StorageInputShape,
     /** Blank: the default (revisions/schema.ts). */
     keptRevisions: z
@@ -139,6 +147,23 @@ export const SystemInputSchema = z
       const problem = referenceProblem(image) ?? (pushPath ? underOwnPushPath(image, pushPath) : undefined);
       if (problem) ctx.addIssue({ code: 'custom', path: ['buildBaseImages'], message: `${line}: ${problem}` });
     }
+    const mirrorFields = [
+      ...[input.buildPipIndexUrl, input.buildPipExtraIndexUrl].filter(Boolean).map((url, i) => ({
+        field: i === 0 && input.buildPipIndexUrl ? 'buildPipIndexUrl' : 'buildPipExtraIndexUrl',
+        problem: mirrorUrlProblem(url),
+      })),
+      ...input.buildCondaChannels.map((url) => ({ field: 'buildCondaChannels', problem: mirrorUrlProblem(url) })),
+      ...input.buildAptSources.map((line) => ({ field: 'buildAptSources', problem: aptSourceProblem(line) })),
+    ];
+    for (const { field, problem } of mirrorFields) if (problem) ctx.addIssue({ code: 'custom', path: [field], message: problem });
+    const mirrorSet = mirrorFields[0]?.field;
+    if (mirrorSet && input.buildNetwork === 'none')
+      ctx.addIssue({
+        code: 'custom',
+        path: [mirrorSet],
+        message:
+          'Builds on this system have no network (none), so they cannot reach a mirror: choose the host or default build network, or leave the mirrors blank',
+      });
     if (input.uidMax !== undefined && input.uidMax < (input.uid ?? DEFAULT_UID)) {
       ctx.addIssue({
         code: 'custom',
@@ -172,6 +197,8 @@ export const SystemInputSchema = z
         pushTo: input.buildPushTo,
         network: input.buildNetwork,
         baseImages: input.buildBaseImages.map(baseImageLine),
+        ...(input.buildGitHosts.length > 0 ? { gitHosts: input.buildGitHosts.map((h) => h.toLowerCase()) } : {}),
+        ...(mirrorsOf(input) ? { mirrors: mirrorsOf(input) } : {}),
       },
       storage: storageFromInput(input),
       ...(input.keptRevisions === undefined ? {} : { keptRevisions: input.keptRevisions }),
@@ -180,6 +207,22 @@ export const SystemInputSchema = z
 
 /** The storage settings alone (`PUT api/v1/systems/{slug}/storage`): the same fields as the admin form. */
 export const StorageInputSchema = z.strictObject(StorageInputShape).transform(storageFromInput);
+
+/** The mirrors the form names, or undefined for none. */
+function mirrorsOf(input: {
+  buildPipIndexUrl: string;
+  buildPipExtraIndexUrl: string;
+  buildCondaChannels: string[];
+  buildAptSources: string[];
+}): NonNullable<System['build']['mirrors']> | undefined {
+  const mirrors = {
+    ...(input.buildPipIndexUrl ? { pipIndexUrl: input.buildPipIndexUrl } : {}),
+    ...(input.buildPipExtraIndexUrl ? { pipExtraIndexUrl: input.buildPipExtraIndexUrl } : {}),
+    ...(input.buildCondaChannels.length ? { condaChannels: input.buildCondaChannels } : {}),
+    ...(input.buildAptSources.length ? { aptSources: input.buildAptSources } : {}),
+  };
+  return Object.keys(mirrors).length > 0 ? mirrors : undefined;
+}
 
 /** A base image line of the admin form: "Name = image", or the image alone (its own name). */
 function baseImageLine(line: string): { name: string; image: string } {

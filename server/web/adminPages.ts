@@ -42,6 +42,11 @@ function formValues(system: Partial<System> | Record<string, unknown>) {
     buildBaseImages: s.build
       ? s.build.baseImages.map((b) => (b.name === b.image ? b.image : `${b.name} = ${b.image}`)).join('\n')
       : lines(s.buildBaseImages),
+    buildGitHosts: s.build ? (s.build.gitHosts ?? []).join('\n') : lines(s.buildGitHosts),
+    buildPipIndexUrl: s.build ? (s.build.mirrors?.pipIndexUrl ?? '') : String(s.buildPipIndexUrl ?? ''),
+    buildPipExtraIndexUrl: s.build ? (s.build.mirrors?.pipExtraIndexUrl ?? '') : String(s.buildPipExtraIndexUrl ?? ''),
+    buildCondaChannels: s.build ? (s.build.mirrors?.condaChannels ?? []).join('\n') : lines(s.buildCondaChannels),
+    buildAptSources: s.build ? (s.build.mirrors?.aptSources ?? []).join('\n') : lines(s.buildAptSources),
     ...storageValues(s),
     keptRevisions: String(s.keptRevisions ?? ''),
   };

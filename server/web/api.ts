@@ -30,6 +30,7 @@ import type { ForecastService } from '../inventory/forecastService.js';
 import { forecastApiRoutes } from './forecastApi.js';
 import type { ImageHistory } from '../images/history.js';
 import { historyApiRoutes } from './historyRoutes.js';
+import { linkApiRoutes, type LinkRouteDeps } from './linkRoutes.js';
 
 /** `GET api/v1/me`: who the token belongs to, as the service sees it. */
 export const MeResponseSchema = HubIdentitySchema.pick({ kind: true, name: true, admin: true, groups: true, scopes: true });
@@ -50,6 +51,8 @@ export interface ApiDeps {
   forecasts: ForecastService;
   revisions: RevisionService;
   history: ImageHistory;
+  /** Launch links (`open`); without them, those routes are not there. */
+  links?: LinkRouteDeps;
 }
 
 export function apiRouter(deps: ApiDeps): Router {
@@ -73,6 +76,7 @@ export function apiRouter(deps: ApiDeps): Router {
   if (deps.storage) storageApiRoutes(router, { storage: deps.storage, systems: deps.systems });
   revisionApiRoutes(router, deps);
   historyApiRoutes(router, deps);
+  if (deps.links) linkApiRoutes(router, deps.links);
   router.use(notFoundHandler());
   return router;
 }

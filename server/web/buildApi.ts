@@ -19,7 +19,8 @@ export function buildApiRoutes(router: Router, deps: { builds: BuildService }): 
   });
   router.post('/users/:name/builds', async (req, res) => {
     const created = await builds.create(identityOf(req), parseUserName(req.params.name), req.body, req.uploads ?? []);
-    res.status(202).json(presentBuildCreated(created));
+    // A commit built already is answered at once (200); a queued build is accepted (202).
+    res.status(created.reused ? 200 : 202).json(presentBuildCreated(created));
   });
   router.get('/users/:name/images/:id/builds', async (req, res) => {
     res.json((await builds.list(identityOf(req), ...image(req))).map(presentBuild));

@@ -14,6 +14,7 @@ import type { HubIdentity } from '../hub/identity.js';
 import { parseId } from './params.js';
 import { jobEvents } from './sse.js';
 import { presentBuildPage } from './presenters/builds.js';
+import { presentShareLink } from './presenters/links.js';
 
 /** The build form's fields: the image's name, system and mount path, and the build's inputs (builds/inputs.ts). */
 type FormValues = Record<'name' | 'description' | 'system' | 'mountPath' | keyof BuildInputs, string>;
@@ -83,7 +84,7 @@ export function buildPagesRouter(deps: {
           selected: b.name === options.values.base || b.image === options.values.base,
         })),
       ),
-      packagesMode: options.values.mode !== 'dockerfile',
+      mode: options.values.mode === 'dockerfile' || options.values.mode === 'repository' ? options.values.mode : 'packages',
       tokenHelp: `${options.tokenStored ? 'A token is stored; leave this blank to keep it. ' : ''}Stored encrypted, used only to fetch the repository.`,
       files: options.files ?? [],
       notice: options.notice,
@@ -168,6 +169,16 @@ export function buildPagesRouter(deps: {
       inputs: found.inputs,
       history: history.map(presentBuildPage),
       csrfToken: req.csrfToken?.(),
+      // A whole repository opens from a link (links/): the link and a badge to paste into its README.
+      share:
+        found.inputs.gitUrl && !found.inputs.gitDirectory
+          ? presentShareLink(`${req.protocol}://${req.get('host') ?? 'localhost'}`, prefix, {
+              repo: found.inputs.gitUrl,
+              ref: found.inputs.gitRef,
+              system: image.system.slug,
+              urlpath: '',
+            })
+          : undefined,
     });
   });
 

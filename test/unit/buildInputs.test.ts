@@ -71,3 +71,30 @@ describe('build inputs', () => {
     });
   });
 });
+
+describe("a system's git hosts", () => {
+  const only = testSystem({ slug: 'lab', displayName: 'Lab', build: { ...system.build, gitHosts: ['git.example.org'] } });
+  const onlyContext: BuildSchemaContext = { ...context, systems: [only] };
+  const parse = (gitUrl: string) => buildInputSchema(onlyContext).safeParse({ name: 'env', system: 'lab', mode: 'dockerfile', gitUrl });
+
+  it('builds from a host the system names, in any letter case', () => {
+    expect(parse('https://GIT.example.org/lab/env').success).toBe(true);
+  });
+
+  it('refuses another host in words naming gitUrl', () => {
+    const result = parse('https://github.com/lab/env');
+    expect(result.success).toBe(false);
+    expect(result.error?.issues).toEqual([
+      expect.objectContaining({
+        path: ['gitUrl'],
+        message: 'Repositories on github.com are not allowed on Lab; this system builds from git.example.org',
+      }),
+    ]);
+  });
+
+  it('takes any host when the system names none', () => {
+    expect(
+      buildInputSchema(context).safeParse({ name: 'env', system: 'lab', mode: 'dockerfile', gitUrl: 'https://github.com/a/b' }).success,
+    ).toBe(true);
+  });
+});

@@ -68,6 +68,18 @@ describe('parseConfig', () => {
     expect(set.builds).toMatchObject({ checkoutBytes: 64 * 1024 * 1024, contextBytes: 32 * 1024 * 1024 });
   });
 
+  it('maps the short forms of launch links to GitHub and GitLab unless told otherwise, and names a wrong entry', () => {
+    expect([...parseConfig(HUB_ENV).links.hosts]).toEqual([
+      ['gh', 'https://github.com'],
+      ['gl', 'https://gitlab.com'],
+    ]);
+    const own = parseConfig({ ...HUB_ENV, CUSTOM_IMAGES_LINK_HOSTS: 'gh=https://github.com,gitea=https://git.example.org/' });
+    expect(own.links.hosts.get('gitea')).toBe('https://git.example.org');
+    expect(problems({ ...HUB_ENV, CUSTOM_IMAGES_LINK_HOSTS: 'gitea=git.example.org' })).toEqual([
+      expect.stringMatching(/CUSTOM_IMAGES_LINK_HOSTS.*"gitea=git.example.org": the host is an origin/),
+    ]);
+  });
+
   it('marks cookies Secure when the public URL is https', () => {
     const config = parseConfig({ ...HUB_ENV, JUPYTERHUB_PUBLIC_URL: 'https://hub.example.org/' });
     expect(config.service.secureCookies).toBe(true);

@@ -123,9 +123,10 @@ describe("the README's Zero to JupyterHub values", () => {
       scopes: ['custom:custom-images:launch', 'read:users:name'],
       services: ['custom-images-launcher'],
     });
-    // Sharing asks the hub for users' groups with the service's own token; the clean-up, which users it still has.
+    // Sharing asks the hub for users' groups with the service's own token; the clean-up, which users it still has;
+    // launch links start (and, when asked, stop) the visitor's server and wait until it is ready.
     expect(values.hub.loadRoles['custom-images-service']).toEqual({
-      scopes: ['read:users:groups', 'list:groups', 'list:users'],
+      scopes: ['read:users:groups', 'list:groups', 'list:users', 'servers', 'read:servers'],
       services: ['custom-images'],
     });
     expect(Object.keys(values.hub.config.JupyterHub.custom_scopes).sort()).toEqual([

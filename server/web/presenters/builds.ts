@@ -26,6 +26,8 @@ export const BuildResponseSchema = z.object({
   image: z.string(),
   digest: z.string().nullable(),
   message: z.string().nullable(),
+  /** The commit a repository build checked out, once fetched. */
+  gitCommit: z.string().nullable(),
   createdAt: z.string(),
   startedAt: z.string().nullable(),
   finishedAt: z.string().nullable(),
@@ -71,6 +73,8 @@ export const BuildInputsResponseSchema = BuildInputsSchema.extend({
   files: z.array(z.object({ name: z.string(), size: z.number().int() })),
   gitTokenStored: z.boolean(),
   gitCommit: z.string().nullable(),
+  /** A repository build's start script (runs at every server start, before the notebook server), or null. */
+  start: z.string().nullable(),
 });
 
 function presentInputs(inputs: BuildInputsView): z.input<typeof BuildInputsResponseSchema> {
@@ -93,15 +97,30 @@ export function presentBuildDetails(details: BuildDetails): z.infer<typeof Build
 }
 
 /** A new built image and its first build (202). */
-export const BuildCreatedResponseSchema = z.object({ image: ImageResponseSchema, build: BuildResponseSchema });
+/** `reused`: a repository build of a commit built already answers that build (builds/service.ts); no new build. */
+export const BuildCreatedResponseSchema = z.object({ image: ImageResponseSchema, build: BuildResponseSchema, reused: z.boolean() });
 
-export function presentBuildCreated(created: { image: ImageView; build: BuildView }): z.infer<typeof BuildCreatedResponseSchema> {
-  return BuildCreatedResponseSchema.parse({ image: presentImage(created.image), build: presentBuild(created.build) });
+export function presentBuildCreated(created: {
+  image: ImageView;
+  build: BuildView;
+  reused?: true;
+}): z.infer<typeof BuildCreatedResponseSchema> {
+  return BuildCreatedResponseSchema.parse({
+    image: presentImage(created.image),
+    build: presentBuild(created.build),
+    reused: created.reused ?? false,
+  });
 }
 
 /** A build as its page, its history and its tile show it. */
 export type BuildPage = ReturnType<typeof presentBuildPage>;
 
 export function presentBuildPage(build: BuildView) {
-  return { ...build, active: isBuildActive(build.status), duration: formatDuration(build.durationMs) };
+  return {
+    ...build,
+    active: isBuildActive(build.status),
+    duration: formatDuration(build.durationMs),
+    // The commit a repository build checked out, as git abbreviates it (the whole one in the title).
+    commitShort: build.gitCommit?.slice(0, 12) ?? null,
+  };
 }

@@ -26,6 +26,15 @@ export const SystemResponseSchema = z.object({
     pushTo: z.string(),
     network: z.enum(BUILD_NETWORKS),
     baseImages: z.array(z.object({ name: z.string(), image: z.string() })),
+    /** The site's package mirrors repository builds use (absent: none). */
+    mirrors: z
+      .object({
+        pipIndexUrl: z.string().optional(),
+        pipExtraIndexUrl: z.string().optional(),
+        condaChannels: z.array(z.string()).optional(),
+        aptSources: z.array(z.string()).optional(),
+      })
+      .optional(),
   }),
   /** How many revisions each image keeps. */
   keptRevisions: z.number().int(),

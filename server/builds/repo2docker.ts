@@ -1,0 +1,321 @@
+/**
+ * A repository without a Dockerfile, built as repo2docker would build it:
+ * its configuration files are found by repo2docker's rules of precedence and
+ * turned into a Dockerfile (shown to the researcher, held to the rules of
+ * any Dockerfile). Pure: the repository comes in as a reader of its files,
+ * the base image's facts (its config: entrypoint, command, environment) as
+ * values.
+ *
+ * repo2docker's rules followed here (repo2docker/buildpacks/base.py,
+ * python/__init__.py, conda/__init__.py, docker.py):
+ * - `binder/` or `.binder/` (not both) holds the configuration files when
+ *   present; files at the top are then ignored. The repository is still
+ *   copied whole.
+ * - A `Dockerfile` in that folder (or at the top without one) wins over
+ *   everything: it is built as it is, with the repository as context.
+ * - `environment.yml` (conda), `requirements.txt` (pip), `setup.py` /
+ *   `pyproject.toml` at the top when there is no binder folder (installed
+ *   with `pip install .`, after requirements.txt), `apt.txt`, `runtime.txt`
+ *   (`python-X.Y[.Z]`), `postBuild` (made executable, run as the notebook
+ *   user at the end, in the repository), `start` (the entrypoint: runs
+ *   before the server's command and must `exec "$@"`).
+ * - R (`install.R`, `DESCRIPTION`, `runtime.txt` with `r-…`), Julia
+ *   (`Project.toml`, `REQUIRE`) and Nix (`default.nix`) are not built here:
+ *   refused with a sentence naming the file.
+ *
+ * Order of the written layers, as repo2docker's: the environment (apt, conda,
+ * pip) from the configuration files alone, then the repository's files, then
+ * what needs them. A change of notebooks rebuilds only the last layers.
+ */
+import { aptPackages, environmentProblems, requirementProblems } from './packages.js';
+
+/** What the writer reads of a repository: its files by path from the top ('binder/requirements.txt'). */
+export interface RepositoryReader {
+  /** A regular file's text, or undefined when there is none (links and folders are not files). */
+  file(path: string): string | undefined;
+  /** Whether `path` is a folder (not a link to one). */
+  isDirectory(path: string): boolean;
+}
+
+/** What of the base image the written Dockerfile depends on (its config, as the registry serves it). */
+export interface BaseFacts {
+  /** The base image as the Dockerfile's FROM names it. */
+  image: string;
+  entrypoint: readonly string[];
+  cmd: readonly string[];
+  /** `NAME=value` lines of its config. */
+  env: readonly string[];
+}
+
+/** The site's package mirrors a system's builds use (systems/schema.ts). */
+export interface PackageMirrors {
+  pipIndexUrl?: string | undefined;
+  pipExtraIndexUrl?: string | undefined;
+  condaChannels?: readonly string[] | undefined;
+  /** `deb …` lines: apt.txt is installed from these alone. */
+  aptSources?: readonly string[] | undefined;
+}
+
+export interface RepositoryRecipe {
+  base: BaseFacts;
+  /** The uid and gid the repository's files belong to and postBuild runs as: the system's. */
+  uid: number;
+  gid: number;
+  /** The notebook user's home: where the repository goes (repo2docker's REPO_DIR). */
+  home: string;
+  mirrors?: PackageMirrors | undefined;
+}
+
+/** How a repository is built: its own Dockerfile, or one written from its configuration files. */
+export type RepositoryBuild =
+  | { kind: 'dockerfile'; path: string; text: string }
+  | {
+      kind: 'written';
+      dockerfile: string;
+      /** The configuration files honoured, by path, in the order they apply. */
+      honoured: string[];
+      /** The start script's path, when there is one (shown to the researcher: it runs at every server start). */
+      start: string | null;
+    }
+  | { kind: 'refused'; problems: string[] };
+
+/** Files repo2docker reads for languages this service does not build, and the language each means. */
+const OTHER_LANGUAGES: ReadonlyArray<{ file: string; language: string; topOnly?: boolean }> = [
+  { file: 'install.R', language: 'R' },
+  { file: 'DESCRIPTION', language: 'R', topOnly: true },
+  { file: 'Project.toml', language: 'Julia' },
+  { file: 'JuliaProject.toml', language: 'Julia' },
+  { file: 'REQUIRE', language: 'Julia' },
+  { file: 'default.nix', language: 'Nix' },
+];
+
+const WORK = '/tmp/custom-images';
+/** The site's apt sources, apart from the base's own. */
+const APT_SOURCES = '/etc/apt/custom-images-site.list';
+
+/** A runtime.txt as repo2docker reads it: `python-X.Y` or `python-X.Y.Z`. */
+const PYTHON_RUNTIME = /^python-(\d+)\.(\d+)(?:\.\d+)?$/;
+
+/**
+ * The configuration folder: `binder/` or `.binder/` when one is a folder
+ * ('' for the top), or a problem when both are.
+ */
+export function configurationFolder(repository: RepositoryReader): { folder: string } | { problem: string } {
+  const binder = repository.isDirectory('binder');
+  const hidden = repository.isDirectory('.binder');
+  if (binder && hidden)
+    return { problem: 'The repository has both binder/ and .binder/: keep one of them (repo2docker refuses both, too)' };
+  return { folder: binder ? 'binder' : hidden ? '.binder' : '' };
+}
+
+/** The Python version a runtime.txt asks for (`3.11`), or a problem naming the file; undefined without one. */
+export function runtimePython(text: string | undefined, path: string): { version: string } | { problem: string } | undefined {
+  if (text === undefined) return undefined;
+  const runtime = text.trim();
+  const match = PYTHON_RUNTIME.exec(runtime);
+  if (match) return { version: `${match[1]}.${match[2]}` };
+  if (/^r-/.test(runtime))
+    return { problem: `${path} asks for R ("${runtime}"): this service builds Python environments only; use a Dockerfile for R` };
+  return { problem: `${path} says "${runtime.slice(0, 80)}": write python-X.Y or python-X.Y.Z, e.g. python-3.11` };
+}
+
+/** Whether the base image has conda or mamba (its environment names a conda prefix or puts one on PATH). */
+export function baseHasConda(base: BaseFacts): boolean {
+  return base.env.some(
+    (line) => /^(CONDA_DIR|CONDA_PREFIX|MAMBA_ROOT_PREFIX)=/.test(line) || (/^PATH=/.test(line) && /conda|mamba/.test(line)),
+  );
+}
+
+/** The Python version the base image declares (`PYTHON_VERSION` of the official python images), as X.Y; undefined when it says none. */
+export function basePython(base: BaseFacts): string | undefined {
+  const declared = base.env.find((line) => line.startsWith('PYTHON_VERSION='))?.slice('PYTHON_VERSION='.length);
+  const match = declared ? /^(\d+)\.(\d+)/.exec(declared) : null;
+  return match ? `${match[1]}.${match[2]}` : undefined;
+}
+
+/** A pip requirement that names a file or folder of the repository: pip needs the repository to read it. */
+function isLocalRequirement(line: string): boolean {
+  const text = line.replace(/(^|\s)#.*$/, '').trim();
+  if (/^(-r|--requirement|-c|--constraint|-e|--editable)(\s|=|$)/.test(text)) return true;
+  return /^(\.|\/|file:)/.test(text);
+}
+
+/** Problems of a requirements file from a repository: local references (-r, -e .) are allowed, since the files are there. */
+function repositoryRequirementProblems(text: string, path: string): string[] {
+  const kept = text
+    .split(/\r?\n/)
+    .map((line) => (isLocalRequirement(line) ? '' : line))
+    .join('\n');
+  return requirementProblems(kept).map((problem) => `${path}: ${problem}`);
+}
+
+/** A shell word in single quotes. */
+function quote(value: string): string {
+  return `'${value.replace(/'/g, `'\\''`)}'`;
+}
+
+/** A JSON-array COPY source or destination (paths may hold spaces). */
+function copyLine(flags: string, sources: string[], destination: string): string {
+  return `COPY ${flags}${JSON.stringify([...sources, destination])}`;
+}
+
+/**
+ * How `repository` is built under `recipe`: its Dockerfile (in the
+ * configuration folder, or at the top without one), a Dockerfile written
+ * from its configuration files, or refused with sentences naming the files.
+ */
+export function repositoryBuild(repository: RepositoryReader, recipe: RepositoryRecipe): RepositoryBuild {
+  const found = configurationFolder(repository);
+  if ('problem' in found) return { kind: 'refused', problems: [found.problem] };
+  const folder = found.folder;
+  const at = (name: string) => (folder ? `${folder}/${name}` : name);
+  const read = (name: string) => repository.file(at(name));
+
+  const dockerfile = read('Dockerfile');
+  if (dockerfile !== undefined) return { kind: 'dockerfile', path: at('Dockerfile'), text: dockerfile };
+
+  const problems: string[] = [];
+  for (const { file, language, topOnly } of OTHER_LANGUAGES) {
+    if (topOnly && folder) continue;
+    if (read(file) !== undefined)
+      problems.push(`${at(file)} asks for ${language}: this service builds Python environments only; use a Dockerfile for ${language}`);
+  }
+
+  const runtime = runtimePython(read('runtime.txt'), at('runtime.txt'));
+  if (runtime && 'problem' in runtime) problems.push(runtime.problem);
+  const declared = basePython(recipe.base);
+  if (runtime && 'version' in runtime && declared && declared !== runtime.version)
+    problems.push(
+      `${at('runtime.txt')} asks for Python ${runtime.version}, but the base image ${recipe.base.image} has Python ${declared}; choose a base image with Python ${runtime.version}`,
+    );
+
+  const environment = read('environment.yml');
+  if (environment !== undefined) {
+    if (!baseHasConda(recipe.base))
+      problems.push(
+        `${at('environment.yml')} needs conda, and the base image ${recipe.base.image} has neither conda nor mamba; choose a base image with conda, or list the packages in requirements.txt`,
+      );
+    else problems.push(...environmentProblems(environment).map((p) => `${at('environment.yml')}: ${p}`));
+  }
+
+  const aptText = read('apt.txt');
+  const apt = aptText === undefined ? undefined : aptPackages(aptText.replace(/#.*$/gm, ''));
+  if (apt) problems.push(...apt.problems.map((p) => `${at('apt.txt')}: ${p}`));
+
+  const requirements = read('requirements.txt');
+  if (requirements !== undefined) problems.push(...repositoryRequirementProblems(requirements, at('requirements.txt')));
+
+  // repo2docker installs the repository as a package only from the top, and only without a binder folder.
+  const packageFile = folder ? undefined : ['setup.py', 'pyproject.toml'].find((f) => repository.file(f) !== undefined);
+  if (problems.length > 0) return { kind: 'refused', problems };
+
+  const home = recipe.home;
+  const honoured: string[] = [];
+  const mirrors = recipe.mirrors ?? {};
+  const out = [
+    `# Written by custom-images from the repository's configuration files, by repo2docker's rules.`,
+    `FROM ${recipe.base.image}`,
+    'USER root',
+  ];
+  // The site's mirrors: for the build, and for what researchers install in their servers.
+  const env: string[] = [];
+  if (mirrors.pipIndexUrl) env.push(`PIP_INDEX_URL=${quote(mirrors.pipIndexUrl)}`);
+  if (mirrors.pipExtraIndexUrl) env.push(`PIP_EXTRA_INDEX_URL=${quote(mirrors.pipExtraIndexUrl)}`);
+  if (env.length > 0) out.push(`ENV ${env.join(' ')}`);
+  if (runtime && 'version' in runtime) {
+    honoured.push(at('runtime.txt'));
+    // The base declared no version: asked of its Python, first, so that a mismatch costs no other step.
+    const [major, minor] = runtime.version.split('.');
+    const message = `${at('runtime.txt')} asks for Python ${runtime.version}, but the base image has another Python; choose a base image with Python ${runtime.version}`;
+    out.push(
+      `RUN python3 -c 'import sys; sys.exit(0 if sys.version_info[:2] == (${major}, ${minor}) else 1)' \\\n || { echo ${quote(message)} >&2; exit 1; }`,
+    );
+  }
+  if (apt && apt.packages.length > 0) {
+    honoured.push(at('apt.txt'));
+    const sources = mirrors.aptSources ?? [];
+    // With the site's apt sources, apt reads them alone (the base's own may be unreachable here); the base's stay as they were.
+    const only = sources.length > 0 ? ` -o Dir::Etc::SourceList=${APT_SOURCES} -o Dir::Etc::SourceParts=${APT_SOURCES}.d` : '';
+    out.push(
+      (sources.length > 0
+        ? `RUN mkdir -p ${APT_SOURCES}.d && printf '%s\\n' ${sources.map(quote).join(' ')} > ${APT_SOURCES} \\\n && apt-get update${only}`
+        : 'RUN apt-get update') +
+        ' \\\n' +
+        ` && DEBIAN_FRONTEND=noninteractive apt-get install${only} -y --no-install-recommends ${apt.packages.join(' ')} \\\n` +
+        ' && rm -rf /var/lib/apt/lists/*',
+    );
+  }
+  if (environment !== undefined) {
+    honoured.push(at('environment.yml'));
+    const channels = mirrors.condaChannels ?? [];
+    if (channels.length > 0) {
+      // The site's channels come first; conda reads CONDARC besides its other configuration files.
+      const lines = ['channels:', ...channels.map((c) => `  - ${c}`)];
+      out.push(`RUN printf '%s\\n' ${lines.map(quote).join(' ')} > /etc/custom-images.condarc`);
+      out.push('ENV CONDARC=/etc/custom-images.condarc');
+    }
+    out.push(copyLine('', [at('environment.yml')], `${WORK}/environment.yml`));
+    out.push(
+      `RUN if command -v mamba >/dev/null; then mamba env update -n base -f ${WORK}/environment.yml; ` +
+        `else conda env update -n base -f ${WORK}/environment.yml; fi \\\n && (conda clean -afy || true)`,
+    );
+  }
+  // Debian 12 and Ubuntu 23.04+ mark their Python as externally managed; older pip ignores the variable.
+  const pip = 'PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install --no-cache-dir';
+  // Requirements that name files of the repository wait for its copy, as repo2docker's do.
+  const requirementsNeedRepository = requirements !== undefined && requirements.split(/\r?\n/).some(isLocalRequirement);
+  if (requirements !== undefined) {
+    honoured.push(at('requirements.txt'));
+    if (!requirementsNeedRepository) {
+      out.push(copyLine('', [at('requirements.txt')], `${WORK}/requirements.txt`));
+      out.push(`RUN ${pip} -r ${WORK}/requirements.txt`);
+    }
+  }
+
+  // The repository, whole, into the notebook user's home, owned by the system's user: after the environment.
+  out.push(`ENV REPO_DIR=${quote(home)}`);
+  out.push(copyLine(`--chown=${recipe.uid}:${recipe.gid} `, ['.'], home));
+  out.push(`WORKDIR ${home}`);
+  if (requirementsNeedRepository) out.push(`RUN ${pip} -r ${quote(at('requirements.txt'))}`);
+  if (packageFile) {
+    honoured.push(packageFile);
+    // Built from a copy: pip writes build/ and *.egg-info beside the sources, which stay the user's own.
+    out.push(`RUN mkdir -p ${WORK} && cp -a . ${WORK}/package && ${pip} ${WORK}/package && rm -rf ${WORK}/package`);
+  }
+
+  out.push(`USER ${recipe.uid}:${recipe.gid}`);
+  const postBuild = read('postBuild');
+  if (postBuild !== undefined) {
+    honoured.push(at('postBuild'));
+    out.push(`RUN chmod +x ${quote(at('postBuild'))} && ./${quote(at('postBuild'))}`);
+  }
+  const start = read('start');
+  if (start !== undefined) {
+    honoured.push(at('start'));
+    const script = `${home.replace(/\/$/, '')}/${at('start')}`;
+    out.push(`${START_COMMENT}${at('start')}`);
+    out.push(`RUN chmod +x ${quote(at('start'))}`);
+    // The start script runs before the server's command and execs it; the base's own entrypoint stays first.
+    out.push(`ENTRYPOINT ${JSON.stringify([...recipe.base.entrypoint, script])}`);
+    // A new ENTRYPOINT clears the command: the base's is kept.
+    if (recipe.base.cmd.length > 0) out.push(`CMD ${JSON.stringify(recipe.base.cmd)}`);
+  }
+  return { kind: 'written', dockerfile: `${out.join('\n')}\n`, honoured, start: start !== undefined ? at('start') : null };
+}
+
+/** How a written Dockerfile names its start script (the build page and the tile read it back: {@link startScriptOf}). */
+const START_COMMENT = '# Runs at every server start, before the server: ';
+
+/** The start script a Dockerfile written here names, or null. */
+export function startScriptOf(dockerfile: string): string | null {
+  const line = dockerfile.split('\n').find((l) => l.startsWith(START_COMMENT));
+  return line ? line.slice(START_COMMENT.length) : null;
+}
+
+/** A reader over files in memory (tests, and anything that listed a repository already). */
+export function repositoryInMemory(files: Record<string, string>): RepositoryReader {
+  return {
+    file: (path) => files[path],
+    isDirectory: (path) => Object.keys(files).some((name) => name.startsWith(`${path}/`)),
+  };
+}

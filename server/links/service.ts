@@ -1,0 +1,358 @@
+/**
+ * Opening a repository from a launch link: the plan (what will happen,
+ * asked of nothing but the git server's refs and the hub), then, on the
+ * visitor's one explicit request, the launch: build the commit into one of
+ * the visitor's own images unless its newest build is that commit already,
+ * wait for the check the build queues, stop the visitor's running server
+ * when they said so, start their server through the hub with the image as
+ * its `user_options` (the spawner hook turns them into a launch, as the
+ * spawn form's would be), and wait until the hub calls it ready.
+ *
+ * The rules come first and cost nothing: the link's fields, the system,
+ * the repository's host against the system's hosts; then one request for
+ * the repository's refs, which also tells a private repository from a
+ * public one. A link never starts anything by itself: `plan` only reads.
+ *
+ * A launch in progress is this replica's: it is kept in memory, one per
+ * visitor, and followed through the replica that took the request (the
+ * hub's proxy sends a user's requests to one service URL).
+ */
+import { AppError, conflict, invalidInput } from '../errors.js';
+import type { BuildService } from '../builds/service.js';
+import type { GitFetcher } from '../builds/git.js';
+import type { AccessRules } from '../hub/access.js';
+import type { HubClient, ServerState } from '../hub/client.js';
+import type { HubIdentity } from '../hub/identity.js';
+import type { ImageService } from '../images/service.js';
+import type { Logger } from '../log.js';
+import { gitHostProblem, type System } from '../systems/schema.js';
+import { landingPath, type LaunchLink } from './link.js';
+import type { LinkStore, RepositoryImage } from './store.js';
+
+export interface LinkServiceDeps {
+  store: LinkStore;
+  access: AccessRules;
+  systems: { listEnabled(): Promise<System[]> };
+  git: Pick<GitFetcher, 'resolveCommit'>;
+  builds: Pick<BuildService, 'create' | 'rebuild' | 'get'>;
+  images: Pick<ImageService, 'load'>;
+  hub: Pick<HubClient, 'serverState' | 'startServer' | 'stopServer'>;
+  /** The hub's base URL (`/`), where `/user/NAME/` is. */
+  hubBaseUrl: string;
+  logger: Logger;
+  /** How long a git request for refs may take. */
+  gitTimeoutMs: number;
+  /** How often a launch looks at its build, check and server again. */
+  pollMs?: number;
+  /** The longest a launch waits for its server once the hub took the request (the hub has its own limit too). */
+  startTimeoutMs?: number;
+  /** The longest a launch waits for its build and check. */
+  buildTimeoutMs: number;
+}
+
+/** What a link will do, shown before the visitor asks for it. */
+export interface LinkPlan {
+  link: LaunchLink;
+  system: { slug: string; displayName: string };
+  /** The commit the link's ref names now. */
+  commit: string;
+  /** The visitor's image whose newest build is this commit (built or building); null: it will be built. */
+  image: { id: number; name: string; buildNumber: number; building: boolean } | null;
+  /** Minutes the build will take, from the visitor's earlier builds of this repository; null when none finished. */
+  estimateMinutes: number | null;
+  /** The visitor's server now: a running one is stopped first, if they say so. */
+  server: ServerState['state'];
+  /** Where the visitor lands once their server is ready. */
+  landing: string;
+}
+
+export const LAUNCH_STEPS = ['building', 'checking', 'stopping', 'starting', 'ready', 'failed'] as const;
+export type LaunchStep = (typeof LAUNCH_STEPS)[number];
+
+/** A launch in progress (or ended), as the progress page and the API show it. */
+export interface LaunchView {
+  step: LaunchStep;
+  /** Why it failed, in words; null otherwise. */
+  message: string | null;
+  repo: string;
+  commit: string;
+  system: string;
+  imageId: number;
+  imageName: string;
+  /** The build this launch waits for; null when the commit was built already. */
+  buildNumber: number | null;
+  landing: string;
+  startedAt: Date;
+}
+
+/** One visitor's launch, and what runs it. */
+interface Launch extends LaunchView {
+  owner: string;
+}
+
+/** What the visitor asked for besides the link: to stop their running server first. */
+export interface LaunchRequest {
+  stopRunning: boolean;
+}
+
+const NAME_MAX = 50;
+
+export class LinkService {
+  private readonly launches = new Map<string, Launch>();
+  private readonly pollMs: number;
+  private readonly startTimeoutMs: number;
+
+  constructor(private readonly deps: LinkServiceDeps) {
+    // A quarter second: a launch waits for the hub as often as the spawn page does, a few cheap requests.
+    this.pollMs = deps.pollMs ?? 250;
+    this.startTimeoutMs = deps.startTimeoutMs ?? 10 * 60_000;
+  }
+
+  /** What opening `link` will do for `actor`: reads only (the refs of the repository, the hub's view of their server). */
+  async plan(actor: HubIdentity, link: LaunchLink): Promise<LinkPlan> {
+    this.deps.access.buildImages(actor);
+    this.deps.access.writeImagesOf(actor, actor.name);
+    const system = await this.systemFor(link);
+    const host = new URL(link.repo).host;
+    const hostProblem = gitHostProblem(system, host);
+    if (hostProblem) throw invalidInput({ repo: hostProblem });
+    const commit = await this.resolve(link);
+    // Images a link built (or a researcher, by the same rules): another mode is another image.
+    const images = (await this.deps.store.imagesFrom(actor.name, link.repo)).filter((i) => i.mode === 'repository');
+    const same = images.find((i) => i.system === system.slug && i.commit === commit && i.status !== 'failed');
+    const server = await this.deps.hub.serverState(actor.name);
+    return {
+      link,
+      system: { slug: system.slug, displayName: system.displayName },
+      commit,
+      image: same
+        ? { id: same.imageId, name: same.name, buildNumber: same.number, building: same.status === 'queued' || same.status === 'running' }
+        : null,
+      estimateMinutes: estimate(images),
+      server: server.state,
+      landing: landingPath(this.deps.hubBaseUrl, actor.name, link.urlpath),
+    };
+  }
+
+  /**
+   * Opens `link` for `actor`: builds if need be, and starts their server.
+   * Answers at once with the launch; it goes on in the background ({@link current}).
+   */
+  async open(actor: HubIdentity, link: LaunchLink, request: LaunchRequest): Promise<LaunchView> {
+    const owner = actor.name;
+    const under = this.launches.get(owner);
+    if (under && under.step !== 'ready' && under.step !== 'failed') {
+      if (under.repo === link.repo && under.system === (link.system || under.system)) return view(under);
+      throw conflict(`A link is being opened for you already (${under.repo}): wait until your server has started, then open this one.`);
+    }
+    const plan = await this.plan(actor, link);
+    if (plan.server !== 'none' && !request.stopRunning)
+      throw conflict('Your server is running. Opening this link starts it again with the repository: stop it first (your files stay).', {
+        field: 'stopRunning',
+      });
+    const { imageId, imageName, buildNumber } = plan.image
+      ? { imageId: plan.image.id, imageName: plan.image.name, buildNumber: plan.image.building ? plan.image.buildNumber : null }
+      : await this.build(actor, plan);
+    const launch: Launch = {
+      owner,
+      step: buildNumber === null ? 'checking' : 'building',
+      message: null,
+      repo: link.repo,
+      commit: plan.commit,
+      system: plan.system.slug,
+      imageId,
+      imageName,
+      buildNumber,
+      landing: plan.landing,
+      startedAt: new Date(),
+    };
+    this.launches.set(owner, launch);
+    void this.run(actor, launch, plan.server !== 'none');
+    return view(launch);
+  }
+
+  /** `actor`'s launch on this replica, the newest; undefined when there is none. */
+  current(actor: HubIdentity): LaunchView | undefined {
+    const launch = this.launches.get(actor.name);
+    return launch ? view(launch) : undefined;
+  }
+
+  /** The system the link names, or the only one that builds; refused in words. */
+  private async systemFor(link: LaunchLink): Promise<System> {
+    const building = (await this.deps.systems.listEnabled()).filter((s) => s.build.enabled);
+    if (link.system !== '') {
+      const named = building.find((s) => s.slug === link.system);
+      if (named) return named;
+      throw invalidInput({
+        system: `"${link.system}" is not a system that builds images here; the link may name ${building.map((s) => s.slug).join(', ') || 'none (ask the hub admin)'}`,
+      });
+    }
+    const [only, ...others] = building;
+    if (!only) throw invalidInput({ system: 'No system here builds images, so a repository cannot be opened: ask the hub admin.' });
+    if (others.length > 0)
+      throw invalidInput({ system: `Name the system in the link (system=…): one of ${building.map((s) => s.slug).join(', ')}` });
+    return only;
+  }
+
+  /** The commit the link's ref names; what the git server said, in words, as a 4xx (the link is what is wrong). */
+  private async resolve(link: LaunchLink): Promise<string> {
+    let commit: string | undefined;
+    try {
+      commit = await this.deps.git.resolveCommit({
+        url: link.repo,
+        ref: link.ref,
+        username: '',
+        // A link carries no token: a private repository is refused (a researcher builds it from the build form).
+        token: undefined,
+        signal: AbortSignal.timeout(this.deps.gitTimeoutMs),
+      });
+    } catch (err) {
+      if (err instanceof AppError && err.code === 'upstream_failed') {
+        if (/needs an access token|refused the access token/.test(err.message))
+          throw new AppError('forbidden', `${err.message} A launch link opens public repositories only.`, { field: 'repo', cause: err });
+        throw new AppError('bad_request', err.message, { field: 'repo', cause: err });
+      }
+      // The link's field is ref, the build's gitRef.
+      if (err instanceof AppError && err.field === 'gitRef')
+        throw new AppError('bad_request', err.fields.gitRef ?? err.message, { field: 'ref' });
+      throw err;
+    }
+    // An abbreviated commit id is resolved only by a fetch: the plan must show the commit it will build.
+    if (commit === undefined)
+      throw invalidInput({ ref: `"${link.ref}" looks like an abbreviated commit id: give the full 40-character id, a branch or a tag` });
+    return commit;
+  }
+
+  /** Queues the build of the plan's commit: a new build of the visitor's image from this repository on the system, or a new image. */
+  private async build(actor: HubIdentity, plan: LinkPlan): Promise<{ imageId: number; imageName: string; buildNumber: number }> {
+    const owner = actor.name;
+    // By repo2docker's rules (builds/repo2docker.ts): a Dockerfile in the repository wins, its configuration files otherwise.
+    const inputs = { mode: 'repository', gitUrl: plan.link.repo, gitRef: plan.commit, system: plan.system.slug };
+    const earlier = (await this.deps.store.imagesFrom(owner, plan.link.repo)).find(
+      (i) => i.system === plan.system.slug && i.mode === 'repository',
+    );
+    if (earlier) {
+      const image = await this.deps.images.load(owner, earlier.imageId);
+      const build = await this.deps.builds.rebuild(
+        actor,
+        owner,
+        earlier.imageId,
+        { ...inputs, description: image.description, mountPath: image.mountPathIsDefault ? '' : image.mountPath },
+        [],
+      );
+      return { imageId: earlier.imageId, imageName: earlier.name, buildNumber: build.number };
+    }
+    const name = await this.freeName(owner, plan.link.repo);
+    const created = await this.deps.builds.create(actor, owner, { ...inputs, name, description: `Opened from ${plan.link.repo}` }, []);
+    return { imageId: created.image.id, imageName: name, buildNumber: created.build.number };
+  }
+
+  /** The repository's name as an image name, with -2, -3 … when the visitor has that name already. */
+  private async freeName(owner: string, repo: string): Promise<string> {
+    const base = imageNameFor(repo);
+    for (let n = 1; n <= 20; n++) {
+      const name = n === 1 ? base : `${base.slice(0, NAME_MAX - 3)}-${n}`;
+      if (!(await this.deps.store.nameTaken(owner, name))) return name;
+    }
+    throw conflict(`You have many images called ${base}: delete or rename some, then open the link again.`);
+  }
+
+  /** Build, check, stop, start, ready: each step written on `launch` for the progress page; a failure ends it in words. */
+  private async run(actor: HubIdentity, launch: Launch, stopFirst: boolean): Promise<void> {
+    const owner = launch.owner;
+    const buildDeadline = Date.now() + this.deps.buildTimeoutMs;
+    try {
+      if (launch.buildNumber !== null) {
+        const number = launch.buildNumber;
+        await this.until(buildDeadline, 'The build did not end in time.', async () => {
+          const { build } = await this.deps.builds.get(actor, owner, launch.imageId, number);
+          if (build.status === 'failed') throw new LaunchFailed(`The build failed: ${build.message ?? 'see its log'}`);
+          return build.status === 'succeeded';
+        });
+      }
+      launch.step = 'checking';
+      await this.until(buildDeadline, 'The check of the built image did not end in time.', async () => {
+        const { status } = await this.deps.images.load(owner, launch.imageId);
+        if (status.code === 'failed' || status.code === 'build_failed' || status.code === 'changed')
+          throw new LaunchFailed(`The image cannot be started: ${status.label}. Its page says why.`);
+        return status.code === 'passed';
+      });
+      if (stopFirst) {
+        launch.step = 'stopping';
+        await this.deps.hub.stopServer(owner);
+        await this.until(Date.now() + this.startTimeoutMs, 'Your running server did not stop in time.', async () => {
+          return (await this.deps.hub.serverState(owner)).state === 'none';
+        });
+      }
+      launch.step = 'starting';
+      // What the spawn form gives the spawner hook (jupyterhub_config/custom_images_hook.py).
+      await this.deps.hub.startServer(owner, { custom_images_system: launch.system, custom_images_image_id: launch.imageId });
+      await this.until(Date.now() + this.startTimeoutMs, 'Your server did not start in time: the hub’s page may say why.', async () => {
+        const state = await this.deps.hub.serverState(owner);
+        if (state.state === 'none') throw new LaunchFailed('The hub could not start your server: its home page says why.');
+        return state.state === 'ready';
+      });
+      launch.step = 'ready';
+    } catch (err) {
+      launch.step = 'failed';
+      if (err instanceof LaunchFailed || (err instanceof AppError && err.expose)) launch.message = err.message;
+      else {
+        launch.message = 'Opening the link failed; the hub admin can find why in the service log.';
+        this.deps.logger.error({ err, user: owner, repo: launch.repo }, 'launch link failed');
+      }
+    }
+  }
+
+  /** Asks `done` every poll until it says yes; refused with `late` after `deadline`. */
+  private async until(deadline: number, late: string, done: () => Promise<boolean>): Promise<void> {
+    for (;;) {
+      if (await done()) return;
+      if (Date.now() > deadline) throw new LaunchFailed(late);
+      await new Promise((r) => setTimeout(r, this.pollMs));
+    }
+  }
+}
+
+/** A launch that ended for a reason the visitor is told. */
+class LaunchFailed extends Error {}
+
+function view(launch: Launch): LaunchView {
+  return {
+    step: launch.step,
+    message: launch.message,
+    repo: launch.repo,
+    commit: launch.commit,
+    system: launch.system,
+    imageId: launch.imageId,
+    imageName: launch.imageName,
+    buildNumber: launch.buildNumber,
+    landing: launch.landing,
+    startedAt: launch.startedAt,
+  };
+}
+
+/** Minutes a build of this repository took the visitor before (the newest that finished), rounded up; null if none. */
+function estimate(images: RepositoryImage[]): number | null {
+  const took = images.map((i) => i.durationMs).find((d): d is number => d !== null && d > 0);
+  return took === undefined ? null : Math.max(1, Math.ceil(took / 60_000));
+}
+
+/** `https://github.com/lab/My_Paper.git` → `my_paper`: an image name (lower-case, digits, . _ - between). */
+export function imageNameFor(repo: string): string {
+  const encoded = new URL(repo).pathname.split('/').filter(Boolean).pop() ?? '';
+  let last = encoded;
+  try {
+    last = decodeURIComponent(encoded);
+  } catch {
+    // not percent-encoding: taken as it is
+  }
+  const name = last
+    .replace(/\.git$/i, '')
+    .toLowerCase()
+    .replace(/[^a-z0-9._-]+/g, '-')
+    .replace(/[._-]{2,}/g, '-')
+    .replace(/^[._-]+|[._-]+$/g, '')
+    .slice(0, NAME_MAX)
+    .replace(/[._-]+$/g, '');
+  return name || 'repository';
+}
