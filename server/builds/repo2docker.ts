@@ -93,6 +93,20 @@ const WORK = '/tmp/custom-images';
 /** The site's apt sources, apart from the base's own. */
 const APT_SOURCES = '/etc/apt/custom-images-site.list';
 
+/**
+ * Sets the notebook server's root to its argument in /etc/jupyter's JSON
+ * configuration, keeping what is there: notebook's (NotebookApp) and
+ * jupyter_server's (ServerApp), whichever jupyterhub-singleuser runs.
+ */
+const ROOT_DIR_SCRIPT = [
+  'import json, os, sys',
+  'for name, app, key in (("notebook", "NotebookApp", "notebook_dir"), ("server", "ServerApp", "root_dir")):',
+  '    path = "/etc/jupyter/jupyter_%s_config.json" % name',
+  '    config = json.load(open(path)) if os.path.exists(path) else {}',
+  '    config.setdefault(app, {})[key] = sys.argv[1]',
+  '    json.dump(config, open(path, "w"), indent=1)',
+];
+
 /** A runtime.txt as repo2docker reads it: `python-X.Y` or `python-X.Y.Z`. */
 const PYTHON_RUNTIME = /^python-(\d+)\.(\d+)(?:\.\d+)?$/;
 
@@ -272,6 +286,12 @@ export function repositoryBuild(repository: RepositoryReader, recipe: Repository
     }
   }
 
+  // The server opens in the repository, as Binder's do (the spawner's working directory is the data's path):
+  // set in /etc/jupyter, which every Jupyter reads, merged into what the base has there.
+  out.push(
+    `RUN mkdir -p ${WORK} /etc/jupyter && printf '%s\\n' ${ROOT_DIR_SCRIPT.map(quote).join(' ')} > ${WORK}/root_dir.py \\\n` +
+      ` && python3 ${WORK}/root_dir.py ${quote(home)} && rm ${WORK}/root_dir.py`,
+  );
   // The repository, whole, into the notebook user's home, owned by the system's user: after the environment.
   out.push(`ENV REPO_DIR=${quote(home)}`);
   out.push(copyLine(`--chown=${recipe.uid}:${recipe.gid} `, ['.'], home));
