@@ -12,6 +12,7 @@ import { benchInventory } from './inventory.js';
 import { benchLaunch } from './launch.js';
 import { benchLinks } from './links.js';
 import { benchPages } from './pages.js';
+import { benchR2d } from './r2d.js';
 import { benchRevisions } from './revisions.js';
 import { benchSpawn } from './spawn.js';
 import { benchStaticCheck } from './staticCheck.js';
@@ -24,6 +25,7 @@ const sections: Array<[string, () => Promise<BenchRow[]>]> = [
   ['spawn', () => benchSpawn()],
   ['build', () => benchBuild()],
   ['dockerfile', () => benchDockerfile()],
+  ['repositories (r2d)', () => benchR2d()],
   ['cleanup', () => benchCleanup()],
   ['revisions', () => benchRevisions()],
   ['inventory', () => benchInventory()],

@@ -25,6 +25,23 @@ export interface ContextFile {
   content: Buffer;
 }
 
+const DOCKERIGNORE = '.dockerignore';
+/** The most of a repository's own .dockerignore that is read. */
+const DOCKERIGNORE_MAX_BYTES = 64 * 1024;
+
+/**
+ * The context's .dockerignore: the repository's own (a regular file at its
+ * top) with the service's Dockerfile added, so that `COPY . …` never puts
+ * that file in an image; without one, ours names itself too.
+ */
+function dockerignore(tree: string | undefined): Buffer {
+  const own = tree ? path.join(tree, DOCKERIGNORE) : '';
+  const stat = own ? fs.lstatSync(own, { throwIfNoEntry: false }) : undefined;
+  if (stat?.isFile() && stat.size <= DOCKERIGNORE_MAX_BYTES)
+    return Buffer.from(`${fs.readFileSync(own, 'utf8').replace(/\n?$/, '\n')}${CONTEXT_DOCKERFILE}\n`);
+  return Buffer.from(`${CONTEXT_DOCKERFILE}\n${DOCKERIGNORE}\n`);
+}
+
 /** One entry of a work tree, as the tar will hold it. */
 interface TreeEntry {
   name: string;
@@ -57,8 +74,11 @@ function tarBytes(name: string, size: number, linkname = ''): number {
  *
  * @throws AppError when the context would be larger than `maxBytes`, before anything is sent.
  */
-export function buildContext(dockerfile: string, files: ContextFile[], tree: string | undefined, maxBytes: number): Readable {
-  const entries = tree ? treeEntries(tree) : [];
+export function buildContext(dockerfile: string, uploads: ContextFile[], tree: string | undefined, maxBytes: number): Readable {
+  // An uploaded .dockerignore is the researcher's own, taken as it is.
+  const ignore = uploads.some((f) => f.name === DOCKERIGNORE) ? undefined : dockerignore(tree);
+  const entries = (tree ? treeEntries(tree) : []).filter((e) => !(ignore && e.name === DOCKERIGNORE));
+  const files = ignore ? [...uploads, { name: DOCKERIGNORE, content: ignore }] : uploads;
   // The end of a tar is two empty blocks.
   let bytes = 2 * BLOCK + tarBytes(CONTEXT_DOCKERFILE, Buffer.byteLength(dockerfile));
   for (const file of files) bytes += tarBytes(file.name, file.content.length);

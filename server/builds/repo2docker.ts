@@ -93,6 +93,20 @@ const WORK = '/tmp/custom-images';
 /** The site's apt sources, apart from the base's own. */
 const APT_SOURCES = '/etc/apt/custom-images-site.list';
 
+/**
+ * Sets the notebook server's root to its argument in /etc/jupyter's JSON
+ * configuration, keeping what is there: notebook's (NotebookApp) and
+ * jupyter_server's (ServerApp), whichever jupyterhub-singleuser runs.
+ */
+const ROOT_DIR_SCRIPT = [
+  'import json, os, sys',
+  'for name, app, key in (("notebook", "NotebookApp", "notebook_dir"), ("server", "ServerApp", "root_dir")):',
+  '    path = "/etc/jupyter/jupyter_%s_config.json" % name',
+  '    config = json.load(open(path)) if os.path.exists(path) else {}',
+  '    config.setdefault(app, {})[key] = sys.argv[1]',
+  '    json.dump(config, open(path, "w"), indent=1)',
+];
+
 /** A runtime.txt as repo2docker reads it: `python-X.Y` or `python-X.Y.Z`. */
 const PYTHON_RUNTIME = /^python-(\d+)\.(\d+)(?:\.\d+)?$/;
 
@@ -218,10 +232,11 @@ export function repositoryBuild(repository: RepositoryReader, recipe: Repository
     'USER root',
   ];
   // The site's mirrors: for the build, and for what researchers install in their servers.
-  const env: string[] = [];
+  // REPO_DIR as repo2docker names it; one ENV step with the mirrors (each step costs the engine a commit).
+  const env: string[] = [`REPO_DIR=${quote(home)}`];
   if (mirrors.pipIndexUrl) env.push(`PIP_INDEX_URL=${quote(mirrors.pipIndexUrl)}`);
   if (mirrors.pipExtraIndexUrl) env.push(`PIP_EXTRA_INDEX_URL=${quote(mirrors.pipExtraIndexUrl)}`);
-  if (env.length > 0) out.push(`ENV ${env.join(' ')}`);
+  out.push(`ENV ${env.join(' ')}`);
   if (runtime && 'version' in runtime) {
     honoured.push(at('runtime.txt'));
     // The base declared no version: asked of its Python, first, so that a mismatch costs no other step.
@@ -272,18 +287,27 @@ export function repositoryBuild(repository: RepositoryReader, recipe: Repository
     }
   }
 
-  // The repository, whole, into the notebook user's home, owned by the system's user: after the environment.
-  out.push(`ENV REPO_DIR=${quote(home)}`);
-  out.push(copyLine(`--chown=${recipe.uid}:${recipe.gid} `, ['.'], home));
+  // The server opens in the repository, as Binder's do (the spawner's working directory is the data's path):
+  // set in /etc/jupyter, which every Jupyter reads, merged into what the base has there.
+  out.push(
+    `RUN mkdir -p ${WORK} /etc/jupyter && printf '%s\\n' ${ROOT_DIR_SCRIPT.map(quote).join(' ')} > ${WORK}/root_dir.py \\\n` +
+      ` && python3 ${WORK}/root_dir.py ${quote(home)} && rm ${WORK}/root_dir.py`,
+  );
+  // Everything that does not depend on the repository's files comes before them, so that a commit that
+  // changes notebooks only rebuilds from the copy on: the working directory, and the user when nothing after
+  // the copy needs root.
+  const rootAfterCopy = requirementsNeedRepository || packageFile !== undefined;
   out.push(`WORKDIR ${home}`);
+  if (!rootAfterCopy) out.push(`USER ${recipe.uid}:${recipe.gid}`);
+  // The repository, whole, into the notebook user's home, owned by the system's user: after the environment.
+  out.push(copyLine(`--chown=${recipe.uid}:${recipe.gid} `, ['.'], home));
   if (requirementsNeedRepository) out.push(`RUN ${pip} -r ${quote(at('requirements.txt'))}`);
   if (packageFile) {
     honoured.push(packageFile);
     // Built from a copy: pip writes build/ and *.egg-info beside the sources, which stay the user's own.
     out.push(`RUN mkdir -p ${WORK} && cp -a . ${WORK}/package && ${pip} ${WORK}/package && rm -rf ${WORK}/package`);
   }
-
-  out.push(`USER ${recipe.uid}:${recipe.gid}`);
+  if (rootAfterCopy) out.push(`USER ${recipe.uid}:${recipe.gid}`);
   const postBuild = read('postBuild');
   if (postBuild !== undefined) {
     honoured.push(at('postBuild'));

@@ -135,6 +135,8 @@ export async function runBuild(deps: BuildRunDeps, job: BuildRow, held: RunningJ
     if (job.attempts > 1) log('The service restarted during the last attempt; building again from the start.\n');
     const files = await store.contents(job.id);
     const { inputs } = job;
+    // A repository build's base image config is read while the repository is fetched (both wait on the network).
+    const baseConfig = inputs.mode === 'repository' ? settled(readBaseConfig(deps, system, job, held.signal)) : undefined;
     if (inputs.gitUrl) {
       const token = job.gitToken ? deps.keyring.open(job.gitToken, tokenAssociatedData(job.imageId, job.owner)) : undefined;
       if (token) secrets.push(token);
@@ -157,7 +159,7 @@ export async function runBuild(deps: BuildRunDeps, job: BuildRow, held: RunningJ
     let dockerfile = inputs.dockerfile;
     const fromRepository = dockerfile === '';
     if (inputs.mode === 'repository') {
-      const built = await repositoryMode(deps, system, job, contextTree, held.signal);
+      const built = repositoryMode(system, job, contextTree, await (baseConfig as Promise<() => BaseConfig>));
       if (built.kind === 'refused') return await end('failed', `The repository cannot be built here: ${built.problems.join('; ')}`);
       dockerfile = built.kind === 'dockerfile' ? built.text : built.dockerfile;
       written = { inputs: inputsColumn({ ...inputs, dockerfile }) };
@@ -297,27 +299,10 @@ const CONFIGURATION_FILE_BYTES = 256 * 1024;
  * rules, on the base image the build names, read through the registry client
  * (its entrypoint, command and environment shape the written Dockerfile).
  */
-async function repositoryMode(
-  deps: BuildRunDeps,
-  system: System,
-  job: BuildRow,
-  tree: string | undefined,
-  signal: AbortSignal,
-): Promise<RepositoryBuild> {
+function repositoryMode(system: System, job: BuildRow, tree: string | undefined, baseConfig: () => BaseConfig): RepositoryBuild {
   if (!tree) throw upstream('failed', 'A repository build needs a repository: none was fetched.');
-  const base = job.inputs.base;
-  const reference = parseReference(base);
-  let config: BaseConfig;
-  try {
-    const session = deps.registry.session(reference, await deps.systems.credentialFor(reference, job.owner), signal);
-    const { configs } = await session.imageConfigs();
-    const found = configs.find((c) => c.platform === system.platform) ?? configs[0];
-    config = found?.config.config ?? {};
-  } catch (err) {
-    const reason = err instanceof Error ? err.message : String(err);
-    throw upstream('failed', `Could not read the base image ${base}: ${reason}`, err);
-  }
-  const facts: BaseFacts = { image: base, entrypoint: config.Entrypoint ?? [], cmd: config.Cmd ?? [], env: config.Env ?? [] };
+  const config = baseConfig();
+  const facts: BaseFacts = { image: job.inputs.base, entrypoint: config.Entrypoint ?? [], cmd: config.Cmd ?? [], env: config.Env ?? [] };
   return repositoryBuild(repositoryOnDisk(tree, CONFIGURATION_FILE_BYTES), {
     base: facts,
     uid: system.policy.uid,
@@ -325,6 +310,31 @@ async function repositoryMode(
     home: homeOf(config),
     mirrors: system.build.mirrors,
   });
+}
+
+/** The base image's config (for the system's platform), read through the registry client with the build's login. */
+async function readBaseConfig(deps: BuildRunDeps, system: System, job: BuildRow, signal: AbortSignal): Promise<BaseConfig> {
+  const base = job.inputs.base;
+  const reference = parseReference(base);
+  try {
+    const session = deps.registry.session(reference, await deps.systems.credentialFor(reference, job.owner), signal);
+    const { configs } = await session.imageConfigs();
+    const found = configs.find((c) => c.platform === system.platform) ?? configs[0];
+    return found?.config.config ?? {};
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    throw upstream('failed', `Could not read the base image ${base}: ${reason}`, err);
+  }
+}
+
+/** A promise that never rejects: its value or its error comes out when the getter is called (no unhandled rejection meanwhile). */
+function settled<T>(promise: Promise<T>): Promise<() => T> {
+  return promise.then(
+    (value) => () => value,
+    (err: unknown) => () => {
+      throw err;
+    },
+  );
 }
 
 type BaseConfig = { Entrypoint?: string[] | null; Cmd?: string[] | null; Env?: string[] | null; User?: string };

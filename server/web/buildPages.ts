@@ -98,8 +98,9 @@ export function buildPagesRouter(deps: {
     const body = (req.body ?? {}) as Record<string, unknown>;
     try {
       if (imageId === undefined) {
-        const { image } = await builds.create(user, user.name, body, req.uploads ?? []);
-        return res.redirect(303, `${prefix}images/${image.id}/builds/1`);
+        // A repository commit built already answers that image's build (one build per commit), not build 1.
+        const { image, build } = await builds.create(user, user.name, body, req.uploads ?? []);
+        return res.redirect(303, `${prefix}images/${image.id}/builds/${build.number}`);
       }
       const edited = typeof body.mode === 'string' ? body : undefined;
       const build = await builds.rebuild(user, user.name, imageId, edited, req.uploads ?? []);

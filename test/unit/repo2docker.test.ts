@@ -51,7 +51,9 @@ describe("repo2docker's layouts", () => {
     expect(install).toBeGreaterThan(0);
     expect(copy).toBeGreaterThan(install);
     expect(build.dockerfile).toContain('COPY --chown=1000:100 [".","/home/jovyan"]');
-    expect(order.at(-1)).toBe('USER 1000:100');
+    // Nothing after the copy: a commit that changes notebooks only rebuilds from there.
+    expect(order.at(-1)).toBe('COPY --chown=1000:100 . /home/jovyan');
+    expect(order.slice(-3, -1)).toEqual(['WORKDIR /home/jovyan', 'USER 1000:100']);
     expect(build.start).toBeNull();
   });
 
@@ -88,7 +90,7 @@ describe("repo2docker's layouts", () => {
     const order = steps(build.dockerfile);
     expect(order.findIndex((s) => s.includes('apt-get install'))).toBeLessThan(order.findIndex((s) => s.startsWith('COPY')));
     expect(build.dockerfile).toContain('--no-install-recommends hello cowsay');
-    expect(order.slice(-2)).toEqual(['USER 1000:100', "RUN chmod +x 'postBuild' && ./'postBuild'"]);
+    expect(order.slice(-3)).toEqual(['USER 1000:100', 'COPY --chown=1000:100 . /home/jovyan', "RUN chmod +x 'postBuild' && ./'postBuild'"]);
   });
 
   it('setup.py (tests/venv/setup-py): installed as a package after requirements.txt, from a copy of the repository', () => {
@@ -109,7 +111,7 @@ describe("repo2docker's layouts", () => {
 
   it('runtime.txt python-X.Y[.Z]: checked first against the base Python; a declared other version is refused before any step', () => {
     const build = written({ 'runtime.txt': 'python-3.11\n', 'requirements.txt': 'numpy\n' });
-    expect(steps(build.dockerfile)[2]).toContain('sys.version_info[:2] == (3, 11)');
+    expect(steps(build.dockerfile)[3]).toContain('sys.version_info[:2] == (3, 11)');
     const official = { ...base, env: [...base.env, 'PYTHON_VERSION=3.12.4'] };
     expect(refused({ 'runtime.txt': 'python-3.9' }, { base: official })).toEqual([
       'runtime.txt asks for Python 3.9, but the base image registry.example.org/bases/debian-jupyterhub:1 has Python 3.12; choose a base image with Python 3.9',
@@ -155,7 +157,7 @@ describe("repo2docker's layouts", () => {
       { mirrors: { pipIndexUrl: 'http://127.0.0.1:8080/simple/', pipExtraIndexUrl: 'https://mirror.example.org/simple' } },
     );
     expect(build.dockerfile).toContain(
-      "ENV PIP_INDEX_URL='http://127.0.0.1:8080/simple/' PIP_EXTRA_INDEX_URL='https://mirror.example.org/simple'",
+      "ENV REPO_DIR='/home/jovyan' PIP_INDEX_URL='http://127.0.0.1:8080/simple/' PIP_EXTRA_INDEX_URL='https://mirror.example.org/simple'",
     );
   });
 
