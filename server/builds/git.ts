@@ -44,6 +44,11 @@ export interface GitFetchRequest {
    * form); '' or undefined: the top. Refused with a 400 naming the field.
    */
   directory?: string;
+  /**
+   * The hosts the system builds from (its git hosts); a redirect to any
+   * other is refused, as the first URL's host is. Empty or undefined: any.
+   */
+  hosts?: readonly string[] | undefined;
 }
 
 export interface FetchedRepository {
@@ -109,13 +114,15 @@ export class GitFetcher {
    * The commit `request.ref` names now, asked of the git server with one
    * small request (the refs it advertises: protocol v1, no pack), through
    * the same guard and transport as a fetch; undefined for an abbreviated
-   * commit id, which only a fetch can resolve.
+   * commit id, which only a fetch can resolve. A full commit id is asked
+   * about too: the request says whether the repository can be read at all
+   * (a private one without a token is refused here, not by a build later);
+   * whether it holds that commit only the fetch can tell.
    *
    * @throws AppError 400 naming `gitRef` when the repository has no such branch or tag; the fetch's errors otherwise.
    */
   async resolveCommit(request: Omit<GitFetchRequest, 'directory'>): Promise<string | undefined> {
     const ref = request.ref;
-    if (/^[0-9a-f]{40}$/i.test(ref)) return ref.toLowerCase();
     const username = request.username || 'oauth2';
     const onAuth = request.token ? () => ({ username, password: request.token }) : () => ({ cancel: true });
     let refs: Array<{ ref: string; oid: string; target?: string; peeled?: string }>;
@@ -123,7 +130,7 @@ export class GitFetcher {
       // The client never sees a pack here: protocol v1 advertises the refs in the GET of info/refs.
       const unused = new PackFile(this.options.workDir.folder);
       refs = await git.listServerRefs({
-        http: this.client(new URL(request.url), request.signal, unused),
+        http: this.client(new URL(request.url), request, unused),
         url: request.url,
         onAuth,
         protocolVersion: 1,
@@ -138,6 +145,7 @@ export class GitFetcher {
     const found =
       ref === '' ? head : (named(`refs/heads/${ref}`) ?? named(`refs/tags/${ref}`) ?? (ref.startsWith('refs/') ? named(ref) : undefined));
     if (found) return found.peeled ?? found.oid;
+    if (/^[0-9a-f]{40}$/i.test(ref)) return ref.toLowerCase();
     if (/^[0-9a-f]{4,39}$/i.test(ref)) return undefined;
     throw invalidInput({ gitRef: `The repository has no branch or tag "${ref}": check the name, or give a commit id` });
   }
@@ -148,7 +156,7 @@ export class GitFetcher {
     // One cache for all the calls: the pack is read into memory once, not once a call.
     const cache = {};
     const pack = new PackFile(path.join(dir, '.git', 'objects', 'pack'));
-    const http = this.client(new URL(request.url), request.signal, pack);
+    const http = this.client(new URL(request.url), request, pack);
     const username = request.username || 'oauth2';
     const onAuth = request.token ? () => ({ username, password: request.token }) : () => ({ cancel: true });
     try {
@@ -190,8 +198,10 @@ export class GitFetcher {
    * repository's host only, retries on 429/5xx; and the bytes received
    * counted.
    */
-  private client(start: URL, signal: AbortSignal, pack: PackFile | undefined): HttpClient {
+  private client(start: URL, from: Pick<GitFetchRequest, 'signal' | 'hosts'>, pack: PackFile | undefined): HttpClient {
     const transport = this.transport;
+    const signal = from.signal;
+    const redirectHosts = from.hosts && from.hosts.length > 0 ? from.hosts.map((h) => h.toLowerCase()) : undefined;
     let received = 0;
     const maxBytes = this.options.maxBytes;
     const request = async (req: GitHttpRequest): Promise<GitHttpResponse> => {
@@ -208,6 +218,7 @@ export class GitFetcher {
         ...(req.body ? { body: Buffer.concat(await collect(req.body)) } : {}),
         authorization: authorization ? { host: start.host, value: authorization } : undefined,
         signal,
+        redirectHosts,
       });
       const stream = response.body;
       async function* counted(): AsyncGenerator<Uint8Array> {

@@ -149,6 +149,7 @@ export async function runBuild(deps: BuildRunDeps, job: BuildRow, held: RunningJ
         signal: held.signal,
         // Looked up again in the commit fetched now: the branch may have moved since the build was submitted.
         directory: inputs.gitDirectory,
+        hosts: system.build.gitHosts,
       });
       tree = fetched.dir;
       log(`Checked out commit ${fetched.commit}\n`);

@@ -317,6 +317,7 @@ export class BuildService {
         token,
         directory: git.directory,
         signal: AbortSignal.timeout(this.deps.builderLimits.timeoutMs),
+        hosts: recipe.system.build.gitHosts,
       });
     } finally {
       this.lookingUp.delete(owner);
@@ -341,6 +342,7 @@ export class BuildService {
       username: git.username,
       token,
       signal: AbortSignal.timeout(this.deps.builderLimits.timeoutMs),
+      hosts: recipe.system.build.gitHosts,
     });
     if (!commit) return undefined;
     for (const build of await this.deps.store.succeededAt(owner, commit)) {

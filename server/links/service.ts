@@ -116,7 +116,7 @@ export class LinkService {
     const host = new URL(link.repo).host;
     const hostProblem = gitHostProblem(system, host);
     if (hostProblem) throw invalidInput({ repo: hostProblem });
-    const commit = await this.resolve(link);
+    const commit = await this.resolve(link, system);
     // Images a link built (or a researcher, by the same rules): another mode is another image.
     const images = (await this.deps.store.imagesFrom(actor.name, link.repo)).filter((i) => i.mode === 'repository');
     const same = images.find((i) => i.system === system.slug && i.commit === commit && i.status !== 'failed');
@@ -195,7 +195,7 @@ export class LinkService {
   }
 
   /** The commit the link's ref names; what the git server said, in words, as a 4xx (the link is what is wrong). */
-  private async resolve(link: LaunchLink): Promise<string> {
+  private async resolve(link: LaunchLink, system: System): Promise<string> {
     let commit: string | undefined;
     try {
       commit = await this.deps.git.resolveCommit({
@@ -205,6 +205,7 @@ export class LinkService {
         // A link carries no token: a private repository is refused (a researcher builds it from the build form).
         token: undefined,
         signal: AbortSignal.timeout(this.deps.gitTimeoutMs),
+        hosts: system.build.gitHosts,
       });
     } catch (err) {
       if (err instanceof AppError && err.code === 'upstream_failed') {

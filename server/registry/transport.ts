@@ -38,6 +38,11 @@ export interface RegistryRequest {
   authorization?: { host: string; value: string } | undefined;
   /** Cancels the request (a check past its deadline). */
   signal?: AbortSignal | undefined;
+  /**
+   * Hosts (host[:port], lower case) a redirect may lead to, besides the
+   * guard's rules (a system's git hosts); undefined: any the guard allows.
+   */
+  redirectHosts?: readonly string[] | undefined;
 }
 
 const MAX_REDIRECTS = 5;
@@ -184,6 +189,12 @@ export class RegistryTransport {
       const next = new URL(location, url);
       if (next.protocol !== 'https:' && next.protocol !== 'http:') {
         throw new RegistryError('registry.protocol', `The registry ${url.host} redirected to an unsupported address.`);
+      }
+      if (request.redirectHosts && !request.redirectHosts.includes(next.host.toLowerCase())) {
+        throw new RegistryError(
+          'registry.protocol',
+          `${url.host} redirected to ${next.host}, which is not among the hosts allowed here (${request.redirectHosts.join(', ')}).`,
+        );
       }
       // The address first (the refusal that matters most), then plain http: only where an admin trusts it.
       const nextPolicy = this.policyAt(next);
