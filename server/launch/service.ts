@@ -203,8 +203,9 @@ export class LaunchService {
         uid: runAs.uid,
         gid: runAs.gid,
         labels: { [VOLUME_OWNER_LABEL]: owner, [VOLUME_SYSTEM_LABEL]: system.slug, [VOLUME_USER_LABEL]: user },
-        // The user's own data: filled from their own image only, never from one shared with them.
-        fillFromImage: owner === user,
+        // The user's own data: filled from their own image only, never from one shared with them, nor from
+        // one built from a repository (a launch link's: a stranger's files would land in the data, and stay).
+        fillFromImage: owner === user && !(await this.deps.store.builtFromRepository(imageId, image.reference)),
       });
       pull = { kind: 'docker', pulled: true };
     } else {

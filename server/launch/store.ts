@@ -6,6 +6,7 @@
  * table's columns and their mapping are its own store's (a new image column
  * is added there, once); this store only joins them.
  */
+import { storedInputs } from '../builds/inputs.js';
 import { selectArrays, type Knex } from '../store/db.js';
 import { CHECK_RESULT_COLUMNS, checkFromRow, type CheckRow } from '../checks/store.js';
 import { CREDENTIAL_COLUMNS, IMAGE_COLUMNS, credentialFromRow, imageFromRow, type CredentialRow, type ImageRow } from '../images/store.js';
@@ -104,5 +105,18 @@ export class LaunchStore {
         return site ? [registryCredentialFromRow(site)] : [];
       }),
     };
+  }
+
+  /**
+   * Whether the image's reference is the push of one of its builds from a
+   * git repository by repo2docker's rules (a launch link's, or the form's
+   * repository mode): the repository's files may be anyone's.
+   */
+  async builtFromRepository(imageId: number, reference: string): Promise<boolean> {
+    const rows = (await this.db('builds')
+      .where({ image_id: imageId, status: 'succeeded' })
+      .whereNotNull('digest')
+      .select('target', 'digest', 'inputs')) as Array<{ target: string; digest: string; inputs: unknown }>;
+    return rows.some((row) => `${row.target}@${row.digest}` === reference && storedInputs(row.inputs).mode === 'repository');
   }
 }

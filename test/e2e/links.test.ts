@@ -47,18 +47,15 @@ beforeAll(async () => {
   await pushImage(registries.open, 'base/debian', '1', { layers: [{ path: LAYER }] });
   await pushImage(registries.open, 'hub/standard', '1', { layers: [{ path: LAYER }], user: 'jovyan' });
   git = await startGitServer();
-  // The paper: a notebook, and a Dockerfile that puts it where the server opens (the data volume's path,
-  // which a new volume takes from the image).
+  // The paper: a notebook and nothing else, Binder-ready: built by repo2docker's rules, it lands in the home,
+  // where the server opens (the data volume is a folder in it, and starts empty: nothing of a stranger's there).
   const notebook = JSON.stringify({
     cells: [{ cell_type: 'markdown', metadata: {}, source: ['# The paper of the links test'] }],
     metadata: {},
     nbformat: 4,
     nbformat_minor: 5,
   });
-  commit = git.commit('lab/paper', {
-    Dockerfile: `FROM ${registries.open}/base/debian:1\nCOPY --chown=1000:100 paper.ipynb /home/jovyan/work/paper.ipynb\n`,
-    'paper.ipynb': notebook,
-  });
+  commit = git.commit('lab/paper', { 'paper.ipynb': notebook });
   git.commit('private/paper', { Dockerfile: `FROM ${registries.open}/base/debian:1\n` });
   let connections = 0;
   const listener = net.createServer((socket) => {
