@@ -17,6 +17,8 @@ export interface BaseTriggerDeps {
   registry: Pick<RegistryClient, 'session'>;
   /** The login the build would pull the image with. */
   credentialFor(reference: ImageReference): Promise<RegistryLogin | undefined>;
+  /** Reads an image's configs (a build that read them already passes its read: one digest for all it decides). */
+  imageConfigs?: (reference: ImageReference) => ReturnType<ReturnType<RegistryClient['session']>['imageConfigs']>;
 }
 
 /**
@@ -39,8 +41,9 @@ export async function checkBaseTriggers(
     const reference = parseReference(base.image);
     let triggers: string[];
     try {
-      const session = deps.registry.session(reference, await deps.credentialFor(reference), signal);
-      const { digest, configs } = await session.imageConfigs();
+      const { digest, configs } = deps.imageConfigs
+        ? await deps.imageConfigs(reference)
+        : await deps.registry.session(reference, await deps.credentialFor(reference), signal).imageConfigs();
       pins.push({ line: base.line, image: base.image, digest });
       triggers = [...new Set(configs.flatMap(({ config }) => config.config?.OnBuild ?? []))];
     } catch (err) {

@@ -136,7 +136,17 @@ export async function runBuild(deps: BuildRunDeps, job: BuildRow, held: RunningJ
     const files = await store.contents(job.id);
     const { inputs } = job;
     // A repository build's base image config is read while the repository is fetched (both wait on the network).
-    const baseConfig = inputs.mode === 'repository' ? settled(readBaseConfig(deps, system, job, held.signal)) : undefined;
+    // Each image's configs are read once a build: the written Dockerfile and the trigger check (whose digest
+    // the build is pinned to) see the same base.
+    const configsRead = new Map<string, ReturnType<typeof readConfigs>>();
+    const readConfigs = (reference: ImageReference) =>
+      deps.systems.credentialFor(reference, job.owner).then((login) => deps.registry.session(reference, login, held.signal).imageConfigs());
+    const imageConfigs = (reference: ImageReference) => {
+      const known = configsRead.get(reference.normalized) ?? readConfigs(reference);
+      configsRead.set(reference.normalized, known);
+      return known;
+    };
+    const baseConfig = inputs.mode === 'repository' ? settled(readBaseConfig(imageConfigs, system, job)) : undefined;
     if (inputs.gitUrl) {
       const token = job.gitToken ? deps.keyring.open(job.gitToken, tokenAssociatedData(job.imageId, job.owner)) : undefined;
       if (token) secrets.push(token);
@@ -190,7 +200,7 @@ export async function runBuild(deps: BuildRunDeps, job: BuildRow, held: RunningJ
     // Base images' build triggers run in this build: held to the same rules before the engine sees anything,
     // and the engine builds from the digests that were checked.
     const { pins, images: triggered } = await checkBaseTriggers(
-      { registry: deps.registry, credentialFor: (r) => deps.systems.credentialFor(r, job.owner) },
+      { registry: deps.registry, credentialFor: (r) => deps.systems.credentialFor(r, job.owner), imageConfigs },
       pulled,
       rules,
       held.signal,
@@ -314,12 +324,14 @@ function repositoryMode(system: System, job: BuildRow, tree: string | undefined,
 }
 
 /** The base image's config (for the system's platform), read through the registry client with the build's login. */
-async function readBaseConfig(deps: BuildRunDeps, system: System, job: BuildRow, signal: AbortSignal): Promise<BaseConfig> {
+async function readBaseConfig(
+  imageConfigs: (reference: ImageReference) => ReturnType<ReturnType<RegistryClient['session']>['imageConfigs']>,
+  system: System,
+  job: BuildRow,
+): Promise<BaseConfig> {
   const base = job.inputs.base;
-  const reference = parseReference(base);
   try {
-    const session = deps.registry.session(reference, await deps.systems.credentialFor(reference, job.owner), signal);
-    const { configs } = await session.imageConfigs();
+    const { configs } = await imageConfigs(parseReference(base));
     const found = configs.find((c) => c.platform === system.platform) ?? configs[0];
     return found?.config.config ?? {};
   } catch (err) {
