@@ -173,7 +173,9 @@ export async function runBuild(deps: BuildRunDeps, job: BuildRow, held: RunningJ
       const built = repositoryMode(system, job, contextTree, await (baseConfig as Promise<() => BaseConfig>));
       if (built.kind === 'refused') return await end('failed', `The repository cannot be built here: ${built.problems.join('; ')}`);
       dockerfile = built.kind === 'dockerfile' ? built.text : built.dockerfile;
-      written = { inputs: inputsColumn({ ...inputs, dockerfile }) };
+      // The written Dockerfile is kept to be shown; the repository's own is the repository's (read again at each
+      // build), never kept as one the service wrote: the page would take its comments for ours.
+      written = { inputs: inputsColumn({ ...inputs, dockerfile: built.kind === 'written' ? built.dockerfile : '' }) };
       if (built.kind === 'dockerfile') log(`Building ${built.path}: a Dockerfile wins over the other configuration files\n`);
       else {
         log(`Honouring ${built.honoured.join(', ') || 'no configuration file (the repository is copied to the home)'}\n`);

@@ -58,6 +58,12 @@ export interface LinkPlan {
   commit: string;
   /** The visitor's image whose newest build is this commit (built or building); null: it will be built. */
   image: { id: number; name: string; buildNumber: number; building: boolean } | null;
+  /**
+   * Where a build goes (when `image` is null): the visitor's image built
+   * from this repository before, by its name (never one shared or
+   * published: others start those), or null for a new image.
+   */
+  rebuilds: { id: number; name: string } | null;
   /** Minutes the build will take, from the visitor's earlier builds of this repository; null when none finished. */
   estimateMinutes: number | null;
   /** The visitor's server now: a running one is stopped first, if they say so. */
@@ -121,6 +127,7 @@ export class LinkService {
     const images = (await this.deps.store.imagesFrom(actor.name, link.repo)).filter((i) => i.mode === 'repository');
     const same = images.find((i) => i.system === system.slug && i.commit === commit && i.status !== 'failed');
     const server = await this.deps.hub.serverState(actor.name);
+    const earlier = same ? undefined : rebuildable(images, system.slug);
     return {
       link,
       system: { slug: system.slug, displayName: system.displayName },
@@ -128,6 +135,7 @@ export class LinkService {
       image: same
         ? { id: same.imageId, name: same.name, buildNumber: same.number, building: same.status === 'queued' || same.status === 'running' }
         : null,
+      rebuilds: earlier ? { id: earlier.imageId, name: earlier.name } : null,
       estimateMinutes: estimate(images),
       server: server.state,
       landing: landingPath(this.deps.hubBaseUrl, actor.name, link.urlpath),
@@ -229,9 +237,10 @@ export class LinkService {
     const owner = actor.name;
     // By repo2docker's rules (builds/repo2docker.ts): a Dockerfile in the repository wins, its configuration files otherwise.
     const inputs = { mode: 'repository', gitUrl: plan.link.repo, gitRef: plan.commit, system: plan.system.slug };
-    const earlier = (await this.deps.store.imagesFrom(owner, plan.link.repo)).find(
-      (i) => i.system === plan.system.slug && i.mode === 'repository',
-    );
+    // The image the plan named, if it is still one a link may build into.
+    const earlier = plan.rebuilds
+      ? rebuildable(await this.deps.store.imagesFrom(owner, plan.link.repo), plan.system.slug, plan.rebuilds.id)
+      : undefined;
     if (earlier) {
       const image = await this.deps.images.load(owner, earlier.imageId);
       const build = await this.deps.builds.rebuild(
@@ -330,6 +339,18 @@ function view(launch: Launch): LaunchView {
     landing: launch.landing,
     startedAt: launch.startedAt,
   };
+}
+
+/**
+ * The visitor's image from this repository on `system` that a link's build
+ * may go into (`id`: that one only): built by repo2docker's rules, and
+ * neither shared nor published, so that nobody else's next start runs the
+ * commit a link names.
+ */
+function rebuildable(images: RepositoryImage[], system: string, id?: number): RepositoryImage | undefined {
+  return images.find(
+    (i) => i.system === system && i.mode === 'repository' && !i.sharedOrPublished && (id === undefined || i.imageId === id),
+  );
 }
 
 /** Minutes a build of this repository took the visitor before (the newest that finished), rounded up; null if none. */

@@ -21,6 +21,8 @@ export interface RepositoryImage {
   /** How it was built: a link builds by repo2docker's rules (`repository`). */
   mode: BuildMode;
   durationMs: number | null;
+  /** Shared with a group or published: others start it, so a link never builds into it. */
+  sharedOrPublished: boolean;
 }
 
 /** How many of a user's newest builds are read: a user keeps few (quota CUSTOM_IMAGES_QUOTA_BUILDS, 50 by default). */
@@ -40,6 +42,8 @@ export class LinkStore {
     const rows = (await this.db('builds as b')
       .join('images as i', 'i.id', 'b.image_id')
       .select('b.image_id', 'b.number', 'b.status', 'b.git_commit', 'b.inputs', 'b.started_at', 'b.finished_at', 'i.name', 'i.system')
+      .select('i.published_at')
+      .select(this.db.raw('exists (select 1 from image_shares s where s.image_id = i.id) as shared'))
       .where('b.owner', owner)
       .andWhere('i.owner', owner)
       .andWhere('b.number', newest)
@@ -61,6 +65,8 @@ export class LinkStore {
         ref: inputs.gitRef,
         mode: inputs.mode,
         durationMs: started && finished ? finished.getTime() - started.getTime() : null,
+        // SQLite answers exists() with 0/1, PostgreSQL with a boolean.
+        sharedOrPublished: r.published_at !== null && r.published_at !== undefined ? true : Boolean(Number(r.shared)),
       });
     }
     return found;

@@ -137,6 +137,30 @@ describe('a repository built by repo2docker’s rules', { timeout: 600_000 }, ()
     expect(out).toBe('built by 1000\nset by start\n/home/jovyan/index.ipynb\n');
   });
 
+  it('a Dockerfile in binder/ wins over everything, and is shown as the repository’s own, its comments never taken for ours', async () => {
+    git.commit('lab/docker.git', {
+      'requirements.txt': 'not a requirement at all, but the Dockerfile wins\n',
+      'binder/requirements.txt': 'not one either\n',
+      'binder/Dockerfile': [
+        `FROM ${registries.open}/base/debian:1`,
+        // The writer's own wording for a start script: a repository's Dockerfile must not make the page say it.
+        '# Runs at every server start, before the server: README.md (harmless)',
+        'COPY --chown=1000:100 . /home/jovyan/',
+        'RUN echo "from binder/Dockerfile" > /tmp/ci-marker',
+        '',
+      ].join('\n'),
+      'README.md': 'the paper\n',
+    });
+    const done = await build('docker', 'lab/docker.git');
+    if (done.status !== 'succeeded') console.log(done.log);
+    expect(done.status).toBe('succeeded');
+    expect(done.log).toContain('Building binder/Dockerfile: a Dockerfile wins');
+    const details = await services.builds.get(ada, 'ada', done.imageId, done.number);
+    expect(details.inputs.dockerfile).toBe('');
+    expect(details.inputs.start).toBeNull();
+    expect(inImage(done.target, 'cat /tmp/ci-marker; ls ~/README.md')).toBe('from binder/Dockerfile\n/home/jovyan/README.md\n');
+  });
+
   it('apt.txt + setup.py + runtime.txt that matches: the apt package from the site mirror, the package installed, the sources left alone', async () => {
     git.commit('lab/tools.git', {
       'apt.txt': '# from the site mirror\nci-r2d-tool\n',

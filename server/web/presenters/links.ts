@@ -15,6 +15,8 @@ export const LinkPlanResponseSchema = z.object({
   /** "start": the commit is built (or being built) in the visitor's image; "build": it will be built first. */
   action: z.enum(['start', 'build']),
   image: z.object({ id: z.number().int(), name: z.string(), build: z.number().int(), building: z.boolean() }).nullable(),
+  /** With "build": the visitor's image the build goes into (built from this repository before), or null for a new one. */
+  rebuilds: z.object({ id: z.number().int(), name: z.string() }).nullable(),
   estimateMinutes: z.number().int().nullable(),
   /** The visitor's server now: a running one must be stopped first (`stopRunning: true`). */
   server: z.enum(['none', 'pending', 'ready']),
@@ -43,6 +45,7 @@ export function presentPlan(plan: LinkPlan): z.infer<typeof LinkPlanResponseSche
     urlpath: plan.link.urlpath,
     action: plan.image ? 'start' : 'build',
     image: plan.image ? { id: plan.image.id, name: plan.image.name, build: plan.image.buildNumber, building: plan.image.building } : null,
+    rebuilds: plan.image ? null : plan.rebuilds,
     estimateMinutes: plan.estimateMinutes,
     server: plan.server,
     landing: plan.landing,
