@@ -448,6 +448,7 @@ export function createApp(deps: AppDeps): App {
       prefix,
       draining: draining.signal,
       prefill: (actor, from, number) => revisions.buildFrom(actor, actor.name, from, number),
+      publicOrigin: config.hub.publicUrl ? new URL(config.hub.publicUrl).origin : undefined,
     }),
     revisionPagesRouter({ revisions, images, sharing, prefix }),
     historyPagesRouter({ history, images }),

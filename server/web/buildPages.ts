@@ -49,6 +49,8 @@ export function buildPagesRouter(deps: {
   draining: AbortSignal;
   /** The form filled in from a revision of one of the user's images ("Build from this", revisions/). */
   prefill?: (actor: HubIdentity, imageId: number, revision: number) => Promise<{ values: Record<string, string>; notice: string }>;
+  /** The hub's public origin (JUPYTERHUB_PUBLIC_URL) for links shown to be pasted elsewhere; else the request's. */
+  publicOrigin?: string | undefined;
 }): Router {
   const { builds, images, prefix, draining } = deps;
   const router = Router();
@@ -170,10 +172,11 @@ export function buildPagesRouter(deps: {
       inputs: found.inputs,
       history: history.map(presentBuildPage),
       csrfToken: req.csrfToken?.(),
-      // A whole repository opens from a link (links/): the link and a badge to paste into its README.
+      // A whole public repository opens from a link (links/): the link and a badge to paste into its README.
+      // A private one (a token stored) cannot: links carry no token.
       share:
-        found.inputs.gitUrl && !found.inputs.gitDirectory
-          ? presentShareLink(`${req.protocol}://${req.get('host') ?? 'localhost'}`, prefix, {
+        found.inputs.gitUrl && !found.inputs.gitDirectory && !found.inputs.gitTokenStored
+          ? presentShareLink(deps.publicOrigin ?? `${req.protocol}://${req.get('host') ?? 'localhost'}`, prefix, {
               repo: found.inputs.gitUrl,
               ref: found.inputs.gitRef,
               system: image.system.slug,
