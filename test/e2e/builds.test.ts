@@ -21,7 +21,7 @@ import { pidsCgroup, type PidsCgroup } from '../support/cgroup.js';
 import { ciDocker } from '../support/docker.js';
 import { testUser } from '../support/identities.js';
 import { startGitServer, type GitServer } from '../support/gitServer.js';
-import { startHub, type TestHub } from '../support/hub.js';
+import { serviceApi, startHub, type TestHub } from '../support/hub.js';
 import { pushImage } from '../support/images.js';
 import { startRegistries, type TestRegistries } from '../support/registry.js';
 import { startService } from '../support/service.js';
@@ -92,15 +92,7 @@ afterAll(async () => {
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
 
-async function api(method: string, route: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
-  const res = await fetch(`${hub.serviceUrl}api/v1/${route}`, {
-    method,
-    headers: { Authorization: `token ${token}`, 'Content-Type': 'application/json' },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  const text = await res.text();
-  return { status: res.status, body: (text ? JSON.parse(text) : {}) as Record<string, unknown> };
-}
+const api = (method: string, route: string, body?: unknown) => serviceApi(hub, token, method, route, body);
 
 describe('building in the browser', { timeout: 600_000 }, () => {
   it('builds base image + a pip package, streams the log, checks it, and the launch answers the pushed digest', async () => {

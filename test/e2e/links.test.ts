@@ -19,7 +19,7 @@ import { launchBrowser, screenshot } from '../support/browser.js';
 import { pidsCgroup, type PidsCgroup } from '../support/cgroup.js';
 import { ciDocker, removeDataVolumes } from '../support/docker.js';
 import { startGitServer, type GitServer } from '../support/gitServer.js';
-import { startHub, stopServer, type TestHub } from '../support/hub.js';
+import { serviceApi, startHub, stopServer, type TestHub } from '../support/hub.js';
 import { pushImage } from '../support/images.js';
 import { startRegistries, type TestRegistries } from '../support/registry.js';
 
@@ -122,15 +122,7 @@ afterAll(async () => {
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
 
-async function api(method: string, route: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
-  const res = await fetch(`${hub.serviceUrl}api/v1/${route}`, {
-    method,
-    headers: { Authorization: `token ${token}`, 'Content-Type': 'application/json' },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  const text = await res.text();
-  return { status: res.status, body: (text ? JSON.parse(text) : {}) as Record<string, unknown> };
-}
+const api = (method: string, route: string, body?: unknown) => serviceApi(hub, token, method, route, body);
 
 /** ada's builds of every image, by image id. */
 async function buildsOfAda(): Promise<number> {

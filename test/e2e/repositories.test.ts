@@ -18,7 +18,7 @@ import { hubLogin, launchBrowser, screenshot } from '../support/browser.js';
 import { pidsCgroup, type PidsCgroup } from '../support/cgroup.js';
 import { ciDocker } from '../support/docker.js';
 import { startGitServer, type GitServer } from '../support/gitServer.js';
-import { startHub, startServer, stopServer, waitForCheck, waitForServer, type TestHub } from '../support/hub.js';
+import { serviceApi, startHub, startServer, stopServer, type TestHub, waitForCheck, waitForServer } from '../support/hub.js';
 import { pushImage } from '../support/images.js';
 import { startPackageIndex, type PackageIndex } from '../support/packageIndex.js';
 import { startRegistries, type TestRegistries } from '../support/registry.js';
@@ -92,15 +92,7 @@ afterAll(async () => {
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
 
-async function api(method: string, route: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
-  const res = await fetch(`${hub.serviceUrl}api/v1/${route}`, {
-    method,
-    headers: { Authorization: `token ${token}`, 'Content-Type': 'application/json' },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  const text = await res.text();
-  return { status: res.status, body: (text ? JSON.parse(text) : {}) as Record<string, unknown> };
-}
+const api = (method: string, route: string, body?: unknown) => serviceApi(hub, token, method, route, body);
 
 describe('a Binder-ready repository in the hub', { timeout: 600_000 }, () => {
   let imageId: number;

@@ -279,3 +279,20 @@ export function runHookTests(hub: TestHub, options: { python: string; cwd: strin
   if (!/\d+ passed/.test(run.stdout) || /skipped/.test(run.stdout)) throw new Error(`pytest skipped tests:\n${run.stdout}`);
   return run.stdout;
 }
+
+/** A JSON request to the service's API v1 as the holder of `token`: the status and the parsed body ({} when empty). */
+export async function serviceApi(
+  hub: Pick<TestHub, 'serviceUrl'>,
+  token: string,
+  method: string,
+  route: string,
+  body?: unknown,
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  const res = await fetch(`${hub.serviceUrl}api/v1/${route}`, {
+    method,
+    headers: { Authorization: `token ${token}`, 'Content-Type': 'application/json' },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  const text = await res.text();
+  return { status: res.status, body: (text ? JSON.parse(text) : {}) as Record<string, unknown> };
+}
