@@ -51,6 +51,8 @@ const RECORD_BATCH = 100;
 const NARROWED_WIDTH = 1;
 /** How often a lane set aside while the replica is busy looks again. */
 const NARROWED_WAIT_MS = 50;
+/** The pause after each registry request while the replica is busy: the clean-up takes a small share of a core. */
+const NARROWED_PAUSE_MS = 20;
 
 export interface CleanupDeps {
   db: Knex;
@@ -101,27 +103,30 @@ function emptySummary(): RunSummary {
   };
 }
 
+/** How many items at once, and how long to wait after each (both asked again before each item). */
+interface Pace {
+  width: () => number;
+  pauseMs: () => number;
+}
+
 /**
- * Runs `work` over `items`, `limit()` at a time (asked again before each
- * item: background work narrows while people are waiting, see
- * jobs/foreground.ts); stops taking new items once `stop()` says so.
+ * Runs `work` over `items` at `pace` (background work narrows and slows
+ * while people are waiting, see jobs/foreground.ts); stops taking new items
+ * once `stop()` says so.
  */
-async function eachLimited<T>(
-  items: readonly T[],
-  limit: number | (() => number),
-  stop: () => boolean,
-  work: (item: T) => Promise<void>,
-): Promise<void> {
-  const width = typeof limit === 'number' ? () => limit : limit;
+async function eachLimited<T>(items: readonly T[], pace: Pace, stop: () => boolean, work: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
   await Promise.all(
-    Array.from({ length: Math.min(Math.max(width(), 1), items.length) }, async (_, lane) => {
+    Array.from({ length: Math.min(Math.max(pace.width(), 1), items.length) }, async (_, lane) => {
       while (next < items.length && !stop()) {
-        if (lane >= width()) {
-          await new Promise((r) => setTimeout(r, NARROWED_WAIT_MS));
+        if (lane >= pace.width()) {
+          await sleep(NARROWED_WAIT_MS);
           continue;
         }
         await work(items[next++] as T);
+        const pause = pace.pauseMs();
+        if (pause > 0) await sleep(pause);
       }
     }),
   );
@@ -149,10 +154,11 @@ export class Cleanup {
     this.now = deps.now ?? (() => new Date());
   }
 
-  /** Registry requests at once: `full`, or one while the replica serves people. */
-  private width(full: number): () => number {
+  /** Registry requests at once: `full` without a pause, or one at a time with a pause while the replica serves people. */
+  private pace(full: number): Pace {
     const widest = this.deps.concurrency ?? full;
-    return () => (this.deps.foreground?.busy() ? Math.min(NARROWED_WIDTH, widest) : widest);
+    const busy = () => this.deps.foreground?.busy() ?? false;
+    return { width: () => (busy() ? Math.min(NARROWED_WIDTH, widest) : widest), pauseMs: () => (busy() ? NARROWED_PAUSE_MS : 0) };
   }
 
   /** The rules of each system, by slug; a system that no longer exists gets the defaults. */
@@ -238,7 +244,7 @@ export class Cleanup {
     let measured = 0;
     await eachLimited(
       rows,
-      this.width(8),
+      this.pace(8),
       () => signal?.aborted ?? false,
       async (row) => {
         try {
@@ -295,7 +301,7 @@ export class Cleanup {
     let fatal: string | undefined;
     await eachLimited(
       rows,
-      this.width(16),
+      this.pace(16),
       () => fatal !== undefined || (job?.signal.aborted ?? false),
       async (manifest) => {
         const verdict = byId.get(manifest.id)?.verdict;
