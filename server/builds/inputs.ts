@@ -35,7 +35,7 @@ export const BuildInputsSchema = z.object({
   gitRef: z.string().trim().max(255, 'The branch, tag or commit has at most 255 characters').default(''),
   gitUsername: z.string().trim().max(255, 'The git username has at most 255 characters').default(''),
   /** The repository's directory that holds the Dockerfile and is the context (builds/contextDirectory.ts); blank: the top. */
-  gitDirectory: z.string().max(1024, 'The directory with the Dockerfile has at most 1024 characters').default(''),
+  gitDirectory: z.string().max(1024, 'The directory in the repository has at most 1024 characters').default(''),
 });
 
 /** A build's inputs, blank ('') where not given. */
