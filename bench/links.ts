@@ -22,7 +22,7 @@ import { startRegistries } from '../test/support/registry.js';
 import { debianLayer } from './spawn.js';
 import { percentile, type BenchRow } from './table.js';
 
-const ROUNDS = Number(process.env.BENCH_LINK_ROUNDS ?? 5);
+const ROUNDS = Number(process.env.BENCH_LINK_ROUNDS ?? 11);
 const USER = 'bench';
 const SYSTEM = 'bench-links';
 
