@@ -113,10 +113,12 @@ export class LaunchStore {
    * repository mode): the repository's files may be anyone's.
    */
   async builtFromRepository(imageId: number, reference: string): Promise<boolean> {
-    const rows = (await this.db('builds')
-      .where({ image_id: imageId, status: 'succeeded' })
-      .whereNotNull('digest')
-      .select('target', 'digest', 'inputs')) as Array<{ target: string; digest: string; inputs: unknown }>;
-    return rows.some((row) => `${row.target}@${row.digest}` === reference && storedInputs(row.inputs).mode === 'repository');
+    // A build's push is `target@digest`: the one build it can be is looked up, not every build's inputs read.
+    const at = reference.lastIndexOf('@');
+    if (at < 0) return false;
+    const row = (await this.db('builds')
+      .where({ image_id: imageId, status: 'succeeded', target: reference.slice(0, at), digest: reference.slice(at + 1) })
+      .first('inputs')) as { inputs: unknown } | undefined;
+    return row !== undefined && storedInputs(row.inputs).mode === 'repository';
   }
 }
