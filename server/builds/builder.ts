@@ -48,6 +48,13 @@ export interface BuildRequest {
   limits: BuildLimits;
   /** The label the Dockerfile handed to the engine gives every layer: how the builder knows its own. */
   layers: BuildLayerLabel;
+  /**
+   * Whether the engine pulls every image the Dockerfile names, with the build's logins, even one it holds.
+   * False only when each is named by the digest the service read with the build's own login: those bytes
+   * are the same wherever they come from, and the build's user may read them. An image named by a tag
+   * (`COPY --from`) is pulled: the engine's copy may be another user's, of another registry account.
+   */
+  pull: boolean;
   /** Logins for the registries FROM lines pull from, keyed as Docker keys registries. */
   registryLogins: Record<string, RegistryLogin>;
   /** Stops the build: its time limit passed, or the service is stopping. */
@@ -76,11 +83,11 @@ export type BuildResult =
 
 export interface ImageBuilder {
   /**
-   * Builds and tags the image; on failure (a time, disk or image size limit
-   * included), leaves nothing of its own behind (no container, no layer) and
-   * removes nothing else.
+   * Notes what the engine holds before a build begins: the build's own layers
+   * are those that come after. Called as a build is claimed, so that the
+   * look overlaps the fetch of its inputs; a build that never begins drops it.
    */
-  build(request: BuildRequest): Promise<BuildResult>;
+  prepare(): PreparedBuild;
   /** Pushes the tagged image; returns the manifest digest the registry stored. */
   push(
     tag: string,
@@ -91,4 +98,13 @@ export interface ImageBuilder {
   ): Promise<string>;
   /** Removes the local tag once pushed (the registry holds the image; the layer cache stays). */
   untag(tag: string): Promise<void>;
+}
+
+export interface PreparedBuild {
+  /**
+   * Builds and tags the image; on failure (a time, disk or image size limit
+   * included), leaves nothing of its own behind (no container, no layer) and
+   * removes nothing else.
+   */
+  build(request: BuildRequest): Promise<BuildResult>;
 }

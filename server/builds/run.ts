@@ -132,6 +132,7 @@ export async function runBuild(deps: BuildRunDeps, job: BuildRow, held: RunningJ
         'This service builds nothing yet: build steps would have no limit on processes. Ask the hub admin to set one up (CUSTOM_IMAGES_BUILD_CGROUP_PARENT).',
       );
     save({ phase: 'context' });
+    const prepared = builder.prepare();
     if (job.attempts > 1) log('The service restarted during the last attempt; building again from the start.\n');
     const files = await store.contents(job.id);
     const { inputs } = job;
@@ -224,13 +225,15 @@ export async function runBuild(deps: BuildRunDeps, job: BuildRow, held: RunningJ
     const target = parseReference(job.target);
     await deps.registry.assertEngineMayPull(target.registry);
     save({ phase: 'building' });
-    const built = await builder.build({
+    const built = await prepared.build({
       context,
       dockerfile: CONTEXT_DOCKERFILE,
       tag: job.target,
       network: system.build.network,
       limits: deps.builderLimits,
       layers: { marker, added: labelled.added },
+      // Every FROM is pinned to the digest read above with the build's login; anything else is pulled again.
+      pull: pulled.some((i) => i.kind !== 'from') || triggered.length > 0,
       registryLogins: logins,
       signal: held.signal,
       onStep: (step, steps) => save({ step, steps }),

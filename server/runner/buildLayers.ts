@@ -41,10 +41,14 @@ export class BuildLayers {
     private readonly before: ReadonlySet<string>,
   ) {}
 
-  /** Notes what the engine holds before the build starts. */
-  static async before(engine: DockerEngine, marker: string): Promise<BuildLayers> {
-    const images = await list(engine);
-    return new BuildLayers(engine, marker, new Set(images.map((i) => i.Id)));
+  /** Every image id the engine holds now: taken before a build starts, for {@link BuildLayers.of}. */
+  static async snapshot(engine: DockerEngine): Promise<ReadonlySet<string>> {
+    return new Set((await list(engine)).map((i) => i.Id));
+  }
+
+  /** The layers of the build whose layers carry `marker`, begun after `before` was taken. */
+  static of(engine: DockerEngine, marker: string, before: ReadonlySet<string>): BuildLayers {
+    return new BuildLayers(engine, marker, before);
   }
 
   /** The images this build committed so far and that have no name (what a clean-up may remove), children before their parents. */
@@ -95,8 +99,10 @@ export class BuildLayers {
    * the label or descends from one).
    */
   async written(): Promise<number> {
-    const layers = await this.committed();
-    const starts = await this.labelStarts();
+    // One listing of the engine's images serves both: the layers and where they begin.
+    const images = await imageMap(this.engine);
+    const layers = await this.committed(images);
+    const starts = this.labelStarts(images);
     let containers: Array<{ SizeRw?: number }> = [];
     if (starts.length > 0) {
       try {
@@ -144,8 +150,7 @@ export class BuildLayers {
    * there before, carries the label and has a parent that does: never theirs.
    */
   private async removeOwnSteps(images: ImageMap): Promise<void> {
-    const isLabelStart = (image: ImageSummary | undefined) =>
-      image?.Labels?.[LAYER_LABEL] === this.marker && images.get(image.ParentId)?.Labels?.[LAYER_LABEL] !== this.marker;
+    const isLabelStart = (image: ImageSummary | undefined) => this.isLabelStart(image, images);
     const own = new Set<string>();
     for (const image of images.values()) {
       const chain: ImageSummary[] = [];
@@ -173,10 +178,12 @@ export class BuildLayers {
   }
 
   /** The images carrying the label whose parent does not: where the build's layers begin (one a stage). */
-  private async labelStarts(): Promise<string[]> {
-    const images = await list(this.engine, { label: [`${LAYER_LABEL}=${this.marker}`] });
-    const ids = new Set(images.map((i) => i.Id));
-    return images.filter((i) => !ids.has(i.ParentId)).map((i) => i.Id);
+  private labelStarts(images: ImageMap): string[] {
+    return [...images.values()].filter((i) => this.isLabelStart(i, images)).map((i) => i.Id);
+  }
+
+  private isLabelStart(image: ImageSummary | undefined, images: ImageMap): boolean {
+    return image?.Labels?.[LAYER_LABEL] === this.marker && images.get(image.ParentId)?.Labels?.[LAYER_LABEL] !== this.marker;
   }
 }
 
@@ -187,9 +194,9 @@ async function imageMap(engine: DockerEngine): Promise<ImageMap> {
   return new Map((await list(engine)).map((i) => [i.Id, i]));
 }
 
-async function list(engine: DockerEngine, filters?: Record<string, string[]>): Promise<ImageSummary[]> {
+async function list(engine: DockerEngine): Promise<ImageSummary[]> {
   try {
-    return (await engine.docker.listImages({ all: true, ...(filters ? { filters } : {}) })) as unknown as ImageSummary[];
+    return (await engine.docker.listImages({ all: true })) as unknown as ImageSummary[];
   } catch (err) {
     throw engineError(err, 'list its images');
   }

@@ -11,7 +11,7 @@
  */
 import { upstream } from '../errors.js';
 import { labelInstruction } from '../builds/layerLabel.js';
-import type { BuildLayerLabel, BuildRequest, BuildResult, ImageBuilder, RegistryLogin } from '../builds/builder.js';
+import type { BuildLayerLabel, BuildRequest, BuildResult, ImageBuilder, PreparedBuild, RegistryLogin } from '../builds/builder.js';
 import { BuildLayers } from './buildLayers.js';
 import { engineError, type DockerEngine } from './engine.js';
 
@@ -81,11 +81,18 @@ export class BuildProgress {
 export class DockerBuilder implements ImageBuilder {
   constructor(private readonly engine: DockerEngine) {}
 
-  async build(request: BuildRequest): Promise<BuildResult> {
+  prepare(): PreparedBuild {
+    const before = BuildLayers.snapshot(this.engine);
+    // Awaited by the build; a build that never begins (its fetch failed) leaves it unread.
+    before.catch(() => undefined);
+    return { build: (request) => this.build(request, before) };
+  }
+
+  private async build(request: BuildRequest, before: Promise<ReadonlySet<string>>): Promise<BuildResult> {
     const overLimit = new AbortController();
     const signal = AbortSignal.any([overLimit.signal, request.signal]);
     const progress = new BuildProgress(request.layers);
-    const layers = await BuildLayers.before(this.engine, request.layers.marker);
+    const layers = BuildLayers.of(this.engine, request.layers.marker, await before);
     let tooLarge: { what: 'disk' | 'image'; bytes: number } | undefined;
     const disk = watchDisk(layers, request.limits.diskBytes, (bytes) => {
       tooLarge = { what: 'disk', bytes };
@@ -100,9 +107,9 @@ export class DockerBuilder implements ImageBuilder {
           dockerfile: request.dockerfile,
           rm: true,
           forcerm: true,
-          // Always from the registry, with the build's own logins: never an image that only happens to be in the
-          // engine (another user's pre-pulled image by its digest, or any local image by its id: FROM 8fb64277bdd8).
-          pull: true,
+          // From the registry, with the build's own logins, unless every image is named by a digest the service
+          // read with them (builds/builder.ts): never another user's pre-pulled image by its tag.
+          pull: request.pull,
           networkmode: request.network,
           memory: request.limits.memoryBytes,
           memswap: request.limits.memoryBytes,
