@@ -16,8 +16,12 @@ import type { AddressInfo } from 'node:net';
 export interface PackageIndex {
   /** http://127.0.0.1:port/simple, for `--index-url`. */
   url: string;
-  /** Adds a release of a project: a wheel of one empty module. */
-  add(name: string, version: string): void;
+  /**
+   * Adds a release of a project: a wheel of one empty module, or with `size`
+   * a package of that many modules of Python source (functions, which pip
+   * byte-compiles as it does a real package's), each about `moduleBytes`.
+   */
+  add(name: string, version: string, size?: { modules: number; moduleBytes: number }): void;
   /** The wheel files pip downloaded, in order. */
   downloads: string[];
   stop(): Promise<void>;
@@ -29,6 +33,30 @@ function normalized(name: string): string {
 }
 
 const escape = (text: string) => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/"/g, '&quot;');
+
+/** Writes a pure-Python wheel with Python's zipfile (argv[1]: what to write, as JSON). */
+const WHEEL_WRITER = `
+import json, sys, zipfile
+a = json.loads(sys.argv[1])
+names = []
+with zipfile.ZipFile(a['file'], 'w', zipfile.ZIP_DEFLATED) as z:
+    def add(name, text):
+        names.append(name)
+        z.writestr(name, text)
+    add(a['module'] + '/__init__.py', '__version__ = "%s"\\n' % a['version'])
+    for m in range(a['modules']):
+        body, n, size = [], 0, 0
+        while size < a['bytes']:
+            body.append('def f%d(x, y=%d):\\n    return [x + y * i for i in range(%d)]\\n\\n' % (n, m, n))
+            size += len(body[-1])
+            n += 1
+        add('%s/m%d.py' % (a['module'], m), ''.join(body))
+    info = a['dist'] + '.dist-info/'
+    add(info + 'METADATA', 'Metadata-Version: 2.1\\nName: %s\\nVersion: %s\\n' % (a['project'], a['version']))
+    add(info + 'WHEEL', 'Wheel-Version: 1.0\\nGenerator: ci\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n')
+    names.append(info + 'RECORD')
+    z.writestr(info + 'RECORD', ''.join(n + ',,\\n' for n in names))
+`;
 
 export async function startPackageIndex(): Promise<PackageIndex> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ci-index-'));
@@ -79,20 +107,20 @@ export async function startPackageIndex(): Promise<PackageIndex> {
   return {
     url: `http://127.0.0.1:${port}/simple`,
     downloads,
-    add(project, version) {
+    add(project, version, size) {
       const dist = `${project.replace(/[-.]+/g, '_')}-${version}`;
       const file = `${dist}-py3-none-any.whl`;
       const module = project.replace(/[-.]+/g, '_').toLowerCase();
-      execFileSync('/usr/bin/python3', [
-        '-c',
-        `import zipfile
-with zipfile.ZipFile(${JSON.stringify(path.join(dir, file))}, 'w') as z:
-    z.writestr('${module}/__init__.py', '__version__ = "${version}"\\n')
-    z.writestr('${dist}.dist-info/METADATA', 'Metadata-Version: 2.1\\nName: ${project}\\nVersion: ${version}\\n')
-    z.writestr('${dist}.dist-info/WHEEL', 'Wheel-Version: 1.0\\nGenerator: ci\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n')
-    z.writestr('${dist}.dist-info/RECORD', '${module}/__init__.py,,\\n${dist}.dist-info/METADATA,,\\n${dist}.dist-info/WHEEL,,\\n${dist}.dist-info/RECORD,,\\n')
-`,
-      ]);
+      const args = {
+        file: path.join(dir, file),
+        project,
+        version,
+        dist,
+        module,
+        modules: size?.modules ?? 0,
+        bytes: size?.moduleBytes ?? 0,
+      };
+      execFileSync('/usr/bin/python3', ['-c', WHEEL_WRITER, JSON.stringify(args)]);
       const key = normalized(project);
       projects.set(key, [...(projects.get(key) ?? []), file]);
     },
