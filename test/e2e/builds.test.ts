@@ -18,19 +18,19 @@ import { SystemStore } from '../../server/systems/store.js';
 import { hubLogin, launchBrowser, screenshot } from '../support/browser.js';
 import { buildServices, greetingWheel, type UploadedWheel } from '../support/builds.js';
 import { pidsCgroup, type PidsCgroup } from '../support/cgroup.js';
-import { ciDocker } from '../support/docker.js';
+import { ciDocker, removeImagesFrom } from '../support/docker.js';
+import { debianBuildBase } from '../support/buildRegistry.js';
 import { testUser } from '../support/identities.js';
 import { startGitServer, type GitServer } from '../support/gitServer.js';
 import { serviceApi, startHub, type TestHub } from '../support/hub.js';
-import { pushImage } from '../support/images.js';
-import { startRegistries, type TestRegistries } from '../support/registry.js';
 import { startService } from '../support/service.js';
 import { testSystem } from '../support/systems.js';
 
-const LAYER = process.env.TEST_DEBIAN_JUPYTERHUB_LAYER;
 const SYSTEM = 'builder';
 let hub: TestHub;
-let registries: TestRegistries;
+/** The suite's build registry (test/support/buildRegistry.ts), and this file's folder of it, where its images are. */
+let registry: string;
+let folder: string;
 let browser: Browser;
 let page: Page;
 let dir: string;
@@ -41,10 +41,8 @@ let git: GitServer;
 let steps: PidsCgroup;
 
 beforeAll(async () => {
-  if (!LAYER || !fs.existsSync(LAYER))
-    throw new Error('TEST_DEBIAN_JUPYTERHUB_LAYER is not set: run the tests through .ci/run (.ci/debian-image builds the image)');
-  registries = await startRegistries();
-  await pushImage(registries.open, 'base/debian', '1', { layers: [{ path: LAYER }] });
+  ({ registry } = await debianBuildBase('e2e-builds/base/debian'));
+  folder = `${registry}/e2e-builds`;
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ci-e2e-builds-'));
   wheel = greetingWheel(dir);
   const systemsFile = path.join(dir, 'systems.json');
@@ -54,7 +52,7 @@ beforeAll(async () => {
       {
         slug: SYSTEM,
         displayName: 'Builds here',
-        allowedRegistries: [`${registries.open}/*`],
+        allowedRegistries: [`${folder}/*`],
         mountPrefixes: ['/home/jovyan'],
         defaultMountPath: '/home/jovyan/work',
         spawner: 'docker',
@@ -63,8 +61,8 @@ beforeAll(async () => {
         buildEnabled: true,
         // The default bridge cannot be created on these machines: build steps use the host's network.
         buildNetwork: 'host',
-        buildPushTo: `${registries.open}/built`,
-        buildBaseImages: [`Debian with JupyterHub = ${registries.open}/base/debian:1`],
+        buildPushTo: `${folder}/built`,
+        buildBaseImages: [`Debian with JupyterHub = ${folder}/base/debian:1`],
       },
     ]),
   );
@@ -72,7 +70,7 @@ beforeAll(async () => {
   steps = await pidsCgroup(ciDocker(), `ci-e2e-builds-${process.pid}`, 1024);
   hub = await startHub(18900, {
     CUSTOM_IMAGES_BUILD_CGROUP_PARENT: steps.parent,
-    CUSTOM_IMAGES_TRUSTED_REGISTRIES: registries.trusted.join(','),
+    CUSTOM_IMAGES_TRUSTED_REGISTRIES: registry,
     CUSTOM_IMAGES_TRUSTED_GIT_HOSTS: git.host,
     CUSTOM_IMAGES_SYSTEMS_FILE: systemsFile,
     CUSTOM_IMAGES_BUILD_UPLOAD_MAX_KB: '512',
@@ -86,7 +84,8 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close();
   await hub?.stop();
-  await registries?.stop();
+  // What the engine pulled from this file's folder (the registry itself serves the whole run).
+  if (folder) await removeImagesFrom([folder]);
   await git?.stop();
   await steps?.remove();
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
@@ -116,7 +115,7 @@ describe('building in the browser', { timeout: 600_000 }, () => {
     }
     expect(await page.getByTestId('build-status').getAttribute('data-status')).toBe('succeeded');
     await expect(page.getByTestId('build-log').textContent()).resolves.toMatch(/Successfully installed ci-greeting-1.0/);
-    await expect(page.getByTestId('build-dockerfile').textContent()).resolves.toContain(`FROM ${registries.open}/base/debian:1`);
+    await expect(page.getByTestId('build-dockerfile').textContent()).resolves.toContain(`FROM ${folder}/base/debian:1`);
     const digest = (await page.getByTestId('build-digest').textContent())?.trim();
     expect(digest).toMatch(/^sha256:/);
 
@@ -133,7 +132,7 @@ describe('building in the browser', { timeout: 600_000 }, () => {
     const answer = (await launch.json()) as { image: string };
     if (launch.status !== 200) console.log(answer);
     expect(launch.status).toBe(200);
-    expect(answer.image).toBe(`${registries.open}/built/ada/greeting-env@${digest}`);
+    expect(answer.image).toBe(`${folder}/built/ada/greeting-env@${digest}`);
   });
 
   it('shows a refused request next to its field, and keeps nothing', async () => {
@@ -157,7 +156,7 @@ describe('building in the browser', { timeout: 600_000 }, () => {
       name: 'course-env',
       system: SYSTEM,
       mode: 'dockerfile',
-      dockerfile: `FROM ${registries.open}/base/debian:1\nCOPY notes.txt /notes.txt\n`,
+      dockerfile: `FROM ${folder}/base/debian:1\nCOPY notes.txt /notes.txt\n`,
       gitUrl: `${git.origin}/private/course.git`,
       gitRef: 'main',
       gitToken: secret,
@@ -191,7 +190,7 @@ describe('building in the browser', { timeout: 600_000 }, () => {
       name: 'slow-env',
       system: SYSTEM,
       mode: 'dockerfile',
-      dockerfile: `FROM ${registries.open}/base/debian:1\nRUN sleep 10\n`,
+      dockerfile: `FROM ${folder}/base/debian:1\nRUN sleep 10\n`,
     });
     expect(created.status).toBe(202);
     const imageId = (created.body.image as { id: number }).id;
@@ -226,7 +225,7 @@ describe('building in the browser', { timeout: 600_000 }, () => {
       name: 'bad-files',
       system: SYSTEM,
       mode: 'dockerfile',
-      dockerfile: `FROM ${registries.open}/base/debian:1\n`,
+      dockerfile: `FROM ${folder}/base/debian:1\n`,
       files: [{ name: 'a.txt', content: 'YQ==' }, { name: 7 }],
     });
     expect(refused.status).toBe(400);
@@ -243,7 +242,7 @@ describe('building in the browser', { timeout: 600_000 }, () => {
     form.set('name', 'too-big');
     form.set('system', SYSTEM);
     form.set('mode', 'dockerfile');
-    form.set('dockerfile', `FROM ${registries.open}/base/debian:1\nCOPY data.bin /data.bin\n`);
+    form.set('dockerfile', `FROM ${folder}/base/debian:1\nCOPY data.bin /data.bin\n`);
     form.append('files', new Blob([Buffer.alloc(600 * 1024)]), 'data.bin');
     const res = await fetch(`${hub.serviceUrl}api/v1/users/ada/builds`, {
       method: 'POST',
@@ -265,12 +264,12 @@ describe('the service killed during a build', { timeout: 300_000 }, () => {
     const db = openDatabase(`sqlite://${dir}/restart.sqlite`);
     await migrateLatest(db);
     const system = testSystem({
-      allowedRegistries: [`${registries.open}/*`],
-      build: { enabled: true, pushTo: `${registries.open}/restart`, network: 'host', baseImages: [] },
+      allowedRegistries: [`${folder}/*`],
+      build: { enabled: true, pushTo: `${folder}/restart`, network: 'host', baseImages: [] },
     });
     const keyring = await createKeyring([new Uint8Array(32).fill(5)]);
     // Queued through the service's own code, then left to the service process to run.
-    const { builds } = buildServices(db, { keyring, trustedRegistries: registries.trusted, trustedGitHosts: [], systems: [system] });
+    const { builds } = buildServices(db, { keyring, trustedRegistries: [registry], trustedGitHosts: [], systems: [system] });
     const marker = `restart-${Date.now()}`;
     const { image, build } = await builds.create(
       testUser('ada'),
@@ -279,7 +278,7 @@ describe('the service killed during a build', { timeout: 300_000 }, () => {
         name: 'slow',
         system: 'default',
         mode: 'dockerfile',
-        dockerfile: `FROM ${registries.open}/base/debian:1\nRUN echo ${marker} && sleep 15\n`,
+        dockerfile: `FROM ${folder}/base/debian:1\nRUN echo ${marker} && sleep 15\n`,
       },
       [],
     );
@@ -287,7 +286,7 @@ describe('the service killed during a build', { timeout: 300_000 }, () => {
     const env = {
       CUSTOM_IMAGES_DATABASE_URL: `sqlite://${dir}/restart.sqlite`,
       CUSTOM_IMAGES_CRYPT_KEY: Buffer.alloc(32, 5).toString('base64'),
-      CUSTOM_IMAGES_TRUSTED_REGISTRIES: registries.trusted.join(','),
+      CUSTOM_IMAGES_TRUSTED_REGISTRIES: registry,
       CUSTOM_IMAGES_RUN_CHECKS: 'false',
       CUSTOM_IMAGES_BUILD_CGROUP_PARENT: steps.parent,
       DOCKER_HOST: process.env.DOCKER_HOST ?? 'unix:///var/run/docker.sock',
@@ -317,7 +316,7 @@ describe('the service killed during a build', { timeout: 300_000 }, () => {
       expect(row?.attempts).toBe(2);
       expect(row?.log).toMatch(/The service restarted during the last attempt; building again from the start/);
       // Pinned to what was pushed.
-      expect((await db('images').where({ id: image.id }).first()).reference).toBe(`${registries.open}/restart/ada/slow:1@${row?.digest}`);
+      expect((await db('images').where({ id: image.id }).first()).reference).toBe(`${folder}/restart/ada/slow:1@${row?.digest}`);
     } finally {
       await service.kill('SIGTERM');
       await db.destroy();

@@ -6,23 +6,22 @@
  * from the API and its page, with who and when, newest first; another user
  * gets 404, the spawner hook's token may read it.
  */
-import fs from 'node:fs';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hubLogin, launchBrowser, saveImageInForm, screenshot, waitForVerdict } from '../support/browser.js';
 import { pidsCgroup, type PidsCgroup } from '../support/cgroup.js';
-import { ciDocker } from '../support/docker.js';
+import { ciDocker, removeImagesFrom } from '../support/docker.js';
 import { hubApi, startHub, waitForCheck, type TestHub } from '../support/hub.js';
-import { pushImage } from '../support/images.js';
-import { startRegistries, type TestRegistries } from '../support/registry.js';
 import { dockerSeed, writeSystemsFile } from '../support/systems.js';
+import { debianBuildBase } from '../support/buildRegistry.js';
 
-const LAYER = process.env.TEST_DEBIAN_JUPYTERHUB_LAYER;
 const SYSTEM = 'builder';
 /** Markup that would run if any page put it in unescaped. */
 const DESCRIPTION = `<script>window.pwned = 1</script><img src=x onerror="window.pwned = 2"> Course env & "notes"`;
 let hub: TestHub;
-let registries: TestRegistries;
+/** The suite's build registry (test/support/buildRegistry.ts), and this file's folder of it, where its images are. */
+let registry: string;
+let folder: string;
 let browser: Browser;
 let page: Page;
 let steps: PidsCgroup;
@@ -59,22 +58,20 @@ async function timed<T>(step: () => Promise<T>): Promise<{ result: T; from: numb
 }
 
 beforeAll(async () => {
-  if (!LAYER || !fs.existsSync(LAYER))
-    throw new Error('TEST_DEBIAN_JUPYTERHUB_LAYER is not set: run the tests through .ci/run (.ci/debian-image builds the image)');
-  registries = await startRegistries();
-  await pushImage(registries.open, 'base/debian', '1', { layers: [{ path: LAYER }] });
+  ({ registry } = await debianBuildBase('e2e-history/base/debian'));
+  folder = `${registry}/e2e-history`;
   steps = await pidsCgroup(ciDocker(), `ci-e2e-history-${process.pid}`, 1024);
   hub = await startHub(19650, {
     CUSTOM_IMAGES_BUILD_CGROUP_PARENT: steps.parent,
-    CUSTOM_IMAGES_TRUSTED_REGISTRIES: registries.trusted.join(','),
+    CUSTOM_IMAGES_TRUSTED_REGISTRIES: registry,
     CUSTOM_IMAGES_SYSTEMS_FILE: writeSystemsFile([
-      dockerSeed([`${registries.open}/*`], {
+      dockerSeed([`${folder}/*`], {
         slug: SYSTEM,
         displayName: 'Builds here',
         buildEnabled: true,
         // The default bridge cannot be created on these machines: build steps use the host's network.
         buildNetwork: 'host',
-        buildPushTo: `${registries.open}/built`,
+        buildPushTo: `${folder}/built`,
       }),
     ]),
   });
@@ -89,7 +86,8 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close();
   await hub?.stop();
-  await registries?.stop();
+  // What the engine pulled from this file's folder (the registry itself serves the whole run).
+  if (folder) await removeImagesFrom([folder]);
   await steps?.remove();
 });
 
@@ -98,7 +96,7 @@ describe("an image's description", { timeout: 300_000 }, () => {
     const id = await saveImageInForm(page, hub, {
       name: 'course env',
       description: DESCRIPTION,
-      image: `${registries.open}/base/debian:1`,
+      image: `${folder}/base/debian:1`,
     });
     const tile = page.locator(`#image-${id} [data-testid=tile-description]`);
     await expect(tile.textContent()).resolves.toBe(DESCRIPTION);
@@ -137,7 +135,7 @@ describe("an image's history", { timeout: 600_000 }, () => {
         name: 'history-env',
         system: SYSTEM,
         mode: 'dockerfile',
-        dockerfile: `FROM ${registries.open}/base/debian:1\n`,
+        dockerfile: `FROM ${folder}/base/debian:1\n`,
       }),
     );
     expect(created.result.status).toBe(202);

@@ -17,18 +17,18 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchBrowser, screenshot } from '../support/browser.js';
 import { pidsCgroup, type PidsCgroup } from '../support/cgroup.js';
-import { ciDocker, removeDataVolumes } from '../support/docker.js';
+import { ciDocker, removeDataVolumes, removeImagesFrom } from '../support/docker.js';
 import { startGitServer, type GitServer } from '../support/gitServer.js';
 import { serviceApi, startHub, stopServer, type TestHub } from '../support/hub.js';
-import { pushImage } from '../support/images.js';
-import { startRegistries, type TestRegistries } from '../support/registry.js';
+import { debianBuildBase } from '../support/buildRegistry.js';
 
-const LAYER = process.env.TEST_DEBIAN_JUPYTERHUB_LAYER;
 const PREFIX = 'ci-links';
 const SYSTEM = 'linked';
 
 let hub: TestHub;
-let registries: TestRegistries;
+/** The suite's build registry (test/support/buildRegistry.ts), and this file's folder of it, where its images are. */
+let registry: string;
+let folder: string;
 let git: GitServer;
 let steps: PidsCgroup;
 let docker: Docker;
@@ -40,12 +40,10 @@ let elsewhere: { host: string; connections: number; close(): Promise<void> };
 let commit: string;
 
 beforeAll(async () => {
-  if (!LAYER || !fs.existsSync(LAYER))
-    throw new Error('TEST_DEBIAN_JUPYTERHUB_LAYER is not set: run the tests through .ci/run (.ci/debian-image builds the image)');
   docker = ciDocker();
-  registries = await startRegistries();
-  await pushImage(registries.open, 'base/debian', '1', { layers: [{ path: LAYER }] });
-  await pushImage(registries.open, 'hub/standard', '1', { layers: [{ path: LAYER }], user: 'jovyan' });
+  ({ registry } = await debianBuildBase('e2e-links/base/debian'));
+  folder = `${registry}/e2e-links`;
+  await debianBuildBase('e2e-links/hub/standard', { user: 'jovyan' });
   git = await startGitServer();
   // The paper: a notebook and nothing else, Binder-ready: built by repo2docker's rules, it lands in the home,
   // where the server opens (the data volume is a folder in it, and starts empty: nothing of a stranger's there).
@@ -56,7 +54,7 @@ beforeAll(async () => {
     nbformat_minor: 5,
   });
   commit = git.commit('lab/paper', { 'paper.ipynb': notebook });
-  git.commit('private/paper', { Dockerfile: `FROM ${registries.open}/base/debian:1\n` });
+  git.commit('private/paper', { Dockerfile: `FROM ${folder}/base/debian:1\n` });
   let connections = 0;
   const listener = net.createServer((socket) => {
     connections++;
@@ -79,7 +77,7 @@ beforeAll(async () => {
       {
         slug: SYSTEM,
         displayName: 'Linked hosts',
-        allowedRegistries: [`${registries.open}/*`],
+        allowedRegistries: [`${folder}/*`],
         mountPrefixes: ['/home/jovyan'],
         defaultMountPath: '/home/jovyan/work',
         spawner: 'docker',
@@ -87,8 +85,8 @@ beforeAll(async () => {
         runCheck: true,
         buildEnabled: true,
         buildNetwork: 'host',
-        buildPushTo: `${registries.open}/built`,
-        buildBaseImages: [`Debian with JupyterHub = ${registries.open}/base/debian:1`],
+        buildPushTo: `${folder}/built`,
+        buildBaseImages: [`Debian with JupyterHub = ${folder}/base/debian:1`],
         // Repositories come from the test's git server only: the other loopback host is trusted, not allowed.
         buildGitHosts: git.host,
       },
@@ -97,10 +95,10 @@ beforeAll(async () => {
   steps = await pidsCgroup(docker, `ci-e2e-links-${process.pid}`, 1024);
   hub = await startHub(19950, {
     CUSTOM_IMAGES_DEMO_SPAWNER: 'docker',
-    CUSTOM_IMAGES_DEMO_IMAGE: `${registries.open}/hub/standard:1`,
+    CUSTOM_IMAGES_DEMO_IMAGE: `${folder}/hub/standard:1`,
     CUSTOM_IMAGES_DEMO_CONTAINER_PREFIX: PREFIX,
     CUSTOM_IMAGES_BUILD_CGROUP_PARENT: steps.parent,
-    CUSTOM_IMAGES_TRUSTED_REGISTRIES: registries.trusted.join(','),
+    CUSTOM_IMAGES_TRUSTED_REGISTRIES: registry,
     CUSTOM_IMAGES_TRUSTED_GIT_HOSTS: [git.host, elsewhere.host].join(','),
     CUSTOM_IMAGES_LINK_HOSTS: `gh=https://github.com,lab=${git.origin}`,
     CUSTOM_IMAGES_SYSTEMS_FILE: systemsFile,
@@ -114,7 +112,8 @@ afterAll(async () => {
   await browser?.close();
   if (hub) await stopServer(hub, 'ada').catch(() => undefined);
   await hub?.stop();
-  await registries?.stop();
+  // What the engine pulled from this file's folder (the registry itself serves the whole run).
+  if (folder) await removeImagesFrom([folder]);
   await git?.stop();
   await elsewhere?.close();
   await steps?.remove();

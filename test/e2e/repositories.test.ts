@@ -16,18 +16,18 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hubLogin, launchBrowser, screenshot } from '../support/browser.js';
 import { pidsCgroup, type PidsCgroup } from '../support/cgroup.js';
-import { ciDocker } from '../support/docker.js';
+import { ciDocker, removeImagesFrom } from '../support/docker.js';
 import { startGitServer, type GitServer } from '../support/gitServer.js';
 import { serviceApi, startHub, startServer, stopServer, type TestHub, waitForCheck, waitForServer } from '../support/hub.js';
-import { pushImage } from '../support/images.js';
 import { startPackageIndex, type PackageIndex } from '../support/packageIndex.js';
-import { startRegistries, type TestRegistries } from '../support/registry.js';
+import { debianBuildBase } from '../support/buildRegistry.js';
 
-const LAYER = process.env.TEST_DEBIAN_JUPYTERHUB_LAYER;
 const SYSTEM = 'binderish';
 const PREFIX = 'ci-r2d';
 let hub: TestHub;
-let registries: TestRegistries;
+/** The suite's build registry (test/support/buildRegistry.ts), and this file's folder of it, where its images are. */
+let registry: string;
+let folder: string;
 let git: GitServer;
 let index: PackageIndex;
 let steps: PidsCgroup;
@@ -37,10 +37,8 @@ let dir: string;
 let token: string;
 
 beforeAll(async () => {
-  if (!LAYER || !fs.existsSync(LAYER))
-    throw new Error('TEST_DEBIAN_JUPYTERHUB_LAYER is not set: run the tests through .ci/run (.ci/debian-image builds the image)');
-  registries = await startRegistries();
-  await pushImage(registries.open, 'base/debian', '1', { layers: [{ path: LAYER }], user: 'jovyan' });
+  ({ registry } = await debianBuildBase('e2e-repositories/base/debian', { user: 'jovyan' }));
+  folder = `${registry}/e2e-repositories`;
   index = await startPackageIndex();
   index.add('ci-r2d-e2e', '3.0');
   git = await startGitServer();
@@ -52,7 +50,7 @@ beforeAll(async () => {
       {
         slug: SYSTEM,
         displayName: 'Binder-ready',
-        allowedRegistries: [`${registries.open}/*`],
+        allowedRegistries: [`${folder}/*`],
         mountPrefixes: ['/home/jovyan'],
         defaultMountPath: '/home/jovyan/work',
         spawner: 'docker',
@@ -60,8 +58,8 @@ beforeAll(async () => {
         runCheck: true,
         buildEnabled: true,
         buildNetwork: 'host',
-        buildPushTo: `${registries.open}/built`,
-        buildBaseImages: [`Debian with JupyterHub = ${registries.open}/base/debian:1`],
+        buildPushTo: `${folder}/built`,
+        buildBaseImages: [`Debian with JupyterHub = ${folder}/base/debian:1`],
         buildPipIndexUrl: index.url,
       },
     ]),
@@ -71,7 +69,7 @@ beforeAll(async () => {
     CUSTOM_IMAGES_DEMO_SPAWNER: 'docker',
     CUSTOM_IMAGES_DEMO_CONTAINER_PREFIX: PREFIX,
     CUSTOM_IMAGES_BUILD_CGROUP_PARENT: steps.parent,
-    CUSTOM_IMAGES_TRUSTED_REGISTRIES: registries.trusted.join(','),
+    CUSTOM_IMAGES_TRUSTED_REGISTRIES: registry,
     CUSTOM_IMAGES_TRUSTED_GIT_HOSTS: git.host,
     CUSTOM_IMAGES_SYSTEMS_FILE: systemsFile,
     CUSTOM_IMAGES_RUN_CHECKS: 'true',
@@ -85,7 +83,8 @@ afterAll(async () => {
   await browser?.close();
   if (hub) await stopServer(hub, 'ada').catch(() => undefined);
   await hub?.stop();
-  await registries?.stop();
+  // What the engine pulled from this file's folder (the registry itself serves the whole run).
+  if (folder) await removeImagesFrom([folder]);
   await index?.stop();
   await git?.stop();
   await steps?.remove();

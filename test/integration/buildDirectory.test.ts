@@ -25,12 +25,12 @@ import { pidsCgroup, type PidsCgroup } from '../support/cgroup.js';
 import { ciDocker } from '../support/docker.js';
 import { startGitServer, type GitServer } from '../support/gitServer.js';
 import { testUser } from '../support/identities.js';
-import { pushImage } from '../support/images.js';
-import { startRegistries, type TestRegistries } from '../support/registry.js';
+import { debianBuildBase } from '../support/buildRegistry.js';
 import { testSystem } from '../support/systems.js';
 
-const LAYER = process.env.TEST_DEBIAN_JUPYTERHUB_LAYER;
-let registries: TestRegistries;
+/** The Debian base with JupyterHub, in the suite's build registry (test/support/buildRegistry.ts), and its registry. */
+let base: string;
+let registry: string;
 let git: GitServer;
 let db: Knex;
 let dir: string;
@@ -56,24 +56,21 @@ const request = (name: string, gitDirectory: string) => ({
 });
 
 beforeAll(async () => {
-  if (!LAYER || !fs.existsSync(LAYER))
-    throw new Error('TEST_DEBIAN_JUPYTERHUB_LAYER is not set: run the tests through .ci/run (.ci/debian-image builds the image)');
-  registries = await startRegistries();
   git = await startGitServer();
-  await pushImage(registries.open, 'base/debian', '1', { layers: [{ path: LAYER }] });
+  ({ image: base, registry } = await debianBuildBase('directory/debian'));
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ci-build-directory-'));
   db = openDatabase(`sqlite://${dir}/db.sqlite`);
   await migrateLatest(db);
   steps = await pidsCgroup(ciDocker(), `ci-build-directory-${process.pid}`, 512);
   services = buildServices(db, {
     keyring: await createKeyring([new Uint8Array(32).fill(9)]),
-    trustedRegistries: registries.trusted,
+    trustedRegistries: [registry],
     trustedGitHosts: [git.host],
     systems: [
       testSystem({
         slug: 'default',
-        allowedRegistries: [`${registries.open}/*`],
-        build: { enabled: true, pushTo: `${registries.open}/built`, network: 'host', baseImages: [] },
+        allowedRegistries: [`${registry}/directory/*`],
+        build: { enabled: true, pushTo: `${registry}/directory/built`, network: 'host', baseImages: [] },
       }),
     ],
     timeoutMs: 120_000,
@@ -82,7 +79,7 @@ beforeAll(async () => {
   });
   git.commit(REPO, {
     'top.txt': 'at the top: not in the context\n',
-    'docker/Dockerfile': `FROM ${registries.open}/base/debian:1\nCOPY beside.txt /beside.txt\nCOPY . /context/\n`,
+    'docker/Dockerfile': `FROM ${base}\nCOPY beside.txt /beside.txt\nCOPY . /context/\n`,
     'docker/beside.txt': 'beside the Dockerfile\n',
   });
   // A link out of the repository, and a link on the path that stays inside it: both refused.
@@ -94,7 +91,6 @@ afterAll(async () => {
   await steps?.remove();
   services?.workDir.close();
   await db?.destroy();
-  await registries?.stop();
   await git?.stop();
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
@@ -142,7 +138,7 @@ describe('a repository build from a directory', { timeout: 300_000 }, () => {
 
   it('looks again in the job: a branch that lost the directory after submission fails the build, naming the field', async () => {
     const repo = 'lab/moving-directory.git';
-    git.commit(repo, { 'docker/Dockerfile': `FROM ${registries.open}/base/debian:1\n` });
+    git.commit(repo, { 'docker/Dockerfile': `FROM ${base}\n` });
     const { build } = await services.builds.create(
       ada,
       'ada',
@@ -165,13 +161,13 @@ describe('a repository build from a directory', { timeout: 300_000 }, () => {
     const host = `127.0.0.1:${(stalled.address() as net.AddressInfo).port}`;
     const slow = buildServices(db, {
       keyring: await createKeyring([new Uint8Array(32).fill(9)]),
-      trustedRegistries: registries.trusted,
+      trustedRegistries: [registry],
       trustedGitHosts: [host],
       systems: [
         testSystem({
           slug: 'default',
-          allowedRegistries: [`${registries.open}/*`],
-          build: { enabled: true, pushTo: `${registries.open}/built`, network: 'host', baseImages: [] },
+          allowedRegistries: [`${registry}/directory/*`],
+          build: { enabled: true, pushTo: `${registry}/directory/built`, network: 'host', baseImages: [] },
         }),
       ],
       timeoutMs: 3000,

@@ -23,13 +23,14 @@ import { pidsCgroup, type PidsCgroup } from '../support/cgroup.js';
 import { ciDocker } from '../support/docker.js';
 import { startGitServer, type GitServer } from '../support/gitServer.js';
 import { testUser } from '../support/identities.js';
-import { layerTar, pushImage } from '../support/images.js';
-import { startRegistries, type TestRegistries } from '../support/registry.js';
+import { debianBuildBase } from '../support/buildRegistry.js';
+import { layerTar } from '../support/images.js';
 import { testSystem } from '../support/systems.js';
 import { WorkDir } from '../../server/workDir.js';
 
-const LAYER = process.env.TEST_DEBIAN_JUPYTERHUB_LAYER;
-let registries: TestRegistries;
+/** The suite's build registry (test/support/buildRegistry.ts), and this file's folder of it: images are named under the folder. */
+let registry: string;
+let folder: string;
 let git: GitServer;
 let docker: Docker;
 let db: Knex;
@@ -46,12 +47,12 @@ function buildSystem(overrides: Partial<System['build']> = {}, slug = 'default')
   return testSystem({
     slug,
     displayName: slug === 'default' ? 'Default' : 'No network',
-    allowedRegistries: [`${registries.open}/*`],
+    allowedRegistries: [`${folder}/*`],
     build: {
       enabled: true,
-      pushTo: `${registries.open}/built`,
+      pushTo: `${folder}/built`,
       network: 'host',
-      baseImages: [{ name: 'Debian with JupyterHub', image: `${registries.open}/base/debian:1` }],
+      baseImages: [{ name: 'Debian with JupyterHub', image: `${folder}/base/debian:1` }],
       ...overrides,
     },
   });
@@ -79,7 +80,7 @@ async function leftBehind(before: Set<string>, marker: string): Promise<{ layers
 
 /** Whether the suite's registry holds `repository:tag`. */
 async function registryHas(repository: string, tag: string): Promise<boolean> {
-  const res = await fetch(`http://${registries.open}/v2/${repository}/manifests/${tag}`, {
+  const res = await fetch(`http://${registry}/v2/builds/${repository}/manifests/${tag}`, {
     method: 'HEAD',
     headers: { Accept: 'application/vnd.docker.distribution.manifest.v2+json' },
   });
@@ -103,7 +104,7 @@ async function servicesWith(limits: {
 }): Promise<BuildServices> {
   return buildServices(db, {
     keyring: await createKeyring([new Uint8Array(32).fill(9)]),
-    trustedRegistries: registries.trusted,
+    trustedRegistries: [registry],
     trustedGitHosts: [],
     systems: [buildSystem()],
     cgroupParent: steps.parent,
@@ -124,12 +125,10 @@ async function refused(raw: Record<string, unknown>, files: UploadedWheel[] = []
 }
 
 beforeAll(async () => {
-  if (!LAYER || !fs.existsSync(LAYER))
-    throw new Error('TEST_DEBIAN_JUPYTERHUB_LAYER is not set: run the tests through .ci/run (.ci/debian-image builds the image)');
   docker = ciDocker();
-  registries = await startRegistries();
   git = await startGitServer();
-  baseDigest = (await pushImage(registries.open, 'base/debian', '1', { layers: [{ path: LAYER }] })).digest;
+  ({ registry, digest: baseDigest } = await debianBuildBase('builds/base/debian'));
+  folder = `${registry}/builds`;
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ci-builds-'));
   wheel = greetingWheel(dir);
   db = openDatabase(`sqlite://${dir}/db.sqlite`);
@@ -137,7 +136,7 @@ beforeAll(async () => {
   steps = await pidsCgroup(docker, `ci-builds-${process.pid}`, 512);
   services = buildServices(db, {
     keyring: await createKeyring([new Uint8Array(32).fill(9)]),
-    trustedRegistries: registries.trusted,
+    trustedRegistries: [registry],
     trustedGitHosts: [git.host],
     systems: [buildSystem(), buildSystem({ network: 'none' }, 'offline')],
     timeoutMs: 120_000,
@@ -150,7 +149,6 @@ afterAll(async () => {
   await steps?.remove();
   services?.workDir.close();
   await db?.destroy();
-  await registries?.stop();
   await git?.stop();
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
@@ -164,7 +162,7 @@ describe('building from a base image plus packages', { timeout: 300_000 }, () =>
       [wheel],
     );
     expect(build.status).toBe('queued');
-    expect(image.reference).toBe(`${registries.open}/built/ada/greeting-env:1`);
+    expect(image.reference).toBe(`${folder}/built/ada/greeting-env:1`);
     const done = await services.run(build.id);
     if (done.status !== 'succeeded') console.log(done.log);
     expect(done.status).toBe('succeeded');
@@ -183,7 +181,7 @@ describe('building from a base image plus packages', { timeout: 300_000 }, () =>
     expect(view.status.code).toBe('passed');
 
     // In the pushed image, pinned by digest, with no network: the package imports.
-    const pinned = `${registries.open}/built/ada/greeting-env@${done.digest}`;
+    const pinned = `${folder}/built/ada/greeting-env@${done.digest}`;
     const out = execFileSync('docker', [
       'run',
       '--rm',
@@ -207,7 +205,7 @@ describe('a failing build', { timeout: 300_000 }, () => {
     const done = await buildDockerfile(
       services,
       'fails',
-      `FROM ${registries.open}/base/debian:1\nRUN echo ${marker} > /first\nRUN echo "compiling went wrong" >&2; exit 3\n`,
+      `FROM ${folder}/base/debian:1\nRUN echo ${marker} > /first\nRUN echo "compiling went wrong" >&2; exit 3\n`,
     );
     expect(done.status).toBe('failed');
     expect(done.message).toMatch(/^Build failed at step 3 of 3 \(RUN echo "compiling went wrong"/);
@@ -225,7 +223,7 @@ describe('a failing build', { timeout: 300_000 }, () => {
     const done = await buildDockerfile(
       quick,
       'sleeps',
-      `FROM ${registries.open}/base/debian:1\nRUN echo ${marker} > /before\nRUN sleep 300 # ${marker}\n`,
+      `FROM ${folder}/base/debian:1\nRUN echo ${marker} > /before\nRUN sleep 300 # ${marker}\n`,
     );
     expect(done.status).toBe('failed');
     expect(done.message).toMatch(/took longer than 15 s and was stopped at step 3 of 3 \(RUN sleep 300/);
@@ -239,7 +237,7 @@ describe('a failing build', { timeout: 300_000 }, () => {
   it('queues a build again when its replica stops (SIGTERM), leaving nothing running', async () => {
     const before = await imageIds();
     const marker = `stopped-${Date.now()}`;
-    const dockerfile = `FROM ${registries.open}/base/debian:1\nRUN echo ${marker} > /first\nRUN sleep 300 # ${marker}\n`;
+    const dockerfile = `FROM ${folder}/base/debian:1\nRUN echo ${marker} > /first\nRUN sleep 300 # ${marker}\n`;
     const { build } = await services.builds.create(ada, 'ada', { name: 'stopped', system: 'default', mode: 'dockerfile', dockerfile }, []);
     const stopping = new AbortController();
     const running = services.run(build.id, stopping.signal);
@@ -267,7 +265,7 @@ describe('a failing build', { timeout: 300_000 }, () => {
       const marker = `forks-${Date.now()}`;
       // Each call starts two more, ten deep: about two thousand processes at once unbounded (and no more, should
       // the bound be missing on a test machine), each of the 1024 leaves leaving a file; the parent allows 40.
-      const bomb = `FROM ${registries.open}/base/debian:1\nRUN bomb() { if [ "$1" -gt 0 ]; then bomb $(($1 - 1)) & bomb $(($1 - 1)); wait; else sleep 5; mktemp /tmp/leaf.XXXXXX; fi; }; bomb 10 >/dev/null; test "$(ls /tmp | grep -c leaf)" -eq 1024 # ${marker}\n`;
+      const bomb = `FROM ${folder}/base/debian:1\nRUN bomb() { if [ "$1" -gt 0 ]; then bomb $(($1 - 1)) & bomb $(($1 - 1)); wait; else sleep 5; mktemp /tmp/leaf.XXXXXX; fi; }; bomb 10 >/dev/null; test "$(ls /tmp | grep -c leaf)" -eq 1024 # ${marker}\n`;
       const done = await buildDockerfile(limited, 'forks', bomb);
       expect(done.status).toBe('failed');
       expect(done.log).toMatch(/Cannot fork/);
@@ -284,7 +282,7 @@ describe('a failing build', { timeout: 300_000 }, () => {
     const done = await buildDockerfile(
       small,
       'hungry',
-      `FROM ${registries.open}/base/debian:1\nRUN python3 -c "held = b'x' * (600 * 1024 * 1024)"\n`,
+      `FROM ${folder}/base/debian:1\nRUN python3 -c "held = b'x' * (600 * 1024 * 1024)"\n`,
     );
     expect(done.status).toBe('failed');
     expect(done.message).toMatch(/returned a non-zero code: 137\. The step was killed, most likely for using more than the 256 MiB/);
@@ -294,7 +292,7 @@ describe('a failing build', { timeout: 300_000 }, () => {
     const done = await buildDockerfile(
       services,
       'offline',
-      `FROM ${registries.open}/base/debian:1\nRUN python3 -c "import socket; socket.create_connection(('192.0.2.1', 80), timeout=5)"\n`,
+      `FROM ${folder}/base/debian:1\nRUN python3 -c "import socket; socket.create_connection(('192.0.2.1', 80), timeout=5)"\n`,
       'offline',
     );
     expect(done.status).toBe('failed');
@@ -312,7 +310,7 @@ describe('what a build may write', { timeout: 300_000 }, () => {
     const done = await buildDockerfile(
       small,
       'writes',
-      `FROM ${registries.open}/base/debian:1\nRUN dd if=/dev/zero of=/big bs=1M count=300 && sleep 120 # ${marker}\n`,
+      `FROM ${folder}/base/debian:1\nRUN dd if=/dev/zero of=/big bs=1M count=300 && sleep 120 # ${marker}\n`,
     );
     expect(done.status).toBe('failed');
     expect(done.message).toMatch(
@@ -330,7 +328,7 @@ describe('what a build may write', { timeout: 300_000 }, () => {
     const marker = `layers-${Date.now()}`;
     // Three steps of 60 MB each: none is over the limit alone, and the last one ends the build.
     const step = (n: number) => `RUN dd if=/dev/urandom of=/part${n} bs=1M count=60 # ${marker}`;
-    const done = await buildDockerfile(small, 'layers', `FROM ${registries.open}/base/debian:1\n${[1, 2, 3].map(step).join('\n')}\n`);
+    const done = await buildDockerfile(small, 'layers', `FROM ${folder}/base/debian:1\n${[1, 2, 3].map(step).join('\n')}\n`);
     expect(done.status).toBe('failed');
     expect(done.message).toMatch(/^The build wrote more than the 100 MB a build may write/);
     expect(await leftBehind(before, marker)).toEqual({ layers: [], containers: [] });
@@ -341,7 +339,7 @@ describe('what a build may write', { timeout: 300_000 }, () => {
     const base =
       (
         await docker
-          .getImage(`${registries.open}/base/debian:1`)
+          .getImage(`${folder}/base/debian:1`)
           .inspect()
           .catch(() => undefined)
       )?.Size ?? 0;
@@ -351,7 +349,7 @@ describe('what a build may write', { timeout: 300_000 }, () => {
     const done = await buildDockerfile(
       limited,
       'large',
-      `FROM ${registries.open}/base/debian:1\nRUN dd if=/dev/urandom of=/large bs=1M count=50 # ${marker}\n`,
+      `FROM ${folder}/base/debian:1\nRUN dd if=/dev/urandom of=/large bs=1M count=50 # ${marker}\n`,
     );
     expect(done.status).toBe('failed');
     expect(done.message).toMatch(
@@ -375,11 +373,11 @@ describe("a build's own layers", { timeout: 300_000 }, () => {
     // An escape directive, a FROM continued over a comment, two stages.
     const dockerfile = [
       '# escape=`',
-      `FROM ${registries.open}/base/debian:1 \``,
+      `FROM ${folder}/base/debian:1 \``,
       '  # the first stage',
       '  AS build',
       `RUN echo ${marker} > /built`,
-      `FROM ${registries.open}/base/debian:1`,
+      `FROM ${folder}/base/debian:1`,
       'COPY --from=build /built /built',
       '',
     ].join('\n');
@@ -427,7 +425,7 @@ describe("a build's own layers", { timeout: 300_000 }, () => {
       const done = await buildDockerfile(
         services,
         'prints-ids',
-        `FROM ${registries.open}/base/debian:1\nRUN echo " ---> Running in 0123456789ab"; echo " ---> ${short}"; exit 1\n`,
+        `FROM ${folder}/base/debian:1\nRUN echo " ---> Running in 0123456789ab"; echo " ---> ${short}"; exit 1\n`,
       );
       expect(done.status).toBe('failed');
       expect(done.log).toContain(` ---> ${short}`);
@@ -454,7 +452,7 @@ describe("a build's own layers", { timeout: 300_000 }, () => {
           system: 'default',
           mode: 'dockerfile',
           // The COPY and ADD layers come after the RUN's: the classic builder prints no "Running in" for them.
-          dockerfile: `FROM ${registries.open}/base/debian:1\nRUN echo ${marker} > /ran\nCOPY input.txt /copied-${marker}\nADD input.txt /added-${marker}\nRUN exit 4\n`,
+          dockerfile: `FROM ${folder}/base/debian:1\nRUN echo ${marker} > /ran\nCOPY input.txt /copied-${marker}\nADD input.txt /added-${marker}\nRUN exit 4\n`,
         },
         [{ name: 'input.txt', content: Buffer.from(marker) }],
       );
@@ -465,7 +463,7 @@ describe("a build's own layers", { timeout: 300_000 }, () => {
       expect(done.log).toMatch(new RegExp(`Step 3/5 : COPY input.txt /copied-${marker}`));
       expect(await leftBehind(before, marker)).toEqual({ layers: [], containers: [] });
       expect((await docker.getImage(bystander).inspect()).RepoTags).toEqual([tag]);
-      expect(await docker.getImage(`${registries.open}/base/debian@${baseDigest}`).inspect()).toBeTruthy();
+      expect(await docker.getImage(`${folder}/base/debian@${baseDigest}`).inspect()).toBeTruthy();
     } finally {
       await docker
         .getImage(tag)
@@ -486,7 +484,7 @@ describe('a git build context', { timeout: 300_000 }, () => {
         name: 'from-git',
         system: 'default',
         mode: 'dockerfile',
-        dockerfile: `FROM ${registries.open}/base/debian:1\nCOPY message.txt /message.txt\n`,
+        dockerfile: `FROM ${folder}/base/debian:1\nCOPY message.txt /message.txt\n`,
         gitUrl: `${git.origin}/lab/env.git`,
         gitRef: pinned,
       },
@@ -504,7 +502,7 @@ describe('a git build context', { timeout: 300_000 }, () => {
     const fromGit = (name: string, repo: string) =>
       services.builds.create(ada, 'ada', { name, system: 'default', mode: 'dockerfile', gitUrl: `${git.origin}/${repo}` }, []);
     git.commit('lab/with-dockerfile.git', {
-      Dockerfile: `FROM ${registries.open}/base/debian:1\nCOPY hello.txt /hello.txt\n`,
+      Dockerfile: `FROM ${folder}/base/debian:1\nCOPY hello.txt /hello.txt\n`,
       'hello.txt': 'from the repository\n',
     });
     const good = await services.run((await fromGit('repo-dockerfile', 'lab/with-dockerfile.git')).build.id);
@@ -536,7 +534,7 @@ describe('a git build context', { timeout: 300_000 }, () => {
         name: 'internal-git',
         system: 'default',
         mode: 'dockerfile',
-        dockerfile: `FROM ${registries.open}/base/debian:1\n`,
+        dockerfile: `FROM ${folder}/base/debian:1\n`,
         gitUrl: 'https://127.0.0.1:9/internal/repo.git',
       },
       [],
@@ -556,7 +554,7 @@ describe('a git build context', { timeout: 300_000 }, () => {
         name: 'private-no-token',
         system: 'default',
         mode: 'dockerfile',
-        dockerfile: `FROM ${registries.open}/base/debian:1\nCOPY . /src\n`,
+        dockerfile: `FROM ${folder}/base/debian:1\nCOPY . /src\n`,
         gitUrl: `${git.origin}/private/secret-env.git`,
       },
       [],
@@ -572,7 +570,7 @@ describe('a git build context', { timeout: 300_000 }, () => {
         name: 'private-env',
         system: 'default',
         mode: 'dockerfile',
-        dockerfile: `FROM ${registries.open}/base/debian:1\nCOPY . /src\nRUN sh /src/setup.sh && ls -a /src\n`,
+        dockerfile: `FROM ${folder}/base/debian:1\nCOPY . /src\nRUN sh /src/setup.sh && ls -a /src\n`,
         gitUrl: `${git.origin}/private/secret-env.git`,
         gitToken: git.token,
       },
@@ -620,7 +618,7 @@ describe('redirects of a git host', { timeout: 300_000 }, () => {
   async function trusting(trusted: string[]): Promise<BuildServices> {
     return buildServices(db, {
       keyring: await createKeyring([new Uint8Array(32).fill(9)]),
-      trustedRegistries: registries.trusted,
+      trustedRegistries: [registry],
       trustedGitHosts: trusted,
       systems: [buildSystem()],
       cgroupParent: steps.parent,
@@ -636,7 +634,7 @@ describe('redirects of a git host', { timeout: 300_000 }, () => {
         name,
         system: 'default',
         mode: 'dockerfile',
-        dockerfile: `FROM ${registries.open}/base/debian:1\nCOPY . /src\n`,
+        dockerfile: `FROM ${folder}/base/debian:1\nCOPY . /src\n`,
         gitUrl: url,
         ...(token ? { gitToken: token } : {}),
       },
@@ -769,7 +767,7 @@ describe('requests that are refused before anything is stored', { timeout: 60_00
   });
 
   it('refuses a second image of the same name with 409 on the name', async () => {
-    const err = await refused({ ...base, name: 'greeting-env', dockerfile: `FROM ${registries.open}/base/debian:1\n` });
+    const err = await refused({ ...base, name: 'greeting-env', dockerfile: `FROM ${folder}/base/debian:1\n` });
     expect(err.status).toBe(409);
     expect(err.field).toBe('name');
   });

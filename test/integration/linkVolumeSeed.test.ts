@@ -29,14 +29,13 @@ import { pidsCgroup, type PidsCgroup } from '../support/cgroup.js';
 import { ciDocker, removeDataVolumes, removeImagesFrom } from '../support/docker.js';
 import { startGitServer, type GitServer } from '../support/gitServer.js';
 import { testAccess, testUser } from '../support/identities.js';
-import { pushImage } from '../support/images.js';
-import { startRegistries, type TestRegistries } from '../support/registry.js';
+import { debianBuildBase } from '../support/buildRegistry.js';
 import { testSystem } from '../support/systems.js';
 
-const LAYER = process.env.TEST_DEBIAN_JUPYTERHUB_LAYER;
 const SYSTEM = `ci-seed-${process.pid}`;
 const launcher: HubIdentity = { kind: 'service', name: 'hook', admin: false, groups: [], scopes: ['custom:custom-images:launch'] };
-let registries: TestRegistries;
+/** This file's folder of the suite's build registry (test/support/buildRegistry.ts): its base and its builds. */
+let folder: string;
 let git: GitServer;
 let docker: Docker;
 let db: Knex;
@@ -46,11 +45,10 @@ let steps: PidsCgroup;
 let launches: LaunchService;
 
 beforeAll(async () => {
-  if (!LAYER || !fs.existsSync(LAYER)) throw new Error('TEST_DEBIAN_JUPYTERHUB_LAYER is not set');
   docker = ciDocker();
-  registries = await startRegistries();
   git = await startGitServer();
-  await pushImage(registries.open, 'base/debian', '1', { layers: [{ path: LAYER }], user: 'jovyan' });
+  const debian = await debianBuildBase('seed/debian', { user: 'jovyan' });
+  folder = `${debian.registry}/seed`;
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ci-seed-'));
   db = openDatabase(`sqlite://${dir}/db.sqlite`);
   await migrateLatest(db);
@@ -58,19 +56,19 @@ beforeAll(async () => {
   const systems = [
     testSystem({
       slug: SYSTEM,
-      allowedRegistries: [`${registries.open}/*`],
+      allowedRegistries: [`${folder}/*`],
       defaultMountPath: '/home/jovyan/work',
       build: {
         enabled: true,
-        pushTo: `${registries.open}/built`,
+        pushTo: `${folder}/built`,
         network: 'none',
-        baseImages: [{ name: 'Debian', image: `${registries.open}/base/debian:1` }],
+        baseImages: [{ name: 'Debian', image: debian.image }],
       },
     }),
   ];
   services = buildServices(db, {
     keyring: await createKeyring([new Uint8Array(32).fill(9)]),
-    trustedRegistries: registries.trusted,
+    trustedRegistries: [debian.registry],
     trustedGitHosts: [git.host],
     systems,
     timeoutMs: 300_000,
@@ -83,7 +81,7 @@ beforeAll(async () => {
     store: new LaunchStore(db),
     images: services.checkServices.images,
     systems: staticCatalog(systems),
-    registry: new RegistryClient({ trustedHosts: registries.trusted }),
+    registry: new RegistryClient({ trustedHosts: [debian.registry] }),
     engine: services.engine,
   });
 }, 300_000);
@@ -93,8 +91,8 @@ afterAll(async () => {
   await steps?.remove();
   services?.workDir.close();
   await db?.destroy();
-  if (registries) await removeImagesFrom(registries.trusted);
-  await registries?.stop();
+  // What the launches pulled into the engine (the suite's registry stays, with other files' images).
+  if (folder) await removeImagesFrom([folder]);
   await git?.stop();
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });

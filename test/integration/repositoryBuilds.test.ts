@@ -22,13 +22,12 @@ import { ciDocker } from '../support/docker.js';
 import { startAptRepository, type AptRepository } from '../support/aptRepository.js';
 import { startGitServer, type GitServer } from '../support/gitServer.js';
 import { testUser } from '../support/identities.js';
-import { pushImage } from '../support/images.js';
+import { debianBuildBase } from '../support/buildRegistry.js';
 import { startPackageIndex, type PackageIndex } from '../support/packageIndex.js';
-import { startRegistries, type TestRegistries } from '../support/registry.js';
 import { testSystem } from '../support/systems.js';
 
-const LAYER = process.env.TEST_DEBIAN_JUPYTERHUB_LAYER;
-let registries: TestRegistries;
+/** The Debian base with JupyterHub, in the suite's build registry (test/support/buildRegistry.ts). */
+let base: string;
 let git: GitServer;
 let index: PackageIndex;
 let apt: AptRepository;
@@ -52,32 +51,30 @@ async function build(name: string, repo: string) {
 }
 
 beforeAll(async () => {
-  if (!LAYER || !fs.existsSync(LAYER))
-    throw new Error('TEST_DEBIAN_JUPYTERHUB_LAYER is not set: run the tests through .ci/run (.ci/debian-image builds the image)');
-  registries = await startRegistries();
+  const debian = await debianBuildBase('r2d/debian', { user: 'jovyan' });
+  base = debian.image;
   git = await startGitServer();
   index = await startPackageIndex();
   apt = await startAptRepository('ci-r2d-tool', 'from the site apt mirror\n');
   index.add('ci-r2d-paper', '1.0');
   index.add('ci-r2d-binder', '2.0');
-  await pushImage(registries.open, 'base/debian', '1', { layers: [{ path: LAYER }], user: 'jovyan' });
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ci-r2d-'));
   db = openDatabase(`sqlite://${dir}/db.sqlite`);
   await migrateLatest(db);
   steps = await pidsCgroup(ciDocker(), `ci-r2d-${process.pid}`, 512);
   services = buildServices(db, {
     keyring: await createKeyring([new Uint8Array(32).fill(9)]),
-    trustedRegistries: registries.trusted,
+    trustedRegistries: [debian.registry],
     trustedGitHosts: [git.host],
     systems: [
       testSystem({
         slug: 'default',
-        allowedRegistries: [`${registries.open}/*`],
+        allowedRegistries: [`${debian.registry}/r2d/*`],
         build: {
           enabled: true,
-          pushTo: `${registries.open}/built`,
+          pushTo: `${debian.registry}/r2d/built`,
           network: 'host',
-          baseImages: [{ name: 'Debian', image: `${registries.open}/base/debian:1` }],
+          baseImages: [{ name: 'Debian', image: base }],
           mirrors: { pipIndexUrl: index.url, aptSources: [apt.source] },
         },
       }),
@@ -92,7 +89,6 @@ afterAll(async () => {
   await steps?.remove();
   services?.workDir.close();
   await db?.destroy();
-  await registries?.stop();
   await index?.stop();
   await apt?.stop();
   await git?.stop();
@@ -142,7 +138,7 @@ describe('a repository built by repo2docker’s rules', { timeout: 600_000 }, ()
       'requirements.txt': 'not a requirement at all, but the Dockerfile wins\n',
       'binder/requirements.txt': 'not one either\n',
       'binder/Dockerfile': [
-        `FROM ${registries.open}/base/debian:1`,
+        `FROM ${base}`,
         // The writer's own wording for a start script: a repository's Dockerfile must not make the page say it.
         '# Runs at every server start, before the server: README.md (harmless)',
         'COPY --chown=1000:100 . /home/jovyan/',

@@ -25,13 +25,12 @@ import { buildServices, type BuildServices } from '../support/builds.js';
 import { pidsCgroup, type PidsCgroup } from '../support/cgroup.js';
 import { ciDocker } from '../support/docker.js';
 import { testAccess, testUser } from '../support/identities.js';
-import { pushImage } from '../support/images.js';
+import { debianBuildBase } from '../support/buildRegistry.js';
 import { startPackageIndex, type PackageIndex } from '../support/packageIndex.js';
-import { startRegistries, type TestRegistries } from '../support/registry.js';
 import { testSystem } from '../support/systems.js';
 
-const LAYER = process.env.TEST_DEBIAN_JUPYTERHUB_LAYER;
-let registries: TestRegistries;
+/** The Debian base with JupyterHub, in the suite's build registry (test/support/buildRegistry.ts). */
+let base: string;
 let index: PackageIndex;
 let db: Knex;
 let dir: string;
@@ -41,35 +40,34 @@ let revisions: RevisionService;
 const ada = testUser('ada');
 
 beforeAll(async () => {
-  if (!LAYER || !fs.existsSync(LAYER))
-    throw new Error('TEST_DEBIAN_JUPYTERHUB_LAYER is not set: run the tests through .ci/run (.ci/debian-image builds the image)');
-  registries = await startRegistries();
+  const debian = await debianBuildBase('reproduce/debian');
+  base = debian.image;
+  const folder = `${debian.registry}/reproduce`;
   index = await startPackageIndex();
   index.add('ci-alpha', '1.0');
   index.add('ci-alpha', '2.0');
   index.add('ci-beta', '0.5');
   index.add('ci-beta', '0.6');
-  await pushImage(registries.open, 'base/debian', '1', { layers: [{ path: LAYER }] });
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ci-reproduce-'));
   db = openDatabase(`sqlite://${dir}/db.sqlite`);
   await migrateLatest(db);
   steps = await pidsCgroup(ciDocker(), `ci-reproduce-${process.pid}`, 512);
   const system: System = testSystem({
-    allowedRegistries: [`${registries.open}/*`],
+    allowedRegistries: [`${folder}/*`],
     build: {
       enabled: true,
-      pushTo: `${registries.open}/built`,
+      pushTo: `${folder}/built`,
       // The index is on the host's loopback.
       network: 'host',
       baseImages: [
-        { name: 'Other', image: `${registries.open}/base/other:1` },
-        { name: 'Debian with JupyterHub', image: `${registries.open}/base/debian:1` },
+        { name: 'Other', image: `${folder}/other:1` },
+        { name: 'Debian with JupyterHub', image: base },
       ],
     },
   });
   services = buildServices(db, {
     keyring: await createKeyring([new Uint8Array(32).fill(7)]),
-    trustedRegistries: registries.trusted,
+    trustedRegistries: [debian.registry],
     trustedGitHosts: [],
     systems: [system],
     timeoutMs: 240_000,
@@ -96,7 +94,6 @@ afterAll(async () => {
   await steps?.remove();
   await db?.destroy();
   await index?.stop();
-  await registries?.stop();
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
 
@@ -132,7 +129,7 @@ describe('exported requirements rebuild the image', { timeout: 900_000 }, () => 
       string,
       unknown
     >;
-    expect(record.build).toMatchObject({ number: 1, mode: 'packages', base: `${registries.open}/base/debian:1`, git: null });
+    expect(record.build).toMatchObject({ number: 1, mode: 'packages', base, git: null });
     expect((record.build as { pip: string }).pip).toContain(`--index-url ${index.url}`);
 
     const requirements = (await revisions.exportRevision(ada, 'ada', first.imageId, 1, 'requirements.txt')).body;

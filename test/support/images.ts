@@ -133,13 +133,22 @@ export async function diffIdOf(file: string): Promise<string> {
   return digest;
 }
 
-/** Streams a file as a blob upload unless the registry has it. */
-export async function pushBlobFile(registry: string, repo: string, file: string): Promise<{ digest: string; size: number }> {
+/** Streams a file as a blob upload unless the registry has it (in `repo`, or in `mountFrom`, from where it is mounted). */
+export async function pushBlobFile(
+  registry: string,
+  repo: string,
+  file: string,
+  mountFrom?: string,
+): Promise<{ digest: string; size: number }> {
   const digest = await sha256File(file);
   const size = fs.statSync(file).size;
   const head = await fetch(`http://${registry}/v2/${repo}/blobs/${digest}`, { method: 'HEAD' });
   if (head.ok) return { digest, size };
-  const start = await fetch(`http://${registry}/v2/${repo}/blobs/uploads/`, { method: 'POST' });
+  const start = await fetch(`http://${registry}/v2/${repo}/blobs/uploads/${mountFrom ? `?mount=${digest}&from=${mountFrom}` : ''}`, {
+    method: 'POST',
+  });
+  // Mounted: the registry had it in `mountFrom`. Otherwise (202) it opened an upload.
+  if (start.status === 201) return { digest, size };
   const location = new URL(start.headers.get('location') ?? '', `http://${registry}`);
   location.searchParams.set('digest', digest);
   const body = Readable.toWeb(fs.createReadStream(file)) as ReadableStream;
@@ -169,6 +178,8 @@ export async function pushImage(
   repo: string,
   tag: string | undefined,
   spec: ImageSpec,
+  /** A repository of the same registry that holds the layers given by path already: they are mounted from there. */
+  options: { mountFrom?: string } = {},
 ): Promise<{ digest: string; manifest: Buffer; size: number }> {
   const types = spec.docker ? DOCKER : OCI;
   const [os = 'linux', architecture = 'amd64', variant] = (spec.platform ?? 'linux/amd64').split('/');
@@ -176,7 +187,7 @@ export async function pushImage(
   const diffIds = [];
   for (const layer of spec.layers) {
     if ('path' in layer) {
-      const pushed = await pushBlobFile(registry, repo, layer.path);
+      const pushed = await pushBlobFile(registry, repo, layer.path, options.mountFrom);
       // Docker checks rootfs.diff_ids (the uncompressed tar's digest) when it pulls.
       diffIds.push(await diffIdOf(layer.path));
       layers.push({ mediaType: types.layer.gzip, ...pushed });
