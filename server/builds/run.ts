@@ -163,6 +163,9 @@ export async function runBuild(deps: BuildRunDeps, job: BuildRow, held: RunningJ
         hosts: system.build.gitHosts,
       });
       tree = fetched.dir;
+      // The branch was resolved when the build was requested; it may have moved while the build waited.
+      if (job.gitCommit && job.gitCommit !== fetched.commit)
+        log(`The branch moved since the build was requested (it was at ${job.gitCommit.slice(0, 12)}): building its newest commit\n`);
       log(`Checked out commit ${fetched.commit}\n`);
       save({ gitCommit: fetched.commit });
     }

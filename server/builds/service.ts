@@ -113,7 +113,8 @@ export class BuildService {
     await this.assertSomeoneBuilds();
     await this.assertTargetIsOwn(recipe.system, owner, recipe.name);
     await this.assertDirectory(owner, recipe, undefined);
-    const same = await this.sameCommitBuild(owner, recipe, undefined);
+    const commit = await this.resolveCommit(recipe, undefined);
+    const same = commit ? await this.sameCommitBuild(owner, recipe, commit) : undefined;
     if (same) return { image: await this.deps.images.load(owner, same.imageId), build: viewOf(same), reused: true };
     const now = this.now();
     const { imageId, buildId } = await this.deps.imageStore.transaction(async (store) => {
@@ -131,7 +132,10 @@ export class BuildService {
         },
         now,
       );
-      const buildId = await BuildStore.insert(store.db, this.newBuild(actor, owner, imageId, 1, target, recipe, files, null, now));
+      const buildId = await BuildStore.insert(store.db, {
+        ...this.newBuild(actor, owner, imageId, 1, target, recipe, files, null, now),
+        gitCommit: commit,
+      });
       // Created by its first build: the image's history starts with both.
       await store.audit(
         auditEntry(actor, 'image.create', imageTarget(imageId), {
@@ -187,18 +191,21 @@ export class BuildService {
       recipe,
       sealed ? () => this.deps.keyring.open(sealed, tokenAssociatedData(imageId, owner)) : undefined,
     );
-    const same = await this.sameCommitBuild(
-      owner,
+    const commit = await this.resolveCommit(
       recipe,
       sealed ? () => this.deps.keyring.open(sealed, tokenAssociatedData(imageId, owner)) : undefined,
     );
+    const same = commit ? await this.sameCommitBuild(owner, recipe, commit) : undefined;
     if (same?.imageId === imageId) return viewOf(same);
     const now = this.now();
     const buildId = await this.deps.imageStore.transaction(async (store) => {
       const number = await BuildStore.nextNumber(store.db, imageId);
       const target = this.target(recipe.system, owner, image.name, number);
       const keptToken = recipe.git?.token.action === 'keep' ? last.gitToken : null;
-      const id = await BuildStore.insert(store.db, this.newBuild(actor, owner, imageId, number, target, recipe, keptFiles, keptToken, now));
+      const id = await BuildStore.insert(store.db, {
+        ...this.newBuild(actor, owner, imageId, number, target, recipe, keptFiles, keptToken, now),
+        gitCommit: commit,
+      });
       const changed = changedFields(
         { description: image.description, system: image.system, mountPath: image.mountPath },
         { description: recipe.description, system: recipe.system.slug, mountPath: recipe.mountPath },
@@ -325,18 +332,17 @@ export class BuildService {
   }
 
   /**
-   * One build per commit: a repository build whose branch or tag names a
-   * commit `owner` has built already, from the same repository, directory,
-   * base and system, is that build (its image points at it); no new build.
-   * The ref is resolved now with one small request to the git server (the
-   * same guard as a fetch), which also refuses a ref the repository does not
-   * have before anything is stored.
+   * The commit a repository build's branch or tag names now: one small refs
+   * request to the git server (the same guard as a fetch), which also refuses
+   * a ref the repository does not have before anything is stored. Undefined
+   * for other builds. The build is queued with it, so that a second request
+   * for the same commit finds it while it waits.
    */
-  private async sameCommitBuild(owner: string, recipe: BuildRecipe, keptToken: (() => string) | undefined): Promise<BuildRow | undefined> {
+  private async resolveCommit(recipe: BuildRecipe, keptToken: (() => string) | undefined): Promise<string | undefined> {
     const git = recipe.git;
     if (!git || recipe.inputs.mode !== 'repository') return undefined;
     const token = git.token.action === 'set' ? git.token.token : git.token.action === 'keep' ? keptToken?.() : undefined;
-    const commit = await this.deps.git.resolveCommit({
+    return this.deps.git.resolveCommit({
       url: git.url,
       ref: git.ref,
       username: git.username,
@@ -344,8 +350,16 @@ export class BuildService {
       signal: AbortSignal.timeout(this.deps.builderLimits.timeoutMs),
       hosts: recipe.system.build.gitHosts,
     });
-    if (!commit) return undefined;
-    for (const build of await this.deps.store.succeededAt(owner, commit)) {
+  }
+
+  /**
+   * One build per commit: `owner`'s build of `commit` from the same
+   * repository, directory, base and system, which its image still follows
+   * (it pointed at that push last), or which is queued or running as its
+   * image's newest build; undefined when there is none.
+   */
+  private async sameCommitBuild(owner: string, recipe: BuildRecipe, commit: string): Promise<BuildRow | undefined> {
+    for (const build of await this.deps.store.ofCommit(owner, commit)) {
       const inputs = build.inputs;
       const same =
         inputs.mode === 'repository' &&
@@ -353,8 +367,11 @@ export class BuildService {
         inputs.gitDirectory === recipe.inputs.gitDirectory &&
         inputs.base === recipe.inputs.base;
       const image = same ? await this.deps.imageStore.get(owner, build.imageId) : undefined;
-      // The image must still point at this build's push (a newer build of it may have replaced it).
-      if (image?.system === recipe.system.slug && build.digest && image.reference === `${build.target}@${build.digest}`) return build;
+      if (image?.system !== recipe.system.slug) continue;
+      if (build.status === 'succeeded') {
+        // The image must still point at this build's push (a newer build of it may have replaced it).
+        if (build.digest && image.reference === `${build.target}@${build.digest}`) return build;
+      } else if ((await this.deps.store.newest(owner, build.imageId))?.id === build.id) return build;
     }
     return undefined;
   }

@@ -78,7 +78,11 @@ export type NewBuild = Omit<
   | 'finishedAt'
   | 'gitCommit'
   | 'fileNames'
-> & { files: NewBuildFile[] };
+> & {
+  files: NewBuildFile[];
+  /** The commit a repository build's branch named when it was requested (the build records the one it checks out). */
+  gitCommit?: string | null;
+};
 
 /** The columns a list of builds needs (not the inputs, files or log). */
 const SUMMARY_COLUMNS = [
@@ -170,6 +174,7 @@ function toRow(b: NewBuild): Row {
     git_token_key_id: b.gitToken?.keyId ?? null,
     target: b.target,
     target_repository: targetRepository(b.target),
+    git_commit: b.gitCommit ?? null,
     created_at: b.createdAt,
   };
 }
@@ -241,10 +246,11 @@ export class BuildStore {
     return row ? { build: summaryFromRow(row), log: String(row.log) } : undefined;
   }
 
-  /** `owner`'s succeeded builds of `commit`, newest first (one build per commit: builds/service.ts). */
-  async succeededAt(owner: string, commit: string): Promise<BuildRow[]> {
+  /** `owner`'s builds of `commit` that succeeded or may still (queued, running), newest first (one build per commit: builds/service.ts). */
+  async ofCommit(owner: string, commit: string): Promise<BuildRow[]> {
     const rows = (await this.db('builds')
-      .where({ owner, git_commit: commit, status: 'succeeded' })
+      .where({ owner, git_commit: commit })
+      .whereIn('status', ['succeeded', 'queued', 'running'])
       .orderBy('id', 'desc')
       .limit(20)) as Row[];
     return rows.map(fromRow);

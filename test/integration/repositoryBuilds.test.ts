@@ -221,9 +221,26 @@ describe('a repository built by repo2docker’s rules', { timeout: 600_000 }, ()
     const moved = git.commit('lab/again.git', { 'b.ipynb': '{}\n' });
     const next = await services.builds.rebuild(ada, 'ada', first.imageId, undefined, []);
     expect(next.id).not.toBe(first.id);
+    // Asked again while that build waits in the queue: the same build, which shows the commit it will build.
+    expect(next.gitCommit).toBe(moved);
+    expect((await services.builds.rebuild(ada, 'ada', first.imageId, undefined, [])).id).toBe(next.id);
+    const waiting = await services.builds.create(ada, 'ada', request('again-three', 'lab/again.git'), []);
+    expect(waiting).toMatchObject({ reused: true, build: { id: next.id } });
     const done = await services.run(next.id);
     expect(done.status).toBe('succeeded');
     expect(done.gitCommit).toBe(moved);
+    expect(done.log).not.toMatch(/The branch moved/);
+  });
+
+  it('builds the newest commit of a branch that moved while the build waited, and says so', async () => {
+    const asked = git.commit('lab/moving.git', { 'requirements.txt': 'ci-r2d-paper\n' });
+    const { build: queued } = await services.builds.create(ada, 'ada', request('moving', 'lab/moving.git'), []);
+    expect(queued.gitCommit).toBe(asked);
+    const newer = git.commit('lab/moving.git', { 'later.ipynb': '{}\n' });
+    const done = await services.run(queued.id);
+    expect(done.status).toBe('succeeded');
+    expect(done.gitCommit).toBe(newer);
+    expect(done.log).toContain(`The branch moved since the build was requested (it was at ${asked.slice(0, 12)})`);
   });
 
   it('a ref the repository does not have: 400 naming gitRef, nothing stored', async () => {
