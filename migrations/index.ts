@@ -23,6 +23,7 @@ import * as m018 from './20261206_018_storage.js';
 import * as m019 from './20261206_019_descriptions.js';
 import * as m020 from './20261206_020_build_repository.js';
 import * as m021 from './20261206_021_repositories.js';
+import * as m022 from './20261206_022_link_launches.js';
 
 export interface Migration {
   name: string;
@@ -53,4 +54,5 @@ export const migrations: Migration[] = [
   { name: '20261206_019_descriptions', ...m019 },
   { name: '20261206_020_build_repository', ...m020 },
   { name: '20261206_021_repositories', ...m021 },
+  { name: '20261206_022_link_launches', ...m022 },
 ];

@@ -72,6 +72,7 @@ import { revisionPagesRouter } from './web/revisionPages.js';
 import { ImageHistory } from './images/history.js';
 import { historyPagesRouter } from './web/historyRoutes.js';
 import { LinkService } from './links/service.js';
+import { LinkLaunchStore } from './links/launchStore.js';
 import { LinkStore } from './links/store.js';
 import { badgeRouter, linkPagesRouter } from './web/linkRoutes.js';
 /** Everything the app needs from outside; tests pass their own. */
@@ -296,6 +297,7 @@ export function createApp(deps: AppDeps): App {
   // Launch links: a repository opened in the visitor's own server, built first if need be.
   const links = new LinkService({
     store: new LinkStore(db),
+    launches: new LinkLaunchStore(db),
     access,
     systems,
     git,

@@ -13,9 +13,11 @@
  * the repository's refs, which also tells a private repository from a
  * public one. A link never starts anything by itself: `plan` only reads.
  *
- * A launch in progress is this replica's: it is kept in memory, one per
- * visitor, and followed through the replica that took the request (the
- * hub's proxy sends a user's requests to one service URL).
+ * A launch runs on the replica that took the request, and is kept in the
+ * database, one per visitor: the progress page reads it through whichever
+ * replica its request reaches. The running replica writes each step and a
+ * beat while it waits; a launch whose beats stopped ended with its replica,
+ * and says so.
  */
 import { AppError, conflict, invalidInput } from '../errors.js';
 import type { BuildService } from '../builds/service.js';
@@ -26,11 +28,18 @@ import type { HubIdentity } from '../hub/identity.js';
 import type { ImageService } from '../images/service.js';
 import type { Logger } from '../log.js';
 import { gitHostProblem, type System } from '../systems/schema.js';
+import { launchEnded, type LaunchStep, type LaunchView } from './launch.js';
+import type { LinkLaunchStore } from './launchStore.js';
 import { landingPath, type LaunchLink } from './link.js';
 import type { LinkStore, RepositoryImage } from './store.js';
 
+/** How often a launch that waits says it is still at it; and after how long without a word it is taken to have ended. */
+const LAUNCH_BEAT_MS = 5_000;
+const LAUNCH_LIVE_MS = 30_000;
+
 export interface LinkServiceDeps {
   store: LinkStore;
+  launches: LinkLaunchStore;
   access: AccessRules;
   systems: { listEnabled(): Promise<System[]> };
   git: Pick<GitFetcher, 'resolveCommit'>;
@@ -48,6 +57,7 @@ export interface LinkServiceDeps {
   startTimeoutMs?: number;
   /** The longest a launch waits for its build and check. */
   buildTimeoutMs: number;
+  now?: () => Date;
 }
 
 /** What a link will do, shown before the visitor asks for it. */
@@ -72,26 +82,7 @@ export interface LinkPlan {
   landing: string;
 }
 
-export const LAUNCH_STEPS = ['building', 'checking', 'stopping', 'starting', 'ready', 'failed'] as const;
-export type LaunchStep = (typeof LAUNCH_STEPS)[number];
-
-/** A launch in progress (or ended), as the progress page and the API show it. */
-export interface LaunchView {
-  step: LaunchStep;
-  /** Why it failed, in words; null otherwise. */
-  message: string | null;
-  repo: string;
-  commit: string;
-  system: string;
-  imageId: number;
-  imageName: string;
-  /** The build this launch waits for; null when the commit was built already. */
-  buildNumber: number | null;
-  landing: string;
-  startedAt: Date;
-}
-
-/** One visitor's launch, and what runs it. */
+/** One visitor's launch, as the replica running it holds it. */
 interface Launch extends LaunchView {
   owner: string;
 }
@@ -104,7 +95,6 @@ export interface LaunchRequest {
 const NAME_MAX = 50;
 
 export class LinkService {
-  private readonly launches = new Map<string, Launch>();
   private readonly pollMs: number;
   private readonly startTimeoutMs: number;
 
@@ -148,9 +138,9 @@ export class LinkService {
    */
   async open(actor: HubIdentity, link: LaunchLink, request: LaunchRequest): Promise<LaunchView> {
     const owner = actor.name;
-    const under = this.launches.get(owner);
-    if (under && under.step !== 'ready' && under.step !== 'failed') {
-      if (under.repo === link.repo && under.system === (link.system || under.system)) return view(under);
+    const under = await this.current(actor);
+    if (under && !launchEnded(under.step)) {
+      if (under.repo === link.repo && under.system === (link.system || under.system)) return under;
       throw conflict(`A link is being opened for you already (${under.repo}): wait until your server has started, then open this one.`);
     }
     const plan = await this.plan(actor, link);
@@ -174,15 +164,23 @@ export class LinkService {
       landing: plan.landing,
       startedAt: new Date(),
     };
-    this.launches.set(owner, launch);
+    await this.deps.launches.save(owner, launch, this.now());
     void this.run(actor, launch, plan.server !== 'none');
     return view(launch);
   }
 
-  /** `actor`'s launch on this replica, the newest; undefined when there is none. */
-  current(actor: HubIdentity): LaunchView | undefined {
-    const launch = this.launches.get(actor.name);
-    return launch ? view(launch) : undefined;
+  /** `actor`'s newest launch, through whichever replica runs it; undefined when there is none. */
+  async current(actor: HubIdentity): Promise<LaunchView | undefined> {
+    const stored = await this.deps.launches.get(actor.name);
+    if (!stored) return undefined;
+    const { beatAt, ...launch } = stored;
+    if (!launchEnded(launch.step) && this.now().getTime() - beatAt.getTime() > LAUNCH_LIVE_MS)
+      return { ...launch, step: 'failed', message: 'The service stopped while it was opening this link: open the link again.' };
+    return launch;
+  }
+
+  private now(): Date {
+    return this.deps.now?.() ?? new Date();
   }
 
   /** The system the link names, or the only one that builds; refused in words. */
@@ -274,50 +272,73 @@ export class LinkService {
     try {
       if (launch.buildNumber !== null) {
         const number = launch.buildNumber;
-        await this.until(buildDeadline, 'The build did not end in time.', async () => {
+        await this.until(launch, buildDeadline, 'The build did not end in time.', async () => {
           const { build } = await this.deps.builds.get(actor, owner, launch.imageId, number);
           if (build.status === 'failed') throw new LaunchFailed(`The build failed: ${build.message ?? 'see its log'}`);
           return build.status === 'succeeded';
         });
       }
-      launch.step = 'checking';
-      await this.until(buildDeadline, 'The check of the built image did not end in time.', async () => {
+      await this.enter(launch, 'checking');
+      await this.until(launch, buildDeadline, 'The check of the built image did not end in time.', async () => {
         const { status } = await this.deps.images.load(owner, launch.imageId);
         if (status.code === 'failed' || status.code === 'build_failed' || status.code === 'changed')
           throw new LaunchFailed(`The image cannot be started: ${status.label}. Its page says why.`);
         return status.code === 'passed';
       });
       if (stopFirst) {
-        launch.step = 'stopping';
+        await this.enter(launch, 'stopping');
         await this.deps.hub.stopServer(owner);
-        await this.until(Date.now() + this.startTimeoutMs, 'Your running server did not stop in time.', async () => {
+        await this.until(launch, Date.now() + this.startTimeoutMs, 'Your running server did not stop in time.', async () => {
           return (await this.deps.hub.serverState(owner)).state === 'none';
         });
       }
-      launch.step = 'starting';
+      await this.enter(launch, 'starting');
       // What the spawn form gives the spawner hook (jupyterhub_config/custom_images_hook.py).
       await this.deps.hub.startServer(owner, { custom_images_system: launch.system, custom_images_image_id: launch.imageId });
-      await this.until(Date.now() + this.startTimeoutMs, 'Your server did not start in time: the hub’s page may say why.', async () => {
-        const state = await this.deps.hub.serverState(owner);
-        if (state.state === 'none') throw new LaunchFailed('The hub could not start your server: its home page says why.');
-        return state.state === 'ready';
-      });
-      launch.step = 'ready';
+      await this.until(
+        launch,
+        Date.now() + this.startTimeoutMs,
+        'Your server did not start in time: the hub’s page may say why.',
+        async () => {
+          const state = await this.deps.hub.serverState(owner);
+          if (state.state === 'none') throw new LaunchFailed('The hub could not start your server: its home page says why.');
+          return state.state === 'ready';
+        },
+      );
+      await this.enter(launch, 'ready');
     } catch (err) {
-      launch.step = 'failed';
-      if (err instanceof LaunchFailed || (err instanceof AppError && err.expose)) launch.message = err.message;
+      let message: string;
+      if (err instanceof LaunchFailed || (err instanceof AppError && err.expose)) message = err.message;
       else {
-        launch.message = 'Opening the link failed; the hub admin can find why in the service log.';
+        message = 'Opening the link failed; the hub admin can find why in the service log.';
         this.deps.logger.error({ err, user: owner, repo: launch.repo }, 'launch link failed');
       }
+      await this.enter(launch, 'failed', message).catch((err: unknown) =>
+        this.deps.logger.error({ err, user: owner }, 'could not store how a launch link ended'),
+      );
     }
   }
 
-  /** Asks `done` every poll until it says yes; refused with `late` after `deadline`. */
-  private async until(deadline: number, late: string, done: () => Promise<boolean>): Promise<void> {
+  /** `launch` goes on to `step` (`message`: why it failed), written for the progress page wherever it is read. */
+  private async enter(launch: Launch, step: LaunchStep, message: string | null = null): Promise<void> {
+    launch.step = step;
+    launch.message = message;
+    await this.deps.launches.save(launch.owner, view(launch), this.now());
+  }
+
+  /**
+   * Asks `done` every poll until it says yes; refused with `late` after
+   * `deadline`. Meanwhile `launch` beats: other replicas see it is still run.
+   */
+  private async until(launch: Launch, deadline: number, late: string, done: () => Promise<boolean>): Promise<void> {
+    let beat = Date.now();
     for (;;) {
       if (await done()) return;
       if (Date.now() > deadline) throw new LaunchFailed(late);
+      if (Date.now() - beat >= LAUNCH_BEAT_MS) {
+        beat = Date.now();
+        await this.deps.launches.beat(launch.owner, launch.startedAt, this.now());
+      }
       await new Promise((r) => setTimeout(r, this.pollMs));
     }
   }
@@ -326,7 +347,7 @@ export class LinkService {
 /** A launch that ended for a reason the visitor is told. */
 class LaunchFailed extends Error {}
 
-function view(launch: Launch): LaunchView {
+function view(launch: LaunchView): LaunchView {
   return {
     step: launch.step,
     message: launch.message,

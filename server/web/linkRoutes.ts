@@ -36,8 +36,8 @@ function flag(value: unknown): boolean {
 
 /** Adds `open` and `open/state` to the API router (behind its token check). */
 export function linkApiRoutes(router: Router, deps: LinkRouteDeps): void {
-  router.get('/open/state', (req, res) => {
-    const launch = deps.links.current(identityOf(req));
+  router.get('/open/state', async (req, res) => {
+    const launch = await deps.links.current(identityOf(req));
     if (!launch) throw notFound('Launch');
     res.json(presentLaunch(launch));
   });
@@ -76,8 +76,8 @@ export function linkPagesRouter(deps: LinkRouteDeps): Router {
       csrfToken: req.csrfToken?.(),
     });
   };
-  router.get('/opening', (req, res) => {
-    const launch = deps.links.current(loggedInUser(req));
+  router.get('/opening', async (req, res) => {
+    const launch = await deps.links.current(loggedInUser(req));
     if (!launch) throw notFound('Launch');
     // Ready: on to the server (a GET that only follows what the visitor asked for with POST).
     if (launch.step === 'ready') return res.redirect(303, launch.landing);
@@ -91,8 +91,8 @@ export function linkPagesRouter(deps: LinkRouteDeps): Router {
       refreshSeconds: active ? 3 : undefined,
     });
   });
-  router.get('/opening.json', (req, res) => {
-    const launch = deps.links.current(loggedInUser(req));
+  router.get('/opening.json', async (req, res) => {
+    const launch = await deps.links.current(loggedInUser(req));
     if (!launch) throw notFound('Launch');
     res.json(presentLaunch(launch));
   });

@@ -66,6 +66,8 @@ function links(gitHosts: string[] | undefined) {
   });
   return new LinkService({
     store: { imagesFrom: async () => [], nameTaken: async () => false } as unknown as LinkStore,
+    // Only plans here: no launch is stored.
+    launches: {} as never,
     access: testAccess,
     systems: { listEnabled: async () => [system] },
     git: fetcher,

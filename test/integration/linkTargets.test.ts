@@ -8,6 +8,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { inputsColumn, BuildInputsSchema } from '../../server/builds/inputs.js';
+import { LinkLaunchStore } from '../../server/links/launchStore.js';
 import { LinkService } from '../../server/links/service.js';
 import { LinkStore } from '../../server/links/store.js';
 import { createLogger } from '../../server/log.js';
@@ -51,6 +52,7 @@ async function repositoryImage(db: Knex, name: string): Promise<number> {
 function links(db: Knex, asked: string[]) {
   return new LinkService({
     store: new LinkStore(db),
+    launches: new LinkLaunchStore(db),
     access: testAccess,
     systems: { listEnabled: async () => [system] },
     git: { resolveCommit: async () => NEW_COMMIT },

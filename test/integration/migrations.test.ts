@@ -65,6 +65,7 @@ async function upAndDown(db: Knex): Promise<void> {
     'images',
     'inventories',
     'layer_indexes',
+    'link_launches',
     'registry_credentials',
     'replicas',
     'revisions',

@@ -3,7 +3,8 @@
  * plan and progress pages show them; the badge a repository's README shows.
  */
 import { z } from 'zod';
-import { LAUNCH_STEPS, type LaunchView, type LinkPlan } from '../../links/service.js';
+import { LAUNCH_STEPS, type LaunchView } from '../../links/launch.js';
+import type { LinkPlan } from '../../links/service.js';
 import { linkPath, type LaunchLink } from '../../links/link.js';
 
 export const LinkPlanResponseSchema = z.object({
