@@ -10,6 +10,7 @@ import { conflict, invalidInput, notFound, tooManyRequests, upstream } from '../
 import type { AccessRules } from '../hub/access.js';
 import type { HubIdentity } from '../hub/identity.js';
 import type { ImageService, ImageView } from '../images/service.js';
+import type { ImageStore } from '../images/store.js';
 import { buildLabel, isBuildActive } from '../images/status.js';
 import { Followers } from '../jobs/follow.js';
 import type { JobKind } from '../jobs/kind.js';
@@ -196,8 +197,19 @@ export class BuildService {
       sealed ? () => this.deps.keyring.open(sealed, tokenAssociatedData(imageId, owner)) : undefined,
     );
     const same = commit ? await this.sameCommitBuild(owner, recipe, commit) : undefined;
-    if (same?.imageId === imageId) return viewOf(same);
     const now = this.now();
+    const fields = { description: recipe.description, system: recipe.system.slug, mountPath: recipe.mountPath };
+    const changed = changedFields({ description: image.description, system: image.system, mountPath: image.mountPath }, fields);
+    /** The image's own fields edited with the rebuild: kept, also when the commit is built already. */
+    const saveEdits = async (store: ImageStore) => {
+      if (changed.length === 0) return;
+      await store.update(owner, imageId, { ...image, ...fields }, now);
+      await store.audit(auditEntry(actor, 'image.update', imageTarget(imageId), { ...fields, changed }), now);
+    };
+    if (same?.imageId === imageId) {
+      await this.deps.imageStore.transaction(saveEdits);
+      return viewOf(same);
+    }
     const buildId = await this.deps.imageStore.transaction(async (store) => {
       const number = await BuildStore.nextNumber(store.db, imageId);
       const target = this.target(recipe.system, owner, image.name, number);
@@ -206,15 +218,7 @@ export class BuildService {
         ...this.newBuild(actor, owner, imageId, number, target, recipe, keptFiles, keptToken, now),
         gitCommit: commit,
       });
-      const changed = changedFields(
-        { description: image.description, system: image.system, mountPath: image.mountPath },
-        { description: recipe.description, system: recipe.system.slug, mountPath: recipe.mountPath },
-      );
-      if (changed.length > 0) {
-        const fields = { description: recipe.description, system: recipe.system.slug, mountPath: recipe.mountPath };
-        await store.update(owner, imageId, { ...image, ...fields }, now);
-        await store.audit(auditEntry(actor, 'image.update', imageTarget(imageId), { ...fields, changed }), now);
-      }
+      await saveEdits(store);
       await store.audit(auditEntry(actor, 'image.rebuild', imageTarget(imageId), this.auditDetails(recipe, number)), now);
       return id;
     });
@@ -371,7 +375,12 @@ export class BuildService {
       if (build.status === 'succeeded') {
         // The image must still point at this build's push (a newer build of it may have replaced it).
         if (build.digest && image.reference === `${build.target}@${build.digest}`) return build;
-      } else if ((await this.deps.store.newest(owner, build.imageId))?.id === build.id) return build;
+        continue;
+      }
+      // A build still to fetch builds what its own ref names then: the same commit only for the same ref (a branch's
+      // newest commit is what both ask for; a commit id or tag must not get the branch). A new token fetches anew.
+      const fetchesTheSame = inputs.gitRef === recipe.inputs.gitRef && recipe.git?.token.action !== 'set';
+      if (fetchesTheSame && (await this.deps.store.newest(owner, build.imageId))?.id === build.id) return build;
     }
     return undefined;
   }

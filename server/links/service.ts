@@ -19,6 +19,7 @@
  * beat while it waits; a launch whose beats stopped ended with its replica,
  * and says so.
  */
+import { randomUUID } from 'node:crypto';
 import { AppError, conflict, invalidInput } from '../errors.js';
 import type { BuildService } from '../builds/service.js';
 import type { GitFetcher } from '../builds/git.js';
@@ -82,9 +83,10 @@ export interface LinkPlan {
   landing: string;
 }
 
-/** One visitor's launch, as the replica running it holds it. */
+/** One visitor's launch, as the replica running it holds it: `id` names its row's writes. */
 interface Launch extends LaunchView {
   owner: string;
+  id: string;
 }
 
 /** What the visitor asked for besides the link: to stop their running server first. */
@@ -153,6 +155,7 @@ export class LinkService {
       : await this.build(actor, plan);
     const launch: Launch = {
       owner,
+      id: randomUUID(),
       step: buildNumber === null ? 'checking' : 'building',
       message: null,
       repo: link.repo,
@@ -164,7 +167,13 @@ export class LinkService {
       landing: plan.landing,
       startedAt: new Date(),
     };
-    await this.deps.launches.save(owner, launch, this.now());
+    // Taken in one statement: a launch another replica took meanwhile (a second click) is the one that runs.
+    const now = this.now();
+    const held = await this.deps.launches.take(owner, launch.id, view(launch), now, new Date(now.getTime() - LAUNCH_LIVE_MS));
+    if (held) {
+      if (held.repo === link.repo) return view(held);
+      throw conflict(`A link is being opened for you already (${held.repo}): wait until your server has started, then open this one.`);
+    }
     void this.run(actor, launch, plan.server !== 'none');
     return view(launch);
   }
@@ -173,8 +182,8 @@ export class LinkService {
   async current(actor: HubIdentity): Promise<LaunchView | undefined> {
     const stored = await this.deps.launches.get(actor.name);
     if (!stored) return undefined;
-    const { beatAt, ...launch } = stored;
-    if (!launchEnded(launch.step) && this.now().getTime() - beatAt.getTime() > LAUNCH_LIVE_MS)
+    const launch = view(stored);
+    if (!launchEnded(launch.step) && this.now().getTime() - stored.beatAt.getTime() > LAUNCH_LIVE_MS)
       return { ...launch, step: 'failed', message: 'The service stopped while it was opening this link: open the link again.' };
     return launch;
   }
@@ -307,6 +316,8 @@ export class LinkService {
       );
       await this.enter(launch, 'ready');
     } catch (err) {
+      // Taken for ended and replaced by a newer launch: this one does nothing more, and writes nothing.
+      if (err instanceof LaunchReplaced) return;
       let message: string;
       if (err instanceof LaunchFailed || (err instanceof AppError && err.expose)) message = err.message;
       else {
@@ -319,11 +330,15 @@ export class LinkService {
     }
   }
 
-  /** `launch` goes on to `step` (`message`: why it failed), written for the progress page wherever it is read. */
+  /**
+   * `launch` goes on to `step` (`message`: why it failed), written for the
+   * progress page wherever it is read; before the step acts (stops or starts
+   * the server). Refused when a newer launch took the row meanwhile.
+   */
   private async enter(launch: Launch, step: LaunchStep, message: string | null = null): Promise<void> {
     launch.step = step;
     launch.message = message;
-    await this.deps.launches.save(launch.owner, view(launch), this.now());
+    if (!(await this.deps.launches.update(launch.owner, launch.id, view(launch), this.now()))) throw new LaunchReplaced();
   }
 
   /**
@@ -337,7 +352,7 @@ export class LinkService {
       if (Date.now() > deadline) throw new LaunchFailed(late);
       if (Date.now() - beat >= LAUNCH_BEAT_MS) {
         beat = Date.now();
-        await this.deps.launches.beat(launch.owner, launch.startedAt, this.now());
+        if (!(await this.deps.launches.beat(launch.owner, launch.id, this.now()))) throw new LaunchReplaced();
       }
       await new Promise((r) => setTimeout(r, this.pollMs));
     }
@@ -346,6 +361,9 @@ export class LinkService {
 
 /** A launch that ended for a reason the visitor is told. */
 class LaunchFailed extends Error {}
+
+/** A launch whose row a newer launch took (it was taken for ended): it stops, silently. */
+class LaunchReplaced extends Error {}
 
 function view(launch: LaunchView): LaunchView {
   return {

@@ -3,7 +3,9 @@
  * database (SQLite and PostgreSQL): the POST reaches one replica, which runs
  * the launch; the progress page's requests reach either, and both show the
  * same step. A replica that stops in the middle of a launch leaves it
- * shown as ended, in words, and the visitor may open a link again. The
+ * shown as ended, in words, and the visitor may open a link again; a launch
+ * taken for ended while its replica still ran it (a clock ahead, a stalled
+ * call) never writes over the newer one, nor starts the server. The
  * launch's build queue and the hub are the test's, answering when the test
  * says (building and starting are tested end to end in test/e2e/links).
  */
@@ -29,7 +31,10 @@ const link = (repo: string) => ({ repo, ref: 'main', system: 'dock', urlpath: 'l
 interface World {
   build: 'queued' | 'running' | 'succeeded';
   server: 'none' | 'pending' | 'ready';
-  started: number;
+  /** The image of each start the hub was asked for. */
+  started: number[];
+  /** The last image a build was queued for. */
+  images: number;
 }
 
 /** One replica of the service: its own LinkService, on the shared database, with its own clock. */
@@ -41,15 +46,15 @@ function replica(db: Knex, world: World, clock: { now: Date } = { now: new Date(
     systems: { listEnabled: async () => [system] },
     git: { resolveCommit: async () => COMMIT },
     builds: {
-      create: async () => ({ image: { id: 7 }, build: { number: 1 } }) as never,
+      create: async () => ({ image: { id: ++world.images }, build: { number: 1 } }) as never,
       rebuild: async () => ({ number: 2 }) as never,
       get: async () => ({ build: { status: world.build } }) as never,
     },
     images: { load: async () => ({ status: { code: 'passed', label: 'Ready to start' } }) as never },
     hub: {
       serverState: async () => ({ state: world.server }) as never,
-      startServer: async () => {
-        world.started++;
+      startServer: async (_owner, options) => {
+        world.started.push(Number(options.custom_images_image_id));
         world.server = 'pending';
       },
       stopServer: async () => {},
@@ -76,7 +81,7 @@ describe.each<Engine>(['SQLite', 'PostgreSQL'])('a launch through a link, two re
   it('is followed through either replica: both show each step, and where it lands', async () => {
     const db = await migratedDatabase(engine);
     try {
-      const world: World = { build: 'queued', server: 'none', started: 0 };
+      const world: World = { build: 'queued', server: 'none', started: [], images: 6 };
       const [a, b] = [replica(db, world), replica(db, world)];
       expect(await b.current(ada)).toBeUndefined();
       const opened = await a.open(ada, link('https://github.com/lab/paper'), { stopRunning: false });
@@ -97,7 +102,7 @@ describe.each<Engine>(['SQLite', 'PostgreSQL'])('a launch through a link, two re
       await eventually(async () => (await b.current(ada))?.step === 'ready');
       expect(await b.current(ada)).toMatchObject({ step: 'ready', landing: '/user/ada/lab/tree/paper.ipynb', message: null });
       expect(await a.current(ada)).toEqual(await b.current(ada));
-      expect(world.started).toBe(1);
+      expect(world.started).toEqual([7]);
     } finally {
       await db.destroy();
     }
@@ -106,7 +111,7 @@ describe.each<Engine>(['SQLite', 'PostgreSQL'])('a launch through a link, two re
   it('ends, in words, when the replica running it stopped; a link can be opened again', async () => {
     const db = await migratedDatabase(engine);
     try {
-      const world: World = { build: 'queued', server: 'none', started: 0 };
+      const world: World = { build: 'queued', server: 'none', started: [], images: 6 };
       const later = { now: new Date() };
       const a = replica(db, world);
       const b = replica(db, world, later);
@@ -118,6 +123,31 @@ describe.each<Engine>(['SQLite', 'PostgreSQL'])('a launch through a link, two re
       expect(seen?.message).toMatch(/The service stopped while it was opening this link: open the link again/);
       const again = await b.open(ada, link('https://github.com/lab/other'), { stopRunning: false });
       expect(again).toMatchObject({ step: 'building', repo: 'https://github.com/lab/other' });
+    } finally {
+      await db.destroy();
+    }
+  });
+
+  it('taken for ended while its replica still runs it: writes nothing over the newer launch, and starts nothing', async () => {
+    const db = await migratedDatabase(engine);
+    try {
+      const world: World = { build: 'queued', server: 'none', started: [], images: 6 };
+      const a = replica(db, world);
+      // b's clock is 31 s ahead of a's (or a's last beat was that long ago): a's launch looks ended to b.
+      const b = replica(db, world, { now: new Date(Date.now() + 31_000) });
+      const old = await a.open(ada, link('https://github.com/lab/paper'), { stopRunning: false });
+      expect((await b.current(ada))?.step).toBe('failed');
+      const newer = await b.open(ada, { ...link('https://github.com/lab/other'), urlpath: 'lab/tree/other.ipynb' }, { stopRunning: false });
+      expect(newer).toMatchObject({ repo: 'https://github.com/lab/other', imageId: old.imageId + 1 });
+
+      world.build = 'succeeded';
+      await eventually(async () => world.started.length >= 1);
+      world.server = 'ready';
+      await eventually(async () => (await b.current(ada))?.step === 'ready');
+      // Both launches polled the build and the hub meanwhile; only the newer one acted and wrote.
+      await new Promise((r) => setTimeout(r, 200));
+      expect(world.started).toEqual([newer.imageId]);
+      expect(await b.current(ada)).toMatchObject({ repo: 'https://github.com/lab/other', landing: '/user/ada/lab/tree/other.ipynb' });
     } finally {
       await db.destroy();
     }

@@ -243,6 +243,33 @@ describe('a repository built by repo2docker’s rules', { timeout: 600_000 }, ()
     expect(done.log).toContain(`The branch moved since the build was requested (it was at ${asked.slice(0, 12)})`);
   });
 
+  it('joins a waiting build only when it fetches the same ref: a commit id never gets the branch it moved to', async () => {
+    const asked = git.commit('lab/join.git', { 'requirements.txt': 'ci-r2d-paper\n', 'marker.txt': 'the commit asked for\n' });
+    const url = `${git.origin}/lab/join.git`;
+    const { build: branch } = await services.builds.create(ada, 'ada', request('join-branch', 'lab/join.git'), []);
+    expect(branch.gitCommit).toBe(asked);
+    // The same commit by its id (as a launch link names it): its own build, which fetches exactly that commit.
+    const pinned = await services.builds.create(ada, 'ada', { ...request('join-pinned', 'lab/join.git'), gitRef: asked }, []);
+    expect(pinned.reused).toBeUndefined();
+    expect(pinned.build.id).not.toBe(branch.id);
+    // A rebuild of the waiting branch build with another description: the same build, the description kept.
+    const again = await services.builds.rebuild(
+      ada,
+      'ada',
+      branch.imageId,
+      { mode: 'repository', gitUrl: url, system: 'default', description: 'the lab environment' },
+      [],
+    );
+    expect(again.id).toBe(branch.id);
+    expect((await db('images').where({ id: branch.imageId }).first()).description).toBe('the lab environment');
+
+    git.commit('lab/join.git', { 'marker.txt': 'a later commit, never asked for by the pinned request\n' });
+    const done = await services.run(pinned.build.id);
+    expect(done.status).toBe('succeeded');
+    expect(done.gitCommit).toBe(asked);
+    expect(inImage(`${done.target}@${done.digest}`, 'cat "$REPO_DIR/marker.txt"')).toBe('the commit asked for\n');
+  });
+
   it('a ref the repository does not have: 400 naming gitRef, nothing stored', async () => {
     git.commit('lab/refs.git', { 'requirements.txt': 'ci-r2d-paper\n' });
     const images = await db('images').count({ n: '*' }).first();
