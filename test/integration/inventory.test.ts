@@ -28,6 +28,7 @@ import { ciDocker } from '../support/docker.js';
 import { buildImage, debianBase, debianLayer, pushEngineImage, runIn, uniqueTag } from '../support/engineImages.js';
 import { testUser } from '../support/identities.js';
 import { testSystem } from '../support/systems.js';
+import { debianBuildBase } from '../support/buildRegistry.js';
 import { pushImage, singleuserScript } from '../support/images.js';
 import { startRegistries, type TestRegistries } from '../support/registry.js';
 
@@ -193,22 +194,24 @@ describe('the inventory equals what pip, dpkg-query and apk show', () => {
   it('an image the service built (base image + a pip package), checked by the service: its stored inventory', async () => {
     const db = openDatabase(`sqlite://${work}/build.sqlite`);
     await migrateLatest(db);
-    await pushImage(registries.open, 'base/debian', '1', { layers: [{ path: debianLayer() }] });
+    // In the suite's build registry: the engine pushes the base's layer there once a run (test/support/buildRegistry.ts).
+    const { registry, image: base } = await debianBuildBase('inventory/base/debian');
+    const folder = `${registry}/inventory`;
     const steps = await pidsCgroup(ciDocker(), `ci-inventory-${process.pid}`, 512);
     try {
       const services = buildServices(db, {
         keyring: await createKeyring([new Uint8Array(32).fill(5)]),
-        trustedRegistries: registries.trusted,
+        trustedRegistries: [registry],
         trustedGitHosts: [],
         cgroupParent: steps.parent,
         systems: [
           testSystem({
-            allowedRegistries: [`${registries.open}/*`],
+            allowedRegistries: [`${folder}/*`],
             build: {
               enabled: true,
-              pushTo: `${registries.open}/built`,
+              pushTo: `${folder}/built`,
               network: 'none',
-              baseImages: [{ name: 'Debian with JupyterHub', image: `${registries.open}/base/debian:1` }],
+              baseImages: [{ name: 'Debian with JupyterHub', image: base }],
             },
           }),
         ],
@@ -228,8 +231,8 @@ describe('the inventory equals what pip, dpkg-query and apk show', () => {
       );
       const done = await services.run(build.id);
       expect(done.status, done.log).toBe('succeeded');
-      const pinned = `${registries.open}/built/ada/inventory-env@${done.digest ?? ''}`;
-      made.push(`${registries.open}/built/ada/inventory-env:1`);
+      const pinned = `${folder}/built/ada/inventory-env@${done.digest ?? ''}`;
+      made.push(`${folder}/built/ada/inventory-env:1`);
       const [check] = await services.checkServices.store.forImage('ada', image.id);
       expect((await services.checkServices.run(services.checks, check?.id ?? 0)).status).toBe('passed');
 
