@@ -11,11 +11,11 @@
  * again, about 30 s a file. Here the first file that asks pushes it once
  * (`warm`), and every later build push mounts it from that repository.
  */
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { inject } from 'vitest';
-import { mountBlob, pushImage } from './images.js';
+import { engineKnowsLayer } from './engineKnowsLayer.js';
+import { pushImage } from './images.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -46,22 +46,11 @@ export async function debianBuildBase(repository: string, config: { user?: strin
     throw new Error('TEST_DEBIAN_JUPYTERHUB_LAYER is not set: run the tests through .ci/run (.ci/debian-image builds the image)');
   const { host, dir } = inject('buildRegistry');
   if (!host) throw new Error('The suite has no build registry (test/globalSetup.ts found no docker-registry): run .ci/setup');
-  await warm(host, dir, LAYER);
+  const done = path.join(dir, 'warm');
+  if (!fs.existsSync(done)) {
+    await engineKnowsLayer(host, WARM_REPOSITORY, LAYER);
+    fs.writeFileSync(done, '');
+  }
   const { digest } = await pushImage(host, repository, '1', { layers: [{ path: LAYER }], ...config }, { mountFrom: WARM_REPOSITORY });
   return { registry: host, image: `${host}/${repository}:1`, digest };
-}
-
-/** Once a run: the engine pushes the base's layer to the registry (the only slow push), and keeps the image as its source. */
-async function warm(host: string, dir: string, layer: string): Promise<void> {
-  const done = path.join(dir, 'warm');
-  if (fs.existsSync(done)) return;
-  const source = `${host}/ci-source/debian`;
-  const { digest, manifest } = await pushImage(host, 'ci-source/debian', '1', { layers: [{ path: layer }] });
-  execFileSync('docker', ['pull', '-q', `${source}@${digest}`], { stdio: 'ignore' });
-  execFileSync('docker', ['tag', `${source}@${digest}`, `${host}/${WARM_REPOSITORY}:1`], { stdio: 'ignore' });
-  execFileSync('docker', ['push', '-q', `${host}/${WARM_REPOSITORY}:1`], { stdio: 'ignore' });
-  // The test's own gzip of the layer, in the warm repository too: every base pushed later mounts it from there.
-  const { layers } = JSON.parse(manifest.toString('utf8')) as { layers: Array<{ digest: string }> };
-  for (const { digest: blob } of layers) await mountBlob(host, 'ci-source/debian', WARM_REPOSITORY, blob);
-  fs.writeFileSync(done, '');
 }
