@@ -187,15 +187,10 @@ export class BuildService {
     await this.assertSomeoneBuilds();
     await this.assertTargetIsOwn(recipe.system, owner, image.name);
     const sealed = last.gitToken;
-    await this.assertDirectory(
-      owner,
-      recipe,
-      sealed ? () => this.deps.keyring.open(sealed, tokenAssociatedData(imageId, owner)) : undefined,
-    );
-    const commit = await this.resolveCommit(
-      recipe,
-      sealed ? () => this.deps.keyring.open(sealed, tokenAssociatedData(imageId, owner)) : undefined,
-    );
+    // The stored token, opened only when the request keeps it (the directory's lookup and the commit's both ask).
+    const keptToken = sealed ? () => this.deps.keyring.open(sealed, tokenAssociatedData(imageId, owner)) : undefined;
+    await this.assertDirectory(owner, recipe, keptToken);
+    const commit = await this.resolveCommit(recipe, keptToken);
     const same = commit ? await this.sameCommitBuild(owner, recipe, commit) : undefined;
     const now = this.now();
     const fields = { description: recipe.description, system: recipe.system.slug, mountPath: recipe.mountPath };

@@ -141,10 +141,7 @@ export class LinkService {
   async open(actor: HubIdentity, link: LaunchLink, request: LaunchRequest): Promise<LaunchView> {
     const owner = actor.name;
     const under = await this.current(actor);
-    if (under && !launchEnded(under.step)) {
-      if (under.repo === link.repo && under.system === (link.system || under.system)) return under;
-      throw conflict(`A link is being opened for you already (${under.repo}): wait until your server has started, then open this one.`);
-    }
+    if (under && !launchEnded(under.step)) return openingAlready(under, link);
     const plan = await this.plan(actor, link);
     if (plan.server !== 'none' && !request.stopRunning)
       throw conflict('Your server is running. Opening this link starts it again with the repository: stop it first (your files stay).', {
@@ -153,6 +150,7 @@ export class LinkService {
     const { imageId, imageName, buildNumber } = plan.image
       ? { imageId: plan.image.id, imageName: plan.image.name, buildNumber: plan.image.building ? plan.image.buildNumber : null }
       : await this.build(actor, plan);
+    const now = this.now();
     const launch: Launch = {
       owner,
       id: randomUUID(),
@@ -165,15 +163,11 @@ export class LinkService {
       imageName,
       buildNumber,
       landing: plan.landing,
-      startedAt: new Date(),
+      startedAt: now,
     };
     // Taken in one statement: a launch another replica took meanwhile (a second click) is the one that runs.
-    const now = this.now();
     const held = await this.deps.launches.take(owner, launch.id, view(launch), now, new Date(now.getTime() - LAUNCH_LIVE_MS));
-    if (held) {
-      if (held.repo === link.repo) return view(held);
-      throw conflict(`A link is being opened for you already (${held.repo}): wait until your server has started, then open this one.`);
-    }
+    if (held) return openingAlready(view(held), link);
     void this.run(actor, launch, plan.server !== 'none');
     return view(launch);
   }
@@ -357,6 +351,15 @@ export class LinkService {
       await new Promise((r) => setTimeout(r, this.pollMs));
     }
   }
+}
+
+/**
+ * A link opened while `live` (another launch of the visitor's) runs: the same
+ * link is that launch; another is refused until it has ended.
+ */
+function openingAlready(live: LaunchView, link: LaunchLink): LaunchView {
+  if (live.repo === link.repo && live.system === (link.system || live.system)) return live;
+  throw conflict(`A link is being opened for you already (${live.repo}): wait until your server has started, then open this one.`);
 }
 
 /** A launch that ended for a reason the visitor is told. */
