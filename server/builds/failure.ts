@@ -7,8 +7,9 @@ import type { BuildNetwork } from '../systems/schema.js';
 import { formatBytes } from '../format.js';
 
 // The ways shells, libc and Python say that a new process or thread was refused (EAGAIN): a limit on processes.
+// No word boundaries: processes refused at once write into one another's lines ("Cannot forkCannot fork").
 const PROCESS_REFUSED =
-  /\bfork: (retry: )?Resource temporarily unavailable|\b(cannot|can't) fork\b|can't start new thread|pthread_create.*(Resource temporarily unavailable|EAGAIN)|\bBlockingIOError: \[Errno 11\]/i;
+  /fork: (retry: )?Resource temporarily unavailable|(cannot|can't) fork|can't start new thread|pthread_create.*(Resource temporarily unavailable|EAGAIN)|\bBlockingIOError: \[Errno 11\]/i;
 
 /** Why `result` failed; `pastDeadline`: the build was stopped at its time limit. */
 export function buildFailureMessage(

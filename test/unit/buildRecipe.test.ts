@@ -220,6 +220,9 @@ describe('why a build failed, in words', () => {
     "RuntimeError: can't start new thread",
     'BlockingIOError: [Errno 11] Resource temporarily unavailable',
     'pthread_create failed: Resource temporarily unavailable',
+    // Processes refused at once write their messages into one another's lines (dash writes the newline apart).
+    '/bin/sh: 0: /bin/sh: 1: Cannot forkCannot fork',
+    '/bin/bash: line 1: fork: retry: Resource temporarily unavailablefork: retry: Resource temporarily unavailable',
   ])('reads "%s" as the limit on processes', (line) => {
     const message = buildFailureMessage(failed('RUN make -j', 2, `cc -c a.c\n${line}\n`), false, 'default', limits);
     expect(message).toMatch(/started more processes than a build step may run at once/);
