@@ -6,8 +6,15 @@
  * npm and Node's headers (node-gyp builds better-sqlite3 against them where no
  * prebuilt binary can be fetched), and this machine's CA bundle and npm
  * settings, so that npm inside the build reaches the registry as npm here does.
+ *
+ * The base also carries this machine's npm cache, with better-sqlite3's binary
+ * (compiled here by `npm ci`) filed as the prebuilt binary npm fetches from
+ * GitHub on a site's machine: GitHub is out of reach here, and compiling SQLite
+ * in the build took a minute and a half of the suite. The build still runs
+ * the Dockerfile's every step; its npm finds the packages it would download.
  */
 import { spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -50,6 +57,34 @@ function localNode(): { binary: string; npm: string; headers: string } {
   return { binary, npm, headers };
 }
 
+/**
+ * This machine's npm cache in `dir`, with better-sqlite3's compiled binary where prebuild-install looks for
+ * a downloaded prebuilt one before it asks GitHub (its own naming: prebuild-install/util.js).
+ */
+async function npmCache(dir: string): Promise<void> {
+  const cache = (await run('npm', ['config', 'get', 'cache'])).trim();
+  fs.mkdirSync(path.join(dir, '_prebuilds'), { recursive: true });
+  if (fs.existsSync(path.join(cache, '_cacache'))) fs.cpSync(path.join(cache, '_cacache'), path.join(dir, '_cacache'), { recursive: true });
+  const sqlite = path.join(ROOT, 'node_modules/better-sqlite3');
+  if (!fs.existsSync(path.join(sqlite, 'build/Release/better_sqlite3.node'))) return;
+  const require = createRequire(path.join(sqlite, 'package.json'));
+  const prebuild = require('prebuild-install/util') as {
+    getDownloadUrl(opts: object): string;
+    cachedPrebuild(url: string): string;
+  };
+  const pkg = JSON.parse(fs.readFileSync(path.join(sqlite, 'package.json'), 'utf8')) as object;
+  const url = prebuild.getDownloadUrl({
+    pkg,
+    runtime: 'node',
+    abi: process.versions.modules,
+    platform: process.platform,
+    arch: process.arch,
+    'tag-prefix': 'v',
+  });
+  const file = path.join(dir, '_prebuilds', path.basename(prebuild.cachedPrebuild(url)));
+  await run('tar', ['-czf', file, '-C', sqlite, 'build/Release/better_sqlite3.node']);
+}
+
 /** node:20-bookworm-slim's stand-in, made from files of this machine. */
 async function buildNodeBase(): Promise<void> {
   if (!(await imageExists(DEBIAN_BASE))) {
@@ -66,6 +101,7 @@ async function buildNodeBase(): Promise<void> {
     fs.cpSync(node.headers, path.join(context, 'include'), { recursive: true });
     const caBundle = process.env.NODE_EXTRA_CA_CERTS ?? '/etc/ssl/certs/ca-certificates.crt';
     fs.copyFileSync(caBundle, path.join(context, 'ca-certificates.crt'));
+    await npmCache(path.join(context, 'npm-cache'));
     fs.writeFileSync(
       path.join(context, 'Dockerfile'),
       [
@@ -74,6 +110,7 @@ async function buildNodeBase(): Promise<void> {
         'COPY npm /usr/local/lib/node_modules/npm',
         'COPY include /usr/local/include/node',
         'COPY ca-certificates.crt /etc/ssl/certs/ca-certificates.crt',
+        'COPY npm-cache /root/.npm',
         'RUN ln -s ../lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm && ln -s ../lib/node_modules/npm/bin/npx-cli.js /usr/local/bin/npx',
         'ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt npm_config_cafile=/etc/ssl/certs/ca-certificates.crt npm_config_nodedir=/usr/local',
         'CMD ["node"]',
