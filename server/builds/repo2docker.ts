@@ -13,20 +13,28 @@
  *   copied whole.
  * - A `Dockerfile` in that folder (or at the top without one) wins over
  *   everything: it is built as it is, with the repository as context.
- * - `environment.yml` (conda), `requirements.txt` (pip), `setup.py` /
- *   `pyproject.toml` at the top when there is no binder folder (installed
- *   with `pip install .`, after requirements.txt), `apt.txt`, `runtime.txt`
- *   (`python-X.Y[.Z]`), `postBuild` (made executable, run as the notebook
+ * - `environment.yml` (conda) comes before everything Python: with one,
+ *   `requirements.txt`, `Pipfile`, `setup.py`/`pyproject.toml` and a Python
+ *   `runtime.txt` are not read (repo2docker's conda buildpack is detected
+ *   before its Pipfile and Python ones); an empty one installs nothing.
+ * - Without it: `requirements.txt` (pip), `setup.py`, or `pyproject.toml`
+ *   with a `[project]` and a `[build-system]` table, at the top when there is
+ *   no binder folder (installed with `pip install .`, after
+ *   requirements.txt), `runtime.txt` (`python-X[.Y[.Z]]`).
+ * - Always: `apt.txt`, `postBuild` (made executable, run as the notebook
  *   user at the end, in the repository), `start` (the entrypoint: runs
  *   before the server's command and must `exec "$@"`).
  * - R (`install.R`, `DESCRIPTION`, `runtime.txt` with `r-…`), Julia
- *   (`Project.toml`, `REQUIRE`) and Nix (`default.nix`) are not built here:
- *   refused with a sentence naming the file.
+ *   (`Project.toml`, `REQUIRE`), Nix (`default.nix`) and pipenv (`Pipfile`,
+ *   `Pipfile.lock`, without environment.yml) are not built here: refused
+ *   with a sentence naming the file.
  *
  * Order of the written layers, as repo2docker's: the environment (apt, conda,
  * pip) from the configuration files alone, then the repository's files, then
  * what needs them. A change of notebooks rebuilds only the last layers.
  */
+import { parse as parseToml } from 'smol-toml';
+import { parse as parseYaml } from 'yaml';
 import { aptPackages, environmentProblems, requirementProblems } from './packages.js';
 
 /** What the writer reads of a repository: its files by path from the top ('binder/requirements.txt'). */
@@ -107,8 +115,8 @@ const ROOT_DIR_SCRIPT = [
   '    json.dump(config, open(path, "w"), indent=1)',
 ];
 
-/** A runtime.txt as repo2docker reads it: `python-X.Y` or `python-X.Y.Z`. */
-const PYTHON_RUNTIME = /^python-(\d+)\.(\d+)(?:\.\d+)?$/;
+/** A runtime.txt as repo2docker reads it: `python-X`, `python-X.Y` or `python-X.Y.Z` (its micro version is not kept). */
+const PYTHON_RUNTIME = /^python-(\d+)(?:\.(\d+)(?:\.\d+)?)?$/;
 
 /**
  * The configuration folder: `binder/` or `.binder/` when one is a folder
@@ -122,15 +130,59 @@ export function configurationFolder(repository: RepositoryReader): { folder: str
   return { folder: binder ? 'binder' : hidden ? '.binder' : '' };
 }
 
-/** The Python version a runtime.txt asks for (`3.11`), or a problem naming the file; undefined without one. */
+/** The Python version a runtime.txt asks for (`3.11`, or `3`: any Python 3), or a problem naming the file; undefined without one. */
 export function runtimePython(text: string | undefined, path: string): { version: string } | { problem: string } | undefined {
   if (text === undefined) return undefined;
   const runtime = text.trim();
   const match = PYTHON_RUNTIME.exec(runtime);
-  if (match) return { version: `${match[1]}.${match[2]}` };
+  if (match) return { version: match[2] === undefined ? `${match[1]}` : `${match[1]}.${match[2]}` };
   if (/^r-/.test(runtime))
     return { problem: `${path} asks for R ("${runtime}"): this service builds Python environments only; use a Dockerfile for R` };
   return { problem: `${path} says "${runtime.slice(0, 80)}": write python-X.Y or python-X.Y.Z, e.g. python-3.11` };
+}
+
+/** Whether a Python `version` a runtime.txt asks for (`3`, `3.11`) is the `declared` X.Y of a base. */
+function samePython(version: string, declared: string): boolean {
+  return declared === version || declared.startsWith(`${version}.`);
+}
+
+/**
+ * An environment.yml as repo2docker's conda buildpack reads it: what it
+ * installs (nothing when it is empty or lists no dependencies: `conda env
+ * update` then changes nothing), and whether its pip section names files of
+ * the repository (`-e .`), which must then be there when it is installed.
+ */
+export function condaEnvironment(text: string, path: string): { dependencies: boolean; needsRepository: boolean } | { problem: string } {
+  let parsed: unknown;
+  try {
+    parsed = parseYaml(text);
+  } catch (err) {
+    return { problem: `${path} is not valid YAML: ${(err instanceof Error ? err.message : String(err)).split('\n')[0]}` };
+  }
+  if (parsed === null || parsed === undefined) return { dependencies: false, needsRepository: false };
+  if (typeof parsed !== 'object' || Array.isArray(parsed))
+    return { problem: `${path} is a mapping with "dependencies:" (and optionally "channels:"), as conda env export writes it` };
+  const dependencies = (parsed as Record<string, unknown>).dependencies;
+  if (!Array.isArray(dependencies) || dependencies.length === 0) return { dependencies: false, needsRepository: false };
+  // repo2docker's _should_preassemble_env: the last pip section is the one read.
+  const pip = dependencies.filter((d): d is { pip: unknown } => typeof d === 'object' && d !== null && 'pip' in d).at(-1)?.pip;
+  const needsRepository = Array.isArray(pip) && pip.some((line) => typeof line === 'string' && isLocalRequirement(line));
+  return { dependencies: true, needsRepository };
+}
+
+/**
+ * Whether a pyproject.toml makes the repository a package pip installs: it
+ * has both a `[project]` and a `[build-system]` table, as repo2docker asks
+ * (a file with `[tool.*]` tables only configures tools).
+ */
+export function pyprojectIsPackage(text: string, path: string): boolean | { problem: string } {
+  let parsed: Record<string, unknown>;
+  try {
+    parsed = parseToml(text);
+  } catch (err) {
+    return { problem: `${path} is not valid TOML: ${(err instanceof Error ? err.message : String(err)).split('\n')[0]}` };
+  }
+  return 'project' in parsed && 'build-system' in parsed;
 }
 
 /** Whether the base image has conda or mamba (its environment names a conda prefix or puts one on PATH). */
@@ -161,6 +213,14 @@ function repositoryRequirementProblems(text: string, path: string): string[] {
     .map((line) => (isLocalRequirement(line) ? '' : line))
     .join('\n');
   return requirementProblems(kept).map((problem) => `${path}: ${problem}`);
+}
+
+/**
+ * A script written on Windows (CRLF) has `/bin/bash\r` for its interpreter: its line ends are made Unix ones in
+ * the image before it runs, as repo2docker's are (its tests/venv/newline-conversion). The command's start, or ''.
+ */
+function unixLines(text: string, path: string): string {
+  return text.includes('\r\n') ? `sed -i 's/\\r$//' ${quote(path)} && ` : '';
 }
 
 /** A shell word in single quotes. */
@@ -195,32 +255,61 @@ export function repositoryBuild(repository: RepositoryReader, recipe: Repository
       problems.push(`${at(file)} asks for ${language}: this service builds Python environments only; use a Dockerfile for ${language}`);
   }
 
-  const runtime = runtimePython(read('runtime.txt'), at('runtime.txt'));
+  // repo2docker's conda buildpack is detected before its Pipfile and Python ones: with an environment.yml, the
+  // files only those read are not read (an R runtime.txt still means R: its R buildpack comes first).
+  const environmentText = read('environment.yml');
+  const conda = environmentText !== undefined;
+  const notRead: string[] = [];
+  const unlessConda = (name: string): string | undefined => {
+    const text = read(name);
+    if (text !== undefined && conda) notRead.push(at(name));
+    return conda ? undefined : text;
+  };
+  const runtimeText = read('runtime.txt');
+  const asksForR = runtimeText !== undefined && /^r-/.test(runtimeText.trim());
+  const runtime = asksForR ? runtimePython(runtimeText, at('runtime.txt')) : runtimePython(unlessConda('runtime.txt'), at('runtime.txt'));
   if (runtime && 'problem' in runtime) problems.push(runtime.problem);
   const declared = basePython(recipe.base);
-  if (runtime && 'version' in runtime && declared && declared !== runtime.version)
+  if (runtime && 'version' in runtime && declared && !samePython(runtime.version, declared))
     problems.push(
       `${at('runtime.txt')} asks for Python ${runtime.version}, but the base image ${recipe.base.image} has Python ${declared}; choose a base image with Python ${runtime.version}`,
     );
 
-  const environment = read('environment.yml');
-  if (environment !== undefined) {
+  const environment = environmentText === undefined ? undefined : condaEnvironment(environmentText, at('environment.yml'));
+  if (environment && 'problem' in environment) problems.push(environment.problem);
+  else if (environment?.dependencies) {
     if (!baseHasConda(recipe.base))
       problems.push(
         `${at('environment.yml')} needs conda, and the base image ${recipe.base.image} has neither conda nor mamba; choose a base image with conda, or list the packages in requirements.txt`,
       );
-    else problems.push(...environmentProblems(environment).map((p) => `${at('environment.yml')}: ${p}`));
+    else problems.push(...environmentProblems(environmentText ?? '').map((p) => `${at('environment.yml')}: ${p}`));
+  }
+  const installsEnvironment = environment !== undefined && !('problem' in environment) && environment.dependencies;
+  const environmentNeedsRepository = installsEnvironment && environment.needsRepository;
+
+  for (const name of ['Pipfile', 'Pipfile.lock']) {
+    if (unlessConda(name) !== undefined)
+      problems.push(
+        `${at(name)} asks for pipenv, which this service does not run; list the packages in requirements.txt (pipenv requirements > requirements.txt writes it)`,
+      );
   }
 
   const aptText = read('apt.txt');
   const apt = aptText === undefined ? undefined : aptPackages(aptText.replace(/#.*$/gm, ''));
   if (apt) problems.push(...apt.problems.map((p) => `${at('apt.txt')}: ${p}`));
 
-  const requirements = read('requirements.txt');
+  const requirements = unlessConda('requirements.txt');
   if (requirements !== undefined) problems.push(...repositoryRequirementProblems(requirements, at('requirements.txt')));
 
   // repo2docker installs the repository as a package only from the top, and only without a binder folder.
-  const packageFile = folder ? undefined : ['setup.py', 'pyproject.toml'].find((f) => repository.file(f) !== undefined);
+  let packageFile: string | undefined;
+  if (!folder && unlessConda('setup.py') !== undefined) packageFile = 'setup.py';
+  const pyproject = folder ? undefined : unlessConda('pyproject.toml');
+  if (pyproject !== undefined && !packageFile) {
+    const isPackage = pyprojectIsPackage(pyproject, 'pyproject.toml');
+    if (typeof isPackage === 'object') problems.push(isPackage.problem);
+    else if (isPackage) packageFile = 'pyproject.toml';
+  }
   if (problems.length > 0) return { kind: 'refused', problems };
 
   const home = recipe.home;
@@ -236,14 +325,15 @@ export function repositoryBuild(repository: RepositoryReader, recipe: Repository
   const env: string[] = [`REPO_DIR=${quote(home)}`];
   if (mirrors.pipIndexUrl) env.push(`PIP_INDEX_URL=${quote(mirrors.pipIndexUrl)}`);
   if (mirrors.pipExtraIndexUrl) env.push(`PIP_EXTRA_INDEX_URL=${quote(mirrors.pipExtraIndexUrl)}`);
+  if (notRead.length > 0) out.push(`# Not read, as repo2docker does not read them beside environment.yml: ${notRead.join(', ')}`);
   out.push(`ENV ${env.join(' ')}`);
   if (runtime && 'version' in runtime) {
     honoured.push(at('runtime.txt'));
     // The base declared no version: asked of its Python, first, so that a mismatch costs no other step.
-    const [major, minor] = runtime.version.split('.');
+    const parts = runtime.version.split('.');
     const message = `${at('runtime.txt')} asks for Python ${runtime.version}, but the base image has another Python; choose a base image with Python ${runtime.version}`;
     out.push(
-      `RUN python3 -c 'import sys; sys.exit(0 if sys.version_info[:2] == (${major}, ${minor}) else 1)' \\\n || { echo ${quote(message)} >&2; exit 1; }`,
+      `RUN python3 -c 'import sys; sys.exit(0 if sys.version_info[:${parts.length}] == (${parts.join(', ')}${parts.length === 1 ? ',' : ''}) else 1)' \\\n || { echo ${quote(message)} >&2; exit 1; }`,
     );
   }
   if (apt && apt.packages.length > 0) {
@@ -260,7 +350,10 @@ export function repositoryBuild(repository: RepositoryReader, recipe: Repository
         ' && rm -rf /var/lib/apt/lists/*',
     );
   }
-  if (environment !== undefined) {
+  const condaUpdate = (file: string) =>
+    `RUN if command -v mamba >/dev/null; then mamba env update -n base -f ${file}; ` +
+    `else conda env update -n base -f ${file}; fi \\\n && (conda clean -afy || true)`;
+  if (installsEnvironment) {
     honoured.push(at('environment.yml'));
     const channels = mirrors.condaChannels ?? [];
     if (channels.length > 0) {
@@ -269,11 +362,11 @@ export function repositoryBuild(repository: RepositoryReader, recipe: Repository
       out.push(`RUN printf '%s\\n' ${lines.map(quote).join(' ')} > /etc/custom-images.condarc`);
       out.push('ENV CONDARC=/etc/custom-images.condarc');
     }
-    out.push(copyLine('', [at('environment.yml')], `${WORK}/environment.yml`));
-    out.push(
-      `RUN if command -v mamba >/dev/null; then mamba env update -n base -f ${WORK}/environment.yml; ` +
-        `else conda env update -n base -f ${WORK}/environment.yml; fi \\\n && (conda clean -afy || true)`,
-    );
+    // Its pip section naming repository files (-e .) waits for the copy, as repo2docker's does.
+    if (!environmentNeedsRepository) {
+      out.push(copyLine('', [at('environment.yml')], `${WORK}/environment.yml`));
+      out.push(condaUpdate(`${WORK}/environment.yml`));
+    }
   }
   // Debian 12 and Ubuntu 23.04+ mark their Python as externally managed; older pip ignores the variable.
   const pip = 'PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install --no-cache-dir';
@@ -296,11 +389,12 @@ export function repositoryBuild(repository: RepositoryReader, recipe: Repository
   // Everything that does not depend on the repository's files comes before them, so that a commit that
   // changes notebooks only rebuilds from the copy on: the working directory, and the user when nothing after
   // the copy needs root.
-  const rootAfterCopy = requirementsNeedRepository || packageFile !== undefined;
+  const rootAfterCopy = requirementsNeedRepository || environmentNeedsRepository || packageFile !== undefined;
   out.push(`WORKDIR ${home}`);
   if (!rootAfterCopy) out.push(`USER ${recipe.uid}:${recipe.gid}`);
   // The repository, whole, into the notebook user's home, owned by the system's user: after the environment.
   out.push(copyLine(`--chown=${recipe.uid}:${recipe.gid} `, ['.'], home));
+  if (environmentNeedsRepository) out.push(condaUpdate(quote(at('environment.yml'))));
   if (requirementsNeedRepository) out.push(`RUN ${pip} -r ${quote(at('requirements.txt'))}`);
   if (packageFile) {
     honoured.push(packageFile);
@@ -311,14 +405,14 @@ export function repositoryBuild(repository: RepositoryReader, recipe: Repository
   const postBuild = read('postBuild');
   if (postBuild !== undefined) {
     honoured.push(at('postBuild'));
-    out.push(`RUN chmod +x ${quote(at('postBuild'))} && ./${quote(at('postBuild'))}`);
+    out.push(`RUN ${unixLines(postBuild, at('postBuild'))}chmod +x ${quote(at('postBuild'))} && ./${quote(at('postBuild'))}`);
   }
   const start = read('start');
   if (start !== undefined) {
     honoured.push(at('start'));
     const script = `${home.replace(/\/$/, '')}/${at('start')}`;
     out.push(`${START_COMMENT}${at('start')}`);
-    out.push(`RUN chmod +x ${quote(at('start'))}`);
+    out.push(`RUN ${unixLines(start, at('start'))}chmod +x ${quote(at('start'))}`);
     // The start script runs before the server's command and execs it; the base's own entrypoint stays first.
     out.push(`ENTRYPOINT ${JSON.stringify([...recipe.base.entrypoint, script])}`);
     // A new ENTRYPOINT clears the command: the base's is kept.

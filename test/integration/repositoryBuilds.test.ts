@@ -115,8 +115,9 @@ describe('a repository built by repo2docker’s rules', { timeout: 600_000 }, ()
     git.commit('lab/binder.git', {
       'requirements.txt': 'not a requirement at all, but binder/ wins\n',
       'binder/requirements.txt': 'ci-r2d-binder\n',
-      'binder/postBuild': '#!/bin/sh\nset -e\necho "built by $(id -u)" > ~/postbuild.txt\n',
-      'binder/start': '#!/bin/sh\nexport CI_START_VARIABLE="set by start"\nexec "$@"\n',
+      // Written on Windows (CRLF line ends): "#!/bin/sh\r" is no interpreter until they are made Unix ones.
+      'binder/postBuild': '#!/bin/sh\r\nset -e\r\necho "built by $(id -u)" > ~/postbuild.txt\r\n',
+      'binder/start': '#!/bin/sh\r\nexport CI_START_VARIABLE="set by start"\r\nexec "$@"\r\n',
       'index.ipynb': '{}\n',
     });
     const done = await build('binder', 'lab/binder.git');

@@ -97,7 +97,15 @@ describe("repo2docker's layouts", () => {
     const build = written({ 'setup.py': 'from setuptools import setup\nsetup(name="mypkg")\n', 'requirements.txt': 'numpy\n' });
     expect(build.honoured).toEqual(['requirements.txt', 'setup.py']);
     expect(build.dockerfile).toContain('cp -a . /tmp/custom-images/package && PIP_BREAK_SYSTEM_PACKAGES=1');
-    expect(written({ 'pyproject.toml': '[project]\nname="x"\n' }).honoured).toEqual(['pyproject.toml']);
+    // pyproject.toml (tests/pyproject/pyproject-toml): a package with both tables; tool settings alone are none.
+    const pyproject =
+      '[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n\n[project]\nname = "mwt"\nversion = "1.0.0"\n';
+    expect(written({ 'pyproject.toml': pyproject }).honoured).toEqual(['pyproject.toml']);
+    expect(written({ 'pyproject.toml': '[tool.black]\nline-length = 100\n', 'requirements.txt': 'numpy\n' }).honoured).toEqual([
+      'requirements.txt',
+    ]);
+    expect(written({ 'pyproject.toml': '[project]\nname = "x"\n' }).honoured).toEqual([]);
+    expect(refused({ 'pyproject.toml': '[project\nname = "x"\n' })[0]).toMatch(/^pyproject\.toml is not valid TOML: /);
     // With a binder folder repo2docker leaves setup.py alone.
     expect(written({ 'setup.py': 'x', 'binder/requirements.txt': 'numpy\n' }).honoured).toEqual(['binder/requirements.txt']);
   });
@@ -122,10 +130,31 @@ describe("repo2docker's layouts", () => {
   it.each([
     ['python-3.10', { version: '3.10' }],
     ['python-3.7.2', { version: '3.7' }],
+    // tests/venv/py3: the major version alone, any Python 3.
+    ['python-3', { version: '3' }],
+    [' python-3.11 \r\n', { version: '3.11' }],
     ['r-4.3-2023-10-01', { problem: expect.stringContaining('asks for R') }],
     ['python3.10', { problem: expect.stringContaining('write python-X.Y or python-X.Y.Z') }],
   ])('runtime.txt %s', (text, expected) => {
     expect(runtimePython(text, 'runtime.txt')).toEqual(expected);
+  });
+
+  it('runtime.txt python-3 (tests/venv/py3): any Python 3, checked by its major version', () => {
+    expect(written({ 'runtime.txt': 'python-3\n' }).dockerfile).toContain('sys.version_info[:1] == (3,)');
+    const official = { ...base, env: [...base.env, 'PYTHON_VERSION=3.12.4'] };
+    expect(written({ 'runtime.txt': 'python-3' }, { base: official }).honoured).toEqual(['runtime.txt']);
+    expect(refused({ 'runtime.txt': 'python-2' }, { base: official })[0]).toMatch(
+      /asks for Python 2, but the base image .* has Python 3\.12/,
+    );
+  });
+
+  it('postBuild and start written on Windows (tests/venv/newline-conversion): their line ends made Unix ones before they run', () => {
+    const build = written({ postBuild: '#!/bin/bash\r\necho hello > hello.txt\r\n', start: '#!/bin/bash\r\nexec "$@"\r\n' });
+    expect(steps(build.dockerfile).find((s) => s.includes("./'postBuild'"))).toBe(
+      "RUN sed -i 's/\\r$//' 'postBuild' && chmod +x 'postBuild' && ./'postBuild'",
+    );
+    expect(build.dockerfile).toContain("RUN sed -i 's/\\r$//' 'start' && chmod +x 'start'");
+    expect(written({ postBuild: '#!/bin/bash\necho hi\n' }).dockerfile).not.toContain('sed -i');
   });
 
   it('start (tests/base/start): made executable, the entrypoint after the base one, the command kept', () => {
@@ -149,6 +178,60 @@ describe("repo2docker's layouts", () => {
     );
     expect(build.dockerfile).toContain('ENV CONDARC=/etc/custom-images.condarc');
     expect(build.dockerfile).toContain('mamba env update -n base -f /tmp/custom-images/environment.yml');
+  });
+
+  const conda: BaseFacts = { ...base, env: ['CONDA_DIR=/opt/conda', 'PATH=/opt/conda/bin:/usr/bin'] };
+
+  it('environment.yml comes before requirements.txt, setup.py, Pipfile and a Python runtime.txt (tests/conda/py310-requirements-file)', () => {
+    const build = written(
+      {
+        'environment.yml': 'dependencies:\n  - python=3.10\n  - numpy\n',
+        'requirements.txt': 'there\n',
+        'setup.py': 'x',
+        Pipfile: '[packages]\n',
+        'runtime.txt': 'python-3.9\n',
+        'apt.txt': 'hello\n',
+        postBuild: '#!/bin/bash\n',
+      },
+      { base: conda },
+    );
+    expect(build.honoured).toEqual(['apt.txt', 'environment.yml', 'postBuild']);
+    expect(build.dockerfile).not.toMatch(/pip install|version_info/);
+    expect(build.dockerfile).toContain(
+      '# Not read, as repo2docker does not read them beside environment.yml: runtime.txt, Pipfile, requirements.txt, setup.py',
+    );
+    // An R runtime.txt still means R: repo2docker's R buildpack comes before its conda one.
+    expect(refused({ 'environment.yml': 'dependencies:\n  - numpy\n', 'runtime.txt': 'r-2023-01-01' }, { base: conda })[0]).toMatch(
+      /runtime\.txt asks for R/,
+    );
+  });
+
+  it('an empty environment.yml (tests/conda/empty-environment-file) installs nothing and needs no conda, and still comes first', () => {
+    for (const text of ['', '# nothing yet\n', 'name: example\n', 'dependencies: []\n']) {
+      const build = written({ 'environment.yml': text, 'requirements.txt': 'numpy\n' });
+      expect(build.honoured).toEqual([]);
+      expect(build.dockerfile).not.toMatch(/env update|pip install/);
+    }
+    expect(refused({ 'environment.yml': '- numpy\n' })).toEqual([
+      'environment.yml is a mapping with "dependencies:" (and optionally "channels:"), as conda env export writes it',
+    ]);
+  });
+
+  it('environment.yml whose pip section names repository files (-e .) is installed after the copy, as repo2docker does', () => {
+    const env = 'dependencies:\n  - pip\n  - pip:\n    - -e .\n';
+    const order = steps(written({ 'environment.yml': env, 'setup.py': 'x' }, { base: conda }).dockerfile);
+    const copy = order.findIndex((s) => s.startsWith('COPY --chown'));
+    const update = order.findIndex((s) => s.includes("env update -n base -f 'environment.yml'"));
+    expect(update).toBeGreaterThan(copy);
+    expect(order.slice(update).some((s) => s.startsWith('USER 1000:100'))).toBe(true);
+    expect(order.some((s) => s.includes('/tmp/custom-images/environment.yml'))).toBe(false);
+  });
+
+  it.each([
+    [{ Pipfile: '[packages]\nthere = "*"\n', 'requirements.txt': 'numpy\n' }, 'Pipfile asks for pipenv'],
+    [{ 'binder/Pipfile.lock': '{}' }, 'binder/Pipfile.lock asks for pipenv'],
+  ])('a Pipfile (tests/pipfile) is refused in words, pipenv not being run here: %j', (files, words) => {
+    expect(refused(files).join('\n')).toContain(words);
   });
 
   it('the site pip mirror goes in the environment of the build and of the servers', () => {
