@@ -19,6 +19,8 @@ const PIP_OPTIONS = new Set([
   '--only-binary',
   '--no-binary',
   '--trusted-host',
+  // pip-compile --generate-hashes writes it on top: every requirement then carries its --hash.
+  '--require-hashes',
 ]);
 
 const NAME = '[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?';

@@ -199,11 +199,15 @@ export function basePython(base: BaseFacts): string | undefined {
   return match ? `${match[1]}.${match[2]}` : undefined;
 }
 
-/** A pip requirement that names a file or folder of the repository: pip needs the repository to read it. */
+/**
+ * A pip requirement that names a file or folder of the repository: pip needs the repository to read it.
+ * As repo2docker's is_local_pip_requirement, which also counts `-rother.txt` (pip takes the name attached)
+ * and `git+file://…`; an editable requirement counts whatever it names.
+ */
 function isLocalRequirement(line: string): boolean {
   const text = line.replace(/(^|\s)#.*$/, '').trim();
-  if (/^(-r|--requirement|-c|--constraint|-e|--editable)(\s|=|$)/.test(text)) return true;
-  return /^(\.|\/|file:)/.test(text);
+  if (/^(-r|-c|-e)/.test(text) || /^(--requirement|--constraint|--editable)(\s|=|$)/.test(text)) return true;
+  return /^(\.|\/)/.test(text) || text.includes('file://') || /^[a-z+]+:\/\/\./i.test(text);
 }
 
 /** Problems of a requirements file from a repository: local references (-r, -e .) are allowed, since the files are there. */

@@ -117,6 +117,31 @@ describe("repo2docker's layouts", () => {
     expect(order.findIndex((s) => s.includes("-r 'requirements.txt'"))).toBeGreaterThan(copy);
   });
 
+  // repo2docker's tests/unit/test_utils.py (is_local_pip_requirement), and pip's attached short options.
+  it.each([
+    ['-r requirements.txt', true],
+    ['-rother.txt', true],
+    ['-c constraints.txt', true],
+    ['-e .', true],
+    ['--editable=./pkg', true],
+    ['./local/wheel.whl', true],
+    ['file:///home/jovyan/pkg', true],
+    ['git+file://./pkg', true],
+    ['numpy==1.26 # -e .', false],
+    ['git+https://github.com/jupyterhub/repo2docker', false],
+    ['pandas>=2', false],
+  ])('"%s" waits for the repository: %s', (line, local) => {
+    const order = steps(written({ 'requirements.txt': `${line}\n`, 'other.txt': 'numpy\n' }).dockerfile);
+    const copy = order.findIndex((s) => s.startsWith('COPY --chown'));
+    const install = order.findIndex((s) => s.includes('pip install'));
+    expect(install > copy).toBe(local);
+  });
+
+  it('takes a hash-checked requirements.txt (pip-compile --generate-hashes)', () => {
+    const hash = `sha256:${'a'.repeat(64)}`;
+    expect(written({ 'requirements.txt': `--require-hashes\nnumpy==1.26.4 --hash=${hash}\n` }).honoured).toEqual(['requirements.txt']);
+  });
+
   it('runtime.txt python-X.Y[.Z]: checked first against the base Python; a declared other version is refused before any step', () => {
     const build = written({ 'runtime.txt': 'python-3.11\n', 'requirements.txt': 'numpy\n' });
     expect(steps(build.dockerfile)[3]).toContain('sys.version_info[:2] == (3, 11)');
