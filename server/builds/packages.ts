@@ -96,7 +96,8 @@ export function environmentProblems(text: string): string[] {
   if (text.trim() === '') return [];
   let parsed: unknown;
   try {
-    parsed = parseYaml(text);
+    // Without the check for repeated keys: the library's is quadratic in the number of keys.
+    parsed = parseYaml(text, { uniqueKeys: false });
   } catch (err) {
     return [`environment.yml is not valid YAML: ${(err instanceof Error ? err.message : String(err)).split('\n')[0]}`];
   }

@@ -35,7 +35,7 @@
  */
 import { parse as parseToml } from 'smol-toml';
 import { parse as parseYaml } from 'yaml';
-import { aptPackages, environmentProblems, requirementProblems } from './packages.js';
+import { aptPackages, requirementProblems } from './packages.js';
 
 /** What the writer reads of a repository: its files by path from the top ('binder/requirements.txt'). */
 export interface RepositoryReader {
@@ -155,7 +155,8 @@ function samePython(version: string, declared: string): boolean {
 export function condaEnvironment(text: string, path: string): { dependencies: boolean; needsRepository: boolean } | { problem: string } {
   let parsed: unknown;
   try {
-    parsed = parseYaml(text);
+    // Without the check for repeated keys: the library's is quadratic (a 256 KiB mapping of short keys took 17 s).
+    parsed = parseYaml(text, { uniqueKeys: false });
   } catch (err) {
     return { problem: `${path} is not valid YAML: ${(err instanceof Error ? err.message : String(err)).split('\n')[0]}` };
   }
@@ -207,7 +208,7 @@ export function basePython(base: BaseFacts): string | undefined {
 function isLocalRequirement(line: string): boolean {
   const text = line.replace(/(^|\s)#.*$/, '').trim();
   if (/^(-r|-c|-e)/.test(text) || /^(--requirement|--constraint|--editable)(\s|=|$)/.test(text)) return true;
-  return /^(\.|\/)/.test(text) || text.includes('file://') || /^[a-z+]+:\/\/\./i.test(text);
+  return /^(\.|\/)/.test(text) || /^(\S+\s*@\s*)?(git\+)?file:/i.test(text) || /^[a-z+]+:\/\/\./i.test(text);
 }
 
 /** Problems of a requirements file from a repository: local references (-r, -e .) are allowed, since the files are there. */
@@ -281,13 +282,10 @@ export function repositoryBuild(repository: RepositoryReader, recipe: Repository
 
   const environment = environmentText === undefined ? undefined : condaEnvironment(environmentText, at('environment.yml'));
   if (environment && 'problem' in environment) problems.push(environment.problem);
-  else if (environment?.dependencies) {
-    if (!baseHasConda(recipe.base))
-      problems.push(
-        `${at('environment.yml')} needs conda, and the base image ${recipe.base.image} has neither conda nor mamba; choose a base image with conda, or list the packages in requirements.txt`,
-      );
-    else problems.push(...environmentProblems(environmentText ?? '').map((p) => `${at('environment.yml')}: ${p}`));
-  }
+  else if (environment?.dependencies && !baseHasConda(recipe.base))
+    problems.push(
+      `${at('environment.yml')} needs conda, and the base image ${recipe.base.image} has neither conda nor mamba; choose a base image with conda, or list the packages in requirements.txt`,
+    );
   const installsEnvironment = environment !== undefined && !('problem' in environment) && environment.dependencies;
   const environmentNeedsRepository = installsEnvironment && environment.needsRepository;
 
@@ -398,8 +396,11 @@ export function repositoryBuild(repository: RepositoryReader, recipe: Repository
   if (!rootAfterCopy) out.push(`USER ${recipe.uid}:${recipe.gid}`);
   // The repository, whole, into the notebook user's home, owned by the system's user: after the environment.
   out.push(copyLine(`--chown=${recipe.uid}:${recipe.gid} `, ['.'], home));
-  if (environmentNeedsRepository) out.push(condaUpdate(quote(at('environment.yml'))));
-  if (requirementsNeedRepository) out.push(`RUN ${pip} -r ${quote(at('requirements.txt'))}`);
+  // pip writes into the repository as root here (an editable install's *.egg-info, build/, src/): handed to the
+  // user, whose home it is, and only those files (a chown of every file would copy the repository into a layer).
+  const handBack = ` \\\n && find . -xdev -user 0 -exec chown -h ${recipe.uid}:${recipe.gid} {} +`;
+  if (environmentNeedsRepository) out.push(condaUpdate(quote(at('environment.yml'))) + handBack);
+  if (requirementsNeedRepository) out.push(`RUN ${pip} -r ${quote(at('requirements.txt'))}${handBack}`);
   if (packageFile) {
     honoured.push(packageFile);
     // Built from a copy: pip writes build/ and *.egg-info beside the sources, which stay the user's own.

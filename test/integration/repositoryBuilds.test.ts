@@ -177,6 +177,24 @@ describe('a repository built by repo2docker’s rules', { timeout: 600_000 }, ()
     expect(out).toBe('from the site apt mirror\nown module\n0\n');
   });
 
+  it('an editable install of the repository (-e .) leaves the home the user’s: what pip wrote there as root is handed back', async () => {
+    git.commit('lab/editable.git', {
+      // In binder/, so that setup.py is not also installed as a package: the editable install is the one.
+      'binder/requirements.txt': '-e .\n',
+      'setup.py': 'from setuptools import setup\nsetup(name="ci-r2d-editable", version="0.1", py_modules=["ci_r2d_editable"])\n',
+      'ci_r2d_editable.py': 'VALUE = "editable"\n',
+    });
+    const done = await build('editable', 'lab/editable.git');
+    if (done.status !== 'succeeded') console.log(done.log);
+    expect(done.status).toBe('succeeded');
+    const out = inImage(
+      done.target,
+      'cd /tmp && python3 -c "import ci_r2d_editable; print(ci_r2d_editable.__file__)"; ls -d ~/*.egg-info | wc -l; find ~ -xdev ! -user 1000 | wc -l',
+    );
+    // Editable: the module is the one in the home, pip's record of it is there, and every file there is the user's.
+    expect(out).toBe('/home/jovyan/ci_r2d_editable.py\n1\n0\n');
+  });
+
   it.each([
     [
       'environment.yml on a base without conda',

@@ -115,6 +115,8 @@ describe("repo2docker's layouts", () => {
     const order = steps(build.dockerfile);
     const copy = order.findIndex((s) => s.startsWith('COPY --chown'));
     expect(order.findIndex((s) => s.includes("-r 'requirements.txt'"))).toBeGreaterThan(copy);
+    // What pip writes into the repository as root (an editable install's *.egg-info) is handed to the user.
+    expect(order.find((s) => s.includes("-r 'requirements.txt'"))).toMatch(/&& find \. -xdev -user 0 -exec chown -h 1000:100 \{\} \+$/);
   });
 
   // repo2docker's tests/unit/test_utils.py (is_local_pip_requirement), and pip's attached short options.
@@ -129,6 +131,7 @@ describe("repo2docker's layouts", () => {
     ['git+file://./pkg', true],
     ['numpy==1.26 # -e .', false],
     ['git+https://github.com/jupyterhub/repo2docker', false],
+    ['mypkg @ file:///home/jovyan/mypkg', true],
     ['pandas>=2', false],
   ])('"%s" waits for the repository: %s', (line, local) => {
     const order = steps(written({ 'requirements.txt': `${line}\n`, 'other.txt': 'numpy\n' }).dockerfile);
@@ -248,8 +251,17 @@ describe("repo2docker's layouts", () => {
     const copy = order.findIndex((s) => s.startsWith('COPY --chown'));
     const update = order.findIndex((s) => s.includes("env update -n base -f 'environment.yml'"));
     expect(update).toBeGreaterThan(copy);
+    expect(order[update]).toMatch(/&& find \. -xdev -user 0 -exec chown -h 1000:100 \{\} \+$/);
     expect(order.slice(update).some((s) => s.startsWith('USER 1000:100'))).toBe(true);
     expect(order.some((s) => s.includes('/tmp/custom-images/environment.yml'))).toBe(false);
+  });
+
+  it('reads an environment.yml of 60,000 keys (within the 256 KiB a file may have) once, without the quadratic check for repeated keys', () => {
+    const keys = Array.from({ length: 60_000 }, (_, i) => i.toString(36)).join(',');
+    const text = `{${keys}, dependencies: [numpy]}\n`;
+    expect(text.length).toBeGreaterThan(200_000);
+    expect(text.length).toBeLessThan(256 * 1024);
+    expect(written({ 'environment.yml': text }, { base: conda }).honoured).toEqual(['environment.yml']);
   });
 
   it.each([
@@ -287,6 +299,11 @@ describe("repo2docker's layouts", () => {
       'requirements.txt: Line 2: "this is not a requirement" is not a requirement',
     ],
     [{ 'apt.txt': 'Bad_Name\n' }, 'apt.txt: "Bad_Name" is not a package name'],
+    // A line is a repository file by how it starts, not by what it holds further on.
+    [
+      { 'requirements.txt': 'not a requirement at all file://\n' },
+      'requirements.txt: Line 1: "not a requirement at all file://" is not a requirement',
+    ],
   ])('refused in words: %j', (files, words) => {
     expect(refused(files as Record<string, string>).join('\n')).toContain(words);
   });
