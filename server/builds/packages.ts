@@ -91,23 +91,41 @@ export function aptPackages(text: string): { packages: string[]; problems: strin
   return { packages, problems };
 }
 
+/** The first line of what a parser threw: its position and reason, not the rest of its excerpt. */
+export function parserReason(err: unknown): string {
+  return (err instanceof Error ? err.message : String(err)).split('\n')[0] ?? '';
+}
+
+/** What an environment.yml at `path` must be, said when it is something else. */
+const notMapping = (path: string) =>
+  `${path} is a mapping with "dependencies:" (and optionally "channels:"), as conda env export writes it`;
+
+/**
+ * A conda environment.yml as conda reads it: its dependencies (null for a
+ * document with nothing in it), or a problem naming `path`.
+ */
+export function environmentDependencies(text: string, path = 'environment.yml'): { dependencies: unknown[] | null } | { problem: string } {
+  let parsed: unknown;
+  try {
+    // Without the check for repeated keys: the library's is quadratic (a 256 KiB mapping of short keys took 17 s).
+    parsed = parseYaml(text, { uniqueKeys: false });
+  } catch (err) {
+    return { problem: `${path} is not valid YAML: ${parserReason(err)}` };
+  }
+  if (parsed === null || parsed === undefined) return { dependencies: null };
+  if (typeof parsed !== 'object' || Array.isArray(parsed)) return { problem: notMapping(path) };
+  const dependencies = (parsed as Record<string, unknown>).dependencies;
+  return { dependencies: Array.isArray(dependencies) ? dependencies : [] };
+}
+
 /** Problems of a conda environment.yml: it must be YAML with a list of dependencies. */
 export function environmentProblems(text: string): string[] {
   if (text.trim() === '') return [];
-  let parsed: unknown;
-  try {
-    // Without the check for repeated keys: the library's is quadratic in the number of keys.
-    parsed = parseYaml(text, { uniqueKeys: false });
-  } catch (err) {
-    return [`environment.yml is not valid YAML: ${(err instanceof Error ? err.message : String(err)).split('\n')[0]}`];
-  }
-  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
-    return ['environment.yml is a mapping with "dependencies:" (and optionally "channels:"), as conda env export writes it'];
-  }
-  const dependencies = (parsed as Record<string, unknown>).dependencies;
-  if (!Array.isArray(dependencies) || dependencies.length === 0) {
+  const read = environmentDependencies(text);
+  if ('problem' in read) return [read.problem];
+  if (read.dependencies === null) return [notMapping('environment.yml')];
+  if (read.dependencies.length === 0)
     return ['environment.yml lists no dependencies: add "dependencies:" with the packages, e.g. - numpy=1.26'];
-  }
   return [];
 }
 

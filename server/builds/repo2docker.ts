@@ -34,8 +34,7 @@
  * what needs them. A change of notebooks rebuilds only the last layers.
  */
 import { parse as parseToml } from 'smol-toml';
-import { parse as parseYaml } from 'yaml';
-import { aptPackages, requirementProblems } from './packages.js';
+import { aptPackages, environmentDependencies, parserReason, requirementProblems } from './packages.js';
 
 /** What the writer reads of a repository: its files by path from the top ('binder/requirements.txt'). */
 export interface RepositoryReader {
@@ -153,20 +152,11 @@ function samePython(version: string, declared: string): boolean {
  * the repository (`-e .`), which must then be there when it is installed.
  */
 export function condaEnvironment(text: string, path: string): { dependencies: boolean; needsRepository: boolean } | { problem: string } {
-  let parsed: unknown;
-  try {
-    // Without the check for repeated keys: the library's is quadratic (a 256 KiB mapping of short keys took 17 s).
-    parsed = parseYaml(text, { uniqueKeys: false });
-  } catch (err) {
-    return { problem: `${path} is not valid YAML: ${(err instanceof Error ? err.message : String(err)).split('\n')[0]}` };
-  }
-  if (parsed === null || parsed === undefined) return { dependencies: false, needsRepository: false };
-  if (typeof parsed !== 'object' || Array.isArray(parsed))
-    return { problem: `${path} is a mapping with "dependencies:" (and optionally "channels:"), as conda env export writes it` };
-  const dependencies = (parsed as Record<string, unknown>).dependencies;
-  if (!Array.isArray(dependencies) || dependencies.length === 0) return { dependencies: false, needsRepository: false };
+  const read = environmentDependencies(text, path);
+  if ('problem' in read) return read;
+  if (!read.dependencies?.length) return { dependencies: false, needsRepository: false };
   // repo2docker's _should_preassemble_env: the last pip section is the one read.
-  const pip = dependencies.filter((d): d is { pip: unknown } => typeof d === 'object' && d !== null && 'pip' in d).at(-1)?.pip;
+  const pip = read.dependencies.filter((d): d is { pip: unknown } => typeof d === 'object' && d !== null && 'pip' in d).at(-1)?.pip;
   const needsRepository = Array.isArray(pip) && pip.some((line) => typeof line === 'string' && isLocalRequirement(line));
   return { dependencies: true, needsRepository };
 }
@@ -181,7 +171,7 @@ export function pyprojectIsPackage(text: string, path: string): boolean | { prob
   try {
     parsed = parseToml(text);
   } catch (err) {
-    return { problem: `${path} is not valid TOML: ${(err instanceof Error ? err.message : String(err)).split('\n')[0]}` };
+    return { problem: `${path} is not valid TOML: ${parserReason(err)}` };
   }
   return 'project' in parsed && 'build-system' in parsed;
 }
@@ -265,14 +255,13 @@ export function repositoryBuild(repository: RepositoryReader, recipe: Repository
   const environmentText = read('environment.yml');
   const conda = environmentText !== undefined;
   const notRead: string[] = [];
-  const unlessConda = (name: string): string | undefined => {
-    const text = read(name);
+  const unlessConda = (name: string, text = read(name)): string | undefined => {
     if (text !== undefined && conda) notRead.push(at(name));
     return conda ? undefined : text;
   };
   const runtimeText = read('runtime.txt');
   const asksForR = runtimeText !== undefined && /^r-/.test(runtimeText.trim());
-  const runtime = asksForR ? runtimePython(runtimeText, at('runtime.txt')) : runtimePython(unlessConda('runtime.txt'), at('runtime.txt'));
+  const runtime = runtimePython(asksForR ? runtimeText : unlessConda('runtime.txt', runtimeText), at('runtime.txt'));
   if (runtime && 'problem' in runtime) problems.push(runtime.problem);
   const declared = basePython(recipe.base);
   if (runtime && 'version' in runtime && declared && !samePython(runtime.version, declared))
